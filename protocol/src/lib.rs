@@ -1,0 +1,13 @@
+//! civsync-protocol: the sans-IO core of civsync.
+//!
+//! Everything here is deterministic: no sockets, no async runtime, no disk,
+//! no clock reads, no OS randomness. Time and randomness are passed in. The
+//! node (`civsync-node`) wires this to QUIC, sled and HTTP; the simulator
+//! (`civsync-sim`) drives the same code over a simulated network.
+
+pub mod actor;
+pub mod document_id;
+pub mod station;
+
+pub use document_id::{DocumentId, DocumentIdError, DocumentKind, Month};
+pub use station::{Station, StationId, StationIdError, Tier};
