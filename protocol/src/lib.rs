@@ -6,6 +6,7 @@
 //! (`civsync-sim`) drives the same code over a simulated network.
 
 pub mod actor;
+pub mod authority;
 pub mod document_id;
 pub mod station;
 
