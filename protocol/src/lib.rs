@@ -9,6 +9,7 @@ pub mod actor;
 pub mod authority;
 pub mod document_id;
 pub mod station;
+pub mod sync_host;
 
 pub use document_id::{DocumentId, DocumentIdError, DocumentKind, Month};
 pub use station::{Station, StationId, StationIdError, Tier};

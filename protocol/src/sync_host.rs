@@ -1,0 +1,108 @@
+//! The boundary between the sync session and the document store.
+//!
+//! The session (`session.rs`) decides *what* to exchange with a peer and in
+//! which order; the host (the replica over durable storage, in the node and in
+//! the simulation alike) owns the Automerge documents and their per-peer sync
+//! states. Keeping this a trait lets the session be tested with an in-memory
+//! host and driven by the simulator without any IO.
+
+use crate::authority::AuthorityError;
+use crate::document_id::DocumentId;
+use crate::station::StationId;
+use automerge::ChangeHash;
+use sha2::{Digest, Sha256};
+
+/// A short, order-independent fingerprint of a document's heads. Two replicas
+/// with equal digests hold the same history.
+pub type HeadsDigest = [u8; 16];
+
+/// Fingerprint of `heads` (order does not matter).
+pub fn heads_digest(heads: &[ChangeHash]) -> HeadsDigest {
+    let mut sorted: Vec<&ChangeHash> = heads.iter().collect();
+    sorted.sort();
+    let mut hasher = Sha256::new();
+    for head in sorted {
+        hasher.update(head.0);
+    }
+    let full = hasher.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// What receiving one sync message did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiveOutcome {
+    /// Changes newly applied (already durable when this is returned).
+    pub changes_applied: usize,
+    /// The document's heads moved, so other peers may need to hear of it.
+    pub heads_changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiveError {
+    /// A change in the message may not be applied here; nothing was applied.
+    #[error("refused: {0}")]
+    Refused(#[from] AuthorityError),
+    /// The message or a change in it could not be decoded; nothing was applied.
+    #[error("malformed sync message for {document}: {reason}")]
+    Malformed { document: DocumentId, reason: String },
+    /// The document declares a schema newer than this node understands.
+    #[error("document {document} has schema version {found}; this node understands up to {supported}")]
+    SchemaTooNew { document: DocumentId, found: String, supported: String },
+    /// The local store failed; nothing was acknowledged.
+    #[error("storage failed while receiving {document}: {reason}")]
+    Storage { document: DocumentId, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct HostError {
+    pub reason: String,
+}
+
+/// The document store as the sync session sees it.
+pub trait SyncHost {
+    /// This node's station.
+    fn local_station(&self) -> &StationId;
+
+    /// Every document this node holds that is also in `peer`'s scope, sorted
+    /// by document id, with the digest of its heads. Must not load documents:
+    /// it is called on every (re)connect, over thousands of documents.
+    fn shared_documents(&mut self, peer: &StationId) -> Vec<(DocumentId, HeadsDigest)>;
+
+    /// Next Automerge sync message for `document` to `peer`, using and
+    /// updating the persisted sync state for that pair. `None` when there is
+    /// nothing to say. A document this node does not hold yet (but may hold)
+    /// is treated as empty.
+    fn generate_sync_message(&mut self, peer: &StationId, document: &DocumentId)
+        -> Result<Option<Vec<u8>>, HostError>;
+
+    /// Apply one Automerge sync message from `peer`. All changes or none:
+    /// authority is checked for every change first; accepted changes are
+    /// applied in one batch and are durable before this returns `Ok`.
+    fn receive_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        message: &[u8],
+    ) -> Result<ReceiveOutcome, ReceiveError>;
+
+    /// Forget the sync state of (`peer`, `document`), so the next exchange
+    /// starts from scratch (after a refusal, or when the peer asks).
+    fn reset_sync_state(&mut self, peer: &StationId, document: &DocumentId);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_ignores_head_order_but_not_content() {
+        let a = ChangeHash([1; 32]);
+        let b = ChangeHash([2; 32]);
+        assert_eq!(heads_digest(&[a, b]), heads_digest(&[b, a]));
+        assert_ne!(heads_digest(&[a]), heads_digest(&[a, b]));
+        assert_ne!(heads_digest(&[]), heads_digest(&[a]));
+    }
+}
