@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod authority;
 pub mod document_id;
+pub mod schema;
 pub mod station;
 pub mod sync_host;
 
