@@ -8,6 +8,8 @@
 pub mod actor;
 pub mod authority;
 pub mod document_id;
+pub mod model;
+pub mod pii;
 pub mod schema;
 pub mod station;
 pub mod sync_host;
