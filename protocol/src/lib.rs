@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod authority;
 pub mod document_id;
+pub mod layout;
 pub mod model;
 pub mod pii;
 pub mod schema;

@@ -1,0 +1,875 @@
+//! How the domain model lives in Automerge documents.
+//!
+//! ```text
+//! roster:<station>                 activities:<station>:<YYYY-MM>
+//!   meta {schema,id,owner,kind}      meta {...}
+//!   volunteers {<number>: {..}}      activities {<id>: {.., records {<volunteer>: {..}}}}
+//!   id_digests {<hmac>: <number>}
+//!   teams {<id>: {.., members {<number>: true}}}
+//!
+//! orders:<station>:<YYYY-MM>       approval:<station>:<YYYY-MM>      reference:<station>:<name>
+//!   orders {<id>: {..}}              approval {state, by, at, ...}     items {<key>: {..}}
+//! ```
+//!
+//! Every record is a map of scalar fields (a `&str` put is an atomic string,
+//! not collaborative text), so concurrent edits of *different* fields merge
+//! and concurrent edits of the *same* field leave both values visible to
+//! [`conflicts`] until a clerk picks one. Writes only touch fields whose
+//! value changed, which keeps changes small and avoids false conflicts.
+//! Records are never removed: deletion is a `deleted` flag, so a deletion can
+//! never be undone by a stale replica and nothing recorded is ever lost.
+
+use crate::actor::station_of;
+use crate::document_id::DocumentId;
+use crate::model::{
+    date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId, ServiceRecord, Sex, Team,
+    Volunteer, HOURS_PER_DAY_CENTI_MAX, SERVICE_RECORDS_PER_ACTIVITY_MAX,
+};
+use crate::schema::{current_schema, META_KEY, SCHEMA_KEY};
+use crate::station::StationId;
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+pub const VOLUNTEERS: &str = "volunteers";
+pub const ID_DIGESTS: &str = "id_digests";
+pub const TEAMS: &str = "teams";
+pub const MEMBERS: &str = "members";
+pub const ACTIVITIES: &str = "activities";
+pub const RECORDS: &str = "records";
+pub const ORDERS: &str = "orders";
+pub const APPROVAL: &str = "approval";
+pub const ITEMS: &str = "items";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// Input that the domain rules refuse.
+    #[error("{0}")]
+    Invalid(#[from] FieldError),
+    /// A second registration of the same person.
+    #[error("id_number: this person is already registered as volunteer {existing}")]
+    DuplicateVolunteer { existing: RecordId },
+    #[error("{kind} {id} does not exist in {document}")]
+    NotFound { kind: &'static str, id: String, document: String },
+    /// The document holds something this code cannot read (a damaged or
+    /// foreign document); names where.
+    #[error("document field {path} is malformed: {reason}")]
+    Malformed { path: String, reason: String },
+    #[error("automerge refused the operation: {0}")]
+    Automerge(String),
+}
+
+impl From<automerge::AutomergeError> for LayoutError {
+    fn from(error: automerge::AutomergeError) -> Self {
+        LayoutError::Automerge(error.to_string())
+    }
+}
+
+impl LayoutError {
+    /// The field a clerk should look at, for API error bodies.
+    pub fn field(&self) -> &str {
+        match self {
+            LayoutError::Invalid(error) => &error.field,
+            LayoutError::DuplicateVolunteer { .. } => "id_number",
+            LayoutError::NotFound { kind, .. } => kind,
+            LayoutError::Malformed { .. } | LayoutError::Automerge(_) => "document",
+        }
+    }
+}
+
+pub type LayoutResult<T> = Result<T, LayoutError>;
+
+/// Write the `meta` map of a new document. Idempotent.
+pub fn init_document(doc: &mut AutoCommit, id: &DocumentId) -> LayoutResult<()> {
+    if doc.get(ROOT, META_KEY)?.is_some() {
+        return Ok(());
+    }
+    let meta = doc.put_object(ROOT, META_KEY, ObjType::Map)?;
+    doc.put(&meta, SCHEMA_KEY, current_schema())?;
+    doc.put(&meta, "id", id.to_string())?;
+    doc.put(&meta, "owner", id.owner.as_str())?;
+    let kind = id.to_string();
+    doc.put(&meta, "kind", kind.split(':').next().unwrap_or_default())?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- scalars
+
+/// A field value as we store it.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Str(String),
+    Uint(u64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn into_automerge(self) -> ScalarValue {
+        match self {
+            Scalar::Str(s) => ScalarValue::Str(s.into()),
+            Scalar::Uint(n) => ScalarValue::Uint(n),
+            Scalar::Bool(b) => ScalarValue::Boolean(b),
+        }
+    }
+
+    fn from_value(value: &Value<'_>) -> Option<Scalar> {
+        match value {
+            Value::Scalar(scalar) => match scalar.as_ref() {
+                ScalarValue::Str(s) => Some(Scalar::Str(s.to_string())),
+                ScalarValue::Uint(n) => Some(Scalar::Uint(*n)),
+                ScalarValue::Int(n) if *n >= 0 => Some(Scalar::Uint(*n as u64)),
+                ScalarValue::Boolean(b) => Some(Scalar::Bool(*b)),
+                _ => None,
+            },
+            Value::Object(_) => None,
+        }
+    }
+
+    fn display(&self) -> String {
+        match self {
+            Scalar::Str(s) => s.clone(),
+            Scalar::Uint(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+fn s(text: impl Into<String>) -> Scalar {
+    Scalar::Str(text.into())
+}
+
+/// Put only the fields whose value differs from what the document holds.
+fn put_changed(doc: &mut AutoCommit, obj: &ObjId, fields: Vec<(&'static str, Scalar)>) -> LayoutResult<()> {
+    for (key, value) in fields {
+        let current = doc.get(obj, key)?.and_then(|(v, _)| Scalar::from_value(&v));
+        if current.as_ref() != Some(&value) {
+            doc.put(obj, key, value.into_automerge())?;
+        }
+    }
+    Ok(())
+}
+
+/// The map at `parent[key]`, created if missing.
+fn map_at(doc: &mut AutoCommit, parent: &ObjId, key: &str) -> LayoutResult<ObjId> {
+    match doc.get(parent, key)? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(id),
+        Some(_) => Err(LayoutError::Malformed { path: key.to_string(), reason: "expected a map".into() }),
+        None => Ok(doc.put_object(parent, key, ObjType::Map)?),
+    }
+}
+
+fn existing_map<D: ReadDoc>(doc: &D, parent: &ObjId, key: &str) -> LayoutResult<Option<ObjId>> {
+    match doc.get(parent, key)? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
+        Some(_) => Err(LayoutError::Malformed { path: key.to_string(), reason: "expected a map".into() }),
+        None => Ok(None),
+    }
+}
+
+/// Reads typed fields out of one record map, naming the path on failure.
+struct Fields<'a, D: ReadDoc> {
+    doc: &'a D,
+    obj: ObjId,
+    path: String,
+}
+
+impl<'a, D: ReadDoc> Fields<'a, D> {
+    fn scalar(&self, key: &str) -> LayoutResult<Option<Scalar>> {
+        Ok(self.doc.get(&self.obj, key)?.and_then(|(v, _)| Scalar::from_value(&v)))
+    }
+    fn malformed(&self, key: &str, reason: &str) -> LayoutError {
+        LayoutError::Malformed { path: format!("{}.{key}", self.path), reason: reason.to_string() }
+    }
+    fn str(&self, key: &str) -> LayoutResult<String> {
+        match self.scalar(key)? {
+            Some(Scalar::Str(s)) => Ok(s),
+            None => Ok(String::new()),
+            Some(_) => Err(self.malformed(key, "expected text")),
+        }
+    }
+    fn opt_str(&self, key: &str) -> LayoutResult<Option<String>> {
+        let value = self.str(key)?;
+        Ok((!value.is_empty()).then_some(value))
+    }
+    fn uint(&self, key: &str) -> LayoutResult<u64> {
+        match self.scalar(key)? {
+            Some(Scalar::Uint(n)) => Ok(n),
+            None => Ok(0),
+            Some(_) => Err(self.malformed(key, "expected a whole number")),
+        }
+    }
+    fn bool(&self, key: &str) -> LayoutResult<bool> {
+        match self.scalar(key)? {
+            Some(Scalar::Bool(b)) => Ok(b),
+            None => Ok(false),
+            Some(_) => Err(self.malformed(key, "expected true or false")),
+        }
+    }
+    fn date(&self, key: &str) -> LayoutResult<Date> {
+        let text = self.str(key)?;
+        date_format::parse(key, &text).map_err(|e| self.malformed(key, &e.reason))
+    }
+    fn station(&self, key: &str) -> LayoutResult<StationId> {
+        StationId::parse(&self.str(key)?).map_err(|e| self.malformed(key, &e.to_string()))
+    }
+    fn record_id(&self, key: &str) -> LayoutResult<RecordId> {
+        RecordId::parse(key, &self.str(key)?).map_err(|e| self.malformed(key, &e.reason))
+    }
+    fn opt_record_id(&self, key: &str) -> LayoutResult<Option<RecordId>> {
+        self.opt_str(key)?
+            .map(|text| RecordId::parse(key, &text).map_err(|e| self.malformed(key, &e.reason)))
+            .transpose()
+    }
+    fn list(&self, key: &str) -> LayoutResult<Vec<String>> {
+        Ok(self.str(key)?.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+    }
+    fn parse<T>(&self, key: &str, parse: fn(&str) -> Result<T, FieldError>) -> LayoutResult<T> {
+        parse(&self.str(key)?).map_err(|e| self.malformed(key, &e.reason))
+    }
+}
+
+fn record_maps<D: ReadDoc>(doc: &D, collection: &str) -> LayoutResult<Vec<(String, ObjId)>> {
+    let Some(parent) = existing_map(doc, &ROOT, collection)? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for key in doc.keys(&parent) {
+        if let Some((Value::Object(ObjType::Map), id)) = doc.get(&parent, key.as_str())? {
+            out.push((key, id));
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- volunteers
+
+fn volunteer_fields(v: &Volunteer) -> Vec<(&'static str, Scalar)> {
+    vec![
+        ("number", s(v.number.as_str())),
+        ("name", s(&v.name)),
+        ("sex", s(v.sex.key())),
+        ("birth_date", s(date_format::format(v.birth_date))),
+        ("residence_area", s(&v.residence_area)),
+        ("phone", s(&v.phone)),
+        ("id_digest", s(&v.id_digest)),
+        ("id_masked", s(&v.id_masked)),
+        ("skills", s(v.skills.join(","))),
+        ("categories", s(v.categories.iter().map(|c| c.key()).collect::<Vec<_>>().join(","))),
+        ("home_station", s(v.home_station.as_str())),
+        ("registered_on", s(date_format::format(v.registered_on))),
+        ("consent", Scalar::Bool(v.consent)),
+        ("party_member", Scalar::Bool(v.party_member)),
+        ("deleted", Scalar::Bool(v.deleted)),
+    ]
+}
+
+/// Register or update a volunteer. A different volunteer already holding the
+/// same ID digest in this roster is refused, naming them.
+pub fn put_volunteer(doc: &mut AutoCommit, volunteer: &Volunteer) -> LayoutResult<()> {
+    let digests = map_at(doc, &ROOT, ID_DIGESTS)?;
+    if !volunteer.id_digest.is_empty() {
+        if let Some((value, _)) = doc.get(&digests, volunteer.id_digest.as_str())? {
+            let existing = Scalar::from_value(&value).map(|v| v.display()).unwrap_or_default();
+            if existing != volunteer.number.as_str() {
+                let existing = RecordId::parse("number", &existing).map_err(|e| LayoutError::Malformed {
+                    path: format!("{ID_DIGESTS}.{}", volunteer.id_digest),
+                    reason: e.reason,
+                })?;
+                return Err(LayoutError::DuplicateVolunteer { existing });
+            }
+        } else {
+            doc.put(&digests, volunteer.id_digest.as_str(), volunteer.number.as_str())?;
+        }
+    }
+    let all = map_at(doc, &ROOT, VOLUNTEERS)?;
+    let record = map_at(doc, &all, volunteer.number.as_str())?;
+    put_changed(doc, &record, volunteer_fields(volunteer))
+}
+
+/// The volunteer number registered under an ID digest in this roster.
+pub fn volunteer_by_digest<D: ReadDoc>(doc: &D, digest: &str) -> LayoutResult<Option<RecordId>> {
+    let Some(digests) = existing_map(doc, &ROOT, ID_DIGESTS)? else { return Ok(None) };
+    Ok(doc
+        .get(&digests, digest)?
+        .and_then(|(v, _)| Scalar::from_value(&v))
+        .and_then(|v| RecordId::parse("number", &v.display()).ok()))
+}
+
+fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Volunteer> {
+    let f = Fields { doc, obj, path: format!("{VOLUNTEERS}.{key}") };
+    Ok(Volunteer {
+        number: f.record_id("number")?,
+        name: f.str("name")?,
+        sex: f.parse("sex", Sex::parse)?,
+        birth_date: f.date("birth_date")?,
+        residence_area: f.str("residence_area")?,
+        phone: f.str("phone")?,
+        id_digest: f.str("id_digest")?,
+        id_masked: f.str("id_masked")?,
+        skills: f.list("skills")?,
+        categories: f.list("categories")?.iter().map(|c| Category::parse(c)).collect::<Result<_, _>>()?,
+        home_station: f.station("home_station")?,
+        registered_on: f.date("registered_on")?,
+        consent: f.bool("consent")?,
+        party_member: f.bool("party_member")?,
+        deleted: f.bool("deleted")?,
+    })
+}
+
+pub fn volunteer<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutResult<Option<Volunteer>> {
+    let Some(all) = existing_map(doc, &ROOT, VOLUNTEERS)? else { return Ok(None) };
+    match existing_map(doc, &all, number.as_str())? {
+        Some(obj) => Ok(Some(read_volunteer(doc, number.as_str(), obj)?)),
+        None => Ok(None),
+    }
+}
+
+/// Every volunteer in the roster, deleted ones included, ordered by number.
+pub fn volunteers<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Volunteer>> {
+    record_maps(doc, VOLUNTEERS)?.into_iter().map(|(key, obj)| read_volunteer(doc, &key, obj)).collect()
+}
+
+// ---------------------------------------------------------------- teams
+
+pub fn put_team(doc: &mut AutoCommit, team: &Team) -> LayoutResult<()> {
+    let all = map_at(doc, &ROOT, TEAMS)?;
+    let record = map_at(doc, &all, team.id.as_str())?;
+    put_changed(doc, &record, vec![
+        ("id", s(team.id.as_str())),
+        ("name", s(&team.name)),
+        ("category", s(team.category.key())),
+        ("station", s(team.station.as_str())),
+        ("parent", s(team.parent.clone().unwrap_or_default())),
+        ("leader", s(team.leader.as_ref().map(|l| l.as_str().to_string()).unwrap_or_default())),
+        ("deleted", Scalar::Bool(team.deleted)),
+    ])?;
+    let members = map_at(doc, &record, MEMBERS)?;
+    for member in &team.members {
+        if doc.get(&members, member.as_str())?.is_none() {
+            doc.put(&members, member.as_str(), true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Add or remove one member without rewriting the others (concurrent
+/// membership edits at two nodes then merge).
+pub fn set_team_member(doc: &mut AutoCommit, team: &RecordId, member: &RecordId, present: bool) -> LayoutResult<()> {
+    let all = map_at(doc, &ROOT, TEAMS)?;
+    let Some(record) = existing_map(doc, &all, team.as_str())? else {
+        return Err(LayoutError::NotFound { kind: "team", id: team.to_string(), document: "roster".into() });
+    };
+    let members = map_at(doc, &record, MEMBERS)?;
+    doc.put(&members, member.as_str(), present)?;
+    Ok(())
+}
+
+fn read_team<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Team> {
+    let f = Fields { doc, obj: obj.clone(), path: format!("{TEAMS}.{key}") };
+    let mut members = Vec::new();
+    if let Some(member_map) = existing_map(doc, &obj, MEMBERS)? {
+        for number in doc.keys(&member_map) {
+            let present = doc.get(&member_map, number.as_str())?.and_then(|(v, _)| Scalar::from_value(&v));
+            if present == Some(Scalar::Bool(true)) {
+                members.push(RecordId::parse("members", &number).map_err(|e| f.malformed(MEMBERS, &e.reason))?);
+            }
+        }
+    }
+    Ok(Team {
+        id: f.record_id("id")?,
+        name: f.str("name")?,
+        category: f.parse("category", Category::parse)?,
+        station: f.station("station")?,
+        parent: f.opt_str("parent")?,
+        leader: f.opt_record_id("leader")?,
+        members,
+        deleted: f.bool("deleted")?,
+    })
+}
+
+pub fn team<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Team>> {
+    let Some(all) = existing_map(doc, &ROOT, TEAMS)? else { return Ok(None) };
+    match existing_map(doc, &all, id.as_str())? {
+        Some(obj) => Ok(Some(read_team(doc, id.as_str(), obj)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn teams<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Team>> {
+    record_maps(doc, TEAMS)?.into_iter().map(|(key, obj)| read_team(doc, &key, obj)).collect()
+}
+
+// ---------------------------------------------------------------- activities
+
+fn activity_fields(a: &Activity) -> Vec<(&'static str, Scalar)> {
+    vec![
+        ("id", s(a.id.as_str())),
+        ("name", s(&a.name)),
+        ("date", s(date_format::format(a.date))),
+        ("station", s(a.station.as_str())),
+        ("place", s(&a.place)),
+        ("content", s(&a.content)),
+        ("form", s(a.form.key())),
+        ("category", s(a.category.key())),
+        ("team", s(a.team.as_ref().map(|t| t.as_str().to_string()).unwrap_or_default())),
+        ("person_in_charge", s(&a.person_in_charge)),
+        ("beneficiaries", Scalar::Uint(u64::from(a.beneficiaries))),
+        ("theme", s(a.theme.clone().unwrap_or_default())),
+        ("recorded_on", s(date_format::format(a.recorded_on))),
+        ("late", Scalar::Bool(a.late)),
+        ("deleted", Scalar::Bool(a.deleted)),
+    ]
+}
+
+fn record_fields(r: &ServiceRecord) -> Vec<(&'static str, Scalar)> {
+    vec![
+        ("volunteer", s(r.volunteer.as_str())),
+        ("hours_centi", Scalar::Uint(u64::from(r.hours.centi))),
+        ("recorded_on", s(date_format::format(r.recorded_on))),
+        ("late", Scalar::Bool(r.late)),
+        ("deleted", Scalar::Bool(r.deleted)),
+    ]
+}
+
+/// Hours already logged by `volunteer` on `date` in this document, other
+/// than on `except_activity`.
+fn hours_on_day<D: ReadDoc>(doc: &D, volunteer: &RecordId, date: Date, except_activity: &RecordId) -> LayoutResult<u32> {
+    let mut total = 0u32;
+    for existing in activities(doc)? {
+        if existing.deleted || existing.date != date || existing.id == *except_activity {
+            continue;
+        }
+        for record in existing.records.iter().filter(|r| !r.deleted && r.volunteer == *volunteer) {
+            total = total.saturating_add(record.hours.centi);
+        }
+    }
+    Ok(total)
+}
+
+/// Record or correct an activity and its service records. Checks that no
+/// volunteer exceeds 24 hours on one day across this station's activities.
+pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<()> {
+    if activity.records.len() > SERVICE_RECORDS_PER_ACTIVITY_MAX {
+        return Err(FieldError::new(
+            "records",
+            format!("{} service records; at most {SERVICE_RECORDS_PER_ACTIVITY_MAX} per activity", activity.records.len()),
+        )
+        .into());
+    }
+    for (index, record) in activity.records.iter().enumerate() {
+        if activity.records[..index].iter().any(|r| r.volunteer == record.volunteer) {
+            return Err(FieldError::new(
+                format!("records[{index}].volunteer"),
+                format!("volunteer {} is listed twice", record.volunteer),
+            )
+            .into());
+        }
+        if record.deleted {
+            continue;
+        }
+        let other = hours_on_day(doc, &record.volunteer, activity.date, &activity.id)?;
+        if other + record.hours.centi > HOURS_PER_DAY_CENTI_MAX {
+            return Err(FieldError::new(
+                format!("records[{index}].hours"),
+                format!(
+                    "volunteer {} would have {} hours on {}; at most 24 a day",
+                    record.volunteer,
+                    Hours { centi: other + record.hours.centi },
+                    date_format::format(activity.date)
+                ),
+            )
+            .into());
+        }
+    }
+    let all = map_at(doc, &ROOT, ACTIVITIES)?;
+    let obj = map_at(doc, &all, activity.id.as_str())?;
+    put_changed(doc, &obj, activity_fields(activity))?;
+    let records = map_at(doc, &obj, RECORDS)?;
+    for record in &activity.records {
+        let entry = map_at(doc, &records, record.volunteer.as_str())?;
+        put_changed(doc, &entry, record_fields(record))?;
+    }
+    Ok(())
+}
+
+/// Mark an activity (and so its records) deleted. Kept, never removed.
+pub fn delete_activity(doc: &mut AutoCommit, id: &RecordId) -> LayoutResult<()> {
+    let all = map_at(doc, &ROOT, ACTIVITIES)?;
+    let Some(obj) = existing_map(doc, &all, id.as_str())? else {
+        return Err(LayoutError::NotFound { kind: "activity", id: id.to_string(), document: "activities".into() });
+    };
+    put_changed(doc, &obj, vec![("deleted", Scalar::Bool(true))])
+}
+
+fn read_activity<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Activity> {
+    let f = Fields { doc, obj: obj.clone(), path: format!("{ACTIVITIES}.{key}") };
+    let mut records = Vec::new();
+    if let Some(record_map) = existing_map(doc, &obj, RECORDS)? {
+        for volunteer in doc.keys(&record_map) {
+            let Some(entry) = existing_map(doc, &record_map, &volunteer)? else { continue };
+            let r = Fields { doc, obj: entry, path: format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}") };
+            let centi = r.uint("hours_centi")?;
+            records.push(ServiceRecord {
+                volunteer: r.record_id("volunteer")?,
+                hours: Hours { centi: u32::try_from(centi).map_err(|_| r.malformed("hours_centi", "too large"))? },
+                recorded_on: r.date("recorded_on")?,
+                late: r.bool("late")?,
+                deleted: r.bool("deleted")?,
+            });
+        }
+    }
+    Ok(Activity {
+        id: f.record_id("id")?,
+        name: f.str("name")?,
+        date: f.date("date")?,
+        station: f.station("station")?,
+        place: f.str("place")?,
+        content: f.str("content")?,
+        form: f.parse("form", Form::parse)?,
+        category: f.parse("category", Category::parse)?,
+        team: f.opt_record_id("team")?,
+        person_in_charge: f.str("person_in_charge")?,
+        beneficiaries: u32::try_from(f.uint("beneficiaries")?).map_err(|_| f.malformed("beneficiaries", "too large"))?,
+        theme: f.opt_str("theme")?,
+        recorded_on: f.date("recorded_on")?,
+        late: f.bool("late")?,
+        deleted: f.bool("deleted")?,
+        records,
+    })
+}
+
+pub fn activity<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Activity>> {
+    let Some(all) = existing_map(doc, &ROOT, ACTIVITIES)? else { return Ok(None) };
+    match existing_map(doc, &all, id.as_str())? {
+        Some(obj) => Ok(Some(read_activity(doc, id.as_str(), obj)?)),
+        None => Ok(None),
+    }
+}
+
+/// Every activity in the document, deleted ones included, ordered by id.
+pub fn activities<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Activity>> {
+    record_maps(doc, ACTIVITIES)?.into_iter().map(|(key, obj)| read_activity(doc, &key, obj)).collect()
+}
+
+// ---------------------------------------------------------------- orders
+
+pub fn put_order(doc: &mut AutoCommit, order: &Order) -> LayoutResult<()> {
+    let all = map_at(doc, &ROOT, ORDERS)?;
+    let obj = map_at(doc, &all, order.id.as_str())?;
+    put_changed(doc, &obj, vec![
+        ("id", s(order.id.as_str())),
+        ("station", s(order.station.as_str())),
+        ("menu_item", s(&order.menu_item)),
+        ("requester", s(&order.requester)),
+        ("placed_on", s(date_format::format(order.placed_on))),
+        ("status", s(order.status.key())),
+        ("dispatched_by", s(order.dispatched_by.as_ref().map(|d| d.as_str().to_string()).unwrap_or_default())),
+        ("team", s(order.team.clone().unwrap_or_default())),
+        ("rating", Scalar::Uint(u64::from(order.rating.unwrap_or(0)))),
+        ("comment", s(&order.comment)),
+    ])
+}
+
+pub fn orders<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Order>> {
+    record_maps(doc, ORDERS)?
+        .into_iter()
+        .map(|(key, obj)| {
+            let f = Fields { doc, obj, path: format!("{ORDERS}.{key}") };
+            let rating = f.uint("rating")?;
+            Ok(Order {
+                id: f.record_id("id")?,
+                station: f.station("station")?,
+                menu_item: f.str("menu_item")?,
+                requester: f.str("requester")?,
+                placed_on: f.date("placed_on")?,
+                status: f.parse("status", OrderStatus::parse)?,
+                dispatched_by: f
+                    .opt_str("dispatched_by")?
+                    .map(|d| StationId::parse(&d).map_err(|e| f.malformed("dispatched_by", &e.to_string())))
+                    .transpose()?,
+                team: f.opt_str("team")?,
+                rating: (1..=5).contains(&rating).then_some(rating as u8),
+                comment: f.str("comment")?,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- reference items
+
+/// Put one item (a menu entry, a monthly theme, a registry entry) into a
+/// reference document as a flat map of text fields.
+pub fn put_reference_item(doc: &mut AutoCommit, key: &str, fields: &[(&'static str, String)]) -> LayoutResult<()> {
+    let all = map_at(doc, &ROOT, ITEMS)?;
+    let obj = map_at(doc, &all, key)?;
+    put_changed(doc, &obj, fields.iter().map(|(k, v)| (*k, s(v.clone()))).collect())
+}
+
+/// Every item of a reference document: key → (field → text).
+pub fn reference_items<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<(String, Vec<(String, String)>)>> {
+    let mut out = Vec::new();
+    for (key, obj) in record_maps(doc, ITEMS)? {
+        let mut fields = Vec::new();
+        for field in doc.keys(&obj) {
+            let value = doc.get(&obj, field.as_str())?.and_then(|(v, _)| Scalar::from_value(&v));
+            fields.push((field, value.map(|v| v.display()).unwrap_or_default()));
+        }
+        out.push((key, fields));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- conflicts
+
+/// One value among several that concurrent edits left on one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictValue {
+    pub value: String,
+    /// The station whose node wrote it (from the change's actor).
+    pub written_by: Option<StationId>,
+}
+
+/// A field with more than one concurrent value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldConflict {
+    /// `activities.<id>.place`, `volunteers.<number>.phone`, ...
+    pub path: String,
+    /// The value readers see now (Automerge's deterministic winner) first.
+    pub values: Vec<ConflictValue>,
+}
+
+/// Every field of the document with concurrent values, in path order.
+pub fn conflicts<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<FieldConflict>> {
+    let mut out = Vec::new();
+    collect_conflicts(doc, &ROOT, String::new(), 0, &mut out)?;
+    Ok(out)
+}
+
+/// Deepest map nesting we walk (records → records map → record → field).
+const CONFLICT_DEPTH_MAX: usize = 6;
+
+fn collect_conflicts<D: ReadDoc>(
+    doc: &D,
+    obj: &ObjId,
+    prefix: String,
+    depth: usize,
+    out: &mut Vec<FieldConflict>,
+) -> LayoutResult<()> {
+    if depth > CONFLICT_DEPTH_MAX {
+        return Ok(());
+    }
+    for key in doc.keys(obj) {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let values = doc.get_all(obj, key.as_str())?;
+        if values.len() > 1 {
+            let mut conflict = FieldConflict { path: path.clone(), values: Vec::new() };
+            let winner = doc.get(obj, key.as_str())?;
+            let mut ordered: Vec<_> = values.iter().collect();
+            if let Some((_, winner_id)) = &winner {
+                ordered.sort_by_key(|(_, id)| id != winner_id);
+            }
+            for (value, id) in ordered {
+                let written_by = match id {
+                    automerge::ObjId::Id(_, actor, _) => station_of(actor),
+                    automerge::ObjId::Root => None,
+                };
+                let value = Scalar::from_value(value).map(|v| v.display()).unwrap_or_else(|| "(object)".into());
+                conflict.values.push(ConflictValue { value, written_by });
+            }
+            out.push(conflict);
+        }
+        if let Some((Value::Object(ObjType::Map), child)) = doc.get(obj, key.as_str())? {
+            collect_conflicts(doc, &child, path, depth + 1, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Settle a conflict by writing the value a clerk picked (a new write
+/// supersedes every concurrent value it has seen). `path` is as listed by
+/// [`conflicts`]; the value keeps the type of the field.
+pub fn resolve_conflict(doc: &mut AutoCommit, path: &str, value: &str) -> LayoutResult<()> {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let field = parts.pop().filter(|f| !f.is_empty()).ok_or_else(|| {
+        LayoutError::Invalid(FieldError::new("path", format!("{path:?} does not name a field")))
+    })?;
+    let mut obj = ROOT;
+    for part in parts {
+        obj = existing_map(doc, &obj, part)?.ok_or_else(|| LayoutError::NotFound {
+            kind: "field",
+            id: path.to_string(),
+            document: "document".into(),
+        })?;
+    }
+    let values = doc.get_all(&obj, field)?;
+    if values.len() < 2 {
+        return Err(FieldError::new("path", format!("{path} has no conflict to resolve")).into());
+    }
+    let candidates: Vec<Scalar> = values.iter().filter_map(|(v, _)| Scalar::from_value(v)).collect();
+    let picked = candidates.into_iter().find(|c| c.display() == value).ok_or_else(|| {
+        LayoutError::Invalid(FieldError::new("value", format!("{value:?} is not one of the conflicting values")))
+    })?;
+    doc.put(&obj, field, picked.into_automerge())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::actor_for;
+    use crate::model::{Category, Form, Hours, Sex};
+    use time::macros::date;
+
+    fn station(text: &str) -> StationId {
+        StationId::parse(text).unwrap()
+    }
+
+    fn sample_volunteer(number: &str, digest: &str) -> Volunteer {
+        Volunteer {
+            number: RecordId::parse("n", number).unwrap(),
+            name: "王秀英".into(),
+            sex: Sex::Female,
+            birth_date: date!(1980 - 05 - 02),
+            residence_area: "城关镇东村".into(),
+            phone: "13800000000".into(),
+            id_digest: digest.into(),
+            id_masked: "4101**********123X".into(),
+            skills: vec!["剪纸".into(), "急救".into()],
+            categories: vec![Category::Culture, Category::Health],
+            home_station: station("xh/t1/v1"),
+            registered_on: date!(2026 - 03 - 01),
+            consent: true,
+            party_member: false,
+            deleted: false,
+        }
+    }
+
+    fn sample_activity(id: &str, hours: &[(&str, u32)]) -> Activity {
+        Activity {
+            id: RecordId::parse("id", id).unwrap(),
+            name: "理论宣讲进村".into(),
+            date: date!(2026 - 11 - 03),
+            station: station("xh/t1/v1"),
+            place: "村文化广场".into(),
+            content: "学习宣讲".into(),
+            form: Form::Lecture,
+            category: Category::Theory,
+            team: None,
+            person_in_charge: "李明".into(),
+            beneficiaries: 60,
+            theme: Some("乡村振兴".into()),
+            recorded_on: date!(2026 - 11 - 04),
+            late: false,
+            deleted: false,
+            records: hours
+                .iter()
+                .map(|(v, centi)| ServiceRecord {
+                    volunteer: RecordId::parse("v", v).unwrap(),
+                    hours: Hours { centi: *centi },
+                    recorded_on: date!(2026 - 11 - 04),
+                    late: false,
+                    deleted: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn doc(actor_station: &str, incarnation: u64) -> AutoCommit {
+        AutoCommit::new().with_actor(actor_for(&station(actor_station), incarnation))
+    }
+
+    #[test]
+    fn volunteer_round_trip_and_duplicate_refusal() {
+        let mut d = doc("xh/t1/v1", 1);
+        init_document(&mut d, &DocumentId::roster(&station("xh/t1/v1"))).unwrap();
+        let v = sample_volunteer("V001", "aa");
+        put_volunteer(&mut d, &v).unwrap();
+        assert_eq!(volunteers(&d).unwrap(), vec![v.clone()]);
+        assert_eq!(volunteer_by_digest(&d, "aa").unwrap(), Some(v.number.clone()));
+        // Same person again under another number.
+        let error = put_volunteer(&mut d, &sample_volunteer("V002", "aa")).unwrap_err();
+        assert_eq!(error, LayoutError::DuplicateVolunteer { existing: v.number.clone() });
+        assert_eq!(error.field(), "id_number");
+        // Updating the same volunteer is fine and writes nothing if unchanged.
+        let heads_before = d.get_heads();
+        put_volunteer(&mut d, &v).unwrap();
+        d.commit();
+        assert_eq!(d.get_heads(), heads_before, "an unchanged record makes no change");
+    }
+
+    #[test]
+    fn activity_round_trip_and_daily_hours_limit() {
+        let mut d = doc("xh/t1/v1", 1);
+        let a = sample_activity("A1", &[("V001", 300), ("V002", 150)]);
+        put_activity(&mut d, &a).unwrap();
+        assert_eq!(activities(&d).unwrap(), vec![a.clone()]);
+        // Same day, another activity: 22 more hours for V001 exceeds 24.
+        let error = put_activity(&mut d, &sample_activity("A2", &[("V001", 2200)])).unwrap_err();
+        assert!(matches!(&error, LayoutError::Invalid(e) if e.field == "records[0].hours"), "{error}");
+        put_activity(&mut d, &sample_activity("A2", &[("V001", 2100)])).unwrap();
+        // Correcting A1 itself does not count A1's old hours twice.
+        put_activity(&mut d, &sample_activity("A1", &[("V001", 300), ("V002", 200)])).unwrap();
+        delete_activity(&mut d, &RecordId::parse("id", "A1").unwrap()).unwrap();
+        assert!(activity(&d, &RecordId::parse("id", "A1").unwrap()).unwrap().unwrap().deleted);
+        assert!(put_activity(&mut d, &sample_activity("A3", &[("V1", 100), ("V1", 100)])).is_err());
+    }
+
+    #[test]
+    fn concurrent_edits_of_one_field_are_listed_and_resolvable() {
+        let mut village = doc("xh/t1/v1", 1);
+        put_activity(&mut village, &sample_activity("A1", &[("V001", 300)])).unwrap();
+        village.commit();
+        let mut township = village.fork().with_actor(actor_for(&station("xh/t1"), 2));
+        let mut a = sample_activity("A1", &[("V001", 300)]);
+        a.place = "村委会".into();
+        put_activity(&mut village, &a).unwrap();
+        a.place = "镇文化站".into();
+        a.beneficiaries = 80; // a different field: merges without conflict
+        put_activity(&mut township, &a).unwrap();
+        village.merge(&mut township).unwrap();
+
+        let found = conflicts(&village).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, "activities.A1.place");
+        let writers: Vec<_> = found[0].values.iter().map(|v| v.written_by.clone().unwrap()).collect();
+        assert!(writers.contains(&station("xh/t1")) && writers.contains(&station("xh/t1/v1")));
+        assert_eq!(activity(&village, &a.id).unwrap().unwrap().beneficiaries, 80);
+
+        assert!(resolve_conflict(&mut village, "activities.A1.place", "nowhere").is_err());
+        resolve_conflict(&mut village, "activities.A1.place", "村委会").unwrap();
+        assert!(conflicts(&village).unwrap().is_empty());
+        assert_eq!(activity(&village, &a.id).unwrap().unwrap().place, "村委会");
+    }
+
+    #[test]
+    fn teams_merge_concurrent_membership() {
+        let mut a = doc("xh/t1/v1", 1);
+        let team = Team {
+            id: RecordId::parse("id", "T1").unwrap(),
+            name: "东村志愿服务队".into(),
+            category: Category::ElderCare,
+            station: station("xh/t1/v1"),
+            parent: Some("xh/t1:T0".into()),
+            leader: None,
+            members: vec![RecordId::parse("m", "V001").unwrap()],
+            deleted: false,
+        };
+        put_team(&mut a, &team).unwrap();
+        a.commit();
+        let mut b = a.fork().with_actor(actor_for(&station("xh/t1"), 2));
+        set_team_member(&mut a, &team.id, &RecordId::parse("m", "V002").unwrap(), true).unwrap();
+        set_team_member(&mut b, &team.id, &RecordId::parse("m", "V003").unwrap(), true).unwrap();
+        a.merge(&mut b).unwrap();
+        assert_eq!(teams(&a).unwrap()[0].members.len(), 3);
+    }
+
+    #[test]
+    fn malformed_documents_are_reported_with_the_path() {
+        let mut d = doc("xh/t1/v1", 1);
+        put_activity(&mut d, &sample_activity("A1", &[])).unwrap();
+        let all = map_at(&mut d, &ROOT, ACTIVITIES).unwrap();
+        let a1 = existing_map(&d, &all, "A1").unwrap().unwrap();
+        d.put(&a1, "date", "not a date").unwrap();
+        let error = activities(&d).unwrap_err();
+        assert!(matches!(&error, LayoutError::Malformed { path, .. } if path == "activities.A1.date"), "{error}");
+    }
+}
