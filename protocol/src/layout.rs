@@ -604,8 +604,11 @@ pub fn put_reference_item(doc: &mut AutoCommit, key: &str, fields: &[(&'static s
     put_changed(doc, &obj, fields.iter().map(|(k, v)| (*k, s(v.clone()))).collect())
 }
 
-/// Every item of a reference document: key → (field → text).
-pub fn reference_items<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<(String, Vec<(String, String)>)>> {
+/// One item of a reference document: its key and its (field, text) pairs.
+pub type ReferenceItem = (String, Vec<(String, String)>);
+
+/// Every item of a reference document, ordered by key.
+pub fn reference_items<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<ReferenceItem>> {
     let mut out = Vec::new();
     for (key, obj) in record_maps(doc, ITEMS)? {
         let mut fields = Vec::new();

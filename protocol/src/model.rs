@@ -250,9 +250,9 @@ impl Hours {
 
 impl fmt::Display for Hours {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.centi % 100 == 0 {
+        if self.centi.is_multiple_of(100) {
             write!(f, "{}", self.centi / 100)
-        } else if self.centi % 10 == 0 {
+        } else if self.centi.is_multiple_of(10) {
             write!(f, "{}.{}", self.centi / 100, (self.centi % 100) / 10)
         } else {
             write!(f, "{}.{:02}", self.centi / 100, self.centi % 100)
