@@ -7,13 +7,18 @@
 
 pub mod actor;
 pub mod authority;
+pub mod digest;
 pub mod document_id;
+pub mod input;
 pub mod layout;
 pub mod model;
 pub mod pii;
+pub mod replica;
 pub mod schema;
 pub mod station;
+pub mod storage;
 pub mod sync_host;
+pub mod wire;
 
 pub use document_id::{DocumentId, DocumentIdError, DocumentKind, Month};
 pub use station::{Station, StationId, StationIdError, Tier};
