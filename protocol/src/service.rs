@@ -1,0 +1,511 @@
+//! What a clerk does — register volunteers, form teams, record activities,
+//! take orders, import a roster, settle conflicts — as operations over a
+//! [`Replica`].
+//!
+//! The HTTP API, the CLI, the benchmarks and the simulator all call these, so
+//! there is one write path to test. Each operation validates first, then
+//! makes exactly one Automerge commit (or none): a refusal never leaves a
+//! partial record. `today` and the id nonce come from the caller.
+
+use crate::document_id::{DocumentId, DocumentKind, Month};
+use crate::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
+use crate::layout::{self, FieldConflict, LayoutError};
+use crate::model::{Activity, FieldError, Order, RecordId, Team, Volunteer};
+use crate::pii::IdentityKey;
+use crate::replica::{CommitError, Replica};
+use crate::station::StationId;
+use crate::storage::Storage;
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+/// Rows committed together by an import: large enough that a county-sized
+/// import is a few hundred commits, small enough to bound one change.
+pub const IMPORT_ROWS_PER_COMMIT: usize = 2_000;
+
+/// Why an operation was refused, in words a clerk can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(#[from] FieldError),
+    #[error("{field}: already registered as volunteer {existing}")]
+    Duplicate { field: String, existing: RecordId },
+    #[error("{field}: unknown {kind} {id}")]
+    NotFound { field: String, kind: &'static str, id: String },
+    #[error("station: {reason}")]
+    Forbidden { reason: String },
+    #[error("the store failed: {reason}")]
+    Store { reason: String },
+}
+
+/// How a refusal maps onto an HTTP status, without this crate knowing HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    BadInput,
+    Conflict,
+    NotFound,
+    Forbidden,
+    Internal,
+}
+
+impl ServiceError {
+    pub fn field(&self) -> &str {
+        match self {
+            ServiceError::Invalid(e) => &e.field,
+            ServiceError::Duplicate { field, .. } | ServiceError::NotFound { field, .. } => field,
+            ServiceError::Forbidden { .. } => "station",
+            ServiceError::Store { .. } => "store",
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            ServiceError::Invalid(e) => e.reason.clone(),
+            ServiceError::Duplicate { existing, .. } => format!("already registered as volunteer {existing}"),
+            ServiceError::NotFound { kind, id, .. } => format!("unknown {kind} {id}"),
+            ServiceError::Forbidden { reason } => reason.clone(),
+            ServiceError::Store { reason } => reason.clone(),
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ServiceError::Invalid(_) => ErrorClass::BadInput,
+            ServiceError::Duplicate { .. } => ErrorClass::Conflict,
+            ServiceError::NotFound { .. } => ErrorClass::NotFound,
+            ServiceError::Forbidden { .. } => ErrorClass::Forbidden,
+            ServiceError::Store { .. } => ErrorClass::Internal,
+        }
+    }
+}
+
+impl From<LayoutError> for ServiceError {
+    fn from(error: LayoutError) -> Self {
+        match error {
+            LayoutError::Invalid(e) => ServiceError::Invalid(e),
+            LayoutError::DuplicateVolunteer { existing } => {
+                ServiceError::Duplicate { field: "id_number".into(), existing }
+            }
+            LayoutError::NotFound { kind, id, .. } => ServiceError::NotFound { field: kind.into(), kind, id },
+            other => ServiceError::Store { reason: other.to_string() },
+        }
+    }
+}
+
+impl From<CommitError<ServiceError>> for ServiceError {
+    fn from(error: CommitError<ServiceError>) -> Self {
+        match error {
+            CommitError::Mutate(e) => e,
+            CommitError::NotWritable { .. } | CommitError::OutOfScope { .. } => {
+                ServiceError::Forbidden { reason: error.to_string() }
+            }
+            other => ServiceError::Store { reason: other.to_string() },
+        }
+    }
+}
+
+fn store_error(error: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Store { reason: error.to_string() }
+}
+
+/// A node records for its own station and the stations below it.
+pub fn check_station<S: Storage>(replica: &Replica<S>, station: &StationId) -> Result<(), ServiceError> {
+    if replica.local().is_ancestor_or_self_of(station) {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden {
+            reason: format!("this node is {} and records only for it and the stations below it, not {station}", replica.local()),
+        })
+    }
+}
+
+fn month_of(date: Date) -> Month {
+    Month { year: date.year() as u16, month: u8::from(date.month()) }
+}
+
+/// Register a new volunteer in `station`'s roster. A second registration of
+/// the same person (same ID digest) is refused, naming the existing number.
+pub fn register_volunteer<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    input: &VolunteerInput,
+    key: &IdentityKey,
+    today: Date,
+    nonce: u64,
+) -> Result<Volunteer, ServiceError> {
+    check_station(replica, station)?;
+    let volunteer = input.validate(key, station, today, nonce)?;
+    let document = DocumentId::roster(station);
+    let outcome = replica.commit(&document, |doc| {
+        if layout::volunteer(doc, &volunteer.number)?.is_some() {
+            return Err(ServiceError::Invalid(FieldError::new(
+                "number",
+                format!("volunteer number {} is already in use at this station", volunteer.number),
+            )));
+        }
+        layout::put_volunteer(doc, &volunteer)?;
+        Ok(volunteer.clone())
+    })?;
+    Ok(outcome.value)
+}
+
+/// Correct a registered volunteer's fields (same number, same person).
+pub fn update_volunteer<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    input: &VolunteerInput,
+    key: &IdentityKey,
+    today: Date,
+) -> Result<Volunteer, ServiceError> {
+    check_station(replica, station)?;
+    let number = input.number.clone().unwrap_or_default();
+    let volunteer = input.validate(key, station, today, 0)?;
+    let document = DocumentId::roster(station);
+    let outcome = replica.commit(&document, |doc| {
+        let Some(existing) = layout::volunteer(doc, &volunteer.number)? else {
+            return Err(ServiceError::NotFound { field: "number".into(), kind: "volunteer", id: number.clone() });
+        };
+        let mut corrected = volunteer.clone();
+        corrected.registered_on = existing.registered_on;
+        layout::put_volunteer(doc, &corrected)?;
+        Ok(corrected)
+    })?;
+    Ok(outcome.value)
+}
+
+/// Bulk registration: every valid row goes in, every refused row comes back
+/// with its row number and reason. Rows are committed in chunks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub accepted: usize,
+    pub refused: Vec<RowRefusal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowRefusal {
+    /// As the spreadsheet shows it (header = row 1).
+    pub row: usize,
+    pub field: String,
+    pub reason: String,
+}
+
+pub fn import_volunteers<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    rows: Vec<(usize, Result<VolunteerInput, FieldError>)>,
+    key: &IdentityKey,
+    today: Date,
+    mut next_nonce: impl FnMut() -> u64,
+) -> Result<ImportReport, ServiceError> {
+    check_station(replica, station)?;
+    let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+    let mut valid = Vec::new();
+    for (row, input) in rows {
+        match input.and_then(|input| input.validate(key, station, today, next_nonce())) {
+            Ok(volunteer) => valid.push((row, volunteer)),
+            Err(e) => report.refused.push(RowRefusal { row, field: e.field, reason: e.reason }),
+        }
+    }
+    let document = DocumentId::roster(station);
+    for chunk in valid.chunks(IMPORT_ROWS_PER_COMMIT) {
+        let outcome = replica.commit(&document, |doc| {
+            let mut refused = Vec::new();
+            let mut accepted = 0;
+            for (row, volunteer) in chunk {
+                match layout::put_volunteer(doc, volunteer) {
+                    Ok(()) => accepted += 1,
+                    Err(LayoutError::DuplicateVolunteer { existing }) => refused.push(RowRefusal {
+                        row: *row,
+                        field: "id_number".into(),
+                        reason: format!("already registered as volunteer {existing}"),
+                    }),
+                    Err(other) => return Err(ServiceError::from(other)),
+                }
+            }
+            Ok((accepted, refused))
+        })?;
+        let (accepted, refused) = outcome.value;
+        report.accepted += accepted;
+        report.refused.extend(refused);
+    }
+    report.refused.sort_by_key(|r| r.row);
+    Ok(report)
+}
+
+/// Volunteers of one station's roster (deleted ones left out).
+pub fn volunteers<S: Storage>(replica: &mut Replica<S>, station: &StationId) -> Result<Vec<Volunteer>, ServiceError> {
+    let document = DocumentId::roster(station);
+    let found = replica.with_document(&document, layout::volunteers).map_err(store_error)?;
+    Ok(found.transpose()?.unwrap_or_default().into_iter().filter(|v| !v.deleted).collect())
+}
+
+/// Create or correct a team in `station`'s roster.
+pub fn put_team<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    input: &TeamInput,
+    nonce: u64,
+) -> Result<Team, ServiceError> {
+    check_station(replica, station)?;
+    let team = input.validate(station, nonce)?;
+    let outcome = replica.commit(&DocumentId::roster(station), |doc| {
+        for member in team.members.iter().chain(team.leader.iter()) {
+            if layout::volunteer(doc, member)?.is_none() {
+                return Err(ServiceError::NotFound { field: "members".into(), kind: "volunteer", id: member.to_string() });
+            }
+        }
+        layout::put_team(doc, &team)?;
+        Ok(team.clone())
+    })?;
+    Ok(outcome.value)
+}
+
+pub fn teams<S: Storage>(replica: &mut Replica<S>, station: &StationId) -> Result<Vec<Team>, ServiceError> {
+    let found = replica.with_document(&DocumentId::roster(station), layout::teams).map_err(store_error)?;
+    Ok(found.transpose()?.unwrap_or_default().into_iter().filter(|t| !t.deleted).collect())
+}
+
+/// Rosters where a volunteer or team named on an activity at `station` may
+/// be registered: the station's own, then the recording node's own.
+fn candidate_rosters<S: Storage>(replica: &Replica<S>, station: &StationId) -> Vec<DocumentId> {
+    let mut out = vec![DocumentId::roster(station)];
+    let local = DocumentId::roster(replica.local());
+    if !out.contains(&local) {
+        out.push(local);
+    }
+    out
+}
+
+/// Record (or, with an existing id, correct) an activity with its service
+/// records, in the station's document for the activity's month.
+pub fn record_activity<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    input: &ActivityInput,
+    today: Date,
+    nonce: u64,
+) -> Result<Activity, ServiceError> {
+    check_station(replica, station)?;
+    let activity = input.validate(station, today, nonce)?;
+    // Everyone named must be known here; one look per roster, not per record.
+    let rosters = candidate_rosters(replica, station);
+    let mut known_volunteers = std::collections::BTreeSet::new();
+    let mut known_teams = std::collections::BTreeSet::new();
+    for roster in &rosters {
+        let found = replica
+            .with_document(roster, |doc| -> Result<_, LayoutError> { Ok((layout::volunteers(doc)?, layout::teams(doc)?)) })
+            .map_err(store_error)?;
+        if let Some(found) = found {
+            let (volunteers, teams) = found?;
+            known_volunteers.extend(volunteers.into_iter().filter(|v| !v.deleted).map(|v| v.number));
+            known_teams.extend(teams.into_iter().filter(|t| !t.deleted).map(|t| t.id));
+        }
+    }
+    for (index, record) in activity.records.iter().enumerate() {
+        if !known_volunteers.contains(&record.volunteer) {
+            return Err(ServiceError::NotFound {
+                field: format!("records[{index}].volunteer"),
+                kind: "volunteer",
+                id: record.volunteer.to_string(),
+            });
+        }
+    }
+    if let Some(team) = &activity.team {
+        if !known_teams.contains(team) {
+            return Err(ServiceError::NotFound { field: "team".into(), kind: "team", id: team.to_string() });
+        }
+    }
+    let document = DocumentId::activities(station, month_of(activity.date));
+    let outcome = replica.commit(&document, |doc| {
+        layout::put_activity(doc, &activity)?;
+        Ok(activity.clone())
+    })?;
+    Ok(outcome.value)
+}
+
+/// Mark an activity deleted (kept, never removed).
+pub fn delete_activity<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    month: Month,
+    id: &RecordId,
+) -> Result<(), ServiceError> {
+    check_station(replica, station)?;
+    replica.commit(&DocumentId::activities(station, month), |doc| Ok(layout::delete_activity(doc, id)?))?;
+    Ok(())
+}
+
+/// Activities of a station's month; with `subtree`, of every station below
+/// it that this node holds too.
+pub fn activities<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    month: Month,
+    subtree: bool,
+) -> Result<Vec<Activity>, ServiceError> {
+    let documents = replica.documents_where(|d| {
+        d.kind == DocumentKind::Activities(month)
+            && if subtree { station.is_ancestor_or_self_of(&d.owner) } else { d.owner == *station }
+    });
+    let mut out = Vec::new();
+    for document in documents {
+        if let Some(found) = replica.with_document(&document, layout::activities).map_err(store_error)? {
+            out.extend(found?.into_iter().filter(|a| !a.deleted));
+        }
+    }
+    Ok(out)
+}
+
+/// A citizen orders a service from the menu (群众点单).
+pub fn place_order<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    input: &OrderInput,
+    today: Date,
+    nonce: u64,
+) -> Result<Order, ServiceError> {
+    check_station(replica, station)?;
+    let order = input.validate(station, today, nonce)?;
+    let document = DocumentId::orders(station, month_of(order.placed_on));
+    replica.commit(&document, |doc| {
+        layout::put_order(doc, &order)?;
+        Ok(())
+    })?;
+    Ok(order)
+}
+
+pub fn orders<S: Storage>(replica: &mut Replica<S>, station: &StationId, month: Month) -> Result<Vec<Order>, ServiceError> {
+    let found = replica.with_document(&DocumentId::orders(station, month), layout::orders).map_err(store_error)?;
+    Ok(found.transpose()?.unwrap_or_default())
+}
+
+/// A conflict in one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentConflict {
+    pub document: DocumentId,
+    #[serde(flatten)]
+    pub conflict: FieldConflict,
+}
+
+/// Every field with concurrent values in the documents this node holds
+/// within `station`'s subtree (optionally only one month).
+pub fn conflicts<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    month: Option<Month>,
+) -> Result<Vec<DocumentConflict>, ServiceError> {
+    let documents = replica.documents_where(|d| {
+        station.is_ancestor_or_self_of(&d.owner) && (month.is_none() || d.month() == month)
+    });
+    let mut out = Vec::new();
+    for document in documents {
+        if let Some(found) = replica.with_document(&document, layout::conflicts).map_err(store_error)? {
+            out.extend(found?.into_iter().map(|conflict| DocumentConflict { document: document.clone(), conflict }));
+        }
+    }
+    Ok(out)
+}
+
+/// A clerk picks one of the conflicting values; the pick syncs like any edit.
+pub fn resolve_conflict<S: Storage>(
+    replica: &mut Replica<S>,
+    document: &DocumentId,
+    path: &str,
+    value: &str,
+) -> Result<(), ServiceError> {
+    if !replica.holds(document) {
+        return Err(ServiceError::NotFound { field: "document".into(), kind: "document", id: document.to_string() });
+    }
+    replica.commit(document, |doc| Ok(layout::resolve_conflict(doc, path, value)?))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{HoursInput, ServiceRecordInput};
+    use crate::replica::ReplicaConfig;
+    use crate::storage::MemoryStorage;
+    use time::macros::date;
+
+    fn s(text: &str) -> StationId {
+        StationId::parse(text).unwrap()
+    }
+
+    fn replica(station: &str) -> Replica<MemoryStorage> {
+        Replica::open(MemoryStorage::new(), s(station), 1, ReplicaConfig::default()).unwrap()
+    }
+
+    fn volunteer(id_number: &str) -> VolunteerInput {
+        VolunteerInput {
+            name: "赵敏".into(),
+            sex: "女".into(),
+            id_number: id_number.into(),
+            ..VolunteerInput::default()
+        }
+    }
+
+    const TODAY: Date = date!(2026 - 11 - 23);
+
+    #[test]
+    fn register_record_and_list() {
+        let key = IdentityKey::from_bytes([3; 32]);
+        let station = s("xh/t1/v1");
+        let mut r = replica("xh/t1/v1");
+        let v = register_volunteer(&mut r, &station, &volunteer("11010519491231002X"), &key, TODAY, 1).unwrap();
+        let duplicate = register_volunteer(&mut r, &station, &volunteer("11010519491231002x"), &key, TODAY, 2);
+        assert_eq!(duplicate.unwrap_err(), ServiceError::Duplicate { field: "id_number".into(), existing: v.number.clone() });
+
+        let mut input = ActivityInput {
+            name: "义诊".into(),
+            date: "2026-11-20".into(),
+            form: "help".into(),
+            category: "health".into(),
+            records: vec![ServiceRecordInput { volunteer: v.number.to_string(), hours: HoursInput::Number(2.0) }],
+            ..ActivityInput::default()
+        };
+        let activity = record_activity(&mut r, &station, &input, TODAY, 3).unwrap();
+        let month = Month::new(2026, 11).unwrap();
+        assert_eq!(activities(&mut r, &station, month, false).unwrap(), vec![activity]);
+
+        input.records[0].volunteer = "V-nobody".into();
+        let error = record_activity(&mut r, &station, &input, TODAY, 4).unwrap_err();
+        assert_eq!(error.field(), "records[0].volunteer");
+        assert_eq!(error.class(), ErrorClass::NotFound);
+        input.records.clear();
+        input.team = Some("T-none".into());
+        assert_eq!(record_activity(&mut r, &station, &input, TODAY, 5).unwrap_err().field(), "team");
+        assert_eq!(activities(&mut r, &station, month, false).unwrap().len(), 1, "refusals change nothing");
+    }
+
+    #[test]
+    fn a_village_cannot_record_for_its_neighbour() {
+        let mut r = replica("xh/t1/v1");
+        let input = OrderInput { menu_item: "理发".into(), requester: "李奶奶".into(), ..OrderInput::default() };
+        let error = place_order(&mut r, &s("xh/t1/v2"), &input, TODAY, 1).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Forbidden);
+        assert!(r.documents().is_empty());
+    }
+
+    #[test]
+    fn import_takes_valid_rows_and_reports_the_rest() {
+        let key = IdentityKey::from_bytes([3; 32]);
+        let mut r = replica("xh/t1/v1");
+        let rows = vec![
+            (2, Ok(volunteer("11010519491231002X"))),
+            (3, Ok(volunteer("123"))),
+            (4, Err(FieldError::new("sex", "missing"))),
+            (5, Ok(volunteer("11010519491231002X"))),
+        ];
+        let mut nonce = 0;
+        let report = import_volunteers(&mut r, &s("xh/t1/v1"), rows, &key, TODAY, || {
+            nonce += 1;
+            nonce
+        })
+        .unwrap();
+        assert_eq!(report.accepted, 1);
+        let refused: Vec<_> = report.refused.iter().map(|r| (r.row, r.field.as_str())).collect();
+        assert_eq!(refused, vec![(3, "id_number"), (4, "sex"), (5, "id_number")]);
+        assert_eq!(volunteers(&mut r, &s("xh/t1/v1")).unwrap().len(), 1);
+    }
+}
