@@ -1,0 +1,6 @@
+//! civsync-node: a civsync node — sled store, QUIC transport, local HTTP API.
+//!
+//! The binary (`src/main.rs`) is the `civsync` CLI; everything it drives
+//! lives in these modules so integration tests can use it too.
+
+pub mod pki;
