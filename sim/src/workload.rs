@@ -1,0 +1,562 @@
+//! What the clerks do: the synthetic workload.
+//!
+//! The schedule (who does what kind of thing when) is drawn up front from the
+//! workload stream; the details of each action (which volunteer, how many
+//! hours) are drawn when it runs, from what that clerk's node holds then. An
+//! action becomes an [`Edit`]: a document and the domain records to write
+//! into it through the real layout code. The edit is acknowledged to the
+//! clerk only once the replica has committed and flushed it; only then does
+//! it enter the ground truth.
+//!
+//! Concurrent edits at two tiers are deliberate: a township corrects the
+//! beneficiaries of a village's activity (and annotates its content) while the
+//! village corrects service hours (and its content). Different fields merge;
+//! the shared `content` field conflicts, which exercises convergence without
+//! making the statistics depend on which concurrent value wins.
+
+use crate::config::SimConfig;
+use crate::names;
+use crate::rng::{self, Stream};
+use crate::time::{Date, SimMs, DAY_MS, HOUR_MS};
+use crate::topology::{NodeIndex, Topology};
+use automerge::AutoCommit;
+use civsync_protocol::layout::{self, LayoutResult};
+use civsync_protocol::model::{
+    Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Team, Volunteer,
+};
+use civsync_protocol::pii::{self, IdNumber, IdentityKey};
+use civsync_protocol::{DocumentId, Month, StationId, Tier};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+/// Longest a clerk waits after an activity before recording it.
+pub const RECORDING_DELAY_DAYS_MAX: i64 = 3;
+/// Participants of one activity.
+pub const PARTICIPANTS_MAX: usize = 12;
+/// Share of activities the village later corrects.
+pub const VILLAGE_CORRECTION_PROBABILITY: f64 = 0.25;
+/// Township corrections per child village per week.
+pub const TOWNSHIP_CORRECTIONS_PER_VILLAGE_WEEK: f64 = 0.5;
+/// Name of the county's reference document of monthly themes.
+pub const THEMES: &str = "themes";
+
+/// A kind of clerk action, scheduled up front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    RegisterVolunteer,
+    FoundTeam,
+    RecordActivity,
+    CorrectActivity,
+    /// A township corrects one of its villages' activities.
+    TownshipCorrection,
+    /// The county publishes the theme of a month.
+    PublishTheme(Month),
+}
+
+/// What one action writes, ready for `Replica::commit`.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    pub document: DocumentId,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    Volunteer(Volunteer),
+    Team(Team),
+    /// A new activity, or a correction of one (the whole record as the clerk
+    /// now sees it; the layout writes only the fields that differ).
+    Activity {
+        activity: Activity,
+        correction_by: Option<Tier>,
+    },
+    Theme {
+        month: Month,
+        theme: String,
+    },
+}
+
+impl Edit {
+    /// Write the edit into `doc` via the real layout code.
+    pub fn apply(&self, doc: &mut AutoCommit) -> LayoutResult<()> {
+        layout::init_document(doc, &self.document)?;
+        match &self.change {
+            Change::Volunteer(volunteer) => layout::put_volunteer(doc, volunteer),
+            Change::Team(team) => layout::put_team(doc, team),
+            Change::Activity { activity, .. } => layout::put_activity(doc, activity),
+            Change::Theme { month, theme } => layout::put_reference_item(
+                doc,
+                &month.to_string(),
+                &[("theme", theme.clone()), ("month", month.to_string())],
+            ),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.change {
+            Change::Volunteer(v) => format!("register volunteer {} in {}", v.number, self.document),
+            Change::Team(t) => format!("found team {} in {}", t.id, self.document),
+            Change::Activity {
+                activity,
+                correction_by: None,
+            } => format!("record activity {} in {}", activity.id, self.document),
+            Change::Activity {
+                activity,
+                correction_by: Some(tier),
+            } => {
+                format!(
+                    "{tier} corrects activity {} in {}",
+                    activity.id, self.document
+                )
+            }
+            Change::Theme { month, .. } => format!("publish theme of {month} in {}", self.document),
+        }
+    }
+}
+
+/// The schedule of actions: (when, who, what), sorted by time.
+pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeIndex, Action)> {
+    let mut rng = rng::stream(config.seed, Stream::Workload);
+    let horizon = config.days * DAY_MS;
+    let mut out = Vec::new();
+    for county in topology.of_tier(Tier::County) {
+        out.push((
+            rng.gen_range(0..HOUR_MS),
+            county,
+            Action::PublishTheme(Date::of_unix_ms(crate::time::RUN_START_UNIX_MS as u64).month()),
+        ));
+        // Each later month's theme a few days before it starts.
+        let mut day = 0;
+        while day < config.days {
+            let date = Date::of_unix_ms(crate::time::RUN_START_UNIX_MS as u64 + day * DAY_MS);
+            if date.day == 25 {
+                let at = day * DAY_MS + 9 * HOUR_MS + rng.gen_range(0..8 * HOUR_MS);
+                out.push((at, county, Action::PublishTheme(date.month().next())));
+            }
+            day += 1;
+        }
+    }
+    for village in topology.of_tier(Tier::Village) {
+        out.push((rng.gen_range(0..2 * HOUR_MS), village, Action::FoundTeam));
+        for _ in 0..config.volunteers_per_village {
+            // Most are registered in the first days, some trickle in later.
+            let at = if rng.gen_bool(0.8) {
+                rng.gen_range(2 * HOUR_MS..3 * DAY_MS)
+            } else {
+                rng.gen_range(0..horizon)
+            };
+            out.push((at.min(horizon - 1), village, Action::RegisterVolunteer));
+        }
+        if rng.gen_bool(0.3) {
+            out.push((rng.gen_range(0..horizon), village, Action::FoundTeam));
+        }
+        let per_day = config.activities_per_village_per_week as f64 / 7.0;
+        poisson_in_working_hours(&mut rng, per_day, horizon, DAY_MS / 2, |at| {
+            out.push((at, village, Action::RecordActivity));
+        });
+        poisson_in_working_hours(
+            &mut rng,
+            per_day * VILLAGE_CORRECTION_PROBABILITY,
+            horizon,
+            2 * DAY_MS,
+            |at| {
+                out.push((at, village, Action::CorrectActivity));
+            },
+        );
+        let township = topology.nodes[village]
+            .parent
+            .expect("a village has a township");
+        poisson_in_working_hours(
+            &mut rng,
+            TOWNSHIP_CORRECTIONS_PER_VILLAGE_WEEK / 7.0,
+            horizon,
+            3 * DAY_MS,
+            |at| {
+                out.push((at, township, Action::TownshipCorrection));
+            },
+        );
+    }
+    out.sort_by_key(|(at, node, _)| (*at, *node));
+    out
+}
+
+/// Events of a Poisson process of `per_day`, moved into office hours
+/// (08:00-18:00 global time), starting no earlier than `not_before`.
+fn poisson_in_working_hours<F: FnMut(SimMs)>(
+    rng: &mut ChaCha8Rng,
+    per_day: f64,
+    horizon: SimMs,
+    not_before: SimMs,
+    mut emit: F,
+) {
+    if per_day <= 0.0 {
+        return;
+    }
+    let mut at = not_before as f64;
+    loop {
+        let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+        at += -u.ln() / per_day * DAY_MS as f64;
+        if at >= horizon as f64 {
+            return;
+        }
+        let day = at as SimMs / DAY_MS;
+        let in_day = 8 * HOUR_MS + (at as SimMs % DAY_MS) * 10 / 24;
+        emit((day * DAY_MS + in_day).min(horizon - 1));
+    }
+}
+
+/// What a clerk remembers between actions (the ids they created).
+#[derive(Debug, Default, Clone)]
+struct Clerk {
+    volunteers: Vec<RecordId>,
+    teams: Vec<(RecordId, Category)>,
+    activities: Vec<(DocumentId, RecordId)>,
+}
+
+/// Draws the details of actions.
+pub struct Workload {
+    rng: ChaCha8Rng,
+    identity_key: IdentityKey,
+    clerks: BTreeMap<NodeIndex, Clerk>,
+    serial: u64,
+}
+
+/// Read access to a node's documents, for clerks deciding what to correct.
+pub trait ReadActivity {
+    fn activity(&mut self, document: &DocumentId, id: &RecordId) -> Option<Activity>;
+}
+
+impl Workload {
+    pub fn new(config: &SimConfig) -> Workload {
+        let mut identity = rng::stream(config.seed, Stream::Identity);
+        Workload {
+            rng: rng::stream(config.seed ^ 0x5eed, Stream::Workload),
+            identity_key: IdentityKey::from_bytes(identity.gen()),
+            clerks: BTreeMap::new(),
+            serial: 0,
+        }
+    }
+
+    fn record_id(&mut self, prefix: &str) -> RecordId {
+        self.serial += 1;
+        // The serial makes ids unique; the random bits make them look real.
+        let nonce = (self.rng.gen::<u64>() & 0xffff_ffff_0000_0000) | (self.serial & 0xffff_ffff);
+        RecordId::generate(prefix, nonce)
+    }
+
+    /// Turn an action at `node` (whose clock reads `today`) into an edit, or
+    /// `None` when there is nothing sensible to do (no activity to correct).
+    pub fn prepare(
+        &mut self,
+        topology: &Topology,
+        node: NodeIndex,
+        action: &Action,
+        today: Date,
+        docs: &mut dyn ReadActivity,
+    ) -> Option<Edit> {
+        let station = topology.nodes[node].station.clone();
+        match action {
+            Action::RegisterVolunteer => Some(self.register(topology, node, &station, today)),
+            Action::FoundTeam => Some(self.found_team(topology, node, &station)),
+            Action::RecordActivity => self.record_activity(node, &station, today),
+            Action::CorrectActivity => self.correct_activity(node, today, docs),
+            Action::TownshipCorrection => self.township_correction(topology, node, docs),
+            Action::PublishTheme(month) => Some(Edit {
+                document: DocumentId::reference(&station, THEMES).expect("valid reference name"),
+                change: Change::Theme {
+                    month: *month,
+                    theme: names::MONTHLY_THEMES[(month.month as usize + 11) % 12].to_string(),
+                },
+            }),
+        }
+    }
+
+    /// The clerk learns the ids of an acknowledged edit.
+    pub fn acknowledged(&mut self, node: NodeIndex, edit: &Edit) {
+        let clerk = self.clerks.entry(node).or_default();
+        match &edit.change {
+            Change::Volunteer(v) => clerk.volunteers.push(v.number.clone()),
+            Change::Team(t) => clerk.teams.push((t.id.clone(), t.category)),
+            Change::Activity {
+                activity,
+                correction_by: None,
+            } => clerk
+                .activities
+                .push((edit.document.clone(), activity.id.clone())),
+            Change::Activity { .. } | Change::Theme { .. } => {}
+        }
+    }
+
+    fn register(
+        &mut self,
+        topology: &Topology,
+        node: NodeIndex,
+        station: &StationId,
+        today: Date,
+    ) -> Edit {
+        let number = self.record_id("V");
+        let rng = &mut self.rng;
+        let birth_year = rng.gen_range(1950..2006);
+        let birth = format!(
+            "{birth_year:04}{:02}{:02}",
+            rng.gen_range(1..=12),
+            rng.gen_range(1..=28)
+        );
+        let first_17 = format!("411602{birth}{:03}", rng.gen_range(0..1000));
+        let id_number = IdNumber::parse("id_number", &pii::with_check_digit(&first_17))
+            .expect("generated ID numbers are valid");
+        let categories = vec![Category::ALL[rng.gen_range(0..Category::ALL.len())]];
+        let volunteer = Volunteer {
+            number,
+            name: names::person(rng),
+            sex: if rng.gen_bool(0.5) {
+                Sex::Male
+            } else {
+                Sex::Female
+            },
+            birth_date: to_date(&Date {
+                year: birth_year,
+                month: 6,
+                day: 15,
+            }),
+            residence_area: topology.nodes[node]
+                .name
+                .trim_end_matches("新时代文明实践站")
+                .to_string(),
+            phone: format!(
+                "1{}{:09}",
+                [3, 5, 8][rng.gen_range(0..3)],
+                rng.gen_range(0..1_000_000_000u64)
+            ),
+            id_digest: self.identity_key.digest(&id_number),
+            id_masked: id_number.masked(),
+            skills: Vec::new(),
+            categories,
+            home_station: station.clone(),
+            registered_on: to_date(&today),
+            consent: rng.gen_bool(0.9),
+            party_member: rng.gen_bool(0.3),
+            deleted: false,
+        };
+        Edit {
+            document: DocumentId::roster(station),
+            change: Change::Volunteer(volunteer),
+        }
+    }
+
+    fn found_team(&mut self, topology: &Topology, node: NodeIndex, station: &StationId) -> Edit {
+        let id = self.record_id("T");
+        let category = Category::ALL[self.rng.gen_range(0..Category::ALL.len() - 1)];
+        let station_name = topology.nodes[node]
+            .name
+            .trim_end_matches("新时代文明实践站")
+            .to_string();
+        let members = self
+            .clerks
+            .get(&node)
+            .map(|c| c.volunteers.iter().take(8).cloned().collect())
+            .unwrap_or_default();
+        let team = Team {
+            id,
+            name: names::team_name(&station_name, category.label()),
+            category,
+            station: station.clone(),
+            parent: None,
+            leader: None,
+            members,
+            deleted: false,
+        };
+        Edit {
+            document: DocumentId::roster(station),
+            change: Change::Team(team),
+        }
+    }
+
+    fn record_activity(
+        &mut self,
+        node: NodeIndex,
+        station: &StationId,
+        today: Date,
+    ) -> Option<Edit> {
+        let clerk = self.clerks.get(&node).cloned().unwrap_or_default();
+        let id = self.record_id("A");
+        let rng = &mut self.rng;
+        let held = Date::from_days(days_of(&today) - rng.gen_range(0..=RECORDING_DELAY_DAYS_MAX));
+        let form = Form::ALL[rng.gen_range(0..Form::ALL.len())];
+        let (team, category) = match clerk.teams.first() {
+            Some((team, category)) => (Some(team.clone()), *category),
+            None => (None, Category::Other),
+        };
+        let mut participants: Vec<RecordId> = clerk.volunteers.clone();
+        let count = rng.gen_range(0..=PARTICIPANTS_MAX.min(participants.len()));
+        let mut records = Vec::with_capacity(count);
+        for _ in 0..count {
+            let volunteer = participants.swap_remove(rng.gen_range(0..participants.len()));
+            records.push(ServiceRecord {
+                volunteer,
+                hours: Hours {
+                    centi: rng.gen_range(2..=8) * 50,
+                },
+                recorded_on: to_date(&today),
+                late: false,
+                deleted: false,
+            });
+        }
+        let theme = names::MONTHLY_THEMES[(held.month as usize + 11) % 12];
+        let activity = Activity {
+            id,
+            name: names::activity_title(rng, theme),
+            date: to_date(&held),
+            station: station.clone(),
+            place: "村文明实践站".to_string(),
+            content: format!("{}，参与群众踊跃。", names::activity_title(rng, theme)),
+            form,
+            category,
+            team,
+            person_in_charge: names::person(rng),
+            beneficiaries: rng.gen_range(10..=200),
+            theme: Some(theme.to_string()),
+            recorded_on: to_date(&today),
+            late: false,
+            deleted: false,
+            records,
+        };
+        Some(Edit {
+            document: DocumentId::activities(station, held.month()),
+            change: Change::Activity {
+                activity,
+                correction_by: None,
+            },
+        })
+    }
+
+    fn correct_activity(
+        &mut self,
+        node: NodeIndex,
+        today: Date,
+        docs: &mut dyn ReadActivity,
+    ) -> Option<Edit> {
+        let clerk = self.clerks.get(&node)?;
+        if clerk.activities.is_empty() {
+            return None;
+        }
+        let (document, id) =
+            clerk.activities[self.rng.gen_range(0..clerk.activities.len())].clone();
+        let mut activity = docs.activity(&document, &id)?;
+        if !activity.records.is_empty() && self.rng.gen_bool(0.7) {
+            let at = self.rng.gen_range(0..activity.records.len());
+            activity.records[at].hours = Hours {
+                centi: self.rng.gen_range(2..=8) * 50,
+            };
+            activity.records[at].recorded_on = to_date(&today);
+        } else {
+            activity.content = format!("{}（站点更正）", activity.content);
+        }
+        Some(Edit {
+            document,
+            change: Change::Activity {
+                activity,
+                correction_by: Some(Tier::Village),
+            },
+        })
+    }
+
+    fn township_correction(
+        &mut self,
+        topology: &Topology,
+        node: NodeIndex,
+        docs: &mut dyn ReadActivity,
+    ) -> Option<Edit> {
+        // The township picks an activity of one of its villages that it has
+        // already received.
+        let children = &topology.nodes[node].children;
+        let village = children[self.rng.gen_range(0..children.len())];
+        let clerk = self.clerks.get(&village)?;
+        if clerk.activities.is_empty() {
+            return None;
+        }
+        let (document, id) =
+            clerk.activities[self.rng.gen_range(0..clerk.activities.len())].clone();
+        let mut activity = docs.activity(&document, &id)?;
+        activity.beneficiaries = self.rng.gen_range(10..=200);
+        if self.rng.gen_bool(0.5) {
+            activity.content = format!("{}（所核实）", activity.content);
+        }
+        Some(Edit {
+            document,
+            change: Change::Activity {
+                activity,
+                correction_by: Some(Tier::Township),
+            },
+        })
+    }
+}
+
+fn days_of(date: &Date) -> i64 {
+    (to_date(date).to_julian_day()
+        - time::Date::from_calendar_date(1970, time::Month::January, 1)
+            .expect("valid")
+            .to_julian_day()) as i64
+}
+
+pub fn to_date(date: &Date) -> time::Date {
+    let month = time::Month::try_from(date.month).expect("simulated months are 1-12");
+    time::Date::from_calendar_date(date.year, month, date.day).expect("simulated dates are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FaultMix;
+    use crate::time::MINUTE_MS;
+
+    struct Nothing;
+    impl ReadActivity for Nothing {
+        fn activity(&mut self, _: &DocumentId, _: &RecordId) -> Option<Activity> {
+            None
+        }
+    }
+
+    #[test]
+    fn every_scheduled_action_prepares_a_valid_edit() {
+        let config = SimConfig {
+            townships: 2,
+            villages_per_township: 2,
+            days: 40,
+            ..SimConfig::default()
+        };
+        let topology = Topology::build(&config, &FaultMix::draw(&config));
+        let schedule = schedule(&config, &topology);
+        assert!(schedule.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(schedule
+            .iter()
+            .any(|(_, _, a)| matches!(a, Action::PublishTheme(m) if m.month == 12)));
+        let mut workload = Workload::new(&config);
+        let mut written = 0;
+        let mut docs: BTreeMap<DocumentId, AutoCommit> = BTreeMap::new();
+        for (at, node, action) in &schedule {
+            let today = Date::of_unix_ms(crate::time::NodeClock::EXACT.local_unix_ms(*at));
+            if let Some(edit) = workload.prepare(&topology, *node, action, today, &mut Nothing) {
+                let doc = docs.entry(edit.document.clone()).or_default();
+                edit.apply(doc)
+                    .unwrap_or_else(|e| panic!("{}: {e}", edit.describe()));
+                workload.acknowledged(*node, &edit);
+                written += 1;
+            }
+        }
+        assert!(written > 4 * config.volunteers_per_village);
+        assert!(docs
+            .keys()
+            .any(|d| d.to_string().starts_with("activities:xh/t01/v01:")));
+    }
+
+    #[test]
+    fn working_hours_only() {
+        let mut rng = rng::stream(1, Stream::Workload);
+        poisson_in_working_hours(&mut rng, 5.0, 30 * DAY_MS, 0, |at| {
+            let in_day = at % DAY_MS;
+            assert!((8 * HOUR_MS..18 * HOUR_MS + MINUTE_MS).contains(&in_day));
+        });
+    }
+}
