@@ -1,0 +1,715 @@
+//! The document store: Automerge documents over a [`Storage`], shared by the
+//! node (over sled) and the simulator (over [`crate::storage::MemoryStorage`]).
+//!
+//! Invariants:
+//!
+//! - **One atomic batch per write.** A local commit or a received sync
+//!   message stores its changes and the document's index entry in one
+//!   [`WriteBatch`]; compaction writes the snapshot and deletes the
+//!   increments it replaces in one batch. A crash never leaves an index entry
+//!   that disagrees with the stored changes.
+//! - **Memory equals storage.** A cached document always equals what storage
+//!   would load (flushed or not). Whenever an operation fails after touching
+//!   a cached document, the copy is dropped and reloaded on next use; nothing
+//!   half-applied survives in memory.
+//! - **Nothing leaves before it is durable.** [`SyncHost::generate_sync_message`]
+//!   flushes pending local commits first: a change that a crash could still
+//!   erase is never sent, so an actor never reuses a sequence number that a
+//!   peer has seen.
+//! - **The index is the catalogue.** [`Replica::open`] reads only the index
+//!   (doc id → heads and sizes); documents load on first use into an LRU
+//!   bounded by count, so a county with 10,000 documents holds a few hundred.
+//!
+//! The key layout and value framing are in [`layout`].
+//!
+//! [`SyncHost::generate_sync_message`]: crate::sync_host::SyncHost::generate_sync_message
+
+mod chunks;
+pub mod layout;
+mod lru;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use crate::actor::actor_for;
+use crate::document_id::{DocumentId, DocumentKind};
+use crate::schema;
+use crate::station::StationId;
+use crate::storage::{Entries, Storage, StorageError, WriteBatch};
+use crate::sync_host::HeadsDigest;
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT};
+use layout::{
+    document_of_key, increment_key, increment_seq, increments_prefix, index_key, seal,
+    snapshot_key, unseal, INCREMENT_PREFIX, INDEX_PREFIX, LAYOUT_KEY, LAYOUT_VERSION,
+    SNAPSHOT_PREFIX, SYNC_STATE_PREFIX,
+};
+pub use layout::{CorruptValue, IndexEntry};
+use lru::Lru;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Documents kept loaded at once, by default.
+pub const DOCUMENTS_CACHED_MAX: usize = 256;
+/// Per-(peer, document) sync states kept in memory at once, by default.
+pub const SYNC_STATES_CACHED_MAX: usize = 4096;
+/// Compact a document after this many increments, whatever their size.
+pub const COMPACTION_INCREMENTS_MAX: u64 = 500;
+/// Do not compact before the increments reach this many bytes, so that a
+/// young document is not rewritten on every commit.
+pub const COMPACTION_BYTES_MIN: u64 = 16 * 1024;
+/// Largest sync message accepted, in bytes.
+pub const SYNC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Most changes accepted in one sync message (a whole document included).
+pub const SYNC_MESSAGE_CHANGES_MAX: usize = 500_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    pub documents_cached_max: usize,
+    pub sync_states_cached_max: usize,
+    pub compaction_increments_max: u64,
+    pub compaction_bytes_min: u64,
+    pub sync_message_bytes_max: usize,
+    pub sync_message_changes_max: usize,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> ReplicaConfig {
+        ReplicaConfig {
+            documents_cached_max: DOCUMENTS_CACHED_MAX,
+            sync_states_cached_max: SYNC_STATES_CACHED_MAX,
+            compaction_increments_max: COMPACTION_INCREMENTS_MAX,
+            compaction_bytes_min: COMPACTION_BYTES_MIN,
+            sync_message_bytes_max: SYNC_MESSAGE_BYTES_MAX,
+            sync_message_changes_max: SYNC_MESSAGE_CHANGES_MAX,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptValue),
+    #[error("store layout version {found} is newer than this node understands ({supported})")]
+    LayoutTooNew { found: u32, supported: u32 },
+    #[error("the store holds document {document}, which station {station} may not hold: is this the right store?")]
+    ForeignDocument {
+        document: DocumentId,
+        station: StationId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptValue),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError<E> {
+    #[error("station {writer} may not write document {document}")]
+    NotWritable {
+        document: DocumentId,
+        writer: StationId,
+    },
+    #[error("document {document} is outside the scope of station {station}")]
+    OutOfScope {
+        document: DocumentId,
+        station: StationId,
+    },
+    #[error("the mutation refused: {0}")]
+    Mutate(E),
+    #[error("loading {document} failed: {source}")]
+    Load {
+        document: DocumentId,
+        source: LoadError,
+    },
+    #[error("storage failed while committing {document}: {source}")]
+    Storage {
+        document: DocumentId,
+        source: StorageError,
+    },
+    #[error("automerge failed on {document}: {reason}")]
+    Automerge {
+        document: DocumentId,
+        reason: String,
+    },
+    #[error("the mutation of {document} produced a change by actor {actor}, not this node's")]
+    ForeignActor { document: DocumentId, actor: String },
+}
+
+/// What a successful commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitOutcome<T> {
+    /// What the mutation returned.
+    pub value: T,
+    /// Heads after the commit, sorted.
+    pub heads: Vec<ChangeHash>,
+    /// Changes written: 1 normally, 0 when the mutation changed nothing.
+    pub changes: usize,
+    /// The document did not exist before.
+    pub created: bool,
+}
+
+/// Sync state of one (peer, document) pair and its last persisted encoding.
+struct SyncSlot {
+    state: automerge::sync::State,
+    persisted: Vec<u8>,
+}
+
+pub struct Replica<S: Storage> {
+    storage: S,
+    local: StationId,
+    actor: ActorId,
+    config: ReplicaConfig,
+    index: BTreeMap<DocumentId, IndexEntry>,
+    documents: Lru<DocumentId, AutoCommit>,
+    sync_states: Lru<(StationId, DocumentId), SyncSlot>,
+    changed: BTreeSet<DocumentId>,
+    /// Batches were applied since the last successful flush.
+    unflushed: bool,
+}
+
+impl<S: Storage> Replica<S> {
+    /// Open the store, reading only its index. `incarnation` names this
+    /// store's life: the node draws a new one when it initialises a store or
+    /// restores a backup, so an actor is never reused.
+    pub fn open(
+        mut storage: S,
+        local: StationId,
+        incarnation: u64,
+        config: ReplicaConfig,
+    ) -> Result<Replica<S>, OpenError> {
+        assert!(config.documents_cached_max > 0 && config.sync_states_cached_max > 0);
+        let index_entries = storage.scan_prefix(INDEX_PREFIX)?;
+        match storage.get(LAYOUT_KEY)? {
+            Some(bytes) => {
+                let raw: [u8; 4] = bytes.as_slice().try_into().map_err(|_| {
+                    CorruptValue::new(LAYOUT_KEY, format!("{} bytes, expected 4", bytes.len()))
+                })?;
+                let found = u32::from_be_bytes(raw);
+                if found > LAYOUT_VERSION {
+                    return Err(OpenError::LayoutTooNew {
+                        found,
+                        supported: LAYOUT_VERSION,
+                    });
+                }
+            }
+            None if !index_entries.is_empty() => {
+                return Err(CorruptValue::new(
+                    LAYOUT_KEY,
+                    "missing, but the store holds documents",
+                )
+                .into());
+            }
+            None => {
+                let mut batch = WriteBatch::new();
+                batch.put(LAYOUT_KEY.to_vec(), LAYOUT_VERSION.to_be_bytes().to_vec());
+                storage.apply(batch)?;
+                storage.flush()?;
+            }
+        }
+        let mut index = BTreeMap::new();
+        for (key, value) in index_entries {
+            let document = document_of_key(INDEX_PREFIX, &key)?;
+            let entry = IndexEntry::decode(&key, unseal(&key, &value)?)?;
+            if !document.in_scope_of(&local) {
+                return Err(OpenError::ForeignDocument {
+                    document,
+                    station: local,
+                });
+            }
+            index.insert(document, entry);
+        }
+        Ok(Replica {
+            storage,
+            actor: actor_for(&local, incarnation),
+            local,
+            documents: Lru::new(config.documents_cached_max),
+            sync_states: Lru::new(config.sync_states_cached_max),
+            config,
+            index,
+            changed: BTreeSet::new(),
+            unflushed: false,
+        })
+    }
+
+    pub fn local(&self) -> &StationId {
+        &self.local
+    }
+
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    pub fn config(&self) -> &ReplicaConfig {
+        &self.config
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Give the storage back (the simulator crashes it and reopens).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    // ----- reads -----
+
+    /// Every document held, in id order.
+    pub fn documents(&self) -> Vec<DocumentId> {
+        self.index.keys().cloned().collect()
+    }
+
+    /// Documents held whose id satisfies `keep`, in id order.
+    pub fn documents_where(&self, mut keep: impl FnMut(&DocumentId) -> bool) -> Vec<DocumentId> {
+        self.index.keys().filter(|id| keep(id)).cloned().collect()
+    }
+
+    /// Documents owned by `station` or below it.
+    pub fn documents_owned_within(&self, station: &StationId) -> Vec<DocumentId> {
+        self.documents_where(|id| station.is_ancestor_or_self_of(&id.owner))
+    }
+
+    pub fn holds(&self, document: &DocumentId) -> bool {
+        self.index.contains_key(document)
+    }
+
+    /// Sorted heads, from the index (no loading).
+    pub fn heads(&self, document: &DocumentId) -> Option<&[ChangeHash]> {
+        self.index.get(document).map(|entry| entry.heads.as_slice())
+    }
+
+    pub fn heads_digest(&self, document: &DocumentId) -> Option<HeadsDigest> {
+        self.index.get(document).map(|entry| entry.digest)
+    }
+
+    /// Changes stored for the document (local and received).
+    pub fn change_count(&self, document: &DocumentId) -> Option<u64> {
+        self.index.get(document).map(|entry| entry.change_count)
+    }
+
+    pub fn index_entry(&self, document: &DocumentId) -> Option<&IndexEntry> {
+        self.index.get(document)
+    }
+
+    /// Documents currently loaded in memory.
+    pub fn cached_documents(&self) -> usize {
+        self.documents.len()
+    }
+
+    /// Run `read` on the document; `None` when it is not held.
+    pub fn with_document<T>(
+        &mut self,
+        document: &DocumentId,
+        read: impl FnOnce(&AutoCommit) -> T,
+    ) -> Result<Option<T>, LoadError> {
+        Ok(self.cached_document(document)?.map(|doc| read(doc)))
+    }
+
+    /// Documents whose heads moved (by a local commit or a sync) since the
+    /// last call, in id order.
+    pub fn take_changed_documents(&mut self) -> Vec<DocumentId> {
+        std::mem::take(&mut self.changed).into_iter().collect()
+    }
+
+    /// Drop every loaded document (they are all in storage already).
+    pub fn evict_all(&mut self) {
+        self.documents.clear();
+    }
+
+    // ----- writes -----
+
+    /// Commit one local change and make it durable. `Ok` means acknowledged.
+    pub fn commit<T, E>(
+        &mut self,
+        document: &DocumentId,
+        mutate: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+    ) -> Result<CommitOutcome<T>, CommitError<E>> {
+        let outcome = self.commit_unflushed(document, mutate)?;
+        if outcome.changes > 0 {
+            self.flush().map_err(|source| CommitError::Storage {
+                document: document.clone(),
+                source,
+            })?;
+        }
+        Ok(outcome)
+    }
+
+    /// Commit one local change into storage without flushing: the write is
+    /// acknowledged only once a later [`Replica::flush`] returns `Ok`. Lets
+    /// the node share one flush among many writers (group commit).
+    pub fn commit_unflushed<T, E>(
+        &mut self,
+        document: &DocumentId,
+        mutate: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+    ) -> Result<CommitOutcome<T>, CommitError<E>> {
+        if !document.in_scope_of(&self.local) {
+            return Err(CommitError::OutOfScope {
+                document: document.clone(),
+                station: self.local.clone(),
+            });
+        }
+        if !document.writable_by(&self.local) {
+            return Err(CommitError::NotWritable {
+                document: document.clone(),
+                writer: self.local.clone(),
+            });
+        }
+        let existing = self
+            .take_document(document)
+            .map_err(|source| CommitError::Load {
+                document: document.clone(),
+                source,
+            })?;
+        let created = existing.is_none();
+        let mut doc = existing.unwrap_or_else(|| AutoCommit::new().with_actor(self.actor.clone()));
+        debug_assert_eq!(doc.get_actor(), &self.actor);
+        let heads_before = doc.get_heads();
+        if created {
+            write_meta(&mut doc, document).map_err(|error| CommitError::Automerge {
+                document: document.clone(),
+                reason: error.to_string(),
+            })?;
+        }
+        let value = match mutate(&mut doc) {
+            Ok(value) => value,
+            Err(error) => {
+                doc.rollback();
+                // A mutation that committed on its own cannot be rolled back:
+                // then the copy differs from storage and is dropped instead.
+                if !created && doc.get_heads() == heads_before {
+                    self.keep_document(document, doc);
+                }
+                return Err(CommitError::Mutate(error));
+            }
+        };
+        doc.commit();
+        let heads_after = doc.get_heads();
+        if heads_after == heads_before {
+            debug_assert!(!created, "a new document always gets its meta change");
+            self.keep_document(document, doc);
+            return Ok(CommitOutcome {
+                value,
+                heads: sorted(heads_after),
+                changes: 0,
+                created: false,
+            });
+        }
+        let increment = doc.save_after(&heads_before);
+        let changes = chunks::changes_in(&increment, usize::MAX).map_err(|reason| {
+            CommitError::Automerge {
+                document: document.clone(),
+                reason,
+            }
+        })?;
+        if let Some(foreign) = changes
+            .iter()
+            .find(|change| change.actor_id() != &self.actor)
+        {
+            return Err(CommitError::ForeignActor {
+                document: document.clone(),
+                actor: foreign.actor_id().to_hex_string(),
+            });
+        }
+        let (batch, entry) = self.plan_write(document, &mut doc, &increment, changes.len() as u64);
+        self.storage
+            .apply(batch)
+            .map_err(|source| CommitError::Storage {
+                document: document.clone(),
+                source,
+            })?;
+        self.unflushed = true;
+        self.install(document, doc, entry);
+        Ok(CommitOutcome {
+            value,
+            heads: sorted(heads_after),
+            changes: changes.len(),
+            created,
+        })
+    }
+
+    /// Make every applied write durable.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.storage.flush()?;
+        self.unflushed = false;
+        Ok(())
+    }
+
+    pub fn has_unflushed_writes(&self) -> bool {
+        self.unflushed
+    }
+
+    // ----- integrity -----
+
+    /// Load every document from storage (bypassing the cache) and check every
+    /// stored value; returns every problem found, in key order. Slow: meant
+    /// for an explicit check, not for every start.
+    pub fn verify(&mut self) -> Vec<CorruptValue> {
+        let mut problems = Vec::new();
+        let entries: Vec<(DocumentId, IndexEntry)> = self
+            .index
+            .iter()
+            .map(|(id, entry)| (id.clone(), entry.clone()))
+            .collect();
+        for (document, entry) in &entries {
+            match self.load_from_storage(document, entry) {
+                Ok(_) => {}
+                Err(LoadError::Corrupt(problem)) => problems.push(problem),
+                Err(LoadError::Storage(error)) => {
+                    problems.push(CorruptValue::new(&index_key(document), error.to_string()))
+                }
+            }
+        }
+        let scan = |prefix: &[u8]| -> Result<Entries, CorruptValue> {
+            self.storage
+                .scan_prefix(prefix)
+                .map_err(|error| CorruptValue::new(prefix, error.to_string()))
+        };
+        let orphan_check =
+            |problems: &mut Vec<CorruptValue>, key: &[u8], id: Result<DocumentId, CorruptValue>| {
+                match id {
+                    Ok(id) if !self.index.contains_key(&id) => problems.push(CorruptValue::new(
+                        key,
+                        format!("belongs to {id}, which the index does not hold"),
+                    )),
+                    Ok(_) => {}
+                    Err(problem) => problems.push(problem),
+                }
+            };
+        match scan(SNAPSHOT_PREFIX) {
+            Ok(found) => {
+                for (key, _) in found {
+                    orphan_check(&mut problems, &key, document_of_key(SNAPSHOT_PREFIX, &key));
+                }
+            }
+            Err(problem) => problems.push(problem),
+        }
+        match scan(INCREMENT_PREFIX) {
+            Ok(found) => {
+                for (key, _) in found {
+                    let id = increment_document(&key);
+                    orphan_check(&mut problems, &key, id);
+                }
+            }
+            Err(problem) => problems.push(problem),
+        }
+        match scan(SYNC_STATE_PREFIX) {
+            Ok(found) => {
+                for (key, value) in found {
+                    let decoded = unseal(&key, &value).and_then(|payload| {
+                        automerge::sync::State::decode(payload)
+                            .map(|_| ())
+                            .map_err(|error| {
+                                CorruptValue::new(&key, format!("sync state: {error}"))
+                            })
+                    });
+                    if let Err(problem) = decoded {
+                        problems.push(problem);
+                    }
+                }
+            }
+            Err(problem) => problems.push(problem),
+        }
+        problems.sort_by(|a, b| a.key.cmp(&b.key));
+        problems.dedup();
+        problems
+    }
+
+    // ----- internals -----
+
+    /// The document, loaded into the cache if needed; `None` when not held.
+    fn cached_document(
+        &mut self,
+        document: &DocumentId,
+    ) -> Result<Option<&mut AutoCommit>, LoadError> {
+        if !self.documents.contains(document) {
+            let Some(entry) = self.index.get(document) else {
+                return Ok(None);
+            };
+            let loaded = self.load_from_storage(document, entry)?;
+            // Evicted documents equal storage already: dropping them is safe.
+            self.documents.insert(document.clone(), loaded);
+        }
+        Ok(self.documents.get_mut(document))
+    }
+
+    /// Take the document out of the cache (loading it if needed) to change
+    /// it; hand it back with [`Replica::keep_document`] or
+    /// [`Replica::install`] only if it still equals storage.
+    fn take_document(&mut self, document: &DocumentId) -> Result<Option<AutoCommit>, LoadError> {
+        if let Some(doc) = self.documents.remove(document) {
+            return Ok(Some(doc));
+        }
+        match self.index.get(document) {
+            None => Ok(None),
+            Some(entry) => Ok(Some(self.load_from_storage(document, entry)?)),
+        }
+    }
+
+    fn keep_document(&mut self, document: &DocumentId, doc: AutoCommit) {
+        debug_assert!(
+            self.index.contains_key(document),
+            "only held documents are cached"
+        );
+        self.documents.insert(document.clone(), doc);
+    }
+
+    /// Record a successful write of `doc`.
+    fn install(&mut self, document: &DocumentId, doc: AutoCommit, entry: IndexEntry) {
+        self.index.insert(document.clone(), entry);
+        self.changed.insert(document.clone());
+        self.keep_document(document, doc);
+    }
+
+    fn load_from_storage(
+        &self,
+        document: &DocumentId,
+        entry: &IndexEntry,
+    ) -> Result<AutoCommit, LoadError> {
+        let snapshot_key = snapshot_key(document);
+        let mut doc = match self.storage.get(&snapshot_key)? {
+            Some(value) => {
+                let payload = unseal(&snapshot_key, &value)?;
+                AutoCommit::load(payload).map_err(|error| {
+                    CorruptValue::new(&snapshot_key, format!("snapshot does not load: {error}"))
+                })?
+            }
+            None if entry.snapshot_bytes > 0 => {
+                return Err(CorruptValue::new(
+                    &snapshot_key,
+                    "missing, but the index records a snapshot",
+                )
+                .into());
+            }
+            None => AutoCommit::new(),
+        };
+        let mut expected = entry.first_increment;
+        let mut changes = Vec::new();
+        for (key, value) in self.storage.scan_prefix(&increments_prefix(document))? {
+            let seq = increment_seq(document, &key)?;
+            if seq != expected || seq >= entry.next_increment {
+                return Err(CorruptValue::new(
+                    &key,
+                    format!(
+                        "increment {seq} found where {expected} was expected (index holds {}..{})",
+                        entry.first_increment, entry.next_increment
+                    ),
+                )
+                .into());
+            }
+            expected += 1;
+            let payload = unseal(&key, &value)?;
+            changes.extend(
+                chunks::changes_in(payload, usize::MAX)
+                    .map_err(|reason| CorruptValue::new(&key, reason))?,
+            );
+        }
+        if expected != entry.next_increment {
+            return Err(
+                CorruptValue::new(&increment_key(document, expected), "missing increment").into(),
+            );
+        }
+        doc.apply_changes_batch(changes).map_err(|error| {
+            CorruptValue::new(
+                &increments_prefix(document),
+                format!("increments do not apply: {error}"),
+            )
+        })?;
+        let heads = sorted(doc.get_heads());
+        if heads != entry.heads {
+            return Err(CorruptValue::new(
+                &index_key(document),
+                format!(
+                    "stored changes have {} heads that differ from the index's {}",
+                    heads.len(),
+                    entry.heads.len()
+                ),
+            )
+            .into());
+        }
+        Ok(doc.with_actor(self.actor.clone()))
+    }
+
+    /// The batch that stores what `doc` holds beyond the indexed state
+    /// (`increment`, from `save_after`), compacting when due, and the index
+    /// entry it leaves behind.
+    fn plan_write(
+        &self,
+        document: &DocumentId,
+        doc: &mut AutoCommit,
+        increment: &[u8],
+        changes_added: u64,
+    ) -> (WriteBatch, IndexEntry) {
+        debug_assert!(!increment.is_empty());
+        let mut entry = self
+            .index
+            .get(document)
+            .cloned()
+            .unwrap_or_else(IndexEntry::empty);
+        let mut batch = WriteBatch::new();
+        let sealed = seal(increment);
+        let increments_bytes = entry.increments_bytes + sealed.len() as u64;
+        let compaction_due = entry.increment_count() + 1 > self.config.compaction_increments_max
+            || increments_bytes >= entry.snapshot_bytes.max(self.config.compaction_bytes_min);
+        if compaction_due {
+            let snapshot = seal(&doc.save());
+            for seq in entry.first_increment..entry.next_increment {
+                batch.delete(increment_key(document, seq));
+            }
+            entry.snapshot_bytes = snapshot.len() as u64;
+            entry.increments_bytes = 0;
+            entry.first_increment = entry.next_increment;
+            batch.put(snapshot_key(document), snapshot);
+        } else {
+            batch.put(increment_key(document, entry.next_increment), sealed);
+            entry.next_increment += 1;
+            entry.increments_bytes = increments_bytes;
+        }
+        entry.change_count += changes_added;
+        entry.set_heads(doc.get_heads());
+        batch.put(index_key(document), seal(&entry.encode()));
+        (batch, entry)
+    }
+}
+
+fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    heads.sort();
+    heads
+}
+
+/// The document id inside an increment key `chg|<id>|<8 bytes>`.
+fn increment_document(key: &[u8]) -> Result<DocumentId, CorruptValue> {
+    if key.len() < INCREMENT_PREFIX.len() + 9 || key[key.len() - 9] != b'|' {
+        return Err(CorruptValue::new(key, "malformed increment key"));
+    }
+    document_of_key(INCREMENT_PREFIX, &key[..key.len() - 9])
+}
+
+/// The word written as `meta.kind`.
+pub fn kind_name(kind: &DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Roster => "roster",
+        DocumentKind::Activities(_) => "activities",
+        DocumentKind::Orders(_) => "orders",
+        DocumentKind::Approval(_) => "approval",
+        DocumentKind::Reference(_) => "reference",
+    }
+}
+
+/// Give a new document its `meta` map (see [`crate::schema`]).
+fn write_meta(
+    doc: &mut AutoCommit,
+    document: &DocumentId,
+) -> Result<(), automerge::AutomergeError> {
+    let meta = doc.put_object(ROOT, schema::META_KEY, ObjType::Map)?;
+    doc.put(&meta, schema::SCHEMA_KEY, schema::current_schema())?;
+    doc.put(&meta, "id", document.to_string())?;
+    doc.put(&meta, "owner", document.owner.as_str())?;
+    doc.put(&meta, "kind", kind_name(&document.kind))?;
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The replica as a [`SyncHost`]: per-(peer, document) sync states and the
+//! all-or-nothing receive path.
+//!
+//! Receiving a message: decode it, expand every chunk into changes (a chunk
+//! may be one change, several, or a whole document), drop the ones already
+//! held, check write authority for each remaining change, and only then
+//! apply them all in one `apply_changes_batch` (one call per change costs
+//! O(document) each). Automerge then sees the message with its change list
+//! emptied, to update the sync state without applying anything itself. The
+//! schema check follows; the new changes, index entry and sync state are
+//! stored in one batch and flushed before `Ok`. Any refusal leaves storage
+//! untouched and drops the in-memory copy if it had been touched.
+//!
+//! Sync states live in memory while a peer is connected (bounded LRU) and
+//! their encoding (the shared heads) is persisted whenever it changes, so a
+//! reconnect resumes with a small Bloom filter instead of the whole history.
+
+use super::chunks;
+use super::layout::{seal, sync_state_key, unseal};
+use super::{sorted, LoadError, Replica, SyncSlot};
+use crate::authority::{check_change, check_document};
+use crate::document_id::DocumentId;
+use crate::schema;
+use crate::station::StationId;
+use crate::storage::{Storage, WriteBatch};
+use crate::sync_host::{HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost};
+use automerge::sync::{ChunkList, Message, State, SyncDoc};
+use automerge::{AutoCommit, Change, ChangeHash};
+use std::collections::BTreeSet;
+
+impl<S: Storage> Replica<S> {
+    /// The peer's connection closed: forget its in-memory sync states (their
+    /// shared heads are persisted; a reconnect starts from those).
+    pub fn peer_disconnected(&mut self, peer: &StationId) -> usize {
+        self.sync_states
+            .remove_where(|(state_peer, _)| state_peer == peer)
+    }
+
+    /// The sync state for the pair: in memory, else persisted, else new.
+    fn take_sync_slot(&mut self, peer: &StationId, document: &DocumentId) -> SyncSlot {
+        let pair = (peer.clone(), document.clone());
+        if let Some(slot) = self.sync_states.remove(&pair) {
+            return slot;
+        }
+        let key = sync_state_key(peer, document);
+        let persisted = match self.storage.get(&key) {
+            Ok(Some(value)) => match unseal(&key, &value) {
+                Ok(payload) => match State::decode(payload) {
+                    Ok(state) => {
+                        return SyncSlot {
+                            state,
+                            persisted: payload.to_vec(),
+                        }
+                    }
+                    Err(error) => format!("sync state does not decode: {error}"),
+                },
+                Err(problem) => problem.reason,
+            },
+            Ok(None) => {
+                return SyncSlot {
+                    state: State::new(),
+                    persisted: Vec::new(),
+                }
+            }
+            Err(error) => error.to_string(),
+        };
+        // A lost sync state costs one full Bloom filter exchange, nothing
+        // else; verify() reports the damaged value.
+        tracing::warn!(peer = %peer, document = %document, problem = %persisted, "starting sync from scratch");
+        SyncSlot {
+            state: State::new(),
+            persisted: Vec::new(),
+        }
+    }
+
+    fn keep_sync_slot(&mut self, peer: &StationId, document: &DocumentId, slot: SyncSlot) {
+        // Evicted states have their shared heads persisted already.
+        self.sync_states
+            .insert((peer.clone(), document.clone()), slot);
+    }
+
+    fn storage_refusal(document: &DocumentId, reason: impl ToString) -> ReceiveError {
+        ReceiveError::Storage {
+            document: document.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn malformed(document: &DocumentId, reason: impl ToString) -> ReceiveError {
+        ReceiveError::Malformed {
+            document: document.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Every change in the message, decoded, before anything is touched.
+    fn changes_of(
+        &self,
+        document: &DocumentId,
+        message: &Message,
+    ) -> Result<Vec<Change>, ReceiveError> {
+        let mut changes = Vec::new();
+        for chunk in message.changes.iter() {
+            let budget = self
+                .config
+                .sync_message_changes_max
+                .saturating_sub(changes.len());
+            changes.extend(
+                chunks::changes_in(chunk, budget)
+                    .map_err(|reason| Self::malformed(document, reason))?,
+            );
+        }
+        Ok(changes)
+    }
+}
+
+impl<S: Storage> SyncHost for Replica<S> {
+    fn local_station(&self) -> &StationId {
+        &self.local
+    }
+
+    fn shared_documents(&mut self, peer: &StationId) -> Vec<(DocumentId, HeadsDigest)> {
+        self.index
+            .iter()
+            .filter(|(document, _)| check_document(document, peer, &self.local).is_ok())
+            .map(|(document, entry)| (document.clone(), entry.digest))
+            .collect()
+    }
+
+    fn generate_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, HostError> {
+        check_document(document, peer, &self.local).map_err(|error| HostError {
+            reason: error.to_string(),
+        })?;
+        if self.unflushed {
+            self.flush().map_err(|error| HostError {
+                reason: format!("flushing before sending: {error}"),
+            })?;
+        }
+        let mut slot = self.take_sync_slot(peer, document);
+        let message = match self.cached_document(document) {
+            Ok(Some(doc)) => doc.sync().generate_sync_message(&mut slot.state),
+            Ok(None) => AutoCommit::new()
+                .sync()
+                .generate_sync_message(&mut slot.state),
+            Err(error) => {
+                self.keep_sync_slot(peer, document, slot);
+                return Err(HostError {
+                    reason: format!("loading {document}: {error}"),
+                });
+            }
+        };
+        self.keep_sync_slot(peer, document, slot);
+        Ok(message.map(Message::encode))
+    }
+
+    fn receive_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        message: &[u8],
+    ) -> Result<ReceiveOutcome, ReceiveError> {
+        check_document(document, peer, &self.local)?;
+        if message.len() > self.config.sync_message_bytes_max {
+            return Err(Self::malformed(
+                document,
+                format!(
+                    "{} bytes exceeds the limit of {}",
+                    message.len(),
+                    self.config.sync_message_bytes_max
+                ),
+            ));
+        }
+        let mut decoded =
+            Message::decode(message).map_err(|error| Self::malformed(document, error))?;
+        let incoming = self.changes_of(document, &decoded)?;
+
+        let existing = self.take_document(document).map_err(|error| match error {
+            LoadError::Storage(error) => Self::storage_refusal(document, error),
+            LoadError::Corrupt(problem) => Self::storage_refusal(document, problem),
+        })?;
+        let held = existing.is_some();
+        let mut doc = existing.unwrap_or_else(|| AutoCommit::new().with_actor(self.actor.clone()));
+
+        // Changes already held are not applied, so they need no authority:
+        // a whole-document message also carries the receiver's own history.
+        let mut seen: BTreeSet<ChangeHash> = BTreeSet::new();
+        let fresh: Vec<Change> = incoming
+            .into_iter()
+            .filter(|change| seen.insert(change.hash()))
+            .filter(|change| {
+                doc.document()
+                    .get_change_meta_by_hash(&change.hash())
+                    .is_none()
+            })
+            .collect();
+        for change in &fresh {
+            if let Err(refusal) = check_change(document, change.actor_id(), peer, &self.local) {
+                if held {
+                    self.keep_document(document, doc);
+                }
+                return Err(refusal.into());
+            }
+        }
+
+        let heads_before = doc.get_heads();
+        if !fresh.is_empty() {
+            // From here on `doc` may differ from storage: every early return
+            // drops it (it reloads from storage on next use).
+            doc.apply_changes_batch(fresh)
+                .map_err(|error| Self::malformed(document, error))?;
+            if let Err(found) = schema::check_supported(&doc) {
+                return Err(ReceiveError::SchemaTooNew {
+                    document: document.clone(),
+                    found,
+                    supported: schema::current_schema(),
+                });
+            }
+        }
+        let mut slot = self.take_sync_slot(peer, document);
+        decoded.changes = ChunkList::empty();
+        doc.sync()
+            .receive_sync_message(&mut slot.state, decoded)
+            .map_err(|error| Self::malformed(document, error))?;
+        let heads_after = doc.get_heads();
+        let heads_changed = heads_after != heads_before;
+
+        let mut batch = WriteBatch::new();
+        let mut planned = None;
+        if heads_changed {
+            let increment = doc.save_after(&heads_before);
+            let added = chunks::chunk_count(&increment)
+                .map_err(|reason| Self::malformed(document, reason))?;
+            let (write, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
+            batch = write;
+            planned = Some((entry, added));
+        }
+        let encoded = slot.state.encode();
+        if encoded != slot.persisted {
+            batch.put(sync_state_key(peer, document), seal(&encoded));
+        }
+        if !batch.is_empty() {
+            self.storage
+                .apply(batch)
+                .map_err(|error| Self::storage_refusal(document, error))?;
+            self.unflushed = true;
+            slot.persisted = encoded;
+        }
+        self.keep_sync_slot(peer, document, slot);
+        let changes_applied = match planned {
+            Some((entry, added)) => {
+                self.install(document, doc, entry);
+                self.flush()
+                    .map_err(|error| Self::storage_refusal(document, error))?;
+                added
+            }
+            None => {
+                if held {
+                    self.keep_document(document, doc);
+                }
+                0
+            }
+        };
+        debug_assert!(
+            !heads_changed || self.heads(document) == Some(sorted(heads_after).as_slice())
+        );
+        Ok(ReceiveOutcome {
+            changes_applied,
+            heads_changed,
+        })
+    }
+
+    fn reset_sync_state(&mut self, peer: &StationId, document: &DocumentId) {
+        self.sync_states.remove(&(peer.clone(), document.clone()));
+        let mut batch = WriteBatch::new();
+        batch.delete(sync_state_key(peer, document));
+        // Not flushed: a sync state that comes back after a crash is merely
+        // stale, and automerge recovers from stale states.
+        if let Err(error) = self.storage.apply(batch) {
+            tracing::warn!(peer = %peer, document = %document, %error, "could not delete a sync state");
+        } else {
+            self.unflushed = true;
+        }
+    }
+}

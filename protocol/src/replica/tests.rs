@@ -1,0 +1,770 @@
+//! Replica tests over `MemoryStorage`: durability across crashes, rollback,
+//! injected faults, compaction, eviction, corruption, and sync between
+//! replicas through the `SyncHost` methods.
+
+use super::*;
+use crate::actor::actor_for;
+use crate::authority::AuthorityError;
+use crate::document_id::Month;
+use crate::storage::MemoryStorage;
+use crate::sync_host::{ReceiveError, SyncHost};
+use automerge::sync::SyncDoc;
+use automerge::{ReadDoc, ScalarValue, Value};
+use proptest::prelude::*;
+
+fn station(text: &str) -> StationId {
+    StationId::parse(text).unwrap()
+}
+
+fn village() -> StationId {
+    station("xh/t1/v1")
+}
+
+fn month() -> Month {
+    Month::new(2026, 11).unwrap()
+}
+
+fn activities() -> DocumentId {
+    DocumentId::activities(&village(), month())
+}
+
+fn open(
+    storage: MemoryStorage,
+    local: &StationId,
+    config: ReplicaConfig,
+) -> Replica<MemoryStorage> {
+    Replica::open(storage, local.clone(), 7, config).unwrap()
+}
+
+fn fresh(local: &StationId) -> Replica<MemoryStorage> {
+    open(MemoryStorage::new(), local, ReplicaConfig::default())
+}
+
+/// Reopen after a power loss.
+fn crash_and_reopen(replica: Replica<MemoryStorage>) -> Replica<MemoryStorage> {
+    let config = replica.config().clone();
+    let local = replica.local().clone();
+    let mut storage = replica.into_storage();
+    storage.crash();
+    open(storage, &local, config)
+}
+
+fn put(
+    key: &str,
+    value: i64,
+) -> impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError> + '_ {
+    move |doc| doc.put(ROOT, key, value).map(|_| ())
+}
+
+fn read(replica: &mut Replica<MemoryStorage>, document: &DocumentId, key: &str) -> Option<i64> {
+    replica
+        .with_document(document, |doc| match doc.get(ROOT, key).unwrap() {
+            Some((Value::Scalar(scalar), _)) => match scalar.as_ref() {
+                ScalarValue::Int(n) => Some(*n),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap()
+        .flatten()
+}
+
+#[test]
+fn new_documents_carry_meta_and_acknowledged_commits_survive_a_crash() {
+    let mut replica = fresh(&village());
+    let outcome = replica.commit(&activities(), put("a", 1)).unwrap();
+    assert!(outcome.created);
+    assert_eq!(outcome.changes, 1);
+    replica.commit(&activities(), put("b", 2)).unwrap();
+    let unacknowledged = replica
+        .commit_unflushed(&activities(), put("c", 3))
+        .unwrap();
+    assert_eq!(unacknowledged.changes, 1);
+    assert_eq!(
+        read(&mut replica, &activities(), "c"),
+        Some(3),
+        "reads see unflushed commits"
+    );
+
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(read(&mut replica, &activities(), "a"), Some(1));
+    assert_eq!(read(&mut replica, &activities(), "b"), Some(2));
+    assert_eq!(
+        read(&mut replica, &activities(), "c"),
+        None,
+        "unflushed commit is gone"
+    );
+    let schema = replica
+        .with_document(&activities(), schema::declared_schema)
+        .unwrap()
+        .flatten();
+    assert_eq!(schema, Some(schema::current_schema()));
+    assert_eq!(replica.change_count(&activities()), Some(2));
+    // The same actor goes on after the lost change without a sequence clash.
+    replica.commit(&activities(), put("d", 4)).unwrap();
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(read(&mut replica, &activities(), "d"), Some(4));
+}
+
+#[test]
+fn a_shared_flush_acknowledges_every_pending_commit() {
+    let mut replica = fresh(&village());
+    let roster = DocumentId::roster(&village());
+    replica
+        .commit_unflushed(&activities(), put("a", 1))
+        .unwrap();
+    replica.commit_unflushed(&roster, put("b", 2)).unwrap();
+    assert!(replica.has_unflushed_writes());
+    replica.flush().unwrap();
+    assert!(!replica.has_unflushed_writes());
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(read(&mut replica, &activities(), "a"), Some(1));
+    assert_eq!(read(&mut replica, &roster, "b"), Some(2));
+}
+
+#[test]
+fn a_failing_mutation_changes_nothing_in_memory_or_storage() {
+    let mut replica = fresh(&village());
+    // A document that does not exist stays absent.
+    let error = replica
+        .commit(&activities(), |doc| {
+            doc.put(ROOT, "a", 1)?;
+            Err::<(), _>(automerge::AutomergeError::Fail)
+        })
+        .unwrap_err();
+    assert!(matches!(error, CommitError::Mutate(_)));
+    assert!(!replica.holds(&activities()));
+    assert!(replica
+        .storage()
+        .keys()
+        .iter()
+        .all(|key| key.starts_with(b"meta|")));
+
+    replica.commit(&activities(), put("a", 1)).unwrap();
+    let keys = replica.storage().keys();
+    let heads = replica.heads(&activities()).unwrap().to_vec();
+    let error = replica
+        .commit(&activities(), |doc| {
+            doc.put(ROOT, "a", 99).unwrap();
+            doc.put(ROOT, "b", 2).unwrap();
+            Err::<(), _>("refused")
+        })
+        .unwrap_err();
+    assert!(matches!(error, CommitError::Mutate("refused")));
+    // A mutation that commits on its own and then fails: also nothing.
+    let error = replica
+        .commit(&activities(), |doc| {
+            doc.put(ROOT, "a", 77).unwrap();
+            doc.commit();
+            Err::<(), _>("late refusal")
+        })
+        .unwrap_err();
+    assert!(matches!(error, CommitError::Mutate("late refusal")));
+    assert_eq!(replica.storage().keys(), keys);
+    assert_eq!(replica.heads(&activities()).unwrap(), heads.as_slice());
+    assert_eq!(read(&mut replica, &activities(), "a"), Some(1));
+    assert_eq!(read(&mut replica, &activities(), "b"), None);
+    assert!(
+        replica.take_changed_documents() == vec![activities()],
+        "only the successful commit moved heads"
+    );
+}
+
+#[test]
+fn injected_storage_faults_leave_no_half_write() {
+    let mut replica = fresh(&village());
+    replica.commit(&activities(), put("a", 1)).unwrap();
+    let heads = replica.heads(&activities()).unwrap().to_vec();
+
+    let mut storage = replica.into_storage();
+    storage.fail_next_applies(1);
+    let mut replica = open(storage, &village(), ReplicaConfig::default());
+    let error = replica.commit(&activities(), put("b", 2)).unwrap_err();
+    assert!(matches!(error, CommitError::Storage { .. }), "{error}");
+    assert_eq!(replica.heads(&activities()).unwrap(), heads.as_slice());
+    assert_eq!(
+        read(&mut replica, &activities(), "b"),
+        None,
+        "memory was rolled back too"
+    );
+
+    // A failed flush: the commit is not acknowledged and a crash loses it.
+    let mut storage = replica.into_storage();
+    storage.fail_next_flushes(1);
+    let mut replica = open(storage, &village(), ReplicaConfig::default());
+    assert!(matches!(
+        replica.commit(&activities(), put("c", 3)),
+        Err(CommitError::Storage { .. })
+    ));
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(read(&mut replica, &activities(), "c"), None);
+    assert_eq!(replica.heads(&activities()).unwrap(), heads.as_slice());
+    assert!(replica.verify().is_empty());
+    // And the store goes on working.
+    replica.commit(&activities(), put("d", 4)).unwrap();
+    assert_eq!(
+        read(&mut crash_and_reopen(replica), &activities(), "d"),
+        Some(4)
+    );
+}
+
+#[test]
+fn commits_outside_write_authority_are_refused() {
+    let mut replica = fresh(&village());
+    let neighbour = DocumentId::roster(&station("xh/t1/v2"));
+    assert!(matches!(
+        replica.commit(&neighbour, put("a", 1)),
+        Err(CommitError::OutOfScope { .. })
+    ));
+    let township_menu = DocumentId::reference(&station("xh/t1"), "menu").unwrap();
+    assert!(matches!(
+        replica.commit(&township_menu, put("a", 1)),
+        Err(CommitError::NotWritable { .. })
+    ));
+    assert!(replica.documents().is_empty());
+}
+
+fn small_compaction() -> ReplicaConfig {
+    ReplicaConfig {
+        compaction_increments_max: 4,
+        compaction_bytes_min: 1,
+        ..ReplicaConfig::default()
+    }
+}
+
+#[test]
+fn compaction_keeps_content_and_heads() {
+    let mut replica = open(MemoryStorage::new(), &village(), small_compaction());
+    let mut saw_snapshot = false;
+    for n in 0..30 {
+        replica
+            .commit(&activities(), put(&format!("k{n}"), n))
+            .unwrap();
+        let entry = replica.index_entry(&activities()).unwrap().clone();
+        assert!(entry.increment_count() <= 4);
+        saw_snapshot |= entry.snapshot_bytes > 0;
+        let stored_increments = replica
+            .storage()
+            .scan_prefix(&increments_prefix(&activities()))
+            .unwrap()
+            .len();
+        assert_eq!(
+            stored_increments as u64,
+            entry.increment_count(),
+            "compaction deleted what it replaced"
+        );
+    }
+    assert!(saw_snapshot);
+    assert_eq!(replica.change_count(&activities()), Some(30));
+    let heads = replica.heads(&activities()).unwrap().to_vec();
+    let before = replica
+        .with_document(&activities(), |doc| doc.clone().save())
+        .unwrap()
+        .unwrap();
+
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(replica.heads(&activities()).unwrap(), heads.as_slice());
+    let after = replica
+        .with_document(&activities(), |doc| doc.clone().save())
+        .unwrap()
+        .unwrap();
+    assert_eq!(before, after, "reloaded document is byte-identical");
+    for n in 0..30 {
+        assert_eq!(read(&mut replica, &activities(), &format!("k{n}")), Some(n));
+    }
+    assert!(replica.verify().is_empty());
+}
+
+#[test]
+fn documents_are_evicted_and_reload_from_storage() {
+    let config = ReplicaConfig {
+        documents_cached_max: 2,
+        ..ReplicaConfig::default()
+    };
+    let mut replica = open(MemoryStorage::new(), &village(), config);
+    let documents: Vec<DocumentId> = (1..=6)
+        .map(|m| DocumentId::activities(&village(), Month::new(2026, m).unwrap()))
+        .collect();
+    for (n, document) in documents.iter().enumerate() {
+        replica.commit(document, put("n", n as i64)).unwrap();
+        assert!(replica.cached_documents() <= 2);
+    }
+    for (n, document) in documents.iter().enumerate() {
+        assert_eq!(read(&mut replica, document, "n"), Some(n as i64));
+        assert!(replica.cached_documents() <= 2);
+    }
+    assert_eq!(replica.documents(), documents);
+}
+
+#[test]
+fn corrupt_values_are_named_by_key() {
+    let mut replica = fresh(&village());
+    replica.commit(&activities(), put("a", 1)).unwrap();
+    replica.commit(&activities(), put("b", 2)).unwrap();
+    let increment = increment_key(&activities(), 1);
+    let mut storage = replica.into_storage();
+    let mut value = storage.get(&increment).unwrap().unwrap();
+    value.truncate(value.len() - 3);
+    storage.corrupt_value(&increment, value);
+
+    let mut replica = open(storage, &village(), ReplicaConfig::default());
+    let error = replica.with_document(&activities(), |_| ()).unwrap_err();
+    let expected = crate::storage::display_key(&increment);
+    assert!(
+        matches!(&error, LoadError::Corrupt(problem) if problem.key == expected),
+        "{error}"
+    );
+    assert!(matches!(
+        replica.commit(&activities(), put("c", 3)),
+        Err(CommitError::Load { .. })
+    ));
+    let problems = replica.verify();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].key, expected);
+
+    // A corrupt index entry stops the store from opening, naming the key.
+    let mut storage = replica.into_storage();
+    let index = index_key(&activities());
+    storage.corrupt_value(&index, b"\x01garbage".to_vec());
+    let error = Replica::open(storage, village(), 7, ReplicaConfig::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, OpenError::Corrupt(problem) if problem.key == "idx|activities:xh/t1/v1:2026-11"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_increment_is_reported_not_skipped() {
+    let mut replica = fresh(&village());
+    for n in 0..3 {
+        replica.commit(&activities(), put("n", n)).unwrap();
+    }
+    let mut storage = replica.into_storage();
+    let mut batch = WriteBatch::new();
+    batch.delete(increment_key(&activities(), 1));
+    storage.apply(batch).unwrap();
+    let mut replica = open(storage, &village(), ReplicaConfig::default());
+    assert!(matches!(
+        replica.with_document(&activities(), |_| ()),
+        Err(LoadError::Corrupt(_))
+    ));
+}
+
+// ----- sync -----
+
+/// Run the sync loop between two replicas for every document either holds
+/// in common scope, until neither has anything to say. Returns the number of
+/// messages exchanged and how many carried a whole document.
+fn sync_pair(a: &mut Replica<MemoryStorage>, b: &mut Replica<MemoryStorage>) -> (usize, usize) {
+    let a_station = a.local().clone();
+    let b_station = b.local().clone();
+    let mut documents: Vec<DocumentId> = a
+        .shared_documents(&b_station)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    documents.extend(b.shared_documents(&a_station).into_iter().map(|(id, _)| id));
+    documents.sort();
+    documents.dedup();
+    let mut messages = 0;
+    let mut whole_documents = 0;
+    for document in documents {
+        for _round in 0..50 {
+            let mut quiet = true;
+            if let Some(message) = a.generate_sync_message(&b_station, &document).unwrap() {
+                quiet = false;
+                messages += 1;
+                whole_documents += carries_whole_document(&message) as usize;
+                b.receive_sync_message(&a_station, &document, &message)
+                    .unwrap();
+            }
+            if let Some(message) = b.generate_sync_message(&a_station, &document).unwrap() {
+                quiet = false;
+                messages += 1;
+                whole_documents += carries_whole_document(&message) as usize;
+                a.receive_sync_message(&b_station, &document, &message)
+                    .unwrap();
+            }
+            if quiet {
+                break;
+            }
+        }
+    }
+    (messages, whole_documents)
+}
+
+/// Every root key with all its conflicting values, as text.
+fn state_of(replica: &mut Replica<MemoryStorage>, document: &DocumentId) -> Vec<String> {
+    replica
+        .with_document(document, |doc| {
+            doc.keys(ROOT)
+                .map(|key| {
+                    let values: Vec<String> = doc
+                        .get_all(ROOT, key.as_str())
+                        .unwrap()
+                        .into_iter()
+                        .map(|(value, id)| format!("{value:?}@{id}"))
+                        .collect();
+                    format!("{key}={values:?}")
+                })
+                .collect()
+        })
+        .unwrap()
+        .unwrap()
+}
+
+fn carries_whole_document(message: &[u8]) -> bool {
+    let decoded = automerge::sync::Message::decode(message).unwrap();
+    let whole = decoded
+        .changes
+        .iter()
+        .any(|chunk| chunk.len() > 8 && chunk[8] == 0);
+    whole
+}
+
+#[test]
+fn two_replicas_converge_through_sync_host() {
+    let township = station("xh/t1");
+    let mut v = fresh(&village());
+    let mut t = fresh(&township);
+    for n in 0..10 {
+        v.commit(&activities(), put(&format!("v{n}"), n)).unwrap();
+    }
+    let menu = DocumentId::reference(&township, "menu").unwrap();
+    t.commit(&menu, put("tea", 1)).unwrap();
+    let township_roster = DocumentId::roster(&township);
+    t.commit(&township_roster, put("private", 1)).unwrap();
+
+    let (_, whole_documents) = sync_pair(&mut v, &mut t);
+    assert!(
+        whole_documents > 0,
+        "the first exchange with an empty peer sends a whole document"
+    );
+    assert_eq!(v.heads(&activities()), t.heads(&activities()));
+    assert_eq!(v.heads(&menu), t.heads(&menu), "reference data flows down");
+    assert!(
+        !v.holds(&township_roster),
+        "a township's roster never reaches a village"
+    );
+    assert_eq!(read(&mut t, &activities(), "v9"), Some(9));
+
+    // Concurrent edits on both sides (the township may write its village's
+    // documents) merge, incrementally this time.
+    v.commit(&activities(), put("both", 1)).unwrap();
+    t.commit(&activities(), put("both", 2)).unwrap();
+    t.commit(&activities(), put("t", 3)).unwrap();
+    v.take_changed_documents();
+    sync_pair(&mut v, &mut t);
+    assert_eq!(v.heads(&activities()), t.heads(&activities()));
+    assert_eq!(read(&mut v, &activities(), "t"), Some(3));
+    assert_eq!(
+        read(&mut v, &activities(), "both"),
+        read(&mut t, &activities(), "both")
+    );
+    assert_eq!(v.take_changed_documents(), vec![activities()]);
+    // Equal heads give identical state, conflicts included (the saved bytes
+    // may differ: automerge's encoding depends on how a replica got there).
+    assert_eq!(
+        state_of(&mut v, &activities()),
+        state_of(&mut t, &activities())
+    );
+
+    // What was received is durable: a crash of the township loses nothing.
+    let mut t = crash_and_reopen(t);
+    assert_eq!(t.heads(&activities()), v.heads(&activities()));
+    assert_eq!(read(&mut t, &activities(), "v9"), Some(9));
+}
+
+#[test]
+fn persisted_sync_state_makes_a_reconnect_cheap() {
+    let township = station("xh/t1");
+    let mut v = fresh(&village());
+    let mut t = fresh(&township);
+    for n in 0..200 {
+        v.commit(&activities(), put(&format!("v{n}"), n)).unwrap();
+    }
+    sync_pair(&mut v, &mut t);
+    v.commit(&activities(), put("late", 1)).unwrap();
+    // Both sides restart (after a clean shutdown): in-memory states are gone.
+    v.peer_disconnected(&township);
+    t.peer_disconnected(&village());
+    let mut v = crash_and_reopen(v);
+    let mut t = crash_and_reopen(t);
+    let (messages, whole_documents) = sync_pair(&mut v, &mut t);
+    assert_eq!(whole_documents, 0, "a resumed state sends only what is new");
+    assert!(messages <= 4, "{messages} messages");
+    assert_eq!(read(&mut t, &activities(), "late"), Some(1));
+    assert_eq!(v.heads(&activities()), t.heads(&activities()));
+}
+
+#[test]
+fn unauthorised_changes_are_refused_with_nothing_applied() {
+    let township = station("xh/t1");
+    let mut v = fresh(&village());
+    let mut t = fresh(&township);
+    v.commit(&activities(), put("a", 1)).unwrap();
+    sync_pair(&mut v, &mut t);
+
+    // The village's document, edited by a neighbouring village's actor, and
+    // carried by our village.
+    let mut forged = v
+        .with_document(&activities(), |doc| doc.clone())
+        .unwrap()
+        .unwrap();
+    forged.set_actor(actor_for(&station("xh/t1/v2"), 1));
+    forged.put(ROOT, "a", 666).unwrap();
+    forged.commit();
+    let mut state = automerge::sync::State::new();
+    let mut refused = 0;
+    let keys_before = t.storage().keys();
+    let applies_before = t.storage().stats().applies;
+    let heads_before = t.heads(&activities()).unwrap().to_vec();
+    // Drive the forger's side of the protocol against the township.
+    for _ in 0..10 {
+        let Some(message) = forged.sync().generate_sync_message(&mut state) else {
+            break;
+        };
+        match t.receive_sync_message(&village(), &activities(), &message.encode()) {
+            Ok(_) => {}
+            Err(ReceiveError::Refused(AuthorityError::NotWritable { writer, .. })) => {
+                assert_eq!(writer, station("xh/t1/v2"));
+                refused += 1;
+                break;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+        if let Some(reply) = t.generate_sync_message(&village(), &activities()).unwrap() {
+            forged
+                .sync()
+                .receive_sync_message(
+                    &mut state,
+                    automerge::sync::Message::decode(&reply).unwrap(),
+                )
+                .unwrap();
+        }
+    }
+    assert_eq!(refused, 1);
+    assert_eq!(t.heads(&activities()).unwrap(), heads_before.as_slice());
+    assert_eq!(read(&mut t, &activities(), "a"), Some(1));
+    assert_eq!(t.storage().keys(), keys_before);
+    assert!(
+        t.storage().stats().applies - applies_before <= 1,
+        "at most a sync-state write, no change"
+    );
+    assert!(t.verify().is_empty());
+
+    // A change to a township document carried up by a village is refused too.
+    let menu = DocumentId::reference(&township, "menu").unwrap();
+    let mut fake_menu = AutoCommit::new().with_actor(actor_for(&township, 9));
+    fake_menu.put(ROOT, "x", 1).unwrap();
+    fake_menu.commit();
+    let message = fake_menu
+        .sync()
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .unwrap();
+    assert!(
+        t.receive_sync_message(&village(), &menu, &message.encode())
+            .is_ok(),
+        "no changes in a first message"
+    );
+    let mut state = automerge::sync::State::new();
+    state.their_heads = Some(Vec::new());
+    state.their_need = Some(Vec::new());
+    state.their_have = Some(vec![automerge::sync::Have::default()]);
+    let message = fake_menu.sync().generate_sync_message(&mut state).unwrap();
+    assert!(!message.changes.is_empty());
+    let error = t
+        .receive_sync_message(&village(), &menu, &message.encode())
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ReceiveError::Refused(AuthorityError::NotCarriable { .. })
+        ),
+        "{error}"
+    );
+    assert!(!t.holds(&menu));
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_nothing_is_stored() {
+    let township = station("xh/t1");
+    let mut t = fresh(&township);
+    let mut future = AutoCommit::new().with_actor(actor_for(&village(), 3));
+    let meta = future
+        .put_object(ROOT, schema::META_KEY, ObjType::Map)
+        .unwrap();
+    future.put(&meta, schema::SCHEMA_KEY, "2.0").unwrap();
+    future.commit();
+    let mut state = automerge::sync::State::new();
+    state.their_heads = Some(Vec::new());
+    state.their_need = Some(Vec::new());
+    state.their_have = Some(vec![automerge::sync::Have::default()]);
+    let message = future.sync().generate_sync_message(&mut state).unwrap();
+    let keys_before = t.storage().keys();
+    let error = t
+        .receive_sync_message(&village(), &activities(), &message.encode())
+        .unwrap_err();
+    assert!(
+        matches!(error, ReceiveError::SchemaTooNew { ref found, .. } if found == "2.0"),
+        "{error}"
+    );
+    assert!(!t.holds(&activities()));
+    assert_eq!(t.storage().keys(), keys_before);
+}
+
+#[test]
+fn garbage_messages_are_malformed_not_panics() {
+    let mut t = fresh(&station("xh/t1"));
+    for message in [
+        &b""[..],
+        b"\x42",
+        b"\x43\x00\x00\x00\x01\x05hello",
+        &[0xff; 40],
+    ] {
+        let error = t
+            .receive_sync_message(&village(), &activities(), message)
+            .unwrap_err();
+        assert!(matches!(error, ReceiveError::Malformed { .. }), "{error}");
+    }
+    let error = t
+        .receive_sync_message(&station("xh/t2/v1"), &activities(), b"")
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        ReceiveError::Refused(AuthorityError::OutOfScope { .. })
+    ));
+}
+
+#[test]
+fn shared_documents_read_only_the_index() {
+    let township = station("xh/t1");
+    let mut t = open(
+        MemoryStorage::new(),
+        &township,
+        ReplicaConfig {
+            documents_cached_max: 1,
+            ..Default::default()
+        },
+    );
+    t.commit(&activities(), put("a", 1)).unwrap();
+    t.commit(&DocumentId::roster(&station("xh/t1/v2")), put("a", 1))
+        .unwrap();
+    t.commit(
+        &DocumentId::reference(&township, "menu").unwrap(),
+        put("a", 1),
+    )
+    .unwrap();
+    t.evict_all();
+    let shared: Vec<String> = t
+        .shared_documents(&village())
+        .into_iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    // Sorted by `DocumentId`'s order (owner first), as the digest expects.
+    assert_eq!(
+        shared,
+        vec!["reference:xh/t1:menu", "activities:xh/t1/v1:2026-11"]
+    );
+    assert_eq!(t.cached_documents(), 0);
+    let digest = t.shared_documents(&village())[1].1;
+    assert_eq!(Some(digest), t.heads_digest(&activities()));
+}
+
+// ----- crash model -----
+
+#[derive(Debug, Clone)]
+enum Step {
+    Commit { document: u8, acknowledged: bool },
+    Flush,
+    Crash,
+    Evict,
+    FailNextApply,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0u8..3, any::<bool>()).prop_map(|(document, acknowledged)| Step::Commit { document, acknowledged }),
+        1 => Just(Step::Flush),
+        1 => Just(Step::Crash),
+        1 => Just(Step::Evict),
+        1 => Just(Step::FailNextApply),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// After any interleaving of commits, flushes, crashes, evictions and
+    /// failed writes: every acknowledged commit is present, every present
+    /// value was written, and the store always opens and loads cleanly.
+    #[test]
+    fn acknowledged_commits_survive_any_crash(steps in proptest::collection::vec(step(), 1..40)) {
+        let documents: Vec<DocumentId> = (1..=3)
+            .map(|m| DocumentId::activities(&village(), Month::new(2026, m).unwrap()))
+            .collect();
+        let config = ReplicaConfig { documents_cached_max: 2, compaction_increments_max: 3, compaction_bytes_min: 1,
+            ..ReplicaConfig::default() };
+        let mut replica = open(MemoryStorage::new(), &village(), config.clone());
+        let mut acknowledged: Vec<(usize, String)> = Vec::new();
+        let mut pending: Vec<(usize, String)> = Vec::new();
+        let mut written: BTreeSet<String> = BTreeSet::new();
+        let mut fail_next = false;
+        for (n, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Commit { document, acknowledged: wait } => {
+                    let key = format!("k{n}");
+                    let document_index = document as usize;
+                    let result = if wait {
+                        replica.commit(&documents[document_index], put(&key, n as i64)).map(|_| ())
+                    } else {
+                        replica.commit_unflushed(&documents[document_index], put(&key, n as i64)).map(|_| ())
+                    };
+                    written.insert(key.clone());
+                    match (result, fail_next) {
+                        (Ok(()), false) if wait => {
+                            acknowledged.append(&mut pending);
+                            acknowledged.push((document_index, key));
+                        }
+                        (Ok(()), false) => pending.push((document_index, key)),
+                        (Err(CommitError::Storage { .. }), true) => {}
+                        (other, _) => prop_assert!(false, "unexpected {:?}", other.err().map(|e| e.to_string())),
+                    }
+                    fail_next = false;
+                }
+                Step::Flush => {
+                    replica.flush().unwrap();
+                    acknowledged.append(&mut pending);
+                }
+                Step::Crash => {
+                    replica = crash_and_reopen(replica);
+                    pending.clear();
+                    fail_next = false;
+                }
+                Step::Evict => replica.evict_all(),
+                Step::FailNextApply => {
+                    let mut storage = replica.into_storage();
+                    storage.fail_next_applies(1);
+                    replica = open(storage, &village(), config.clone());
+                    fail_next = true;
+                }
+            }
+        }
+        let mut replica = crash_and_reopen(replica);
+        for (document_index, key) in &acknowledged {
+            prop_assert!(read(&mut replica, &documents[*document_index], key).is_some(), "lost {}", key);
+        }
+        for document in &documents {
+            let present: Vec<String> = replica
+                .with_document(document, |doc| doc.keys(ROOT).collect::<Vec<_>>())
+                .unwrap()
+                .unwrap_or_default();
+            for key in present.into_iter().filter(|key| key != schema::META_KEY) {
+                prop_assert!(written.contains(&key), "{} was never written", key);
+            }
+        }
+        prop_assert!(replica.verify().is_empty());
+    }
+}
