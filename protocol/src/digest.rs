@@ -38,7 +38,10 @@ fn truncate(full: &[u8]) -> [u8; 16] {
 
 /// Hash of one bucket's entries, which must be sorted by document id.
 pub fn bucket_hash(entries: &[(DocumentId, HeadsDigest)]) -> BucketHash {
-    debug_assert!(entries.windows(2).all(|pair| pair[0].0 < pair[1].0), "bucket entries sorted and unique");
+    debug_assert!(
+        entries.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "bucket entries sorted and unique"
+    );
     if entries.is_empty() {
         return EMPTY_BUCKET;
     }
@@ -76,7 +79,8 @@ impl ScopeDigest {
             bucket.dedup_by(|a, b| a.0 == b.0);
             documents += bucket.len();
         }
-        let bucket_hashes: Vec<BucketHash> = buckets.iter().map(|bucket| bucket_hash(bucket)).collect();
+        let bucket_hashes: Vec<BucketHash> =
+            buckets.iter().map(|bucket| bucket_hash(bucket)).collect();
         let mut hasher = Sha256::new();
         hasher.update((documents as u64).to_be_bytes());
         for hash in &bucket_hashes {
@@ -84,7 +88,12 @@ impl ScopeDigest {
         }
         let root = truncate(&hasher.finalize());
         debug_assert_eq!(bucket_hashes.len(), DIGEST_BUCKETS);
-        ScopeDigest { buckets, bucket_hashes, root, documents }
+        ScopeDigest {
+            buckets,
+            bucket_hashes,
+            root,
+            documents,
+        }
     }
 
     pub fn root(&self) -> RootHash {
@@ -160,7 +169,9 @@ mod tests {
     }
 
     fn entries(count: usize) -> Vec<(DocumentId, HeadsDigest)> {
-        (0..count).map(|i| (roster(i), [(i % 251) as u8; 16])).collect()
+        (0..count)
+            .map(|i| (roster(i), [(i % 251) as u8; 16]))
+            .collect()
     }
 
     #[test]
@@ -184,7 +195,10 @@ mod tests {
         let buckets = a.differing_buckets(b.bucket_hashes());
         assert_eq!(buckets, vec![bucket_of(&roster(123))]);
         let bucket = buckets[0];
-        assert_eq!(differing_documents(a.bucket(bucket), b.bucket(bucket)), vec![roster(123)]);
+        assert_eq!(
+            differing_documents(a.bucket(bucket), b.bucket(bucket)),
+            vec![roster(123)]
+        );
     }
 
     #[test]
@@ -207,7 +221,10 @@ mod tests {
     #[test]
     fn the_empty_scope_has_empty_buckets() {
         let empty = ScopeDigest::new(Vec::new());
-        assert!(empty.bucket_hashes().iter().all(|hash| *hash == EMPTY_BUCKET));
+        assert!(empty
+            .bucket_hashes()
+            .iter()
+            .all(|hash| *hash == EMPTY_BUCKET));
         assert_eq!(empty.root(), ScopeDigest::new(Vec::new()).root());
     }
 

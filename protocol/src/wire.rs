@@ -58,27 +58,60 @@ pub mod message_type {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// First frame each way: who we are (must match the transport certificate).
-    Hello { protocol_version: u16, station: StationId, tier: Tier },
+    Hello {
+        protocol_version: u16,
+        station: StationId,
+        tier: Tier,
+    },
     /// The peer's hello was refused; the connection is over.
-    HelloRejected { protocol_version: u16, reason: String },
+    HelloRejected {
+        protocol_version: u16,
+        reason: String,
+    },
     /// Digest of every document the sender holds in the receiver's scope.
-    ScopeRoot { documents: u64, root: RootHash },
+    ScopeRoot {
+        documents: u64,
+        root: RootHash,
+    },
     /// All [`DIGEST_BUCKETS`] bucket hashes, sent when the roots differ.
-    BucketHashes { hashes: Vec<BucketHash> },
+    BucketHashes {
+        hashes: Vec<BucketHash>,
+    },
     /// The sender's entries of one differing bucket; `last` ends the bucket.
-    BucketContents { bucket: u8, entries: Vec<(DocumentId, HeadsDigest)>, last: bool },
+    BucketContents {
+        bucket: u8,
+        entries: Vec<(DocumentId, HeadsDigest)>,
+        last: bool,
+    },
     /// One fragment of an Automerge sync message for `document`. `reply` says
     /// that this message answers one of the receiver's sync messages.
-    Sync { document: DocumentId, reply: bool, message_bytes: u32, offset: u32, chunk: Vec<u8> },
+    Sync {
+        document: DocumentId,
+        reply: bool,
+        message_bytes: u32,
+        offset: u32,
+        chunk: Vec<u8>,
+    },
     /// Answers a sync message when the sender has nothing to say back.
-    SyncQuiet { document: DocumentId },
+    SyncQuiet {
+        document: DocumentId,
+    },
     /// The sender refused a sync message for `document` and will not sync it
     /// again in this session.
-    Refused { document: DocumentId, reason: String },
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Refused {
+        document: DocumentId,
+        reason: String,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
     /// The sender closes the session.
-    Goodbye { reason: String },
+    Goodbye {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -191,30 +224,49 @@ impl Message {
     fn check_limits(&self) -> Result<(), String> {
         let reason_ok = |reason: &str| {
             if reason.len() > REASON_BYTES_MAX {
-                Err(format!("reason of {} bytes exceeds {REASON_BYTES_MAX}", reason.len()))
+                Err(format!(
+                    "reason of {} bytes exceeds {REASON_BYTES_MAX}",
+                    reason.len()
+                ))
             } else {
                 Ok(())
             }
         };
         match self {
-            Message::HelloRejected { reason, .. } | Message::Goodbye { reason } | Message::Refused { reason, .. } => {
-                reason_ok(reason)
+            Message::HelloRejected { reason, .. }
+            | Message::Goodbye { reason }
+            | Message::Refused { reason, .. } => reason_ok(reason),
+            Message::BucketHashes { hashes } if hashes.len() != DIGEST_BUCKETS => Err(format!(
+                "{} bucket hashes; exactly {DIGEST_BUCKETS} expected",
+                hashes.len()
+            )),
+            Message::BucketContents { entries, .. }
+                if entries.len() > BUCKET_ENTRIES_PER_FRAME_MAX =>
+            {
+                Err(format!(
+                    "{} bucket entries; at most {BUCKET_ENTRIES_PER_FRAME_MAX}",
+                    entries.len()
+                ))
             }
-            Message::BucketHashes { hashes } if hashes.len() != DIGEST_BUCKETS => {
-                Err(format!("{} bucket hashes; exactly {DIGEST_BUCKETS} expected", hashes.len()))
-            }
-            Message::BucketContents { entries, .. } if entries.len() > BUCKET_ENTRIES_PER_FRAME_MAX => {
-                Err(format!("{} bucket entries; at most {BUCKET_ENTRIES_PER_FRAME_MAX}", entries.len()))
-            }
-            Message::Sync { message_bytes, offset, chunk, .. } => {
+            Message::Sync {
+                message_bytes,
+                offset,
+                chunk,
+                ..
+            } => {
                 let total = *message_bytes as usize;
                 let end = *offset as usize + chunk.len();
                 if total > SYNC_MESSAGE_BYTES_MAX {
                     Err(format!("sync message of {total} bytes exceeds the limit of {SYNC_MESSAGE_BYTES_MAX}"))
                 } else if chunk.len() > SYNC_CHUNK_BYTES_MAX {
-                    Err(format!("sync chunk of {} bytes exceeds {SYNC_CHUNK_BYTES_MAX}", chunk.len()))
+                    Err(format!(
+                        "sync chunk of {} bytes exceeds {SYNC_CHUNK_BYTES_MAX}",
+                        chunk.len()
+                    ))
                 } else if end > total {
-                    Err(format!("sync fragment ends at byte {end}, past the message's {total} bytes"))
+                    Err(format!(
+                        "sync fragment ends at byte {end}, past the message's {total} bytes"
+                    ))
                 } else if chunk.is_empty() && total != 0 {
                     Err("empty sync fragment".to_string())
                 } else {
@@ -229,50 +281,122 @@ impl Message {
 /// Encode `message` as one frame (length prefix included).
 pub fn encode_frame(message: &Message) -> Result<Vec<u8>, WireError> {
     let message_type = message.message_type();
-    message.check_limits().map_err(|reason| WireError::Unencodable { message_type, reason })?;
+    message
+        .check_limits()
+        .map_err(|reason| WireError::Unencodable {
+            message_type,
+            reason,
+        })?;
     let mut frame = vec![0u8; FRAME_HEADER_BYTES];
     frame.push(message_type);
     let body = match message {
-        Message::Hello { protocol_version, station, tier } => postcard::to_extend(
-            &HelloBody { protocol_version: *protocol_version, station: station.clone(), tier: *tier },
+        Message::Hello {
+            protocol_version,
+            station,
+            tier,
+        } => postcard::to_extend(
+            &HelloBody {
+                protocol_version: *protocol_version,
+                station: station.clone(),
+                tier: *tier,
+            },
             frame,
         ),
-        Message::HelloRejected { protocol_version, reason } => postcard::to_extend(
-            &HelloRejectedBody { protocol_version: *protocol_version, reason: reason.clone() },
+        Message::HelloRejected {
+            protocol_version,
+            reason,
+        } => postcard::to_extend(
+            &HelloRejectedBody {
+                protocol_version: *protocol_version,
+                reason: reason.clone(),
+            },
             frame,
         ),
-        Message::ScopeRoot { documents, root } => {
-            postcard::to_extend(&ScopeRootBody { documents: *documents, root: *root }, frame)
-        }
-        Message::BucketHashes { hashes } => postcard::to_extend(&BucketHashesBody { hashes: hashes.clone() }, frame),
-        Message::BucketContents { bucket, entries, last } => postcard::to_extend(
-            &BucketContentsBody { bucket: *bucket, entries: entries.clone(), last: *last },
+        Message::ScopeRoot { documents, root } => postcard::to_extend(
+            &ScopeRootBody {
+                documents: *documents,
+                root: *root,
+            },
             frame,
         ),
-        Message::Sync { document, reply, message_bytes, offset, chunk } => postcard::to_extend(
-            &SyncBodyOut { document, reply: *reply, message_bytes: *message_bytes, offset: *offset, chunk },
+        Message::BucketHashes { hashes } => postcard::to_extend(
+            &BucketHashesBody {
+                hashes: hashes.clone(),
+            },
             frame,
         ),
-        Message::SyncQuiet { document } => postcard::to_extend(&DocumentBody { document: document.clone() }, frame),
-        Message::Refused { document, reason } => {
-            postcard::to_extend(&RefusedBody { document: document.clone(), reason: reason.clone() }, frame)
-        }
+        Message::BucketContents {
+            bucket,
+            entries,
+            last,
+        } => postcard::to_extend(
+            &BucketContentsBody {
+                bucket: *bucket,
+                entries: entries.clone(),
+                last: *last,
+            },
+            frame,
+        ),
+        Message::Sync {
+            document,
+            reply,
+            message_bytes,
+            offset,
+            chunk,
+        } => postcard::to_extend(
+            &SyncBodyOut {
+                document,
+                reply: *reply,
+                message_bytes: *message_bytes,
+                offset: *offset,
+                chunk,
+            },
+            frame,
+        ),
+        Message::SyncQuiet { document } => postcard::to_extend(
+            &DocumentBody {
+                document: document.clone(),
+            },
+            frame,
+        ),
+        Message::Refused { document, reason } => postcard::to_extend(
+            &RefusedBody {
+                document: document.clone(),
+                reason: reason.clone(),
+            },
+            frame,
+        ),
         Message::Ping { nonce } => postcard::to_extend(&NonceBody { nonce: *nonce }, frame),
         Message::Pong { nonce } => postcard::to_extend(&NonceBody { nonce: *nonce }, frame),
-        Message::Goodbye { reason } => postcard::to_extend(&ReasonBody { reason: reason.clone() }, frame),
+        Message::Goodbye { reason } => postcard::to_extend(
+            &ReasonBody {
+                reason: reason.clone(),
+            },
+            frame,
+        ),
     };
-    let mut frame = body.map_err(|error| WireError::Unencodable { message_type, reason: error.to_string() })?;
+    let mut frame = body.map_err(|error| WireError::Unencodable {
+        message_type,
+        reason: error.to_string(),
+    })?;
     let payload_bytes = frame.len() - FRAME_HEADER_BYTES;
     if payload_bytes > FRAME_BYTES_MAX {
-        return Err(WireError::FrameTooLarge { bytes: payload_bytes, max: FRAME_BYTES_MAX });
+        return Err(WireError::FrameTooLarge {
+            bytes: payload_bytes,
+            max: FRAME_BYTES_MAX,
+        });
     }
     frame[..FRAME_HEADER_BYTES].copy_from_slice(&(payload_bytes as u32).to_be_bytes());
     Ok(frame)
 }
 
 fn body<'a, T: Deserialize<'a>>(message_type: u8, bytes: &'a [u8]) -> Result<T, WireError> {
-    let undecodable = |reason: String| WireError::Undecodable { message_type, reason };
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|error| undecodable(error.to_string()))?;
+    let undecodable = |reason: String| WireError::Undecodable {
+        message_type,
+        reason,
+    };
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|error| undecodable(error.to_string()))?;
     if !rest.is_empty() {
         return Err(undecodable(format!("{} trailing bytes", rest.len())));
     }
@@ -284,32 +408,58 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, WireError> {
     use message_type::*;
     let (&message_type, bytes) = payload.split_first().ok_or(WireError::EmptyFrame)?;
     if payload.len() > FRAME_BYTES_MAX {
-        return Err(WireError::FrameTooLarge { bytes: payload.len(), max: FRAME_BYTES_MAX });
+        return Err(WireError::FrameTooLarge {
+            bytes: payload.len(),
+            max: FRAME_BYTES_MAX,
+        });
     }
     let message = match message_type {
         HELLO => {
             // Read the version alone first: a newer peer's hello may have a
             // body we cannot parse, and it deserves a version error.
-            let (found, _) = postcard::take_from_bytes::<u16>(bytes)
-                .map_err(|error| WireError::Undecodable { message_type, reason: error.to_string() })?;
+            let (found, _) = postcard::take_from_bytes::<u16>(bytes).map_err(|error| {
+                WireError::Undecodable {
+                    message_type,
+                    reason: error.to_string(),
+                }
+            })?;
             if found != PROTOCOL_VERSION {
-                return Err(WireError::IncompatibleVersion { found, supported: PROTOCOL_VERSION });
+                return Err(WireError::IncompatibleVersion {
+                    found,
+                    supported: PROTOCOL_VERSION,
+                });
             }
             let b: HelloBody = body(message_type, bytes)?;
-            Message::Hello { protocol_version: b.protocol_version, station: b.station, tier: b.tier }
+            Message::Hello {
+                protocol_version: b.protocol_version,
+                station: b.station,
+                tier: b.tier,
+            }
         }
         HELLO_REJECTED => {
             let b: HelloRejectedBody = body(message_type, bytes)?;
-            Message::HelloRejected { protocol_version: b.protocol_version, reason: b.reason }
+            Message::HelloRejected {
+                protocol_version: b.protocol_version,
+                reason: b.reason,
+            }
         }
         SCOPE_ROOT => {
             let b: ScopeRootBody = body(message_type, bytes)?;
-            Message::ScopeRoot { documents: b.documents, root: b.root }
+            Message::ScopeRoot {
+                documents: b.documents,
+                root: b.root,
+            }
         }
-        BUCKET_HASHES => Message::BucketHashes { hashes: body::<BucketHashesBody>(message_type, bytes)?.hashes },
+        BUCKET_HASHES => Message::BucketHashes {
+            hashes: body::<BucketHashesBody>(message_type, bytes)?.hashes,
+        },
         BUCKET_CONTENTS => {
             let b: BucketContentsBody = body(message_type, bytes)?;
-            Message::BucketContents { bucket: b.bucket, entries: b.entries, last: b.last }
+            Message::BucketContents {
+                bucket: b.bucket,
+                entries: b.entries,
+                last: b.last,
+            }
         }
         SYNC => {
             let b: SyncBody = body(message_type, bytes)?;
@@ -321,17 +471,33 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, WireError> {
                 chunk: b.chunk,
             }
         }
-        SYNC_QUIET => Message::SyncQuiet { document: body::<DocumentBody>(message_type, bytes)?.document },
+        SYNC_QUIET => Message::SyncQuiet {
+            document: body::<DocumentBody>(message_type, bytes)?.document,
+        },
         REFUSED => {
             let b: RefusedBody = body(message_type, bytes)?;
-            Message::Refused { document: b.document, reason: b.reason }
+            Message::Refused {
+                document: b.document,
+                reason: b.reason,
+            }
         }
-        PING => Message::Ping { nonce: body::<NonceBody>(message_type, bytes)?.nonce },
-        PONG => Message::Pong { nonce: body::<NonceBody>(message_type, bytes)?.nonce },
-        GOODBYE => Message::Goodbye { reason: body::<ReasonBody>(message_type, bytes)?.reason },
+        PING => Message::Ping {
+            nonce: body::<NonceBody>(message_type, bytes)?.nonce,
+        },
+        PONG => Message::Pong {
+            nonce: body::<NonceBody>(message_type, bytes)?.nonce,
+        },
+        GOODBYE => Message::Goodbye {
+            reason: body::<ReasonBody>(message_type, bytes)?.reason,
+        },
         found => return Err(WireError::UnknownMessageType { found }),
     };
-    message.check_limits().map_err(|reason| WireError::Undecodable { message_type, reason })?;
+    message
+        .check_limits()
+        .map_err(|reason| WireError::Undecodable {
+            message_type,
+            reason,
+        })?;
     Ok(message)
 }
 
@@ -392,7 +558,10 @@ impl FrameDecoder {
         header.copy_from_slice(&available[..FRAME_HEADER_BYTES]);
         let payload_bytes = u32::from_be_bytes(header) as usize;
         if payload_bytes > FRAME_BYTES_MAX {
-            return Err(WireError::FrameTooLarge { bytes: payload_bytes, max: FRAME_BYTES_MAX });
+            return Err(WireError::FrameTooLarge {
+                bytes: payload_bytes,
+                max: FRAME_BYTES_MAX,
+            });
         }
         if available.len() < FRAME_HEADER_BYTES + payload_bytes {
             return Ok(None);
@@ -417,7 +586,10 @@ impl FrameDecoder {
             header.copy_from_slice(&available[..FRAME_HEADER_BYTES]);
             FRAME_HEADER_BYTES + u32::from_be_bytes(header) as usize
         };
-        Err(WireError::Truncated { have: available.len(), need })
+        Err(WireError::Truncated {
+            have: available.len(),
+            need,
+        })
     }
 }
 
@@ -433,18 +605,53 @@ mod tests {
     fn samples() -> Vec<Message> {
         let doc = DocumentId::roster(&station("xh/t1/v1"));
         vec![
-            Message::Hello { protocol_version: PROTOCOL_VERSION, station: station("xh/t1"), tier: Tier::Township },
-            Message::HelloRejected { protocol_version: PROTOCOL_VERSION, reason: "no".into() },
-            Message::ScopeRoot { documents: 10_000, root: [7; 16] },
-            Message::BucketHashes { hashes: vec![[1; 16]; DIGEST_BUCKETS] },
-            Message::BucketContents { bucket: 3, entries: vec![(doc.clone(), [9; 16])], last: true },
-            Message::Sync { document: doc.clone(), reply: true, message_bytes: 5, offset: 2, chunk: vec![1, 2, 3] },
-            Message::Sync { document: doc.clone(), reply: false, message_bytes: 0, offset: 0, chunk: vec![] },
-            Message::SyncQuiet { document: doc.clone() },
-            Message::Refused { document: doc, reason: "not yours".into() },
+            Message::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                station: station("xh/t1"),
+                tier: Tier::Township,
+            },
+            Message::HelloRejected {
+                protocol_version: PROTOCOL_VERSION,
+                reason: "no".into(),
+            },
+            Message::ScopeRoot {
+                documents: 10_000,
+                root: [7; 16],
+            },
+            Message::BucketHashes {
+                hashes: vec![[1; 16]; DIGEST_BUCKETS],
+            },
+            Message::BucketContents {
+                bucket: 3,
+                entries: vec![(doc.clone(), [9; 16])],
+                last: true,
+            },
+            Message::Sync {
+                document: doc.clone(),
+                reply: true,
+                message_bytes: 5,
+                offset: 2,
+                chunk: vec![1, 2, 3],
+            },
+            Message::Sync {
+                document: doc.clone(),
+                reply: false,
+                message_bytes: 0,
+                offset: 0,
+                chunk: vec![],
+            },
+            Message::SyncQuiet {
+                document: doc.clone(),
+            },
+            Message::Refused {
+                document: doc,
+                reason: "not yours".into(),
+            },
             Message::Ping { nonce: 42 },
             Message::Pong { nonce: u64::MAX },
-            Message::Goodbye { reason: "bye".into() },
+            Message::Goodbye {
+                reason: "bye".into(),
+            },
         ]
     }
 
@@ -477,7 +684,13 @@ mod tests {
         let mut decoder = FrameDecoder::new();
         decoder.push(&((FRAME_BYTES_MAX + 1) as u32).to_be_bytes());
         let error = decoder.pop().unwrap_err();
-        assert_eq!(error, WireError::FrameTooLarge { bytes: FRAME_BYTES_MAX + 1, max: FRAME_BYTES_MAX });
+        assert_eq!(
+            error,
+            WireError::FrameTooLarge {
+                bytes: FRAME_BYTES_MAX + 1,
+                max: FRAME_BYTES_MAX
+            }
+        );
         assert!(error.to_string().contains(&FRAME_BYTES_MAX.to_string()));
         // The decoder stays failed: a stream cannot be resynchronised.
         decoder.push(&encode_frame(&Message::Ping { nonce: 1 }).unwrap());
@@ -492,9 +705,17 @@ mod tests {
             chunk: vec![0; SYNC_CHUNK_BYTES_MAX + 1],
         };
         assert!(encode_frame(&big).is_err());
-        let entries = vec![(DocumentId::roster(&station("xh")), [0; 16]); BUCKET_ENTRIES_PER_FRAME_MAX + 1];
-        let too_many = Message::BucketContents { bucket: 0, entries, last: false };
-        assert!(matches!(encode_frame(&too_many), Err(WireError::Unencodable { .. })));
+        let entries =
+            vec![(DocumentId::roster(&station("xh")), [0; 16]); BUCKET_ENTRIES_PER_FRAME_MAX + 1];
+        let too_many = Message::BucketContents {
+            bucket: 0,
+            entries,
+            last: false,
+        };
+        assert!(matches!(
+            encode_frame(&too_many),
+            Err(WireError::Unencodable { .. })
+        ));
     }
 
     #[test]
@@ -503,11 +724,20 @@ mod tests {
         let mut decoder = FrameDecoder::new();
         decoder.push(&frame[..frame.len() - 1]);
         assert_eq!(decoder.pop(), Ok(None));
-        assert_eq!(decoder.finish(), Err(WireError::Truncated { have: frame.len() - 1, need: frame.len() }));
+        assert_eq!(
+            decoder.finish(),
+            Err(WireError::Truncated {
+                have: frame.len() - 1,
+                need: frame.len()
+            })
+        );
 
         let mut decoder = FrameDecoder::new();
         decoder.push(&[0, 0, 0, 1, 200]);
-        assert_eq!(decoder.pop(), Err(WireError::UnknownMessageType { found: 200 }));
+        assert_eq!(
+            decoder.pop(),
+            Err(WireError::UnknownMessageType { found: 200 })
+        );
 
         let mut decoder = FrameDecoder::new();
         decoder.push(&[0, 0, 0, 0]);
@@ -515,12 +745,21 @@ mod tests {
 
         let mut decoder = FrameDecoder::new();
         decoder.push(&[0, 0, 0, 3, message_type::SYNC_QUIET, 0xff, 0xff]);
-        assert!(matches!(decoder.pop(), Err(WireError::Undecodable { message_type: 7, .. })));
+        assert!(matches!(
+            decoder.pop(),
+            Err(WireError::Undecodable {
+                message_type: 7,
+                ..
+            })
+        ));
 
         // A document id that does not parse is undecodable, not a panic.
         let mut payload = vec![message_type::SYNC_QUIET];
         payload.extend(postcard::to_allocvec(&"notes:xh").unwrap());
-        assert!(matches!(decode_payload(&payload), Err(WireError::Undecodable { .. })));
+        assert!(matches!(
+            decode_payload(&payload),
+            Err(WireError::Undecodable { .. })
+        ));
     }
 
     #[test]
@@ -530,7 +769,10 @@ mod tests {
         payload.extend([0xde, 0xad]);
         assert_eq!(
             decode_payload(&payload),
-            Err(WireError::IncompatibleVersion { found: PROTOCOL_VERSION + 1, supported: PROTOCOL_VERSION })
+            Err(WireError::IncompatibleVersion {
+                found: PROTOCOL_VERSION + 1,
+                supported: PROTOCOL_VERSION
+            })
         );
     }
 
@@ -546,7 +788,10 @@ mod tests {
         };
         let mut payload = vec![message_type::SYNC];
         payload.extend(postcard::to_allocvec(&body).unwrap());
-        assert!(matches!(decode_payload(&payload), Err(WireError::Undecodable { .. })));
+        assert!(matches!(
+            decode_payload(&payload),
+            Err(WireError::Undecodable { .. })
+        ));
     }
 
     proptest! {

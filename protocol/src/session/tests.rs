@@ -1,0 +1,836 @@
+//! Two sessions wired back to back over in-memory hosts.
+
+use super::test_host::{DigestHost, MemoryHost};
+use super::*;
+use crate::actor::actor_for;
+use crate::document_id::Month;
+use crate::wire::{decode_payload, FRAME_BYTES_MAX};
+use proptest::prelude::*;
+
+fn station(text: &str) -> StationId {
+    StationId::parse(text).unwrap()
+}
+
+fn tier_of(station: &StationId) -> Tier {
+    match station.depth() {
+        1 => Tier::County,
+        2 => Tier::Township,
+        _ => Tier::Village,
+    }
+}
+
+struct Node<H: SyncHost> {
+    session: Session,
+    host: H,
+    events: Vec<SessionEvent>,
+}
+
+impl<H: SyncHost> Node<H> {
+    fn new(host: H, peer: &str, config: SessionConfig) -> Node<H> {
+        let local = host.local_station().clone();
+        let tier = tier_of(&local);
+        Node {
+            session: Session::new(local, station(peer), tier, 0, config),
+            host,
+            events: Vec::new(),
+        }
+    }
+
+    /// Everything the session wants to send now.
+    fn drain(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(bytes) = self.session.poll_transmit(&mut self.host) {
+            assert!(!bytes.is_empty());
+            out.extend(bytes);
+        }
+        self.collect_events();
+        out
+    }
+
+    fn deliver(&mut self, bytes: &[u8], chunk: usize, now_ms: u64) {
+        for piece in bytes.chunks(chunk.max(1)) {
+            self.session.handle_bytes(piece, now_ms, &mut self.host);
+        }
+        self.collect_events();
+    }
+
+    fn collect_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            self.events.push(event);
+        }
+    }
+
+    fn closed_reason(&self) -> Option<&CloseReason> {
+        self.events.iter().find_map(|event| match event {
+            SessionEvent::Closed { reason } => Some(reason),
+            _ => None,
+        })
+    }
+}
+
+/// Bytes each way and flights, from one pump.
+#[derive(Debug, Default)]
+struct Traffic {
+    round_trips: usize,
+    a_to_b_bytes: usize,
+    b_to_a_bytes: usize,
+}
+
+const ROUND_TRIPS_MAX: usize = 10_000;
+
+/// Exchange flights until both sides are silent. `chunk` gives the size of
+/// each delivery piece.
+fn pump<A: SyncHost, B: SyncHost>(
+    a: &mut Node<A>,
+    b: &mut Node<B>,
+    mut chunk: impl FnMut() -> usize,
+) -> Traffic {
+    let mut traffic = Traffic::default();
+    loop {
+        let a_out = a.drain();
+        let b_out = b.drain();
+        if a_out.is_empty() && b_out.is_empty() {
+            return traffic;
+        }
+        traffic.round_trips += 1;
+        traffic.a_to_b_bytes += a_out.len();
+        traffic.b_to_a_bytes += b_out.len();
+        b.deliver(&a_out, chunk(), 0);
+        a.deliver(&b_out, chunk(), 0);
+        // In-flight bound: our own exchanges plus those the peer started.
+        for node_status in [a.session.status(), b.session.status()] {
+            assert!(
+                node_status.documents_in_flight <= 2 * DOCUMENTS_IN_FLIGHT_MAX,
+                "{node_status:?}"
+            );
+        }
+        assert!(
+            traffic.round_trips < ROUND_TRIPS_MAX,
+            "sessions never went quiet"
+        );
+    }
+}
+
+fn memory_pair(a: &str, b: &str) -> (Node<MemoryHost>, Node<MemoryHost>) {
+    (
+        Node::new(MemoryHost::new(a), b, SessionConfig::default()),
+        Node::new(MemoryHost::new(b), a, SessionConfig::default()),
+    )
+}
+
+fn assert_converged(a: &mut Node<MemoryHost>, b: &mut Node<MemoryHost>, documents: &[DocumentId]) {
+    for document in documents {
+        let digest_a = a.host.heads_digest(document);
+        assert!(digest_a.is_some(), "{document} missing at {}", a.host.local);
+        assert_eq!(
+            digest_a,
+            b.host.heads_digest(document),
+            "{document} differs"
+        );
+    }
+    for node in [&a.session, &b.session] {
+        let status = node.status();
+        assert!(status.up_to_date, "{status:?}");
+        assert_eq!(status.state, SessionState::UpToDate);
+        assert_eq!(status.last_error, None);
+    }
+}
+
+fn november() -> Month {
+    Month::new(2026, 11).unwrap()
+}
+
+#[test]
+fn divergent_replicas_converge_both_ways() {
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    let roster = DocumentId::roster(&station("xh/t1/v1"));
+    let activities = DocumentId::activities(&station("xh/t1/v1"), november());
+    let menu = DocumentId::reference(&station("xh/t1"), "menu").unwrap();
+    let other_village = DocumentId::roster(&station("xh/t1/v2"));
+    // Both sides edited the village roster while apart.
+    village.host.edit(&roster, "v-1", "Wang Fang");
+    let mut base = village.host.documents[&roster].clone();
+    township.host.documents.insert(
+        roster.clone(),
+        base.fork().with_actor(township.host.actor.clone()),
+    );
+    village.host.edit(&roster, "v-2", "Li Wei");
+    township.host.edit(&roster, "note", "checked by township");
+    village.host.edit(&activities, "a-1", "lecture");
+    township.host.edit(&menu, "m-1", "health check");
+    township.host.edit(&other_village, "v-9", "not for v1");
+
+    let traffic = pump(&mut village, &mut township, || usize::MAX);
+    assert_converged(
+        &mut village,
+        &mut township,
+        &[roster.clone(), activities.clone(), menu.clone()],
+    );
+    assert_eq!(
+        village.host.value(&roster, "note").as_deref(),
+        Some("checked by township")
+    );
+    assert_eq!(
+        township.host.value(&roster, "v-2").as_deref(),
+        Some("Li Wei")
+    );
+    assert_eq!(
+        township.host.value(&activities, "a-1").as_deref(),
+        Some("lecture")
+    );
+    assert_eq!(
+        village.host.value(&menu, "m-1").as_deref(),
+        Some("health check")
+    );
+    assert!(
+        !village.host.documents.contains_key(&other_village),
+        "a sibling's roster never flows sideways"
+    );
+    assert!(
+        traffic.round_trips >= 4,
+        "digest descent then sync: {traffic:?}"
+    );
+    let status = township.session.status();
+    assert!(status.changes_applied >= 2, "{status:?}");
+    assert!(township.events.iter().any(|event| matches!(event,
+        SessionEvent::DocumentUpdated { document, .. } if *document == activities)));
+    assert!(village
+        .events
+        .iter()
+        .any(|event| matches!(event, SessionEvent::UpToDate { .. })));
+}
+
+#[test]
+fn an_empty_node_gets_everything_on_cold_sync() {
+    let (mut township, mut county) = memory_pair("xh/t1", "xh");
+    let mut documents = Vec::new();
+    for village in 0..30 {
+        let roster = DocumentId::roster(&station(&format!("xh/t1/v{village}")));
+        township
+            .host
+            .edit(&roster, "v-1", &format!("volunteer of village {village}"));
+        documents.push(roster);
+    }
+    pump(&mut township, &mut county, || usize::MAX);
+    assert_converged(&mut township, &mut county, &documents);
+    assert_eq!(county.session.status().changes_applied, 30);
+    assert_eq!(
+        county.session.status().documents_shared,
+        0,
+        "the county started empty"
+    );
+}
+
+#[test]
+fn reconnect_after_sync_is_one_round_trip() {
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    let roster = DocumentId::roster(&station("xh/t1/v1"));
+    village.host.edit(&roster, "v-1", "Wang Fang");
+    pump(&mut village, &mut township, || usize::MAX);
+    village.host.peer_disconnected(&station("xh/t1"));
+    township.host.peer_disconnected(&station("xh/t1/v1"));
+
+    let (v_host, t_host) = (village.host, township.host);
+    let mut village = Node::new(v_host, "xh/t1", SessionConfig::default());
+    let mut township = Node::new(t_host, "xh/t1/v1", SessionConfig::default());
+    let calls_before = village.host.calls;
+    let traffic = pump(&mut village, &mut township, || usize::MAX);
+    assert_eq!(traffic.round_trips, 1, "{traffic:?}");
+    assert_eq!(
+        village.host.calls.generate, calls_before.generate,
+        "no document was synced"
+    );
+    assert_converged(&mut village, &mut township, &[roster]);
+}
+
+/// Pseudo-random text (xorshift), so compression cannot shrink it.
+fn noise(bytes: usize, seed: u64) -> String {
+    let mut state = seed | 1;
+    (0..bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (b'a' + (state % 26) as u8) as char
+        })
+        .collect()
+}
+
+#[test]
+fn a_document_of_several_megabytes_is_fragmented_and_reassembled() {
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    let roster = DocumentId::roster(&station("xh/t1/v1"));
+    for part in 0..6 {
+        village.host.edit(
+            &roster,
+            &format!("photo-{part}"),
+            &noise(512 * 1024, part + 1),
+        );
+    }
+    let traffic = pump(&mut village, &mut township, || 100_000);
+    assert!(traffic.a_to_b_bytes > 3 * FRAME_BYTES_MAX, "{traffic:?}");
+    assert_converged(&mut village, &mut township, std::slice::from_ref(&roster));
+    assert_eq!(
+        township.host.value(&roster, "photo-5"),
+        village.host.value(&roster, "photo-5")
+    );
+    assert!(township.session.status().frames_received > 3);
+}
+
+#[test]
+fn a_local_commit_is_pushed_live_after_up_to_date() {
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    let activities = DocumentId::activities(&station("xh/t1/v1"), november());
+    village.host.edit(&activities, "a-1", "lecture");
+    pump(&mut village, &mut township, || usize::MAX);
+    assert!(village.session.status().up_to_date);
+
+    village.host.edit(&activities, "a-2", "film night");
+    village
+        .session
+        .document_changed(&activities, &mut village.host);
+    assert!(!village.session.status().up_to_date);
+    assert_eq!(village.session.status().state, SessionState::Syncing);
+    township.events.clear();
+    let traffic = pump(&mut village, &mut township, || usize::MAX);
+    assert!(traffic.round_trips <= 3, "{traffic:?}");
+    assert_eq!(
+        township.host.value(&activities, "a-2").as_deref(),
+        Some("film night")
+    );
+    assert_converged(&mut village, &mut township, &[activities]);
+
+    // A document outside the peer's scope is not pushed.
+    let sibling = DocumentId::roster(&station("xh/t2/v5"));
+    village
+        .session
+        .document_changed(&sibling, &mut village.host);
+    assert!(village.session.status().up_to_date);
+    assert_eq!(village.session.poll_transmit(&mut village.host), None);
+}
+
+#[test]
+fn the_first_flight_carries_hello_and_root_before_any_input() {
+    let (mut village, _) = memory_pair("xh/t1/v1", "xh/t1");
+    let bytes = village.session.poll_transmit(&mut village.host).unwrap();
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&bytes);
+    assert!(matches!(decoder.pop(), Ok(Some(Message::Hello { .. }))));
+    assert!(matches!(
+        decoder.pop(),
+        Ok(Some(Message::ScopeRoot { documents: 0, .. }))
+    ));
+    assert_eq!(decoder.pop(), Ok(None));
+}
+
+#[test]
+fn an_unauthorised_change_is_refused_nothing_applied_and_the_peer_told() {
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    let roster = DocumentId::roster(&station("xh/t1/v1"));
+    let activities = DocumentId::activities(&station("xh/t1/v1"), november());
+    village.host.edit(&roster, "v-1", "Wang Fang");
+    // The village carries a change signed as its neighbour: refused.
+    village
+        .host
+        .edit_as(&roster, actor_for(&station("xh/t1/v2"), 3), "v-2", "forged");
+    village.host.edit(&activities, "a-1", "lecture");
+
+    pump(&mut village, &mut township, || usize::MAX);
+    assert!(
+        !township.host.documents.contains_key(&roster),
+        "nothing of the roster applied"
+    );
+    assert_eq!(
+        township.host.value(&activities, "a-1").as_deref(),
+        Some("lecture"),
+        "other documents still sync"
+    );
+    assert!(township.events.iter().any(|event| matches!(event,
+        SessionEvent::RefusedByUs { document, reason } if *document == roster && reason.contains("xh/t1/v2"))));
+    assert!(village.events.iter().any(|event| matches!(event,
+        SessionEvent::RefusedByPeer { document, .. } if *document == roster)));
+    let village_status = village.session.status();
+    assert!(village_status
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("refused document roster:xh/t1/v1"));
+    assert_eq!(village_status.documents_refused, 1);
+    assert!(township.host.calls.reset >= 1 && village.host.calls.reset >= 1);
+    assert!(!village.session.is_closed() && !township.session.is_closed());
+
+    // Not retried in this session, even when the village changes it again.
+    let receives = township.host.calls.receive;
+    village.host.edit(&roster, "v-3", "Zhang San");
+    village.session.document_changed(&roster, &mut village.host);
+    pump(&mut village, &mut township, || usize::MAX);
+    assert_eq!(township.host.calls.receive, receives);
+}
+
+#[test]
+fn a_hello_claiming_another_station_is_refused_on_both_sides() {
+    // The township's certificate says xh/t1, but it is configured as xh/t2.
+    let mut village = Node::new(
+        MemoryHost::new("xh/t1/v1"),
+        "xh/t1",
+        SessionConfig::default(),
+    );
+    let mut impostor = Node::new(
+        MemoryHost::new("xh/t2"),
+        "xh/t1/v1",
+        SessionConfig::default(),
+    );
+    pump(&mut village, &mut impostor, || 7);
+    let reason = village.closed_reason().expect("village closed").clone();
+    assert!(matches!(reason, CloseReason::HelloRejectedByUs { .. }));
+    assert!(reason.to_string().contains("xh/t2") && reason.to_string().contains("certificate"));
+    let peer_reason = impostor.closed_reason().expect("impostor told").clone();
+    assert!(
+        matches!(&peer_reason, CloseReason::HelloRejectedByPeer { reason } if reason.contains("xh/t2"))
+    );
+    assert!(village.session.status().last_error.is_some());
+    assert_eq!(village.session.status().state, SessionState::Closed);
+}
+
+fn frame(message: &Message) -> Vec<u8> {
+    encode_frame(message).unwrap()
+}
+
+fn hello(from: &str) -> Message {
+    Message::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        station: station(from),
+        tier: Tier::Township,
+    }
+}
+
+fn first_frame_sent(node: &mut Node<MemoryHost>) -> Vec<Message> {
+    let bytes = node.drain();
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&bytes);
+    let mut out = Vec::new();
+    while let Ok(Some(message)) = decoder.pop() {
+        out.push(message);
+    }
+    out
+}
+
+#[test]
+fn a_hello_of_another_protocol_version_is_refused_with_the_versions_named() {
+    let mut village = Node::new(
+        MemoryHost::new("xh/t1/v1"),
+        "xh/t1",
+        SessionConfig::default(),
+    );
+    let mut payload = vec![crate::wire::message_type::HELLO];
+    payload.extend(postcard::to_allocvec(&(PROTOCOL_VERSION + 1)).unwrap());
+    let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+    bytes.extend(payload);
+    village.deliver(&bytes, 3, 5);
+    let reason = village.closed_reason().unwrap().to_string();
+    assert!(
+        reason.contains(&format!("version {}", PROTOCOL_VERSION + 1)),
+        "{reason}"
+    );
+    let sent = first_frame_sent(&mut village);
+    assert!(
+        matches!(sent.last(), Some(Message::HelloRejected { reason, .. }) if reason.contains("release"))
+    );
+}
+
+#[test]
+fn protocol_violations_close_with_a_goodbye_and_a_reason() {
+    let roster = DocumentId::roster(&station("xh/t1/v1"));
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            frame(&Message::SyncQuiet {
+                document: roster.clone(),
+            }),
+            "before hello",
+        ),
+        (vec![0xff; 64], "exceeds the limit"),
+        (
+            [frame(&hello("xh/t1")), vec![0, 0, 0, 1, 99]].concat(),
+            "unknown message type 99",
+        ),
+        (
+            [frame(&hello("xh/t1")), frame(&hello("xh/t1"))].concat(),
+            "second hello",
+        ),
+        (
+            [
+                frame(&hello("xh/t1")),
+                frame(&Message::SyncQuiet {
+                    document: roster.clone(),
+                }),
+            ]
+            .concat(),
+            "never sent",
+        ),
+        (
+            [
+                frame(&hello("xh/t1")),
+                frame(&Message::BucketHashes {
+                    hashes: vec![[0; 16]; 256],
+                }),
+            ]
+            .concat(),
+            "not asked for",
+        ),
+        (
+            [
+                frame(&hello("xh/t1")),
+                frame(&Message::Sync {
+                    document: roster.clone(),
+                    reply: false,
+                    message_bytes: 9,
+                    offset: 4,
+                    chunk: vec![1],
+                }),
+            ]
+            .concat(),
+            "without a start",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let mut village = Node::new(
+            MemoryHost::new("xh/t1/v1"),
+            "xh/t1",
+            SessionConfig::default(),
+        );
+        village.deliver(&bytes, 5, 1);
+        let reason = village
+            .closed_reason()
+            .unwrap_or_else(|| panic!("not closed for {expected:?}"))
+            .to_string();
+        assert!(
+            reason.contains(expected),
+            "{reason:?} should mention {expected:?}"
+        );
+        assert!(matches!(
+            first_frame_sent(&mut village).last(),
+            Some(Message::Goodbye { .. })
+        ));
+        // Closed sessions ignore further input and send nothing more.
+        village.deliver(&frame(&Message::Ping { nonce: 1 }), 100, 2);
+        assert_eq!(village.session.poll_transmit(&mut village.host), None);
+        assert_eq!(village.session.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn a_sync_message_for_a_document_outside_the_scope_refuses_just_that_document() {
+    let mut township = Node::new(
+        MemoryHost::new("xh/t1"),
+        "xh/t1/v1",
+        SessionConfig::default(),
+    );
+    let foreign = DocumentId::roster(&station("xh/t2/v1"));
+    let bytes = [
+        frame(&Message::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            station: station("xh/t1/v1"),
+            tier: Tier::Village,
+        }),
+        frame(&Message::Sync {
+            document: foreign.clone(),
+            reply: false,
+            message_bytes: 2,
+            offset: 0,
+            chunk: vec![1, 2],
+        }),
+    ]
+    .concat();
+    township.deliver(&bytes, 4, 1);
+    assert!(!township.session.is_closed());
+    assert_eq!(township.host.calls.receive, 0, "never reaches the store");
+    let sent = first_frame_sent(&mut township);
+    assert!(sent.iter().any(
+        |message| matches!(message, Message::Refused { document, .. } if *document == foreign)
+    ));
+    assert!(township
+        .events
+        .iter()
+        .any(|event| matches!(event, SessionEvent::RefusedByUs { .. })));
+}
+
+#[test]
+fn idle_sessions_time_out_and_pings_keep_them_alive() {
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    pump(&mut village, &mut township, || usize::MAX);
+    // Time passes; both sides keep each other alive with pings.
+    let mut now = 0;
+    for _ in 0..20 {
+        now += 10_000;
+        for node in [&mut village, &mut township] {
+            let deadline = node.session.poll_timeout().unwrap();
+            assert!(
+                deadline > now - 10_000,
+                "deadline {deadline} already passed at {now}"
+            );
+            node.session.handle_timeout(now, &mut node.host);
+        }
+        let v_out = village.drain();
+        let t_out = township.drain();
+        township.deliver(&v_out, usize::MAX, now);
+        village.deliver(&t_out, usize::MAX, now);
+        let v_out = village.drain();
+        let t_out = township.drain();
+        township.deliver(&v_out, usize::MAX, now);
+        village.deliver(&t_out, usize::MAX, now);
+    }
+    assert!(!village.session.is_closed() && !township.session.is_closed());
+    // Then the link dies: the idle timeout closes with a reason.
+    now += IDLE_TIMEOUT_MS;
+    village.session.handle_timeout(now, &mut village.host);
+    village.collect_events();
+    assert!(matches!(
+        village.closed_reason(),
+        Some(CloseReason::IdleTimeout { .. })
+    ));
+    assert!(village
+        .session
+        .status()
+        .last_error
+        .unwrap()
+        .contains("link"));
+}
+
+#[test]
+fn close_says_goodbye_and_the_peer_hears_why() {
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    pump(&mut village, &mut township, || usize::MAX);
+    village.session.close("node shutting down");
+    pump(&mut village, &mut township, || usize::MAX);
+    assert!(
+        matches!(township.closed_reason(), Some(CloseReason::PeerGoodbye { reason }) if reason == "node shutting down")
+    );
+    assert_eq!(
+        township.session.status().last_error,
+        None,
+        "an orderly goodbye is no error"
+    );
+}
+
+#[test]
+fn in_flight_exchanges_stay_bounded_on_a_big_cold_sync() {
+    let config = SessionConfig {
+        documents_in_flight_max: 4,
+        ..SessionConfig::default()
+    };
+    let mut township = Node::new(MemoryHost::new("xh/t1"), "xh", config.clone());
+    let mut county = Node::new(MemoryHost::new("xh"), "xh/t1", config);
+    let mut documents = Vec::new();
+    for village in 0..40 {
+        let roster = DocumentId::roster(&station(&format!("xh/t1/v{village}")));
+        township.host.edit(&roster, "v-1", "someone");
+        documents.push(roster);
+    }
+    let mut peak = 0;
+    loop {
+        let a = township.drain();
+        let b = county.drain();
+        if a.is_empty() && b.is_empty() {
+            break;
+        }
+        county.deliver(&a, usize::MAX, 0);
+        township.deliver(&b, usize::MAX, 0);
+        peak = peak.max(township.session.status().documents_in_flight);
+        peak = peak.max(county.session.status().documents_in_flight);
+    }
+    assert!(peak <= 8, "peak {peak}");
+    assert!(peak >= 2, "exchanges did run in parallel: {peak}");
+    assert_converged(&mut township, &mut county, &documents);
+}
+
+/// `documents` activity documents of villages under `xh/t1` (so in the scope
+/// of the county and the township alike), each with a distinct digest.
+fn digest_node(local: &str, peer: &str, documents: usize) -> Node<DigestHost> {
+    let shared = (0..documents)
+        .map(|i| {
+            let (village, month) = (i % 500, i / 500);
+            let month = Month::new(2020 + (month / 12) as u16, (month % 12 + 1) as u8).unwrap();
+            let id = DocumentId::activities(&station(&format!("xh/t1/v{village}")), month);
+            (
+                id,
+                crate::sync_host::heads_digest(&[automerge::ChangeHash([(i % 256) as u8; 32])]),
+            )
+        })
+        .collect();
+    Node::new(
+        DigestHost {
+            local: station(local),
+            shared,
+            calls: Default::default(),
+        },
+        peer,
+        SessionConfig::default(),
+    )
+}
+
+#[test]
+fn ten_thousand_unchanged_documents_reconnect_in_one_round_trip_under_4_kib() {
+    let mut county = digest_node("xh", "xh/t1", 10_000);
+    let mut township = digest_node("xh/t1", "xh", 10_000);
+    let traffic = pump(&mut county, &mut township, || usize::MAX);
+    assert_eq!(traffic.round_trips, 1, "{traffic:?}");
+    assert!(
+        traffic.a_to_b_bytes <= 4096 && traffic.b_to_a_bytes <= 4096,
+        "{traffic:?}"
+    );
+    for node in [&county.session, &township.session] {
+        let status = node.status();
+        assert!(status.up_to_date);
+        assert_eq!(status.documents_shared, 10_000);
+        assert_eq!(status.frames_sent, 2, "hello and scope root");
+    }
+    assert_eq!(county.host.calls.generate + county.host.calls.receive, 0);
+    assert_eq!(
+        township.host.calls.generate + township.host.calls.receive,
+        0
+    );
+}
+
+#[test]
+fn one_changed_document_among_ten_thousand_is_found_by_descent() {
+    let mut county = digest_node("xh", "xh/t1", 10_000);
+    let mut township = digest_node("xh/t1", "xh", 10_000);
+    township.host.shared[4321].1 = [0xee; 16];
+    let traffic = pump(&mut county, &mut township, || usize::MAX);
+    // Root, buckets, one bucket's entries, then the one document's exchange.
+    assert!(traffic.round_trips <= 5, "{traffic:?}");
+    assert!(traffic.a_to_b_bytes < 16 * 1024, "{traffic:?}");
+    assert_eq!(
+        county.host.calls.generate, 1,
+        "only the changed document is synced"
+    );
+    assert!(county.session.status().up_to_date && township.session.status().up_to_date);
+}
+
+#[test]
+fn decoded_frames_from_a_session_are_all_valid() {
+    let (mut village, _) = memory_pair("xh/t1/v1", "xh/t1");
+    let bytes = village.drain();
+    let payload_bytes = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+    assert!(decode_payload(&bytes[4..4 + payload_bytes]).is_ok());
+}
+
+fn arbitrary_message() -> impl Strategy<Value = Message> {
+    let document = prop_oneof![
+        Just(DocumentId::roster(&station("xh/t1/v1"))),
+        Just(DocumentId::roster(&station("xh/t2/v1"))),
+        Just(DocumentId::reference(&station("xh"), "menu").unwrap()),
+    ];
+    prop_oneof![
+        Just(hello("xh/t1")),
+        Just(hello("xh/t9")),
+        any::<u64>().prop_map(|nonce| Message::Ping { nonce }),
+        any::<u64>().prop_map(|nonce| Message::Pong { nonce }),
+        (any::<u64>(), any::<[u8; 16]>())
+            .prop_map(|(documents, root)| Message::ScopeRoot { documents, root }),
+        any::<u8>().prop_map(|byte| Message::BucketHashes {
+            hashes: vec![[byte; 16]; 256]
+        }),
+        (any::<u8>(), document.clone(), any::<bool>()).prop_map(|(bucket, document, last)| {
+            Message::BucketContents {
+                bucket,
+                entries: vec![(document, [1; 16])],
+                last,
+            }
+        }),
+        (
+            document.clone(),
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 1..40),
+            0u32..3
+        )
+            .prop_map(|(document, reply, chunk, extra)| Message::Sync {
+                document,
+                reply,
+                message_bytes: chunk.len() as u32 + extra,
+                offset: 0,
+                chunk
+            }),
+        document
+            .clone()
+            .prop_map(|document| Message::SyncQuiet { document }),
+        document.prop_map(|document| Message::Refused {
+            document,
+            reason: "no".into()
+        }),
+        Just(Message::Goodbye {
+            reason: "bye".into()
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sessions_never_panic_on_arbitrary_frame_sequences(
+        messages in proptest::collection::vec(arbitrary_message(), 0..12),
+        garbage in proptest::collection::vec(any::<u8>(), 0..16),
+        chunk in 1usize..50,
+        times in proptest::collection::vec(0u64..200_000, 0..4),
+    ) {
+        let mut township = Node::new(MemoryHost::new("xh/t1"), "xh/t1/v1", SessionConfig::default());
+        township.host.edit(&DocumentId::roster(&station("xh/t1/v1")), "v-1", "x");
+        let mut village = Node::new(MemoryHost::new("xh/t1/v1"), "xh/t1", SessionConfig::default());
+        let mut stream = Vec::new();
+        for message in &messages {
+            stream.extend(encode_frame(message).unwrap());
+        }
+        stream.extend(garbage);
+        village.deliver(&stream, chunk, 1);
+        for now in times {
+            village.session.handle_timeout(now, &mut village.host);
+        }
+        let _ = village.drain();
+        // Invariants hold whatever came in.
+        let status = village.session.status();
+        prop_assert!(status.documents_in_flight <= 2 * DOCUMENTS_IN_FLIGHT_MAX);
+        if village.session.is_closed() {
+            prop_assert!(village.closed_reason().is_some());
+            prop_assert!(!status.up_to_date);
+        }
+        // And a real peer talking to a fresh village still converges.
+        let mut fresh = Node::new(MemoryHost::new("xh/t1/v1"), "xh/t1", SessionConfig::default());
+        pump(&mut fresh, &mut township, || 13);
+    }
+
+    #[test]
+    fn sessions_converge_whatever_the_chunking(
+        village_edits in proptest::collection::vec((0usize..3, "[a-z]{1,4}", "[a-z]{0,12}"), 0..8),
+        township_edits in proptest::collection::vec((0usize..3, "[a-z]{1,4}", "[a-z]{0,12}"), 0..8),
+        chunks in proptest::collection::vec(1usize..300, 1..20),
+        pushes in proptest::collection::vec((0usize..3, "[a-z]{1,4}"), 0..4),
+    ) {
+        let documents = [
+            DocumentId::roster(&station("xh/t1/v1")),
+            DocumentId::activities(&station("xh/t1/v1"), november()),
+            DocumentId::reference(&station("xh/t1"), "menu").unwrap(),
+        ];
+        let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+        for (doc, key, value) in &village_edits {
+            // Villages cannot write the township's menu.
+            if *doc < 2 {
+                village.host.edit(&documents[*doc], key, value);
+            }
+        }
+        for (doc, key, value) in &township_edits {
+            township.host.edit(&documents[*doc], key, value);
+        }
+        let mut next = 0;
+        let mut chunk = || { next += 1; chunks[next % chunks.len()] };
+        pump(&mut village, &mut township, &mut chunk);
+        for (doc, key) in &pushes {
+            township.host.edit(&documents[*doc], key, "pushed");
+            township.session.document_changed(&documents[*doc], &mut township.host);
+        }
+        pump(&mut village, &mut township, &mut chunk);
+        let held: Vec<DocumentId> =
+            documents.iter().filter(|doc| township.host.documents.contains_key(*doc)).cloned().collect();
+        assert_converged(&mut village, &mut township, &held);
+    }
+}
