@@ -15,6 +15,7 @@ pub mod model;
 pub mod pii;
 pub mod replica;
 pub mod schema;
+pub mod service;
 pub mod session;
 pub mod station;
 pub mod storage;
