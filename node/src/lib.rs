@@ -4,3 +4,4 @@
 //! lives in these modules so integration tests can use it too.
 
 pub mod pki;
+pub mod store;

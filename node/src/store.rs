@@ -1,0 +1,350 @@
+//! The node's document store: the protocol's [`Replica`] over sled, owned by
+//! one dedicated thread, with group commit.
+//!
+//! - [`SledStorage`] implements the sans-IO [`Storage`] on one sled tree:
+//!   `apply_batch` is atomic within a tree, `flush` makes it durable.
+//! - [`Store`] is the handle async code uses. A dedicated OS thread owns the
+//!   `Replica<SledStorage>`; callers send closures over a bounded channel and
+//!   await a oneshot reply, so Automerge and fsync work never blocks the
+//!   tokio runtime. The owner drains every queued command, runs each commit
+//!   with `commit_unflushed`, then flushes ONCE and only then replies to all
+//!   of them: a write is acknowledged only after the flush that covers it,
+//!   and concurrent writers share the cost of that flush.
+//! - The store persists the node's incarnation (`node|incarnation`), drawn at
+//!   random when the store is created; [`renew_incarnation`] draws a new one
+//!   after a backup is restored, so an actor id is never reused.
+//!
+//! A panic inside a closure is caught on the owner thread; the replica is
+//! then reopened from storage (its index is the truth), so a half-finished
+//! operation cannot leave memory disagreeing with disk.
+
+use automerge::AutoCommit;
+use civsync_protocol::document_id::DocumentId;
+use civsync_protocol::replica::{CommitError, CommitOutcome, OpenError, Replica, ReplicaConfig};
+use civsync_protocol::station::StationId;
+use civsync_protocol::storage::{display_key, Entries, Storage, StorageError, WriteBatch, WriteOp};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands that may wait for the owner thread; senders wait beyond this.
+pub const STORE_QUEUE_DEPTH: usize = 1024;
+/// Most commits that share one flush.
+pub const GROUP_COMMIT_MAX: usize = 256;
+/// sled's page cache; the default (1 GiB) is too much for an office PC.
+pub const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Background flush interval of sled; acknowledged writes never rely on it.
+pub const SLED_FLUSH_EVERY_MS: u64 = 1000;
+const TREE_NAME: &str = "civsync";
+const INCARNATION_KEY: &[u8] = b"node|incarnation";
+
+fn sled_reason(error: sled::Error) -> String {
+    error.to_string()
+}
+
+/// [`Storage`] on one sled tree.
+pub struct SledStorage {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl SledStorage {
+    pub fn open(path: &Path) -> Result<SledStorage, StorageError> {
+        let unavailable = |error: sled::Error| StorageError::Unavailable {
+            reason: format!("opening sled at {}: {}", path.display(), sled_reason(error)),
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
+            .open()
+            .map_err(unavailable)?;
+        let tree = db.open_tree(TREE_NAME).map_err(unavailable)?;
+        Ok(SledStorage { db, tree })
+    }
+
+    /// Bytes sled occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.db.size_on_disk().map_err(|error| StorageError::Unavailable { reason: sled_reason(error) })
+    }
+}
+
+impl Storage for SledStorage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.tree
+            .get(key)
+            .map(|value| value.map(|value| value.to_vec()))
+            .map_err(|error| StorageError::Read { key: display_key(key), reason: sled_reason(error) })
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
+        let mut entries = Vec::new();
+        for item in self.tree.scan_prefix(prefix) {
+            let (key, value) = item
+                .map_err(|error| StorageError::Read { key: display_key(prefix), reason: sled_reason(error) })?;
+            entries.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    fn apply(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+        let first_key = batch.first_key();
+        let operations = batch.len();
+        let mut sled_batch = sled::Batch::default();
+        for operation in batch.into_operations() {
+            match operation {
+                WriteOp::Put { key, value } => sled_batch.insert(key, value),
+                WriteOp::Delete { key } => sled_batch.remove(key),
+            }
+        }
+        self.tree
+            .apply_batch(sled_batch)
+            .map_err(|error| StorageError::Write { first_key, operations, reason: sled_reason(error) })
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        self.tree.flush().map(|_| ()).map_err(|error| StorageError::Flush { reason: sled_reason(error) })
+    }
+}
+
+/// The incarnation stored in `storage`, drawing and durably storing a new
+/// random one if there is none yet.
+pub fn load_or_draw_incarnation(storage: &mut SledStorage) -> Result<u64, StorageError> {
+    if let Some(bytes) = storage.get(INCARNATION_KEY)? {
+        let raw: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StorageError::Read {
+            key: display_key(INCARNATION_KEY),
+            reason: format!("{} bytes, expected 8", bytes.len()),
+        })?;
+        return Ok(u64::from_be_bytes(raw));
+    }
+    store_new_incarnation(storage)
+}
+
+fn store_new_incarnation(storage: &mut SledStorage) -> Result<u64, StorageError> {
+    let incarnation: u64 = rand::random();
+    let mut batch = WriteBatch::new();
+    batch.put(INCARNATION_KEY.to_vec(), incarnation.to_be_bytes().to_vec());
+    storage.apply(batch)?;
+    storage.flush()?;
+    Ok(incarnation)
+}
+
+/// Give the store at `path` a new incarnation: call after restoring a
+/// backup, before the node writes anything, so its actor is new.
+pub fn renew_incarnation(path: &Path) -> Result<u64, StorageError> {
+    let mut storage = SledStorage::open(path)?;
+    store_new_incarnation(&mut storage)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreOpenError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Replica(#[from] OpenError),
+    #[error("could not start the store thread: {reason}")]
+    Thread { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the store is closed")]
+pub struct StoreClosed;
+
+impl From<StoreClosed> for StorageError {
+    fn from(_: StoreClosed) -> StorageError {
+        StorageError::Unavailable { reason: "the store is closed".to_string() }
+    }
+}
+
+/// Called with the result of the flush that covers a commit.
+type FlushWaiter = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+/// Work for the owner thread; returns a waiter when it needs the next flush.
+type Job = Box<dyn FnOnce(&mut Replica<SledStorage>) -> Option<FlushWaiter> + Send>;
+
+enum Command {
+    Run(Job),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Handle to the store; cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct Store {
+    sender: mpsc::Sender<Command>,
+    local: StationId,
+    incarnation: u64,
+    owner: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Store {
+    /// Open (or create) the store at `path` for station `local` and start
+    /// its owner thread. Blocking: call it before the runtime or in
+    /// `spawn_blocking`.
+    pub fn open(path: &Path, local: StationId, config: ReplicaConfig) -> Result<Store, StoreOpenError> {
+        let mut storage = SledStorage::open(path)?;
+        let incarnation = load_or_draw_incarnation(&mut storage)?;
+        let replica = Replica::open(storage, local.clone(), incarnation, config)?;
+        let (sender, receiver) = mpsc::channel(STORE_QUEUE_DEPTH);
+        let owner = std::thread::Builder::new()
+            .name("civsync-store".to_string())
+            .spawn(move || owner_loop(replica, receiver, incarnation))
+            .map_err(|error| StoreOpenError::Thread { reason: error.to_string() })?;
+        Ok(Store { sender, local, incarnation, owner: Arc::new(Mutex::new(Some(owner))) })
+    }
+
+    pub fn local(&self) -> &StationId {
+        &self.local
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Commit one local change; `Ok` means it is durable (group commit).
+    pub async fn commit<T, E, F>(&self, document: DocumentId, mutate: F) -> Result<CommitOutcome<T>, CommitError<E>>
+    where
+        F: FnOnce(&mut AutoCommit) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let closed_document = document.clone();
+        let job: Job = Box::new(move |replica| match replica.commit_unflushed(&document, mutate) {
+            Ok(outcome) if outcome.changes > 0 => Some(Box::new(move |flushed: Result<(), StorageError>| {
+                let result = match flushed {
+                    Ok(()) => Ok(outcome),
+                    Err(source) => Err(CommitError::Storage { document, source }),
+                };
+                let _ = reply.send(result);
+            })),
+            other => {
+                let _ = reply.send(other);
+                None
+            }
+        });
+        let closed = || CommitError::Storage { document: closed_document.clone(), source: StoreClosed.into() };
+        self.sender.send(Command::Run(job)).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Run `work` on the owner thread with the replica (sync sessions drive
+    /// the `SyncHost` methods this way). Writes it makes without flushing
+    /// are flushed before the next batch of replies.
+    pub async fn call<R, W>(&self, work: W) -> Result<R, StoreClosed>
+    where
+        W: FnOnce(&mut Replica<SledStorage>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |replica| {
+            let _ = reply.send(work(replica));
+            None
+        });
+        self.sender.send(Command::Run(job)).await.map_err(|_| StoreClosed)?;
+        answer.await.map_err(|_| StoreClosed)
+    }
+
+    /// [`Store::call`] for code outside the async runtime (CLI commands,
+    /// tests). Panics if called from within an async context.
+    pub fn call_blocking<R, W>(&self, work: W) -> Result<R, StoreClosed>
+    where
+        W: FnOnce(&mut Replica<SledStorage>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |replica| {
+            let _ = reply.send(work(replica));
+            None
+        });
+        self.sender.blocking_send(Command::Run(job)).map_err(|_| StoreClosed)?;
+        answer.blocking_recv().map_err(|_| StoreClosed)
+    }
+
+    /// Flush, stop the owner thread and close sled. Later calls on any
+    /// clone fail with [`StoreClosed`].
+    pub async fn close(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(Command::Stop(reply)).await.is_ok() {
+            let _ = answer.await;
+        }
+        self.join_owner();
+    }
+
+    /// [`Store::close`] outside the async runtime.
+    pub fn close_blocking(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.blocking_send(Command::Stop(reply)).is_ok() {
+            let _ = answer.blocking_recv();
+        }
+        self.join_owner();
+    }
+
+    fn join_owner(&self) {
+        let owner = self.owner.lock().map(|mut slot| slot.take()).unwrap_or(None);
+        if let Some(owner) = owner {
+            let _ = owner.join();
+        }
+    }
+}
+
+fn owner_loop(mut replica: Replica<SledStorage>, mut receiver: mpsc::Receiver<Command>, incarnation: u64) {
+    let mut stop_reply = None;
+    while let Some(first) = receiver.blocking_recv() {
+        let mut waiters: Vec<FlushWaiter> = Vec::new();
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            match command {
+                Command::Run(job) => match catch_unwind(AssertUnwindSafe(|| job(&mut replica))) {
+                    Ok(Some(waiter)) => waiters.push(waiter),
+                    Ok(None) => {}
+                    Err(_) => replica = reopen_after_panic(replica, incarnation),
+                },
+                Command::Stop(reply) => {
+                    stop_reply = Some(reply);
+                    break;
+                }
+            }
+            if waiters.len() < GROUP_COMMIT_MAX {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if !waiters.is_empty() || replica.has_unflushed_writes() {
+            let flushed = replica.flush();
+            if let Err(error) = &flushed {
+                tracing::error!(%error, commits = waiters.len(), "store flush failed; commits not acknowledged");
+            }
+            for waiter in waiters {
+                waiter(flushed.clone());
+            }
+        }
+        if stop_reply.is_some() {
+            break;
+        }
+    }
+    receiver.close();
+    if let Err(error) = replica.flush() {
+        tracing::error!(%error, "final store flush failed");
+    }
+    drop(replica);
+    if let Some(reply) = stop_reply {
+        let _ = reply.send(());
+    }
+}
+
+/// After a panic mid-operation, rebuild the replica from what storage holds.
+fn reopen_after_panic(replica: Replica<SledStorage>, incarnation: u64) -> Replica<SledStorage> {
+    tracing::error!("a store operation panicked; reopening the replica from storage");
+    let local = replica.local().clone();
+    let config = replica.config().clone();
+    let storage = replica.into_storage();
+    match Replica::open(storage, local, incarnation, config) {
+        Ok(replica) => replica,
+        // The index was readable a moment ago; if it no longer is, the disk
+        // is failing and continuing would risk acknowledging lost writes.
+        Err(error) => panic!("store cannot reopen after a panic: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

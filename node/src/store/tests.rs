@@ -1,0 +1,223 @@
+//! SledStorage and Store tests on temporary directories, including a child
+//! process killed with SIGKILL while it writes.
+
+use super::*;
+use automerge::transaction::Transactable;
+use automerge::{ReadDoc, ROOT};
+use civsync_protocol::document_id::Month;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+fn station(text: &str) -> StationId {
+    StationId::parse(text).unwrap()
+}
+
+fn village_document(village: usize) -> DocumentId {
+    DocumentId::activities(&station(&format!("xh/t1/v{village}")), Month::new(2026, 11).unwrap())
+}
+
+fn put_pair(storage: &mut SledStorage, key: &str, value: &str) {
+    let mut batch = WriteBatch::new();
+    batch.put(key.as_bytes().to_vec(), value.as_bytes().to_vec());
+    storage.apply(batch).unwrap();
+}
+
+#[test]
+fn sled_storage_keeps_flushed_writes_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut storage = SledStorage::open(dir.path()).unwrap();
+        put_pair(&mut storage, "p|b", "2");
+        put_pair(&mut storage, "p|a", "1");
+        put_pair(&mut storage, "q|a", "x");
+        let mut batch = WriteBatch::new();
+        batch.delete(b"q|a".to_vec());
+        batch.put(b"p|c".to_vec(), b"3".to_vec());
+        storage.apply(batch).unwrap();
+        storage.flush().unwrap();
+    }
+    let storage = SledStorage::open(dir.path()).unwrap();
+    let found = storage.scan_prefix(b"p|").unwrap();
+    let keys: Vec<&[u8]> = found.iter().map(|(key, _)| key.as_slice()).collect();
+    assert_eq!(keys, vec![b"p|a".as_slice(), b"p|b", b"p|c"]);
+    assert_eq!(storage.get(b"q|a").unwrap(), None);
+    assert_eq!(storage.get(b"p|c").unwrap(), Some(b"3".to_vec()));
+}
+
+#[test]
+fn the_incarnation_is_kept_until_renewed() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let mut storage = SledStorage::open(dir.path()).unwrap();
+        load_or_draw_incarnation(&mut storage).unwrap()
+    };
+    let again = {
+        let mut storage = SledStorage::open(dir.path()).unwrap();
+        load_or_draw_incarnation(&mut storage).unwrap()
+    };
+    assert_eq!(first, again);
+    let renewed = renew_incarnation(dir.path()).unwrap();
+    assert_ne!(renewed, first);
+    let store = Store::open(dir.path(), station("xh/t1"), ReplicaConfig::default()).unwrap();
+    assert_eq!(store.incarnation(), renewed);
+    store.close_blocking();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_are_durable_and_share_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), station("xh/t1"), ReplicaConfig::default()).unwrap();
+    let mut writers = Vec::new();
+    for writer in 0..8usize {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for n in 0..25i64 {
+                store
+                    .commit(village_document(writer), move |doc| doc.put(ROOT, format!("k{n}"), n))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    // A refused mutation comes back typed, through the channel.
+    let refused = store.commit(village_document(0), |_doc| Err::<(), _>("no")).await.unwrap_err();
+    assert!(matches!(refused, CommitError::Mutate("no")));
+    let counts = store
+        .call(|replica| (0..8).map(|v| replica.change_count(&village_document(v))).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(counts.iter().all(|count| *count == Some(25)), "{counts:?}");
+    store.close().await;
+    assert!(store.call(|replica| replica.documents().len()).await.is_err(), "closed");
+
+    let store = Store::open(dir.path(), station("xh/t1"), ReplicaConfig::default()).unwrap();
+    let values = store
+        .call(|replica| {
+            replica
+                .with_document(&village_document(7), |doc| doc.get(ROOT, "k24").unwrap().map(|(v, _)| v.to_string()))
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(values, Some(Some("24".to_string())));
+    assert!(store.call(|replica| replica.verify()).await.unwrap().is_empty());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_panicking_closure_does_not_break_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), station("xh/t1"), ReplicaConfig::default()).unwrap();
+    store.commit(village_document(1), |doc| doc.put(ROOT, "a", 1)).await.unwrap();
+    let panicked = store
+        .commit(village_document(1), |doc| -> Result<(), automerge::AutomergeError> {
+            doc.put(ROOT, "b", 2)?;
+            panic!("bug in a mutation")
+        })
+        .await;
+    assert!(matches!(panicked, Err(CommitError::Storage { .. })));
+    let keys = store
+        .call(|replica| replica.with_document(&village_document(1), |doc| doc.keys(ROOT).collect::<Vec<_>>()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(keys.contains(&"a".to_string()) && !keys.contains(&"b".to_string()), "{keys:?}");
+    store.commit(village_document(1), |doc| doc.put(ROOT, "c", 3)).await.unwrap();
+    store.close().await;
+}
+
+const CHILD_DIRECTORY_VARIABLE: &str = "CIVSYNC_STORE_KILL_CHILD_DIR";
+const CHILD_WRITERS: usize = 4;
+
+/// Child side of the SIGKILL test: write forever through a `Store`, printing
+/// each acknowledged commit. Does nothing unless started by the parent.
+#[test]
+fn sigkill_child_writer() {
+    let Ok(directory) = std::env::var(CHILD_DIRECTORY_VARIABLE) else { return };
+    let store = Store::open(Path::new(&directory), station("xh/t1"), ReplicaConfig::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let mut writers = Vec::new();
+        for writer in 0..CHILD_WRITERS {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                for n in 0u64.. {
+                    let key = format!("{}-{n}", std::process::id());
+                    let field = key.clone();
+                    store.commit(village_document(writer), move |doc| doc.put(ROOT, field, n)).await.unwrap();
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "acked {writer} {key}").unwrap();
+                    out.flush().unwrap();
+                }
+            }));
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+    });
+}
+
+/// Kill a writing child with SIGKILL three times over the same store; every
+/// commit it reported as acknowledged must be there afterwards.
+#[test]
+fn flushed_writes_survive_sigkill() {
+    if std::env::var(CHILD_DIRECTORY_VARIABLE).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged: Vec<(usize, String)> = Vec::new();
+    for round in 0..3 {
+        // Test names are module paths without the crate name.
+        let module = module_path!().split_once("::").map(|(_, rest)| rest).unwrap_or_default();
+        let child_test = format!("{module}::sigkill_child_writer");
+        let mut child = Process::new(std::env::current_exe().unwrap())
+            .args(["--exact", child_test.as_str(), "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIRECTORY_VARIABLE, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let started = Instant::now();
+        let target = 150 + 50 * round;
+        let mut this_round = 0;
+        while this_round < target && started.elapsed() < Duration::from_secs(60) {
+            let Some(Ok(line)) = lines.next() else { break };
+            if let Some(rest) = line.strip_prefix("acked ") {
+                let (writer, key) = rest.split_once(' ').unwrap();
+                acknowledged.push((writer.parse().unwrap(), key.to_string()));
+                this_round += 1;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        // Acknowledgements already in the pipe were acknowledged before the kill.
+        for line in lines.map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("acked ") {
+                let (writer, key) = rest.split_once(' ').unwrap();
+                acknowledged.push((writer.parse().unwrap(), key.to_string()));
+            }
+        }
+        assert!(this_round > 0, "round {round}: the child acknowledged nothing");
+    }
+
+    let mut storage = SledStorage::open(dir.path()).unwrap();
+    let incarnation = load_or_draw_incarnation(&mut storage).unwrap();
+    let mut replica = Replica::open(storage, station("xh/t1"), incarnation, ReplicaConfig::default()).unwrap();
+    let mut missing = Vec::new();
+    for (writer, key) in &acknowledged {
+        let present = replica
+            .with_document(&village_document(*writer), |doc| doc.get(ROOT, key.as_str()).unwrap().is_some())
+            .unwrap();
+        if present != Some(true) {
+            missing.push(key.clone());
+        }
+    }
+    assert!(missing.is_empty(), "{} of {} acknowledged commits lost: {missing:?}", missing.len(), acknowledged.len());
+    assert!(replica.verify().is_empty());
+    eprintln!("sigkill: {} acknowledged commits over 3 kills, all present", acknowledged.len());
+}
