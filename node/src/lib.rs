@@ -5,3 +5,12 @@
 
 pub mod pki;
 pub mod store;
+pub mod api;
+pub mod api_stats;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod import;
+pub mod logging;
+pub mod node;
+pub mod relay;

@@ -1,1 +1,384 @@
-fn main() {}
+//! `civsync`: run a node of the New Era Civilization Practice network, and
+//! talk to it.
+
+use anyhow::Context;
+use civsync_node::client::ApiClient;
+use civsync_node::config::{NodeConfig, PeerConfig};
+use civsync_protocol::input::{ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput};
+use civsync_protocol::{StationId, Tier};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "civsync", version, about = "Offline-first sync node for county, township and village civilization-practice offices")]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Target {
+    /// The node's data directory (its civsync.toml says where its API listens).
+    #[arg(long, short = 'd', env = "CIVSYNC_DATA_DIR", default_value = "civsync-data")]
+    data_dir: PathBuf,
+    /// Talk to this API instead, e.g. http://127.0.0.1:7400.
+    #[arg(long, env = "CIVSYNC_API")]
+    api: Option<String>,
+    /// Act on this station instead of the node's own (a station below it).
+    #[arg(long)]
+    station: Option<StationId>,
+}
+
+impl Target {
+    fn client(&self) -> anyhow::Result<ApiClient> {
+        let base = match &self.api {
+            Some(api) => api.clone(),
+            None => format!("http://{}", NodeConfig::load(&self.data_dir)?.api_listen),
+        };
+        ApiClient::new(&base)
+    }
+
+    fn query(&self) -> Vec<(&'static str, String)> {
+        self.station.iter().map(|s| ("station", s.to_string())).collect()
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node: its station, tier, parent and listening addresses.
+    Init(InitArgs),
+    /// Run the node: serve the local API and sync with peers until Ctrl-C.
+    Run {
+        #[arg(long, short = 'd', env = "CIVSYNC_DATA_DIR", default_value = "civsync-data")]
+        data_dir: PathBuf,
+    },
+    /// County certificate authority and node certificates.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Register and list volunteers.
+    #[command(subcommand)]
+    Volunteer(VolunteerCommand),
+    /// Create and list volunteer teams.
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Record and list activities with service hours.
+    #[command(subcommand)]
+    Activity(ActivityCommand),
+    /// Import a roster of volunteers from a CSV or XLSX file.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Monthly statistics of a station and everything below it.
+    Stats {
+        /// YYYY-MM; this month when absent.
+        #[arg(long)]
+        month: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Sync status: peers, last seen, backlog, last error.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Fields that concurrent edits left with two values; pick one.
+    Conflicts {
+        /// Resolve: document id, field path and the value to keep.
+        #[arg(long, num_args = 3, value_names = ["DOCUMENT", "PATH", "VALUE"])]
+        resolve: Option<Vec<String>>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a small county on this machine: 1 county, 2 townships, 4 villages.
+    Demo(civsync_node::demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    #[arg(long, short = 'd', env = "CIVSYNC_DATA_DIR", default_value = "civsync-data")]
+    data_dir: PathBuf,
+    /// Full station path, e.g. xh/t03/v12 (county xh, township t03, village v12).
+    #[arg(long)]
+    station: StationId,
+    /// province, prefecture, county, township, village or point.
+    #[arg(long)]
+    tier: Tier,
+    /// Human name, e.g. 东村新时代文明实践站.
+    #[arg(long, default_value = "")]
+    name: String,
+    /// The parent's QUIC address, e.g. 10.1.2.3:7401 (its station is this station's parent).
+    #[arg(long)]
+    parent_address: Option<SocketAddr>,
+    /// A fallback office to dial when the parent is down: STATION=ADDRESS.
+    #[arg(long)]
+    fallback: Option<String>,
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    api_listen: SocketAddr,
+    #[arg(long, default_value = "0.0.0.0:7401")]
+    quic_listen: SocketAddr,
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create the county certificate authority (run once, at the county).
+    Init {
+        /// Folder for ca.crt, ca.key and identity.key (keep ca.key offline).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The county's station path, e.g. xh.
+        #[arg(long)]
+        county: StationId,
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue a node certificate for one station, signed by the county CA.
+    Issue {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        tier: Tier,
+        /// Folder to write node.crt, node.key, ca.crt and identity.key into
+        /// (usually <data-dir>/pki).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum VolunteerCommand {
+    /// Register a volunteer. The ID number is checked, digested and masked; it is never stored.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// 男/女 or male/female.
+        #[arg(long)]
+        sex: String,
+        #[arg(long)]
+        id_number: String,
+        #[arg(long, default_value = "")]
+        phone: String,
+        #[arg(long)]
+        number: Option<String>,
+        /// Comma-separated skills.
+        #[arg(long, value_delimiter = ',')]
+        skills: Vec<String>,
+        /// Comma-separated service categories (health, culture, 理论宣讲, ...).
+        #[arg(long, value_delimiter = ',')]
+        categories: Vec<String>,
+        #[arg(long)]
+        consent: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum TeamCommand {
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        leader: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum ActivityCommand {
+    /// Record an activity; each --record is VOLUNTEER=HOURS.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// lecture/appraise/help/entertain/advocate/celebrate/create or 讲评帮乐倡庆创.
+        #[arg(long)]
+        form: String,
+        #[arg(long)]
+        category: String,
+        #[arg(long, default_value = "")]
+        place: String,
+        #[arg(long, default_value_t = 0)]
+        beneficiaries: u32,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long = "record")]
+        records: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    List {
+        #[arg(long)]
+        month: Option<String>,
+        /// Include every station below.
+        #[arg(long)]
+        subtree: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+}
+
+fn main() {
+    let cli = Cli::parse();
+    civsync_node::logging::init(cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = runtime.block_on(execute(cli.command)) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init(args) => {
+            let mut config = NodeConfig::new(args.station.clone(), args.tier);
+            config.name = args.name;
+            config.api_listen = args.api_listen;
+            config.quic_listen = args.quic_listen;
+            if let Some(address) = args.parent_address {
+                let station = args.station.parent().context("a station at the top has no parent to dial")?;
+                config.parent = Some(PeerConfig { station, address });
+            }
+            if let Some(fallback) = args.fallback {
+                let (station, address) = fallback.split_once('=').context("--fallback takes STATION=ADDRESS")?;
+                config.fallback = Some(PeerConfig {
+                    station: StationId::parse(station)?,
+                    address: address.parse().context("--fallback address")?,
+                });
+            }
+            civsync_node::node::init(&args.data_dir, &config)?;
+            println!("initialised {} ({}) in {}", config.station, config.tier, args.data_dir.display());
+            Ok(())
+        }
+        Command::Run { data_dir } => civsync_node::node::run(&data_dir).await,
+        Command::Pki(PkiCommand::Init { dir, county, days }) => {
+            civsync_node::pki::init_county_ca(&dir, &county, days)?;
+            let key = civsync_protocol::pii::IdentityKey::from_bytes(rand::random());
+            civsync_node::node::write_secret(&dir.join(civsync_node::node::IDENTITY_KEY_FILE), key.to_hex().as_bytes())?;
+            println!("county CA for {county} written to {}", dir.display());
+            Ok(())
+        }
+        Command::Pki(PkiCommand::Issue { ca, station, tier, out, days }) => {
+            civsync_node::pki::issue_node_certificate(&ca, &station, tier, &out, days)?;
+            let key = std::fs::read(ca.join(civsync_node::node::IDENTITY_KEY_FILE))
+                .with_context(|| format!("cannot read the county identity key in {}", ca.display()))?;
+            civsync_node::node::write_secret(&out.join(civsync_node::node::IDENTITY_KEY_FILE), &key)?;
+            println!("certificate for {station} ({tier}) written to {}", out.display());
+            Ok(())
+        }
+        Command::Volunteer(VolunteerCommand::Add { name, sex, id_number, phone, number, skills, categories, consent, target }) => {
+            let input = VolunteerInput { number, name, sex, id_number, phone, skills, categories, consent, ..VolunteerInput::default() };
+            let created: Value = target.client()?.post("volunteers", &target.query(), &input).await?;
+            print_json(&created);
+            Ok(())
+        }
+        Command::Volunteer(VolunteerCommand::List { target }) => {
+            let list: Value = target.client()?.get("volunteers", &target.query()).await?;
+            print_json(&list);
+            Ok(())
+        }
+        Command::Team(TeamCommand::Add { name, category, leader, members, target }) => {
+            let input = TeamInput { name, category, leader, members, ..TeamInput::default() };
+            let created: Value = target.client()?.post("teams", &target.query(), &input).await?;
+            print_json(&created);
+            Ok(())
+        }
+        Command::Team(TeamCommand::List { target }) => {
+            let list: Value = target.client()?.get("teams", &target.query()).await?;
+            print_json(&list);
+            Ok(())
+        }
+        Command::Activity(ActivityCommand::Add { name, date, form, category, place, beneficiaries, team, records, target }) => {
+            let records = records
+                .iter()
+                .map(|r| {
+                    let (volunteer, hours) = r.split_once('=').context("--record takes VOLUNTEER=HOURS")?;
+                    Ok(ServiceRecordInput { volunteer: volunteer.to_string(), hours: HoursInput::Text(hours.to_string()) })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let input = ActivityInput { name, date, form, category, place, beneficiaries, team, records, ..ActivityInput::default() };
+            let created: Value = target.client()?.post("activities", &target.query(), &input).await?;
+            print_json(&created);
+            Ok(())
+        }
+        Command::Activity(ActivityCommand::List { month, subtree, target }) => {
+            let mut query = target.query();
+            query.extend(month.map(|m| ("month", m)));
+            if subtree {
+                query.push(("subtree", "true".into()));
+            }
+            let list: Value = target.client()?.get("activities", &query).await?;
+            print_json(&list);
+            Ok(())
+        }
+        Command::Import { file, target } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut query = target.query();
+            let is_xlsx = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+            query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
+            let report: Value = target.client()?.post_bytes("import/volunteers", &query, bytes).await?;
+            print_json(&report);
+            Ok(())
+        }
+        Command::Stats { month, target } => {
+            let mut query = target.query();
+            query.extend(month.map(|m| ("month", m)));
+            let stats: Value = target.client()?.get("stats", &query).await?;
+            print_json(&stats);
+            Ok(())
+        }
+        Command::Status { target } => {
+            let status: Value = target.client()?.get("status", &[]).await?;
+            print_json(&status);
+            Ok(())
+        }
+        Command::Conflicts { resolve, target } => {
+            let client = target.client()?;
+            match resolve {
+                Some(parts) => {
+                    let body = serde_json::json!({"document": parts[0], "path": parts[1], "value": parts[2]});
+                    let _: Value = client.post("conflicts/resolve", &[], &body).await?;
+                    println!("resolved {} {}", parts[0], parts[1]);
+                }
+                None => print_json(&client.get::<Value>("conflicts", &target.query()).await?),
+            }
+            Ok(())
+        }
+        Command::Demo(args) => civsync_node::demo::run(args).await,
+    }
+}

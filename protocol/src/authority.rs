@@ -25,11 +25,17 @@ use automerge::ActorId;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthorityError {
     #[error("document {document} is outside the scope of station {station}")]
-    OutOfScope { document: DocumentId, station: StationId },
+    OutOfScope {
+        document: DocumentId,
+        station: StationId,
+    },
     #[error("change by actor {actor} belongs to no station; only civsync actors may write")]
     UnknownActor { actor: String },
     #[error("station {writer} may not write document {document} (only its owner and the owner's ancestors may)")]
-    NotWritable { document: DocumentId, writer: StationId },
+    NotWritable {
+        document: DocumentId,
+        writer: StationId,
+    },
     #[error("peer {peer} may not relay changes made by station {writer} (only from its own subtree, or from a parent)")]
     NotCarriable { peer: StationId, writer: StationId },
 }
@@ -43,21 +49,36 @@ pub fn check_change(
     local: &StationId,
 ) -> Result<(), AuthorityError> {
     check_document(document, peer, local)?;
-    let writer = station_of(actor).ok_or_else(|| AuthorityError::UnknownActor { actor: actor.to_hex_string() })?;
+    let writer = station_of(actor).ok_or_else(|| AuthorityError::UnknownActor {
+        actor: actor.to_hex_string(),
+    })?;
     if !document.writable_by(&writer) {
-        return Err(AuthorityError::NotWritable { document: document.clone(), writer });
+        return Err(AuthorityError::NotWritable {
+            document: document.clone(),
+            writer,
+        });
     }
     if !(peer.is_ancestor_or_self_of(&writer) || peer.is_strict_ancestor_of(local)) {
-        return Err(AuthorityError::NotCarriable { peer: peer.clone(), writer });
+        return Err(AuthorityError::NotCarriable {
+            peer: peer.clone(),
+            writer,
+        });
     }
     Ok(())
 }
 
 /// Rule 1 alone: may this document be exchanged between `local` and `peer`?
-pub fn check_document(document: &DocumentId, peer: &StationId, local: &StationId) -> Result<(), AuthorityError> {
+pub fn check_document(
+    document: &DocumentId,
+    peer: &StationId,
+    local: &StationId,
+) -> Result<(), AuthorityError> {
     for station in [local, peer] {
         if !document.in_scope_of(station) {
-            return Err(AuthorityError::OutOfScope { document: document.clone(), station: station.clone() });
+            return Err(AuthorityError::OutOfScope {
+                document: document.clone(),
+                station: station.clone(),
+            });
         }
     }
     Ok(())
@@ -77,7 +98,10 @@ mod tests {
     fn village_changes_travel_up() {
         let doc = DocumentId::roster(&s("xh/t1/v1"));
         let village = actor_for(&s("xh/t1/v1"), 1);
-        assert_eq!(check_change(&doc, &village, &s("xh/t1/v1"), &s("xh/t1")), Ok(()));
+        assert_eq!(
+            check_change(&doc, &village, &s("xh/t1/v1"), &s("xh/t1")),
+            Ok(())
+        );
         assert_eq!(check_change(&doc, &village, &s("xh/t1"), &s("xh")), Ok(()));
     }
 
@@ -85,7 +109,10 @@ mod tests {
     fn county_changes_travel_down_through_parents() {
         let menu = DocumentId::reference(&s("xh"), "menu").unwrap();
         let county = actor_for(&s("xh"), 7);
-        assert_eq!(check_change(&menu, &county, &s("xh/t1"), &s("xh/t1/v1")), Ok(()));
+        assert_eq!(
+            check_change(&menu, &county, &s("xh/t1"), &s("xh/t1/v1")),
+            Ok(())
+        );
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub struct Month {
 
 impl Month {
     pub fn new(year: u16, month: u8) -> Option<Month> {
-        ((2000..=2200).contains(&year) && (1..=12).contains(&month)).then_some(Month { year, month })
+        ((2000..=2200).contains(&year) && (1..=12).contains(&month))
+            .then_some(Month { year, month })
     }
 
     pub fn parse(text: &str) -> Option<Month> {
@@ -43,9 +44,15 @@ impl Month {
 
     pub fn next(self) -> Month {
         if self.month == 12 {
-            Month { year: self.year + 1, month: 1 }
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
         } else {
-            Month { year: self.year, month: self.month + 1 }
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
         }
     }
 
@@ -90,7 +97,9 @@ impl DocumentKind {
 
     pub fn month(&self) -> Option<Month> {
         match self {
-            DocumentKind::Activities(m) | DocumentKind::Orders(m) | DocumentKind::Approval(m) => Some(*m),
+            DocumentKind::Activities(m) | DocumentKind::Orders(m) | DocumentKind::Approval(m) => {
+                Some(*m)
+            }
             DocumentKind::Roster | DocumentKind::Reference(_) => None,
         }
     }
@@ -122,30 +131,53 @@ pub struct DocumentId {
 
 impl DocumentId {
     pub fn roster(owner: &StationId) -> DocumentId {
-        DocumentId { owner: owner.clone(), kind: DocumentKind::Roster }
+        DocumentId {
+            owner: owner.clone(),
+            kind: DocumentKind::Roster,
+        }
     }
     pub fn activities(owner: &StationId, month: Month) -> DocumentId {
-        DocumentId { owner: owner.clone(), kind: DocumentKind::Activities(month) }
+        DocumentId {
+            owner: owner.clone(),
+            kind: DocumentKind::Activities(month),
+        }
     }
     pub fn orders(owner: &StationId, month: Month) -> DocumentId {
-        DocumentId { owner: owner.clone(), kind: DocumentKind::Orders(month) }
+        DocumentId {
+            owner: owner.clone(),
+            kind: DocumentKind::Orders(month),
+        }
     }
     pub fn approval(owner: &StationId, month: Month) -> DocumentId {
-        DocumentId { owner: owner.clone(), kind: DocumentKind::Approval(month) }
+        DocumentId {
+            owner: owner.clone(),
+            kind: DocumentKind::Approval(month),
+        }
     }
     pub fn reference(owner: &StationId, name: &str) -> Result<DocumentId, DocumentIdError> {
-        let id = DocumentId { owner: owner.clone(), kind: DocumentKind::Reference(name.to_string()) };
+        let id = DocumentId {
+            owner: owner.clone(),
+            kind: DocumentKind::Reference(name.to_string()),
+        };
         if !valid_reference_name(name) {
-            return Err(DocumentIdError::BadReferenceName { id: id.to_string(), name: name.to_string() });
+            return Err(DocumentIdError::BadReferenceName {
+                id: id.to_string(),
+                name: name.to_string(),
+            });
         }
         Ok(id)
     }
 
     pub fn parse(text: &str) -> Result<DocumentId, DocumentIdError> {
         if text.len() > DOCUMENT_ID_BYTES_MAX {
-            return Err(DocumentIdError::TooLong { len: text.len(), max: DOCUMENT_ID_BYTES_MAX });
+            return Err(DocumentIdError::TooLong {
+                len: text.len(),
+                max: DOCUMENT_ID_BYTES_MAX,
+            });
         }
-        let shape = || DocumentIdError::Shape { id: text.to_string() };
+        let shape = || DocumentIdError::Shape {
+            id: text.to_string(),
+        };
         let mut parts = text.split(':');
         let kind = parts.next().ok_or_else(shape)?;
         let station = parts.next().ok_or_else(shape)?;
@@ -153,11 +185,16 @@ impl DocumentId {
         if parts.next().is_some() {
             return Err(shape());
         }
-        let owner = StationId::parse(station)
-            .map_err(|source| DocumentIdError::BadStation { id: text.to_string(), source })?;
+        let owner = StationId::parse(station).map_err(|source| DocumentIdError::BadStation {
+            id: text.to_string(),
+            source,
+        })?;
         let month = |q: Option<&str>| -> Result<Month, DocumentIdError> {
             let q = q.ok_or_else(shape)?;
-            Month::parse(q).ok_or_else(|| DocumentIdError::BadMonth { id: text.to_string(), month: q.to_string() })
+            Month::parse(q).ok_or_else(|| DocumentIdError::BadMonth {
+                id: text.to_string(),
+                month: q.to_string(),
+            })
         };
         let kind = match kind {
             "roster" if qualifier.is_none() => DocumentKind::Roster,
@@ -167,12 +204,20 @@ impl DocumentId {
             "reference" => {
                 let name = qualifier.ok_or_else(shape)?;
                 if !valid_reference_name(name) {
-                    return Err(DocumentIdError::BadReferenceName { id: text.to_string(), name: name.to_string() });
+                    return Err(DocumentIdError::BadReferenceName {
+                        id: text.to_string(),
+                        name: name.to_string(),
+                    });
                 }
                 DocumentKind::Reference(name.to_string())
             }
             "roster" => return Err(shape()),
-            other => return Err(DocumentIdError::UnknownKind { id: text.to_string(), kind: other.to_string() }),
+            other => {
+                return Err(DocumentIdError::UnknownKind {
+                    id: text.to_string(),
+                    kind: other.to_string(),
+                })
+            }
         };
         Ok(DocumentId { owner, kind })
     }
@@ -196,7 +241,9 @@ impl DocumentId {
 fn valid_reference_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= REFERENCE_NAME_BYTES_MAX
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 impl fmt::Display for DocumentId {
@@ -248,20 +295,43 @@ mod tests {
 
     #[test]
     fn text_form_round_trips() {
-        for text in ["roster:xh/t03/v12", "activities:xh/t03/v12:2026-11", "orders:xh/t01:2026-01",
-            "approval:xh/t03:2026-12", "reference:xh:menu"] {
+        for text in [
+            "roster:xh/t03/v12",
+            "activities:xh/t03/v12:2026-11",
+            "orders:xh/t01:2026-01",
+            "approval:xh/t03:2026-12",
+            "reference:xh:menu",
+        ] {
             assert_eq!(DocumentId::parse(text).unwrap().to_string(), text);
         }
     }
 
     #[test]
     fn malformed_ids_name_what_is_wrong() {
-        assert!(matches!(DocumentId::parse("roster"), Err(DocumentIdError::Shape { .. })));
-        assert!(matches!(DocumentId::parse("roster:xh:extra"), Err(DocumentIdError::Shape { .. })));
-        assert!(matches!(DocumentId::parse("notes:xh"), Err(DocumentIdError::UnknownKind { .. })));
-        assert!(matches!(DocumentId::parse("activities:xh:2026-13"), Err(DocumentIdError::BadMonth { .. })));
-        assert!(matches!(DocumentId::parse("reference:xh:Menu"), Err(DocumentIdError::BadReferenceName { .. })));
-        assert!(matches!(DocumentId::parse("roster:x h"), Err(DocumentIdError::BadStation { .. })));
+        assert!(matches!(
+            DocumentId::parse("roster"),
+            Err(DocumentIdError::Shape { .. })
+        ));
+        assert!(matches!(
+            DocumentId::parse("roster:xh:extra"),
+            Err(DocumentIdError::Shape { .. })
+        ));
+        assert!(matches!(
+            DocumentId::parse("notes:xh"),
+            Err(DocumentIdError::UnknownKind { .. })
+        ));
+        assert!(matches!(
+            DocumentId::parse("activities:xh:2026-13"),
+            Err(DocumentIdError::BadMonth { .. })
+        ));
+        assert!(matches!(
+            DocumentId::parse("reference:xh:Menu"),
+            Err(DocumentIdError::BadReferenceName { .. })
+        ));
+        assert!(matches!(
+            DocumentId::parse("roster:x h"),
+            Err(DocumentIdError::BadStation { .. })
+        ));
     }
 
     #[test]
@@ -270,31 +340,47 @@ mod tests {
         assert!(roster.in_scope_of(&station("xh/t03/v12")));
         assert!(roster.in_scope_of(&station("xh/t03")));
         assert!(roster.in_scope_of(&station("xh")));
-        assert!(!roster.in_scope_of(&station("xh/t03/v13")), "sibling village");
+        assert!(
+            !roster.in_scope_of(&station("xh/t03/v13")),
+            "sibling village"
+        );
         assert!(!roster.in_scope_of(&station("xh/t04")), "other township");
-        assert!(!roster.in_scope_of(&station("xh/t03/v12/p1")), "point below the village");
+        assert!(
+            !roster.in_scope_of(&station("xh/t03/v12/p1")),
+            "point below the village"
+        );
     }
 
     #[test]
     fn reference_data_flows_down_the_subtree_only() {
         let menu = DocumentId::reference(&station("zk/xh"), "menu").unwrap();
         assert!(menu.in_scope_of(&station("zk/xh/t03/v12")));
-        assert!(menu.in_scope_of(&station("zk")), "the prefecture above sees it");
-        assert!(!menu.in_scope_of(&station("zk/other")), "a neighbouring county does not");
+        assert!(
+            menu.in_scope_of(&station("zk")),
+            "the prefecture above sees it"
+        );
+        assert!(
+            !menu.in_scope_of(&station("zk/other")),
+            "a neighbouring county does not"
+        );
         let township_menu = DocumentId::reference(&station("xh/t03"), "menu").unwrap();
         assert!(!township_menu.in_scope_of(&station("xh/t04/v1")));
     }
 
     #[test]
     fn only_owner_and_ancestors_write() {
-        let activities = DocumentId::activities(&station("xh/t03/v12"), Month::new(2026, 11).unwrap());
+        let activities =
+            DocumentId::activities(&station("xh/t03/v12"), Month::new(2026, 11).unwrap());
         assert!(activities.writable_by(&station("xh/t03/v12")));
         assert!(activities.writable_by(&station("xh/t03")));
         assert!(activities.writable_by(&station("xh")));
         assert!(!activities.writable_by(&station("xh/t03/v13")));
         assert!(!activities.writable_by(&station("xh/t03/v12/p1")));
         let menu = DocumentId::reference(&station("xh"), "menu").unwrap();
-        assert!(!menu.writable_by(&station("xh/t03")), "a township cannot edit the county menu");
+        assert!(
+            !menu.writable_by(&station("xh/t03")),
+            "a township cannot edit the county menu"
+        );
     }
 
     proptest! {

@@ -6,8 +6,8 @@
 //! inside a deserialiser. `today` is the recording node's date, passed in.
 
 use crate::model::{
-    self, date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId, ServiceRecord, Sex,
-    Team, Validated, Volunteer, CONTENT_CHARS_MAX, TEXT_CHARS_MAX,
+    self, date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId,
+    ServiceRecord, Sex, Team, Validated, Volunteer, CONTENT_CHARS_MAX, TEXT_CHARS_MAX,
 };
 use crate::pii::{IdNumber, IdentityKey};
 use crate::station::StationId;
@@ -53,16 +53,38 @@ pub struct VolunteerInput {
 }
 
 impl VolunteerInput {
-    pub fn validate(&self, key: &IdentityKey, home: &StationId, today: Date, nonce: u64) -> Validated<Volunteer> {
-        let number = match self.number.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+    pub fn validate(
+        &self,
+        key: &IdentityKey,
+        home: &StationId,
+        today: Date,
+        nonce: u64,
+    ) -> Validated<Volunteer> {
+        let number = match self
+            .number
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
             Some(number) => RecordId::parse("number", number)?,
             None => RecordId::generate("V", nonce),
         };
         let id_number = IdNumber::parse("id_number", &self.id_number)?;
-        let birth_text = self.birth_date.clone().unwrap_or_else(|| id_number.birth_date_text());
-        let birth_date = model::not_in_future("birth_date", date_format::parse("birth_date", &birth_text)?, today)?;
+        let birth_text = self
+            .birth_date
+            .clone()
+            .unwrap_or_else(|| id_number.birth_date_text());
+        let birth_date = model::not_in_future(
+            "birth_date",
+            date_format::parse("birth_date", &birth_text)?,
+            today,
+        )?;
         let registered_on = match &self.registered_on {
-            Some(text) => model::not_in_future("registered_on", date_format::parse("registered_on", text)?, today)?,
+            Some(text) => model::not_in_future(
+                "registered_on",
+                date_format::parse("registered_on", text)?,
+                today,
+            )?,
             None => today,
         };
         let categories = self
@@ -71,14 +93,22 @@ impl VolunteerInput {
             .map(|c| Category::parse(c).map_err(|e| FieldError::new("categories", e.reason)))
             .collect::<Result<Vec<_>, _>>()?;
         if categories.len() > model::TAGS_MAX {
-            return Err(FieldError::new("categories", format!("at most {} categories", model::TAGS_MAX)));
+            return Err(FieldError::new(
+                "categories",
+                format!("at most {} categories", model::TAGS_MAX),
+            ));
         }
         Ok(Volunteer {
             number,
             name: model::text("name", &self.name, true, 50)?,
             sex: Sex::parse(&self.sex)?,
             birth_date,
-            residence_area: model::text("residence_area", &self.residence_area, false, TEXT_CHARS_MAX)?,
+            residence_area: model::text(
+                "residence_area",
+                &self.residence_area,
+                false,
+                TEXT_CHARS_MAX,
+            )?,
             phone: model::phone("phone", &self.phone)?,
             id_digest: key.digest(&id_number),
             id_masked: id_number.masked(),
@@ -132,7 +162,10 @@ impl ActivityInput {
             None => RecordId::generate("A", nonce),
         };
         if self.beneficiaries > model::BENEFICIARIES_MAX {
-            return Err(FieldError::new("beneficiaries", format!("at most {}", model::BENEFICIARIES_MAX)));
+            return Err(FieldError::new(
+                "beneficiaries",
+                format!("at most {}", model::BENEFICIARIES_MAX),
+            ));
         }
         let late = model::is_late(date, today);
         let records = self
@@ -166,7 +199,11 @@ impl ActivityInput {
                 .transpose()?,
             person_in_charge: model::text("person_in_charge", &self.person_in_charge, false, 50)?,
             beneficiaries: self.beneficiaries,
-            theme: self.theme.as_deref().map(|t| model::text("theme", t, false, TEXT_CHARS_MAX)).transpose()?,
+            theme: self
+                .theme
+                .as_deref()
+                .map(|t| model::text("theme", t, false, TEXT_CHARS_MAX))
+                .transpose()?,
             recorded_on: today,
             late,
             deleted: false,
@@ -197,9 +234,21 @@ impl TeamInput {
             name: model::text("name", &self.name, true, TEXT_CHARS_MAX)?,
             category: Category::parse(&self.category)?,
             station: station.clone(),
-            parent: self.parent.as_deref().map(|p| model::text("parent", p, false, 200)).transpose()?,
-            leader: self.leader.as_deref().map(|l| RecordId::parse("leader", l)).transpose()?,
-            members: self.members.iter().map(|m| RecordId::parse("members", m)).collect::<Validated<_>>()?,
+            parent: self
+                .parent
+                .as_deref()
+                .map(|p| model::text("parent", p, false, 200))
+                .transpose()?,
+            leader: self
+                .leader
+                .as_deref()
+                .map(|l| RecordId::parse("leader", l))
+                .transpose()?,
+            members: self
+                .members
+                .iter()
+                .map(|m| RecordId::parse("members", m))
+                .collect::<Validated<_>>()?,
             deleted: false,
         })
     }
@@ -217,7 +266,9 @@ pub struct OrderInput {
 impl OrderInput {
     pub fn validate(&self, station: &StationId, today: Date, nonce: u64) -> Validated<Order> {
         let placed_on = match &self.placed_on {
-            Some(text) => model::not_in_future("placed_on", date_format::parse("placed_on", text)?, today)?,
+            Some(text) => {
+                model::not_in_future("placed_on", date_format::parse("placed_on", text)?, today)?
+            }
             None => today,
         };
         Ok(Order {
@@ -265,7 +316,9 @@ mod tests {
 
     #[test]
     fn a_volunteer_keeps_no_clear_id_number() {
-        let v = volunteer_input().validate(&key(), &home(), date!(2026 - 11 - 23), 42).unwrap();
+        let v = volunteer_input()
+            .validate(&key(), &home(), date!(2026 - 11 - 23), 42)
+            .unwrap();
         assert_eq!(v.number.as_str(), "V000000000000002a");
         assert_eq!(v.birth_date, date!(1949 - 12 - 31));
         assert_eq!(v.id_masked, "1101**********002X");
@@ -281,14 +334,22 @@ mod tests {
             ("sex", Box::new(|v| v.sex = "x".into())),
             ("id_number", Box::new(|v| v.id_number = "123".into())),
             ("phone", Box::new(|v| v.phone = "12".into())),
-            ("categories", Box::new(|v| v.categories = vec!["juggling".into()])),
-            ("birth_date", Box::new(|v| v.birth_date = Some("2030-01-01".into()))),
+            (
+                "categories",
+                Box::new(|v| v.categories = vec!["juggling".into()]),
+            ),
+            (
+                "birth_date",
+                Box::new(|v| v.birth_date = Some("2030-01-01".into())),
+            ),
             ("number", Box::new(|v| v.number = Some("has space".into()))),
         ];
         for (field, break_it) in cases {
             let mut input = volunteer_input();
             break_it(&mut input);
-            let error = input.validate(&key(), &home(), date!(2026 - 11 - 23), 1).unwrap_err();
+            let error = input
+                .validate(&key(), &home(), date!(2026 - 11 - 23), 1)
+                .unwrap_err();
             assert_eq!(error.field, field, "{error}");
         }
     }
@@ -302,8 +363,14 @@ mod tests {
             category: "health".into(),
             beneficiaries: 40,
             records: vec![
-                ServiceRecordInput { volunteer: "V1".into(), hours: HoursInput::Number(2.5) },
-                ServiceRecordInput { volunteer: "V2".into(), hours: HoursInput::Text("1.25".into()) },
+                ServiceRecordInput {
+                    volunteer: "V1".into(),
+                    hours: HoursInput::Number(2.5),
+                },
+                ServiceRecordInput {
+                    volunteer: "V2".into(),
+                    hours: HoursInput::Text("1.25".into()),
+                },
             ],
             ..ActivityInput::default()
         };
@@ -313,16 +380,35 @@ mod tests {
         let late = input.validate(&home(), date!(2026 - 11 - 23), 9).unwrap();
         assert!(late.late && late.records.iter().all(|r| r.late));
         input.records[0].hours = HoursInput::Number(-1.0);
-        assert_eq!(input.validate(&home(), date!(2026 - 11 - 23), 9).unwrap_err().field, "records[0].hours");
+        assert_eq!(
+            input
+                .validate(&home(), date!(2026 - 11 - 23), 9)
+                .unwrap_err()
+                .field,
+            "records[0].hours"
+        );
         input.records[0].hours = HoursInput::Number(25.0);
-        assert_eq!(input.validate(&home(), date!(2026 - 11 - 23), 9).unwrap_err().field, "records[0].hours");
+        assert_eq!(
+            input
+                .validate(&home(), date!(2026 - 11 - 23), 9)
+                .unwrap_err()
+                .field,
+            "records[0].hours"
+        );
         input.date = "2026-12-01".into();
-        assert_eq!(input.validate(&home(), date!(2026 - 11 - 23), 9).unwrap_err().field, "date");
+        assert_eq!(
+            input
+                .validate(&home(), date!(2026 - 11 - 23), 9)
+                .unwrap_err()
+                .field,
+            "date"
+        );
     }
 
     #[test]
     fn unknown_json_fields_are_refused() {
-        let error = serde_json::from_str::<ActivityInput>(r#"{"name":"x","colour":"red"}"#).unwrap_err();
+        let error =
+            serde_json::from_str::<ActivityInput>(r#"{"name":"x","colour":"red"}"#).unwrap_err();
         assert!(error.to_string().contains("colour"));
     }
 }

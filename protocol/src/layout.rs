@@ -22,8 +22,8 @@
 use crate::actor::station_of;
 use crate::document_id::DocumentId;
 use crate::model::{
-    date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId, ServiceRecord, Sex, Team,
-    Volunteer, HOURS_PER_DAY_CENTI_MAX, SERVICE_RECORDS_PER_ACTIVITY_MAX,
+    date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId,
+    ServiceRecord, Sex, Team, Volunteer, HOURS_PER_DAY_CENTI_MAX, SERVICE_RECORDS_PER_ACTIVITY_MAX,
 };
 use crate::schema::{current_schema, META_KEY, SCHEMA_KEY};
 use crate::station::StationId;
@@ -51,7 +51,11 @@ pub enum LayoutError {
     #[error("id_number: this person is already registered as volunteer {existing}")]
     DuplicateVolunteer { existing: RecordId },
     #[error("{kind} {id} does not exist in {document}")]
-    NotFound { kind: &'static str, id: String, document: String },
+    NotFound {
+        kind: &'static str,
+        id: String,
+        document: String,
+    },
     /// The document holds something this code cannot read (a damaged or
     /// foreign document); names where.
     #[error("document field {path} is malformed: {reason}")]
@@ -140,7 +144,11 @@ fn s(text: impl Into<String>) -> Scalar {
 }
 
 /// Put only the fields whose value differs from what the document holds.
-fn put_changed(doc: &mut AutoCommit, obj: &ObjId, fields: Vec<(&'static str, Scalar)>) -> LayoutResult<()> {
+fn put_changed(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    fields: Vec<(&'static str, Scalar)>,
+) -> LayoutResult<()> {
     for (key, value) in fields {
         let current = doc.get(obj, key)?.and_then(|(v, _)| Scalar::from_value(&v));
         if current.as_ref() != Some(&value) {
@@ -154,7 +162,10 @@ fn put_changed(doc: &mut AutoCommit, obj: &ObjId, fields: Vec<(&'static str, Sca
 fn map_at(doc: &mut AutoCommit, parent: &ObjId, key: &str) -> LayoutResult<ObjId> {
     match doc.get(parent, key)? {
         Some((Value::Object(ObjType::Map), id)) => Ok(id),
-        Some(_) => Err(LayoutError::Malformed { path: key.to_string(), reason: "expected a map".into() }),
+        Some(_) => Err(LayoutError::Malformed {
+            path: key.to_string(),
+            reason: "expected a map".into(),
+        }),
         None => Ok(doc.put_object(parent, key, ObjType::Map)?),
     }
 }
@@ -162,7 +173,10 @@ fn map_at(doc: &mut AutoCommit, parent: &ObjId, key: &str) -> LayoutResult<ObjId
 fn existing_map<D: ReadDoc>(doc: &D, parent: &ObjId, key: &str) -> LayoutResult<Option<ObjId>> {
     match doc.get(parent, key)? {
         Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
-        Some(_) => Err(LayoutError::Malformed { path: key.to_string(), reason: "expected a map".into() }),
+        Some(_) => Err(LayoutError::Malformed {
+            path: key.to_string(),
+            reason: "expected a map".into(),
+        }),
         None => Ok(None),
     }
 }
@@ -176,10 +190,16 @@ struct Fields<'a, D: ReadDoc> {
 
 impl<'a, D: ReadDoc> Fields<'a, D> {
     fn scalar(&self, key: &str) -> LayoutResult<Option<Scalar>> {
-        Ok(self.doc.get(&self.obj, key)?.and_then(|(v, _)| Scalar::from_value(&v)))
+        Ok(self
+            .doc
+            .get(&self.obj, key)?
+            .and_then(|(v, _)| Scalar::from_value(&v)))
     }
     fn malformed(&self, key: &str, reason: &str) -> LayoutError {
-        LayoutError::Malformed { path: format!("{}.{key}", self.path), reason: reason.to_string() }
+        LayoutError::Malformed {
+            path: format!("{}.{key}", self.path),
+            reason: reason.to_string(),
+        }
     }
     fn str(&self, key: &str) -> LayoutResult<String> {
         match self.scalar(key)? {
@@ -222,7 +242,12 @@ impl<'a, D: ReadDoc> Fields<'a, D> {
             .transpose()
     }
     fn list(&self, key: &str) -> LayoutResult<Vec<String>> {
-        Ok(self.str(key)?.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        Ok(self
+            .str(key)?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect())
     }
     fn parse<T>(&self, key: &str, parse: fn(&str) -> Result<T, FieldError>) -> LayoutResult<T> {
         parse(&self.str(key)?).map_err(|e| self.malformed(key, &e.reason))
@@ -230,7 +255,9 @@ impl<'a, D: ReadDoc> Fields<'a, D> {
 }
 
 fn record_maps<D: ReadDoc>(doc: &D, collection: &str) -> LayoutResult<Vec<(String, ObjId)>> {
-    let Some(parent) = existing_map(doc, &ROOT, collection)? else { return Ok(Vec::new()) };
+    let Some(parent) = existing_map(doc, &ROOT, collection)? else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for key in doc.keys(&parent) {
         if let Some((Value::Object(ObjType::Map), id)) = doc.get(&parent, key.as_str())? {
@@ -253,7 +280,14 @@ fn volunteer_fields(v: &Volunteer) -> Vec<(&'static str, Scalar)> {
         ("id_digest", s(&v.id_digest)),
         ("id_masked", s(&v.id_masked)),
         ("skills", s(v.skills.join(","))),
-        ("categories", s(v.categories.iter().map(|c| c.key()).collect::<Vec<_>>().join(","))),
+        (
+            "categories",
+            s(v.categories
+                .iter()
+                .map(|c| c.key())
+                .collect::<Vec<_>>()
+                .join(",")),
+        ),
         ("home_station", s(v.home_station.as_str())),
         ("registered_on", s(date_format::format(v.registered_on))),
         ("consent", Scalar::Bool(v.consent)),
@@ -268,16 +302,23 @@ pub fn put_volunteer(doc: &mut AutoCommit, volunteer: &Volunteer) -> LayoutResul
     let digests = map_at(doc, &ROOT, ID_DIGESTS)?;
     if !volunteer.id_digest.is_empty() {
         if let Some((value, _)) = doc.get(&digests, volunteer.id_digest.as_str())? {
-            let existing = Scalar::from_value(&value).map(|v| v.display()).unwrap_or_default();
+            let existing = Scalar::from_value(&value)
+                .map(|v| v.display())
+                .unwrap_or_default();
             if existing != volunteer.number.as_str() {
-                let existing = RecordId::parse("number", &existing).map_err(|e| LayoutError::Malformed {
-                    path: format!("{ID_DIGESTS}.{}", volunteer.id_digest),
-                    reason: e.reason,
-                })?;
+                let existing =
+                    RecordId::parse("number", &existing).map_err(|e| LayoutError::Malformed {
+                        path: format!("{ID_DIGESTS}.{}", volunteer.id_digest),
+                        reason: e.reason,
+                    })?;
                 return Err(LayoutError::DuplicateVolunteer { existing });
             }
         } else {
-            doc.put(&digests, volunteer.id_digest.as_str(), volunteer.number.as_str())?;
+            doc.put(
+                &digests,
+                volunteer.id_digest.as_str(),
+                volunteer.number.as_str(),
+            )?;
         }
     }
     let all = map_at(doc, &ROOT, VOLUNTEERS)?;
@@ -287,7 +328,9 @@ pub fn put_volunteer(doc: &mut AutoCommit, volunteer: &Volunteer) -> LayoutResul
 
 /// The volunteer number registered under an ID digest in this roster.
 pub fn volunteer_by_digest<D: ReadDoc>(doc: &D, digest: &str) -> LayoutResult<Option<RecordId>> {
-    let Some(digests) = existing_map(doc, &ROOT, ID_DIGESTS)? else { return Ok(None) };
+    let Some(digests) = existing_map(doc, &ROOT, ID_DIGESTS)? else {
+        return Ok(None);
+    };
     Ok(doc
         .get(&digests, digest)?
         .and_then(|(v, _)| Scalar::from_value(&v))
@@ -295,7 +338,11 @@ pub fn volunteer_by_digest<D: ReadDoc>(doc: &D, digest: &str) -> LayoutResult<Op
 }
 
 fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Volunteer> {
-    let f = Fields { doc, obj, path: format!("{VOLUNTEERS}.{key}") };
+    let f = Fields {
+        doc,
+        obj,
+        path: format!("{VOLUNTEERS}.{key}"),
+    };
     Ok(Volunteer {
         number: f.record_id("number")?,
         name: f.str("name")?,
@@ -306,7 +353,11 @@ fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Vo
         id_digest: f.str("id_digest")?,
         id_masked: f.str("id_masked")?,
         skills: f.list("skills")?,
-        categories: f.list("categories")?.iter().map(|c| Category::parse(c)).collect::<Result<_, _>>()?,
+        categories: f
+            .list("categories")?
+            .iter()
+            .map(|c| Category::parse(c))
+            .collect::<Result<_, _>>()?,
         home_station: f.station("home_station")?,
         registered_on: f.date("registered_on")?,
         consent: f.bool("consent")?,
@@ -316,7 +367,9 @@ fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Vo
 }
 
 pub fn volunteer<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutResult<Option<Volunteer>> {
-    let Some(all) = existing_map(doc, &ROOT, VOLUNTEERS)? else { return Ok(None) };
+    let Some(all) = existing_map(doc, &ROOT, VOLUNTEERS)? else {
+        return Ok(None);
+    };
     match existing_map(doc, &all, number.as_str())? {
         Some(obj) => Ok(Some(read_volunteer(doc, number.as_str(), obj)?)),
         None => Ok(None),
@@ -325,7 +378,10 @@ pub fn volunteer<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutResult<Option<
 
 /// Every volunteer in the roster, deleted ones included, ordered by number.
 pub fn volunteers<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Volunteer>> {
-    record_maps(doc, VOLUNTEERS)?.into_iter().map(|(key, obj)| read_volunteer(doc, &key, obj)).collect()
+    record_maps(doc, VOLUNTEERS)?
+        .into_iter()
+        .map(|(key, obj)| read_volunteer(doc, &key, obj))
+        .collect()
 }
 
 // ---------------------------------------------------------------- teams
@@ -333,15 +389,26 @@ pub fn volunteers<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Volunteer>> {
 pub fn put_team(doc: &mut AutoCommit, team: &Team) -> LayoutResult<()> {
     let all = map_at(doc, &ROOT, TEAMS)?;
     let record = map_at(doc, &all, team.id.as_str())?;
-    put_changed(doc, &record, vec![
-        ("id", s(team.id.as_str())),
-        ("name", s(&team.name)),
-        ("category", s(team.category.key())),
-        ("station", s(team.station.as_str())),
-        ("parent", s(team.parent.clone().unwrap_or_default())),
-        ("leader", s(team.leader.as_ref().map(|l| l.as_str().to_string()).unwrap_or_default())),
-        ("deleted", Scalar::Bool(team.deleted)),
-    ])?;
+    put_changed(
+        doc,
+        &record,
+        vec![
+            ("id", s(team.id.as_str())),
+            ("name", s(&team.name)),
+            ("category", s(team.category.key())),
+            ("station", s(team.station.as_str())),
+            ("parent", s(team.parent.clone().unwrap_or_default())),
+            (
+                "leader",
+                s(team
+                    .leader
+                    .as_ref()
+                    .map(|l| l.as_str().to_string())
+                    .unwrap_or_default()),
+            ),
+            ("deleted", Scalar::Bool(team.deleted)),
+        ],
+    )?;
     let members = map_at(doc, &record, MEMBERS)?;
     for member in &team.members {
         if doc.get(&members, member.as_str())?.is_none() {
@@ -353,10 +420,19 @@ pub fn put_team(doc: &mut AutoCommit, team: &Team) -> LayoutResult<()> {
 
 /// Add or remove one member without rewriting the others (concurrent
 /// membership edits at two nodes then merge).
-pub fn set_team_member(doc: &mut AutoCommit, team: &RecordId, member: &RecordId, present: bool) -> LayoutResult<()> {
+pub fn set_team_member(
+    doc: &mut AutoCommit,
+    team: &RecordId,
+    member: &RecordId,
+    present: bool,
+) -> LayoutResult<()> {
     let all = map_at(doc, &ROOT, TEAMS)?;
     let Some(record) = existing_map(doc, &all, team.as_str())? else {
-        return Err(LayoutError::NotFound { kind: "team", id: team.to_string(), document: "roster".into() });
+        return Err(LayoutError::NotFound {
+            kind: "team",
+            id: team.to_string(),
+            document: "roster".into(),
+        });
     };
     let members = map_at(doc, &record, MEMBERS)?;
     doc.put(&members, member.as_str(), present)?;
@@ -364,13 +440,22 @@ pub fn set_team_member(doc: &mut AutoCommit, team: &RecordId, member: &RecordId,
 }
 
 fn read_team<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Team> {
-    let f = Fields { doc, obj: obj.clone(), path: format!("{TEAMS}.{key}") };
+    let f = Fields {
+        doc,
+        obj: obj.clone(),
+        path: format!("{TEAMS}.{key}"),
+    };
     let mut members = Vec::new();
     if let Some(member_map) = existing_map(doc, &obj, MEMBERS)? {
         for number in doc.keys(&member_map) {
-            let present = doc.get(&member_map, number.as_str())?.and_then(|(v, _)| Scalar::from_value(&v));
+            let present = doc
+                .get(&member_map, number.as_str())?
+                .and_then(|(v, _)| Scalar::from_value(&v));
             if present == Some(Scalar::Bool(true)) {
-                members.push(RecordId::parse("members", &number).map_err(|e| f.malformed(MEMBERS, &e.reason))?);
+                members.push(
+                    RecordId::parse("members", &number)
+                        .map_err(|e| f.malformed(MEMBERS, &e.reason))?,
+                );
             }
         }
     }
@@ -387,7 +472,9 @@ fn read_team<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Team> {
 }
 
 pub fn team<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Team>> {
-    let Some(all) = existing_map(doc, &ROOT, TEAMS)? else { return Ok(None) };
+    let Some(all) = existing_map(doc, &ROOT, TEAMS)? else {
+        return Ok(None);
+    };
     match existing_map(doc, &all, id.as_str())? {
         Some(obj) => Ok(Some(read_team(doc, id.as_str(), obj)?)),
         None => Ok(None),
@@ -395,7 +482,10 @@ pub fn team<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Team>> {
 }
 
 pub fn teams<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Team>> {
-    record_maps(doc, TEAMS)?.into_iter().map(|(key, obj)| read_team(doc, &key, obj)).collect()
+    record_maps(doc, TEAMS)?
+        .into_iter()
+        .map(|(key, obj)| read_team(doc, &key, obj))
+        .collect()
 }
 
 // ---------------------------------------------------------------- activities
@@ -410,7 +500,13 @@ fn activity_fields(a: &Activity) -> Vec<(&'static str, Scalar)> {
         ("content", s(&a.content)),
         ("form", s(a.form.key())),
         ("category", s(a.category.key())),
-        ("team", s(a.team.as_ref().map(|t| t.as_str().to_string()).unwrap_or_default())),
+        (
+            "team",
+            s(a.team
+                .as_ref()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default()),
+        ),
         ("person_in_charge", s(&a.person_in_charge)),
         ("beneficiaries", Scalar::Uint(u64::from(a.beneficiaries))),
         ("theme", s(a.theme.clone().unwrap_or_default())),
@@ -432,13 +528,22 @@ fn record_fields(r: &ServiceRecord) -> Vec<(&'static str, Scalar)> {
 
 /// Hours already logged by `volunteer` on `date` in this document, other
 /// than on `except_activity`.
-fn hours_on_day<D: ReadDoc>(doc: &D, volunteer: &RecordId, date: Date, except_activity: &RecordId) -> LayoutResult<u32> {
+fn hours_on_day<D: ReadDoc>(
+    doc: &D,
+    volunteer: &RecordId,
+    date: Date,
+    except_activity: &RecordId,
+) -> LayoutResult<u32> {
     let mut total = 0u32;
     for existing in activities(doc)? {
         if existing.deleted || existing.date != date || existing.id == *except_activity {
             continue;
         }
-        for record in existing.records.iter().filter(|r| !r.deleted && r.volunteer == *volunteer) {
+        for record in existing
+            .records
+            .iter()
+            .filter(|r| !r.deleted && r.volunteer == *volunteer)
+        {
             total = total.saturating_add(record.hours.centi);
         }
     }
@@ -451,12 +556,18 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
     if activity.records.len() > SERVICE_RECORDS_PER_ACTIVITY_MAX {
         return Err(FieldError::new(
             "records",
-            format!("{} service records; at most {SERVICE_RECORDS_PER_ACTIVITY_MAX} per activity", activity.records.len()),
+            format!(
+                "{} service records; at most {SERVICE_RECORDS_PER_ACTIVITY_MAX} per activity",
+                activity.records.len()
+            ),
         )
         .into());
     }
     for (index, record) in activity.records.iter().enumerate() {
-        if activity.records[..index].iter().any(|r| r.volunteer == record.volunteer) {
+        if activity.records[..index]
+            .iter()
+            .any(|r| r.volunteer == record.volunteer)
+        {
             return Err(FieldError::new(
                 format!("records[{index}].volunteer"),
                 format!("volunteer {} is listed twice", record.volunteer),
@@ -473,7 +584,9 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
                 format!(
                     "volunteer {} would have {} hours on {}; at most 24 a day",
                     record.volunteer,
-                    Hours { centi: other + record.hours.centi },
+                    Hours {
+                        centi: other + record.hours.centi
+                    },
                     date_format::format(activity.date)
                 ),
             )
@@ -495,22 +608,39 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
 pub fn delete_activity(doc: &mut AutoCommit, id: &RecordId) -> LayoutResult<()> {
     let all = map_at(doc, &ROOT, ACTIVITIES)?;
     let Some(obj) = existing_map(doc, &all, id.as_str())? else {
-        return Err(LayoutError::NotFound { kind: "activity", id: id.to_string(), document: "activities".into() });
+        return Err(LayoutError::NotFound {
+            kind: "activity",
+            id: id.to_string(),
+            document: "activities".into(),
+        });
     };
     put_changed(doc, &obj, vec![("deleted", Scalar::Bool(true))])
 }
 
 fn read_activity<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Activity> {
-    let f = Fields { doc, obj: obj.clone(), path: format!("{ACTIVITIES}.{key}") };
+    let f = Fields {
+        doc,
+        obj: obj.clone(),
+        path: format!("{ACTIVITIES}.{key}"),
+    };
     let mut records = Vec::new();
     if let Some(record_map) = existing_map(doc, &obj, RECORDS)? {
         for volunteer in doc.keys(&record_map) {
-            let Some(entry) = existing_map(doc, &record_map, &volunteer)? else { continue };
-            let r = Fields { doc, obj: entry, path: format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}") };
+            let Some(entry) = existing_map(doc, &record_map, &volunteer)? else {
+                continue;
+            };
+            let r = Fields {
+                doc,
+                obj: entry,
+                path: format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}"),
+            };
             let centi = r.uint("hours_centi")?;
             records.push(ServiceRecord {
                 volunteer: r.record_id("volunteer")?,
-                hours: Hours { centi: u32::try_from(centi).map_err(|_| r.malformed("hours_centi", "too large"))? },
+                hours: Hours {
+                    centi: u32::try_from(centi)
+                        .map_err(|_| r.malformed("hours_centi", "too large"))?,
+                },
                 recorded_on: r.date("recorded_on")?,
                 late: r.bool("late")?,
                 deleted: r.bool("deleted")?,
@@ -528,7 +658,8 @@ fn read_activity<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Act
         category: f.parse("category", Category::parse)?,
         team: f.opt_record_id("team")?,
         person_in_charge: f.str("person_in_charge")?,
-        beneficiaries: u32::try_from(f.uint("beneficiaries")?).map_err(|_| f.malformed("beneficiaries", "too large"))?,
+        beneficiaries: u32::try_from(f.uint("beneficiaries")?)
+            .map_err(|_| f.malformed("beneficiaries", "too large"))?,
         theme: f.opt_str("theme")?,
         recorded_on: f.date("recorded_on")?,
         late: f.bool("late")?,
@@ -538,7 +669,9 @@ fn read_activity<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Act
 }
 
 pub fn activity<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Activity>> {
-    let Some(all) = existing_map(doc, &ROOT, ACTIVITIES)? else { return Ok(None) };
+    let Some(all) = existing_map(doc, &ROOT, ACTIVITIES)? else {
+        return Ok(None);
+    };
     match existing_map(doc, &all, id.as_str())? {
         Some(obj) => Ok(Some(read_activity(doc, id.as_str(), obj)?)),
         None => Ok(None),
@@ -547,7 +680,10 @@ pub fn activity<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Activ
 
 /// Every activity in the document, deleted ones included, ordered by id.
 pub fn activities<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Activity>> {
-    record_maps(doc, ACTIVITIES)?.into_iter().map(|(key, obj)| read_activity(doc, &key, obj)).collect()
+    record_maps(doc, ACTIVITIES)?
+        .into_iter()
+        .map(|(key, obj)| read_activity(doc, &key, obj))
+        .collect()
 }
 
 // ---------------------------------------------------------------- orders
@@ -555,25 +691,40 @@ pub fn activities<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Activity>> {
 pub fn put_order(doc: &mut AutoCommit, order: &Order) -> LayoutResult<()> {
     let all = map_at(doc, &ROOT, ORDERS)?;
     let obj = map_at(doc, &all, order.id.as_str())?;
-    put_changed(doc, &obj, vec![
-        ("id", s(order.id.as_str())),
-        ("station", s(order.station.as_str())),
-        ("menu_item", s(&order.menu_item)),
-        ("requester", s(&order.requester)),
-        ("placed_on", s(date_format::format(order.placed_on))),
-        ("status", s(order.status.key())),
-        ("dispatched_by", s(order.dispatched_by.as_ref().map(|d| d.as_str().to_string()).unwrap_or_default())),
-        ("team", s(order.team.clone().unwrap_or_default())),
-        ("rating", Scalar::Uint(u64::from(order.rating.unwrap_or(0)))),
-        ("comment", s(&order.comment)),
-    ])
+    put_changed(
+        doc,
+        &obj,
+        vec![
+            ("id", s(order.id.as_str())),
+            ("station", s(order.station.as_str())),
+            ("menu_item", s(&order.menu_item)),
+            ("requester", s(&order.requester)),
+            ("placed_on", s(date_format::format(order.placed_on))),
+            ("status", s(order.status.key())),
+            (
+                "dispatched_by",
+                s(order
+                    .dispatched_by
+                    .as_ref()
+                    .map(|d| d.as_str().to_string())
+                    .unwrap_or_default()),
+            ),
+            ("team", s(order.team.clone().unwrap_or_default())),
+            ("rating", Scalar::Uint(u64::from(order.rating.unwrap_or(0)))),
+            ("comment", s(&order.comment)),
+        ],
+    )
 }
 
 pub fn orders<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Order>> {
     record_maps(doc, ORDERS)?
         .into_iter()
         .map(|(key, obj)| {
-            let f = Fields { doc, obj, path: format!("{ORDERS}.{key}") };
+            let f = Fields {
+                doc,
+                obj,
+                path: format!("{ORDERS}.{key}"),
+            };
             let rating = f.uint("rating")?;
             Ok(Order {
                 id: f.record_id("id")?,
@@ -584,7 +735,10 @@ pub fn orders<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Order>> {
                 status: f.parse("status", OrderStatus::parse)?,
                 dispatched_by: f
                     .opt_str("dispatched_by")?
-                    .map(|d| StationId::parse(&d).map_err(|e| f.malformed("dispatched_by", &e.to_string())))
+                    .map(|d| {
+                        StationId::parse(&d)
+                            .map_err(|e| f.malformed("dispatched_by", &e.to_string()))
+                    })
                     .transpose()?,
                 team: f.opt_str("team")?,
                 rating: (1..=5).contains(&rating).then_some(rating as u8),
@@ -598,10 +752,18 @@ pub fn orders<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Order>> {
 
 /// Put one item (a menu entry, a monthly theme, a registry entry) into a
 /// reference document as a flat map of text fields.
-pub fn put_reference_item(doc: &mut AutoCommit, key: &str, fields: &[(&'static str, String)]) -> LayoutResult<()> {
+pub fn put_reference_item(
+    doc: &mut AutoCommit,
+    key: &str,
+    fields: &[(&'static str, String)],
+) -> LayoutResult<()> {
     let all = map_at(doc, &ROOT, ITEMS)?;
     let obj = map_at(doc, &all, key)?;
-    put_changed(doc, &obj, fields.iter().map(|(k, v)| (*k, s(v.clone()))).collect())
+    put_changed(
+        doc,
+        &obj,
+        fields.iter().map(|(k, v)| (*k, s(v.clone()))).collect(),
+    )
 }
 
 /// One item of a reference document: its key and its (field, text) pairs.
@@ -613,7 +775,9 @@ pub fn reference_items<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<ReferenceItem>> 
     for (key, obj) in record_maps(doc, ITEMS)? {
         let mut fields = Vec::new();
         for field in doc.keys(&obj) {
-            let value = doc.get(&obj, field.as_str())?.and_then(|(v, _)| Scalar::from_value(&v));
+            let value = doc
+                .get(&obj, field.as_str())?
+                .and_then(|(v, _)| Scalar::from_value(&v));
             fields.push((field, value.map(|v| v.display()).unwrap_or_default()));
         }
         out.push((key, fields));
@@ -661,10 +825,17 @@ fn collect_conflicts<D: ReadDoc>(
         return Ok(());
     }
     for key in doc.keys(obj) {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         let values = doc.get_all(obj, key.as_str())?;
         if values.len() > 1 {
-            let mut conflict = FieldConflict { path: path.clone(), values: Vec::new() };
+            let mut conflict = FieldConflict {
+                path: path.clone(),
+                values: Vec::new(),
+            };
             let winner = doc.get(obj, key.as_str())?;
             let mut ordered: Vec<_> = values.iter().collect();
             if let Some((_, winner_id)) = &winner {
@@ -675,7 +846,9 @@ fn collect_conflicts<D: ReadDoc>(
                     automerge::ObjId::Id(_, actor, _) => station_of(actor),
                     automerge::ObjId::Root => None,
                 };
-                let value = Scalar::from_value(value).map(|v| v.display()).unwrap_or_else(|| "(object)".into());
+                let value = Scalar::from_value(value)
+                    .map(|v| v.display())
+                    .unwrap_or_else(|| "(object)".into());
                 conflict.values.push(ConflictValue { value, written_by });
             }
             out.push(conflict);
@@ -693,7 +866,10 @@ fn collect_conflicts<D: ReadDoc>(
 pub fn resolve_conflict(doc: &mut AutoCommit, path: &str, value: &str) -> LayoutResult<()> {
     let mut parts: Vec<&str> = path.split('.').collect();
     let field = parts.pop().filter(|f| !f.is_empty()).ok_or_else(|| {
-        LayoutError::Invalid(FieldError::new("path", format!("{path:?} does not name a field")))
+        LayoutError::Invalid(FieldError::new(
+            "path",
+            format!("{path:?} does not name a field"),
+        ))
     })?;
     let mut obj = ROOT;
     for part in parts {
@@ -707,10 +883,19 @@ pub fn resolve_conflict(doc: &mut AutoCommit, path: &str, value: &str) -> Layout
     if values.len() < 2 {
         return Err(FieldError::new("path", format!("{path} has no conflict to resolve")).into());
     }
-    let candidates: Vec<Scalar> = values.iter().filter_map(|(v, _)| Scalar::from_value(v)).collect();
-    let picked = candidates.into_iter().find(|c| c.display() == value).ok_or_else(|| {
-        LayoutError::Invalid(FieldError::new("value", format!("{value:?} is not one of the conflicting values")))
-    })?;
+    let candidates: Vec<Scalar> = values
+        .iter()
+        .filter_map(|(v, _)| Scalar::from_value(v))
+        .collect();
+    let picked = candidates
+        .into_iter()
+        .find(|c| c.display() == value)
+        .ok_or_else(|| {
+            LayoutError::Invalid(FieldError::new(
+                "value",
+                format!("{value:?} is not one of the conflicting values"),
+            ))
+        })?;
     doc.put(&obj, field, picked.into_automerge())?;
     Ok(())
 }
@@ -787,16 +972,28 @@ mod tests {
         let v = sample_volunteer("V001", "aa");
         put_volunteer(&mut d, &v).unwrap();
         assert_eq!(volunteers(&d).unwrap(), vec![v.clone()]);
-        assert_eq!(volunteer_by_digest(&d, "aa").unwrap(), Some(v.number.clone()));
+        assert_eq!(
+            volunteer_by_digest(&d, "aa").unwrap(),
+            Some(v.number.clone())
+        );
         // Same person again under another number.
         let error = put_volunteer(&mut d, &sample_volunteer("V002", "aa")).unwrap_err();
-        assert_eq!(error, LayoutError::DuplicateVolunteer { existing: v.number.clone() });
+        assert_eq!(
+            error,
+            LayoutError::DuplicateVolunteer {
+                existing: v.number.clone()
+            }
+        );
         assert_eq!(error.field(), "id_number");
         // Updating the same volunteer is fine and writes nothing if unchanged.
         let heads_before = d.get_heads();
         put_volunteer(&mut d, &v).unwrap();
         d.commit();
-        assert_eq!(d.get_heads(), heads_before, "an unchanged record makes no change");
+        assert_eq!(
+            d.get_heads(),
+            heads_before,
+            "an unchanged record makes no change"
+        );
     }
 
     #[test]
@@ -807,12 +1004,24 @@ mod tests {
         assert_eq!(activities(&d).unwrap(), vec![a.clone()]);
         // Same day, another activity: 22 more hours for V001 exceeds 24.
         let error = put_activity(&mut d, &sample_activity("A2", &[("V001", 2200)])).unwrap_err();
-        assert!(matches!(&error, LayoutError::Invalid(e) if e.field == "records[0].hours"), "{error}");
+        assert!(
+            matches!(&error, LayoutError::Invalid(e) if e.field == "records[0].hours"),
+            "{error}"
+        );
         put_activity(&mut d, &sample_activity("A2", &[("V001", 2100)])).unwrap();
         // Correcting A1 itself does not count A1's old hours twice.
-        put_activity(&mut d, &sample_activity("A1", &[("V001", 300), ("V002", 200)])).unwrap();
+        put_activity(
+            &mut d,
+            &sample_activity("A1", &[("V001", 300), ("V002", 200)]),
+        )
+        .unwrap();
         delete_activity(&mut d, &RecordId::parse("id", "A1").unwrap()).unwrap();
-        assert!(activity(&d, &RecordId::parse("id", "A1").unwrap()).unwrap().unwrap().deleted);
+        assert!(
+            activity(&d, &RecordId::parse("id", "A1").unwrap())
+                .unwrap()
+                .unwrap()
+                .deleted
+        );
         assert!(put_activity(&mut d, &sample_activity("A3", &[("V1", 100), ("V1", 100)])).is_err());
     }
 
@@ -833,9 +1042,16 @@ mod tests {
         let found = conflicts(&village).unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].path, "activities.A1.place");
-        let writers: Vec<_> = found[0].values.iter().map(|v| v.written_by.clone().unwrap()).collect();
+        let writers: Vec<_> = found[0]
+            .values
+            .iter()
+            .map(|v| v.written_by.clone().unwrap())
+            .collect();
         assert!(writers.contains(&station("xh/t1")) && writers.contains(&station("xh/t1/v1")));
-        assert_eq!(activity(&village, &a.id).unwrap().unwrap().beneficiaries, 80);
+        assert_eq!(
+            activity(&village, &a.id).unwrap().unwrap().beneficiaries,
+            80
+        );
 
         assert!(resolve_conflict(&mut village, "activities.A1.place", "nowhere").is_err());
         resolve_conflict(&mut village, "activities.A1.place", "村委会").unwrap();
@@ -859,8 +1075,20 @@ mod tests {
         put_team(&mut a, &team).unwrap();
         a.commit();
         let mut b = a.fork().with_actor(actor_for(&station("xh/t1"), 2));
-        set_team_member(&mut a, &team.id, &RecordId::parse("m", "V002").unwrap(), true).unwrap();
-        set_team_member(&mut b, &team.id, &RecordId::parse("m", "V003").unwrap(), true).unwrap();
+        set_team_member(
+            &mut a,
+            &team.id,
+            &RecordId::parse("m", "V002").unwrap(),
+            true,
+        )
+        .unwrap();
+        set_team_member(
+            &mut b,
+            &team.id,
+            &RecordId::parse("m", "V003").unwrap(),
+            true,
+        )
+        .unwrap();
         a.merge(&mut b).unwrap();
         assert_eq!(teams(&a).unwrap()[0].members.len(), 3);
     }
@@ -873,6 +1101,9 @@ mod tests {
         let a1 = existing_map(&d, &all, "A1").unwrap().unwrap();
         d.put(&a1, "date", "not a date").unwrap();
         let error = activities(&d).unwrap_err();
-        assert!(matches!(&error, LayoutError::Malformed { path, .. } if path == "activities.A1.date"), "{error}");
+        assert!(
+            matches!(&error, LayoutError::Malformed { path, .. } if path == "activities.A1.date"),
+            "{error}"
+        );
     }
 }

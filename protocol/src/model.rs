@@ -36,7 +36,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), reason: reason.into() }
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -48,8 +51,12 @@ pub mod date_format {
     pub const FORMAT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
     pub fn parse(field: &str, text: &str) -> super::Validated<Date> {
-        Date::parse(text, FORMAT)
-            .map_err(|_| super::FieldError::new(field, format!("{text:?} is not a date of the form YYYY-MM-DD")))
+        Date::parse(text, FORMAT).map_err(|_| {
+            super::FieldError::new(
+                field,
+                format!("{text:?} is not a date of the form YYYY-MM-DD"),
+            )
+        })
     }
 
     pub fn format(date: Date) -> String {
@@ -62,7 +69,8 @@ pub mod date_format {
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
         let text = <String as serde::Deserialize>::deserialize(d)?;
-        Date::parse(&text, FORMAT).map_err(|_| serde::de::Error::custom(format!("{text:?} is not YYYY-MM-DD")))
+        Date::parse(&text, FORMAT)
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not YYYY-MM-DD")))
     }
 }
 
@@ -77,10 +85,19 @@ pub const RECORD_ID_BYTES_MAX: usize = 40;
 impl RecordId {
     pub fn parse(field: &str, text: &str) -> Validated<RecordId> {
         if text.is_empty() || text.len() > RECORD_ID_BYTES_MAX {
-            return Err(FieldError::new(field, format!("must be 1 to {RECORD_ID_BYTES_MAX} characters")));
+            return Err(FieldError::new(
+                field,
+                format!("must be 1 to {RECORD_ID_BYTES_MAX} characters"),
+            ));
         }
-        if let Some(c) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-            return Err(FieldError::new(field, format!("has character {c:?}; use A-Z, a-z, 0-9, '-' and '_'")));
+        if let Some(c) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(FieldError::new(
+                field,
+                format!("has character {c:?}; use A-Z, a-z, 0-9, '-' and '_'"),
+            ));
         }
         Ok(RecordId(text.to_string()))
     }
@@ -193,7 +210,9 @@ vocabulary!(
 );
 
 /// Service hours in hundredths of an hour: decimal input, exact sums.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Hours {
     pub centi: u32,
 }
@@ -203,7 +222,12 @@ impl Hours {
     /// decimals.
     pub fn parse(field: &str, text: &str) -> Validated<Hours> {
         let text = text.trim();
-        let bad = || FieldError::new(field, format!("{text:?} is not a number of hours like 2 or 1.5"));
+        let bad = || {
+            FieldError::new(
+                field,
+                format!("{text:?} is not a number of hours like 2 or 1.5"),
+            )
+        };
         let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
         if whole.is_empty() && fraction.is_empty() {
             return Err(bad());
@@ -211,10 +235,19 @@ impl Hours {
         if whole.starts_with('-') {
             return Err(FieldError::new(field, "hours must be more than 0"));
         }
-        if fraction.len() > 2 || !whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit()) {
+        if fraction.len() > 2
+            || !whole
+                .chars()
+                .chain(fraction.chars())
+                .all(|c| c.is_ascii_digit())
+        {
             return Err(bad());
         }
-        let whole: u32 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+        let whole: u32 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
         let fraction: u32 = format!("{fraction:0<2}").parse().map_err(|_| bad())?;
         Hours::from_centi(field, whole.saturating_mul(100).saturating_add(fraction))
     }
@@ -224,11 +257,17 @@ impl Hours {
             return Err(FieldError::new(field, "hours must be a finite number"));
         }
         if value <= 0.0 {
-            return Err(FieldError::new(field, format!("hours must be more than 0, got {value}")));
+            return Err(FieldError::new(
+                field,
+                format!("hours must be more than 0, got {value}"),
+            ));
         }
         let centi = (value * 100.0).round();
         if centi > f64::from(HOURS_PER_DAY_CENTI_MAX) {
-            return Err(FieldError::new(field, format!("hours must be at most 24 a day, got {value}")));
+            return Err(FieldError::new(
+                field,
+                format!("hours must be at most 24 a day, got {value}"),
+            ));
         }
         Hours::from_centi(field, centi as u32)
     }
@@ -238,7 +277,10 @@ impl Hours {
             return Err(FieldError::new(field, "hours must be more than 0"));
         }
         if centi > HOURS_PER_DAY_CENTI_MAX {
-            return Err(FieldError::new(field, format!("hours must be at most 24 a day, got {}", Hours { centi })));
+            return Err(FieldError::new(
+                field,
+                format!("hours must be at most 24 a day, got {}", Hours { centi }),
+            ));
         }
         Ok(Hours { centi })
     }
@@ -361,7 +403,10 @@ pub fn text(field: &str, value: &str, required: bool, chars_max: usize) -> Valid
     }
     let chars = value.chars().count();
     if chars > chars_max {
-        return Err(FieldError::new(field, format!("is {chars} characters; at most {chars_max} are allowed")));
+        return Err(FieldError::new(
+            field,
+            format!("is {chars} characters; at most {chars_max} are allowed"),
+        ));
     }
     if value.chars().any(|c| c.is_control()) {
         return Err(FieldError::new(field, "contains control characters"));
@@ -377,7 +422,10 @@ pub fn phone(field: &str, value: &str) -> Validated<String> {
         return Ok(digits);
     }
     if !(7..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(FieldError::new(field, format!("{value:?} is not a phone number (7 to 15 digits)")));
+        return Err(FieldError::new(
+            field,
+            format!("{value:?} is not a phone number (7 to 15 digits)"),
+        ));
     }
     Ok(digits)
 }
@@ -385,13 +433,22 @@ pub fn phone(field: &str, value: &str) -> Validated<String> {
 /// Check a list of free-text tags.
 pub fn tags(field: &str, values: &[String]) -> Validated<Vec<String>> {
     if values.len() > TAGS_MAX {
-        return Err(FieldError::new(field, format!("has {} entries; at most {TAGS_MAX} are allowed", values.len())));
+        return Err(FieldError::new(
+            field,
+            format!(
+                "has {} entries; at most {TAGS_MAX} are allowed",
+                values.len()
+            ),
+        ));
     }
     let mut out = Vec::with_capacity(values.len());
     for value in values {
         let value = text(field, value, true, 40)?;
         if value.contains(',') {
-            return Err(FieldError::new(field, format!("entry {value:?} may not contain a comma")));
+            return Err(FieldError::new(
+                field,
+                format!("entry {value:?} may not contain a comma"),
+            ));
         }
         if !out.contains(&value) {
             out.push(value);
@@ -405,7 +462,11 @@ pub fn not_in_future(field: &str, date: Date, today: Date) -> Validated<Date> {
     if date > today {
         return Err(FieldError::new(
             field,
-            format!("{} is in the future (today is {})", date_format::format(date), date_format::format(today)),
+            format!(
+                "{} is in the future (today is {})",
+                date_format::format(date),
+                date_format::format(today)
+            ),
         ));
     }
     Ok(date)
@@ -439,7 +500,10 @@ pub fn is_late(activity_date: Date, recorded_on: Date) -> bool {
 /// Star level by accumulated hours: 100 / 300 / 600 / 1,000 / 1,500 hours.
 pub fn star_level(total: Hours) -> u8 {
     const THRESHOLDS_HOURS: [u32; 5] = [100, 300, 600, 1_000, 1_500];
-    THRESHOLDS_HOURS.iter().filter(|&&h| total.centi >= h * 100).count() as u8
+    THRESHOLDS_HOURS
+        .iter()
+        .filter(|&&h| total.centi >= h * 100)
+        .count() as u8
 }
 
 #[cfg(test)]
@@ -454,9 +518,18 @@ mod tests {
         assert_eq!(Hours::parse("hours", "1.5").unwrap().centi, 150);
         assert_eq!(Hours::parse("hours", ".25").unwrap().centi, 25);
         assert_eq!(Hours::parse("hours", "24").unwrap().centi, 2400);
-        assert_eq!(Hours::parse("hours", "0").unwrap_err().reason, "hours must be more than 0");
-        assert_eq!(Hours::parse("hours", "-1").unwrap_err().reason, "hours must be more than 0");
-        assert!(Hours::parse("hours", "24.01").unwrap_err().reason.contains("at most 24"));
+        assert_eq!(
+            Hours::parse("hours", "0").unwrap_err().reason,
+            "hours must be more than 0"
+        );
+        assert_eq!(
+            Hours::parse("hours", "-1").unwrap_err().reason,
+            "hours must be more than 0"
+        );
+        assert!(Hours::parse("hours", "24.01")
+            .unwrap_err()
+            .reason
+            .contains("at most 24"));
         assert!(Hours::parse("hours", "1.234").is_err());
         assert!(Hours::parse("hours", "abc").is_err());
         assert!(Hours::parse("hours", "").is_err());
@@ -487,9 +560,18 @@ mod tests {
     #[test]
     fn working_days_skip_weekends() {
         // 2026-11-20 is a Friday.
-        assert_eq!(working_days_between(date!(2026 - 11 - 20), date!(2026 - 11 - 23)), 1);
-        assert_eq!(working_days_between(date!(2026 - 11 - 20), date!(2026 - 11 - 20)), 0);
-        assert_eq!(working_days_between(date!(2026 - 11 - 20), date!(2026 - 12 - 04)), 10);
+        assert_eq!(
+            working_days_between(date!(2026 - 11 - 20), date!(2026 - 11 - 23)),
+            1
+        );
+        assert_eq!(
+            working_days_between(date!(2026 - 11 - 20), date!(2026 - 11 - 20)),
+            0
+        );
+        assert_eq!(
+            working_days_between(date!(2026 - 11 - 20), date!(2026 - 12 - 04)),
+            10
+        );
         assert!(!is_late(date!(2026 - 11 - 20), date!(2026 - 12 - 04)));
         assert!(is_late(date!(2026 - 11 - 20), date!(2026 - 12 - 07)));
     }
@@ -506,15 +588,27 @@ mod tests {
     #[test]
     fn stars_follow_the_national_thresholds() {
         let stars = |hours: u32| star_level(Hours { centi: hours * 100 });
-        assert_eq!([stars(99), stars(100), stars(300), stars(999), stars(1_000), stars(1_500), stars(9_000)], [
-            0, 1, 2, 3, 4, 5, 5
-        ]);
+        assert_eq!(
+            [
+                stars(99),
+                stars(100),
+                stars(300),
+                stars(999),
+                stars(1_000),
+                stars(1_500),
+                stars(9_000)
+            ],
+            [0, 1, 2, 3, 4, 5, 5]
+        );
     }
 
     #[test]
     fn text_and_phone_checks() {
         assert_eq!(text("name", "  张三 ", true, 10).unwrap(), "张三");
-        assert_eq!(text("name", " ", true, 10).unwrap_err().reason, "is required");
+        assert_eq!(
+            text("name", " ", true, 10).unwrap_err().reason,
+            "is required"
+        );
         assert!(text("name", &"长".repeat(11), true, 10).is_err());
         assert_eq!(phone("phone", "+86 138-0000-0000").unwrap(), "13800000000");
         assert!(phone("phone", "12ab").is_err());

@@ -41,9 +41,14 @@ impl IdentityKey {
 
     /// Digest of a (validated, normalised) ID number.
     pub fn digest(&self, id_number: &IdNumber) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(id_number.0.as_bytes());
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -65,14 +70,22 @@ impl IdNumber {
             return Err(bad("an ID number has 18 characters"));
         }
         let bytes = normalised.as_bytes();
-        if !bytes[..17].iter().all(u8::is_ascii_digit) || !(bytes[17].is_ascii_digit() || bytes[17] == b'X') {
+        if !bytes[..17].iter().all(u8::is_ascii_digit)
+            || !(bytes[17].is_ascii_digit() || bytes[17] == b'X')
+        {
             return Err(bad("an ID number is 17 digits followed by a digit or X"));
         }
         const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
         const CHECK: &[u8; 11] = b"10X98765432";
-        let sum: u32 = bytes[..17].iter().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+        let sum: u32 = bytes[..17]
+            .iter()
+            .zip(WEIGHTS)
+            .map(|(b, w)| u32::from(b - b'0') * w)
+            .sum();
         if CHECK[(sum % 11) as usize] != bytes[17] {
-            return Err(bad("the ID number's check digit does not match; please re-check the number"));
+            return Err(bad(
+                "the ID number's check digit does not match; please re-check the number",
+            ));
         }
         Ok(IdNumber(normalised))
     }
@@ -98,7 +111,11 @@ impl std::fmt::Debug for IdNumber {
 pub fn with_check_digit(first_17: &str) -> String {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
-    let sum: u32 = first_17.bytes().zip(WEIGHTS).map(|(b, w)| u32::from(b.wrapping_sub(b'0')) * w).sum();
+    let sum: u32 = first_17
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b.wrapping_sub(b'0')) * w)
+        .sum();
     format!("{first_17}{}", CHECK[(sum % 11) as usize] as char)
 }
 
@@ -113,13 +130,19 @@ mod tests {
         let id = IdNumber::parse("id_number", VALID).unwrap();
         assert_eq!(id.masked(), "1101**********002X");
         assert_eq!(id.birth_date_text(), "1949-12-31");
-        assert!(!format!("{id:?}").contains("19491231"), "debug output must not leak the number");
+        assert!(
+            !format!("{id:?}").contains("19491231"),
+            "debug output must not leak the number"
+        );
         assert_eq!(with_check_digit(&VALID[..17]), VALID);
     }
 
     #[test]
     fn bad_numbers_are_refused_with_a_reason() {
-        assert!(IdNumber::parse("id_number", "123").unwrap_err().reason.contains("18 characters"));
+        assert!(IdNumber::parse("id_number", "123")
+            .unwrap_err()
+            .reason
+            .contains("18 characters"));
         assert!(IdNumber::parse("id_number", "11010519491231002Y").is_err());
         let error = IdNumber::parse("id_number", "110105194912310021").unwrap_err();
         assert_eq!(error.field, "id_number");
@@ -136,6 +159,9 @@ mod tests {
         assert_ne!(a.digest(&id), b.digest(&id));
         assert_eq!(a.digest(&id).len(), 64);
         assert!(!a.digest(&id).contains(VALID));
-        assert_eq!(IdentityKey::from_hex(&a.to_hex()).unwrap().digest(&id), a.digest(&id));
+        assert_eq!(
+            IdentityKey::from_hex(&a.to_hex()).unwrap().digest(&id),
+            a.digest(&id)
+        );
     }
 }

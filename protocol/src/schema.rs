@@ -65,8 +65,14 @@ mod tests {
         assert_eq!(check_supported(&doc_with_schema("1.0")), Ok(()));
         assert_eq!(check_supported(&doc_with_schema("1.7")), Ok(()));
         assert_eq!(check_supported(&doc_with_schema("0.9")), Ok(()));
-        assert_eq!(check_supported(&doc_with_schema("2.0")), Err("2.0".to_string()));
-        assert_eq!(check_supported(&doc_with_schema("garbage")), Err("garbage".to_string()));
+        assert_eq!(
+            check_supported(&doc_with_schema("2.0")),
+            Err("2.0".to_string())
+        );
+        assert_eq!(
+            check_supported(&doc_with_schema("garbage")),
+            Err("garbage".to_string())
+        );
         assert_eq!(check_supported(&AutoCommit::new()), Ok(()));
     }
 }

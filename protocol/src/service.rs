@@ -30,7 +30,11 @@ pub enum ServiceError {
     #[error("{field}: already registered as volunteer {existing}")]
     Duplicate { field: String, existing: RecordId },
     #[error("{field}: unknown {kind} {id}")]
-    NotFound { field: String, kind: &'static str, id: String },
+    NotFound {
+        field: String,
+        kind: &'static str,
+        id: String,
+    },
     #[error("station: {reason}")]
     Forbidden { reason: String },
     #[error("the store failed: {reason}")]
@@ -60,7 +64,9 @@ impl ServiceError {
     pub fn reason(&self) -> String {
         match self {
             ServiceError::Invalid(e) => e.reason.clone(),
-            ServiceError::Duplicate { existing, .. } => format!("already registered as volunteer {existing}"),
+            ServiceError::Duplicate { existing, .. } => {
+                format!("already registered as volunteer {existing}")
+            }
             ServiceError::NotFound { kind, id, .. } => format!("unknown {kind} {id}"),
             ServiceError::Forbidden { reason } => reason.clone(),
             ServiceError::Store { reason } => reason.clone(),
@@ -82,11 +88,18 @@ impl From<LayoutError> for ServiceError {
     fn from(error: LayoutError) -> Self {
         match error {
             LayoutError::Invalid(e) => ServiceError::Invalid(e),
-            LayoutError::DuplicateVolunteer { existing } => {
-                ServiceError::Duplicate { field: "id_number".into(), existing }
-            }
-            LayoutError::NotFound { kind, id, .. } => ServiceError::NotFound { field: kind.into(), kind, id },
-            other => ServiceError::Store { reason: other.to_string() },
+            LayoutError::DuplicateVolunteer { existing } => ServiceError::Duplicate {
+                field: "id_number".into(),
+                existing,
+            },
+            LayoutError::NotFound { kind, id, .. } => ServiceError::NotFound {
+                field: kind.into(),
+                kind,
+                id,
+            },
+            other => ServiceError::Store {
+                reason: other.to_string(),
+            },
         }
     }
 }
@@ -96,30 +109,45 @@ impl From<CommitError<ServiceError>> for ServiceError {
         match error {
             CommitError::Mutate(e) => e,
             CommitError::NotWritable { .. } | CommitError::OutOfScope { .. } => {
-                ServiceError::Forbidden { reason: error.to_string() }
+                ServiceError::Forbidden {
+                    reason: error.to_string(),
+                }
             }
-            other => ServiceError::Store { reason: other.to_string() },
+            other => ServiceError::Store {
+                reason: other.to_string(),
+            },
         }
     }
 }
 
 fn store_error(error: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Store { reason: error.to_string() }
+    ServiceError::Store {
+        reason: error.to_string(),
+    }
 }
 
 /// A node records for its own station and the stations below it.
-pub fn check_station<S: Storage>(replica: &Replica<S>, station: &StationId) -> Result<(), ServiceError> {
+pub fn check_station<S: Storage>(
+    replica: &Replica<S>,
+    station: &StationId,
+) -> Result<(), ServiceError> {
     if replica.local().is_ancestor_or_self_of(station) {
         Ok(())
     } else {
         Err(ServiceError::Forbidden {
-            reason: format!("this node is {} and records only for it and the stations below it, not {station}", replica.local()),
+            reason: format!(
+                "this node is {} and records only for it and the stations below it, not {station}",
+                replica.local()
+            ),
         })
     }
 }
 
 fn month_of(date: Date) -> Month {
-    Month { year: date.year() as u16, month: u8::from(date.month()) }
+    Month {
+        year: date.year() as u16,
+        month: u8::from(date.month()),
+    }
 }
 
 /// Register a new volunteer in `station`'s roster. A second registration of
@@ -139,7 +167,10 @@ pub fn register_volunteer<S: Storage>(
         if layout::volunteer(doc, &volunteer.number)?.is_some() {
             return Err(ServiceError::Invalid(FieldError::new(
                 "number",
-                format!("volunteer number {} is already in use at this station", volunteer.number),
+                format!(
+                    "volunteer number {} is already in use at this station",
+                    volunteer.number
+                ),
             )));
         }
         layout::put_volunteer(doc, &volunteer)?;
@@ -162,7 +193,11 @@ pub fn update_volunteer<S: Storage>(
     let document = DocumentId::roster(station);
     let outcome = replica.commit(&document, |doc| {
         let Some(existing) = layout::volunteer(doc, &volunteer.number)? else {
-            return Err(ServiceError::NotFound { field: "number".into(), kind: "volunteer", id: number.clone() });
+            return Err(ServiceError::NotFound {
+                field: "number".into(),
+                kind: "volunteer",
+                id: number.clone(),
+            });
         };
         let mut corrected = volunteer.clone();
         corrected.registered_on = existing.registered_on;
@@ -198,12 +233,19 @@ pub fn import_volunteers<S: Storage>(
     mut next_nonce: impl FnMut() -> u64,
 ) -> Result<ImportReport, ServiceError> {
     check_station(replica, station)?;
-    let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+    let mut report = ImportReport {
+        rows: rows.len(),
+        ..ImportReport::default()
+    };
     let mut valid = Vec::new();
     for (row, input) in rows {
         match input.and_then(|input| input.validate(key, station, today, next_nonce())) {
             Ok(volunteer) => valid.push((row, volunteer)),
-            Err(e) => report.refused.push(RowRefusal { row, field: e.field, reason: e.reason }),
+            Err(e) => report.refused.push(RowRefusal {
+                row,
+                field: e.field,
+                reason: e.reason,
+            }),
         }
     }
     let document = DocumentId::roster(station);
@@ -233,10 +275,20 @@ pub fn import_volunteers<S: Storage>(
 }
 
 /// Volunteers of one station's roster (deleted ones left out).
-pub fn volunteers<S: Storage>(replica: &mut Replica<S>, station: &StationId) -> Result<Vec<Volunteer>, ServiceError> {
+pub fn volunteers<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+) -> Result<Vec<Volunteer>, ServiceError> {
     let document = DocumentId::roster(station);
-    let found = replica.with_document(&document, layout::volunteers).map_err(store_error)?;
-    Ok(found.transpose()?.unwrap_or_default().into_iter().filter(|v| !v.deleted).collect())
+    let found = replica
+        .with_document(&document, layout::volunteers)
+        .map_err(store_error)?;
+    Ok(found
+        .transpose()?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| !v.deleted)
+        .collect())
 }
 
 /// Create or correct a team in `station`'s roster.
@@ -251,7 +303,11 @@ pub fn put_team<S: Storage>(
     let outcome = replica.commit(&DocumentId::roster(station), |doc| {
         for member in team.members.iter().chain(team.leader.iter()) {
             if layout::volunteer(doc, member)?.is_none() {
-                return Err(ServiceError::NotFound { field: "members".into(), kind: "volunteer", id: member.to_string() });
+                return Err(ServiceError::NotFound {
+                    field: "members".into(),
+                    kind: "volunteer",
+                    id: member.to_string(),
+                });
             }
         }
         layout::put_team(doc, &team)?;
@@ -260,9 +316,19 @@ pub fn put_team<S: Storage>(
     Ok(outcome.value)
 }
 
-pub fn teams<S: Storage>(replica: &mut Replica<S>, station: &StationId) -> Result<Vec<Team>, ServiceError> {
-    let found = replica.with_document(&DocumentId::roster(station), layout::teams).map_err(store_error)?;
-    Ok(found.transpose()?.unwrap_or_default().into_iter().filter(|t| !t.deleted).collect())
+pub fn teams<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+) -> Result<Vec<Team>, ServiceError> {
+    let found = replica
+        .with_document(&DocumentId::roster(station), layout::teams)
+        .map_err(store_error)?;
+    Ok(found
+        .transpose()?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| !t.deleted)
+        .collect())
 }
 
 /// Rosters where a volunteer or team named on an activity at `station` may
@@ -293,11 +359,18 @@ pub fn record_activity<S: Storage>(
     let mut known_teams = std::collections::BTreeSet::new();
     for roster in &rosters {
         let found = replica
-            .with_document(roster, |doc| -> Result<_, LayoutError> { Ok((layout::volunteers(doc)?, layout::teams(doc)?)) })
+            .with_document(roster, |doc| -> Result<_, LayoutError> {
+                Ok((layout::volunteers(doc)?, layout::teams(doc)?))
+            })
             .map_err(store_error)?;
         if let Some(found) = found {
             let (volunteers, teams) = found?;
-            known_volunteers.extend(volunteers.into_iter().filter(|v| !v.deleted).map(|v| v.number));
+            known_volunteers.extend(
+                volunteers
+                    .into_iter()
+                    .filter(|v| !v.deleted)
+                    .map(|v| v.number),
+            );
             known_teams.extend(teams.into_iter().filter(|t| !t.deleted).map(|t| t.id));
         }
     }
@@ -312,7 +385,11 @@ pub fn record_activity<S: Storage>(
     }
     if let Some(team) = &activity.team {
         if !known_teams.contains(team) {
-            return Err(ServiceError::NotFound { field: "team".into(), kind: "team", id: team.to_string() });
+            return Err(ServiceError::NotFound {
+                field: "team".into(),
+                kind: "team",
+                id: team.to_string(),
+            });
         }
     }
     let document = DocumentId::activities(station, month_of(activity.date));
@@ -331,7 +408,9 @@ pub fn delete_activity<S: Storage>(
     id: &RecordId,
 ) -> Result<(), ServiceError> {
     check_station(replica, station)?;
-    replica.commit(&DocumentId::activities(station, month), |doc| Ok(layout::delete_activity(doc, id)?))?;
+    replica.commit(&DocumentId::activities(station, month), |doc| {
+        Ok(layout::delete_activity(doc, id)?)
+    })?;
     Ok(())
 }
 
@@ -345,11 +424,18 @@ pub fn activities<S: Storage>(
 ) -> Result<Vec<Activity>, ServiceError> {
     let documents = replica.documents_where(|d| {
         d.kind == DocumentKind::Activities(month)
-            && if subtree { station.is_ancestor_or_self_of(&d.owner) } else { d.owner == *station }
+            && if subtree {
+                station.is_ancestor_or_self_of(&d.owner)
+            } else {
+                d.owner == *station
+            }
     });
     let mut out = Vec::new();
     for document in documents {
-        if let Some(found) = replica.with_document(&document, layout::activities).map_err(store_error)? {
+        if let Some(found) = replica
+            .with_document(&document, layout::activities)
+            .map_err(store_error)?
+        {
             out.extend(found?.into_iter().filter(|a| !a.deleted));
         }
     }
@@ -374,8 +460,14 @@ pub fn place_order<S: Storage>(
     Ok(order)
 }
 
-pub fn orders<S: Storage>(replica: &mut Replica<S>, station: &StationId, month: Month) -> Result<Vec<Order>, ServiceError> {
-    let found = replica.with_document(&DocumentId::orders(station, month), layout::orders).map_err(store_error)?;
+pub fn orders<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    month: Month,
+) -> Result<Vec<Order>, ServiceError> {
+    let found = replica
+        .with_document(&DocumentId::orders(station, month), layout::orders)
+        .map_err(store_error)?;
     Ok(found.transpose()?.unwrap_or_default())
 }
 
@@ -399,8 +491,14 @@ pub fn conflicts<S: Storage>(
     });
     let mut out = Vec::new();
     for document in documents {
-        if let Some(found) = replica.with_document(&document, layout::conflicts).map_err(store_error)? {
-            out.extend(found?.into_iter().map(|conflict| DocumentConflict { document: document.clone(), conflict }));
+        if let Some(found) = replica
+            .with_document(&document, layout::conflicts)
+            .map_err(store_error)?
+        {
+            out.extend(found?.into_iter().map(|conflict| DocumentConflict {
+                document: document.clone(),
+                conflict,
+            }));
         }
     }
     Ok(out)
@@ -414,9 +512,15 @@ pub fn resolve_conflict<S: Storage>(
     value: &str,
 ) -> Result<(), ServiceError> {
     if !replica.holds(document) {
-        return Err(ServiceError::NotFound { field: "document".into(), kind: "document", id: document.to_string() });
+        return Err(ServiceError::NotFound {
+            field: "document".into(),
+            kind: "document",
+            id: document.to_string(),
+        });
     }
-    replica.commit(document, |doc| Ok(layout::resolve_conflict(doc, path, value)?))?;
+    replica.commit(document, |doc| {
+        Ok(layout::resolve_conflict(doc, path, value)?)
+    })?;
     Ok(())
 }
 
@@ -433,7 +537,13 @@ mod tests {
     }
 
     fn replica(station: &str) -> Replica<MemoryStorage> {
-        Replica::open(MemoryStorage::new(), s(station), 1, ReplicaConfig::default()).unwrap()
+        Replica::open(
+            MemoryStorage::new(),
+            s(station),
+            1,
+            ReplicaConfig::default(),
+        )
+        .unwrap()
     }
 
     fn volunteer(id_number: &str) -> VolunteerInput {
@@ -452,21 +562,48 @@ mod tests {
         let key = IdentityKey::from_bytes([3; 32]);
         let station = s("xh/t1/v1");
         let mut r = replica("xh/t1/v1");
-        let v = register_volunteer(&mut r, &station, &volunteer("11010519491231002X"), &key, TODAY, 1).unwrap();
-        let duplicate = register_volunteer(&mut r, &station, &volunteer("11010519491231002x"), &key, TODAY, 2);
-        assert_eq!(duplicate.unwrap_err(), ServiceError::Duplicate { field: "id_number".into(), existing: v.number.clone() });
+        let v = register_volunteer(
+            &mut r,
+            &station,
+            &volunteer("11010519491231002X"),
+            &key,
+            TODAY,
+            1,
+        )
+        .unwrap();
+        let duplicate = register_volunteer(
+            &mut r,
+            &station,
+            &volunteer("11010519491231002x"),
+            &key,
+            TODAY,
+            2,
+        );
+        assert_eq!(
+            duplicate.unwrap_err(),
+            ServiceError::Duplicate {
+                field: "id_number".into(),
+                existing: v.number.clone()
+            }
+        );
 
         let mut input = ActivityInput {
             name: "义诊".into(),
             date: "2026-11-20".into(),
             form: "help".into(),
             category: "health".into(),
-            records: vec![ServiceRecordInput { volunteer: v.number.to_string(), hours: HoursInput::Number(2.0) }],
+            records: vec![ServiceRecordInput {
+                volunteer: v.number.to_string(),
+                hours: HoursInput::Number(2.0),
+            }],
             ..ActivityInput::default()
         };
         let activity = record_activity(&mut r, &station, &input, TODAY, 3).unwrap();
         let month = Month::new(2026, 11).unwrap();
-        assert_eq!(activities(&mut r, &station, month, false).unwrap(), vec![activity]);
+        assert_eq!(
+            activities(&mut r, &station, month, false).unwrap(),
+            vec![activity]
+        );
 
         input.records[0].volunteer = "V-nobody".into();
         let error = record_activity(&mut r, &station, &input, TODAY, 4).unwrap_err();
@@ -474,14 +611,27 @@ mod tests {
         assert_eq!(error.class(), ErrorClass::NotFound);
         input.records.clear();
         input.team = Some("T-none".into());
-        assert_eq!(record_activity(&mut r, &station, &input, TODAY, 5).unwrap_err().field(), "team");
-        assert_eq!(activities(&mut r, &station, month, false).unwrap().len(), 1, "refusals change nothing");
+        assert_eq!(
+            record_activity(&mut r, &station, &input, TODAY, 5)
+                .unwrap_err()
+                .field(),
+            "team"
+        );
+        assert_eq!(
+            activities(&mut r, &station, month, false).unwrap().len(),
+            1,
+            "refusals change nothing"
+        );
     }
 
     #[test]
     fn a_village_cannot_record_for_its_neighbour() {
         let mut r = replica("xh/t1/v1");
-        let input = OrderInput { menu_item: "理发".into(), requester: "李奶奶".into(), ..OrderInput::default() };
+        let input = OrderInput {
+            menu_item: "理发".into(),
+            requester: "李奶奶".into(),
+            ..OrderInput::default()
+        };
         let error = place_order(&mut r, &s("xh/t1/v2"), &input, TODAY, 1).unwrap_err();
         assert_eq!(error.class(), ErrorClass::Forbidden);
         assert!(r.documents().is_empty());
@@ -504,8 +654,15 @@ mod tests {
         })
         .unwrap();
         assert_eq!(report.accepted, 1);
-        let refused: Vec<_> = report.refused.iter().map(|r| (r.row, r.field.as_str())).collect();
-        assert_eq!(refused, vec![(3, "id_number"), (4, "sex"), (5, "id_number")]);
+        let refused: Vec<_> = report
+            .refused
+            .iter()
+            .map(|r| (r.row, r.field.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            vec![(3, "id_number"), (4, "sex"), (5, "id_number")]
+        );
         assert_eq!(volunteers(&mut r, &s("xh/t1/v1")).unwrap().len(), 1);
     }
 }

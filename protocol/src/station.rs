@@ -42,11 +42,17 @@ impl StationId {
             return Err(StationIdError::Empty);
         }
         if text.len() > STATION_PATH_BYTES_MAX {
-            return Err(StationIdError::TooLong { len: text.len(), max: STATION_PATH_BYTES_MAX });
+            return Err(StationIdError::TooLong {
+                len: text.len(),
+                max: STATION_PATH_BYTES_MAX,
+            });
         }
         let depth = text.split('/').count();
         if depth > STATION_DEPTH_MAX {
-            return Err(StationIdError::TooDeep { depth, max: STATION_DEPTH_MAX });
+            return Err(StationIdError::TooDeep {
+                depth,
+                max: STATION_DEPTH_MAX,
+            });
         }
         for segment in text.split('/') {
             if segment.is_empty() || segment.len() > STATION_SEGMENT_BYTES_MAX {
@@ -55,10 +61,14 @@ impl StationId {
                     max: STATION_SEGMENT_BYTES_MAX,
                 });
             }
-            if let Some(character) =
-                segment.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+            if let Some(character) = segment
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
             {
-                return Err(StationIdError::BadCharacter { segment: segment.to_string(), character });
+                return Err(StationIdError::BadCharacter {
+                    segment: segment.to_string(),
+                    character,
+                });
             }
         }
         Ok(StationId(text.to_string()))
@@ -74,7 +84,9 @@ impl StationId {
     }
 
     pub fn parent(&self) -> Option<StationId> {
-        self.0.rfind('/').map(|at| StationId(self.0[..at].to_string()))
+        self.0
+            .rfind('/')
+            .map(|at| StationId(self.0[..at].to_string()))
     }
 
     /// The last path segment: the station's own code.
@@ -157,8 +169,14 @@ pub enum Tier {
 }
 
 impl Tier {
-    pub const ALL: [Tier; 6] =
-        [Tier::Province, Tier::Prefecture, Tier::County, Tier::Township, Tier::Village, Tier::Point];
+    pub const ALL: [Tier; 6] = [
+        Tier::Province,
+        Tier::Prefecture,
+        Tier::County,
+        Tier::Township,
+        Tier::Village,
+        Tier::Point,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -244,10 +262,22 @@ mod tests {
     #[test]
     fn bad_ids_are_refused_with_the_reason() {
         assert_eq!(StationId::parse(""), Err(StationIdError::Empty));
-        assert!(matches!(StationId::parse("xh//v1"), Err(StationIdError::BadSegmentLength { .. })));
-        assert!(matches!(StationId::parse("xh/v 1"), Err(StationIdError::BadCharacter { character: ' ', .. })));
-        assert!(matches!(StationId::parse("a/b/c/d/e/f/g/h/i"), Err(StationIdError::TooDeep { depth: 9, .. })));
-        assert!(matches!(StationId::parse(&"a".repeat(40)), Err(StationIdError::BadSegmentLength { .. })));
+        assert!(matches!(
+            StationId::parse("xh//v1"),
+            Err(StationIdError::BadSegmentLength { .. })
+        ));
+        assert!(matches!(
+            StationId::parse("xh/v 1"),
+            Err(StationIdError::BadCharacter { character: ' ', .. })
+        ));
+        assert!(matches!(
+            StationId::parse("a/b/c/d/e/f/g/h/i"),
+            Err(StationIdError::TooDeep { depth: 9, .. })
+        ));
+        assert!(matches!(
+            StationId::parse(&"a".repeat(40)),
+            Err(StationIdError::BadSegmentLength { .. })
+        ));
     }
 
     proptest! {

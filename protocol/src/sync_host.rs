@@ -46,13 +46,25 @@ pub enum ReceiveError {
     Refused(#[from] AuthorityError),
     /// The message or a change in it could not be decoded; nothing was applied.
     #[error("malformed sync message for {document}: {reason}")]
-    Malformed { document: DocumentId, reason: String },
+    Malformed {
+        document: DocumentId,
+        reason: String,
+    },
     /// The document declares a schema newer than this node understands.
-    #[error("document {document} has schema version {found}; this node understands up to {supported}")]
-    SchemaTooNew { document: DocumentId, found: String, supported: String },
+    #[error(
+        "document {document} has schema version {found}; this node understands up to {supported}"
+    )]
+    SchemaTooNew {
+        document: DocumentId,
+        found: String,
+        supported: String,
+    },
     /// The local store failed; nothing was acknowledged.
     #[error("storage failed while receiving {document}: {reason}")]
-    Storage { document: DocumentId, reason: String },
+    Storage {
+        document: DocumentId,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,8 +87,11 @@ pub trait SyncHost {
     /// updating the persisted sync state for that pair. `None` when there is
     /// nothing to say. A document this node does not hold yet (but may hold)
     /// is treated as empty.
-    fn generate_sync_message(&mut self, peer: &StationId, document: &DocumentId)
-        -> Result<Option<Vec<u8>>, HostError>;
+    fn generate_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, HostError>;
 
     /// Apply one Automerge sync message from `peer`. All changes or none:
     /// authority is checked for every change first; accepted changes are

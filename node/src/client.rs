@@ -1,0 +1,74 @@
+//! The CLI's client for a running node's local API.
+//!
+//! Data commands (`civsync volunteer add`, `civsync stats`, ...) go through
+//! the API rather than opening the store, so a clerk can use them while the
+//! node serves and syncs; the store has exactly one writer.
+
+use anyhow::{bail, Context};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// How long the CLI waits for the node before giving up.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    pub fn new(base: &str) -> anyhow::Result<ApiClient> {
+        let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).no_proxy().build()?;
+        Ok(ApiClient { base: base.trim_end_matches('/').to_string(), http })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    async fn finish<T: DeserializeOwned>(&self, response: reqwest::Result<reqwest::Response>) -> anyhow::Result<T> {
+        let response = response.with_context(|| {
+            format!("the node's API at {} does not answer; is `civsync run` running?", self.base)
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return serde_json::from_value(Value::Null).context("empty answer");
+            }
+            return serde_json::from_slice(&bytes).context("the node answered with something that is not JSON");
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        match (body["error"]["field"].as_str(), body["error"]["reason"].as_str()) {
+            (Some(field), Some(reason)) => bail!("refused ({}): {field}: {reason}", status.as_u16()),
+            _ => bail!("refused ({}): {}", status.as_u16(), String::from_utf8_lossy(&bytes)),
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
+        let response = self.http.get(self.url(path)).query(query).send().await;
+        self.finish(response).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let response = self.http.post(self.url(path)).query(query).json(body).send().await;
+        self.finish(response).await
+    }
+
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        let response = self.http.post(self.url(path)).query(query).body(body).send().await;
+        self.finish(response).await
+    }
+}

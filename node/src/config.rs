@@ -1,0 +1,166 @@
+//! A node's configuration: who it is, where its data lives, whom it talks to.
+//!
+//! Written once by `civsync init` as `civsync.toml` in the data directory and
+//! read at every start. Everything has a default a village office can live
+//! with; only the station, its tier and its parent's address are needed.
+
+use civsync_protocol::{StationId, Tier};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "civsync.toml";
+pub const API_PORT_DEFAULT: u16 = 7400;
+pub const QUIC_PORT_DEFAULT: u16 = 7401;
+/// Stations silent longer than this are flagged in statistics.
+pub const QUIET_DAYS_DEFAULT: u32 = 7;
+/// Most configured peers (parent, fallback, siblings).
+pub const PEERS_MAX: usize = 16;
+
+/// A peer this node dials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerConfig {
+    /// The station the peer's certificate must carry.
+    pub station: StationId,
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub station: StationId,
+    pub tier: Tier,
+    /// Human name, e.g. 东村新时代文明实践站.
+    #[serde(default)]
+    pub name: String,
+    /// Local HTTP API; keep it on loopback unless a firewall is in front.
+    pub api_listen: SocketAddr,
+    /// QUIC listener for children and siblings.
+    pub quic_listen: SocketAddr,
+    /// The parent office (township for a village, county for a township).
+    #[serde(default)]
+    pub parent: Option<PeerConfig>,
+    /// Used when the parent is unreachable (e.g. a village dialling the county).
+    #[serde(default)]
+    pub fallback: Option<PeerConfig>,
+    #[serde(default)]
+    pub siblings: Vec<PeerConfig>,
+    /// Folder with `ca.crt`, `node.crt`, `node.key` and `identity.key`.
+    /// Relative paths are relative to the data directory.
+    #[serde(default = "default_pki_dir")]
+    pub pki_dir: PathBuf,
+    #[serde(default = "default_quiet_days")]
+    pub quiet_days_max: u32,
+}
+
+fn default_pki_dir() -> PathBuf {
+    PathBuf::from("pki")
+}
+
+fn default_quiet_days() -> u32 {
+    QUIET_DAYS_DEFAULT
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}. Run `civsync init` first, or pass --data-dir")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid configuration: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+impl NodeConfig {
+    pub fn new(station: StationId, tier: Tier) -> NodeConfig {
+        NodeConfig {
+            station,
+            tier,
+            name: String::new(),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], API_PORT_DEFAULT)),
+            quic_listen: SocketAddr::from(([0, 0, 0, 0], QUIC_PORT_DEFAULT)),
+            parent: None,
+            fallback: None,
+            siblings: Vec::new(),
+            pki_dir: default_pki_dir(),
+            quiet_days_max: QUIET_DAYS_DEFAULT,
+        }
+    }
+
+    /// Every peer this node dials, parent first.
+    pub fn dialled_peers(&self) -> Vec<PeerConfig> {
+        self.parent.iter().chain(self.fallback.iter()).chain(self.siblings.iter()).cloned().collect()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(parent) = &self.parent {
+            if !parent.station.is_strict_ancestor_of(&self.station) {
+                return Err(format!("parent {} is not above station {}", parent.station, self.station));
+            }
+        }
+        if let Some(fallback) = &self.fallback {
+            if !fallback.station.is_strict_ancestor_of(&self.station) {
+                return Err(format!("fallback {} is not above station {}", fallback.station, self.station));
+            }
+        }
+        if self.dialled_peers().len() > PEERS_MAX {
+            return Err(format!("{} peers configured; at most {PEERS_MAX}", self.dialled_peers().len()));
+        }
+        Ok(())
+    }
+
+    pub fn load(data_dir: &Path) -> Result<NodeConfig, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let config: NodeConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.clone(), reason: e.to_string() })?;
+        config.validate().map_err(|reason| ConfigError::Invalid { path, reason })?;
+        Ok(config)
+    }
+
+    pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid { path: path.clone(), reason: e.to_string() })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| ConfigError::Write { path: path.clone(), source })?;
+        std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
+    }
+
+    pub fn pki_path(&self, data_dir: &Path) -> PathBuf {
+        if self.pki_dir.is_absolute() {
+            self.pki_dir.clone()
+        } else {
+            data_dir.join(&self.pki_dir)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> StationId {
+        StationId::parse(text).unwrap()
+    }
+
+    #[test]
+    fn saves_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = NodeConfig::new(s("xh/t1/v1"), Tier::Village);
+        config.parent = Some(PeerConfig { station: s("xh/t1"), address: "127.0.0.1:7501".parse().unwrap() });
+        config.save(dir.path()).unwrap();
+        assert_eq!(NodeConfig::load(dir.path()).unwrap(), config);
+    }
+
+    #[test]
+    fn a_parent_must_be_above() {
+        let mut config = NodeConfig::new(s("xh/t1/v1"), Tier::Village);
+        config.parent = Some(PeerConfig { station: s("xh/t2"), address: "127.0.0.1:7501".parse().unwrap() });
+        assert!(config.validate().unwrap_err().contains("not above"));
+    }
+
+    #[test]
+    fn a_missing_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = NodeConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("civsync init"), "{error}");
+    }
+}
