@@ -59,17 +59,14 @@ pub enum InjectedBug {
     /// One document is fed twice into the county's statistics. Caught by:
     /// aggregates.
     MiscountAggregate,
-    /// A node keeps a copy of a document outside its scope. Caught by: scope.
-    LeakOutOfScope,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 5] = [
+    pub const ALL: [InjectedBug; 4] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
         InjectedBug::MiscountAggregate,
-        InjectedBug::LeakOutOfScope,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,7 +75,6 @@ impl InjectedBug {
             InjectedBug::SkipDocumentSync => "skip-document-sync",
             InjectedBug::ApplyUnauthorized => "apply-unauthorized",
             InjectedBug::MiscountAggregate => "miscount-aggregate",
-            InjectedBug::LeakOutOfScope => "leak-out-of-scope",
         }
     }
 
@@ -89,7 +85,6 @@ impl InjectedBug {
             InjectedBug::SkipDocumentSync => "convergence",
             InjectedBug::ApplyUnauthorized => "authority",
             InjectedBug::MiscountAggregate => "aggregates",
-            InjectedBug::LeakOutOfScope => "scope",
         }
     }
 
@@ -199,6 +194,44 @@ impl SimConfig {
         Ok(())
     }
 
+    /// The command line that reproduces this run.
+    pub fn command_line(&self) -> String {
+        let mut line = format!(
+            "civsync-sim --seed {} --townships {} --villages-per-township {} --days {} --volunteers-per-village {} \
+             --activities-per-village-per-week {} --offline-fraction {} --max-offline-days {} --misbehaving {} \
+             --faults {} --fallback-fraction {} --liveness-bound-s {}",
+            self.seed,
+            self.townships,
+            self.villages_per_township,
+            self.days,
+            self.volunteers_per_village,
+            self.activities_per_village_per_week,
+            self.offline_fraction,
+            self.max_offline_days,
+            self.misbehaving,
+            match self.faults {
+                FaultLevel::None => "none",
+                FaultLevel::Mild => "mild",
+                FaultLevel::Harsh => "harsh",
+            },
+            self.fallback_fraction,
+            self.liveness_bound_s,
+        );
+        if self.prefecture_counties > 0 {
+            line.push_str(&format!(
+                " --prefecture-counties {}",
+                self.prefecture_counties
+            ));
+        }
+        if self.siblings {
+            line.push_str(" --siblings");
+        }
+        if let Some(bug) = self.inject_bug {
+            line.push_str(&format!(" --inject-bug {}", bug.name()));
+        }
+        line
+    }
+
     pub fn counties(&self) -> usize {
         self.prefecture_counties.max(1)
     }
@@ -225,9 +258,6 @@ pub struct FaultMix {
     pub clock_drift_max_ppm: i64,
     /// Share of nodes on a slow, high-latency link.
     pub slow_peer_fraction: f64,
-    /// Share of in-flight bytes of a cut connection that still arrive later
-    /// (they must be ignored: they belong to a dead connection).
-    pub stale_delivery_fraction: f64,
     /// Largest chunk the stream is cut into on delivery.
     pub chunk_bytes_max: usize,
     /// Base one-way latency and jitter of an ordinary link.
@@ -258,7 +288,6 @@ impl FaultMix {
         let partitions_per_day = rate(4.0);
         let clock_skew = rate(1.0);
         let slow_peer_fraction = rate(0.3);
-        let stale_delivery_fraction = rate(1.0);
         let one_way_partition_fraction = rng.gen_range(0.0..=0.5);
         let chunk_bytes_max = [64, 512, 1_400, 16_384][rng.gen_range(0..4)];
         let latency_ms = rng.gen_range(5..=80);
@@ -271,7 +300,6 @@ impl FaultMix {
             clock_offset_max_ms: (clock_skew * 6.0 * 3_600_000.0) as i64,
             clock_drift_max_ppm: (clock_skew * 2_000.0) as i64,
             slow_peer_fraction,
-            stale_delivery_fraction,
             chunk_bytes_max,
             latency_ms,
             jitter_ms,

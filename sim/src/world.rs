@@ -1,0 +1,1023 @@
+//! The simulated county: nodes, connections and the event loop.
+//!
+//! Each node runs the real [`Replica`] over a [`MemoryStorage`] and one real
+//! [`Session`] per open connection, driven exactly as the node drives them
+//! (the session's driver contract): after every input drain
+//! `poll_transmit` into the stream, drain `poll_event`, arm a timer for
+//! `poll_timeout`; after anything that may have changed documents, hand
+//! `take_changed_documents` to every session of that node.
+//!
+//! Invariants:
+//! - a connection exists in `connections` exactly while both its sessions
+//!   live; cutting it discards both sessions and tells both replicas
+//!   (`peer_disconnected`); bytes of a dead connection are dropped on arrival;
+//! - a crashed node has no replica, only its storage after the crash;
+//! - every random draw comes from a seeded stream and every collection that
+//!   is iterated is ordered, so a seed reproduces the run bit for bit.
+
+use crate::config::{FaultMix, InjectedBug, SimConfig};
+use crate::faults::{self, Fault, PartitionKind};
+use crate::host::{Forgery, SimHost};
+use crate::network::{Arrival, ConnectionId, Side, Stream, DIALER, LISTENER};
+use crate::rng::{self, Stream as RngStream};
+use crate::scheduler::Scheduler;
+use crate::tamper;
+use crate::time::{Date, NodeClock, SimMs, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
+use crate::topology::{LinkIndex, NodeIndex, Topology};
+use crate::trace::Trace;
+use crate::truth::Truth;
+use crate::workload::{self, Action, ReadActivity, Workload};
+use civsync_protocol::layout;
+use civsync_protocol::model::{Activity, RecordId};
+use civsync_protocol::replica::{Replica, ReplicaConfig};
+use civsync_protocol::session::{CloseReason, Session, SessionConfig, SessionEvent};
+use civsync_protocol::storage::MemoryStorage;
+use civsync_protocol::{DocumentId, StationId, Tier};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+/// Keepalive and idle timeout of sessions in the simulation. A real node
+/// pings every 15 s over QUIC; here a dead connection is cut explicitly by
+/// the simulator, so the timers only matter for one-way stalls, and
+/// stretching them keeps an idle county of hundreds of links cheap.
+pub const SIM_KEEPALIVE_MS: u64 = 30 * MINUTE_MS;
+pub const SIM_IDLE_TIMEOUT_MS: u64 = 2 * HOUR_MS;
+/// A dialer waits this long (at most) before redialling after a cut.
+pub const REDIAL_DELAY_MAX_MS: SimMs = 60 * SECOND_MS;
+/// How often convergence is probed after the final heal.
+pub const PROBE_INTERVAL_MS: SimMs = 10 * SECOND_MS;
+
+// Trace record kinds.
+const TRACE_DELIVER: u8 = 1;
+const TRACE_STALE: u8 = 2;
+const TRACE_WRITE: u8 = 3;
+const TRACE_FAULT: u8 = 4;
+const TRACE_EVENT: u8 = 5;
+const TRACE_OPEN: u8 = 6;
+const TRACE_CLOSE: u8 = 7;
+
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        connection: ConnectionId,
+        to: Side,
+        chunk: Vec<u8>,
+    },
+    Timer {
+        connection: ConnectionId,
+        side: Side,
+    },
+    Dial {
+        link: LinkIndex,
+    },
+    Fault(Fault),
+    Restart {
+        node: NodeIndex,
+    },
+    Online {
+        node: NodeIndex,
+    },
+    Heal {
+        partition: u64,
+    },
+    Work {
+        node: NodeIndex,
+        action: Action,
+    },
+    Tamper,
+    FinalHeal,
+    Probe,
+}
+
+struct NodeState {
+    station: StationId,
+    tier: Tier,
+    clock: NodeClock,
+    incarnation: u64,
+    replica: Option<Replica<MemoryStorage>>,
+    /// The storage of a crashed node, until it restarts.
+    parked: Option<MemoryStorage>,
+    /// Overlapping offline periods in force.
+    offline: u32,
+    misbehaving: bool,
+    forgery: Option<Forgery>,
+    /// `drop-acknowledged-write`: storage as it was before the last write.
+    rollback: Option<MemoryStorage>,
+    /// The chunking stream of this node's outgoing bytes.
+    rng: ChaCha8Rng,
+}
+
+#[derive(Default)]
+struct LinkState {
+    current: Option<ConnectionId>,
+    dial_pending: bool,
+    /// Partitions in force blocking each direction (dialer→, listener→).
+    blocked: [u32; 2],
+}
+
+struct Connection {
+    link: LinkIndex,
+    nodes: [NodeIndex; 2],
+    sessions: [Session; 2],
+    stream: Stream,
+    /// The instant a timer event is scheduled for, per side.
+    timer: [Option<SimMs>; 2],
+}
+
+/// Counts reported at the end.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Counters {
+    pub events: u64,
+    pub messages: u64,
+    pub bytes_sent: u64,
+    pub stale_chunks_dropped: u64,
+    pub connections_opened: u64,
+    pub connections_cut: u64,
+    pub sessions_closed: BTreeMap<String, u64>,
+    pub refused_by_receiver: u64,
+    pub writes_acknowledged: u64,
+    pub writes_refused: u64,
+    pub writes_skipped_node_down: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub offline_periods: u64,
+    pub partitions: u64,
+    pub forged_messages_answered: u64,
+}
+
+/// A problem noticed during the run that is itself a failure (a replica
+/// that does not reopen, a queue overflow). Reported by the `run` checker.
+#[derive(Debug, Clone)]
+pub struct RunProblem(pub String);
+
+pub struct World {
+    pub config: SimConfig,
+    pub mix: FaultMix,
+    pub topology: Topology,
+    sched: Scheduler<Event>,
+    nodes: Vec<NodeState>,
+    links: Vec<LinkState>,
+    connections: BTreeMap<ConnectionId, Connection>,
+    next_connection: ConnectionId,
+    partitions: BTreeMap<u64, PartitionKind>,
+    next_partition: u64,
+    net_rng: ChaCha8Rng,
+    workload: Workload,
+    pub truth: Truth,
+    pub trace: Trace,
+    pub counters: Counters,
+    pub problems: Vec<RunProblem>,
+    /// The document hidden by `skip-document-sync`.
+    pub hidden: Option<DocumentId>,
+    /// `drop-acknowledged-write` fired already.
+    dropped_write: bool,
+    pub tampered: Option<String>,
+    faults_active: bool,
+    pub heal_at: SimMs,
+    pub converged_at: Option<SimMs>,
+    pub last_fault_at: SimMs,
+    stopped: bool,
+}
+
+impl World {
+    pub fn new(config: SimConfig) -> World {
+        let mix = FaultMix::draw(&config);
+        let topology = Topology::build(&config, &mix);
+        let mut nodes = Vec::with_capacity(topology.nodes.len());
+        let mut misbehaving_rng = rng::stream(config.seed, RngStream::Misbehaviour);
+        let mut villages: Vec<NodeIndex> = topology.of_tier(Tier::Village).collect();
+        villages.shuffle(&mut misbehaving_rng);
+        let liars: Vec<NodeIndex> = villages.into_iter().take(config.misbehaving).collect();
+        for (index, spec) in topology.nodes.iter().enumerate() {
+            let mut rng = rng::node_stream(config.seed, index);
+            let clock = NodeClock::new(
+                if mix.clock_offset_max_ms > 0 {
+                    rng.gen_range(-mix.clock_offset_max_ms..=mix.clock_offset_max_ms)
+                } else {
+                    0
+                },
+                if mix.clock_drift_max_ppm > 0 {
+                    rng.gen_range(-mix.clock_drift_max_ppm..=mix.clock_drift_max_ppm)
+                } else {
+                    0
+                },
+            );
+            let incarnation: u64 = rng.gen();
+            let replica = Replica::open(
+                MemoryStorage::new(),
+                spec.station.clone(),
+                incarnation,
+                ReplicaConfig::default(),
+            )
+            .expect("an empty store opens");
+            let misbehaving = liars.contains(&index);
+            let forgery = misbehaving.then(|| crate::misbehaviour::forge(&topology, index));
+            nodes.push(NodeState {
+                station: spec.station.clone(),
+                tier: spec.tier,
+                clock,
+                incarnation,
+                replica: Some(replica),
+                parked: None,
+                offline: 0,
+                misbehaving,
+                forgery,
+                rollback: None,
+                rng,
+            });
+        }
+        let hidden = (config.inject_bug == Some(InjectedBug::SkipDocumentSync)).then(|| {
+            let village = topology
+                .of_tier(Tier::Village)
+                .find(|v| !liars.contains(v))
+                .expect("an honest village");
+            DocumentId::roster(&topology.nodes[village].station)
+        });
+        let links = (0..topology.links.len())
+            .map(|_| LinkState::default())
+            .collect();
+        World {
+            net_rng: rng::stream(config.seed, RngStream::Network),
+            workload: Workload::new(&config),
+            config,
+            mix,
+            topology,
+            sched: Scheduler::new(),
+            nodes,
+            links,
+            connections: BTreeMap::new(),
+            next_connection: 1,
+            partitions: BTreeMap::new(),
+            next_partition: 1,
+            truth: Truth::default(),
+            trace: Trace::new(),
+            counters: Counters::default(),
+            problems: Vec::new(),
+            hidden,
+            dropped_write: false,
+            tampered: None,
+            faults_active: true,
+            heal_at: 0,
+            converged_at: None,
+            last_fault_at: 0,
+            stopped: false,
+        }
+    }
+
+    fn schedule(&mut self, at: SimMs, event: Event) {
+        if let Err(full) = self.sched.at(at, event) {
+            self.problems.push(RunProblem(full.to_string()));
+            self.stopped = true;
+        }
+    }
+
+    /// Run the days, the final heal and the quiet period; returns when the
+    /// county converged or the liveness bound passed.
+    pub fn run(&mut self) {
+        let horizon = self.config.days * DAY_MS;
+        for (at, node, action) in workload::schedule(&self.config, &self.topology) {
+            if !self.nodes[node].misbehaving {
+                self.schedule(at, Event::Work { node, action });
+            }
+        }
+        for (at, fault) in faults::schedule(&self.config, &self.mix, &self.topology) {
+            if let Fault::Crash { node, .. } | Fault::Offline { node, .. } = &fault {
+                if self.nodes[*node].misbehaving {
+                    continue;
+                }
+            }
+            self.schedule(at, Event::Fault(fault));
+        }
+        if self.config.inject_bug == Some(InjectedBug::ApplyUnauthorized) {
+            self.schedule(horizon / 2, Event::Tamper);
+        }
+        for link in 0..self.links.len() {
+            let delay = self.net_rng.gen_range(0..REDIAL_DELAY_MAX_MS);
+            self.want_dial(link, delay);
+        }
+        self.schedule(horizon, Event::FinalHeal);
+        let deadline = horizon + self.config.liveness_bound_s * SECOND_MS;
+        while !self.stopped {
+            let Some((at, event)) = self.sched.pop_until(deadline) else {
+                break;
+            };
+            self.counters.events += 1;
+            self.handle(at, event);
+        }
+    }
+
+    fn handle(&mut self, at: SimMs, event: Event) {
+        match event {
+            Event::Deliver {
+                connection,
+                to,
+                chunk,
+            } => self.deliver(at, connection, to, chunk),
+            Event::Timer { connection, side } => self.timer(at, connection, side),
+            Event::Dial { link } => {
+                self.links[link].dial_pending = false;
+                self.dial(link);
+            }
+            Event::Fault(fault) => {
+                if self.faults_active {
+                    self.last_fault_at = at;
+                    self.fault(fault);
+                }
+            }
+            Event::Restart { node } => self.restart(node),
+            Event::Online { node } => {
+                let state = &mut self.nodes[node];
+                state.offline = state.offline.saturating_sub(1);
+                if state.offline == 0 {
+                    self.dial_links_of(node);
+                }
+            }
+            Event::Heal { partition } => self.heal(partition),
+            Event::Work { node, action } => self.work(node, action),
+            Event::Tamper => self.tamper(),
+            Event::FinalHeal => self.final_heal(),
+            Event::Probe => self.probe(),
+        }
+    }
+
+    // ------------------------------------------------------------ network
+
+    fn local_now(&self, node: NodeIndex) -> u64 {
+        self.nodes[node].clock.local_unix_ms(self.sched.now())
+    }
+
+    fn usable(&self, link: LinkIndex) -> bool {
+        let spec = &self.topology.links[link];
+        let up = |n: NodeIndex| self.nodes[n].replica.is_some() && self.nodes[n].offline == 0;
+        up(spec.dialer) && up(spec.listener) && self.links[link].blocked == [0, 0]
+    }
+
+    fn want_dial(&mut self, link: LinkIndex, delay: SimMs) {
+        if self.links[link].dial_pending || self.links[link].current.is_some() {
+            return;
+        }
+        self.links[link].dial_pending = true;
+        let at = self.sched.now() + delay;
+        self.schedule(at, Event::Dial { link });
+    }
+
+    fn dial_links_of(&mut self, node: NodeIndex) {
+        for link in self.topology.links_of[node].clone() {
+            let delay = self.net_rng.gen_range(SECOND_MS..REDIAL_DELAY_MAX_MS);
+            self.want_dial(link, delay);
+        }
+    }
+
+    fn dial(&mut self, link: LinkIndex) {
+        if self.links[link].current.is_some() || !self.usable(link) {
+            return;
+        }
+        let spec = &self.topology.links[link];
+        let nodes = [spec.dialer, spec.listener];
+        let config = SessionConfig {
+            keepalive_interval_ms: SIM_KEEPALIVE_MS,
+            idle_timeout_ms: SIM_IDLE_TIMEOUT_MS,
+            ..SessionConfig::default()
+        };
+        let session = |side: Side| {
+            let me = &self.nodes[nodes[side]];
+            let peer = &self.nodes[nodes[1 - side]];
+            Session::new(
+                me.station.clone(),
+                peer.station.clone(),
+                me.tier,
+                self.local_now(nodes[side]),
+                config.clone(),
+            )
+        };
+        let sessions = [session(DIALER), session(LISTENER)];
+        let id = self.next_connection;
+        self.next_connection += 1;
+        let now = self.sched.now();
+        self.connections.insert(
+            id,
+            Connection {
+                link,
+                nodes,
+                sessions,
+                stream: Stream::new(now),
+                timer: [None, None],
+            },
+        );
+        self.links[link].current = Some(id);
+        self.counters.connections_opened += 1;
+        self.trace
+            .record(TRACE_OPEN, now, id, &(link as u64).to_le_bytes());
+        self.pump(id, DIALER);
+        self.pump(id, LISTENER);
+    }
+
+    /// Cut a connection: both sessions are discarded, both replicas forget
+    /// their in-memory sync states for the peer, and the dialer redials
+    /// later if it can.
+    fn cut(&mut self, id: ConnectionId, why: &str) {
+        let Some(connection) = self.connections.remove(&id) else {
+            return;
+        };
+        self.links[connection.link].current = None;
+        self.trace
+            .record(TRACE_CLOSE, self.sched.now(), id, why.as_bytes());
+        for side in [DIALER, LISTENER] {
+            let peer = self.nodes[connection.nodes[1 - side]].station.clone();
+            let node = &mut self.nodes[connection.nodes[side]];
+            if let Some(replica) = node.replica.as_mut() {
+                replica.peer_disconnected(&peer);
+            }
+            if let Some(forgery) = node.forgery.as_mut() {
+                forgery.peer_disconnected(&peer);
+            }
+        }
+        let delay = self.net_rng.gen_range(SECOND_MS..REDIAL_DELAY_MAX_MS);
+        self.want_dial(connection.link, delay);
+    }
+
+    fn deliver(&mut self, at: SimMs, id: ConnectionId, to: Side, chunk: Vec<u8>) {
+        let Some(connection) = self.connections.get(&id) else {
+            // A late chunk of a connection that is gone: QUIC drops it.
+            self.counters.stale_chunks_dropped += 1;
+            self.trace.record(TRACE_STALE, at, id, &chunk);
+            return;
+        };
+        let node = connection.nodes[to];
+        self.counters.messages += 1;
+        self.trace
+            .record(TRACE_DELIVER, at, id * 2 + to as u64, &chunk);
+        let now_local = self.local_now(node);
+        {
+            let World {
+                connections,
+                nodes,
+                hidden,
+                ..
+            } = self;
+            let connection = connections.get_mut(&id).expect("checked above");
+            let state = &mut nodes[node];
+            let replica = state
+                .replica
+                .as_mut()
+                .expect("a node with a live connection is up");
+            let mut host = SimHost {
+                replica,
+                hidden: hidden.as_ref(),
+                forgery: state.forgery.as_mut(),
+            };
+            connection.sessions[to].handle_bytes(&chunk, now_local, &mut host);
+        }
+        self.pump(id, to);
+        self.propagate(node);
+    }
+
+    fn timer(&mut self, at: SimMs, id: ConnectionId, side: Side) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        if connection.timer[side] != Some(at) {
+            return;
+        }
+        connection.timer[side] = None;
+        let node = connection.nodes[side];
+        let now_local = self.nodes[node].clock.local_unix_ms(at);
+        {
+            let World {
+                connections,
+                nodes,
+                hidden,
+                ..
+            } = self;
+            let connection = connections.get_mut(&id).expect("checked above");
+            let state = &mut nodes[node];
+            let replica = state
+                .replica
+                .as_mut()
+                .expect("a node with a live connection is up");
+            let mut host = SimHost {
+                replica,
+                hidden: hidden.as_ref(),
+                forgery: state.forgery.as_mut(),
+            };
+            connection.sessions[side].handle_timeout(now_local, &mut host);
+        }
+        self.pump(id, side);
+        self.propagate(node);
+    }
+
+    /// The driver contract for one side after an input: send what the
+    /// session has to send, take its events, arm its timer.
+    fn pump(&mut self, id: ConnectionId, side: Side) {
+        let now = self.sched.now();
+        let mut outgoing = Vec::new();
+        let mut events = Vec::new();
+        let node;
+        let deadline_local;
+        {
+            let World {
+                connections,
+                nodes,
+                hidden,
+                ..
+            } = self;
+            let Some(connection) = connections.get_mut(&id) else {
+                return;
+            };
+            node = connection.nodes[side];
+            let state = &mut nodes[node];
+            let Some(replica) = state.replica.as_mut() else {
+                return;
+            };
+            let mut host = SimHost {
+                replica,
+                hidden: hidden.as_ref(),
+                forgery: state.forgery.as_mut(),
+            };
+            let session = &mut connection.sessions[side];
+            while let Some(bytes) = session.poll_transmit(&mut host) {
+                outgoing.push(bytes);
+            }
+            while let Some(event) = session.poll_event() {
+                events.push(event);
+            }
+            deadline_local = session.poll_timeout();
+        }
+        for bytes in outgoing {
+            self.send(id, side, &bytes);
+        }
+        let mut closed = None;
+        for event in events {
+            self.session_event(id, node, &event);
+            if let SessionEvent::Closed { reason } = event {
+                closed = Some(reason);
+            }
+        }
+        if let Some(reason) = closed {
+            *self
+                .counters
+                .sessions_closed
+                .entry(close_kind(&reason).to_string())
+                .or_default() += 1;
+            self.cut(id, &reason.to_string());
+            return;
+        }
+        if let Some(deadline_local) = deadline_local {
+            let at = self.nodes[node]
+                .clock
+                .global_at(deadline_local, now)
+                .max(now + 1);
+            let Some(connection) = self.connections.get_mut(&id) else {
+                return;
+            };
+            if connection.timer[side].is_none_or(|scheduled| at < scheduled) {
+                connection.timer[side] = Some(at);
+                self.schedule(
+                    at,
+                    Event::Timer {
+                        connection: id,
+                        side,
+                    },
+                );
+            }
+        }
+    }
+
+    fn send(&mut self, id: ConnectionId, side: Side, bytes: &[u8]) {
+        let now = self.sched.now();
+        let chunk_max = self.mix.chunk_bytes_max;
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        let link = &self.topology.links[connection.link];
+        let rng = &mut self.nodes[connection.nodes[side]].rng;
+        match connection
+            .stream
+            .send(side, bytes, now, link, chunk_max, rng)
+        {
+            Ok(arrivals) => {
+                self.counters.bytes_sent += bytes.len() as u64;
+                self.deliveries(id, 1 - side, arrivals);
+            }
+            Err(overflow) => self.cut(id, &overflow.to_string()),
+        }
+    }
+
+    fn deliveries(&mut self, id: ConnectionId, to: Side, arrivals: Vec<Arrival>) {
+        for Arrival { at, chunk } in arrivals {
+            self.schedule(
+                at,
+                Event::Deliver {
+                    connection: id,
+                    to,
+                    chunk,
+                },
+            );
+        }
+    }
+
+    fn session_event(&mut self, id: ConnectionId, node: NodeIndex, event: &SessionEvent) {
+        let now = self.sched.now();
+        match event {
+            SessionEvent::RefusedByUs { document, reason } => {
+                self.counters.refused_by_receiver += 1;
+                self.trace.record(
+                    TRACE_EVENT,
+                    now,
+                    id,
+                    format!("refused {document}: {reason}").as_bytes(),
+                );
+                let peer = self.connections.get(&id).map(|c| {
+                    if c.nodes[0] == node {
+                        c.nodes[1]
+                    } else {
+                        c.nodes[0]
+                    }
+                });
+                if let Some(peer) = peer {
+                    if !self.nodes[peer].misbehaving && !self.nodes[node].misbehaving {
+                        self.problems.push(RunProblem(format!(
+                            "{} refused {document} from honest peer {}: {reason}",
+                            self.nodes[node].station, self.nodes[peer].station
+                        )));
+                    }
+                }
+            }
+            SessionEvent::RefusedByPeer { .. } => {
+                if self.nodes[node].misbehaving {
+                    self.counters.forged_messages_answered += 1;
+                }
+            }
+            SessionEvent::Closed { reason } => {
+                self.trace
+                    .record(TRACE_EVENT, now, id, reason.to_string().as_bytes());
+            }
+            SessionEvent::Connected { .. }
+            | SessionEvent::DocumentUpdated { .. }
+            | SessionEvent::UpToDate { .. } => {}
+        }
+    }
+
+    /// Tell every session of `node` about documents that changed there.
+    fn propagate(&mut self, node: NodeIndex) {
+        let changed = match self.nodes[node].replica.as_mut() {
+            Some(replica) => replica.take_changed_documents(),
+            None => return,
+        };
+        if changed.is_empty() {
+            return;
+        }
+        for link in self.topology.links_of[node].clone() {
+            let Some(id) = self.links[link].current else {
+                continue;
+            };
+            let side = if self.topology.links[link].dialer == node {
+                DIALER
+            } else {
+                LISTENER
+            };
+            {
+                let World {
+                    connections,
+                    nodes,
+                    hidden,
+                    ..
+                } = self;
+                let Some(connection) = connections.get_mut(&id) else {
+                    continue;
+                };
+                let state = &mut nodes[node];
+                let Some(replica) = state.replica.as_mut() else {
+                    return;
+                };
+                let mut host = SimHost {
+                    replica,
+                    hidden: hidden.as_ref(),
+                    forgery: state.forgery.as_mut(),
+                };
+                for document in &changed {
+                    if hidden.as_ref() == Some(document) {
+                        continue;
+                    }
+                    connection.sessions[side].document_changed(document, &mut host);
+                }
+            }
+            self.pump(id, side);
+        }
+    }
+
+    // ------------------------------------------------------------ faults
+
+    fn fault(&mut self, fault: Fault) {
+        let now = self.sched.now();
+        self.trace
+            .record(TRACE_FAULT, now, 0, format!("{fault:?}").as_bytes());
+        match fault {
+            Fault::Cut { link } => {
+                if let Some(id) = self.links[link].current {
+                    self.counters.connections_cut += 1;
+                    self.cut(id, "connection cut");
+                }
+            }
+            Fault::Crash { node, down_ms } => self.crash(node, down_ms),
+            Fault::Offline { node, for_ms } => {
+                self.counters.offline_periods += 1;
+                self.nodes[node].offline += 1;
+                self.cut_links_of(node, "node offline");
+                self.schedule(now + for_ms, Event::Online { node });
+            }
+            Fault::Partition { kind, for_ms } => {
+                self.counters.partitions += 1;
+                let id = self.next_partition;
+                self.next_partition += 1;
+                for link in 0..self.links.len() {
+                    let (forward, backward) = kind.blocks(&self.topology, link);
+                    if !forward && !backward {
+                        continue;
+                    }
+                    self.links[link].blocked[DIALER] += u32::from(forward);
+                    self.links[link].blocked[LISTENER] += u32::from(backward);
+                    let Some(connection) = self.links[link].current else {
+                        continue;
+                    };
+                    if forward && backward {
+                        self.cut(connection, "partition");
+                    } else if let Some(c) = self.connections.get_mut(&connection) {
+                        c.stream.stall(if forward { DIALER } else { LISTENER });
+                    }
+                }
+                self.partitions.insert(id, kind);
+                self.schedule(now + for_ms, Event::Heal { partition: id });
+            }
+        }
+    }
+
+    fn cut_links_of(&mut self, node: NodeIndex, why: &str) {
+        for link in self.topology.links_of[node].clone() {
+            if let Some(id) = self.links[link].current {
+                self.cut(id, why);
+            }
+        }
+    }
+
+    fn crash(&mut self, node: NodeIndex, down_ms: SimMs) {
+        if self.nodes[node].replica.is_none() {
+            return;
+        }
+        self.counters.crashes += 1;
+        self.cut_links_of(node, "node crashed");
+        let state = &mut self.nodes[node];
+        let mut storage = state.replica.take().expect("checked above").into_storage();
+        match state.rollback.take() {
+            // The injected bug: the node comes back with an older disk.
+            Some(older) => storage = older,
+            None => storage.crash(),
+        }
+        state.parked = Some(storage);
+        let at = self.sched.now() + down_ms;
+        self.schedule(at, Event::Restart { node });
+    }
+
+    fn restart(&mut self, node: NodeIndex) {
+        let state = &mut self.nodes[node];
+        let Some(storage) = state.parked.take() else {
+            return;
+        };
+        match Replica::open(
+            storage,
+            state.station.clone(),
+            state.incarnation,
+            ReplicaConfig::default(),
+        ) {
+            Ok(replica) => {
+                state.replica = Some(replica);
+                self.counters.restarts += 1;
+                self.dial_links_of(node);
+            }
+            Err(error) => {
+                self.problems.push(RunProblem(format!(
+                    "{} does not reopen after a crash: {error}",
+                    state.station
+                )));
+            }
+        }
+    }
+
+    fn heal(&mut self, partition: u64) {
+        let Some(kind) = self.partitions.remove(&partition) else {
+            return;
+        };
+        let now = self.sched.now();
+        let chunk_max = self.mix.chunk_bytes_max;
+        for link in 0..self.links.len() {
+            let (forward, backward) = kind.blocks(&self.topology, link);
+            if !forward && !backward {
+                continue;
+            }
+            let state = &mut self.links[link];
+            state.blocked[DIALER] -= u32::from(forward);
+            state.blocked[LISTENER] -= u32::from(backward);
+            if let Some(id) = state.current {
+                for side in [DIALER, LISTENER] {
+                    if self.links[link].blocked[side] > 0 {
+                        continue;
+                    }
+                    let Some(connection) = self.connections.get_mut(&id) else {
+                        continue;
+                    };
+                    if !connection.stream.is_stalled(side) {
+                        continue;
+                    }
+                    let rng = &mut self.nodes[connection.nodes[side]].rng;
+                    let arrivals = connection.stream.resume(
+                        side,
+                        now,
+                        &self.topology.links[link],
+                        chunk_max,
+                        rng,
+                    );
+                    self.deliveries(id, 1 - side, arrivals);
+                }
+            }
+            let delay = self.net_rng.gen_range(SECOND_MS..REDIAL_DELAY_MAX_MS);
+            self.want_dial(link, delay);
+        }
+    }
+
+    fn final_heal(&mut self) {
+        let now = self.sched.now();
+        self.faults_active = false;
+        self.heal_at = now;
+        self.trace.record(TRACE_FAULT, now, 0, b"final heal");
+        for partition in self.partitions.keys().copied().collect::<Vec<_>>() {
+            self.heal(partition);
+        }
+        for node in 0..self.nodes.len() {
+            self.nodes[node].offline = 0;
+            self.restart(node);
+        }
+        for link in 0..self.links.len() {
+            let delay = self.net_rng.gen_range(0..REDIAL_DELAY_MAX_MS);
+            self.want_dial(link, delay);
+        }
+        self.schedule(now + PROBE_INTERVAL_MS, Event::Probe);
+    }
+
+    fn probe(&mut self) {
+        let now = self.sched.now();
+        if crate::checks::heads_agree(self).is_ok() {
+            self.converged_at = Some(now);
+            self.stopped = true;
+            return;
+        }
+        self.schedule(now + PROBE_INTERVAL_MS, Event::Probe);
+    }
+
+    // ------------------------------------------------------------ clerks
+
+    fn work(&mut self, node: NodeIndex, action: Action) {
+        let now = self.sched.now();
+        let today = Date::of_unix_ms(self.local_now(node));
+        let World {
+            nodes,
+            workload,
+            topology,
+            ..
+        } = self;
+        let state = &mut nodes[node];
+        let Some(replica) = state.replica.as_mut() else {
+            self.counters.writes_skipped_node_down += 1;
+            return;
+        };
+        let Some(edit) =
+            workload.prepare(topology, node, &action, today, &mut ReplicaReader(replica))
+        else {
+            return;
+        };
+        let arm_rollback = self.config.inject_bug == Some(InjectedBug::DropAcknowledgedWrite)
+            && !self.dropped_write
+            && state.tier == Tier::Village
+            && matches!(action, Action::RecordActivity);
+        if arm_rollback {
+            state.rollback = Some(replica.storage().clone());
+        }
+        match replica.commit(&edit.document, |doc| edit.apply(doc)) {
+            Ok(outcome) => {
+                self.counters.writes_acknowledged += 1;
+                self.trace
+                    .record(TRACE_WRITE, now, node as u64, edit.describe().as_bytes());
+                self.truth.acknowledge(node, now, &edit, outcome.heads);
+                self.workload.acknowledged(node, &edit);
+                if arm_rollback {
+                    // Power fails right after the clerk was told "saved".
+                    self.dropped_write = true;
+                    self.schedule(
+                        now,
+                        Event::Fault(Fault::Crash {
+                            node,
+                            down_ms: 10 * MINUTE_MS,
+                        }),
+                    );
+                }
+            }
+            Err(error) => {
+                self.nodes[node].rollback = None;
+                self.counters.writes_refused += 1;
+                self.trace.record(
+                    TRACE_WRITE,
+                    now,
+                    node as u64,
+                    format!("refused: {error}").as_bytes(),
+                );
+            }
+        }
+        self.propagate(node);
+    }
+
+    fn tamper(&mut self) {
+        let county = self
+            .topology
+            .of_tier(Tier::County)
+            .next()
+            .expect("a county");
+        let village = self
+            .topology
+            .of_tier(Tier::Village)
+            .next()
+            .expect("a village");
+        let forger = self.nodes[village].station.clone();
+        let state = &mut self.nodes[county];
+        let Some(replica) = state.replica.take() else {
+            // The county is down; try again a little later.
+            let at = self.sched.now() + HOUR_MS;
+            self.schedule(at, Event::Tamper);
+            return;
+        };
+        self.cut_links_of(county, "tampering");
+        let state = &mut self.nodes[county];
+        let document = DocumentId::reference(&state.station, workload::THEMES).expect("valid");
+        match tamper::inject_forged_change(replica, &document, &forger, state.incarnation) {
+            Ok((replica, description)) => {
+                state.replica = Some(replica);
+                self.tampered = Some(description);
+            }
+            Err((replica, problem)) => {
+                state.replica = replica;
+                self.problems.push(RunProblem(format!(
+                    "could not inject the forged change: {problem}"
+                )));
+            }
+        }
+        self.dial_links_of(county);
+    }
+
+    // ------------------------------------------------------------ views for the checkers
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_honest(&self, node: NodeIndex) -> bool {
+        !self.nodes[node].misbehaving
+    }
+
+    pub fn replica(&self, node: NodeIndex) -> Option<&Replica<MemoryStorage>> {
+        self.nodes[node].replica.as_ref()
+    }
+
+    pub fn replica_mut(&mut self, node: NodeIndex) -> Option<&mut Replica<MemoryStorage>> {
+        self.nodes[node].replica.as_mut()
+    }
+
+    pub fn now(&self) -> SimMs {
+        self.sched.now()
+    }
+}
+
+/// Reads activities for the clerks through the real layout code.
+struct ReplicaReader<'a>(&'a mut Replica<MemoryStorage>);
+
+impl ReadActivity for ReplicaReader<'_> {
+    fn activity(&mut self, document: &DocumentId, id: &RecordId) -> Option<Activity> {
+        self.0
+            .with_document(document, |doc| layout::activity(doc, id).ok().flatten())
+            .ok()
+            .flatten()
+            .flatten()
+    }
+}
+
+fn close_kind(reason: &CloseReason) -> &'static str {
+    match reason {
+        CloseReason::Local { .. } => "local",
+        CloseReason::PeerGoodbye { .. } => "peer_goodbye",
+        CloseReason::HelloRejectedByUs { .. } => "hello_rejected_by_us",
+        CloseReason::HelloRejectedByPeer { .. } => "hello_rejected_by_peer",
+        CloseReason::Protocol { .. } => "protocol_error",
+        CloseReason::IdleTimeout { .. } => "idle_timeout",
+        CloseReason::PeerNotReading { .. } => "peer_not_reading",
+        CloseReason::StreamEnded => "stream_ended",
+    }
+}
