@@ -18,6 +18,7 @@ pub mod schema;
 pub mod service;
 pub mod session;
 pub mod station;
+pub mod stats;
 pub mod storage;
 pub mod sync_host;
 pub mod wire;

@@ -1,0 +1,356 @@
+//! What one document adds to the statistics: its [`Contribution`].
+//!
+//! A contribution is computed from one document alone and is small: an
+//! activities document (one station-month) gives counts per category × form
+//! and the hours of each volunteer who served; a roster gives registrations
+//! per month, teams and each volunteer's home station; an orders document
+//! gives the four-order counts. The index (`index.rs`) keeps the last
+//! contribution of every document and, when a document changes, subtracts the
+//! old one and adds the new, so the cost of an update follows the size of the
+//! changed document, never the size of the county.
+//!
+//! Invariants: records flagged `deleted` (and service records of a deleted
+//! activity) contribute nothing; every list is sorted and holds no zero
+//! entries, so two contributions of equal content compare equal.
+
+use crate::document_id::{DocumentId, DocumentKind, Month};
+use crate::layout::{self, LayoutError};
+use crate::model::{Category, Form, OrderStatus, RecordId};
+use crate::station::StationId;
+use automerge::ReadDoc;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::Date;
+
+/// Activity figures of one station-month (or a sum of them).
+///
+/// `participations` (参与人次) and `service_records` (服务记录) coincide under
+/// the current layout, which keeps one service record per volunteer per
+/// activity; they are separate figures because the bulletins report both and
+/// a future layout (several shifts per volunteer) would make them differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityCounts {
+    pub activities: u64,
+    pub service_records: u64,
+    pub participations: u64,
+    pub hours_centi: u64,
+    pub beneficiaries: u64,
+    /// Activity records and service records flagged as recorded late.
+    pub late_records: u64,
+}
+
+impl ActivityCounts {
+    pub fn add(&mut self, other: &ActivityCounts) {
+        self.activities += other.activities;
+        self.service_records += other.service_records;
+        self.participations += other.participations;
+        self.hours_centi += other.hours_centi;
+        self.beneficiaries += other.beneficiaries;
+        self.late_records += other.late_records;
+    }
+
+    /// Remove counts that were added before. Underflow means the index lost
+    /// track of what it added: a bug, caught in debug builds.
+    pub fn subtract(&mut self, other: &ActivityCounts) {
+        self.activities = checked_less(self.activities, other.activities);
+        self.service_records = checked_less(self.service_records, other.service_records);
+        self.participations = checked_less(self.participations, other.participations);
+        self.hours_centi = checked_less(self.hours_centi, other.hours_centi);
+        self.beneficiaries = checked_less(self.beneficiaries, other.beneficiaries);
+        self.late_records = checked_less(self.late_records, other.late_records);
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == ActivityCounts::default()
+    }
+}
+
+/// Four-order figures (四单): placed, dispatched, taken, rated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCounts {
+    /// Every order placed, cancelled ones included.
+    pub placed: u64,
+    /// Orders that reached dispatch (dispatched, taken or rated).
+    pub dispatched: u64,
+    /// Orders a team took (taken or rated).
+    pub taken: u64,
+    pub rated: u64,
+    pub cancelled: u64,
+    /// Orders that carry a 1–5 star rating.
+    pub ratings: u64,
+    /// Sum of those ratings (satisfaction = sum / ratings).
+    pub rating_sum: u64,
+}
+
+impl OrderCounts {
+    pub fn add(&mut self, other: &OrderCounts) {
+        self.placed += other.placed;
+        self.dispatched += other.dispatched;
+        self.taken += other.taken;
+        self.rated += other.rated;
+        self.cancelled += other.cancelled;
+        self.ratings += other.ratings;
+        self.rating_sum += other.rating_sum;
+    }
+
+    pub fn subtract(&mut self, other: &OrderCounts) {
+        self.placed = checked_less(self.placed, other.placed);
+        self.dispatched = checked_less(self.dispatched, other.dispatched);
+        self.taken = checked_less(self.taken, other.taken);
+        self.rated = checked_less(self.rated, other.rated);
+        self.cancelled = checked_less(self.cancelled, other.cancelled);
+        self.ratings = checked_less(self.ratings, other.ratings);
+        self.rating_sum = checked_less(self.rating_sum, other.rating_sum);
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == OrderCounts::default()
+    }
+
+    /// Mean rating, 1.0–5.0, if anything was rated.
+    pub fn satisfaction(&self) -> Option<f64> {
+        (self.ratings > 0).then(|| self.rating_sum as f64 / self.ratings as f64)
+    }
+}
+
+pub(crate) fn checked_less(total: u64, part: u64) -> u64 {
+    debug_assert!(
+        part <= total,
+        "statistics underflow: removing {part} from {total}"
+    );
+    total.saturating_sub(part)
+}
+
+/// Activity counts of one category × form cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellCounts {
+    pub category: Category,
+    pub form: Form,
+    pub counts: ActivityCounts,
+}
+
+/// One volunteer's service in one activities document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolunteerService {
+    pub volunteer: RecordId,
+    pub hours_centi: u64,
+    pub service_records: u64,
+}
+
+/// What an `activities:<station>:<month>` document contributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivitiesContribution {
+    pub station: StationId,
+    pub month: Month,
+    /// Sorted by (category, form); no zero cells.
+    pub cells: Vec<CellCounts>,
+    /// Sorted by volunteer; only volunteers with at least one live record.
+    pub volunteers: Vec<VolunteerService>,
+}
+
+impl ActivitiesContribution {
+    pub fn totals(&self) -> ActivityCounts {
+        let mut total = ActivityCounts::default();
+        for cell in &self.cells {
+            total.add(&cell.counts);
+        }
+        total
+    }
+}
+
+/// New registrations in one month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthCount {
+    pub month: Month,
+    pub volunteers: u64,
+}
+
+/// A registered volunteer's number and home station (no personal data: the
+/// index is persisted and may be served; names stay in the roster).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterEntry {
+    pub number: RecordId,
+    pub home_station: StationId,
+}
+
+/// What a `roster:<station>` document contributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterContribution {
+    pub station: StationId,
+    /// Sorted by month; no zero months.
+    pub registrations: Vec<MonthCount>,
+    pub teams: u64,
+    /// Sorted by number; live volunteers only.
+    pub volunteers: Vec<RosterEntry>,
+}
+
+/// What an `orders:<station>:<month>` document contributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrdersContribution {
+    pub station: StationId,
+    pub month: Month,
+    pub counts: OrderCounts,
+}
+
+/// One document's share of the statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Contribution {
+    Activities(ActivitiesContribution),
+    Roster(RosterContribution),
+    Orders(OrdersContribution),
+    /// Approval and reference documents carry no figures.
+    Nothing,
+}
+
+/// The month a date falls in. Dates outside the years [`Month`] accepts
+/// (2000–2200) are clamped to its ends: a registration dated 1998 still counts
+/// in the totals, as registered before any month we report on.
+pub fn month_of(date: Date) -> Month {
+    let year = date.year().clamp(2000, 2200) as u16;
+    let month = if date.year() < 2000 {
+        1
+    } else if date.year() > 2200 {
+        12
+    } else {
+        u8::from(date.month())
+    };
+    Month::new(year, month).unwrap_or(Month {
+        year: 2000,
+        month: 1,
+    })
+}
+
+impl Contribution {
+    /// Compute a document's contribution from the document alone.
+    pub fn of<D: ReadDoc>(id: &DocumentId, doc: &D) -> Result<Contribution, LayoutError> {
+        match &id.kind {
+            DocumentKind::Activities(month) => Ok(Contribution::Activities(activities(
+                &id.owner, *month, doc,
+            )?)),
+            DocumentKind::Roster => Ok(Contribution::Roster(roster(&id.owner, doc)?)),
+            DocumentKind::Orders(month) => {
+                Ok(Contribution::Orders(orders(&id.owner, *month, doc)?))
+            }
+            DocumentKind::Approval(_) | DocumentKind::Reference(_) => Ok(Contribution::Nothing),
+        }
+    }
+
+    pub fn station(&self) -> Option<&StationId> {
+        match self {
+            Contribution::Activities(a) => Some(&a.station),
+            Contribution::Roster(r) => Some(&r.station),
+            Contribution::Orders(o) => Some(&o.station),
+            Contribution::Nothing => None,
+        }
+    }
+}
+
+fn activities<D: ReadDoc>(
+    station: &StationId,
+    month: Month,
+    doc: &D,
+) -> Result<ActivitiesContribution, LayoutError> {
+    let mut cells: BTreeMap<(Category, Form), ActivityCounts> = BTreeMap::new();
+    let mut volunteers: BTreeMap<RecordId, VolunteerService> = BTreeMap::new();
+    for activity in layout::activities(doc)? {
+        if activity.deleted {
+            continue;
+        }
+        let cell = cells.entry((activity.category, activity.form)).or_default();
+        cell.activities += 1;
+        cell.beneficiaries += u64::from(activity.beneficiaries);
+        cell.late_records += u64::from(activity.late);
+        for record in activity.records.iter().filter(|r| !r.deleted) {
+            cell.service_records += 1;
+            cell.participations += 1;
+            cell.hours_centi += u64::from(record.hours.centi);
+            cell.late_records += u64::from(record.late);
+            let service = volunteers
+                .entry(record.volunteer.clone())
+                .or_insert_with(|| VolunteerService {
+                    volunteer: record.volunteer.clone(),
+                    hours_centi: 0,
+                    service_records: 0,
+                });
+            service.hours_centi += u64::from(record.hours.centi);
+            service.service_records += 1;
+        }
+    }
+    Ok(ActivitiesContribution {
+        station: station.clone(),
+        month,
+        cells: cells
+            .into_iter()
+            .filter(|(_, counts)| !counts.is_zero())
+            .map(|((category, form), counts)| CellCounts {
+                category,
+                form,
+                counts,
+            })
+            .collect(),
+        volunteers: volunteers.into_values().collect(),
+    })
+}
+
+fn roster<D: ReadDoc>(station: &StationId, doc: &D) -> Result<RosterContribution, LayoutError> {
+    let mut registrations: BTreeMap<Month, u64> = BTreeMap::new();
+    let mut volunteers = Vec::new();
+    for volunteer in layout::volunteers(doc)? {
+        if volunteer.deleted {
+            continue;
+        }
+        *registrations
+            .entry(month_of(volunteer.registered_on))
+            .or_default() += 1;
+        volunteers.push(RosterEntry {
+            number: volunteer.number,
+            home_station: volunteer.home_station,
+        });
+    }
+    volunteers.sort_by(|a, b| a.number.cmp(&b.number));
+    let teams = layout::teams(doc)?.iter().filter(|t| !t.deleted).count() as u64;
+    Ok(RosterContribution {
+        station: station.clone(),
+        registrations: registrations
+            .into_iter()
+            .map(|(month, volunteers)| MonthCount { month, volunteers })
+            .collect(),
+        teams,
+        volunteers,
+    })
+}
+
+fn orders<D: ReadDoc>(
+    station: &StationId,
+    month: Month,
+    doc: &D,
+) -> Result<OrdersContribution, LayoutError> {
+    let mut counts = OrderCounts::default();
+    for order in layout::orders(doc)? {
+        counts.placed += 1;
+        match order.status {
+            OrderStatus::Placed => {}
+            OrderStatus::Dispatched => counts.dispatched += 1,
+            OrderStatus::Taken => {
+                counts.dispatched += 1;
+                counts.taken += 1;
+            }
+            OrderStatus::Rated => {
+                counts.dispatched += 1;
+                counts.taken += 1;
+                counts.rated += 1;
+                if let Some(rating) = order.rating {
+                    counts.ratings += 1;
+                    counts.rating_sum += u64::from(rating);
+                }
+            }
+            OrderStatus::Cancelled => counts.cancelled += 1,
+        }
+    }
+    Ok(OrdersContribution {
+        station: station.clone(),
+        month,
+        counts,
+    })
+}

@@ -1,0 +1,754 @@
+//! The statistics index: the last contribution of every document, and
+//! running totals kept in step with them.
+//!
+//! Totals are kept twice: `own` (documents owned by the station) and `rolled`
+//! (documents owned by the station or anywhere below it; every contribution
+//! is added to its owner and to each ancestor, at most
+//! `STATION_DEPTH_MAX` entries). Replacing a document's contribution
+//! subtracts the old one and adds the new one, so an update costs
+//! O(size of that document × depth) and a query costs O(months × cells),
+//! neither depending on the size of the county.
+//!
+//! Distinct counts (active volunteers) are not additive, so `rolled` keeps,
+//! per station and month (and quarter), a reference count per volunteer: how
+//! many of the documents below it list that volunteer. A volunteer is active
+//! while the count is above zero.
+//!
+//! Invariant: the totals always equal the sum of the held contributions (the
+//! property test in `tests.rs` checks them against
+//! [`super::recompute_from_scratch`]).
+
+use super::contribution::{checked_less, ActivityCounts, Contribution, OrderCounts};
+use super::freshness::Freshness;
+use super::scratch::{MonthStatistics, StationStatistics, Statistics, VolunteerTally};
+use super::{CategoryCounts, CellCounts, Figures, FormCounts, Period, Quarter, StatsError};
+use crate::document_id::{DocumentId, DocumentKind, Month};
+use crate::model::{star_level, Category, Form, Hours, RecordId};
+use crate::station::{Station, StationId, Tier};
+use automerge::ReadDoc;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Dense number of a volunteer inside the index (cheaper than cloning
+/// volunteer numbers into every distinct-count map).
+type VolunteerKey = u32;
+
+#[derive(Debug, Clone, Default)]
+struct MonthTotals {
+    cells: BTreeMap<(Category, Form), ActivityCounts>,
+    orders: OrderCounts,
+    registrations: u64,
+    /// Only kept in `rolled` totals.
+    active: HashMap<VolunteerKey, u32>,
+}
+
+impl MonthTotals {
+    fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+            && self.orders.is_zero()
+            && self.registrations == 0
+            && self.active.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct StationTotals {
+    months: BTreeMap<Month, MonthTotals>,
+    /// Only kept in `rolled` totals.
+    quarters_active: BTreeMap<Quarter, HashMap<VolunteerKey, u32>>,
+    teams: u64,
+    /// Contributions (other than `Nothing`) counted here.
+    documents: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct VolunteerTotals {
+    hours_centi: u64,
+    service_records: u64,
+    /// Rosters listing this number (normally one; two if a volunteer moved
+    /// and both rosters still list them).
+    homes: Vec<StationId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sign {
+    Add,
+    Remove,
+}
+
+/// A volunteer's accumulated service and star level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolunteerStanding {
+    pub number: RecordId,
+    pub home_station: Option<StationId>,
+    pub hours_centi: u64,
+    pub service_records: u64,
+    /// 0–5 stars at 100 / 300 / 600 / 1,000 / 1,500 hours.
+    pub star_level: u8,
+}
+
+/// One line of the per-station table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationRow {
+    pub station: StationId,
+    /// From the registry, when one was given.
+    pub name: Option<String>,
+    pub tier: Option<Tier>,
+    /// Figures of the station's own documents.
+    pub own: Figures,
+    /// Figures of the station and everything below it.
+    pub subtree: Figures,
+}
+
+/// Share of villages and townships in a subtree with at least one activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub villages: u64,
+    pub villages_active: u64,
+    pub townships: u64,
+    pub townships_active: u64,
+    /// True when tiers came from a registry; false when villages were taken
+    /// to be the leaf stations seen, and townships their parents.
+    pub from_registry: bool,
+}
+
+impl Coverage {
+    pub fn village_share(&self) -> Option<f64> {
+        (self.villages > 0).then(|| self.villages_active as f64 / self.villages as f64)
+    }
+    pub fn township_share(&self) -> Option<f64> {
+        (self.townships > 0).then(|| self.townships_active as f64 / self.townships as f64)
+    }
+}
+
+/// What the node persists so a restart need not re-read every document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    pub contributions: Vec<(DocumentId, Contribution)>,
+    pub freshness: Freshness,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StatsIndex {
+    contributions: BTreeMap<DocumentId, Contribution>,
+    own: HashMap<StationId, StationTotals>,
+    rolled: HashMap<StationId, StationTotals>,
+    volunteer_keys: HashMap<RecordId, VolunteerKey>,
+    volunteers: Vec<(RecordId, VolunteerTotals)>,
+    unreadable: BTreeMap<DocumentId, String>,
+    freshness: Freshness,
+}
+
+/// The station and its ancestors, top down.
+fn chain(station: &StationId) -> Vec<StationId> {
+    let mut chain = station.ancestors();
+    chain.push(station.clone());
+    chain
+}
+
+fn refcount(map: &mut HashMap<VolunteerKey, u32>, key: VolunteerKey, sign: Sign) {
+    match sign {
+        Sign::Add => *map.entry(key).or_default() += 1,
+        Sign::Remove => {
+            let count = map.get_mut(&key);
+            debug_assert!(count.is_some(), "removing a volunteer never added");
+            if let Some(count) = count {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+impl StatsIndex {
+    pub fn new() -> StatsIndex {
+        StatsIndex::default()
+    }
+
+    /// Build the index from documents (a rebuild). Unreadable documents are
+    /// listed in [`StatsIndex::unreadable`] and contribute nothing.
+    pub fn from_documents<'a, D: ReadDoc + 'a>(
+        documents: impl IntoIterator<Item = (&'a DocumentId, &'a D)>,
+    ) -> StatsIndex {
+        let mut index = StatsIndex::new();
+        for (id, doc) in documents {
+            // An error is recorded in `unreadable`; the rebuild goes on.
+            let _ = index.apply_document(id, doc);
+        }
+        index
+    }
+
+    /// Rebuild the totals from persisted contributions (no document read).
+    pub fn restore(snapshot: StatsSnapshot) -> Result<StatsIndex, StatsError> {
+        let mut index = StatsIndex {
+            freshness: snapshot.freshness,
+            ..StatsIndex::default()
+        };
+        for (id, contribution) in snapshot.contributions {
+            index.apply(&id, contribution)?;
+        }
+        Ok(index)
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            contributions: self
+                .contributions
+                .iter()
+                .map(|(id, c)| (id.clone(), c.clone()))
+                .collect(),
+            freshness: self.freshness.clone(),
+        }
+    }
+
+    /// Recompute one document's contribution and apply it. If the document
+    /// cannot be read, its previous contribution stays (figures go stale,
+    /// never silently drop) and the document is listed as unreadable.
+    pub fn apply_document<D: ReadDoc>(
+        &mut self,
+        id: &DocumentId,
+        doc: &D,
+    ) -> Result<(), StatsError> {
+        match Contribution::of(id, doc) {
+            Ok(contribution) => self.apply(id, contribution),
+            Err(error) => {
+                let reason = error.to_string();
+                self.unreadable.insert(id.clone(), reason.clone());
+                Err(StatsError::Unreadable {
+                    document: id.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Replace the contribution of document `id`.
+    pub fn apply(&mut self, id: &DocumentId, contribution: Contribution) -> Result<(), StatsError> {
+        check_matches(id, &contribution)?;
+        if let Some(old) = self.contributions.remove(id) {
+            self.fold(&old, Sign::Remove);
+        }
+        self.fold(&contribution, Sign::Add);
+        self.contributions.insert(id.clone(), contribution);
+        self.unreadable.remove(id);
+        Ok(())
+    }
+
+    /// Forget a document (evicted from this node's scope).
+    pub fn remove(&mut self, id: &DocumentId) {
+        if let Some(old) = self.contributions.remove(id) {
+            self.fold(&old, Sign::Remove);
+        }
+        self.unreadable.remove(id);
+    }
+
+    pub fn contribution(&self, id: &DocumentId) -> Option<&Contribution> {
+        self.contributions.get(id)
+    }
+
+    pub fn documents(&self) -> usize {
+        self.contributions.len()
+    }
+
+    /// Documents whose latest version could not be read, with the reason.
+    pub fn unreadable(&self) -> &BTreeMap<DocumentId, String> {
+        &self.unreadable
+    }
+
+    pub fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
+    pub fn freshness_mut(&mut self) -> &mut Freshness {
+        &mut self.freshness
+    }
+
+    fn volunteer_key(&mut self, number: &RecordId) -> VolunteerKey {
+        if let Some(key) = self.volunteer_keys.get(number) {
+            return *key;
+        }
+        let key =
+            VolunteerKey::try_from(self.volunteers.len()).expect("fewer than 2^32 volunteers");
+        self.volunteer_keys.insert(number.clone(), key);
+        self.volunteers
+            .push((number.clone(), VolunteerTotals::default()));
+        key
+    }
+
+    fn fold(&mut self, contribution: &Contribution, sign: Sign) {
+        let Some(station) = contribution.station().cloned() else {
+            return;
+        };
+        let chain = chain(&station);
+        let count = |entry: &mut StationTotals| match sign {
+            Sign::Add => entry.documents += 1,
+            Sign::Remove => entry.documents = checked_less(entry.documents, 1),
+        };
+        count(self.own.entry(station.clone()).or_default());
+        for s in &chain {
+            count(self.rolled.entry(s.clone()).or_default());
+        }
+        match contribution {
+            Contribution::Activities(a) => {
+                let keys: Vec<VolunteerKey> = a
+                    .volunteers
+                    .iter()
+                    .map(|v| self.volunteer_key(&v.volunteer))
+                    .collect();
+                for (service, key) in a.volunteers.iter().zip(&keys) {
+                    let totals = &mut self.volunteers[*key as usize].1;
+                    match sign {
+                        Sign::Add => {
+                            totals.hours_centi += service.hours_centi;
+                            totals.service_records += service.service_records;
+                        }
+                        Sign::Remove => {
+                            totals.hours_centi =
+                                checked_less(totals.hours_centi, service.hours_centi);
+                            totals.service_records =
+                                checked_less(totals.service_records, service.service_records);
+                        }
+                    }
+                }
+                let quarter = Quarter::of(a.month);
+                let own = self.own.get_mut(&station).expect("entry made above");
+                fold_cells(own.months.entry(a.month).or_default(), &a.cells, sign);
+                for s in &chain {
+                    let rolled = self.rolled.get_mut(s).expect("entry made above");
+                    let month = rolled.months.entry(a.month).or_default();
+                    fold_cells(month, &a.cells, sign);
+                    for key in &keys {
+                        refcount(&mut month.active, *key, sign);
+                    }
+                    let quarter_active = rolled.quarters_active.entry(quarter).or_default();
+                    for key in &keys {
+                        refcount(quarter_active, *key, sign);
+                    }
+                    if quarter_active.is_empty() {
+                        rolled.quarters_active.remove(&quarter);
+                    }
+                }
+            }
+            Contribution::Roster(r) => {
+                for entry in &r.volunteers {
+                    let key = self.volunteer_key(&entry.number);
+                    let homes = &mut self.volunteers[key as usize].1.homes;
+                    match sign {
+                        Sign::Add => homes.push(entry.home_station.clone()),
+                        Sign::Remove => {
+                            let at = homes.iter().position(|h| *h == entry.home_station);
+                            debug_assert!(at.is_some(), "removing a home never added");
+                            if let Some(at) = at {
+                                homes.remove(at);
+                            }
+                        }
+                    }
+                }
+                fold_roster(
+                    self.own.get_mut(&station).expect("entry made above"),
+                    r,
+                    sign,
+                );
+                for s in &chain {
+                    fold_roster(self.rolled.get_mut(s).expect("entry made above"), r, sign);
+                }
+            }
+            Contribution::Orders(o) => {
+                let own = self.own.get_mut(&station).expect("entry made above");
+                fold_orders(own.months.entry(o.month).or_default(), &o.counts, sign);
+                for s in &chain {
+                    let rolled = self.rolled.get_mut(s).expect("entry made above");
+                    fold_orders(rolled.months.entry(o.month).or_default(), &o.counts, sign);
+                }
+            }
+            Contribution::Nothing => unreachable!("returned above: no station"),
+        }
+        // Drop what the removal emptied, so totals stay small and
+        // `stations()` lists only stations that still hold something.
+        if sign == Sign::Remove {
+            for (totals, stations) in [
+                (&mut self.own, std::slice::from_ref(&station)),
+                (&mut self.rolled, &chain[..]),
+            ] {
+                for s in stations {
+                    if let Some(entry) = totals.get_mut(s) {
+                        entry.months.retain(|_, month| !month.is_empty());
+                        if entry.documents == 0 {
+                            debug_assert!(
+                                entry.months.is_empty()
+                                    && entry.teams == 0
+                                    && entry.quarters_active.is_empty()
+                            );
+                            totals.remove(s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ queries
+
+    /// Figures of `station` and everything below it for a month or quarter.
+    pub fn figures(&self, station: &StationId, period: Period) -> Figures {
+        let totals = self.rolled.get(station);
+        let active = match (totals, period) {
+            (None, _) => 0,
+            (Some(t), Period::Month(month)) => {
+                t.months.get(&month).map_or(0, |m| m.active.len() as u64)
+            }
+            (Some(t), Period::Quarter(quarter)) => t
+                .quarters_active
+                .get(&quarter)
+                .map_or(0, |q| q.len() as u64),
+        };
+        figures_from(totals, period, active)
+    }
+
+    /// Convenience for [`StatsIndex::figures`] over one month.
+    pub fn station_month(&self, station: &StationId, month: Month) -> Figures {
+        self.figures(station, Period::Month(month))
+    }
+
+    /// Figures of the documents `station` owns itself.
+    pub fn own_figures(&self, station: &StationId, period: Period) -> Figures {
+        let mut active: BTreeSet<&RecordId> = BTreeSet::new();
+        for month in period.months() {
+            if let Some(Contribution::Activities(a)) = self
+                .contributions
+                .get(&DocumentId::activities(station, month))
+            {
+                active.extend(a.volunteers.iter().map(|v| &v.volunteer));
+            }
+        }
+        figures_from(self.own.get(station), period, active.len() as u64)
+    }
+
+    /// Stations in the subtree of `root` that hold or roll up anything here,
+    /// plus every registry station in it, in path order.
+    pub fn stations(&self, root: &StationId, registry: &[Station]) -> Vec<StationId> {
+        let mut out: BTreeSet<StationId> = self
+            .rolled
+            .keys()
+            .filter(|s| root.is_ancestor_or_self_of(s))
+            .cloned()
+            .collect();
+        out.extend(
+            registry
+                .iter()
+                .map(|s| &s.id)
+                .filter(|s| root.is_ancestor_or_self_of(s))
+                .cloned(),
+        );
+        out.into_iter().collect()
+    }
+
+    /// Every station of the subtree with its own and rolled-up figures.
+    pub fn station_table(
+        &self,
+        root: &StationId,
+        period: Period,
+        registry: &[Station],
+    ) -> Vec<StationRow> {
+        let by_id: HashMap<&StationId, &Station> = registry.iter().map(|s| (&s.id, s)).collect();
+        self.stations(root, registry)
+            .into_iter()
+            .map(|station| {
+                let known = by_id.get(&station);
+                StationRow {
+                    name: known.map(|s| s.name.clone()),
+                    tier: known.map(|s| s.tier),
+                    own: self.own_figures(&station, period),
+                    subtree: self.figures(&station, period),
+                    station,
+                }
+            })
+            .collect()
+    }
+
+    /// Share of villages (and townships) under `root` with at least one
+    /// activity in the period. Tiers come from `registry`; without one,
+    /// villages are the leaf stations seen and townships their parents.
+    pub fn coverage(&self, root: &StationId, period: Period, registry: &[Station]) -> Coverage {
+        let active = |station: &StationId| {
+            let totals = self.rolled.get(station);
+            period.months().iter().any(|m| {
+                totals
+                    .and_then(|t| t.months.get(m))
+                    .is_some_and(|m| m.cells.values().any(|c| c.activities > 0))
+            })
+        };
+        let in_tree: Vec<&Station> = registry
+            .iter()
+            .filter(|s| root.is_ancestor_or_self_of(&s.id))
+            .collect();
+        let (villages, townships, from_registry): (Vec<StationId>, Vec<StationId>, bool) =
+            if in_tree.is_empty() {
+                let seen: Vec<&StationId> = self
+                    .own
+                    .keys()
+                    .filter(|s| root.is_ancestor_or_self_of(s))
+                    .collect();
+                let leaves: Vec<StationId> = seen
+                    .iter()
+                    .filter(|s| !seen.iter().any(|other| s.is_strict_ancestor_of(other)))
+                    .map(|s| (*s).clone())
+                    .collect();
+                let parents: BTreeSet<StationId> = leaves
+                    .iter()
+                    .filter_map(|leaf| leaf.parent())
+                    .filter(|parent| root.is_ancestor_or_self_of(parent))
+                    .collect();
+                (leaves, parents.into_iter().collect(), false)
+            } else {
+                let of_tier = |tier: Tier| {
+                    in_tree
+                        .iter()
+                        .filter(|s| s.tier == tier)
+                        .map(|s| s.id.clone())
+                        .collect::<Vec<_>>()
+                };
+                (of_tier(Tier::Village), of_tier(Tier::Township), true)
+            };
+        Coverage {
+            villages: villages.len() as u64,
+            villages_active: villages.iter().filter(|v| active(v)).count() as u64,
+            townships: townships.len() as u64,
+            townships_active: townships.iter().filter(|t| active(t)).count() as u64,
+            from_registry,
+        }
+    }
+
+    /// One volunteer's accumulated hours (over every document held here).
+    pub fn volunteer(&self, number: &RecordId) -> Option<VolunteerStanding> {
+        let key = self.volunteer_keys.get(number)?;
+        Some(standing(&self.volunteers[*key as usize]))
+    }
+
+    /// Volunteers whose home station lies under `root`, most hours first,
+    /// at most `limit`. A listing: costs O(volunteers known).
+    pub fn volunteers_in(&self, root: &StationId, limit: usize) -> Vec<VolunteerStanding> {
+        let mut out: Vec<VolunteerStanding> = self
+            .volunteers
+            .iter()
+            .filter(|(_, t)| {
+                t.homes
+                    .first()
+                    .is_some_and(|home| root.is_ancestor_or_self_of(home))
+            })
+            .map(standing)
+            .collect();
+        out.sort_by(|a, b| {
+            b.hours_centi
+                .cmp(&a.hours_centi)
+                .then_with(|| a.number.cmp(&b.number))
+        });
+        out.truncate(limit);
+        out
+    }
+
+    /// Number of volunteers homed under `root` at each star level 0–5.
+    pub fn star_levels(&self, root: &StationId) -> [u64; 6] {
+        let mut levels = [0u64; 6];
+        for (_, totals) in &self.volunteers {
+            if totals
+                .homes
+                .first()
+                .is_some_and(|home| root.is_ancestor_or_self_of(home))
+            {
+                levels[usize::from(star_level(hours(totals.hours_centi)))] += 1;
+            }
+        }
+        levels
+    }
+
+    /// Everything the index knows, in the canonical form that
+    /// [`super::recompute_from_scratch`] also produces.
+    pub fn statistics(&self) -> Statistics {
+        let mut stations = BTreeMap::new();
+        for (station, totals) in &self.rolled {
+            let months: BTreeMap<String, MonthStatistics> = totals
+                .months
+                .iter()
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(month, m)| {
+                    (
+                        month.to_string(),
+                        MonthStatistics {
+                            cells: m
+                                .cells
+                                .iter()
+                                .map(|((category, form), counts)| CellCounts {
+                                    category: *category,
+                                    form: *form,
+                                    counts: *counts,
+                                })
+                                .collect(),
+                            orders: m.orders,
+                            registrations: m.registrations,
+                            volunteers_active: m.active.len() as u64,
+                        },
+                    )
+                })
+                .collect();
+            let quarters_active: BTreeMap<String, u64> = totals
+                .quarters_active
+                .iter()
+                .map(|(q, set)| (q.to_string(), set.len() as u64))
+                .collect();
+            let entry = StationStatistics {
+                months,
+                quarters_active,
+                teams: totals.teams,
+            };
+            if !entry.is_empty() {
+                stations.insert(station.clone(), entry);
+            }
+        }
+        let volunteers = self
+            .volunteers
+            .iter()
+            .filter(|(_, t)| t.service_records > 0)
+            .map(|(number, t)| {
+                (
+                    number.clone(),
+                    VolunteerTally {
+                        hours_centi: t.hours_centi,
+                        service_records: t.service_records,
+                    },
+                )
+            })
+            .collect();
+        Statistics {
+            stations,
+            volunteers,
+        }
+    }
+}
+
+fn hours(centi: u64) -> Hours {
+    Hours {
+        centi: u32::try_from(centi).unwrap_or(u32::MAX),
+    }
+}
+
+fn standing((number, totals): &(RecordId, VolunteerTotals)) -> VolunteerStanding {
+    VolunteerStanding {
+        number: number.clone(),
+        home_station: totals.homes.first().cloned(),
+        hours_centi: totals.hours_centi,
+        service_records: totals.service_records,
+        star_level: star_level(hours(totals.hours_centi)),
+    }
+}
+
+fn check_matches(id: &DocumentId, contribution: &Contribution) -> Result<(), StatsError> {
+    let fits = match (&id.kind, contribution) {
+        (DocumentKind::Activities(month), Contribution::Activities(a)) => {
+            a.station == id.owner && a.month == *month
+        }
+        (DocumentKind::Roster, Contribution::Roster(r)) => r.station == id.owner,
+        (DocumentKind::Orders(month), Contribution::Orders(o)) => {
+            o.station == id.owner && o.month == *month
+        }
+        (DocumentKind::Approval(_) | DocumentKind::Reference(_), Contribution::Nothing) => true,
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        let found = match contribution {
+            Contribution::Activities(a) => format!("activities:{}:{}", a.station, a.month),
+            Contribution::Roster(r) => format!("roster:{}", r.station),
+            Contribution::Orders(o) => format!("orders:{}:{}", o.station, o.month),
+            Contribution::Nothing => "a document without figures".to_string(),
+        };
+        Err(StatsError::Mismatch {
+            document: id.clone(),
+            found,
+        })
+    }
+}
+
+fn fold_cells(month: &mut MonthTotals, cells: &[CellCounts], sign: Sign) {
+    for cell in cells {
+        let key = (cell.category, cell.form);
+        match sign {
+            Sign::Add => month.cells.entry(key).or_default().add(&cell.counts),
+            Sign::Remove => {
+                let counts = month.cells.get_mut(&key);
+                debug_assert!(counts.is_some(), "removing a cell never added");
+                if let Some(counts) = counts {
+                    counts.subtract(&cell.counts);
+                    if counts.is_zero() {
+                        month.cells.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn fold_orders(month: &mut MonthTotals, counts: &OrderCounts, sign: Sign) {
+    match sign {
+        Sign::Add => month.orders.add(counts),
+        Sign::Remove => month.orders.subtract(counts),
+    }
+}
+
+fn fold_roster(totals: &mut StationTotals, roster: &super::RosterContribution, sign: Sign) {
+    for registration in &roster.registrations {
+        let month = totals.months.entry(registration.month).or_default();
+        match sign {
+            Sign::Add => month.registrations += registration.volunteers,
+            Sign::Remove => {
+                month.registrations = checked_less(month.registrations, registration.volunteers)
+            }
+        }
+    }
+    match sign {
+        Sign::Add => totals.teams += roster.teams,
+        Sign::Remove => totals.teams = checked_less(totals.teams, roster.teams),
+    }
+}
+
+fn figures_from(totals: Option<&StationTotals>, period: Period, volunteers_active: u64) -> Figures {
+    let mut figures = Figures {
+        volunteers_active,
+        ..Figures::default()
+    };
+    let Some(totals) = totals else { return figures };
+    figures.teams = totals.teams;
+    let mut by_category: BTreeMap<Category, ActivityCounts> = BTreeMap::new();
+    let mut by_form: BTreeMap<Form, ActivityCounts> = BTreeMap::new();
+    let months = period.months();
+    for month in &months {
+        let Some(m) = totals.months.get(month) else {
+            continue;
+        };
+        for ((category, form), counts) in &m.cells {
+            figures.counts.add(counts);
+            by_category.entry(*category).or_default().add(counts);
+            by_form.entry(*form).or_default().add(counts);
+        }
+        figures.orders.add(&m.orders);
+        figures.volunteers_new += m.registrations;
+    }
+    let last = period.last_month();
+    figures.volunteers_registered = totals
+        .months
+        .range(..=last)
+        .map(|(_, m)| m.registrations)
+        .sum();
+    figures.by_category = by_category
+        .into_iter()
+        .map(|(category, counts)| CategoryCounts { category, counts })
+        .collect();
+    figures.by_form = by_form
+        .into_iter()
+        .map(|(form, counts)| FormCounts { form, counts })
+        .collect();
+    figures
+}
