@@ -1,1 +1,286 @@
-//! Integration tests live in tests/.
+//! Support for the multi-process integration tests in `tests/tests/`: find
+//! the `civsync` binary, start nodes as child processes on 127.0.0.1, talk
+//! to their API, kill them.
+//!
+//! Every test node listens on loopback only, and every wait is bounded.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a node may take to answer after start.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Per-request timeout of the test client.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `civsync` binary of this build profile, built on demand when a test
+/// runs without the node crate having been built (`cargo test -p civsync-tests`).
+pub fn civsync_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/civsync
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile folder");
+    let binary = profile_dir.join("civsync");
+    if !binary.exists() {
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-p", "civsync-node", "--bin", "civsync"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build
+            .status()
+            .expect("run cargo build for the civsync binary");
+        assert!(status.success(), "building the civsync binary failed");
+    }
+    binary
+}
+
+pub fn free_tcp_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free TCP port")
+}
+
+pub fn free_udp_addr() -> SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+}
+
+/// Run `civsync` with arguments to completion; fail with its output if it fails.
+pub fn civsync(args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(civsync_binary())
+        .args(args)
+        .output()
+        .context("run civsync")?;
+    if !output.status.success() {
+        bail!(
+            "civsync {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// A node's data directory and addresses, and its process while it runs.
+pub struct TestNode {
+    pub station: String,
+    pub dir: PathBuf,
+    pub api: SocketAddr,
+    pub quic: SocketAddr,
+    process: Option<Child>,
+    http: reqwest::blocking::Client,
+}
+
+impl TestNode {
+    /// `civsync init` a node in `dir` (no parent unless given).
+    pub fn init(
+        dir: &Path,
+        station: &str,
+        tier: &str,
+        parent: Option<SocketAddr>,
+    ) -> anyhow::Result<TestNode> {
+        let api = free_tcp_addr();
+        let quic = free_udp_addr();
+        let (api_text, quic_text) = (api.to_string(), quic.to_string());
+        let dir_text = dir.to_string_lossy().into_owned();
+        let mut args = vec![
+            "init",
+            "--data-dir",
+            &dir_text,
+            "--station",
+            station,
+            "--tier",
+            tier,
+            "--api-listen",
+            &api_text,
+            "--quic-listen",
+            &quic_text,
+        ];
+        let parent_text = parent.map(|p| p.to_string());
+        if let Some(parent) = &parent_text {
+            args.extend(["--parent-address", parent.as_str()]);
+        }
+        civsync(&args)?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .no_proxy()
+            .build()?;
+        Ok(TestNode {
+            station: station.to_string(),
+            dir: dir.to_path_buf(),
+            api,
+            quic,
+            process: None,
+            http,
+        })
+    }
+
+    /// Start `civsync run` and wait until the API answers.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        assert!(
+            self.process.is_none(),
+            "node {} already running",
+            self.station
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))?;
+        let child = Command::new(civsync_binary())
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .env("RUST_LOG", "info,quinn=warn,rustls=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn civsync run")?;
+        self.process = Some(child);
+        let started = Instant::now();
+        while started.elapsed() < START_TIMEOUT {
+            if self.get("health").is_ok() {
+                return Ok(());
+            }
+            if let Some(Some(status)) = self.process.as_mut().map(|c| c.try_wait().ok().flatten()) {
+                bail!(
+                    "node {} exited at start with {status}; log:\n{}",
+                    self.station,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "node {} did not answer within {START_TIMEOUT:?}; log:\n{}",
+            self.station,
+            self.log()
+        )
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit (bounded).
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.process.take() {
+            // SAFETY: kill(2) on our own child with a valid signal.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(15) {
+                if let Some(status) = child.try_wait()? {
+                    if !status.success() {
+                        bail!(
+                            "node {} exited with {status} on SIGTERM; log:\n{}",
+                            self.station,
+                            self.log()
+                        );
+                    }
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            bail!("node {} did not stop within 15 s of SIGTERM", self.station);
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
+    pub fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v1/{path}", self.api)
+    }
+
+    /// GET; `Err` on transport failure or a non-2xx status.
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.http.get(self.url(path)).send()?;
+        let status = response.status();
+        let text = response.text()?;
+        if !status.is_success() {
+            bail!("GET {path}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// POST JSON; returns (status, body).
+    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        self.post_raw(path, serde_json::to_vec(body)?)
+    }
+
+    pub fn post_raw(&self, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()?;
+        let status = response.status().as_u16();
+        let text = response.text()?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A valid resident ID number made from a seed (test data only); distinct
+/// seeds below 336,000 give distinct numbers.
+pub fn id_number(seed: u64) -> String {
+    assert!(seed < 336_000, "id_number seeds must stay below 336,000");
+    let first_17 = format!(
+        "4116021980{:02}{:02}{:03}",
+        1 + seed % 12,
+        1 + (seed / 12) % 28,
+        seed / 336
+    );
+    civsync_protocol::pii::with_check_digit(&first_17[..17])
+}
+
+/// A volunteer registration body.
+pub fn volunteer_body(seed: u64) -> Value {
+    serde_json::json!({"name": format!("志愿者{seed}"), "sex": if seed % 2 == 0 { "女" } else { "男" }, "id_number": id_number(seed)})
+}
+
+/// An activity body with one service record for each volunteer given.
+pub fn activity_body(id: &str, date: &str, volunteers: &[String], hours: f64) -> Value {
+    let records: Vec<Value> = volunteers
+        .iter()
+        .map(|v| serde_json::json!({"volunteer": v, "hours": hours}))
+        .collect();
+    serde_json::json!({"id": id, "name": format!("活动{id}"), "date": date, "form": "help", "category": "health",
+        "beneficiaries": 10, "records": records})
+}
