@@ -6,6 +6,7 @@
 //! (`civsync-sim`) drives the same code over a simulated network.
 
 pub mod actor;
+pub mod approval;
 pub mod authority;
 pub mod digest;
 pub mod document_id;
