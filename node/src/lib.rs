@@ -5,6 +5,7 @@
 
 pub mod pki;
 pub mod store;
+pub mod transport;
 pub mod api;
 pub mod api_stats;
 pub mod client;
