@@ -43,10 +43,19 @@
 //! Driver contract: after every input call drain `poll_transmit` (write the
 //! bytes, in order, to the stream), drain `poll_event`, and arm a timer for
 //! `poll_timeout`. After `Closed`, keep draining `poll_transmit` (it carries
-//! the Goodbye or HelloRejected) and then finish the stream. The host's
-//! in-memory sync states for the peer must not outlive a session: the
-//! replica's `peer_disconnected` drops them (a message lost with a connection
-//! would otherwise leave Automerge waiting for a reply forever).
+//! the Goodbye or HelloRejected) and then finish the stream.
+//!
+//! Host contract (beyond the `SyncHost` docs):
+//! - the sync state of every open exchange stays in memory until the exchange
+//!   ends. A session keeps at most `2 × documents_in_flight_max` exchanges
+//!   open per peer (its own and the peer's), so the host's cache of sync
+//!   states must hold that many per connected peer. A state dropped
+//!   mid-exchange makes Automerge repeat itself; the loop guard
+//!   ([`SYNC_MESSAGES_PER_EXCHANGE_MAX`]) then gives the document up for the
+//!   session with a readable reason instead of spinning.
+//! - in-memory sync states for the peer must not outlive the session (the
+//!   replica's `peer_disconnected`): a message lost with a connection would
+//!   otherwise leave Automerge waiting for a reply forever.
 
 use crate::authority::check_document;
 use crate::digest::{bucket_of, differing_documents, ScopeDigest};

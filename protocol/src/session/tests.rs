@@ -834,3 +834,159 @@ proptest! {
         assert_converged(&mut village, &mut township, &held);
     }
 }
+
+mod with_the_replica {
+    //! The same session over the real store, to check the two agree on the
+    //! `SyncHost` contract (sync state lifetimes, batches, refusals).
+    use super::*;
+    use crate::replica::{Replica, ReplicaConfig};
+    use crate::storage::MemoryStorage;
+    use automerge::transaction::Transactable;
+
+    fn replica(local: &str, config: ReplicaConfig) -> Replica<MemoryStorage> {
+        Replica::open(MemoryStorage::new(), station(local), 7, config).unwrap()
+    }
+
+    fn commit(replica: &mut Replica<MemoryStorage>, document: &DocumentId, key: &str, value: &str) {
+        replica
+            .commit(document, |doc| {
+                doc.put(automerge::ROOT, key, value).map(|_| ())
+            })
+            .unwrap();
+    }
+
+    fn pair(config: ReplicaConfig) -> (Node<Replica<MemoryStorage>>, Node<Replica<MemoryStorage>>) {
+        (
+            Node::new(
+                replica("xh/t1/v1", config.clone()),
+                "xh/t1",
+                SessionConfig::default(),
+            ),
+            Node::new(
+                replica("xh/t1", config),
+                "xh/t1/v1",
+                SessionConfig::default(),
+            ),
+        )
+    }
+
+    fn assert_same(
+        a: &Node<Replica<MemoryStorage>>,
+        b: &Node<Replica<MemoryStorage>>,
+        documents: &[DocumentId],
+    ) {
+        for document in documents {
+            assert!(
+                a.host.holds(document) && b.host.holds(document),
+                "{document} held on both"
+            );
+            assert_eq!(
+                a.host.heads_digest(document),
+                b.host.heads_digest(document),
+                "{document}"
+            );
+        }
+        assert!(a.session.status().up_to_date && b.session.status().up_to_date);
+    }
+
+    #[test]
+    fn replicas_converge_reconnect_in_one_round_trip_and_push_live() {
+        let (mut village, mut township) = pair(ReplicaConfig::default());
+        let roster = DocumentId::roster(&station("xh/t1/v1"));
+        let activities = DocumentId::activities(&station("xh/t1/v1"), november());
+        commit(&mut village.host, &roster, "v-1", "Wang Fang");
+        commit(&mut village.host, &activities, "a-1", "lecture");
+        commit(&mut township.host, &roster, "note", "township was here");
+        pump(&mut village, &mut township, || 1000);
+        assert_same(&village, &township, &[roster.clone(), activities.clone()]);
+
+        village.host.peer_disconnected(&station("xh/t1"));
+        township.host.peer_disconnected(&station("xh/t1/v1"));
+        let mut village = Node::new(village.host, "xh/t1", SessionConfig::default());
+        let mut township = Node::new(township.host, "xh/t1/v1", SessionConfig::default());
+        assert_eq!(
+            pump(&mut village, &mut township, || usize::MAX).round_trips,
+            1
+        );
+
+        commit(&mut village.host, &activities, "a-2", "film night");
+        village
+            .session
+            .document_changed(&activities, &mut village.host);
+        pump(&mut village, &mut township, || usize::MAX);
+        assert_same(&village, &township, &[activities]);
+    }
+
+    fn cold_sync(
+        replica_config: ReplicaConfig,
+        session_config: SessionConfig,
+        villages: usize,
+    ) -> (
+        Node<Replica<MemoryStorage>>,
+        Node<Replica<MemoryStorage>>,
+        Vec<DocumentId>,
+    ) {
+        let mut township = Node::new(
+            replica("xh/t1", replica_config.clone()),
+            "xh",
+            session_config.clone(),
+        );
+        let mut county = Node::new(
+            Replica::open(MemoryStorage::new(), station("xh"), 9, replica_config).unwrap(),
+            "xh/t1",
+            session_config,
+        );
+        let mut documents = Vec::new();
+        for village in 0..villages {
+            let roster = DocumentId::roster(&station(&format!("xh/t1/v{village}")));
+            commit(
+                &mut township.host,
+                &roster,
+                "v-1",
+                &format!("volunteer {village}"),
+            );
+            documents.push(roster);
+        }
+        pump(&mut township, &mut county, || usize::MAX);
+        (township, county, documents)
+    }
+
+    /// The contract between the two: the host keeps the sync state of every
+    /// open exchange in memory, and a session has at most twice its in-flight
+    /// bound open per peer (its own and the peer's).
+    #[test]
+    fn a_sync_state_cache_of_twice_the_in_flight_bound_suffices() {
+        let replica_config = ReplicaConfig {
+            sync_states_cached_max: 8,
+            documents_cached_max: 4,
+            ..ReplicaConfig::default()
+        };
+        let session_config = SessionConfig {
+            documents_in_flight_max: 4,
+            ..SessionConfig::default()
+        };
+        let (township, county, documents) = cold_sync(replica_config, session_config, 60);
+        assert_same(&township, &county, &documents);
+        assert_eq!(county.session.status().last_error, None);
+    }
+
+    /// Break the contract: sync states forgotten between calls make
+    /// Automerge repeat itself forever. The loop guard turns that into a
+    /// refusal the clerk can read, instead of a session that spins.
+    #[test]
+    fn a_host_that_forgets_sync_states_is_caught_by_the_loop_guard() {
+        let replica_config = ReplicaConfig {
+            sync_states_cached_max: 1,
+            documents_cached_max: 4,
+            ..ReplicaConfig::default()
+        };
+        let (_township, county, _) = cold_sync(replica_config, SessionConfig::default(), 3);
+        let status = county.session.status();
+        assert_eq!(status.documents_refused, 3, "{status:?}");
+        assert!(status.last_error.unwrap().contains("did not settle"));
+        assert!(
+            status.up_to_date,
+            "given up, so nothing left to do this session"
+        );
+    }
+}
