@@ -23,7 +23,7 @@ use crate::rng::{self, Stream as RngStream};
 use crate::scheduler::Scheduler;
 use crate::tamper;
 use crate::time::{Date, NodeClock, SimMs, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
-use crate::topology::{LinkIndex, NodeIndex, Topology};
+use crate::topology::{LinkIndex, LinkKind, NodeIndex, Topology};
 use crate::trace::Trace;
 use crate::truth::Truth;
 use crate::workload::{self, Action, ReadActivity, Workload};
@@ -137,6 +137,8 @@ pub struct Counters {
     pub connections_cut: u64,
     pub sessions_closed: BTreeMap<String, u64>,
     pub refused_by_receiver: u64,
+    /// Refusals between honest nodes over fallback or sibling links.
+    pub refused_by_design: u64,
     pub writes_acknowledged: u64,
     pub writes_refused: u64,
     pub writes_skipped_node_down: u64,
@@ -629,20 +631,30 @@ impl World {
                     id,
                     format!("refused {document}: {reason}").as_bytes(),
                 );
-                let peer = self.connections.get(&id).map(|c| {
-                    if c.nodes[0] == node {
-                        c.nodes[1]
-                    } else {
-                        c.nodes[0]
-                    }
-                });
-                if let Some(peer) = peer {
-                    if !self.nodes[peer].misbehaving && !self.nodes[node].misbehaving {
-                        self.problems.push(RunProblem(format!(
-                            "{} refused {document} from honest peer {}: {reason}",
-                            self.nodes[node].station, self.nodes[peer].station
-                        )));
-                    }
+                let Some(connection) = self.connections.get(&id) else {
+                    return;
+                };
+                let peer = if connection.nodes[0] == node {
+                    connection.nodes[1]
+                } else {
+                    connection.nodes[0]
+                };
+                let kind = self.topology.links[connection.link].kind;
+                if self.nodes[peer].misbehaving || self.nodes[node].misbehaving {
+                    return;
+                }
+                // Over a fallback or sibling link the authority rule refuses,
+                // by design, changes the peer may not relay (a township's
+                // correction that a village learned from its township); they
+                // travel up the tree instead. Over a tree link an honest
+                // peer's message must never be refused.
+                if kind != LinkKind::Parent {
+                    self.counters.refused_by_design += 1;
+                } else {
+                    self.problems.push(RunProblem(format!(
+                        "{} refused {document} from honest peer {}: {reason}",
+                        self.nodes[node].station, self.nodes[peer].station
+                    )));
                 }
             }
             SessionEvent::RefusedByPeer { .. } => {
