@@ -15,3 +15,4 @@ pub mod import;
 pub mod logging;
 pub mod node;
 pub mod relay;
+pub mod report;

@@ -1,0 +1,512 @@
+//! Reports a county office hands on: the monthly statistics table per
+//! station ("每月一统计"), the quarterly bulletin ("每季一通报"), as CSV and
+//! XLSX with Chinese headers, and a volunteer's service certificate
+//! (志愿服务证明) as text and JSON with a verification code.
+//!
+//! Everything is built from the statistics index and domain values; nothing
+//! here reads a clock (the issue date is passed in) or a store. The JSON
+//! structs are what the API serves; the CSV/XLSX writers only lay them out.
+//!
+//! The certificate's verification code is the SHA-256 of the certificate's
+//! canonical JSON (with an empty code), first 16 hex digits: anyone holding
+//! the JSON can recompute it, and a printed certificate whose text was
+//! altered no longer matches. It is not a signature: an issuing office
+//! confirms a certificate by looking the code up among those it issued.
+
+use civsync_protocol::model::{date_format, Activity, Hours, Volunteer};
+use civsync_protocol::stats::{Figures, Period, StatsIndex};
+use civsync_protocol::{Station, StationId, Tier};
+use rust_xlsxwriter::{Format, Workbook};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Write;
+use time::Date;
+
+/// Most station rows one report holds (a county has under 1,000 stations).
+pub const REPORT_ROWS_MAX: usize = 20_000;
+/// Most activity lines on one certificate.
+pub const CERTIFICATE_ACTIVITIES_MAX: usize = 10_000;
+/// Hex digits of SHA-256 kept in a verification code.
+pub const VERIFICATION_HEX_DIGITS: usize = 16;
+
+/// Column headers of the statistics table, in order.
+pub const HEADERS: [&str; 18] = [
+    "站点编码",
+    "站点",
+    "层级",
+    "活动场次",
+    "服务记录",
+    "参与人次",
+    "服务时长(小时)",
+    "受益群众",
+    "迟报记录",
+    "注册志愿者",
+    "新增志愿者",
+    "活跃志愿者",
+    "队伍",
+    "群众点单",
+    "接单",
+    "评单",
+    "满意度",
+    "覆盖率",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("the report would have {rows} rows; at most {max} are allowed")]
+    TooManyRows { rows: usize, max: usize },
+    #[error("volunteer {number} has {count} activities; a certificate lists at most {max}")]
+    TooManyActivities {
+        number: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("volunteer {number} is deleted; no certificate can be issued")]
+    VolunteerDeleted { number: String },
+    #[error("writing CSV failed: {0}")]
+    Csv(String),
+    #[error("writing XLSX failed: {0}")]
+    Xlsx(String),
+}
+
+impl From<rust_xlsxwriter::XlsxError> for ReportError {
+    fn from(error: rust_xlsxwriter::XlsxError) -> Self {
+        ReportError::Xlsx(error.to_string())
+    }
+}
+
+impl From<csv::Error> for ReportError {
+    fn from(error: csv::Error) -> Self {
+        ReportError::Csv(error.to_string())
+    }
+}
+
+// ---------------------------------------------------------------- tables
+
+/// One line of the statistics table: a station's figures rolled up over its
+/// subtree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRow {
+    pub station: StationId,
+    pub name: String,
+    /// Chinese tier name (中心 / 所 / 站), empty if unknown.
+    pub tier: String,
+    pub activities: u64,
+    pub service_records: u64,
+    pub participations: u64,
+    pub hours_centi: u64,
+    pub beneficiaries: u64,
+    pub late_records: u64,
+    pub volunteers_registered: u64,
+    pub volunteers_new: u64,
+    pub volunteers_active: u64,
+    pub teams: u64,
+    pub orders_placed: u64,
+    pub orders_taken: u64,
+    pub orders_rated: u64,
+    /// Mean rating 1–5, if any order was rated.
+    pub satisfaction: Option<f64>,
+    /// Share of villages below with at least one activity (not for villages).
+    pub coverage: Option<f64>,
+}
+
+impl ReportRow {
+    fn new(
+        station: StationId,
+        name: String,
+        tier: Option<Tier>,
+        figures: &Figures,
+        coverage: Option<f64>,
+    ) -> ReportRow {
+        ReportRow {
+            station,
+            name,
+            tier: tier.map(|t| t.chinese().to_string()).unwrap_or_default(),
+            activities: figures.counts.activities,
+            service_records: figures.counts.service_records,
+            participations: figures.counts.participations,
+            hours_centi: figures.counts.hours_centi,
+            beneficiaries: figures.counts.beneficiaries,
+            late_records: figures.counts.late_records,
+            volunteers_registered: figures.volunteers_registered,
+            volunteers_new: figures.volunteers_new,
+            volunteers_active: figures.volunteers_active,
+            teams: figures.teams,
+            orders_placed: figures.orders.placed,
+            orders_taken: figures.orders.taken,
+            orders_rated: figures.orders.rated,
+            satisfaction: figures.orders.satisfaction(),
+            coverage,
+        }
+    }
+
+    pub fn hours(&self) -> f64 {
+        self.hours_centi as f64 / 100.0
+    }
+
+    /// The row as text cells, in [`HEADERS`] order.
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.station.to_string(),
+            self.name.clone(),
+            self.tier.clone(),
+            self.activities.to_string(),
+            self.service_records.to_string(),
+            self.participations.to_string(),
+            centi_text(self.hours_centi),
+            self.beneficiaries.to_string(),
+            self.late_records.to_string(),
+            self.volunteers_registered.to_string(),
+            self.volunteers_new.to_string(),
+            self.volunteers_active.to_string(),
+            self.teams.to_string(),
+            self.orders_placed.to_string(),
+            self.orders_taken.to_string(),
+            self.orders_rated.to_string(),
+            self.satisfaction
+                .map(|s| format!("{s:.2}"))
+                .unwrap_or_default(),
+            self.coverage.map(percent).unwrap_or_default(),
+        ]
+    }
+}
+
+/// Decimal hours; sums beyond what [`Hours`] holds are printed directly.
+fn hours_text(centi: u64, hours: Hours) -> String {
+    if u64::from(hours.centi) == centi {
+        hours.to_string()
+    } else {
+        format!("{}.{:02}", centi / 100, centi % 100)
+    }
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// The monthly statistics table or the quarterly bulletin of a subtree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatisticsReport {
+    pub title: String,
+    /// `2026-11` or `2026Q4`.
+    pub period: String,
+    pub root: StationId,
+    /// Every station of the subtree, in path order (a township before its
+    /// villages), with figures rolled up over its own subtree.
+    pub rows: Vec<ReportRow>,
+    /// The root's figures: the sum over the whole subtree.
+    pub totals: ReportRow,
+    pub villages: u64,
+    pub villages_active: u64,
+    pub townships: u64,
+    pub townships_active: u64,
+}
+
+fn period_title(period: Period) -> String {
+    match period {
+        Period::Month(month) => format!("{}年{}月 统计表", month.year, month.month),
+        Period::Quarter(quarter) => format!("{}年第{}季度 通报", quarter.year, quarter.quarter),
+    }
+}
+
+/// Build the table for `root`'s subtree over a month or a quarter.
+/// `registry` names stations and their tiers; stations seen in the index but
+/// missing from it appear with their path as the name.
+pub fn statistics_report(
+    index: &StatsIndex,
+    root: &StationId,
+    period: Period,
+    registry: &[Station],
+) -> Result<StatisticsReport, ReportError> {
+    let table = index.station_table(root, period, registry);
+    if table.len() > REPORT_ROWS_MAX {
+        return Err(ReportError::TooManyRows {
+            rows: table.len(),
+            max: REPORT_ROWS_MAX,
+        });
+    }
+    let by_id: HashMap<&StationId, &Station> = registry.iter().map(|s| (&s.id, s)).collect();
+    let has_children = |station: &StationId| {
+        table
+            .iter()
+            .any(|row| station.is_strict_ancestor_of(&row.station))
+    };
+    let rows: Vec<ReportRow> = table
+        .iter()
+        .map(|row| {
+            let village = row.tier == Some(Tier::Village)
+                || (row.tier.is_none() && !has_children(&row.station));
+            let coverage = if village {
+                None
+            } else {
+                index
+                    .coverage(&row.station, period, registry)
+                    .village_share()
+            };
+            let name = row.name.clone().unwrap_or_else(|| row.station.to_string());
+            ReportRow::new(row.station.clone(), name, row.tier, &row.subtree, coverage)
+        })
+        .collect();
+    let coverage = index.coverage(root, period, registry);
+    let root_name = by_id
+        .get(root)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| root.to_string());
+    let totals = ReportRow::new(
+        root.clone(),
+        "合计".to_string(),
+        by_id.get(root).map(|s| s.tier),
+        &index.figures(root, period),
+        coverage.village_share(),
+    );
+    Ok(StatisticsReport {
+        title: format!("{root_name} 新时代文明实践 {}", period_title(period)),
+        period: period.to_string(),
+        root: root.clone(),
+        rows,
+        totals,
+        villages: coverage.villages,
+        villages_active: coverage.villages_active,
+        townships: coverage.townships,
+        townships_active: coverage.townships_active,
+    })
+}
+
+/// The CSV form: a UTF-8 byte-order mark (so spreadsheet programs read the
+/// Chinese headers right), the header line, one line per station, and a
+/// final 合计 line.
+pub fn write_csv<W: Write>(report: &StatisticsReport, out: W) -> Result<(), ReportError> {
+    let mut out = out;
+    out.write_all("\u{feff}".as_bytes())
+        .map_err(|e| ReportError::Csv(e.to_string()))?;
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(HEADERS)?;
+    for row in report.rows.iter().chain(std::iter::once(&report.totals)) {
+        writer.write_record(row.cells())?;
+    }
+    writer
+        .flush()
+        .map_err(|e| ReportError::Csv(e.to_string()))?;
+    Ok(())
+}
+
+/// The XLSX form: title in the first row, headers in the second, one row
+/// per station, then 合计. Counts are numbers, not text, so a clerk can sum.
+pub fn xlsx_bytes(report: &StatisticsReport) -> Result<Vec<u8>, ReportError> {
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("统计表")?;
+    let bold = Format::new().set_bold();
+    let hours_format = Format::new().set_num_format("0.00");
+    let percent_format = Format::new().set_num_format("0.0%");
+    sheet.write_string_with_format(0, 0, &report.title, &bold)?;
+    for (column, header) in HEADERS.iter().enumerate() {
+        sheet.write_string_with_format(1, column as u16, *header, &bold)?;
+    }
+    let lines = report.rows.iter().chain(std::iter::once(&report.totals));
+    for (at, row) in lines.enumerate() {
+        let line = u32::try_from(at + 2).map_err(|_| ReportError::TooManyRows {
+            rows: at,
+            max: REPORT_ROWS_MAX,
+        })?;
+        sheet.write_string(line, 0, row.station.as_str())?;
+        sheet.write_string(line, 1, &row.name)?;
+        sheet.write_string(line, 2, &row.tier)?;
+        let counts = [row.activities, row.service_records, row.participations];
+        for (offset, value) in counts.iter().enumerate() {
+            sheet.write_number(line, 3 + offset as u16, *value as f64)?;
+        }
+        sheet.write_number_with_format(line, 6, row.hours(), &hours_format)?;
+        let rest = [
+            row.beneficiaries,
+            row.late_records,
+            row.volunteers_registered,
+            row.volunteers_new,
+            row.volunteers_active,
+            row.teams,
+            row.orders_placed,
+            row.orders_taken,
+            row.orders_rated,
+        ];
+        for (offset, value) in rest.iter().enumerate() {
+            sheet.write_number(line, 7 + offset as u16, *value as f64)?;
+        }
+        if let Some(satisfaction) = row.satisfaction {
+            sheet.write_number(line, 16, satisfaction)?;
+        }
+        if let Some(coverage) = row.coverage {
+            sheet.write_number_with_format(line, 17, coverage, &percent_format)?;
+        }
+    }
+    sheet.set_column_width(0, 18)?;
+    sheet.set_column_width(1, 16)?;
+    Ok(workbook.save_to_buffer()?)
+}
+
+// ---------------------------------------------------------------- certificate
+
+/// One activity on a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateActivity {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub name: String,
+    pub content: String,
+    pub station: StationId,
+    pub hours_centi: u64,
+}
+
+/// A volunteer's service certificate (志愿服务证明).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCertificate {
+    pub volunteer_name: String,
+    /// The ID number masked; the full number never appears.
+    pub id_masked: String,
+    /// The unified volunteer number.
+    pub volunteer_number: String,
+    pub total_hours_centi: u64,
+    /// Oldest first.
+    pub activities: Vec<CertificateActivity>,
+    pub recording_station: StationId,
+    pub recording_station_name: String,
+    /// `YYYY-MM-DD`.
+    pub issued_on: String,
+    /// `XXXX-XXXX-XXXX-XXXX`, see [`verification_code`].
+    pub verification_code: String,
+}
+
+/// Issue a certificate from the volunteer's record and the activities they
+/// served on (others in `activities` are ignored, as are deleted activities
+/// and deleted service records).
+pub fn service_certificate<'a>(
+    volunteer: &Volunteer,
+    activities: impl IntoIterator<Item = &'a Activity>,
+    recording_station: &Station,
+    issued_on: Date,
+) -> Result<ServiceCertificate, ReportError> {
+    if volunteer.deleted {
+        return Err(ReportError::VolunteerDeleted {
+            number: volunteer.number.to_string(),
+        });
+    }
+    let mut lines = Vec::new();
+    for activity in activities {
+        if activity.deleted {
+            continue;
+        }
+        let Some(record) = activity
+            .records
+            .iter()
+            .find(|r| r.volunteer == volunteer.number && !r.deleted)
+        else {
+            continue;
+        };
+        if lines.len() == CERTIFICATE_ACTIVITIES_MAX {
+            return Err(ReportError::TooManyActivities {
+                number: volunteer.number.to_string(),
+                count: lines.len() + 1,
+                max: CERTIFICATE_ACTIVITIES_MAX,
+            });
+        }
+        lines.push((
+            activity.date,
+            activity.id.clone(),
+            CertificateActivity {
+                date: date_format::format(activity.date),
+                name: activity.name.clone(),
+                content: activity.content.clone(),
+                station: activity.station.clone(),
+                hours_centi: u64::from(record.hours.centi),
+            },
+        ));
+    }
+    lines.sort_by(|a, b| (a.0, &a.1, &a.2.station).cmp(&(b.0, &b.1, &b.2.station)));
+    let activities: Vec<CertificateActivity> = lines.into_iter().map(|(_, _, line)| line).collect();
+    let mut certificate = ServiceCertificate {
+        volunteer_name: volunteer.name.clone(),
+        id_masked: volunteer.id_masked.clone(),
+        volunteer_number: volunteer.number.to_string(),
+        total_hours_centi: activities.iter().map(|a| a.hours_centi).sum(),
+        activities,
+        recording_station: recording_station.id.clone(),
+        recording_station_name: recording_station.name.clone(),
+        issued_on: date_format::format(issued_on),
+        verification_code: String::new(),
+    };
+    certificate.verification_code = verification_code(&certificate);
+    Ok(certificate)
+}
+
+/// SHA-256 over the certificate's canonical JSON (field order as declared,
+/// `verification_code` empty), first 16 hex digits, upper case, in groups
+/// of four.
+pub fn verification_code(certificate: &ServiceCertificate) -> String {
+    let canonical = ServiceCertificate {
+        verification_code: String::new(),
+        ..certificate.clone()
+    };
+    let json = serde_json::to_vec(&canonical).expect("a certificate always serialises");
+    let digest = Sha256::digest(&json);
+    let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
+    let hex = &hex[..VERIFICATION_HEX_DIGITS];
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Does the certificate's code match its content?
+pub fn verify_certificate(certificate: &ServiceCertificate) -> bool {
+    certificate.verification_code == verification_code(certificate)
+}
+
+fn centi_text(centi: u64) -> String {
+    hours_text(
+        centi,
+        Hours {
+            centi: u32::try_from(centi).unwrap_or(u32::MAX),
+        },
+    )
+}
+
+/// The certificate as printable text.
+pub fn certificate_text(certificate: &ServiceCertificate) -> String {
+    let mut text = String::new();
+    text.push_str("志愿服务证明\n\n");
+    text.push_str(&format!(
+        "兹证明 {}（志愿者编号 {}，身份证号 {}）参加志愿服务 {} 次，累计志愿服务时长 {} 小时。\n\n",
+        certificate.volunteer_name,
+        certificate.volunteer_number,
+        if certificate.id_masked.is_empty() {
+            "未登记"
+        } else {
+            &certificate.id_masked
+        },
+        certificate.activities.len(),
+        centi_text(certificate.total_hours_centi),
+    ));
+    text.push_str("服务记录：\n");
+    for line in &certificate.activities {
+        text.push_str(&format!(
+            "  {}  {}  {}  {} 小时  （{}）\n",
+            line.date,
+            line.name,
+            line.content,
+            centi_text(line.hours_centi),
+            line.station
+        ));
+    }
+    text.push_str(&format!(
+        "\n记录单位：{}（{}）\n出具日期：{}\n验证码：{}\n",
+        certificate.recording_station_name,
+        certificate.recording_station,
+        certificate.issued_on,
+        certificate.verification_code
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests;
