@@ -88,6 +88,10 @@ impl From<crate::store::StoreClosed> for ApiError {
 /// Read a bounded body and decode JSON, naming the offending field.
 fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let bytes = body.map_err(body_rejection)?;
+    // Structs also deserialise from arrays; a clerk's tool sending one is a mistake.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "body", "expected a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

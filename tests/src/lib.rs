@@ -16,29 +16,28 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per-request timeout of the test client.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `civsync` binary of this build profile, built on demand when a test
-/// runs without the node crate having been built (`cargo test -p civsync-tests`).
+/// The `civsync` binary of this build profile. Built (once per test process;
+/// a no-op when up to date) because `cargo test -p civsync-tests` alone does
+/// not rebuild another package's binary, and a stale one tests old code.
 pub fn civsync_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>/civsync
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile folder");
-    let binary = profile_dir.join("civsync");
-    if !binary.exists() {
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-p", "civsync-node", "--bin", "civsync"]);
-        if release {
-            build.arg("--release");
-        }
-        let status = build
-            .status()
-            .expect("run cargo build for the civsync binary");
-        assert!(status.success(), "building the civsync binary failed");
-    }
-    binary
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/<test> → target/<profile>/civsync
+            let profile_dir = exe.parent().and_then(Path::parent).expect("target profile folder");
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+            let mut build = Command::new(env!("CARGO"));
+            build.current_dir(workspace).args(["build", "--quiet", "-p", "civsync-node", "--bin", "civsync"]);
+            if release {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build for the civsync binary");
+            assert!(status.success(), "building the civsync binary failed");
+            profile_dir.join("civsync")
+        })
+        .clone()
 }
 
 pub fn free_tcp_addr() -> SocketAddr {
