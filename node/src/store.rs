@@ -67,7 +67,11 @@ impl SledStorage {
 
     /// Bytes sled occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
-        self.db.size_on_disk().map_err(|error| StorageError::Unavailable { reason: sled_reason(error) })
+        self.db
+            .size_on_disk()
+            .map_err(|error| StorageError::Unavailable {
+                reason: sled_reason(error),
+            })
     }
 }
 
@@ -76,14 +80,19 @@ impl Storage for SledStorage {
         self.tree
             .get(key)
             .map(|value| value.map(|value| value.to_vec()))
-            .map_err(|error| StorageError::Read { key: display_key(key), reason: sled_reason(error) })
+            .map_err(|error| StorageError::Read {
+                key: display_key(key),
+                reason: sled_reason(error),
+            })
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
         let mut entries = Vec::new();
         for item in self.tree.scan_prefix(prefix) {
-            let (key, value) = item
-                .map_err(|error| StorageError::Read { key: display_key(prefix), reason: sled_reason(error) })?;
+            let (key, value) = item.map_err(|error| StorageError::Read {
+                key: display_key(prefix),
+                reason: sled_reason(error),
+            })?;
             entries.push((key.to_vec(), value.to_vec()));
         }
         Ok(entries)
@@ -101,11 +110,20 @@ impl Storage for SledStorage {
         }
         self.tree
             .apply_batch(sled_batch)
-            .map_err(|error| StorageError::Write { first_key, operations, reason: sled_reason(error) })
+            .map_err(|error| StorageError::Write {
+                first_key,
+                operations,
+                reason: sled_reason(error),
+            })
     }
 
     fn flush(&mut self) -> Result<(), StorageError> {
-        self.tree.flush().map(|_| ()).map_err(|error| StorageError::Flush { reason: sled_reason(error) })
+        self.tree
+            .flush()
+            .map(|_| ())
+            .map_err(|error| StorageError::Flush {
+                reason: sled_reason(error),
+            })
     }
 }
 
@@ -113,10 +131,13 @@ impl Storage for SledStorage {
 /// random one if there is none yet.
 pub fn load_or_draw_incarnation(storage: &mut SledStorage) -> Result<u64, StorageError> {
     if let Some(bytes) = storage.get(INCARNATION_KEY)? {
-        let raw: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StorageError::Read {
-            key: display_key(INCARNATION_KEY),
-            reason: format!("{} bytes, expected 8", bytes.len()),
-        })?;
+        let raw: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StorageError::Read {
+                key: display_key(INCARNATION_KEY),
+                reason: format!("{} bytes, expected 8", bytes.len()),
+            })?;
         return Ok(u64::from_be_bytes(raw));
     }
     store_new_incarnation(storage)
@@ -154,7 +175,9 @@ pub struct StoreClosed;
 
 impl From<StoreClosed> for StorageError {
     fn from(_: StoreClosed) -> StorageError {
-        StorageError::Unavailable { reason: "the store is closed".to_string() }
+        StorageError::Unavailable {
+            reason: "the store is closed".to_string(),
+        }
     }
 }
 
@@ -181,7 +204,11 @@ impl Store {
     /// Open (or create) the store at `path` for station `local` and start
     /// its owner thread. Blocking: call it before the runtime or in
     /// `spawn_blocking`.
-    pub fn open(path: &Path, local: StationId, config: ReplicaConfig) -> Result<Store, StoreOpenError> {
+    pub fn open(
+        path: &Path,
+        local: StationId,
+        config: ReplicaConfig,
+    ) -> Result<Store, StoreOpenError> {
         let mut storage = SledStorage::open(path)?;
         let incarnation = load_or_draw_incarnation(&mut storage)?;
         let replica = Replica::open(storage, local.clone(), incarnation, config)?;
@@ -189,8 +216,15 @@ impl Store {
         let owner = std::thread::Builder::new()
             .name("civsync-store".to_string())
             .spawn(move || owner_loop(replica, receiver, incarnation))
-            .map_err(|error| StoreOpenError::Thread { reason: error.to_string() })?;
-        Ok(Store { sender, local, incarnation, owner: Arc::new(Mutex::new(Some(owner))) })
+            .map_err(|error| StoreOpenError::Thread {
+                reason: error.to_string(),
+            })?;
+        Ok(Store {
+            sender,
+            local,
+            incarnation,
+            owner: Arc::new(Mutex::new(Some(owner))),
+        })
     }
 
     pub fn local(&self) -> &StationId {
@@ -202,7 +236,11 @@ impl Store {
     }
 
     /// Commit one local change; `Ok` means it is durable (group commit).
-    pub async fn commit<T, E, F>(&self, document: DocumentId, mutate: F) -> Result<CommitOutcome<T>, CommitError<E>>
+    pub async fn commit<T, E, F>(
+        &self,
+        document: DocumentId,
+        mutate: F,
+    ) -> Result<CommitOutcome<T>, CommitError<E>>
     where
         F: FnOnce(&mut AutoCommit) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -210,21 +248,31 @@ impl Store {
     {
         let (reply, answer) = oneshot::channel();
         let closed_document = document.clone();
-        let job: Job = Box::new(move |replica| match replica.commit_unflushed(&document, mutate) {
-            Ok(outcome) if outcome.changes > 0 => Some(Box::new(move |flushed: Result<(), StorageError>| {
-                let result = match flushed {
-                    Ok(()) => Ok(outcome),
-                    Err(source) => Err(CommitError::Storage { document, source }),
-                };
-                let _ = reply.send(result);
-            })),
-            other => {
-                let _ = reply.send(other);
-                None
-            }
-        });
-        let closed = || CommitError::Storage { document: closed_document.clone(), source: StoreClosed.into() };
-        self.sender.send(Command::Run(job)).await.map_err(|_| closed())?;
+        let job: Job = Box::new(
+            move |replica| match replica.commit_unflushed(&document, mutate) {
+                Ok(outcome) if outcome.changes > 0 => {
+                    Some(Box::new(move |flushed: Result<(), StorageError>| {
+                        let result = match flushed {
+                            Ok(()) => Ok(outcome),
+                            Err(source) => Err(CommitError::Storage { document, source }),
+                        };
+                        let _ = reply.send(result);
+                    }))
+                }
+                other => {
+                    let _ = reply.send(other);
+                    None
+                }
+            },
+        );
+        let closed = || CommitError::Storage {
+            document: closed_document.clone(),
+            source: StoreClosed.into(),
+        };
+        self.sender
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -241,7 +289,10 @@ impl Store {
             let _ = reply.send(work(replica));
             None
         });
-        self.sender.send(Command::Run(job)).await.map_err(|_| StoreClosed)?;
+        self.sender
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| StoreClosed)?;
         answer.await.map_err(|_| StoreClosed)
     }
 
@@ -257,7 +308,9 @@ impl Store {
             let _ = reply.send(work(replica));
             None
         });
-        self.sender.blocking_send(Command::Run(job)).map_err(|_| StoreClosed)?;
+        self.sender
+            .blocking_send(Command::Run(job))
+            .map_err(|_| StoreClosed)?;
         answer.blocking_recv().map_err(|_| StoreClosed)
     }
 
@@ -281,14 +334,22 @@ impl Store {
     }
 
     fn join_owner(&self) {
-        let owner = self.owner.lock().map(|mut slot| slot.take()).unwrap_or(None);
+        let owner = self
+            .owner
+            .lock()
+            .map(|mut slot| slot.take())
+            .unwrap_or(None);
         if let Some(owner) = owner {
             let _ = owner.join();
         }
     }
 }
 
-fn owner_loop(mut replica: Replica<SledStorage>, mut receiver: mpsc::Receiver<Command>, incarnation: u64) {
+fn owner_loop(
+    mut replica: Replica<SledStorage>,
+    mut receiver: mpsc::Receiver<Command>,
+    incarnation: u64,
+) {
     let mut stop_reply = None;
     while let Some(first) = receiver.blocking_recv() {
         let mut waiters: Vec<FlushWaiter> = Vec::new();

@@ -14,7 +14,10 @@ fn station(text: &str) -> StationId {
 }
 
 fn village_document(village: usize) -> DocumentId {
-    DocumentId::activities(&station(&format!("xh/t1/v{village}")), Month::new(2026, 11).unwrap())
+    DocumentId::activities(
+        &station(&format!("xh/t1/v{village}")),
+        Month::new(2026, 11).unwrap(),
+    )
 }
 
 fn put_pair(storage: &mut SledStorage, key: &str, value: &str) {
@@ -74,7 +77,9 @@ async fn concurrent_commits_are_durable_and_share_flushes() {
         writers.push(tokio::spawn(async move {
             for n in 0..25i64 {
                 store
-                    .commit(village_document(writer), move |doc| doc.put(ROOT, format!("k{n}"), n))
+                    .commit(village_document(writer), move |doc| {
+                        doc.put(ROOT, format!("k{n}"), n)
+                    })
                     .await
                     .unwrap();
             }
@@ -84,27 +89,46 @@ async fn concurrent_commits_are_durable_and_share_flushes() {
         writer.await.unwrap();
     }
     // A refused mutation comes back typed, through the channel.
-    let refused = store.commit(village_document(0), |_doc| Err::<(), _>("no")).await.unwrap_err();
+    let refused = store
+        .commit(village_document(0), |_doc| Err::<(), _>("no"))
+        .await
+        .unwrap_err();
     assert!(matches!(refused, CommitError::Mutate("no")));
     let counts = store
-        .call(|replica| (0..8).map(|v| replica.change_count(&village_document(v))).collect::<Vec<_>>())
+        .call(|replica| {
+            (0..8)
+                .map(|v| replica.change_count(&village_document(v)))
+                .collect::<Vec<_>>()
+        })
         .await
         .unwrap();
     assert!(counts.iter().all(|count| *count == Some(25)), "{counts:?}");
     store.close().await;
-    assert!(store.call(|replica| replica.documents().len()).await.is_err(), "closed");
+    assert!(
+        store
+            .call(|replica| replica.documents().len())
+            .await
+            .is_err(),
+        "closed"
+    );
 
     let store = Store::open(dir.path(), station("xh/t1"), ReplicaConfig::default()).unwrap();
     let values = store
         .call(|replica| {
             replica
-                .with_document(&village_document(7), |doc| doc.get(ROOT, "k24").unwrap().map(|(v, _)| v.to_string()))
+                .with_document(&village_document(7), |doc| {
+                    doc.get(ROOT, "k24").unwrap().map(|(v, _)| v.to_string())
+                })
                 .unwrap()
         })
         .await
         .unwrap();
     assert_eq!(values, Some(Some("24".to_string())));
-    assert!(store.call(|replica| replica.verify()).await.unwrap().is_empty());
+    assert!(store
+        .call(|replica| replica.verify())
+        .await
+        .unwrap()
+        .is_empty());
     store.close().await;
 }
 
@@ -112,21 +136,39 @@ async fn concurrent_commits_are_durable_and_share_flushes() {
 async fn a_panicking_closure_does_not_break_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), station("xh/t1"), ReplicaConfig::default()).unwrap();
-    store.commit(village_document(1), |doc| doc.put(ROOT, "a", 1)).await.unwrap();
+    store
+        .commit(village_document(1), |doc| doc.put(ROOT, "a", 1))
+        .await
+        .unwrap();
     let panicked = store
-        .commit(village_document(1), |doc| -> Result<(), automerge::AutomergeError> {
-            doc.put(ROOT, "b", 2)?;
-            panic!("bug in a mutation")
-        })
+        .commit(
+            village_document(1),
+            |doc| -> Result<(), automerge::AutomergeError> {
+                doc.put(ROOT, "b", 2)?;
+                panic!("bug in a mutation")
+            },
+        )
         .await;
     assert!(matches!(panicked, Err(CommitError::Storage { .. })));
     let keys = store
-        .call(|replica| replica.with_document(&village_document(1), |doc| doc.keys(ROOT).collect::<Vec<_>>()).unwrap())
+        .call(|replica| {
+            replica
+                .with_document(&village_document(1), |doc| {
+                    doc.keys(ROOT).collect::<Vec<_>>()
+                })
+                .unwrap()
+        })
         .await
         .unwrap()
         .unwrap();
-    assert!(keys.contains(&"a".to_string()) && !keys.contains(&"b".to_string()), "{keys:?}");
-    store.commit(village_document(1), |doc| doc.put(ROOT, "c", 3)).await.unwrap();
+    assert!(
+        keys.contains(&"a".to_string()) && !keys.contains(&"b".to_string()),
+        "{keys:?}"
+    );
+    store
+        .commit(village_document(1), |doc| doc.put(ROOT, "c", 3))
+        .await
+        .unwrap();
     store.close().await;
 }
 
@@ -137,9 +179,20 @@ const CHILD_WRITERS: usize = 4;
 /// each acknowledged commit. Does nothing unless started by the parent.
 #[test]
 fn sigkill_child_writer() {
-    let Ok(directory) = std::env::var(CHILD_DIRECTORY_VARIABLE) else { return };
-    let store = Store::open(Path::new(&directory), station("xh/t1"), ReplicaConfig::default()).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let Ok(directory) = std::env::var(CHILD_DIRECTORY_VARIABLE) else {
+        return;
+    };
+    let store = Store::open(
+        Path::new(&directory),
+        station("xh/t1"),
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let mut writers = Vec::new();
         for writer in 0..CHILD_WRITERS {
@@ -148,7 +201,10 @@ fn sigkill_child_writer() {
                 for n in 0u64.. {
                     let key = format!("{}-{n}", std::process::id());
                     let field = key.clone();
-                    store.commit(village_document(writer), move |doc| doc.put(ROOT, field, n)).await.unwrap();
+                    store
+                        .commit(village_document(writer), move |doc| doc.put(ROOT, field, n))
+                        .await
+                        .unwrap();
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "acked {writer} {key}").unwrap();
                     out.flush().unwrap();
@@ -172,10 +228,18 @@ fn flushed_writes_survive_sigkill() {
     let mut acknowledged: Vec<(usize, String)> = Vec::new();
     for round in 0..3 {
         // Test names are module paths without the crate name.
-        let module = module_path!().split_once("::").map(|(_, rest)| rest).unwrap_or_default();
+        let module = module_path!()
+            .split_once("::")
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
         let child_test = format!("{module}::sigkill_child_writer");
         let mut child = Process::new(std::env::current_exe().unwrap())
-            .args(["--exact", child_test.as_str(), "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                child_test.as_str(),
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIRECTORY_VARIABLE, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -202,22 +266,41 @@ fn flushed_writes_survive_sigkill() {
                 acknowledged.push((writer.parse().unwrap(), key.to_string()));
             }
         }
-        assert!(this_round > 0, "round {round}: the child acknowledged nothing");
+        assert!(
+            this_round > 0,
+            "round {round}: the child acknowledged nothing"
+        );
     }
 
     let mut storage = SledStorage::open(dir.path()).unwrap();
     let incarnation = load_or_draw_incarnation(&mut storage).unwrap();
-    let mut replica = Replica::open(storage, station("xh/t1"), incarnation, ReplicaConfig::default()).unwrap();
+    let mut replica = Replica::open(
+        storage,
+        station("xh/t1"),
+        incarnation,
+        ReplicaConfig::default(),
+    )
+    .unwrap();
     let mut missing = Vec::new();
     for (writer, key) in &acknowledged {
         let present = replica
-            .with_document(&village_document(*writer), |doc| doc.get(ROOT, key.as_str()).unwrap().is_some())
+            .with_document(&village_document(*writer), |doc| {
+                doc.get(ROOT, key.as_str()).unwrap().is_some()
+            })
             .unwrap();
         if present != Some(true) {
             missing.push(key.clone());
         }
     }
-    assert!(missing.is_empty(), "{} of {} acknowledged commits lost: {missing:?}", missing.len(), acknowledged.len());
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged commits lost: {missing:?}",
+        missing.len(),
+        acknowledged.len()
+    );
     assert!(replica.verify().is_empty());
-    eprintln!("sigkill: {} acknowledged commits over 3 kills, all present", acknowledged.len());
+    eprintln!(
+        "sigkill: {} acknowledged commits over 3 kills, all present",
+        acknowledged.len()
+    );
 }

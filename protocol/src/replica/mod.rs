@@ -400,23 +400,23 @@ impl<S: Storage> Replica<S> {
                 created: false,
             });
         }
-        let increment = doc.save_after(&heads_before);
-        let changes = chunks::changes_in(&increment, usize::MAX).map_err(|reason| {
-            CommitError::Automerge {
-                document: document.clone(),
-                reason,
-            }
-        })?;
-        if let Some(foreign) = changes
-            .iter()
-            .find(|change| change.actor_id() != &self.actor)
-        {
+        // Metadata only: decoding the change again would cost about as
+        // much as making it.
+        let actors: Vec<ActorId> = doc
+            .get_changes_meta(&heads_before)
+            .into_iter()
+            .map(|meta| meta.actor.into_owned())
+            .collect();
+        if let Some(foreign) = actors.iter().find(|actor| **actor != self.actor) {
             return Err(CommitError::ForeignActor {
                 document: document.clone(),
-                actor: foreign.actor_id().to_hex_string(),
+                actor: foreign.to_hex_string(),
             });
         }
-        let (batch, entry) = self.plan_write(document, &mut doc, &increment, changes.len() as u64);
+        let increment = doc.save_after(&heads_before);
+        let changes = actors.len();
+        debug_assert_eq!(chunks::chunk_count(&increment), Ok(changes));
+        let (batch, entry) = self.plan_write(document, &mut doc, &increment, changes as u64);
         self.storage
             .apply(batch)
             .map_err(|source| CommitError::Storage {
@@ -428,7 +428,7 @@ impl<S: Storage> Replica<S> {
         Ok(CommitOutcome {
             value,
             heads: sorted(heads_after),
-            changes: changes.len(),
+            changes,
             created,
         })
     }

@@ -1,0 +1,128 @@
+//! Durable commits per second through `Store` (group commit), with 1 and with
+//! 16 concurrent writers. Each commit records one activity-like map of 12
+//! scalar fields into a per-station-month document, and is acknowledged only
+//! after the flush that covers it. Prints the median of several rounds.
+//!
+//! Also prints commits per CPU-second of the whole process (all threads),
+//! which does not depend on how busy the machine is: the owner thread is
+//! CPU-bound on Automerge's commit cost once writers share flushes.
+//!
+//! Run: `cargo bench -p civsync-node --bench store`
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value, ROOT};
+use civsync_node::store::Store;
+use civsync_protocol::document_id::{DocumentId, Month};
+use civsync_protocol::replica::ReplicaConfig;
+use civsync_protocol::station::StationId;
+use std::time::Instant;
+
+const ROUNDS: usize = 5;
+const COMMITS_PER_WRITER_SINGLE: usize = 300;
+const COMMITS_PER_WRITER_CONCURRENT: usize = 150;
+
+fn record_activity(doc: &mut AutoCommit, writer: usize, n: usize) -> Result<(), AutomergeError> {
+    let activities = match doc.get(ROOT, "activities")? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => doc.put_object(ROOT, "activities", ObjType::Map)?,
+    };
+    let activity = doc.put_object(&activities, format!("a-{writer}-{n}"), ObjType::Map)?;
+    doc.put(&activity, "name", "理论宣讲进村入户")?;
+    doc.put(&activity, "date", "2026-11-14")?;
+    doc.put(&activity, "place", "村文明实践站")?;
+    doc.put(&activity, "form", "讲")?;
+    doc.put(&activity, "theme", "移风易俗")?;
+    doc.put(&activity, "team", "t-03")?;
+    doc.put(&activity, "organiser", "村委会")?;
+    doc.put(&activity, "person_in_charge", "张三")?;
+    doc.put(&activity, "volunteers", 12u64)?;
+    doc.put(&activity, "hours_centi", 250u64)?;
+    doc.put(&activity, "beneficiaries", 80u64)?;
+    doc.put(&activity, "recorded_on_time", true)?;
+    Ok(())
+}
+
+fn document_of(writer: usize) -> DocumentId {
+    let station = StationId::parse(&format!("xh/t1/v{writer}")).unwrap();
+    DocumentId::activities(&station, Month::new(2026, 11).unwrap())
+}
+
+/// CPU seconds used by this process so far (Linux `/proc/self/stat`,
+/// utime + stime in clock ticks of 1/100 s); `None` elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// One round: a fresh store, `writers` tasks each committing `commits`
+/// activities into its own village's month document. Returns commits per
+/// wall-clock second and per CPU second.
+fn round(runtime: &tokio::runtime::Runtime, writers: usize, commits: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StationId::parse("xh/t1").unwrap(),
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    let cpu_started = process_cpu_seconds().unwrap_or(0.0);
+    let started = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for writer in 0..writers {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..commits {
+                    store
+                        .commit(document_of(writer), move |doc| {
+                            record_activity(doc, writer, n)
+                        })
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let elapsed = started.elapsed();
+    let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu_started;
+    store.close_blocking();
+    let total = (writers * commits) as f64;
+    (total / elapsed.as_secs_f64(), total / cpu.max(0.01))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for (writers, commits) in [
+        (1, COMMITS_PER_WRITER_SINGLE),
+        (16, COMMITS_PER_WRITER_CONCURRENT),
+    ] {
+        let results: Vec<(f64, f64)> = (0..ROUNDS)
+            .map(|_| round(&runtime, writers, commits))
+            .collect();
+        let wall: Vec<f64> = results.iter().map(|(wall, _)| *wall).collect();
+        let cpu: Vec<f64> = results.iter().map(|(_, cpu)| *cpu).collect();
+        let rounded: Vec<u64> = wall.iter().map(|rate| *rate as u64).collect();
+        println!(
+            "store durable commits: {writers:>2} writer(s) x {commits} commits: median {:.0} commits/s \
+             (rounds: {rounded:?}); median {:.0} commits per CPU-second",
+            median(wall),
+            median(cpu)
+        );
+    }
+}
