@@ -325,6 +325,9 @@ impl<S: Storage> Replica<S> {
     // ----- writes -----
 
     /// Commit one local change and make it durable. `Ok` means acknowledged.
+    /// A `Storage` error from the flush means *not acknowledged*: the change
+    /// stays applied (reads see it) and may still become durable with a
+    /// later flush, or be lost by a crash before one.
     pub fn commit<T, E>(
         &mut self,
         document: &DocumentId,

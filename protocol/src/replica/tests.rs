@@ -768,3 +768,102 @@ proptest! {
         prop_assert!(replica.verify().is_empty());
     }
 }
+
+#[derive(Debug, Clone)]
+enum SyncStep {
+    VillageCommit(u8),
+    TownshipCommit(u8),
+    /// Deliver one message each way, optionally twice.
+    Exchange {
+        duplicate: bool,
+    },
+    CrashVillage,
+    CrashTownship,
+}
+
+fn sync_step() -> impl Strategy<Value = SyncStep> {
+    prop_oneof![
+        3 => (0u8..4).prop_map(SyncStep::VillageCommit),
+        2 => (0u8..4).prop_map(SyncStep::TownshipCommit),
+        4 => any::<bool>().prop_map(|duplicate| SyncStep::Exchange { duplicate }),
+        1 => Just(SyncStep::CrashVillage),
+        1 => Just(SyncStep::CrashTownship),
+    ]
+}
+
+/// Deliver one message from `from` to `to` for `document`, twice if asked.
+/// Duplicates may be refused as stale but must never corrupt anything.
+fn deliver(
+    from: &mut Replica<MemoryStorage>,
+    to: &mut Replica<MemoryStorage>,
+    document: &DocumentId,
+    duplicate: bool,
+) {
+    let to_station = to.local().clone();
+    let from_station = from.local().clone();
+    if let Some(message) = from.generate_sync_message(&to_station, document).unwrap() {
+        to.receive_sync_message(&from_station, document, &message)
+            .unwrap();
+        if duplicate {
+            to.receive_sync_message(&from_station, document, &message)
+                .unwrap();
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Concurrent edits, partial exchanges, duplicated messages and crashes
+    /// on either side: a final sync always converges to the same state, and
+    /// nothing either side acknowledged is lost.
+    #[test]
+    fn sync_converges_through_crashes_and_duplicates(steps in proptest::collection::vec(sync_step(), 1..30)) {
+        let township = station("xh/t1");
+        let mut v = fresh(&village());
+        let mut t = fresh(&township);
+        let document = activities();
+        let mut acknowledged = Vec::new();
+        for (n, step) in steps.into_iter().enumerate() {
+            match step {
+                SyncStep::VillageCommit(field) => {
+                    let key = format!("v{field}-{n}");
+                    v.commit(&document, put(&key, n as i64)).unwrap();
+                    acknowledged.push(key);
+                }
+                SyncStep::TownshipCommit(field) => {
+                    let key = format!("t{field}-{n}");
+                    t.commit(&document, put(&key, n as i64)).unwrap();
+                    acknowledged.push(key);
+                }
+                SyncStep::Exchange { duplicate } => {
+                    deliver(&mut v, &mut t, &document, duplicate);
+                    deliver(&mut t, &mut v, &document, duplicate);
+                }
+                SyncStep::CrashVillage => {
+                    v = crash_and_reopen(v);
+                    t.peer_disconnected(&village());
+                }
+                SyncStep::CrashTownship => {
+                    t = crash_and_reopen(t);
+                    v.peer_disconnected(&township);
+                }
+            }
+        }
+        // A new session after all faults: both drop their in-memory states.
+        v.peer_disconnected(&township);
+        t.peer_disconnected(&village());
+        sync_pair(&mut v, &mut t);
+        prop_assert_eq!(v.heads(&document), t.heads(&document));
+        if v.holds(&document) {
+            prop_assert_eq!(state_of(&mut v, &document), state_of(&mut t, &document));
+            for key in &acknowledged {
+                prop_assert!(read(&mut v, &document, key).is_some(), "lost {}", key);
+            }
+        } else {
+            prop_assert!(acknowledged.is_empty());
+        }
+        prop_assert!(v.verify().is_empty());
+        prop_assert!(t.verify().is_empty());
+    }
+}
