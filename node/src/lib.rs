@@ -6,6 +6,7 @@
 pub mod pki;
 pub mod store;
 pub mod transport;
+pub mod peers;
 pub mod api;
 pub mod api_stats;
 pub mod client;

@@ -262,6 +262,15 @@ impl std::fmt::Debug for NodeIdentity {
 }
 
 impl NodeIdentity {
+    /// The station this node's certificate names (same as the field).
+    pub fn station(&self) -> &StationId {
+        &self.station
+    }
+
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
     /// Loads `node.crt`, `node.key` and `ca.crt` from `dir` and checks that
     /// they belong together: the key matches the certificate, the certificate
     /// was issued by the CA, names a station inside the CA's county, and is

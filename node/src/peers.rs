@@ -1,0 +1,991 @@
+//! The connection manager: keeps links to the configured peers up and runs
+//! one sync `Session` per link against the store.
+//!
+//! - Every dialled peer (parent, fallback, siblings) has a task that connects
+//!   with exponential backoff and jitter (`Backoff`), runs the session while
+//!   the link lives, and starts over. The fallback is dialled only while the
+//!   parent is not connected.
+//! - An accept loop takes links from children (and from siblings that dial us).
+//! - At most one session per peer station at a time: the replica keeps one
+//!   in-memory sync state per (peer, document), so two sessions with the same
+//!   peer would corrupt each other's exchanges. A second link to a station
+//!   already in session is closed before any session starts for it. (If two
+//!   siblings dial each other at the same moment both links may be closed;
+//!   the jittered retry settles it.)
+//! - Each session runs in its own task with its own reader and writer tasks
+//!   and bounded queues; a peer that stops reading stalls only its own
+//!   writer, which gives up after `WRITE_STALL_TIMEOUT_MS`. Session output is
+//!   produced only when the writer has room, so memory per peer is bounded.
+//! - Session work happens on the store's owner thread (`Store::call`): the
+//!   session is moved into the closure with its input and moved back with
+//!   its output. Before producing bytes, unflushed local writes are flushed:
+//!   a change must be durable here before it leaves (otherwise a crash could
+//!   make this node reuse the change's sequence number for different content).
+//! - Local commits and changes received from other peers reach every session
+//!   (`document_changed`) through `take_changed_documents`, polled every
+//!   `LIVE_PUSH_POLL_MS`. A session that falls behind that feed is closed and
+//!   reconnects, which reconciles everything by digest.
+//! - `PeerStatusBoard` holds what the API and CLI show per peer.
+
+use crate::store::Store;
+use crate::transport::{NodeEndpoint, PeerLink, TransportError, CLOSE_SHUTDOWN};
+use civsync_protocol::document_id::DocumentId;
+use civsync_protocol::session::{Session, SessionConfig, SessionEvent, SessionStatus};
+use civsync_protocol::{StationId, Tier};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+/// First retry delay after a failed or ended connection.
+pub const BACKOFF_INITIAL_MS: u64 = 500;
+/// Longest retry delay.
+pub const BACKOFF_CAP_MS: u64 = 60_000;
+/// How often local changes are collected for live push.
+pub const LIVE_PUSH_POLL_MS: u64 = 100;
+/// Batches of changed documents a session may lag behind before it is closed.
+pub const CHANGE_FEED_LEN: usize = 256;
+/// Chunks read from a peer and not yet handed to its session.
+pub const READ_QUEUE_LEN: usize = 8;
+/// Largest chunk read from the stream at once.
+pub const READ_CHUNK_BYTES_MAX: usize = 64 * 1024;
+/// Buffers produced by a session and not yet written to the peer.
+pub const WRITE_QUEUE_LEN: usize = 4;
+/// A single buffer that cannot be written for this long means the peer has
+/// stopped reading: the link is closed.
+pub const WRITE_STALL_TIMEOUT_MS: u64 = 60_000;
+/// Time given to a closing session to send its goodbye.
+pub const GOODBYE_GRACE_MS: u64 = 2_000;
+/// The fallback is dialled after the parent has been unreachable this long.
+pub const FALLBACK_AFTER_MS: u64 = 30_000;
+/// While a peer is already in session, its dialler checks again this often.
+const IN_SESSION_RECHECK_MS: u64 = 1_000;
+
+/// Why we talk to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerRole {
+    Parent,
+    Fallback,
+    Sibling,
+    /// Any peer that dialled us.
+    Incoming,
+}
+
+/// A peer this node dials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialledPeer {
+    pub role: PeerRole,
+    pub station: StationId,
+    pub address: SocketAddr,
+}
+
+/// What the status page shows about one peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerStatus {
+    pub station: StationId,
+    pub role: PeerRole,
+    pub address: Option<SocketAddr>,
+    pub tier: Option<Tier>,
+    pub connected: bool,
+    pub up_to_date: bool,
+    /// Unix ms of the last bytes received from the peer.
+    pub last_seen_unix_ms: Option<u64>,
+    pub connected_since_unix_ms: Option<u64>,
+    pub documents_pending: usize,
+    pub documents_in_flight: usize,
+    pub documents_synced: u64,
+    pub changes_applied: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub sessions: u64,
+    pub connect_failures: u64,
+    pub last_error: Option<String>,
+}
+
+impl PeerStatus {
+    fn new(station: StationId, role: PeerRole, address: Option<SocketAddr>) -> PeerStatus {
+        PeerStatus {
+            station,
+            role,
+            address,
+            tier: None,
+            connected: false,
+            up_to_date: false,
+            last_seen_unix_ms: None,
+            connected_since_unix_ms: None,
+            documents_pending: 0,
+            documents_in_flight: 0,
+            documents_synced: 0,
+            changes_applied: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            sessions: 0,
+            connect_failures: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// Per-peer status, shared between the peer tasks and whoever displays it.
+#[derive(Debug, Clone, Default)]
+pub struct PeerStatusBoard {
+    peers: Arc<Mutex<BTreeMap<StationId, PeerStatus>>>,
+}
+
+impl PeerStatusBoard {
+    /// Every peer known so far (configured or seen), ordered by station.
+    pub fn snapshot(&self) -> Vec<PeerStatus> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, station: &StationId) -> Option<PeerStatus> {
+        self.lock().get(station).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<StationId, PeerStatus>> {
+        // A panic elsewhere while holding the lock leaves plain data behind.
+        self.peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update(
+        &self,
+        station: &StationId,
+        role: PeerRole,
+        address: Option<SocketAddr>,
+        change: impl FnOnce(&mut PeerStatus),
+    ) {
+        let mut peers = self.lock();
+        let status = peers
+            .entry(station.clone())
+            .or_insert_with(|| PeerStatus::new(station.clone(), role, address));
+        change(status);
+    }
+}
+
+/// Exponential backoff with "equal jitter": the delay is half the current
+/// step plus a random part of the other half, so retries of many villages
+/// after a county outage spread out instead of arriving together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    step_ms: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            step_ms: BACKOFF_INITIAL_MS,
+        }
+    }
+}
+
+impl Backoff {
+    /// The next delay; `random` is any random number.
+    pub fn next_delay_ms(&mut self, random: u64) -> u64 {
+        let step = self.step_ms;
+        debug_assert!((BACKOFF_INITIAL_MS..=BACKOFF_CAP_MS).contains(&step));
+        self.step_ms = (step * 2).min(BACKOFF_CAP_MS);
+        let half = step / 2;
+        half + random % (step - half + 1)
+    }
+
+    pub fn reset(&mut self) {
+        self.step_ms = BACKOFF_INITIAL_MS;
+    }
+}
+
+/// Running peer tasks. Dropping it does not stop them; call `shutdown`.
+pub struct PeerManager {
+    board: PeerStatusBoard,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    endpoint: Arc<NodeEndpoint>,
+    store: Store,
+    local: StationId,
+    local_tier: Tier,
+    session_config: SessionConfig,
+    board: PeerStatusBoard,
+    /// Stations with a session running now.
+    in_session: Mutex<std::collections::BTreeSet<StationId>>,
+    changes: broadcast::Sender<Arc<Vec<DocumentId>>>,
+    stop: watch::Receiver<bool>,
+    session_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Session clock: monotonic ms since the manager started.
+    epoch: Instant,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn claim(&self, station: &StationId) -> bool {
+        self.in_session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(station.clone())
+    }
+
+    fn release(&self, station: &StationId) {
+        self.in_session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(station);
+    }
+
+    fn is_in_session(&self, station: &StationId) -> bool {
+        self.in_session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(station)
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+impl PeerManager {
+    /// Starts dialling `dialled`, accepting links on `endpoint`, and the live
+    /// change feed. Must be called inside a tokio runtime.
+    pub fn start(
+        endpoint: Arc<NodeEndpoint>,
+        store: Store,
+        local_tier: Tier,
+        dialled: Vec<DialledPeer>,
+        session_config: SessionConfig,
+    ) -> PeerManager {
+        let board = PeerStatusBoard::default();
+        for peer in &dialled {
+            board.update(&peer.station, peer.role, Some(peer.address), |_| {});
+        }
+        let (stop, stop_receiver) = watch::channel(false);
+        let (changes, _) = broadcast::channel(CHANGE_FEED_LEN);
+        let shared = Arc::new(Shared {
+            local: endpoint.station().clone(),
+            endpoint,
+            store,
+            local_tier,
+            session_config,
+            board: board.clone(),
+            in_session: Mutex::new(Default::default()),
+            changes,
+            stop: stop_receiver,
+            session_tasks: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+        });
+        let parent = dialled
+            .iter()
+            .find(|peer| peer.role == PeerRole::Parent)
+            .map(|peer| peer.station.clone());
+        let mut tasks = vec![
+            tokio::spawn(change_feed(shared.clone())),
+            tokio::spawn(accept_loop(shared.clone())),
+        ];
+        for peer in dialled {
+            tasks.push(tokio::spawn(dial_loop(
+                shared.clone(),
+                peer,
+                parent.clone(),
+            )));
+        }
+        PeerManager {
+            board,
+            stop,
+            tasks,
+            shared,
+        }
+    }
+
+    pub fn board(&self) -> PeerStatusBoard {
+        self.board.clone()
+    }
+
+    /// Says goodbye to every peer and stops all tasks.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let grace = Duration::from_millis(GOODBYE_GRACE_MS * 2);
+        let sessions = std::mem::take(
+            &mut *self
+                .shared
+                .session_tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for task in sessions {
+            let _ = tokio::time::timeout(grace, task).await;
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+        self.shared.endpoint.close();
+    }
+}
+
+/// Collects changed documents from the store and offers them to every session.
+async fn change_feed(shared: Arc<Shared>) {
+    let mut stop = shared.stop.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(LIVE_PUSH_POLL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(changed) = shared
+            .store
+            .call(|replica| replica.take_changed_documents())
+            .await
+        else {
+            return;
+        };
+        if !changed.is_empty() {
+            // No receiver simply means no session right now.
+            let _ = shared.changes.send(Arc::new(changed));
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>) {
+    let mut stop = shared.stop.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = shared.endpoint.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            None => return,
+            Some(Ok(link)) => {
+                let station = link.peer_station.clone();
+                if !shared.claim(&station) {
+                    warn!(peer = %station, "refusing a second link from a station already in session");
+                    link.connection
+                        .close(CLOSE_SHUTDOWN.into(), b"already in session");
+                    continue;
+                }
+                let role = shared
+                    .board
+                    .get(&station)
+                    .map_or(PeerRole::Incoming, |status| status.role);
+                let task = tokio::spawn(run_session_and_release(shared.clone(), link, role));
+                shared
+                    .session_tasks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(task);
+            }
+            // Already logged by the transport.
+            Some(Err(_)) => {}
+        }
+        shared
+            .session_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|task| !task.is_finished());
+    }
+}
+
+async fn run_session_and_release(shared: Arc<Shared>, link: PeerLink, role: PeerRole) {
+    let station = link.peer_station.clone();
+    run_session(&shared, link, role).await;
+    shared.release(&station);
+}
+
+async fn dial_loop(shared: Arc<Shared>, peer: DialledPeer, parent: Option<StationId>) {
+    let mut stop = shared.stop.clone();
+    let mut backoff = Backoff::default();
+    let mut parent_down_since: Option<Instant> = None;
+    loop {
+        if shared.stopping() {
+            return;
+        }
+        let mut delay_ms = IN_SESSION_RECHECK_MS;
+        let parent_connected = parent
+            .as_ref()
+            .is_some_and(|parent| shared.is_in_session(parent));
+        if parent_connected {
+            parent_down_since = None;
+        } else if parent_down_since.is_none() {
+            parent_down_since = Some(Instant::now());
+        }
+        let fallback_waits = peer.role == PeerRole::Fallback
+            && (parent_connected
+                || parent_down_since.is_some_and(|since| {
+                    since.elapsed() < Duration::from_millis(FALLBACK_AFTER_MS)
+                }));
+        if !fallback_waits && !shared.is_in_session(&peer.station) {
+            match shared
+                .endpoint
+                .connect(peer.address, Some(&peer.station))
+                .await
+            {
+                Ok(link) => {
+                    if shared.claim(&peer.station) {
+                        backoff.reset();
+                        run_session(&shared, link, peer.role).await;
+                        shared.release(&peer.station);
+                    } else {
+                        link.connection
+                            .close(CLOSE_SHUTDOWN.into(), b"already in session");
+                    }
+                    delay_ms = backoff.next_delay_ms(rand::random());
+                }
+                Err(error) => {
+                    note_connect_failure(&shared, &peer, &error);
+                    delay_ms = backoff.next_delay_ms(rand::random());
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn note_connect_failure(shared: &Shared, peer: &DialledPeer, error: &TransportError) {
+    debug!(peer = %peer.station, address = %peer.address, %error, "connect failed");
+    shared
+        .board
+        .update(&peer.station, peer.role, Some(peer.address), |status| {
+            status.connect_failures += 1;
+            status.last_error = Some(error.to_string());
+        });
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// What the reader task hands to the session.
+enum ReadInput {
+    Bytes(Vec<u8>),
+    Finished,
+    Failed(String),
+}
+
+/// One thing to do to the session on the store's owner thread.
+enum SessionInput {
+    Bytes(Vec<u8>),
+    StreamFinished,
+    Timeout,
+    Changed(Arc<Vec<DocumentId>>),
+    Close(String),
+    /// Produce the next buffer to send.
+    Transmit,
+}
+
+struct StepOutput {
+    transmit: Option<Vec<u8>>,
+    events: Vec<SessionEvent>,
+    status: SessionStatus,
+    timeout_ms: Option<u64>,
+    closed: bool,
+}
+
+/// Runs `input` through the session on the owner thread and returns the
+/// session with what came out. `None` if the store is closed.
+async fn step(
+    shared: &Shared,
+    session: Session,
+    input: SessionInput,
+) -> Option<(Session, StepOutput)> {
+    let now_ms = shared.now_ms();
+    let result = shared
+        .store
+        .call(move |replica| {
+            let mut session = session;
+            let mut flush_error = None;
+            if replica.has_unflushed_writes() {
+                if let Err(error) = replica.flush() {
+                    flush_error = Some(error.to_string());
+                }
+            }
+            let mut transmit = None;
+            match input {
+                SessionInput::Bytes(bytes) => session.handle_bytes(&bytes, now_ms, replica),
+                SessionInput::StreamFinished => session.handle_stream_finished(now_ms),
+                SessionInput::Timeout => session.handle_timeout(now_ms, replica),
+                SessionInput::Changed(documents) => {
+                    for document in documents.iter() {
+                        session.document_changed(document, replica);
+                    }
+                }
+                SessionInput::Close(reason) => session.close(&reason),
+                SessionInput::Transmit => {
+                    // Nothing leaves before it is durable here.
+                    if let Some(error) = &flush_error {
+                        session.close(&format!("cannot flush the store: {error}"));
+                    }
+                    transmit = session.poll_transmit(replica);
+                }
+            }
+            let mut events = Vec::new();
+            while let Some(event) = session.poll_event() {
+                events.push(event);
+            }
+            let status = session.status();
+            let timeout_ms = session.poll_timeout();
+            let closed = session.is_closed();
+            (
+                session,
+                StepOutput {
+                    transmit,
+                    events,
+                    status,
+                    timeout_ms,
+                    closed,
+                },
+            )
+        })
+        .await;
+    result.ok()
+}
+
+/// Drives one session over one link until either side closes it.
+async fn run_session(shared: &Arc<Shared>, link: PeerLink, role: PeerRole) {
+    let PeerLink {
+        peer_station,
+        peer_tier,
+        remote_addr,
+        send,
+        recv,
+        connection,
+    } = link;
+    let board = &shared.board;
+    let mut stop = shared.stop.clone();
+    let mut changes = shared.changes.subscribe();
+    info!(peer = %peer_station, %remote_addr, ?role, "link up; starting sync session");
+    board.update(&peer_station, role, Some(remote_addr), |status| {
+        status.connected = true;
+        status.tier = Some(peer_tier);
+        status.connected_since_unix_ms = Some(unix_ms());
+        status.last_seen_unix_ms = Some(unix_ms());
+        status.sessions += 1;
+        status.up_to_date = false;
+    });
+
+    let (read_sender, mut reads) = mpsc::channel(READ_QUEUE_LEN);
+    let reader = tokio::spawn(read_loop(recv, read_sender));
+    let (write_sender, writes) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_LEN);
+    let mut writer = tokio::spawn(write_loop(send, writes));
+
+    let mut session = Some(Session::new(
+        shared.local.clone(),
+        peer_station.clone(),
+        shared.local_tier,
+        shared.now_ms(),
+        shared.session_config.clone(),
+    ));
+    let mut output_pending = true;
+    let mut timeout_ms: Option<u64> = Some(shared.now_ms());
+    let mut closed = false;
+    let mut link_error: Option<String> = None;
+    let mut stop_requested = false;
+
+    while !closed || output_pending {
+        let deadline = timeout_ms.map(|at| shared.epoch + Duration::from_millis(at));
+        let input = tokio::select! {
+            read = reads.recv(), if !closed => match read {
+                Some(ReadInput::Bytes(bytes)) => {
+                    board.update(&peer_station, role, Some(remote_addr), |status| status.last_seen_unix_ms = Some(unix_ms()));
+                    SessionInput::Bytes(bytes)
+                }
+                Some(ReadInput::Finished) => SessionInput::StreamFinished,
+                Some(ReadInput::Failed(reason)) => {
+                    link_error = Some(reason.clone());
+                    SessionInput::Close(reason)
+                }
+                None => SessionInput::Close("reader stopped".to_string()),
+            },
+            changed = changes.recv(), if !closed => match changed {
+                Ok(documents) => SessionInput::Changed(documents),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    SessionInput::Close(format!("fell {missed} change batches behind; reconnecting to catch up"))
+                }
+                Err(broadcast::error::RecvError::Closed) => SessionInput::Close("node is stopping".to_string()),
+            },
+            _ = sleep_until_deadline(deadline), if !closed => SessionInput::Timeout,
+            permit = write_sender.reserve(), if output_pending => match permit {
+                Ok(permit) => {
+                    let Some(current) = session.take() else { break };
+                    let Some((next, out)) = step(shared, current, SessionInput::Transmit).await else {
+                        link_error = Some("the store is closed".to_string());
+                        break;
+                    };
+                    session = Some(next);
+                    output_pending = out.transmit.is_some();
+                    if let Some(bytes) = out.transmit.clone() {
+                        permit.send(bytes);
+                    }
+                    absorb(board, &peer_station, role, remote_addr, &out);
+                    closed |= out.closed;
+                    timeout_ms = out.timeout_ms;
+                    continue;
+                }
+                Err(_) => {
+                    // The writer ended (it failed); its result says why.
+                    link_error = Some(match (&mut writer).await {
+                        Ok(Err(reason)) => reason,
+                        _ => "the writer stopped".to_string(),
+                    });
+                    break;
+                }
+            },
+            written = &mut writer => {
+                let reason = match written {
+                    Ok(Ok(())) => "writer finished early".to_string(),
+                    Ok(Err(reason)) => reason,
+                    Err(join) => join.to_string(),
+                };
+                link_error = Some(reason);
+                break;
+            }
+            _ = stop.changed(), if !stop_requested => {
+                stop_requested = true;
+                SessionInput::Close("node is stopping".to_string())
+            }
+        };
+        let Some(current) = session.take() else { break };
+        let Some((next, out)) = step(shared, current, input).await else {
+            link_error = Some("the store is closed".to_string());
+            break;
+        };
+        session = Some(next);
+        // Any input may have produced output; the next permit asks for it.
+        output_pending = true;
+        absorb(board, &peer_station, role, remote_addr, &out);
+        closed |= out.closed;
+        timeout_ms = out.timeout_ms;
+    }
+
+    // Let the goodbye go out, then end the stream and the connection.
+    drop(write_sender);
+    if !writer.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_millis(GOODBYE_GRACE_MS), &mut writer).await;
+    }
+    writer.abort();
+    reader.abort();
+    connection.close(CLOSE_SHUTDOWN.into(), b"session closed");
+    let _ = shared
+        .store
+        .call({
+            let peer = peer_station.clone();
+            move |replica| replica.peer_disconnected(&peer)
+        })
+        .await;
+    board.update(&peer_station, role, Some(remote_addr), |status| {
+        status.connected = false;
+        status.up_to_date = false;
+        status.connected_since_unix_ms = None;
+        if let Some(reason) = &link_error {
+            status.last_error = Some(reason.clone());
+        }
+    });
+    info!(peer = %peer_station, error = ?link_error, "sync session ended");
+}
+
+async fn sleep_until_deadline(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Folds a step's events and status into the board.
+fn absorb(
+    board: &PeerStatusBoard,
+    peer: &StationId,
+    role: PeerRole,
+    address: SocketAddr,
+    out: &StepOutput,
+) {
+    board.update(peer, role, Some(address), |status| {
+        for event in &out.events {
+            match event {
+                SessionEvent::Closed { reason } if reason.is_error() => {
+                    warn!(%peer, %reason, "sync session closed");
+                    status.last_error = Some(reason.to_string());
+                }
+                SessionEvent::RefusedByUs { document, reason }
+                | SessionEvent::RefusedByPeer { document, reason } => {
+                    status.last_error = Some(format!("{document}: {reason}"));
+                }
+                _ => {}
+            }
+        }
+        status.up_to_date = out.status.up_to_date;
+        status.documents_pending = out.status.documents_pending;
+        status.documents_in_flight = out.status.documents_in_flight;
+        status.documents_synced = out.status.documents_synced;
+        status.changes_applied = out.status.changes_applied;
+        status.bytes_sent = out.status.bytes_sent;
+        status.bytes_received = out.status.bytes_received;
+    });
+}
+
+async fn read_loop(mut recv: quinn::RecvStream, sender: mpsc::Sender<ReadInput>) {
+    loop {
+        let input = match recv.read_chunk(READ_CHUNK_BYTES_MAX, true).await {
+            Ok(Some(chunk)) => ReadInput::Bytes(chunk.bytes.to_vec()),
+            Ok(None) => ReadInput::Finished,
+            Err(error) => ReadInput::Failed(error.to_string()),
+        };
+        let last = !matches!(input, ReadInput::Bytes(_));
+        if sender.send(input).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Writes buffers in order; finishes the stream when the sender is dropped.
+async fn write_loop(
+    mut send: quinn::SendStream,
+    mut buffers: mpsc::Receiver<Vec<u8>>,
+) -> Result<(), String> {
+    let stall = Duration::from_millis(WRITE_STALL_TIMEOUT_MS);
+    while let Some(buffer) = buffers.recv().await {
+        match tokio::time::timeout(stall, send.write_all(&buffer)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => {
+                return Err(format!(
+                    "the peer read nothing for {} s; closing the link",
+                    WRITE_STALL_TIMEOUT_MS / 1000
+                ))
+            }
+        }
+    }
+    let _ = send.finish();
+    // Wait (bounded) until the peer has the goodbye before the connection closes.
+    let _ = tokio::time::timeout(Duration::from_millis(GOODBYE_GRACE_MS), send.stopped()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{init_county_ca, issue_node_certificate, NodeIdentity};
+    use automerge::transaction::Transactable;
+    use automerge::ROOT;
+    use civsync_protocol::document_id::Month;
+    use civsync_protocol::replica::ReplicaConfig;
+    use std::path::Path;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn id(text: &str) -> StationId {
+        StationId::parse(text).unwrap()
+    }
+
+    struct Office {
+        store: Store,
+        endpoint: Arc<NodeEndpoint>,
+        manager: PeerManager,
+    }
+
+    fn identity(root: &Path, station: &str, tier: Tier) -> NodeIdentity {
+        let dir = root.join(station.replace('/', "_"));
+        issue_node_certificate(&root.join("ca"), &id(station), tier, &dir, 30).unwrap();
+        NodeIdentity::load(&dir).unwrap()
+    }
+
+    fn office(root: &Path, station: &str, tier: Tier, dialled: Vec<DialledPeer>) -> Office {
+        let identity = identity(root, station, tier);
+        let store_dir = root.join(format!("{}-store", station.replace('/', "_")));
+        let store = Store::open(&store_dir, id(station), ReplicaConfig::default()).unwrap();
+        let endpoint =
+            Arc::new(NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity).unwrap());
+        let manager = PeerManager::start(
+            endpoint.clone(),
+            store.clone(),
+            tier,
+            dialled,
+            SessionConfig::default(),
+        );
+        Office {
+            store,
+            endpoint,
+            manager,
+        }
+    }
+
+    async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn heads(store: &Store, document: &DocumentId) -> Option<Vec<automerge::ChangeHash>> {
+        let document = document.clone();
+        store
+            .call(move |replica| replica.heads(&document).map(|heads| heads.to_vec()))
+            .await
+            .unwrap()
+    }
+
+    fn township_and_village(root: &Path) -> (Office, Office) {
+        init_county_ca(&root.join("ca"), &id("xh"), 3650).unwrap();
+        let township = office(root, "xh/t03", Tier::Township, vec![]);
+        let parent = DialledPeer {
+            role: PeerRole::Parent,
+            station: id("xh/t03"),
+            address: township.endpoint.local_addr().unwrap(),
+        };
+        let village = office(root, "xh/t03/v12", Tier::Village, vec![parent]);
+        (township, village)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_village_commit_reaches_its_township_live() {
+        let root = tempfile::tempdir().unwrap();
+        let (township, village) = township_and_village(root.path());
+        let village_board = village.manager.board();
+        let township_board = township.manager.board();
+        wait_for("the link", || {
+            village_board
+                .get(&id("xh/t03"))
+                .is_some_and(|status| status.connected && status.up_to_date)
+                && township_board
+                    .get(&id("xh/t03/v12"))
+                    .is_some_and(|status| status.connected)
+        })
+        .await;
+        let seen_by_village = village_board.get(&id("xh/t03")).unwrap();
+        assert_eq!(
+            (seen_by_village.tier, seen_by_village.role),
+            (Some(Tier::Township), PeerRole::Parent)
+        );
+        let seen_by_township = township_board.get(&id("xh/t03/v12")).unwrap();
+        assert_eq!(
+            (seen_by_township.tier, seen_by_township.role),
+            (Some(Tier::Village), PeerRole::Incoming)
+        );
+
+        let document = DocumentId::activities(&id("xh/t03/v12"), Month::new(2026, 11).unwrap());
+        for round in 0..3_i64 {
+            village
+                .store
+                .commit(document.clone(), move |doc| doc.put(ROOT, "round", round))
+                .await
+                .unwrap();
+            let committed = Instant::now();
+            let wanted = heads(&village.store, &document).await;
+            assert!(wanted.is_some());
+            let deadline = committed + WAIT;
+            while heads(&township.store, &document).await != wanted {
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: the township never got the change"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let latency = committed.elapsed();
+            eprintln!("live push round {round}: {} ms", latency.as_millis());
+            assert!(
+                latency < Duration::from_secs(1),
+                "round {round} took {latency:?}"
+            );
+        }
+        village.manager.shutdown().await;
+        township.manager.shutdown().await;
+        village.store.close().await;
+        township.store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garbage_on_a_link_closes_that_session_only() {
+        let root = tempfile::tempdir().unwrap();
+        let (township, village) = township_and_village(root.path());
+        let township_board = township.manager.board();
+        wait_for("the village link", || {
+            township_board
+                .get(&id("xh/t03/v12"))
+                .is_some_and(|status| status.connected)
+        })
+        .await;
+
+        // A certified but broken peer: valid certificate, garbage session bytes.
+        let rogue = NodeEndpoint::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &identity(root.path(), "xh/t03/v13", Tier::Village),
+        )
+        .unwrap();
+        let mut link = rogue
+            .connect(township.endpoint.local_addr().unwrap(), Some(&id("xh/t03")))
+            .await
+            .unwrap();
+        link.send.write_all(&[0xff; 4096]).await.unwrap();
+        // The township answers (hello, then goodbye) and ends the stream.
+        let answer = tokio::time::timeout(WAIT, link.recv.read_to_end(1 << 20))
+            .await
+            .unwrap();
+        assert!(answer.is_ok(), "{answer:?}");
+        wait_for("the rogue's error on the board", || {
+            township_board
+                .get(&id("xh/t03/v13"))
+                .is_some_and(|status| !status.connected && status.last_error.is_some())
+        })
+        .await;
+        let error = township_board
+            .get(&id("xh/t03/v13"))
+            .unwrap()
+            .last_error
+            .unwrap();
+        assert!(error.contains("protocol"), "{error}");
+
+        // The village is still in session and its changes still arrive.
+        assert!(township_board.get(&id("xh/t03/v12")).unwrap().connected);
+        let document = DocumentId::roster(&id("xh/t03/v12"));
+        village
+            .store
+            .commit(document.clone(), |doc| doc.put(ROOT, "name", "v12"))
+            .await
+            .unwrap();
+        let wanted = heads(&village.store, &document).await;
+        let deadline = Instant::now() + WAIT;
+        while heads(&township.store, &document).await != wanted {
+            assert!(
+                Instant::now() < deadline,
+                "the village's change never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        village.manager.shutdown().await;
+        township.manager.shutdown().await;
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let mut backoff = Backoff::default();
+        let mut step = BACKOFF_INITIAL_MS;
+        for random in [0_u64, u64::MAX, 7, 123_456_789, 0, u64::MAX, 42, 1, 99, 5] {
+            let delay = backoff.next_delay_ms(random);
+            assert!(
+                delay >= step / 2 && delay <= step,
+                "delay {delay} outside [{}, {step}]",
+                step / 2
+            );
+            step = (step * 2).min(BACKOFF_CAP_MS);
+        }
+        assert!(backoff.next_delay_ms(u64::MAX) <= BACKOFF_CAP_MS);
+        assert!(backoff.next_delay_ms(0) >= BACKOFF_CAP_MS / 2);
+        backoff.reset();
+        assert!(backoff.next_delay_ms(u64::MAX) <= BACKOFF_INITIAL_MS);
+    }
+}
