@@ -46,6 +46,8 @@ pub struct Report {
     pub checks: BTreeMap<String, CheckResult>,
     pub fault_mix: FaultMix,
     pub counters: world::Counters,
+    /// Where the wall time went, by kind of event (and the final checks).
+    pub wall_profile_s: BTreeMap<String, f64>,
     pub injected_bug: Option<String>,
     pub passed: bool,
     pub reproduce: String,
@@ -67,10 +69,17 @@ pub fn run(config: &SimConfig, wall_clock: impl Fn() -> f64) -> Report {
     let started = wall_clock();
     let mut world = world::World::new(config.clone());
     world.run();
+    let checks_started = wall_clock();
     let checks: BTreeMap<String, CheckResult> = checks::run_all(&mut world)
         .into_iter()
         .map(|(name, result)| (name.to_string(), result))
         .collect();
+    let mut wall_profile_s: BTreeMap<String, f64> = world
+        .profile
+        .iter()
+        .map(|(kind, seconds)| (kind.to_string(), *seconds))
+        .collect();
+    wall_profile_s.insert("checks".to_string(), wall_clock() - checks_started);
     let wall_s = wall_clock() - started;
     let simulated_s = world.now() as f64 / 1000.0;
     let passed = checks.values().all(|c| c.passed);
@@ -94,6 +103,7 @@ pub fn run(config: &SimConfig, wall_clock: impl Fn() -> f64) -> Report {
         checks,
         fault_mix: world.mix.clone(),
         counters: world.counters.clone(),
+        wall_profile_s,
         injected_bug: config.inject_bug.map(|b| b.name().to_string()),
         passed,
         reproduce: config.command_line(),

@@ -146,6 +146,12 @@ fn print_summary(report: &civsync_sim::Report, peak_rss_kib: Option<u64>) {
         Some(s) => println!("converged {s:.0} s after the final heal"),
         None => println!("did not converge"),
     }
+    let profile: Vec<String> = report
+        .wall_profile_s
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect();
+    println!("wall seconds by event kind: {}", profile.join(", "));
     for (name, check) in &report.checks {
         println!(
             "  {:<12} {}  {}",

@@ -7,7 +7,7 @@ use automerge::transaction::Transactable;
 use automerge::ROOT;
 use civsync_protocol::actor::actor_for;
 use civsync_protocol::replica::layout::{increment_key, index_key, seal};
-use civsync_protocol::replica::{Replica, ReplicaConfig};
+use civsync_protocol::replica::Replica;
 use civsync_protocol::storage::{MemoryStorage, Storage, WriteBatch};
 use civsync_protocol::{DocumentId, StationId};
 
@@ -56,7 +56,7 @@ pub fn inject_forged_change(
     if let Err(error) = storage.apply(batch).and_then(|_| storage.flush()) {
         return Err((None, error.to_string()));
     }
-    match Replica::open(storage, local, incarnation, ReplicaConfig::default()) {
+    match Replica::open(storage, local, incarnation, crate::world::replica_config()) {
         Ok(replica) => Ok((
             replica,
             format!("change by {forger} written into {document} at the county"),

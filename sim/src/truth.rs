@@ -155,6 +155,14 @@ impl Truth {
                     .or_default()
                     .insert(v.number.clone(), v.deleted);
             }
+            Change::Volunteers(volunteers) => {
+                for v in volunteers {
+                    self.volunteers
+                        .entry(v.home_station.clone())
+                        .or_default()
+                        .insert(v.number.clone(), v.deleted);
+                }
+            }
             Change::Team(t) => {
                 self.teams
                     .entry(t.station.clone())

@@ -44,6 +44,8 @@ pub const THEMES: &str = "themes";
 /// A kind of clerk action, scheduled up front.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Import a roster of this many volunteers in one write.
+    ImportRoster(usize),
     RegisterVolunteer,
     FoundTeam,
     RecordActivity,
@@ -63,6 +65,7 @@ pub struct Edit {
 
 #[derive(Debug, Clone)]
 pub enum Change {
+    Volunteers(Vec<Volunteer>),
     Volunteer(Volunteer),
     Team(Team),
     /// A new activity, or a correction of one (the whole record as the clerk
@@ -83,6 +86,9 @@ impl Edit {
         layout::init_document(doc, &self.document)?;
         match &self.change {
             Change::Volunteer(volunteer) => layout::put_volunteer(doc, volunteer),
+            Change::Volunteers(volunteers) => volunteers
+                .iter()
+                .try_for_each(|volunteer| layout::put_volunteer(doc, volunteer)),
             Change::Team(team) => layout::put_team(doc, team),
             Change::Activity { activity, .. } => layout::put_activity(doc, activity),
             Change::Theme { month, theme } => layout::put_reference_item(
@@ -96,6 +102,9 @@ impl Edit {
     pub fn describe(&self) -> String {
         match &self.change {
             Change::Volunteer(v) => format!("register volunteer {} in {}", v.number, self.document),
+            Change::Volunteers(v) => {
+                format!("import {} volunteers into {}", v.len(), self.document)
+            }
             Change::Team(t) => format!("found team {} in {}", t.id, self.document),
             Change::Activity {
                 activity,
@@ -139,14 +148,16 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
     }
     for village in topology.of_tier(Tier::Village) {
         out.push((rng.gen_range(0..2 * HOUR_MS), village, Action::FoundTeam));
-        for _ in 0..config.volunteers_per_village {
-            // Most are registered in the first days, some trickle in later.
-            let at = if rng.gen_bool(0.8) {
-                rng.gen_range(2 * HOUR_MS..3 * DAY_MS)
-            } else {
-                rng.gen_range(0..horizon)
-            };
-            out.push((at.min(horizon - 1), village, Action::RegisterVolunteer));
+        // Most volunteers arrive with the station's roster spreadsheet,
+        // imported in one go in the first days; the rest trickle in.
+        let imported = config.volunteers_per_village * 4 / 5;
+        if imported > 0 {
+            let at = rng.gen_range(2 * HOUR_MS..3 * DAY_MS).min(horizon - 1);
+            out.push((at, village, Action::ImportRoster(imported)));
+        }
+        for _ in imported..config.volunteers_per_village {
+            let at = rng.gen_range(0..horizon);
+            out.push((at, village, Action::RegisterVolunteer));
         }
         if rng.gen_bool(0.3) {
             out.push((rng.gen_range(0..horizon), village, Action::FoundTeam));
@@ -258,6 +269,20 @@ impl Workload {
         let station = topology.nodes[node].station.clone();
         match action {
             Action::RegisterVolunteer => Some(self.register(topology, node, &station, today)),
+            Action::ImportRoster(count) => {
+                let volunteers = (0..*count)
+                    .filter_map(
+                        |_| match self.register(topology, node, &station, today).change {
+                            Change::Volunteer(volunteer) => Some(volunteer),
+                            _ => None,
+                        },
+                    )
+                    .collect();
+                Some(Edit {
+                    document: DocumentId::roster(&station),
+                    change: Change::Volunteers(volunteers),
+                })
+            }
             Action::FoundTeam => Some(self.found_team(topology, node, &station)),
             Action::RecordActivity => self.record_activity(node, &station, today),
             Action::CorrectActivity => self.correct_activity(node, today, docs),
@@ -277,6 +302,7 @@ impl Workload {
         let clerk = self.clerks.entry(node).or_default();
         match &edit.change {
             Change::Volunteer(v) => clerk.volunteers.push(v.number.clone()),
+            Change::Volunteers(v) => clerk.volunteers.extend(v.iter().map(|v| v.number.clone())),
             Change::Team(t) => clerk.teams.push((t.id.clone(), t.category)),
             Change::Activity {
                 activity,

@@ -44,6 +44,19 @@ use std::collections::BTreeMap;
 /// stretching them keeps an idle county of hundreds of links cheap.
 pub const SIM_KEEPALIVE_MS: u64 = 30 * MINUTE_MS;
 pub const SIM_IDLE_TIMEOUT_MS: u64 = 2 * HOUR_MS;
+/// Documents a simulated replica keeps loaded. A county of 650 villages
+/// holds about 2,000 small documents (≈100 KiB each loaded); the node's
+/// default of 256 would make the county reload documents on most syncs, so
+/// the simulated offices are given the memory a county PC has.
+pub const SIM_DOCUMENTS_CACHED_MAX: usize = 4_096;
+
+pub fn replica_config() -> ReplicaConfig {
+    ReplicaConfig {
+        documents_cached_max: SIM_DOCUMENTS_CACHED_MAX,
+        ..ReplicaConfig::default()
+    }
+}
+
 /// A dialer waits this long (at most) before redialling after a cut.
 pub const REDIAL_DELAY_MAX_MS: SimMs = 60 * SECOND_MS;
 /// How often convergence is probed after the final heal.
@@ -89,6 +102,23 @@ enum Event {
     Tamper,
     FinalHeal,
     Probe,
+}
+
+impl Event {
+    fn kind(&self) -> &'static str {
+        match self {
+            Event::Deliver { .. } => "deliver",
+            Event::Timer { .. } => "timer",
+            Event::Dial { .. } => "dial",
+            Event::Fault(_) | Event::Restart { .. } | Event::Online { .. } | Event::Heal { .. } => {
+                "fault"
+            }
+            Event::Work { .. } => "work",
+            Event::Tamper => "tamper",
+            Event::FinalHeal => "final_heal",
+            Event::Probe => "probe",
+        }
+    }
 }
 
 struct NodeState {
@@ -171,6 +201,9 @@ pub struct World {
     pub trace: Trace,
     pub counters: Counters,
     pub problems: Vec<RunProblem>,
+    /// Wall seconds spent per kind of event: measured for the report only,
+    /// never read by the simulation.
+    pub profile: BTreeMap<&'static str, f64>,
     /// The document hidden by `skip-document-sync`.
     pub hidden: Option<DocumentId>,
     /// `drop-acknowledged-write` fired already.
@@ -211,7 +244,7 @@ impl World {
                 MemoryStorage::new(),
                 spec.station.clone(),
                 incarnation,
-                ReplicaConfig::default(),
+                crate::world::replica_config(),
             )
             .expect("an empty store opens");
             let misbehaving = liars.contains(&index);
@@ -257,6 +290,7 @@ impl World {
             trace: Trace::new(),
             counters: Counters::default(),
             problems: Vec::new(),
+            profile: BTreeMap::new(),
             hidden,
             dropped_write: false,
             tampered: None,
@@ -311,6 +345,13 @@ impl World {
     }
 
     fn handle(&mut self, at: SimMs, event: Event) {
+        let started = std::time::Instant::now();
+        let kind = event.kind();
+        self.handle_event(at, event);
+        *self.profile.entry(kind).or_default() += started.elapsed().as_secs_f64();
+    }
+
+    fn handle_event(&mut self, at: SimMs, event: Event) {
         match event {
             Event::Deliver {
                 connection,
@@ -801,7 +842,7 @@ impl World {
             storage,
             state.station.clone(),
             state.incarnation,
-            ReplicaConfig::default(),
+            crate::world::replica_config(),
         ) {
             Ok(replica) => {
                 state.replica = Some(replica);
@@ -915,7 +956,10 @@ impl World {
         if arm_rollback {
             state.rollback = Some(replica.storage().clone());
         }
-        match replica.commit(&edit.document, |doc| edit.apply(doc)) {
+        let commit_started = std::time::Instant::now();
+        let committed = replica.commit(&edit.document, |doc| edit.apply(doc));
+        *self.profile.entry("work_commit").or_default() += commit_started.elapsed().as_secs_f64();
+        match committed {
             Ok(outcome) => {
                 self.counters.writes_acknowledged += 1;
                 self.trace
@@ -945,7 +989,10 @@ impl World {
                 );
             }
         }
+        let propagate_started = std::time::Instant::now();
         self.propagate(node);
+        *self.profile.entry("work_propagate").or_default() +=
+            propagate_started.elapsed().as_secs_f64();
     }
 
     fn tamper(&mut self) {
