@@ -317,33 +317,57 @@ async fn county_view(county: &Office, villages: &[&Office]) -> anyhow::Result<BT
     Ok(rows)
 }
 
+/// Pad to a display width, counting CJK characters as two columns.
+fn pad(text: &str, width: usize) -> String {
+    let shown: usize = text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+    format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
+}
+
 fn print_table(title: &str, rows: &BTreeMap<StationId, Row>, offices: &[Office]) {
     println!("\n{title}");
-    println!("  {:<10} {:<14} {:>6} {:>6} {:>8} {:>10} {:>8}", "站点", "名称", "志愿者", "活动", "服务记录", "服务时长(h)", "受益群众");
+    let header = ["站点", "名称", "志愿者", "活动", "服务记录", "服务时长(小时)", "受益群众"];
+    let widths = [10, 24, 8, 6, 10, 16, 10];
+    let line = |cells: [String; 7]| {
+        let mut out = String::from("  ");
+        for (i, cell) in cells.iter().enumerate() {
+            if i < 2 {
+                out.push_str(&pad(cell, widths[i]));
+            } else {
+                let shown: usize = cell.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+                out.push_str(&" ".repeat(widths[i].saturating_sub(shown)));
+                out.push_str(cell);
+            }
+        }
+        println!("{out}");
+    };
+    line(header.map(str::to_string));
     let mut total = Row::default();
     for (station, row) in rows {
         let name = offices.iter().find(|o| &o.station == station).map_or("", |o| o.name);
-        let short: String = name.chars().take(4).collect();
-        println!(
-            "  {:<12} {:<14} {:>8} {:>8} {:>10} {:>14.1} {:>10}",
-            station.as_str(),
-            short,
-            row.volunteers,
-            row.activities,
-            row.records,
-            row.hours_centi as f64 / 100.0,
-            row.beneficiaries
-        );
+        line([
+            station.to_string(),
+            name.trim_end_matches("新时代文明实践站").to_string(),
+            row.volunteers.to_string(),
+            row.activities.to_string(),
+            row.records.to_string(),
+            format!("{:.1}", row.hours_centi as f64 / 100.0),
+            row.beneficiaries.to_string(),
+        ]);
         total.volunteers += row.volunteers;
         total.activities += row.activities;
         total.records += row.records;
         total.hours_centi += row.hours_centi;
         total.beneficiaries += row.beneficiaries;
     }
-    println!(
-        "  {:<12} {:<14} {:>8} {:>8} {:>10} {:>14.1} {:>10}",
-        "合计", "", total.volunteers, total.activities, total.records, total.hours_centi as f64 / 100.0, total.beneficiaries
-    );
+    line([
+        "合计".to_string(),
+        String::new(),
+        total.volunteers.to_string(),
+        total.activities.to_string(),
+        total.records.to_string(),
+        format!("{:.1}", total.hours_centi as f64 / 100.0),
+        total.beneficiaries.to_string(),
+    ]);
 }
 
 /// Poll the county until `done` holds for its view, or time out.

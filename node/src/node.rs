@@ -26,6 +26,8 @@ pub struct NodeContext {
     pub data_dir: PathBuf,
     pub identity_key: IdentityKey,
     pub store: Store,
+    /// Per-peer sync status; empty when the node runs without certificates.
+    pub peers: crate::peers::PeerStatusBoard,
 }
 
 /// China Standard Time: the whole network runs on Beijing time.
@@ -110,7 +112,9 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let identity_key = load_identity_key(&pki_dir)?;
     let store = Store::open(&data_dir.join(STORE_DIR), config.station.clone(), ReplicaConfig::default())
         .with_context(|| format!("cannot open the store in {}", data_dir.join(STORE_DIR).display()))?;
-    let ctx = Arc::new(NodeContext { config: config.clone(), data_dir: data_dir.to_path_buf(), identity_key, store });
+    let manager = start_peers(&config, &pki_dir, store.clone())?;
+    let peers = manager.as_ref().map(|m| m.board()).unwrap_or_default();
+    let ctx = Arc::new(NodeContext { config: config.clone(), data_dir: data_dir.to_path_buf(), identity_key, store, peers });
 
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -127,9 +131,45 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     tracing::info!("stopping: finishing requests and flushing the store");
     let _ = stop_tx.send(true);
     let _ = api_task.await;
+    if let Some(manager) = manager {
+        manager.shutdown().await;
+    }
     ctx.store.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Bind QUIC and start the connection manager, or run without sync (with a
+/// warning) when the node has no certificate yet.
+fn start_peers(config: &NodeConfig, pki_dir: &Path, store: Store) -> anyhow::Result<Option<crate::peers::PeerManager>> {
+    use crate::peers::{DialledPeer, PeerManager, PeerRole};
+    if !pki_dir.join("node.crt").exists() {
+        tracing::warn!(pki = %pki_dir.display(), "no node certificate: running without sync. Issue one with `civsync pki issue`");
+        return Ok(None);
+    }
+    let identity = crate::pki::NodeIdentity::load(pki_dir)
+        .with_context(|| format!("cannot load the node certificate from {}", pki_dir.display()))?;
+    if identity.station() != &config.station {
+        anyhow::bail!(
+            "the certificate in {} is for station {}, but this node is {}",
+            pki_dir.display(),
+            identity.station(),
+            config.station
+        );
+    }
+    let endpoint = crate::transport::NodeEndpoint::bind(config.quic_listen, &identity)
+        .with_context(|| format!("cannot listen for QUIC on {}", config.quic_listen))?;
+    let mut dialled = Vec::new();
+    if let Some(parent) = &config.parent {
+        dialled.push(DialledPeer { role: PeerRole::Parent, station: parent.station.clone(), address: parent.address });
+    }
+    if let Some(fallback) = &config.fallback {
+        dialled.push(DialledPeer { role: PeerRole::Fallback, station: fallback.station.clone(), address: fallback.address });
+    }
+    for sibling in &config.siblings {
+        dialled.push(DialledPeer { role: PeerRole::Sibling, station: sibling.station.clone(), address: sibling.address });
+    }
+    Ok(Some(PeerManager::start(Arc::new(endpoint), store, config.tier, dialled, Default::default())))
 }
 
 async fn shutdown_signal() {
@@ -160,6 +200,7 @@ pub struct StatusReport {
     pub tier: Tier,
     pub documents: usize,
     pub documents_loaded: usize,
+    pub peers: Vec<crate::peers::PeerStatus>,
 }
 
 pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClosed> {
@@ -170,5 +211,6 @@ pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClose
         tier: ctx.config.tier,
         documents,
         documents_loaded,
+        peers: ctx.peers.snapshot(),
     })
 }

@@ -210,11 +210,23 @@ vocabulary!(
 );
 
 /// Service hours in hundredths of an hour: decimal input, exact sums.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+/// Travels in JSON as a decimal number of hours (`2.5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Hours {
     pub centi: u32,
+}
+
+impl Serialize for Hours {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.as_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hours {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        Hours::from_f64("hours", value).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Hours {
@@ -537,6 +549,14 @@ mod tests {
         assert!(Hours::from_f64("hours", -0.5).is_err());
         assert!(Hours::from_f64("hours", 30.0).is_err());
         assert_eq!(Hours::from_f64("hours", 2.5).unwrap().centi, 250);
+    }
+
+    #[test]
+    fn hours_travel_as_decimal_numbers() {
+        let hours = Hours { centi: 250 };
+        assert_eq!(serde_json::to_string(&hours).unwrap(), "2.5");
+        assert_eq!(serde_json::from_str::<Hours>("2.5").unwrap(), hours);
+        assert!(serde_json::from_str::<Hours>("-1").is_err());
     }
 
     #[test]
