@@ -19,7 +19,7 @@
 //! [`super::recompute_from_scratch`]).
 
 use super::contribution::{checked_less, ActivityCounts, Contribution, OrderCounts};
-use super::freshness::Freshness;
+use super::freshness::{Freshness, StationFreshness};
 use super::scratch::{MonthStatistics, StationStatistics, Statistics, VolunteerTally};
 use super::{CategoryCounts, CellCounts, Figures, FormCounts, Period, Quarter, StatsError};
 use crate::document_id::{DocumentId, DocumentKind, Month};
@@ -98,6 +98,8 @@ pub struct StationRow {
     pub own: Figures,
     /// Figures of the station and everything below it.
     pub subtree: Figures,
+    /// How fresh this node's copy of the station's own data is ("as of").
+    pub freshness: StationFreshness,
 }
 
 /// Share of villages and townships in a subtree with at least one activity.
@@ -462,6 +464,7 @@ impl StatsIndex {
                     tier: known.map(|s| s.tier),
                     own: self.own_figures(&station, period),
                     subtree: self.figures(&station, period),
+                    freshness: self.freshness.of(&station),
                     station,
                 }
             })

@@ -475,6 +475,10 @@ fn coverage_counts_villages_and_townships_with_activities() {
         (2, 1, 1)
     );
 
+    county
+        .index
+        .freshness_mut()
+        .record_heard_from(&station("xh/t1/v1"), 42);
     let table = county
         .index
         .station_table(&station("xh"), Period::Month(nov), &registry());
@@ -485,6 +489,11 @@ fn coverage_counts_villages_and_townships_with_activities() {
     );
     assert_eq!(table[0].subtree.counts.activities, 1);
     assert_eq!(table[2].own.counts.activities, 1);
+    assert_eq!(
+        table[2].freshness.last_heard_ms,
+        Some(42),
+        "rows say how fresh they are"
+    );
     assert_eq!(table[6].tier, Some(Tier::Village));
 }
 
