@@ -161,6 +161,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .route("/api/v1/conflicts", get(list_conflicts))
         .route("/api/v1/conflicts/resolve", post(resolve_conflict))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/documents", get(list_documents))
         .merge(crate::api_stats::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .merge(import)
@@ -324,4 +325,35 @@ async fn resolve_conflict(State(ctx): Ctx, body: Result<Bytes, BytesRejection>) 
 async fn status(State(ctx): Ctx) -> Result<Response, ApiError> {
     let report = crate::node::status_report(&ctx).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(report)).into_response())
+}
+
+#[derive(Serialize)]
+struct DocumentSummary {
+    id: DocumentId,
+    /// Hex digest of the document's heads: equal digests, equal history.
+    heads_digest: String,
+    changes: u64,
+}
+
+/// Every document this node holds, with its heads digest: what an operator
+/// (or a test) compares across replicas.
+async fn list_documents(State(ctx): Ctx) -> Result<Response, ApiError> {
+    let documents = ctx
+        .store
+        .call(|replica| {
+            replica
+                .documents()
+                .into_iter()
+                .map(|id| {
+                    let heads_digest = replica
+                        .heads_digest(&id)
+                        .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+                        .unwrap_or_default();
+                    let changes = replica.change_count(&id).unwrap_or(0);
+                    DocumentSummary { id, heads_digest, changes }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(Json(documents).into_response())
 }
