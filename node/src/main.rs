@@ -96,6 +96,13 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// After restoring a store from a backup: give this node a new Automerge
+    /// actor, so changes made since the backup are never reused. Run it with
+    /// the node stopped, before `civsync run`.
+    RenewActor {
+        #[arg(long, short = 'd', env = "CIVSYNC_DATA_DIR", default_value = "civsync-data")]
+        data_dir: PathBuf,
+    },
     /// Run a small county on this machine: 1 county, 2 townships, 4 villages.
     Demo(civsync_node::demo::DemoArgs),
 }
@@ -377,6 +384,13 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 }
                 None => print_json(&client.get::<Value>("conflicts", &target.query()).await?),
             }
+            Ok(())
+        }
+        Command::RenewActor { data_dir } => {
+            let store = data_dir.join(civsync_node::node::STORE_DIR);
+            let incarnation = civsync_node::store::renew_incarnation(&store)
+                .with_context(|| format!("cannot renew the actor of the store in {}", store.display()))?;
+            println!("the store in {} now writes as incarnation {incarnation:016x}", store.display());
             Ok(())
         }
         Command::Demo(args) => civsync_node::demo::run(args).await,
