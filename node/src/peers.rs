@@ -798,17 +798,31 @@ mod tests {
     }
 
     fn identity(root: &Path, station: &str, tier: Tier) -> NodeIdentity {
-        let dir = root.join(station.replace('/', "_"));
+        identity_in(root, station, tier, "")
+    }
+
+    /// A certificate for `station` in its own folder (`copy` tells copies apart).
+    fn identity_in(root: &Path, station: &str, tier: Tier, copy: &str) -> NodeIdentity {
+        let dir = root.join(format!("{}{copy}", station.replace('/', "_")));
         issue_node_certificate(&root.join("ca"), &id(station), tier, &dir, 30).unwrap();
         NodeIdentity::load(&dir).unwrap()
     }
 
     fn office(root: &Path, station: &str, tier: Tier, dialled: Vec<DialledPeer>) -> Office {
+        office_at(root, station, tier, dialled, "127.0.0.1:0".parse().unwrap())
+    }
+
+    fn office_at(
+        root: &Path,
+        station: &str,
+        tier: Tier,
+        dialled: Vec<DialledPeer>,
+        address: SocketAddr,
+    ) -> Office {
         let identity = identity(root, station, tier);
         let store_dir = root.join(format!("{}-store", station.replace('/', "_")));
         let store = Store::open(&store_dir, id(station), ReplicaConfig::default()).unwrap();
-        let endpoint =
-            Arc::new(NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity).unwrap());
+        let endpoint = Arc::new(NodeEndpoint::bind(address, &identity).unwrap());
         let manager = PeerManager::start(
             endpoint.clone(),
             store.clone(),
@@ -820,6 +834,16 @@ mod tests {
             store,
             endpoint,
             manager,
+        }
+    }
+
+    async fn wait_for_heads(from: &Store, to: &Store, document: &DocumentId) {
+        let wanted = heads(from, document).await;
+        assert!(wanted.is_some());
+        let deadline = Instant::now() + WAIT * 2;
+        while heads(to, document).await != wanted {
+            assert!(Instant::now() < deadline, "{document} never arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -968,6 +992,127 @@ mod tests {
         }
         village.manager.shutdown().await;
         township.manager.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_made_while_the_parent_is_down_arrive_when_it_comes_up() {
+        let root = tempfile::tempdir().unwrap();
+        init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
+        let parent_address = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let parent = DialledPeer {
+            role: PeerRole::Parent,
+            station: id("xh/t03"),
+            address: parent_address,
+        };
+        let village = office(root.path(), "xh/t03/v12", Tier::Village, vec![parent]);
+        let document = DocumentId::activities(&id("xh/t03/v12"), Month::new(2026, 11).unwrap());
+        for round in 0..3_i64 {
+            village
+                .store
+                .commit(document.clone(), move |doc| doc.put(ROOT, "round", round))
+                .await
+                .unwrap();
+        }
+        let board = village.manager.board();
+        wait_for("a failed attempt", || {
+            board
+                .get(&id("xh/t03"))
+                .is_some_and(|status| status.connect_failures >= 1 && status.last_error.is_some())
+        })
+        .await;
+        assert!(!board.get(&id("xh/t03")).unwrap().connected);
+
+        let township = office_at(
+            root.path(),
+            "xh/t03",
+            Tier::Township,
+            vec![],
+            parent_address,
+        );
+        wait_for_heads(&village.store, &township.store, &document).await;
+        assert!(board.get(&id("xh/t03")).unwrap().connected);
+        village.manager.shutdown().await;
+        township.manager.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_link_from_a_station_in_session_is_closed() {
+        let root = tempfile::tempdir().unwrap();
+        let (township, village) = township_and_village(root.path());
+        let township_board = township.manager.board();
+        wait_for("the village link", || {
+            township_board
+                .get(&id("xh/t03/v12"))
+                .is_some_and(|status| status.connected)
+        })
+        .await;
+        let twin = NodeEndpoint::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &identity_in(root.path(), "xh/t03/v12", Tier::Village, "-twin"),
+        )
+        .unwrap();
+        // The refusal may overtake the acceptor's answer, so connect fails,
+        // or arrive just after it, so the stream ends without a byte.
+        match twin
+            .connect(township.endpoint.local_addr().unwrap(), None)
+            .await
+        {
+            Err(error) => assert!(error.to_string().contains("already in session"), "{error}"),
+            Ok(mut link) => {
+                let closed = tokio::time::timeout(WAIT, link.recv.read_to_end(1 << 20))
+                    .await
+                    .unwrap();
+                assert!(closed.is_err(), "the twin got a session: {closed:?}");
+            }
+        }
+        // The first session is untouched and still carries changes.
+        assert_eq!(township_board.get(&id("xh/t03/v12")).unwrap().sessions, 1);
+        let document = DocumentId::roster(&id("xh/t03/v12"));
+        village
+            .store
+            .commit(document.clone(), |doc| doc.put(ROOT, "name", "v12"))
+            .await
+            .unwrap();
+        wait_for_heads(&village.store, &township.store, &document).await;
+        village.manager.shutdown().await;
+        township.manager.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_parent_address_answered_by_another_station_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
+        let other = office(root.path(), "xh/t04", Tier::Township, vec![]);
+        let parent = DialledPeer {
+            role: PeerRole::Parent,
+            station: id("xh/t03"),
+            address: other.endpoint.local_addr().unwrap(),
+        };
+        let village = office(root.path(), "xh/t03/v12", Tier::Village, vec![parent]);
+        let board = village.manager.board();
+        wait_for("the refusal", || {
+            board
+                .get(&id("xh/t03"))
+                .is_some_and(|status| status.last_error.is_some())
+        })
+        .await;
+        let status = board.get(&id("xh/t03")).unwrap();
+        assert!(!status.connected && status.sessions == 0);
+        let error = status.last_error.unwrap();
+        assert!(
+            error.contains("xh/t04") && error.contains("xh/t03"),
+            "{error}"
+        );
+        assert!(other
+            .manager
+            .board()
+            .get(&id("xh/t03/v12"))
+            .is_none_or(|status| status.sessions == 0));
+        village.manager.shutdown().await;
+        other.manager.shutdown().await;
     }
 
     #[test]
