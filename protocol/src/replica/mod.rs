@@ -93,6 +93,8 @@ pub enum OpenError {
     Corrupt(#[from] CorruptValue),
     #[error("store layout version {found} is newer than this node understands ({supported})")]
     LayoutTooNew { found: u32, supported: u32 },
+    #[error("replica configuration is unusable: {reason}")]
+    BadConfig { reason: String },
     #[error("the store holds document {document}, which station {station} may not hold: is this the right store?")]
     ForeignDocument {
         document: DocumentId,
@@ -171,6 +173,9 @@ pub struct Replica<S: Storage> {
     changed: BTreeSet<DocumentId>,
     /// Batches were applied since the last successful flush.
     unflushed: bool,
+    /// While set, `commit` leaves the flush to the caller, who must flush
+    /// before acknowledging (group commit: the node's store owner thread).
+    flush_deferred: bool,
 }
 
 impl<S: Storage> Replica<S> {
@@ -183,7 +188,12 @@ impl<S: Storage> Replica<S> {
         incarnation: u64,
         config: ReplicaConfig,
     ) -> Result<Replica<S>, OpenError> {
-        assert!(config.documents_cached_max > 0 && config.sync_states_cached_max > 0);
+        if config.documents_cached_max == 0 || config.sync_states_cached_max == 0 {
+            return Err(OpenError::BadConfig {
+                reason: "documents_cached_max and sync_states_cached_max must be at least 1"
+                    .to_string(),
+            });
+        }
         let index_entries = storage.scan_prefix(INDEX_PREFIX)?;
         match storage.get(LAYOUT_KEY)? {
             Some(bytes) => {
@@ -234,6 +244,7 @@ impl<S: Storage> Replica<S> {
             index,
             changed: BTreeSet::new(),
             unflushed: false,
+            flush_deferred: false,
         })
     }
 
@@ -334,7 +345,7 @@ impl<S: Storage> Replica<S> {
         mutate: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<CommitOutcome<T>, CommitError<E>> {
         let outcome = self.commit_unflushed(document, mutate)?;
-        if outcome.changes > 0 {
+        if outcome.changes > 0 && !self.flush_deferred {
             self.flush().map_err(|source| CommitError::Storage {
                 document: document.clone(),
                 source,
@@ -441,6 +452,13 @@ impl<S: Storage> Replica<S> {
         self.storage.flush()?;
         self.unflushed = false;
         Ok(())
+    }
+
+    /// Make `commit` skip its flush until set back. Whoever sets it owns
+    /// the acknowledgement: nothing committed meanwhile is durable (and so
+    /// may be reported to a user) before a later [`Replica::flush`] returns.
+    pub fn set_flush_deferred(&mut self, deferred: bool) {
+        self.flush_deferred = deferred;
     }
 
     pub fn has_unflushed_writes(&self) -> bool {

@@ -867,3 +867,44 @@ proptest! {
         prop_assert!(t.verify().is_empty());
     }
 }
+
+#[test]
+fn an_unusable_config_is_a_typed_error() {
+    let config = ReplicaConfig {
+        documents_cached_max: 0,
+        ..ReplicaConfig::default()
+    };
+    let error = Replica::open(MemoryStorage::new(), village(), 1, config)
+        .err()
+        .unwrap();
+    assert!(matches!(error, OpenError::BadConfig { .. }), "{error}");
+}
+
+#[test]
+fn a_store_from_a_newer_layout_is_refused() {
+    let mut storage = MemoryStorage::new();
+    let mut batch = WriteBatch::new();
+    batch.put(
+        LAYOUT_KEY.to_vec(),
+        (LAYOUT_VERSION + 1).to_be_bytes().to_vec(),
+    );
+    storage.apply(batch).unwrap();
+    let error = Replica::open(storage, village(), 1, ReplicaConfig::default())
+        .err()
+        .unwrap();
+    assert!(matches!(error, OpenError::LayoutTooNew { .. }), "{error}");
+}
+
+#[test]
+fn a_store_of_another_station_is_refused() {
+    let mut replica = fresh(&village());
+    replica.commit(&activities(), put("a", 1)).unwrap();
+    let storage = replica.into_storage();
+    let error = Replica::open(storage, station("xh/t1/v2"), 1, ReplicaConfig::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, OpenError::ForeignDocument { .. }),
+        "{error}"
+    );
+}
