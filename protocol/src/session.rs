@@ -76,7 +76,7 @@ mod tests;
 
 /// Documents whose exchange this side starts and keeps open at once.
 pub const DOCUMENTS_IN_FLIGHT_MAX: usize = 64;
-/// Close when no frame at all arrived for this long.
+/// Close when nothing at all (not a byte) arrived for this long.
 pub const IDLE_TIMEOUT_MS: u64 = 60_000;
 /// Send a ping when we sent nothing for this long, so the peer's idle timer
 /// does not fire on a quiet but healthy link.
@@ -324,7 +324,7 @@ pub struct Session {
     local_tier: Tier,
     config: SessionConfig,
     now_ms: u64,
-    last_frame_received_ms: u64,
+    last_received_ms: u64,
     last_sent_ms: u64,
     ping_nonce: u64,
 
@@ -397,7 +397,7 @@ impl Session {
             local_tier,
             config,
             now_ms,
-            last_frame_received_ms: now_ms,
+            last_received_ms: now_ms,
             last_sent_ms: now_ms,
             ping_nonce: 0,
             started: false,
@@ -439,13 +439,17 @@ impl Session {
         }
         self.start(host);
         self.counters.bytes_received += bytes.len() as u64;
+        if !bytes.is_empty() {
+            // Any byte shows the link is alive: on a slow village link one
+            // 1 MiB frame can take longer than the idle timeout to arrive.
+            self.last_received_ms = self.now_ms;
+        }
         for slice in bytes.chunks(INPUT_SLICE_BYTES) {
             self.decoder.push(slice);
             loop {
                 match self.decoder.pop() {
                     Ok(Some(message)) => {
                         self.counters.frames_received += 1;
-                        self.last_frame_received_ms = self.now_ms;
                         self.on_message(message, host);
                         if self.closed.is_some() {
                             return;
@@ -510,7 +514,7 @@ impl Session {
             return;
         }
         self.start(host);
-        let idle_ms = self.now_ms.saturating_sub(self.last_frame_received_ms);
+        let idle_ms = self.now_ms.saturating_sub(self.last_received_ms);
         if idle_ms >= self.config.idle_timeout_ms {
             let reason = CloseReason::IdleTimeout { idle_ms };
             self.close_with(
@@ -521,15 +525,16 @@ impl Session {
             );
             return;
         }
-        if self.now_ms >= self.last_sent_ms + self.config.keepalive_interval_ms
-            && self.control.is_empty()
-        {
-            self.ping_nonce += 1;
-            self.push_control(Message::Ping {
-                nonce: self.ping_nonce,
-            });
-            // Count the queued ping as sent so the deadline moves even if the
-            // driver is slow to poll.
+        if self.now_ms >= self.last_sent_ms + self.config.keepalive_interval_ms {
+            // Frames already waiting keep the peer awake as well as a ping.
+            if self.control.is_empty() {
+                self.ping_nonce += 1;
+                self.push_control(Message::Ping {
+                    nonce: self.ping_nonce,
+                });
+            }
+            // Move the deadline either way: a driver that cannot write right
+            // now must not be woken again at once, in a loop.
             self.last_sent_ms = self.now_ms;
         }
     }
@@ -585,7 +590,7 @@ impl Session {
         if self.closed.is_some() {
             return None;
         }
-        let idle = self.last_frame_received_ms + self.config.idle_timeout_ms;
+        let idle = self.last_received_ms + self.config.idle_timeout_ms;
         let keepalive = self.last_sent_ms + self.config.keepalive_interval_ms;
         Some(idle.min(keepalive))
     }
@@ -1203,6 +1208,9 @@ impl Session {
         );
         let exchange = self.exchanges.get_mut(document)?;
         exchange.scheduled = false;
+        // Either branch asks Automerge for what it has, which is all that a
+        // follow-up wants: clear it, or the exchange never becomes idle.
+        exchange.followup = false;
         let frame = if exchange.replies_owed > 0 {
             exchange.replies_owed -= 1;
             let more = exchange.replies_owed > 0;
@@ -1228,7 +1236,6 @@ impl Session {
             }
             frame
         } else {
-            exchange.followup = false;
             if exchange.unanswered == 0 {
                 self.generate_unprompted(document, host);
             }

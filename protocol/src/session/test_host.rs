@@ -1,7 +1,11 @@
 //! In-memory [`SyncHost`] over real Automerge documents, for the session
 //! tests. It enforces write authority like the real replica: every new change
 //! in a message is checked with `authority::check_change` before any is
-//! applied, and the accepted ones are applied in one `apply_changes_batch`.
+//! applied, on a scratch copy that Automerge's own receive applied the
+//! message to; the scratch copy replaces the document only if all pass.
+//! `batch_then_emptied_receive` switches to the other way of applying (a
+//! batch, then the message with its changes removed), kept to show that it
+//! livelocks under concurrent edits.
 
 use crate::actor::actor_for;
 use crate::authority::{check_change, check_document};
@@ -29,6 +33,7 @@ pub struct MemoryHost {
     pub documents: BTreeMap<DocumentId, AutoCommit>,
     pub states: BTreeMap<(StationId, DocumentId), State>,
     pub calls: HostCalls,
+    pub batch_then_emptied_receive: bool,
 }
 
 impl MemoryHost {
@@ -41,6 +46,7 @@ impl MemoryHost {
             documents: BTreeMap::new(),
             states: BTreeMap::new(),
             calls: HostCalls::default(),
+            batch_then_emptied_receive: false,
         }
     }
 
@@ -144,21 +150,31 @@ impl SyncHost for MemoryHost {
 
         // Expand the message's chunks into changes on a scratch copy.
         let mut scratch = doc.clone();
+        let mut scratch_state = state.clone();
         scratch
             .sync()
-            .receive_sync_message(&mut state.clone(), decoded.clone())
+            .receive_sync_message(&mut scratch_state, decoded.clone())
             .map_err(|error| malformed(error.to_string()))?;
         let fresh = scratch.get_changes(&heads_before);
         for change in &fresh {
             check_change(document, change.actor_id(), peer, &self.local)?;
         }
         let changes_applied = fresh.len();
-        doc.apply_changes_batch(fresh)
-            .map_err(|error| malformed(error.to_string()))?;
-        decoded.changes = ChunkList::empty();
-        doc.sync()
-            .receive_sync_message(&mut state, decoded)
-            .map_err(|error| malformed(error.to_string()))?;
+        if !self.batch_then_emptied_receive {
+            // Automerge's own receive keeps its sync-state bookkeeping.
+            doc = scratch;
+            state = scratch_state;
+        } else {
+            // Apply the batch, then let Automerge see the message without
+            // its changes: this skips the bookkeeping of shared and last
+            // sent heads, and concurrent edits livelock (see the tests).
+            doc.apply_changes_batch(fresh)
+                .map_err(|error| malformed(error.to_string()))?;
+            decoded.changes = ChunkList::empty();
+            doc.sync()
+                .receive_sync_message(&mut state, decoded)
+                .map_err(|error| malformed(error.to_string()))?;
+        }
         let heads_changed = doc.get_heads() != heads_before;
         if held || changes_applied > 0 {
             self.documents.insert(document.clone(), doc);

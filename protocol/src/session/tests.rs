@@ -597,6 +597,39 @@ fn idle_sessions_time_out_and_pings_keep_them_alive() {
 }
 
 #[test]
+fn a_driver_that_cannot_write_is_not_woken_in_a_loop() {
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    pump(&mut village, &mut township, || usize::MAX);
+    // The driver arms its timer but never polls for bytes (writes blocked).
+    let mut now = 0;
+    let trickle = frame(&Message::Pong { nonce: 0 });
+    for byte in &trickle[..trickle.len() - 1] {
+        let deadline = village.session.poll_timeout().unwrap();
+        assert!(
+            deadline > now,
+            "deadline {deadline} not after {now}: the driver would spin"
+        );
+        now = deadline;
+        village.session.handle_timeout(now, &mut village.host);
+        // Bytes trickling in keep the link alive even without a whole frame.
+        village
+            .session
+            .handle_bytes(&[*byte], now, &mut village.host);
+    }
+    assert!(
+        now > IDLE_TIMEOUT_MS,
+        "the trickle outlasted the idle timeout"
+    );
+    assert!(!village.session.is_closed());
+    let sent = first_frame_sent(&mut village);
+    assert_eq!(
+        sent.len(),
+        1,
+        "one ping waits, not one per wake-up: {sent:?}"
+    );
+}
+
+#[test]
 fn close_says_goodbye_and_the_peer_hears_why() {
     let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
     pump(&mut village, &mut township, || usize::MAX);
@@ -859,6 +892,113 @@ fn identical_inputs_give_identical_transcripts() {
     assert_eq!(first, transcript());
 }
 
+/// Found by the interleaving proptest: both sides commit to a document
+/// neither had while their hellos are still in transit.
+#[test]
+fn concurrent_live_pushes_during_the_handshake_converge() {
+    let steps = [
+        (0, 1, 0),
+        (0, 1, 0),
+        (0, 1, 0),
+        (1, 1, 0),
+        (5, 1, 2),
+        (2, 16, 0),
+        (3, 13, 0),
+        (0, 1, 0),
+        (4, 1, 0),
+        (1, 1, 0),
+        (2, 94, 0),
+        (1, 1, 0),
+    ];
+    run_interleaving(&steps, &[]);
+}
+
+const CROSSING_EDITS: [(u8, usize, usize); 61] = [
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (1, 1, 0),
+    (4, 1, 0),
+    (2, 16, 0),
+    (0, 1, 0),
+    (1, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (3, 7, 0),
+    (0, 1, 0),
+    (5, 1, 0),
+    (3, 100, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (5, 1, 2),
+    (2, 64, 0),
+    (0, 1, 0),
+    (2, 191, 0),
+    (0, 1, 0),
+    (0, 1, 0),
+    (1, 1, 0),
+    (0, 1, 0),
+    (5, 1, 2),
+    (5, 1, 0),
+    (0, 1, 0),
+    (0, 30, 0),
+    (3, 219, 0),
+    (3, 268, 0),
+    (4, 46, 2),
+    (2, 5, 0),
+    (4, 161, 0),
+    (1, 232, 2),
+    (2, 90, 0),
+    (1, 258, 2),
+    (4, 261, 0),
+    (5, 63, 2),
+    (3, 321, 1),
+    (5, 138, 2),
+    (1, 201, 1),
+    (4, 89, 0),
+    (1, 229, 1),
+    (2, 388, 0),
+    (2, 144, 1),
+    (1, 82, 1),
+    (4, 262, 1),
+    (1, 300, 2),
+    (0, 298, 1),
+    (2, 49, 1),
+    (5, 389, 2),
+    (5, 214, 0),
+];
+
+/// Found by the interleaving proptest: concurrent live edits on both sides
+/// while exchanges cross. Converges with Automerge's own receive.
+#[test]
+fn crossing_live_edits_converge() {
+    run_interleaving(&CROSSING_EDITS, &[]);
+}
+
+/// The same steps with the other way of applying a message (batch, then
+/// the message without its changes, as `Replica::receive_sync_message`
+/// does today): the two sides ping-pong heads-only messages until the loop
+/// guard gives the document up. Kept as evidence for the store's owner.
+#[test]
+fn batch_then_emptied_receive_livelocks_on_crossing_edits() {
+    let (village, township) = interleave(&CROSSING_EDITS, &[], true);
+    let status = township.session.status();
+    assert!(status.documents_refused >= 1, "{status:?}");
+    assert!(status.last_error.unwrap().contains("did not settle"));
+    assert!(
+        village.session.status().sync_messages_sent >= u64::from(SYNC_MESSAGES_PER_EXCHANGE_MAX)
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -869,50 +1009,91 @@ proptest! {
         steps in proptest::collection::vec((0u8..6, 1usize..400, 0usize..3), 0..80),
         village_edits in proptest::collection::vec((0usize..2, "[a-z]{1,3}"), 0..4),
     ) {
-        let documents = [
-            DocumentId::roster(&station("xh/t1/v1")),
-            DocumentId::activities(&station("xh/t1/v1"), november()),
-            DocumentId::reference(&station("xh/t1"), "menu").unwrap(),
-        ];
-        let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
-        for (doc, key) in &village_edits {
-            village.host.edit(&documents[*doc], key, "before");
-        }
-        let (mut up, mut down) = (Vec::<u8>::new(), Vec::<u8>::new());
-        for (edit_count, (action, size, doc)) in steps.into_iter().enumerate() {
-            match action {
-                0 => up.extend(village.session.poll_transmit(&mut village.host).unwrap_or_default()),
-                1 => down.extend(township.session.poll_transmit(&mut township.host).unwrap_or_default()),
-                2 => {
-                    let piece: Vec<u8> = up.drain(..size.min(up.len())).collect();
-                    township.deliver(&piece, size, 1);
-                }
-                3 => {
-                    let piece: Vec<u8> = down.drain(..size.min(down.len())).collect();
-                    village.deliver(&piece, size, 1);
-                }
-                4 => {
-                    township.host.edit(&documents[doc], &format!("t{edit_count}"), "live");
-                    township.session.document_changed(&documents[doc], &mut township.host);
-                }
-                _ => {
-                    let doc = doc % 2;
-                    village.host.edit(&documents[doc], &format!("v{edit_count}"), "live");
-                    village.session.document_changed(&documents[doc], &mut village.host);
-                }
+        run_interleaving(&steps, &village_edits);
+    }
+}
+
+fn interleaving_documents() -> [DocumentId; 3] {
+    [
+        DocumentId::roster(&station("xh/t1/v1")),
+        DocumentId::activities(&station("xh/t1/v1"), november()),
+        DocumentId::reference(&station("xh/t1"), "menu").unwrap(),
+    ]
+}
+
+/// Polls, partial deliveries and live commits on both sides in the given
+/// order; then the link drains.
+fn interleave(
+    steps: &[(u8, usize, usize)],
+    village_edits: &[(usize, String)],
+    batch_then_emptied_receive: bool,
+) -> (Node<MemoryHost>, Node<MemoryHost>) {
+    let documents = interleaving_documents();
+    let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
+    village.host.batch_then_emptied_receive = batch_then_emptied_receive;
+    township.host.batch_then_emptied_receive = batch_then_emptied_receive;
+    for (doc, key) in village_edits {
+        village.host.edit(&documents[*doc], key, "before");
+    }
+    let (mut up, mut down) = (Vec::<u8>::new(), Vec::<u8>::new());
+    for (edit_count, &(action, size, doc)) in steps.iter().enumerate() {
+        match action {
+            0 => up.extend(
+                village
+                    .session
+                    .poll_transmit(&mut village.host)
+                    .unwrap_or_default(),
+            ),
+            1 => down.extend(
+                township
+                    .session
+                    .poll_transmit(&mut township.host)
+                    .unwrap_or_default(),
+            ),
+            2 => {
+                let piece: Vec<u8> = up.drain(..size.min(up.len())).collect();
+                township.deliver(&piece, size, 1);
+            }
+            3 => {
+                let piece: Vec<u8> = down.drain(..size.min(down.len())).collect();
+                village.deliver(&piece, size, 1);
+            }
+            4 => {
+                township
+                    .host
+                    .edit(&documents[doc], &format!("t{edit_count}"), "live");
+                township
+                    .session
+                    .document_changed(&documents[doc], &mut township.host);
+            }
+            _ => {
+                let doc = doc % 2;
+                village
+                    .host
+                    .edit(&documents[doc], &format!("v{edit_count}"), "live");
+                village
+                    .session
+                    .document_changed(&documents[doc], &mut village.host);
             }
         }
-        township.deliver(&up, 97, 2);
-        village.deliver(&down, 97, 2);
-        pump(&mut village, &mut township, || 61);
-        prop_assert!(!village.session.is_closed() && !township.session.is_closed());
-        let held: Vec<DocumentId> = documents
-            .iter()
-            .filter(|doc| village.host.documents.contains_key(*doc) || township.host.documents.contains_key(*doc))
-            .cloned()
-            .collect();
-        assert_converged(&mut village, &mut township, &held);
     }
+    township.deliver(&up, 97, 2);
+    village.deliver(&down, 97, 2);
+    pump(&mut village, &mut township, || 61);
+    assert!(!village.session.is_closed() && !township.session.is_closed());
+    (village, township)
+}
+
+/// Interleave, then both sides must hold the same documents, error-free.
+fn run_interleaving(steps: &[(u8, usize, usize)], village_edits: &[(usize, String)]) {
+    let (mut village, mut township) = interleave(steps, village_edits, false);
+    let held: Vec<DocumentId> = interleaving_documents()
+        .into_iter()
+        .filter(|doc| {
+            village.host.documents.contains_key(doc) || township.host.documents.contains_key(doc)
+        })
+        .collect();
+    assert_converged(&mut village, &mut township, &held);
 }
 
 mod with_the_replica {
