@@ -314,7 +314,9 @@ impl PeerManager {
     /// Says goodbye to every peer and stops all tasks.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let grace = Duration::from_millis(GOODBYE_GRACE_MS * 2);
+        // Sessions close with a goodbye and dial loops return at the stop
+        // signal; whatever is still running after the grace is cut off.
+        let deadline = Instant::now() + Duration::from_millis(GOODBYE_GRACE_MS * 2);
         let sessions = std::mem::take(
             &mut *self
                 .shared
@@ -322,11 +324,10 @@ impl PeerManager {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
         );
-        for task in sessions {
-            let _ = tokio::time::timeout(grace, task).await;
-        }
-        for task in self.tasks {
-            task.abort();
+        for mut task in sessions.into_iter().chain(self.tasks) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+            }
         }
         self.shared.endpoint.close();
     }
@@ -926,7 +927,17 @@ mod tests {
                 "round {round} took {latency:?}"
             );
         }
+        // A clean stop says goodbye: the township sees the village leave
+        // without an error.
         village.manager.shutdown().await;
+        wait_for("the goodbye", || {
+            township_board
+                .get(&id("xh/t03/v12"))
+                .is_some_and(|status| !status.connected)
+        })
+        .await;
+        let left = township_board.get(&id("xh/t03/v12")).unwrap();
+        assert_eq!(left.last_error, None);
         township.manager.shutdown().await;
         village.store.close().await;
         township.store.close().await;
