@@ -1126,6 +1126,64 @@ mod tests {
         other.manager.shutdown().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_of_many_documents_syncs_on_first_contact() {
+        const DOCUMENTS: u16 = 120;
+        let root = tempfile::tempdir().unwrap();
+        init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
+        let township = office(root.path(), "xh/t03", Tier::Township, vec![]);
+        let village_station = id("xh/t03/v12");
+        let store_dir = root.path().join("v12-backlog-store");
+        let store = Store::open(
+            &store_dir,
+            village_station.clone(),
+            ReplicaConfig::default(),
+        )
+        .unwrap();
+        let mut documents = Vec::new();
+        for index in 0..DOCUMENTS {
+            let month = Month::new(2000 + index / 12, (index % 12) as u8 + 1).unwrap();
+            let document = DocumentId::activities(&village_station, month);
+            store
+                .commit(document.clone(), move |doc| {
+                    doc.put(ROOT, "index", i64::from(index))
+                })
+                .await
+                .unwrap();
+            documents.push(document);
+        }
+        let started = Instant::now();
+        let parent = DialledPeer {
+            role: PeerRole::Parent,
+            station: id("xh/t03"),
+            address: township.endpoint.local_addr().unwrap(),
+        };
+        let identity = identity(root.path(), "xh/t03/v12", Tier::Village);
+        let endpoint =
+            Arc::new(NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity).unwrap());
+        let manager = PeerManager::start(
+            endpoint,
+            store.clone(),
+            Tier::Village,
+            vec![parent],
+            SessionConfig::default(),
+        );
+        for document in &documents {
+            wait_for_heads(&store, &township.store, document).await;
+        }
+        let elapsed = started.elapsed();
+        let status = manager.board().get(&id("xh/t03")).unwrap();
+        eprintln!(
+            "{DOCUMENTS} documents synced on first contact in {} ms; village sent {} bytes, received {}",
+            elapsed.as_millis(),
+            status.bytes_sent,
+            status.bytes_received
+        );
+        assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+        manager.shutdown().await;
+        township.manager.shutdown().await;
+    }
+
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
         let mut backoff = Backoff::default();
