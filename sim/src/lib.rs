@@ -15,7 +15,6 @@ pub mod names;
 pub mod network;
 pub mod rng;
 pub mod scheduler;
-pub mod statistics;
 pub mod tamper;
 pub mod time;
 pub mod topology;
@@ -77,7 +76,14 @@ pub fn run(config: &SimConfig, wall_clock: impl Fn() -> f64) -> Report {
     let mut wall_profile_s: BTreeMap<String, f64> = world
         .profile
         .iter()
-        .map(|(kind, seconds)| (kind.to_string(), *seconds))
+        .map(|(kind, seconds)| {
+            let kind = if checks.contains_key(*kind) {
+                format!("check_{kind}")
+            } else {
+                kind.to_string()
+            };
+            (kind, *seconds)
+        })
         .collect();
     wall_profile_s.insert("checks".to_string(), wall_clock() - checks_started);
     let wall_s = wall_clock() - started;

@@ -56,6 +56,21 @@ pub enum Action {
     PublishTheme(Month),
 }
 
+impl Action {
+    /// Key of the wall-time profile entry for committing this action.
+    pub fn profile_key(&self) -> &'static str {
+        match self {
+            Action::ImportRoster(_) => "commit_import_roster",
+            Action::RegisterVolunteer => "commit_register_volunteer",
+            Action::FoundTeam => "commit_found_team",
+            Action::RecordActivity => "commit_record_activity",
+            Action::CorrectActivity => "commit_correct_activity",
+            Action::TownshipCorrection => "commit_township_correction",
+            Action::PublishTheme(_) => "commit_publish_theme",
+        }
+    }
+}
+
 /// What one action writes, ready for `Replica::commit`.
 #[derive(Debug, Clone)]
 pub struct Edit {

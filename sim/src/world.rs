@@ -62,6 +62,10 @@ pub const REDIAL_DELAY_MAX_MS: SimMs = 60 * SECOND_MS;
 /// How often convergence is probed after the final heal.
 pub const PROBE_INTERVAL_MS: SimMs = 10 * SECOND_MS;
 
+/// How `AuthorityError::NotCarriable` reads: the one refusal honest peers
+/// can provoke, when a node learned a change over a second path.
+const CARRIAGE_REFUSAL: &str = "may not relay changes";
+
 // Trace record kinds.
 const TRACE_DELIVER: u8 = 1;
 const TRACE_STALE: u8 = 2;
@@ -684,12 +688,14 @@ impl World {
                 if self.nodes[peer].misbehaving || self.nodes[node].misbehaving {
                     return;
                 }
-                // Over a fallback or sibling link the authority rule refuses,
-                // by design, changes the peer may not relay (a township's
-                // correction that a village learned from its township); they
-                // travel up the tree instead. Over a tree link an honest
-                // peer's message must never be refused.
-                if kind != LinkKind::Parent {
+                // The authority rule refuses, by design, changes an honest
+                // peer may not relay: over a fallback link a township's
+                // correction the village learned from its township; over the
+                // tree link a county change the village learned over its
+                // fallback link. Those changes travel the other path. Any
+                // other refusal of an honest peer (a change its writer may
+                // not make, a document out of scope) is a bug.
+                if kind != LinkKind::Parent || reason.contains(CARRIAGE_REFUSAL) {
                     self.counters.refused_by_design += 1;
                 } else {
                     self.problems.push(RunProblem(format!(
@@ -958,7 +964,8 @@ impl World {
         }
         let commit_started = std::time::Instant::now();
         let committed = replica.commit(&edit.document, |doc| edit.apply(doc));
-        *self.profile.entry("work_commit").or_default() += commit_started.elapsed().as_secs_f64();
+        *self.profile.entry(action.profile_key()).or_default() +=
+            commit_started.elapsed().as_secs_f64();
         match committed {
             Ok(outcome) => {
                 self.counters.writes_acknowledged += 1;
