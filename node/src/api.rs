@@ -79,6 +79,12 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+impl From<crate::store::StoreUnavailable> for ApiError {
+    fn from(error: crate::store::StoreUnavailable) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", error.to_string())
+    }
+}
+
 impl From<crate::store::StoreClosed> for ApiError {
     fn from(error: crate::store::StoreClosed) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", error.to_string())
@@ -203,7 +209,7 @@ async fn register_volunteer(State(ctx): Ctx, q: QueryResult, body: Result<Bytes,
     let (key, today, nonce) = (ctx.identity_key.clone(), crate::node::today(), rand::random());
     let volunteer = ctx
         .store
-        .call(move |replica| service::register_volunteer(replica, &station, &input, &key, today, nonce))
+        .call_durable(move |replica| service::register_volunteer(replica, &station, &input, &key, today, nonce))
         .await??;
     Ok((StatusCode::CREATED, Json(volunteer)).into_response())
 }
@@ -216,7 +222,7 @@ async fn update_volunteer(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, B
     }
     let (key, today) = (ctx.identity_key.clone(), crate::node::today());
     let volunteer =
-        ctx.store.call(move |replica| service::update_volunteer(replica, &station, &input, &key, today)).await??;
+        ctx.store.call_durable(move |replica| service::update_volunteer(replica, &station, &input, &key, today)).await??;
     Ok(Json(volunteer).into_response())
 }
 
@@ -230,7 +236,7 @@ async fn put_team(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, BytesReje
     let station = query(q)?.station(&ctx)?;
     let input: TeamInput = json_body(body)?;
     let nonce = rand::random();
-    let team = ctx.store.call(move |replica| service::put_team(replica, &station, &input, nonce)).await??;
+    let team = ctx.store.call_durable(move |replica| service::put_team(replica, &station, &input, nonce)).await??;
     Ok((StatusCode::CREATED, Json(team)).into_response())
 }
 
@@ -244,7 +250,7 @@ async fn record_activity(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, By
     let input: ActivityInput = json_body(body)?;
     let (today, nonce) = (crate::node::today(), rand::random());
     let activity =
-        ctx.store.call(move |replica| service::record_activity(replica, &station, &input, today, nonce)).await??;
+        ctx.store.call_durable(move |replica| service::record_activity(replica, &station, &input, today, nonce)).await??;
     Ok((StatusCode::CREATED, Json(activity)).into_response())
 }
 
@@ -253,7 +259,7 @@ async fn delete_activity(State(ctx): Ctx, q: QueryResult, Path((month, id)): Pat
     let month = Month::parse(&month)
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "month", format!("{month:?} is not YYYY-MM")))?;
     let id = civsync_protocol::model::RecordId::parse("id", &id).map_err(ServiceError::from)?;
-    ctx.store.call(move |replica| service::delete_activity(replica, &station, month, &id)).await??;
+    ctx.store.call_durable(move |replica| service::delete_activity(replica, &station, month, &id)).await??;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -268,7 +274,7 @@ async fn place_order(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, BytesR
     let station = query(q)?.station(&ctx)?;
     let input: OrderInput = json_body(body)?;
     let (today, nonce) = (crate::node::today(), rand::random());
-    let order = ctx.store.call(move |replica| service::place_order(replica, &station, &input, today, nonce)).await??;
+    let order = ctx.store.call_durable(move |replica| service::place_order(replica, &station, &input, today, nonce)).await??;
     Ok((StatusCode::CREATED, Json(order)).into_response())
 }
 
@@ -294,7 +300,7 @@ async fn import_volunteers(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, 
     let (key, today) = (ctx.identity_key.clone(), crate::node::today());
     let report = ctx
         .store
-        .call(move |replica| service::import_volunteers(replica, &station, rows, &key, today, rand::random))
+        .call_durable(move |replica| service::import_volunteers(replica, &station, rows, &key, today, rand::random))
         .await??;
     Ok(Json(report).into_response())
 }
@@ -318,7 +324,7 @@ async fn resolve_conflict(State(ctx): Ctx, body: Result<Bytes, BytesRejection>) 
     let input: ResolveInput = json_body(body)?;
     let document = DocumentId::parse(&input.document)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "document", e.to_string()))?;
-    ctx.store.call(move |replica| service::resolve_conflict(replica, &document, &input.path, &input.value)).await??;
+    ctx.store.call_durable(move |replica| service::resolve_conflict(replica, &document, &input.path, &input.value)).await??;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

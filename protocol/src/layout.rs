@@ -534,20 +534,43 @@ fn hours_on_day<D: ReadDoc>(
     date: Date,
     except_activity: &RecordId,
 ) -> LayoutResult<u32> {
+    // Called on every write: look only at activities of that date, and in
+    // them only at this volunteer's record, instead of reading everything.
+    let date_text = date_format::format(date);
     let mut total = 0u32;
-    for existing in activities(doc)? {
-        if existing.deleted || existing.date != date || existing.id == *except_activity {
+    for (key, obj) in record_maps(doc, ACTIVITIES)? {
+        if key == except_activity.as_str() {
             continue;
         }
-        for record in existing
-            .records
-            .iter()
-            .filter(|r| !r.deleted && r.volunteer == *volunteer)
-        {
-            total = total.saturating_add(record.hours.centi);
+        let activity = Fields { doc, obj: obj.clone(), path: format!("{ACTIVITIES}.{key}") };
+        if activity.str("date")? != date_text || activity.bool("deleted")? {
+            continue;
+        }
+        let Some(records) = existing_map(doc, &obj, RECORDS)? else { continue };
+        let Some(entry) = existing_map(doc, &records, volunteer.as_str())? else { continue };
+        let record = Fields { doc, obj: entry, path: format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}") };
+        if !record.bool("deleted")? {
+            let centi = u32::try_from(record.uint("hours_centi")?).unwrap_or(u32::MAX);
+            total = total.saturating_add(centi);
         }
     }
     Ok(total)
+}
+
+/// Is a volunteer registered (and not deleted) in this roster?
+pub fn volunteer_registered<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutResult<bool> {
+    let Some(all) = existing_map(doc, &ROOT, VOLUNTEERS)? else { return Ok(false) };
+    let Some(obj) = existing_map(doc, &all, number.as_str())? else { return Ok(false) };
+    let f = Fields { doc, obj, path: format!("{VOLUNTEERS}.{number}") };
+    Ok(!f.bool("deleted")?)
+}
+
+/// Does this roster hold the team (not deleted)?
+pub fn team_exists<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<bool> {
+    let Some(all) = existing_map(doc, &ROOT, TEAMS)? else { return Ok(false) };
+    let Some(obj) = existing_map(doc, &all, id.as_str())? else { return Ok(false) };
+    let f = Fields { doc, obj, path: format!("{TEAMS}.{id}") };
+    Ok(!f.bool("deleted")?)
 }
 
 /// Record or correct an activity and its service records. Checks that no

@@ -353,43 +353,33 @@ pub fn record_activity<S: Storage>(
 ) -> Result<Activity, ServiceError> {
     check_station(replica, station)?;
     let activity = input.validate(station, today, nonce)?;
-    // Everyone named must be known here; one look per roster, not per record.
+    // Everyone named must be known here: a key lookup per name in the
+    // station's roster, then the recording node's own.
     let rosters = candidate_rosters(replica, station);
-    let mut known_volunteers = std::collections::BTreeSet::new();
-    let mut known_teams = std::collections::BTreeSet::new();
-    for roster in &rosters {
-        let found = replica
-            .with_document(roster, |doc| -> Result<_, LayoutError> {
-                Ok((layout::volunteers(doc)?, layout::teams(doc)?))
-            })
-            .map_err(store_error)?;
-        if let Some(found) = found {
-            let (volunteers, teams) = found?;
-            known_volunteers.extend(
-                volunteers
-                    .into_iter()
-                    .filter(|v| !v.deleted)
-                    .map(|v| v.number),
-            );
-            known_teams.extend(teams.into_iter().filter(|t| !t.deleted).map(|t| t.id));
+    let mut missing_volunteer = None;
+    'records: for (index, record) in activity.records.iter().enumerate() {
+        for roster in &rosters {
+            let found = replica
+                .with_document(roster, |doc| layout::volunteer_registered(doc, &record.volunteer))
+                .map_err(store_error)?;
+            if found.transpose()?.unwrap_or(false) {
+                continue 'records;
+            }
         }
+        missing_volunteer = Some((index, record.volunteer.to_string()));
+        break;
     }
-    for (index, record) in activity.records.iter().enumerate() {
-        if !known_volunteers.contains(&record.volunteer) {
-            return Err(ServiceError::NotFound {
-                field: format!("records[{index}].volunteer"),
-                kind: "volunteer",
-                id: record.volunteer.to_string(),
-            });
-        }
+    if let Some((index, id)) = missing_volunteer {
+        return Err(ServiceError::NotFound { field: format!("records[{index}].volunteer"), kind: "volunteer", id });
     }
     if let Some(team) = &activity.team {
-        if !known_teams.contains(team) {
-            return Err(ServiceError::NotFound {
-                field: "team".into(),
-                kind: "team",
-                id: team.to_string(),
-            });
+        let mut known = false;
+        for roster in &rosters {
+            let found = replica.with_document(roster, |doc| layout::team_exists(doc, team)).map_err(store_error)?;
+            known |= found.transpose()?.unwrap_or(false);
+        }
+        if !known {
+            return Err(ServiceError::NotFound { field: "team".into(), kind: "team", id: team.to_string() });
         }
     }
     let document = DocumentId::activities(station, month_of(activity.date));
