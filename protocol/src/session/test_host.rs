@@ -3,9 +3,6 @@
 //! in a message is checked with `authority::check_change` before any is
 //! applied, on a scratch copy that Automerge's own receive applied the
 //! message to; the scratch copy replaces the document only if all pass.
-//! `batch_then_emptied_receive` switches to the other way of applying (a
-//! batch, then the message with its changes removed), kept to show that it
-//! livelocks under concurrent edits.
 
 use crate::actor::actor_for;
 use crate::authority::{check_change, check_document};
@@ -14,7 +11,7 @@ use crate::station::StationId;
 use crate::sync_host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
-use automerge::sync::{ChunkList, Message, State, SyncDoc};
+use automerge::sync::{Message, State, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ReadDoc, ROOT};
 use std::collections::BTreeMap;
@@ -33,7 +30,6 @@ pub struct MemoryHost {
     pub documents: BTreeMap<DocumentId, AutoCommit>,
     pub states: BTreeMap<(StationId, DocumentId), State>,
     pub calls: HostCalls,
-    pub batch_then_emptied_receive: bool,
 }
 
 impl MemoryHost {
@@ -46,7 +42,6 @@ impl MemoryHost {
             documents: BTreeMap::new(),
             states: BTreeMap::new(),
             calls: HostCalls::default(),
-            batch_then_emptied_receive: false,
         }
     }
 
@@ -134,7 +129,7 @@ impl SyncHost for MemoryHost {
             document: document.clone(),
             reason,
         };
-        let mut decoded = Message::decode(message).map_err(|error| malformed(error.to_string()))?;
+        let decoded = Message::decode(message).map_err(|error| malformed(error.to_string()))?;
         let held = self.documents.contains_key(document);
         let mut doc = self
             .documents
@@ -160,21 +155,11 @@ impl SyncHost for MemoryHost {
             check_change(document, change.actor_id(), peer, &self.local)?;
         }
         let changes_applied = fresh.len();
-        if !self.batch_then_emptied_receive {
-            // Automerge's own receive keeps its sync-state bookkeeping.
-            doc = scratch;
-            state = scratch_state;
-        } else {
-            // Apply the batch, then let Automerge see the message without
-            // its changes: this skips the bookkeeping of shared and last
-            // sent heads, and concurrent edits livelock (see the tests).
-            doc.apply_changes_batch(fresh)
-                .map_err(|error| malformed(error.to_string()))?;
-            decoded.changes = ChunkList::empty();
-            doc.sync()
-                .receive_sync_message(&mut state, decoded)
-                .map_err(|error| malformed(error.to_string()))?;
-        }
+        // Commit what Automerge's own receive made of the message: it keeps
+        // the sync state's bookkeeping and any change still waiting for its
+        // dependencies, which a copy of only the applied changes would drop.
+        doc = scratch;
+        state = scratch_state;
         let heads_changed = doc.get_heads() != heads_before;
         if held || changes_applied > 0 {
             self.documents.insert(document.clone(), doc);
