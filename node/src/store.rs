@@ -173,6 +173,15 @@ pub enum StoreOpenError {
 #[error("the store is closed")]
 pub struct StoreClosed;
 
+/// Why a durable call could not be acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreUnavailable {
+    #[error("the store is closed")]
+    Closed,
+    #[error("the store could not make the write durable: {reason}")]
+    FlushFailed { reason: String },
+}
+
 impl From<StoreClosed> for StorageError {
     fn from(_: StoreClosed) -> StorageError {
         StorageError::Unavailable {
@@ -294,6 +303,35 @@ impl Store {
             .await
             .map_err(|_| StoreClosed)?;
         answer.await.map_err(|_| StoreClosed)
+    }
+
+    /// Run `work` (which may commit through `Replica::commit`) and answer
+    /// only after the flush that covers its commits: concurrent callers share
+    /// one flush (group commit). A failed flush answers `FlushFailed`:
+    /// nothing the work committed is acknowledged.
+    pub async fn call_durable<R, W>(&self, work: W) -> Result<R, StoreUnavailable>
+    where
+        W: FnOnce(&mut Replica<SledStorage>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |replica| {
+            replica.set_flush_deferred(true);
+            let result = work(replica);
+            replica.set_flush_deferred(false);
+            if !replica.has_unflushed_writes() {
+                let _ = reply.send(Ok(result));
+                return None;
+            }
+            Some(Box::new(move |flushed: Result<(), StorageError>| {
+                let _ = reply.send(match flushed {
+                    Ok(()) => Ok(result),
+                    Err(error) => Err(StoreUnavailable::FlushFailed { reason: error.to_string() }),
+                });
+            }))
+        });
+        self.sender.send(Command::Run(job)).await.map_err(|_| StoreUnavailable::Closed)?;
+        answer.await.map_err(|_| StoreUnavailable::Closed)?
     }
 
     /// [`Store::call`] for code outside the async runtime (CLI commands,
