@@ -11,6 +11,14 @@
 //! stored in one batch and flushed before `Ok`. Any refusal leaves storage
 //! untouched and drops the in-memory copy if it had been touched.
 //!
+//! Handing automerge an emptied message must not change its bookkeeping:
+//! with changes, automerge advances the shared heads past what it applied
+//! and never takes the message's heads as "last sent"; with none, it would
+//! skip the first and may do the second. [`emptied_receive_bookkeeping`]
+//! redoes exactly what automerge 0.12's `receive_sync_message` does for a
+//! message with changes, so the sync state ends as if automerge had applied
+//! them itself.
+//!
 //! Sync states live in memory while a peer is connected (bounded LRU) and
 //! their encoding (the shared heads) is persisted whenever it changes, so a
 //! reconnect resumes with a small Bloom filter instead of the whole history.
@@ -221,10 +229,13 @@ impl<S: Storage> SyncHost for Replica<S> {
             }
         }
         let mut slot = self.take_sync_slot(peer, document);
+        let bookkeeping =
+            emptied_receive_bookkeeping(&mut slot.state, &decoded, &heads_before, &doc.get_heads());
         decoded.changes = ChunkList::empty();
         doc.sync()
             .receive_sync_message(&mut slot.state, decoded)
             .map_err(|error| Self::malformed(document, error))?;
+        bookkeeping.finish(&mut slot.state);
         let heads_after = doc.get_heads();
         let heads_changed = heads_after != heads_before;
 
@@ -283,6 +294,124 @@ impl<S: Storage> SyncHost for Replica<S> {
             tracing::warn!(peer = %peer, document = %document, %error, "could not delete a sync state");
         } else {
             self.unflushed = true;
+        }
+    }
+}
+
+/// What [`emptied_receive_bookkeeping`] must restore after automerge saw the
+/// emptied message.
+struct Bookkeeping {
+    last_sent_heads: Option<Vec<ChangeHash>>,
+}
+
+impl Bookkeeping {
+    fn finish(self, state: &mut State) {
+        if let Some(last_sent_heads) = self.last_sent_heads {
+            state.last_sent_heads = last_sent_heads;
+        }
+    }
+}
+
+/// Before automerge receives `message` with its changes removed (they were
+/// applied already, moving the heads from `heads_before` to `heads_now`),
+/// do what its receive would have done with the changes: advance the shared
+/// heads; and remember `last_sent_heads` where the emptied message would
+/// wrongly overwrite it.
+fn emptied_receive_bookkeeping(
+    state: &mut State,
+    message: &Message,
+    heads_before: &[ChangeHash],
+    heads_now: &[ChangeHash],
+) -> Bookkeeping {
+    if message.changes.is_empty() || state.read_only {
+        return Bookkeeping {
+            last_sent_heads: None,
+        };
+    }
+    let before: BTreeSet<&ChangeHash> = heads_before.iter().collect();
+    let now: BTreeSet<&ChangeHash> = heads_now.iter().collect();
+    let mut advanced: BTreeSet<ChangeHash> = heads_now
+        .iter()
+        .filter(|head| !before.contains(head))
+        .copied()
+        .collect();
+    advanced.extend(
+        state
+            .shared_heads
+            .iter()
+            .filter(|head| now.contains(head))
+            .copied(),
+    );
+    state.shared_heads = advanced.into_iter().collect();
+    // Automerge takes the message heads as last sent only for a message
+    // without changes whose heads equal ours; an empty heads list is reset
+    // later in the same receive either way.
+    let overwritten = message.heads.as_slice() == heads_now && !message.heads.is_empty();
+    Bookkeeping {
+        last_sent_heads: overwritten.then(|| state.last_sent_heads.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::ROOT;
+    use proptest::prelude::*;
+
+    /// Our way of receiving (batch, bookkeeping, emptied message).
+    fn receive_our_way(doc: &mut AutoCommit, state: &mut State, message: Message) {
+        let heads_before = doc.get_heads();
+        let changes: Vec<Change> = message
+            .changes
+            .iter()
+            .flat_map(|chunk| chunks::changes_in(chunk, usize::MAX).unwrap())
+            .collect();
+        doc.apply_changes_batch(changes).unwrap();
+        let mut emptied = message;
+        let bookkeeping =
+            emptied_receive_bookkeeping(state, &emptied, &heads_before, &doc.get_heads());
+        emptied.changes = ChunkList::empty();
+        doc.sync().receive_sync_message(state, emptied).unwrap();
+        bookkeeping.finish(state);
+    }
+
+    proptest! {
+        /// Two peers edit concurrently and exchange messages in any order;
+        /// at every receive, our way leaves exactly the document and sync
+        /// state that automerge's own receive leaves.
+        #[test]
+        fn our_receive_keeps_automerges_bookkeeping(steps in proptest::collection::vec(0u8..6, 1..40)) {
+            let mut a = AutoCommit::new();
+            let mut b = AutoCommit::new();
+            let (mut state_a, mut state_b) = (State::new(), State::new());
+            let (mut to_a, mut to_b): (Vec<Message>, Vec<Message>) = (Vec::new(), Vec::new());
+            for (n, step) in steps.into_iter().enumerate() {
+                match step {
+                    0 => { a.put(ROOT, format!("a{n}"), n as i64).unwrap(); a.commit(); }
+                    1 => { b.put(ROOT, format!("b{n}"), n as i64).unwrap(); b.commit(); }
+                    2 => to_b.extend(a.sync().generate_sync_message(&mut state_a)),
+                    3 => to_a.extend(b.sync().generate_sync_message(&mut state_b)),
+                    4 | 5 => {
+                        let (doc, state, queue) = if step == 4 {
+                            (&mut a, &mut state_a, &mut to_a)
+                        } else {
+                            (&mut b, &mut state_b, &mut to_b)
+                        };
+                        if queue.is_empty() {
+                            continue;
+                        }
+                        let message = queue.remove(0);
+                        let mut their_doc = doc.clone();
+                        let mut their_state = state.clone();
+                        their_doc.sync().receive_sync_message(&mut their_state, message.clone()).unwrap();
+                        receive_our_way(doc, state, message);
+                        prop_assert_eq!(doc.get_heads(), their_doc.get_heads());
+                        prop_assert_eq!(&*state, &their_state);
+                    }
+                    _ => unreachable!(),
+                }
+            }
         }
     }
 }

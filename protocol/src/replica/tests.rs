@@ -908,3 +908,65 @@ fn a_store_of_another_station_is_refused() {
         "{error}"
     );
 }
+
+/// Both sides generate before either receives (messages cross on the
+/// wire), with local edits landing between rounds. Returns the rounds
+/// needed to go quiet, or `None` when the sides never stop talking.
+fn crossing_rounds(edits: &[(bool, usize)], rounds_max: usize) -> Option<usize> {
+    let township = station("xh/t1");
+    let mut v = fresh(&village());
+    let mut t = fresh(&township);
+    let document = activities();
+    v.commit(&document, put("seed", 0)).unwrap();
+    for round in 0..rounds_max {
+        for (index, (village_side, at_round)) in edits.iter().enumerate() {
+            if *at_round == round {
+                let side = if *village_side { &mut v } else { &mut t };
+                side.commit(&document, put(&format!("e{index}"), index as i64))
+                    .unwrap();
+            }
+        }
+        let from_village = v.generate_sync_message(&township, &document).unwrap();
+        let from_township = t.generate_sync_message(&village(), &document).unwrap();
+        let last_edit = edits.iter().map(|(_, at)| *at).max().unwrap_or(0);
+        if from_village.is_none() && from_township.is_none() && round > last_edit {
+            assert_eq!(v.heads(&document), t.heads(&document));
+            assert_eq!(state_of(&mut v, &document), state_of(&mut t, &document));
+            return Some(round);
+        }
+        if let Some(message) = from_village {
+            t.receive_sync_message(&village(), &document, &message)
+                .unwrap();
+        }
+        if let Some(message) = from_township {
+            v.receive_sync_message(&township, &document, &message)
+                .unwrap();
+        }
+    }
+    None
+}
+
+#[test]
+fn crossing_messages_with_live_edits_go_quiet() {
+    for edits in [
+        vec![(true, 1), (false, 1)],
+        vec![(true, 1), (false, 2), (true, 3), (false, 3)],
+        vec![(false, 0), (true, 2), (false, 2), (true, 5)],
+    ] {
+        let rounds = crossing_rounds(&edits, 60);
+        assert!(
+            rounds.is_some_and(|rounds| rounds < 20),
+            "{edits:?}: {rounds:?}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn crossing_messages_always_go_quiet(edits in proptest::collection::vec((any::<bool>(), 0usize..8), 0..8)) {
+        let rounds = crossing_rounds(&edits, 80);
+        prop_assert!(rounds.is_some(), "{:?} never went quiet", edits);
+    }
+}
