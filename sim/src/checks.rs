@@ -201,10 +201,12 @@ fn changes_of(doc: &AutoCommit) -> Vec<(ChangeHash, ActorId)> {
         .collect()
 }
 
+/// An acknowledged write: who, the heads right after it, what it was.
+type WriteToFind = (NodeIndex, Vec<ChangeHash>, String);
+
 fn durability(world: &mut World) -> CheckResult {
     // Group the writes by the county copy that must hold them.
-    let mut by_copy: BTreeMap<(NodeIndex, DocumentId), Vec<(NodeIndex, Vec<ChangeHash>, String)>> =
-        BTreeMap::new();
+    let mut by_copy: BTreeMap<(NodeIndex, DocumentId), Vec<WriteToFind>> = BTreeMap::new();
     let mut checked = 0;
     for write in world
         .truth

@@ -175,9 +175,10 @@ impl Stream {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::topology::LinkKind;
+    use super::{Stream, DIALER, LISTENER};
+    use crate::topology::{LinkKind, LinkSpec};
     use proptest::prelude::*;
+    use rand::Rng;
     use rand::SeedableRng;
 
     fn link(latency_ms: u64, jitter_ms: u64, bandwidth: u64) -> LinkSpec {

@@ -105,7 +105,7 @@ impl<E> Scheduler<E> {
 
     /// Move the clock forward to `at` with no event (end of a phase).
     pub fn advance_to(&mut self, at: SimMs) {
-        debug_assert!(self.queue.peek().map_or(true, |next| next.at >= at));
+        debug_assert!(self.queue.peek().is_none_or(|next| next.at >= at));
         self.now = self.now.max(at);
     }
 }

@@ -11,7 +11,10 @@ use civsync_protocol::replica::Replica;
 use civsync_protocol::storage::{MemoryStorage, Storage, WriteBatch};
 use civsync_protocol::{DocumentId, StationId};
 
-type Tampered = Result<(Replica<MemoryStorage>, String), (Option<Replica<MemoryStorage>>, String)>;
+/// The reopened replica and what was done; or, on failure, the replica if it
+/// is still usable and the reason.
+type Tampered =
+    Result<(Box<Replica<MemoryStorage>>, String), (Option<Box<Replica<MemoryStorage>>>, String)>;
 
 /// Append a change by `forger`'s actor to `document` in the replica's store
 /// and reopen the replica on it.
@@ -22,14 +25,17 @@ pub fn inject_forged_change(
     incarnation: u64,
 ) -> Tampered {
     let Some(entry) = replica.index_entry(document).cloned() else {
-        return Err((Some(replica), format!("{document} is not held yet")));
+        return Err((
+            Some(Box::new(replica)),
+            format!("{document} is not held yet"),
+        ));
     };
     let mut replica = replica;
     let copy = match replica.with_document(document, |doc| doc.clone()) {
         Ok(Some(copy)) => copy,
         other => {
             return Err((
-                Some(replica),
+                Some(Box::new(replica)),
                 format!("{document} does not load: {other:?}"),
             ))
         }
@@ -38,7 +44,7 @@ pub fn inject_forged_change(
     let before = forged.get_heads();
     forged.set_actor(actor_for(forger, 0xf0f0));
     if let Err(error) = forged.put(ROOT, "forged_by_tamper", forger.as_str()) {
-        return Err((Some(replica), error.to_string()));
+        return Err((Some(Box::new(replica)), error.to_string()));
     }
     forged.commit();
     let increment = forged.save_after(&before);
@@ -58,7 +64,7 @@ pub fn inject_forged_change(
     }
     match Replica::open(storage, local, incarnation, crate::world::replica_config()) {
         Ok(replica) => Ok((
-            replica,
+            Box::new(replica),
             format!("change by {forger} written into {document} at the county"),
         )),
         Err(error) => Err((None, error.to_string())),

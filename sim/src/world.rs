@@ -1026,11 +1026,11 @@ impl World {
         let document = DocumentId::reference(&state.station, workload::THEMES).expect("valid");
         match tamper::inject_forged_change(replica, &document, &forger, state.incarnation) {
             Ok((replica, description)) => {
-                state.replica = Some(replica);
+                state.replica = Some(*replica);
                 self.tampered = Some(description);
             }
             Err((replica, problem)) => {
-                state.replica = replica;
+                state.replica = replica.map(|r| *r);
                 self.problems.push(RunProblem(format!(
                     "could not inject the forged change: {problem}"
                 )));
