@@ -25,15 +25,29 @@ pub fn civsync_binary() -> PathBuf {
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("test executable path");
             // target/<profile>/deps/<test> → target/<profile>/civsync
-            let profile_dir = exe.parent().and_then(Path::parent).expect("target profile folder");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target profile folder");
             let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace root");
             let mut build = Command::new(env!("CARGO"));
-            build.current_dir(workspace).args(["build", "--quiet", "-p", "civsync-node", "--bin", "civsync"]);
+            build.current_dir(workspace).args([
+                "build",
+                "--quiet",
+                "-p",
+                "civsync-node",
+                "--bin",
+                "civsync",
+            ]);
             if release {
                 build.arg("--release");
             }
-            let status = build.status().expect("run cargo build for the civsync binary");
+            let status = build
+                .status()
+                .expect("run cargo build for the civsync binary");
             assert!(status.success(), "building the civsync binary failed");
             profile_dir.join("civsync")
         })
@@ -271,7 +285,7 @@ pub fn id_number(seed: u64) -> String {
 
 /// A volunteer registration body.
 pub fn volunteer_body(seed: u64) -> Value {
-    serde_json::json!({"name": format!("志愿者{seed}"), "sex": if seed % 2 == 0 { "女" } else { "男" }, "id_number": id_number(seed)})
+    serde_json::json!({"name": format!("志愿者{seed}"), "sex": if seed.is_multiple_of(2) { "女" } else { "男" }, "id_number": id_number(seed)})
 }
 
 /// An activity body with one service record for each volunteer given.
@@ -282,4 +296,150 @@ pub fn activity_body(id: &str, date: &str, volunteers: &[String], hours: f64) ->
         .collect();
     serde_json::json!({"id": id, "name": format!("活动{id}"), "date": date, "form": "help", "category": "health",
         "beneficiaries": 10, "records": records})
+}
+
+// ---------------------------------------------------------------------------
+// County helpers: certificates, replica comparison, bounded waits.
+
+/// `civsync pki init`: a county CA (and county identity key) in `ca_dir`.
+pub fn pki_init(ca_dir: &Path, county: &str) -> anyhow::Result<()> {
+    let ca = ca_dir.to_string_lossy().into_owned();
+    civsync(&["pki", "init", "--dir", &ca, "--county", county])?;
+    Ok(())
+}
+
+/// `civsync pki issue` a certificate for `node`'s station into `<node dir>/pki`:
+/// with it, the node syncs when it runs.
+pub fn pki_issue(ca_dir: &Path, node: &TestNode, tier: &str) -> anyhow::Result<()> {
+    let ca = ca_dir.to_string_lossy().into_owned();
+    let out = node.dir.join("pki").to_string_lossy().into_owned();
+    civsync(&[
+        "pki",
+        "issue",
+        "--ca",
+        &ca,
+        "--station",
+        &node.station,
+        "--tier",
+        tier,
+        "--out",
+        &out,
+    ])?;
+    Ok(())
+}
+
+/// Poll `done` every 100 ms until it holds or `timeout` passes; returns how
+/// long it took, or the last description `done` gave of what is missing.
+pub fn wait_until(
+    timeout: Duration,
+    mut done: impl FnMut() -> Result<(), String>,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    loop {
+        match done() {
+            Ok(()) => return Ok(started.elapsed()),
+            Err(missing) if started.elapsed() >= timeout => {
+                return Err(format!("not within {timeout:?}: {missing}"))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+impl TestNode {
+    /// Every document this node holds: id → heads digest (hex).
+    pub fn documents(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let listed = self.get("documents")?;
+        let Some(documents) = listed.as_array() else {
+            bail!("documents of {}: not a list: {listed}", self.station)
+        };
+        documents
+            .iter()
+            .map(|d| match (d["id"].as_str(), d["heads_digest"].as_str()) {
+                (Some(id), Some(digest)) => Ok((id.to_string(), digest.to_string())),
+                _ => bail!("documents of {}: malformed entry {d}", self.station),
+            })
+            .collect()
+    }
+
+    /// (station, activity id) of every activity of `month` this node lists,
+    /// its whole subtree's when `subtree`.
+    pub fn activity_keys(
+        &self,
+        month: &str,
+        subtree: bool,
+    ) -> anyhow::Result<std::collections::BTreeSet<(String, String)>> {
+        let listed = self.get(&format!("activities?month={month}&subtree={subtree}"))?;
+        let Some(activities) = listed.as_array() else {
+            bail!("activities of {}: not a list: {listed}", self.station)
+        };
+        activities
+            .iter()
+            .map(|a| match (a["station"].as_str(), a["id"].as_str()) {
+                (Some(station), Some(id)) => Ok((station.to_string(), id.to_string())),
+                _ => bail!("activities of {}: malformed entry {a}", self.station),
+            })
+            .collect()
+    }
+
+    /// Record an activity; `Ok` only when the node acknowledged it (201).
+    pub fn record_activity(
+        &self,
+        id: &str,
+        date: &str,
+        volunteers: &[String],
+    ) -> anyhow::Result<()> {
+        let (status, body) = self.post("activities", &activity_body(id, date, volunteers, 1.5))?;
+        if status != 201 {
+            bail!("{} refused activity {id}: {status} {body}", self.station);
+        }
+        Ok(())
+    }
+
+    /// Register a volunteer; returns the volunteer number the node gave.
+    pub fn register_volunteer(&self, seed: u64) -> anyhow::Result<String> {
+        let (status, body) = self.post("volunteers", &volunteer_body(seed))?;
+        if status != 201 {
+            bail!("{} refused volunteer {seed}: {status} {body}", self.station);
+        }
+        body["number"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("no volunteer number in {body}"))
+    }
+
+    /// This node's status entry for peer `station`, if it knows the peer.
+    pub fn peer_status(&self, station: &str) -> anyhow::Result<Option<Value>> {
+        let status = self.get("status")?;
+        Ok(status["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["station"].as_str() == Some(station))
+            .cloned())
+    }
+}
+
+/// `Ok` when every document held by more than one of `nodes` has the same
+/// heads digest everywhere; otherwise which document differs where.
+pub fn replicas_agree(nodes: &[&TestNode]) -> Result<(), String> {
+    let mut seen: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    for node in nodes {
+        let documents = node.documents().map_err(|e| e.to_string())?;
+        for (id, digest) in documents {
+            seen.entry(id)
+                .or_default()
+                .push((node.station.clone(), digest));
+        }
+    }
+    let differing: Vec<String> = seen
+        .iter()
+        .filter(|(_, replicas)| replicas.iter().any(|(_, d)| d != &replicas[0].1))
+        .map(|(id, replicas)| format!("{id}: {replicas:?}"))
+        .collect();
+    if differing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("replicas differ: {}", differing.join("; ")))
+    }
 }
