@@ -28,6 +28,7 @@ async fn serve(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<NodeContext>
         identity_key: IdentityKey::from_bytes([9; 32]),
         store,
         peers: Default::default(),
+        stats: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

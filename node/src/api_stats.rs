@@ -1,9 +1,203 @@
-//! Statistics, approval and report endpoints of the API.
+//! Statistics, reports and certificates in the API.
+//!
+//! The node keeps one `StatsIndex` of contributions per document. Before a
+//! query it refreshes the index on the store's owner thread: only documents
+//! whose heads digest moved since the last refresh are read again (a local
+//! write or a sync since then), so a query costs the changes since the last
+//! one, not the county. The index is rebuilt from the documents at start.
 
+use crate::api::ApiError;
 use crate::node::NodeContext;
-use axum::Router;
-use std::sync::Arc;
+use crate::report;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use civsync_protocol::document_id::DocumentKind;
+use civsync_protocol::model::RecordId;
+use civsync_protocol::stats::{Period, Quarter, StatsIndex};
+use civsync_protocol::sync_host::HeadsDigest;
+use civsync_protocol::{layout, DocumentId, Month, Station, StationId};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// The statistics index and what it has seen of each document.
+#[derive(Default)]
+pub struct StatsState {
+    index: StatsIndex,
+    seen: BTreeMap<DocumentId, HeadsDigest>,
+}
+
+pub type SharedStats = Arc<Mutex<StatsState>>;
+
+/// Bring the index up to date with the store; returns documents re-read.
+pub async fn refresh(ctx: &NodeContext) -> Result<usize, ApiError> {
+    let stats = ctx.stats.clone();
+    let reread = ctx
+        .store
+        .call(move |replica| {
+            let mut state = stats.lock().unwrap_or_else(|p| p.into_inner());
+            let mut reread = 0;
+            for id in replica.documents() {
+                let Some(digest) = replica.heads_digest(&id) else { continue };
+                if state.seen.get(&id) == Some(&digest) {
+                    continue;
+                }
+                let state = &mut *state;
+                // An unreadable document keeps its last contribution and is
+                // listed by the index; figures go stale, never silently drop.
+                let _ = replica.with_document(&id, |doc| state.index.apply_document(&id, doc));
+                state.seen.insert(id, digest);
+                reread += 1;
+            }
+            reread
+        })
+        .await?;
+    Ok(reread)
+}
 
 pub fn routes() -> Router<Arc<NodeContext>> {
     Router::new()
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/reports/monthly", get(monthly_report))
+        .route("/api/v1/reports/quarterly", get(quarterly_report))
+        .route("/api/v1/certificates/{number}", get(certificate))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    station: Option<String>,
+    month: Option<String>,
+    quarter: Option<String>,
+    format: Option<String>,
+}
+
+impl ReportQuery {
+    fn station(&self, ctx: &NodeContext) -> Result<StationId, ApiError> {
+        match &self.station {
+            None => Ok(ctx.config.station.clone()),
+            Some(text) => StationId::parse(text).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "station", e.to_string())),
+        }
+    }
+
+    fn month(&self) -> Result<Month, ApiError> {
+        match &self.month {
+            None => Ok(crate::node::this_month()),
+            Some(text) => Month::parse(text)
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "month", format!("{text:?} is not YYYY-MM"))),
+        }
+    }
+
+    fn quarter(&self) -> Result<Quarter, ApiError> {
+        match &self.quarter {
+            None => Ok(Quarter::of(crate::node::this_month())),
+            Some(text) => Quarter::parse(text)
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "quarter", format!("{text:?} is not YYYYQn"))),
+        }
+    }
+}
+
+type Ctx = State<Arc<NodeContext>>;
+type QueryResult = Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>;
+
+fn query(q: QueryResult) -> Result<ReportQuery, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
+}
+
+/// What this node knows of station names and tiers: itself. (Names of other
+/// stations come from the county's registry document when it holds one.)
+fn registry(ctx: &NodeContext) -> Vec<Station> {
+    vec![Station { id: ctx.config.station.clone(), name: ctx.config.name.clone(), tier: ctx.config.tier }]
+}
+
+async fn build_report(ctx: &NodeContext, station: &StationId, period: Period) -> Result<report::StatisticsReport, ApiError> {
+    refresh(ctx).await?;
+    let registry = registry(ctx);
+    let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+    report::statistics_report(&state.index, station, period, &registry)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "station", e.to_string()))
+}
+
+async fn stats(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let report = build_report(&ctx, &q.station(&ctx)?, Period::Month(q.month()?)).await?;
+    Ok(Json(report).into_response())
+}
+
+fn render(report: &report::StatisticsReport, format: Option<&str>) -> Result<Response, ApiError> {
+    let file = format!("civsync-{}-{}", report.root.as_str().replace('/', "-"), report.period);
+    match format.unwrap_or("json") {
+        "json" => Ok(Json(report).into_response()),
+        "csv" => {
+            let mut bytes = Vec::new();
+            report::write_csv(report, &mut bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok((
+                [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                 (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.csv\""))],
+                bytes,
+            )
+                .into_response())
+        }
+        "xlsx" => {
+            let bytes = report::xlsx_bytes(report).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok((
+                [(header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
+                 (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.xlsx\""))],
+                bytes,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::new(StatusCode::BAD_REQUEST, "format", format!("unknown format {other:?}; use json, csv or xlsx"))),
+    }
+}
+
+async fn monthly_report(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let report = build_report(&ctx, &q.station(&ctx)?, Period::Month(q.month()?)).await?;
+    render(&report, q.format.as_deref())
+}
+
+async fn quarterly_report(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let report = build_report(&ctx, &q.station(&ctx)?, Period::Quarter(q.quarter()?)).await?;
+    render(&report, q.format.as_deref())
+}
+
+/// A volunteer's service certificate: their record from the roster of their
+/// home station (`?station=`, this node's own by default) and every activity
+/// this node holds that they served on.
+async fn certificate(State(ctx): Ctx, q: QueryResult, Path(number): Path<String>) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let station = q.station(&ctx)?;
+    let number = RecordId::parse("number", &number).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.field, e.reason))?;
+    let roster = DocumentId::roster(&station);
+    let lookup = number.clone();
+    let (volunteer, activities) = ctx
+        .store
+        .call(move |replica| {
+            let volunteer = replica.with_document(&roster, |doc| layout::volunteer(doc, &lookup)).ok().flatten();
+            let mut activities = Vec::new();
+            for id in replica.documents_where(|d| matches!(d.kind, DocumentKind::Activities(_))) {
+                if let Ok(Some(Ok(found))) = replica.with_document(&id, layout::activities) {
+                    activities.extend(found.into_iter().filter(|a| a.records.iter().any(|r| r.volunteer == lookup)));
+                }
+            }
+            (volunteer, activities)
+        })
+        .await?;
+    let volunteer = match volunteer {
+        Some(Ok(Some(volunteer))) => volunteer,
+        Some(Err(e)) => return Err(ApiError::internal(e.to_string())),
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "number", format!("unknown volunteer {number} at {station}"))),
+    };
+    let recording = Station { id: ctx.config.station.clone(), name: ctx.config.name.clone(), tier: ctx.config.tier };
+    let certificate = report::service_certificate(&volunteer, activities.iter(), &recording, crate::node::today())
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "number", e.to_string()))?;
+    if q.format.as_deref() == Some("text") {
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], report::certificate_text(&certificate)).into_response());
+    }
+    Ok(Json(certificate).into_response())
 }

@@ -52,6 +52,19 @@ impl ApiClient {
         self.finish(response).await
     }
 
+    /// GET raw bytes (CSV, XLSX, text).
+    pub async fn get_bytes(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Vec<u8>> {
+        let response = self.http.get(self.url(path)).query(query).send().await.with_context(|| {
+            format!("the node's API at {} does not answer; is `civsync run` running?", self.base)
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if !status.is_success() {
+            bail!("refused ({}): {}", status.as_u16(), String::from_utf8_lossy(&bytes));
+        }
+        Ok(bytes.to_vec())
+    }
+
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,

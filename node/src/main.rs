@@ -83,6 +83,26 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Write the monthly table or the quarterly bulletin as CSV and XLSX.
+    Report {
+        /// YYYY-MM.
+        #[arg(long, conflicts_with = "quarter")]
+        month: Option<String>,
+        /// YYYYQn, e.g. 2026Q4.
+        #[arg(long)]
+        quarter: Option<String>,
+        /// Folder to write the files into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// A volunteer's service certificate (志愿服务证明), with its verification code.
+    Certificate {
+        number: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Sync status: peers, last seen, backlog, last error.
     Status {
         #[command(flatten)]
@@ -367,6 +387,39 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             query.extend(month.map(|m| ("month", m)));
             let stats: Value = target.client()?.get("stats", &query).await?;
             print_json(&stats);
+            Ok(())
+        }
+        Command::Report { month, quarter, out, target } => {
+            let client = target.client()?;
+            let (path, mut query) = match (&month, &quarter) {
+                (_, Some(quarter)) => ("reports/quarterly", vec![("quarter", quarter.clone())]),
+                (Some(month), None) => ("reports/monthly", vec![("month", month.clone())]),
+                (None, None) => ("reports/monthly", vec![]),
+            };
+            query.extend(target.query());
+            std::fs::create_dir_all(&out)?;
+            let json: Value = client.get(path, &query).await?;
+            let stem = format!(
+                "civsync-{}-{}",
+                json["root"].as_str().unwrap_or("report").replace('/', "-"),
+                json["period"].as_str().unwrap_or("period")
+            );
+            for format in ["csv", "xlsx"] {
+                let mut with_format = query.clone();
+                with_format.push(("format", format.to_string()));
+                let bytes = client.get_bytes(path, &with_format).await?;
+                let file = out.join(format!("{stem}.{format}"));
+                std::fs::write(&file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+                println!("wrote {}", file.display());
+            }
+            println!("{}", json["title"].as_str().unwrap_or_default());
+            Ok(())
+        }
+        Command::Certificate { number, target } => {
+            let mut query = target.query();
+            query.push(("format", "text".into()));
+            let bytes = target.client()?.get_bytes(&format!("certificates/{number}"), &query).await?;
+            println!("{}", String::from_utf8_lossy(&bytes));
             Ok(())
         }
         Command::Status { target } => {

@@ -28,6 +28,8 @@ pub struct NodeContext {
     pub store: Store,
     /// Per-peer sync status; empty when the node runs without certificates.
     pub peers: crate::peers::PeerStatusBoard,
+    /// Statistics index, refreshed incrementally before each query.
+    pub stats: crate::api_stats::SharedStats,
 }
 
 /// China Standard Time: the whole network runs on Beijing time.
@@ -114,8 +116,11 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the store in {}", data_dir.join(STORE_DIR).display()))?;
     let manager = start_peers(&config, &pki_dir, store.clone())?;
     let peers = manager.as_ref().map(|m| m.board()).unwrap_or_default();
-    let ctx = Arc::new(NodeContext { config: config.clone(), data_dir: data_dir.to_path_buf(), identity_key, store, peers });
+    let ctx = Arc::new(NodeContext { config: config.clone(), data_dir: data_dir.to_path_buf(), identity_key, store, peers, stats: Default::default() });
 
+    // Build the statistics index now, so the first query answers quickly.
+    let reread = crate::api_stats::refresh(&ctx).await.map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
+    tracing::info!(documents = reread, "statistics index built");
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
         .with_context(|| format!("cannot listen for the API on {}", config.api_listen))?;
