@@ -555,6 +555,50 @@ fn a_sync_message_for_a_document_outside_the_scope_refuses_just_that_document() 
 }
 
 #[test]
+fn a_peer_listing_a_document_outside_the_scope_gets_it_refused_and_the_rest_goes_on() {
+    let mut township = Node::new(
+        MemoryHost::new("xh/t1"),
+        "xh/t1/v1",
+        SessionConfig::default(),
+    );
+    let foreign = DocumentId::roster(&station("xh/t2/v1"));
+    let bucket = crate::digest::bucket_of(&foreign);
+    let mut hashes = vec![crate::digest::EMPTY_BUCKET; crate::digest::DIGEST_BUCKETS];
+    hashes[bucket as usize] = [1; 16];
+    let village = Message::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        station: station("xh/t1/v1"),
+        tier: Tier::Village,
+    };
+    let bytes = [
+        frame(&village),
+        frame(&Message::ScopeRoot {
+            documents: 1,
+            root: [2; 16],
+        }),
+        frame(&Message::BucketHashes { hashes }),
+        frame(&Message::BucketContents {
+            bucket,
+            entries: vec![(foreign.clone(), [3; 16])],
+            last: true,
+        }),
+    ]
+    .concat();
+    township.deliver(&bytes, 11, 1);
+    let sent = first_frame_sent(&mut township);
+    assert!(sent.iter().any(
+        |message| matches!(message, Message::Refused { document, .. } if *document == foreign)
+    ));
+    assert!(!township.session.is_closed());
+    let status = township.session.status();
+    assert!(status.up_to_date, "{status:?}");
+    assert_eq!(
+        township.host.calls.generate + township.host.calls.receive,
+        0
+    );
+}
+
+#[test]
 fn idle_sessions_time_out_and_pings_keep_them_alive() {
     let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
     pump(&mut village, &mut township, || usize::MAX);
