@@ -443,3 +443,103 @@ pub fn replicas_agree(nodes: &[&TestNode]) -> Result<(), String> {
         Err(format!("replicas differ: {}", differing.join("; ")))
     }
 }
+
+// ---------------------------------------------------------------------------
+// Nodes at chosen addresses, run through a wrapper (e.g. `ip netns exec NS`).
+
+impl TestNode {
+    /// `civsync init` a node listening at exactly `api` and `quic` (addresses
+    /// that may exist only inside a network namespace).
+    pub fn init_at(
+        dir: &Path,
+        station: &str,
+        tier: &str,
+        parent: Option<SocketAddr>,
+        api: SocketAddr,
+        quic: SocketAddr,
+    ) -> anyhow::Result<TestNode> {
+        let (api_text, quic_text) = (api.to_string(), quic.to_string());
+        let dir_text = dir.to_string_lossy().into_owned();
+        let mut args = vec![
+            "init",
+            "--data-dir",
+            &dir_text,
+            "--station",
+            station,
+            "--tier",
+            tier,
+            "--api-listen",
+            &api_text,
+            "--quic-listen",
+            &quic_text,
+        ];
+        let parent_text = parent.map(|p| p.to_string());
+        if let Some(parent) = &parent_text {
+            args.extend(["--parent-address", parent.as_str()]);
+        }
+        civsync(&args)?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .no_proxy()
+            .build()?;
+        Ok(TestNode {
+            station: station.to_string(),
+            dir: dir.to_path_buf(),
+            api,
+            quic,
+            process: None,
+            http,
+        })
+    }
+
+    /// Like [`TestNode::start`], but run `civsync run` through `wrapper`
+    /// (a program and its arguments that end by executing the rest, like
+    /// `ip netns exec NS`), so the process id is the node's.
+    pub fn start_wrapped(&mut self, wrapper: &[&str]) -> anyhow::Result<()> {
+        assert!(
+            self.process.is_none(),
+            "node {} already running",
+            self.station
+        );
+        let Some((program, arguments)) = wrapper.split_first() else {
+            return self.start();
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))?;
+        let child = Command::new(program)
+            .args(arguments)
+            .arg(civsync_binary())
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .env("RUST_LOG", "info,quinn=warn,rustls=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn wrapped civsync run")?;
+        self.process = Some(child);
+        let started = Instant::now();
+        while started.elapsed() < START_TIMEOUT {
+            if self.get("health").is_ok() {
+                return Ok(());
+            }
+            if let Some(Some(status)) = self.process.as_mut().map(|c| c.try_wait().ok().flatten()) {
+                self.process = None;
+                bail!(
+                    "node {} exited at start with {status}; log:\n{}",
+                    self.station,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "node {} did not answer within {START_TIMEOUT:?}; log:\n{}",
+            self.station,
+            self.log()
+        )
+    }
+}
