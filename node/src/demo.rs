@@ -232,7 +232,7 @@ async fn seed_village(office: &Office, index: usize, volunteers: usize) -> anyho
         let first_17 = format!("411602{:04}{:02}{:02}{:03}", 1960 + seed % 40, 1 + seed % 12, 1 + seed % 28, seed % 1000);
         let input = VolunteerInput {
             name: format!("{}{}", SURNAMES[seed % SURNAMES.len()], GIVEN[(seed / 3) % GIVEN.len()]),
-            sex: if seed % 2 == 0 { "女" } else { "男" }.into(),
+            sex: if seed.is_multiple_of(2) { "女" } else { "男" }.into(),
             id_number: with_check_digit(&first_17),
             phone: format!("1380000{:04}", seed),
             categories: vec![ACTIVITIES[seed % ACTIVITIES.len()].2.into()],
@@ -261,7 +261,7 @@ async fn record_activities(office: &Office, numbers: &[String], count: usize, sa
         let records = numbers
             .iter()
             .enumerate()
-            .filter(|(n, _)| (n + i + salt) % 2 == 0)
+            .filter(|(n, _)| (n + i + salt).is_multiple_of(2))
             .map(|(n, v)| ServiceRecordInput {
                 volunteer: v.clone(),
                 hours: HoursInput::Number(1.0 + ((n + i) % 4) as f64 * 0.5),

@@ -327,9 +327,12 @@ mod tests {
         assert_eq!(v.registered_on, date!(2026 - 11 - 23));
     }
 
+    /// A field name and a way to break that field.
+    type BreakCase = (&'static str, Box<dyn Fn(&mut VolunteerInput)>);
+
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut VolunteerInput)>)> = vec![
+        let cases: Vec<BreakCase> = vec![
             ("name", Box::new(|v| v.name = " ".into())),
             ("sex", Box::new(|v| v.sex = "x".into())),
             ("id_number", Box::new(|v| v.id_number = "123".into())),
