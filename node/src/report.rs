@@ -109,6 +109,9 @@ pub struct ReportRow {
     pub satisfaction: Option<f64>,
     /// Share of villages below with at least one activity (not for villages).
     pub coverage: Option<f64>,
+    /// Newest sign of life from the station held here (ms since the epoch):
+    /// the figures are "as of" then. JSON only; not a table column.
+    pub as_of_ms: Option<i64>,
 }
 
 impl ReportRow {
@@ -138,6 +141,7 @@ impl ReportRow {
             orders_rated: figures.orders.rated,
             satisfaction: figures.orders.satisfaction(),
             coverage,
+            as_of_ms: None,
         }
     }
 
@@ -245,7 +249,10 @@ pub fn statistics_report(
                     .village_share()
             };
             let name = row.name.clone().unwrap_or_else(|| row.station.to_string());
-            ReportRow::new(row.station.clone(), name, row.tier, &row.subtree, coverage)
+            let mut line =
+                ReportRow::new(row.station.clone(), name, row.tier, &row.subtree, coverage);
+            line.as_of_ms = row.freshness.latest_ms();
+            line
         })
         .collect();
     let coverage = index.coverage(root, period, registry);
