@@ -42,8 +42,8 @@ use std::collections::BTreeMap;
 /// pings every 15 s over QUIC; here a dead connection is cut explicitly by
 /// the simulator, so the timers only matter for one-way stalls, and
 /// stretching them keeps an idle county of hundreds of links cheap.
-pub const SIM_KEEPALIVE_MS: u64 = 30 * MINUTE_MS;
-pub const SIM_IDLE_TIMEOUT_MS: u64 = 2 * HOUR_MS;
+pub const SIM_KEEPALIVE_MS: u64 = 2 * HOUR_MS;
+pub const SIM_IDLE_TIMEOUT_MS: u64 = 6 * HOUR_MS;
 /// Documents a simulated replica keeps loaded. A county of 650 villages
 /// holds about 2,000 small documents (≈100 KiB each loaded); the node's
 /// default of 256 would make the county reload documents on most syncs, so
