@@ -411,3 +411,206 @@ fn township_killed_mid_sync_loses_nothing() {
         node.stop().unwrap();
     }
 }
+
+/// A forged Automerge sync message for `document` holding one change made
+/// under `writer`'s actor: the message a peer sends once it knows the
+/// receiver lacks the change (found by syncing with an empty stand-in).
+fn forged_sync_message(writer: &str) -> Vec<u8> {
+    use automerge::sync::{State, SyncDoc};
+    use automerge::transaction::Transactable;
+    let writer = civsync_protocol::StationId::parse(writer).unwrap();
+    let mut forged =
+        automerge::AutoCommit::new().with_actor(civsync_protocol::actor::actor_for(&writer, 1));
+    forged
+        .put(automerge::ROOT, "forged_by", writer.as_str())
+        .unwrap();
+    let mut empty = automerge::AutoCommit::new();
+    let (mut forged_state, mut empty_state) = (State::new(), State::new());
+    for _ in 0..8 {
+        if let Some(message) = forged.sync().generate_sync_message(&mut forged_state) {
+            if message.changes != Vec::<Vec<u8>>::new().into() {
+                return message.encode();
+            }
+            empty
+                .sync()
+                .receive_sync_message(&mut empty_state, message)
+                .unwrap();
+        }
+        if let Some(message) = empty.sync().generate_sync_message(&mut empty_state) {
+            forged
+                .sync()
+                .receive_sync_message(&mut forged_state, message)
+                .unwrap();
+        }
+    }
+    panic!("automerge never offered the forged change");
+}
+
+/// Connect to `township` with v1's real certificate, say hello, send a
+/// forged sync message for each document, and collect the township's
+/// refusals (document → reason) until every document was refused or
+/// `timeout` passes.
+async fn rogue_session(
+    v1_pki: &Path,
+    township: std::net::SocketAddr,
+    forgeries: &[(civsync_protocol::DocumentId, &str)],
+    timeout: Duration,
+) -> (
+    BTreeMap<String, String>,
+    civsync_node::transport::PeerLink,
+    civsync_node::transport::NodeEndpoint,
+) {
+    use civsync_protocol::wire::{encode_frame, FrameDecoder, Message, PROTOCOL_VERSION};
+    let identity = civsync_node::pki::NodeIdentity::load(v1_pki).expect("v1's certificate");
+    let endpoint =
+        civsync_node::transport::NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity)
+            .expect("bind");
+    let expected = civsync_protocol::StationId::parse("xh/t1").unwrap();
+    let mut link = endpoint
+        .connect(township, Some(&expected))
+        .await
+        .expect("a certified link to the township");
+    let mut out = encode_frame(&Message::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        station: identity.station().clone(),
+        tier: identity.tier(),
+    })
+    .unwrap();
+    for (document, writer) in forgeries {
+        let bytes = forged_sync_message(writer);
+        out.extend(
+            encode_frame(&Message::Sync {
+                document: document.clone(),
+                reply: false,
+                message_bytes: bytes.len() as u32,
+                offset: 0,
+                chunk: bytes,
+            })
+            .unwrap(),
+        );
+    }
+    link.send.write_all(&out).await.expect("send the forgeries");
+    let mut refusals = BTreeMap::new();
+    let mut decoder = FrameDecoder::new();
+    let mut buffer = vec![0_u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + timeout;
+    while refusals.len() < forgeries.len() {
+        let read = tokio::time::timeout_at(deadline, link.recv.read(&mut buffer)).await;
+        let Ok(Ok(Some(n))) = read else { break };
+        decoder.push(&buffer[..n]);
+        while let Ok(Some(message)) = decoder.pop() {
+            match message {
+                Message::Refused { document, reason } => {
+                    refusals.insert(document.to_string(), reason);
+                }
+                Message::Goodbye { reason } | Message::HelloRejected { reason, .. } => {
+                    refusals.insert("(closed)".into(), reason);
+                }
+                _ => {}
+            }
+        }
+    }
+    // The link stays open: the township's status is checked while it is.
+    (refusals, link, endpoint)
+}
+
+/// (e) A certified village forging writes — to its neighbour's roster, to
+/// its own roster under the neighbour's actor, and to the county's reference
+/// data under the county's actor — is refused each time, and nothing of the
+/// forgery is applied at the township or the county.
+#[test]
+fn forged_writes_of_a_village_are_refused_and_applied_nowhere() {
+    use civsync_protocol::{DocumentId, StationId};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("county-ca");
+    pki_init(&ca, "xh").unwrap();
+    let mut county = certified(dir.path(), &ca, "xh", "county", None);
+    let mut t1 = certified(dir.path(), &ca, "xh/t1", "township", Some(county.quic));
+    let mut v2 = certified(dir.path(), &ca, "xh/t1/v2", "village", Some(t1.quic));
+    // v1 never runs: the rogue uses its certificate.
+    let v1 = certified(dir.path(), &ca, "xh/t1/v1", "village", Some(t1.quic));
+    for node in [&mut county, &mut t1, &mut v2] {
+        node.start().unwrap();
+    }
+    v2.register_volunteer(2).unwrap();
+    let neighbour_roster = "roster:xh/t1/v2".to_string();
+    wait_until(CONVERGE_TIMEOUT, || {
+        let at_v2 = v2.documents().map_err(|e| e.to_string())?;
+        for node in [&t1, &county] {
+            let held = node.documents().map_err(|e| e.to_string())?;
+            if held.get(&neighbour_roster) != at_v2.get(&neighbour_roster) {
+                return Err(format!("{} does not hold v2's roster yet", node.station));
+            }
+        }
+        Ok(())
+    })
+    .expect("v2's roster reaches the township and the county");
+    let (t1_before, county_before) = (t1.documents().unwrap(), county.documents().unwrap());
+
+    let xh = StationId::parse("xh").unwrap();
+    let forgeries = [
+        (
+            DocumentId::roster(&StationId::parse("xh/t1/v2").unwrap()),
+            "xh/t1/v1",
+        ),
+        (
+            DocumentId::roster(&StationId::parse("xh/t1/v1").unwrap()),
+            "xh/t1/v2",
+        ),
+        (DocumentId::reference(&xh, "menu").unwrap(), "xh"),
+    ];
+    let rt = runtime();
+    let (refusals, link, endpoint) = rt.block_on(rogue_session(
+        &v1.dir.join("pki"),
+        t1.quic,
+        &forgeries,
+        Duration::from_secs(15),
+    ));
+    println!("refusals: {refusals:#?}");
+    for (document, _) in &forgeries {
+        assert!(
+            refusals.contains_key(&document.to_string()),
+            "the township did not refuse the forged {document}: {refusals:?}\n{}",
+            t1.log()
+        );
+    }
+
+    // Give any wrongly applied change time to travel up, then compare.
+    std::thread::sleep(Duration::from_secs(2));
+    let (t1_after, county_after) = (t1.documents().unwrap(), county.documents().unwrap());
+    for (document, _) in &forgeries {
+        let id = document.to_string();
+        assert_eq!(
+            t1_after.get(&id),
+            t1_before.get(&id),
+            "the township's {id} changed"
+        );
+        assert_eq!(
+            county_after.get(&id),
+            county_before.get(&id),
+            "the county's {id} changed"
+        );
+    }
+    assert_eq!(
+        t1_after.get(&neighbour_roster),
+        v2.documents().unwrap().get(&neighbour_roster)
+    );
+    // Read while the rogue is still connected: a disconnect overwrites the
+    // peer's last_error with "connection lost".
+    let recorded = t1
+        .peer_status("xh/t1/v1")
+        .unwrap()
+        .expect("the township lists the rogue peer");
+    link.connection.close(0u32.into(), b"done");
+    endpoint.close();
+    let last_error = recorded["last_error"].as_str().unwrap_or_default();
+    assert!(
+        forgeries
+            .iter()
+            .any(|(d, _)| last_error.contains(&d.to_string())),
+        "the township's status does not record the refusal: {recorded}"
+    );
+    for node in [&mut v2, &mut t1, &mut county] {
+        node.stop().unwrap();
+    }
+}
