@@ -73,20 +73,29 @@ impl Relay {
 }
 
 /// Send `bytes` to `to` unless the impairment drops it; maybe late, maybe twice.
-fn forward(socket: Arc<UdpSocket>, to: SocketAddr, bytes: Vec<u8>, impairment: &Mutex<Impairment>) {
+async fn forward(socket: Arc<UdpSocket>, to: SocketAddr, bytes: Vec<u8>, impairment: &Mutex<Impairment>) {
     let setting = impairment.lock().expect("relay impairment").clone();
-    let mut rng = rand::thread_rng();
-    if setting.cut || (setting.loss > 0.0 && rng.gen_bool(setting.loss.clamp(0.0, 1.0))) {
-        return;
-    }
-    let copies = if setting.duplicate > 0.0 && rng.gen_bool(setting.duplicate.clamp(0.0, 1.0)) { 2 } else { 1 };
-    for _ in 0..copies {
-        let jitter_ms = setting.jitter.as_millis() as u64;
-        let extra = if jitter_ms > 0 { Duration::from_millis(rng.gen_range(0..=jitter_ms)) } else { Duration::ZERO };
-        let delay = (setting.delay + extra).min(DELAY_MAX);
+    // Decide everything before awaiting: the RNG is not Send.
+    let plan: Vec<Duration> = {
+        let mut rng = rand::thread_rng();
+        if setting.cut || (setting.loss > 0.0 && rng.gen_bool(setting.loss.clamp(0.0, 1.0))) {
+            return;
+        }
+        let copies = if setting.duplicate > 0.0 && rng.gen_bool(setting.duplicate.clamp(0.0, 1.0)) { 2 } else { 1 };
+        (0..copies)
+            .map(|_| {
+                let jitter_ms = setting.jitter.as_millis() as u64;
+                let extra = if jitter_ms > 0 { Duration::from_millis(rng.gen_range(0..=jitter_ms)) } else { Duration::ZERO };
+                (setting.delay + extra).min(DELAY_MAX)
+            })
+            .collect()
+    };
+    for delay in plan {
         let (socket, bytes) = (socket.clone(), bytes.clone());
         if delay.is_zero() {
-            let _ = socket.try_send_to(&bytes, to);
+            // Awaited, not try_send: a fresh socket's readiness is unknown
+            // and try_send would drop the first datagram.
+            let _ = socket.send_to(&bytes, to).await;
         } else {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -122,7 +131,7 @@ async fn downstream_loop(
                 outbound
             }
         };
-        forward(outbound, upstream, buffer[..len].to_vec(), &impairment);
+        forward(outbound, upstream, buffer[..len].to_vec(), &impairment).await;
     }
 }
 
@@ -130,7 +139,7 @@ async fn upstream_loop(outbound: Arc<UdpSocket>, downstream: Arc<UdpSocket>, cli
     let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX];
     loop {
         let Ok((len, _)) = outbound.recv_from(&mut buffer).await else { continue };
-        forward(downstream.clone(), client, buffer[..len].to_vec(), &impairment);
+        forward(downstream.clone(), client, buffer[..len].to_vec(), &impairment).await;
     }
 }
 
@@ -150,10 +159,15 @@ mod tests {
         addr
     }
 
-    async fn round_trip(client: &UdpSocket, to: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+    /// Generous for answers (a loaded CI machine is slow); short where
+    /// silence is the expected outcome.
+    const ANSWER_WAIT: Duration = Duration::from_secs(3);
+    const SILENCE_WAIT: Duration = Duration::from_millis(300);
+
+    async fn round_trip(client: &UdpSocket, to: SocketAddr, payload: &[u8], wait: Duration) -> Option<Vec<u8>> {
         client.send_to(payload, to).await.unwrap();
         let mut buffer = [0u8; 2048];
-        match tokio::time::timeout(Duration::from_millis(300), client.recv_from(&mut buffer)).await {
+        match tokio::time::timeout(wait, client.recv_from(&mut buffer)).await {
             Ok(Ok((len, _))) => Some(buffer[..len].to_vec()),
             _ => None,
         }
@@ -164,17 +178,24 @@ mod tests {
         let server = echo_server().await;
         let relay = Relay::start("127.0.0.1:0".parse().unwrap(), server).await.unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        assert_eq!(round_trip(&client, relay.listen, b"hello").await.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(round_trip(&client, relay.listen, b"hello", ANSWER_WAIT).await.as_deref(), Some(&b"hello"[..]));
         relay.set_cut(true);
-        assert_eq!(round_trip(&client, relay.listen, b"lost").await, None);
+        assert_eq!(round_trip(&client, relay.listen, b"lost", SILENCE_WAIT).await, None);
         relay.set_cut(false);
-        assert_eq!(round_trip(&client, relay.listen, b"back").await.as_deref(), Some(&b"back"[..]));
+        assert_eq!(round_trip(&client, relay.listen, b"back", ANSWER_WAIT).await.as_deref(), Some(&b"back"[..]));
         relay.set(Impairment { duplicate: 1.0, ..Impairment::default() });
         // Duplicated both ways: the request twice, each echoed twice.
         client.send_to(b"twice", relay.listen).await.unwrap();
         let mut count = 0;
         let mut buffer = [0u8; 64];
-        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), client.recv_from(&mut buffer)).await {
+        while count < 4 {
+            match tokio::time::timeout(ANSWER_WAIT, client.recv_from(&mut buffer)).await {
+                Ok(Ok(_)) => count += 1,
+                _ => break,
+            }
+        }
+        // No fifth copy either.
+        if tokio::time::timeout(SILENCE_WAIT, client.recv_from(&mut buffer)).await.is_ok() {
             count += 1;
         }
         assert_eq!(count, 4);
