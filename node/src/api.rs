@@ -45,8 +45,16 @@ struct ErrorDetail<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, field: impl Into<String>, reason: impl Into<String>) -> ApiError {
-        ApiError { status, field: field.into(), reason: reason.into() }
+    pub fn new(
+        status: StatusCode,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     pub fn internal(reason: impl Into<String>) -> ApiError {
@@ -61,7 +69,12 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(status = self.status.as_u16(), field = %self.field, reason = %self.reason, "request refused");
         }
-        let body = ErrorBody { error: ErrorDetail { field: &self.field, reason: &self.reason } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                field: &self.field,
+                reason: &self.reason,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -96,12 +109,20 @@ fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result
     let bytes = body.map_err(body_rejection)?;
     // Structs also deserialise from arrays; a clerk's tool sending one is a mistake.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "body", "expected a JSON object"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "expected a JSON object",
+        ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let field = if path == "." || path == "?" { "body".to_string() } else { path };
+        let field = if path == "." || path == "?" {
+            "body".to_string()
+        } else {
+            path
+        };
         ApiError::new(StatusCode::BAD_REQUEST, field, error.inner().to_string())
     })
 }
@@ -139,8 +160,13 @@ impl StationQuery {
     fn month(&self) -> Result<Month, ApiError> {
         match &self.month {
             None => Ok(crate::node::this_month()),
-            Some(text) => Month::parse(text)
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "month", format!("{text:?} is not YYYY-MM"))),
+            Some(text) => Month::parse(text).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "month",
+                    format!("{text:?} is not YYYY-MM"),
+                )
+            }),
         }
     }
 }
@@ -149,7 +175,8 @@ type Ctx = State<Arc<NodeContext>>;
 type QueryResult = Result<Query<StationQuery>, axum::extract::rejection::QueryRejection>;
 
 fn query(q: QueryResult) -> Result<StationQuery, ApiError> {
-    q.map(|Query(q)| q).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
 }
 
 pub fn router(ctx: Arc<NodeContext>) -> Router {
@@ -159,10 +186,21 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/node", get(node_info))
-        .route("/api/v1/volunteers", post(register_volunteer).get(list_volunteers).put(update_volunteer))
+        .route(
+            "/api/v1/volunteers",
+            post(register_volunteer)
+                .get(list_volunteers)
+                .put(update_volunteer),
+        )
         .route("/api/v1/teams", post(put_team).get(list_teams))
-        .route("/api/v1/activities", post(record_activity).get(list_activities))
-        .route("/api/v1/activities/{month}/{id}", axum::routing::delete(delete_activity))
+        .route(
+            "/api/v1/activities",
+            post(record_activity).get(list_activities),
+        )
+        .route(
+            "/api/v1/activities/{month}/{id}",
+            axum::routing::delete(delete_activity),
+        )
         .route("/api/v1/orders", post(place_order).get(list_orders))
         .route("/api/v1/conflicts", get(list_conflicts))
         .route("/api/v1/conflicts/resolve", post(resolve_conflict))
@@ -176,7 +214,11 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "path", "no such endpoint; see the API reference in README.md")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "path",
+        "no such endpoint; see the API reference in README.md",
+    )
 }
 
 async fn health() -> &'static str {
@@ -203,88 +245,163 @@ async fn node_info(State(ctx): Ctx) -> Result<Json<NodeInfo>, ApiError> {
     }))
 }
 
-async fn register_volunteer(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn register_volunteer(
+    State(ctx): Ctx,
+    q: QueryResult,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
     let input: VolunteerInput = json_body(body)?;
-    let (key, today, nonce) = (ctx.identity_key.clone(), crate::node::today(), rand::random());
+    let (key, today, nonce) = (
+        ctx.identity_key.clone(),
+        crate::node::today(),
+        rand::random(),
+    );
     let volunteer = ctx
         .store
-        .call_durable(move |replica| service::register_volunteer(replica, &station, &input, &key, today, nonce))
+        .call_durable(move |replica| {
+            service::register_volunteer(replica, &station, &input, &key, today, nonce)
+        })
         .await??;
     Ok((StatusCode::CREATED, Json(volunteer)).into_response())
 }
 
-async fn update_volunteer(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn update_volunteer(
+    State(ctx): Ctx,
+    q: QueryResult,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
     let input: VolunteerInput = json_body(body)?;
     if input.number.as_deref().unwrap_or("").is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "number", "is required to correct a volunteer"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "number",
+            "is required to correct a volunteer",
+        ));
     }
     let (key, today) = (ctx.identity_key.clone(), crate::node::today());
-    let volunteer =
-        ctx.store.call_durable(move |replica| service::update_volunteer(replica, &station, &input, &key, today)).await??;
+    let volunteer = ctx
+        .store
+        .call_durable(move |replica| {
+            service::update_volunteer(replica, &station, &input, &key, today)
+        })
+        .await??;
     Ok(Json(volunteer).into_response())
 }
 
 async fn list_volunteers(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
-    let volunteers = ctx.store.call(move |replica| service::volunteers(replica, &station)).await??;
+    let volunteers = ctx
+        .store
+        .call(move |replica| service::volunteers(replica, &station))
+        .await??;
     Ok(Json(volunteers).into_response())
 }
 
-async fn put_team(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn put_team(
+    State(ctx): Ctx,
+    q: QueryResult,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
     let input: TeamInput = json_body(body)?;
     let nonce = rand::random();
-    let team = ctx.store.call_durable(move |replica| service::put_team(replica, &station, &input, nonce)).await??;
+    let team = ctx
+        .store
+        .call_durable(move |replica| service::put_team(replica, &station, &input, nonce))
+        .await??;
     Ok((StatusCode::CREATED, Json(team)).into_response())
 }
 
 async fn list_teams(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
-    Ok(Json(ctx.store.call(move |replica| service::teams(replica, &station)).await??).into_response())
+    Ok(Json(
+        ctx.store
+            .call(move |replica| service::teams(replica, &station))
+            .await??,
+    )
+    .into_response())
 }
 
-async fn record_activity(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn record_activity(
+    State(ctx): Ctx,
+    q: QueryResult,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
     let input: ActivityInput = json_body(body)?;
     let (today, nonce) = (crate::node::today(), rand::random());
-    let activity =
-        ctx.store.call_durable(move |replica| service::record_activity(replica, &station, &input, today, nonce)).await??;
+    let activity = ctx
+        .store
+        .call_durable(move |replica| {
+            service::record_activity(replica, &station, &input, today, nonce)
+        })
+        .await??;
     Ok((StatusCode::CREATED, Json(activity)).into_response())
 }
 
-async fn delete_activity(State(ctx): Ctx, q: QueryResult, Path((month, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn delete_activity(
+    State(ctx): Ctx,
+    q: QueryResult,
+    Path((month, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
-    let month = Month::parse(&month)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "month", format!("{month:?} is not YYYY-MM")))?;
+    let month = Month::parse(&month).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "month",
+            format!("{month:?} is not YYYY-MM"),
+        )
+    })?;
     let id = civsync_protocol::model::RecordId::parse("id", &id).map_err(ServiceError::from)?;
-    ctx.store.call_durable(move |replica| service::delete_activity(replica, &station, month, &id)).await??;
+    ctx.store
+        .call_durable(move |replica| service::delete_activity(replica, &station, month, &id))
+        .await??;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_activities(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
     let q = query(q)?;
     let (station, month, subtree) = (q.station(&ctx)?, q.month()?, q.subtree);
-    let activities = ctx.store.call(move |replica| service::activities(replica, &station, month, subtree)).await??;
+    let activities = ctx
+        .store
+        .call(move |replica| service::activities(replica, &station, month, subtree))
+        .await??;
     Ok(Json(activities).into_response())
 }
 
-async fn place_order(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn place_order(
+    State(ctx): Ctx,
+    q: QueryResult,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
     let input: OrderInput = json_body(body)?;
     let (today, nonce) = (crate::node::today(), rand::random());
-    let order = ctx.store.call_durable(move |replica| service::place_order(replica, &station, &input, today, nonce)).await??;
+    let order = ctx
+        .store
+        .call_durable(move |replica| service::place_order(replica, &station, &input, today, nonce))
+        .await??;
     Ok((StatusCode::CREATED, Json(order)).into_response())
 }
 
 async fn list_orders(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
     let q = query(q)?;
     let (station, month) = (q.station(&ctx)?, q.month()?);
-    Ok(Json(ctx.store.call(move |replica| service::orders(replica, &station, month)).await??).into_response())
+    Ok(Json(
+        ctx.store
+            .call(move |replica| service::orders(replica, &station, month))
+            .await??,
+    )
+    .into_response())
 }
 
-async fn import_volunteers(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn import_volunteers(
+    State(ctx): Ctx,
+    q: QueryResult,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let q = query(q)?;
     let station = q.station(&ctx)?;
     let bytes = body.map_err(body_rejection)?;
@@ -292,7 +409,11 @@ async fn import_volunteers(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, 
         Some("xlsx") => "upload.xlsx",
         Some("csv") | None => "upload.csv",
         Some(other) => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "format", format!("unknown format {other:?}; use csv or xlsx")))
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "format",
+                format!("unknown format {other:?}; use csv or xlsx"),
+            ))
         }
     };
     let rows = crate::import::parse_file_bytes(name, &bytes)
@@ -300,7 +421,9 @@ async fn import_volunteers(State(ctx): Ctx, q: QueryResult, body: Result<Bytes, 
     let (key, today) = (ctx.identity_key.clone(), crate::node::today());
     let report = ctx
         .store
-        .call_durable(move |replica| service::import_volunteers(replica, &station, rows, &key, today, rand::random))
+        .call_durable(move |replica| {
+            service::import_volunteers(replica, &station, rows, &key, today, rand::random)
+        })
         .await??;
     Ok(Json(report).into_response())
 }
@@ -309,7 +432,12 @@ async fn list_conflicts(State(ctx): Ctx, q: QueryResult) -> Result<Response, Api
     let q = query(q)?;
     let station = q.station(&ctx)?;
     let month = q.month.as_ref().map(|_| q.month()).transpose()?;
-    Ok(Json(ctx.store.call(move |replica| service::conflicts(replica, &station, month)).await??).into_response())
+    Ok(Json(
+        ctx.store
+            .call(move |replica| service::conflicts(replica, &station, month))
+            .await??,
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -320,11 +448,18 @@ struct ResolveInput {
     value: String,
 }
 
-async fn resolve_conflict(State(ctx): Ctx, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn resolve_conflict(
+    State(ctx): Ctx,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let input: ResolveInput = json_body(body)?;
     let document = DocumentId::parse(&input.document)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "document", e.to_string()))?;
-    ctx.store.call_durable(move |replica| service::resolve_conflict(replica, &document, &input.path, &input.value)).await??;
+    ctx.store
+        .call_durable(move |replica| {
+            service::resolve_conflict(replica, &document, &input.path, &input.value)
+        })
+        .await??;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -356,7 +491,11 @@ async fn list_documents(State(ctx): Ctx) -> Result<Response, ApiError> {
                         .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
                         .unwrap_or_default();
                     let changes = replica.change_count(&id).unwrap_or(0);
-                    DocumentSummary { id, heads_digest, changes }
+                    DocumentSummary {
+                        id,
+                        heads_digest,
+                        changes,
+                    }
                 })
                 .collect::<Vec<_>>()
         })

@@ -41,7 +41,9 @@ pub async fn refresh(ctx: &NodeContext) -> Result<usize, ApiError> {
             let mut state = stats.lock().unwrap_or_else(|p| p.into_inner());
             let mut reread = 0;
             for id in replica.documents() {
-                let Some(digest) = replica.heads_digest(&id) else { continue };
+                let Some(digest) = replica.heads_digest(&id) else {
+                    continue;
+                };
                 if state.seen.get(&id) == Some(&digest) {
                     continue;
                 }
@@ -79,23 +81,34 @@ impl ReportQuery {
     fn station(&self, ctx: &NodeContext) -> Result<StationId, ApiError> {
         match &self.station {
             None => Ok(ctx.config.station.clone()),
-            Some(text) => StationId::parse(text).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "station", e.to_string())),
+            Some(text) => StationId::parse(text)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "station", e.to_string())),
         }
     }
 
     fn month(&self) -> Result<Month, ApiError> {
         match &self.month {
             None => Ok(crate::node::this_month()),
-            Some(text) => Month::parse(text)
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "month", format!("{text:?} is not YYYY-MM"))),
+            Some(text) => Month::parse(text).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "month",
+                    format!("{text:?} is not YYYY-MM"),
+                )
+            }),
         }
     }
 
     fn quarter(&self) -> Result<Quarter, ApiError> {
         match &self.quarter {
             None => Ok(Quarter::of(crate::node::this_month())),
-            Some(text) => Quarter::parse(text)
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "quarter", format!("{text:?} is not YYYYQn"))),
+            Some(text) => Quarter::parse(text).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "quarter",
+                    format!("{text:?} is not YYYYQn"),
+                )
+            }),
         }
     }
 }
@@ -104,16 +117,25 @@ type Ctx = State<Arc<NodeContext>>;
 type QueryResult = Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>;
 
 fn query(q: QueryResult) -> Result<ReportQuery, ApiError> {
-    q.map(|Query(q)| q).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
 }
 
 /// What this node knows of station names and tiers: itself. (Names of other
 /// stations come from the county's registry document when it holds one.)
 fn registry(ctx: &NodeContext) -> Vec<Station> {
-    vec![Station { id: ctx.config.station.clone(), name: ctx.config.name.clone(), tier: ctx.config.tier }]
+    vec![Station {
+        id: ctx.config.station.clone(),
+        name: ctx.config.name.clone(),
+        tier: ctx.config.tier,
+    }]
 }
 
-async fn build_report(ctx: &NodeContext, station: &StationId, period: Period) -> Result<report::StatisticsReport, ApiError> {
+async fn build_report(
+    ctx: &NodeContext,
+    station: &StationId,
+    period: Period,
+) -> Result<report::StatisticsReport, ApiError> {
     refresh(ctx).await?;
     let registry = registry(ctx);
     let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -128,29 +150,52 @@ async fn stats(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
 }
 
 fn render(report: &report::StatisticsReport, format: Option<&str>) -> Result<Response, ApiError> {
-    let file = format!("civsync-{}-{}", report.root.as_str().replace('/', "-"), report.period);
+    let file = format!(
+        "civsync-{}-{}",
+        report.root.as_str().replace('/', "-"),
+        report.period
+    );
     match format.unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
         "csv" => {
             let mut bytes = Vec::new();
             report::write_csv(report, &mut bytes).map_err(|e| ApiError::internal(e.to_string()))?;
             Ok((
-                [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                 (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.csv\""))],
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{file}.csv\""),
+                    ),
+                ],
                 bytes,
             )
                 .into_response())
         }
         "xlsx" => {
-            let bytes = report::xlsx_bytes(report).map_err(|e| ApiError::internal(e.to_string()))?;
+            let bytes =
+                report::xlsx_bytes(report).map_err(|e| ApiError::internal(e.to_string()))?;
             Ok((
-                [(header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
-                 (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.xlsx\""))],
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                            .to_string(),
+                    ),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{file}.xlsx\""),
+                    ),
+                ],
                 bytes,
             )
                 .into_response())
         }
-        other => Err(ApiError::new(StatusCode::BAD_REQUEST, "format", format!("unknown format {other:?}; use json, csv or xlsx"))),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "format",
+            format!("unknown format {other:?}; use json, csv or xlsx"),
+        )),
     }
 }
 
@@ -169,20 +214,32 @@ async fn quarterly_report(State(ctx): Ctx, q: QueryResult) -> Result<Response, A
 /// A volunteer's service certificate: their record from the roster of their
 /// home station (`?station=`, this node's own by default) and every activity
 /// this node holds that they served on.
-async fn certificate(State(ctx): Ctx, q: QueryResult, Path(number): Path<String>) -> Result<Response, ApiError> {
+async fn certificate(
+    State(ctx): Ctx,
+    q: QueryResult,
+    Path(number): Path<String>,
+) -> Result<Response, ApiError> {
     let q = query(q)?;
     let station = q.station(&ctx)?;
-    let number = RecordId::parse("number", &number).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.field, e.reason))?;
+    let number = RecordId::parse("number", &number)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.field, e.reason))?;
     let roster = DocumentId::roster(&station);
     let lookup = number.clone();
     let (volunteer, activities) = ctx
         .store
         .call(move |replica| {
-            let volunteer = replica.with_document(&roster, |doc| layout::volunteer(doc, &lookup)).ok().flatten();
+            let volunteer = replica
+                .with_document(&roster, |doc| layout::volunteer(doc, &lookup))
+                .ok()
+                .flatten();
             let mut activities = Vec::new();
             for id in replica.documents_where(|d| matches!(d.kind, DocumentKind::Activities(_))) {
                 if let Ok(Some(Ok(found))) = replica.with_document(&id, layout::activities) {
-                    activities.extend(found.into_iter().filter(|a| a.records.iter().any(|r| r.volunteer == lookup)));
+                    activities.extend(
+                        found
+                            .into_iter()
+                            .filter(|a| a.records.iter().any(|r| r.volunteer == lookup)),
+                    );
                 }
             }
             (volunteer, activities)
@@ -191,13 +248,32 @@ async fn certificate(State(ctx): Ctx, q: QueryResult, Path(number): Path<String>
     let volunteer = match volunteer {
         Some(Ok(Some(volunteer))) => volunteer,
         Some(Err(e)) => return Err(ApiError::internal(e.to_string())),
-        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "number", format!("unknown volunteer {number} at {station}"))),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "number",
+                format!("unknown volunteer {number} at {station}"),
+            ))
+        }
     };
-    let recording = Station { id: ctx.config.station.clone(), name: ctx.config.name.clone(), tier: ctx.config.tier };
-    let certificate = report::service_certificate(&volunteer, activities.iter(), &recording, crate::node::today())
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "number", e.to_string()))?;
+    let recording = Station {
+        id: ctx.config.station.clone(),
+        name: ctx.config.name.clone(),
+        tier: ctx.config.tier,
+    };
+    let certificate = report::service_certificate(
+        &volunteer,
+        activities.iter(),
+        &recording,
+        crate::node::today(),
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "number", e.to_string()))?;
     if q.format.as_deref() == Some("text") {
-        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], report::certificate_text(&certificate)).into_response());
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            report::certificate_text(&certificate),
+        )
+            .into_response());
     }
     Ok(Json(certificate).into_response())
 }

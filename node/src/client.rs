@@ -20,17 +20,29 @@ pub struct ApiClient {
 
 impl ApiClient {
     pub fn new(base: &str) -> anyhow::Result<ApiClient> {
-        let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).no_proxy().build()?;
-        Ok(ApiClient { base: base.trim_end_matches('/').to_string(), http })
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .no_proxy()
+            .build()?;
+        Ok(ApiClient {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1/{}", self.base, path.trim_start_matches('/'))
     }
 
-    async fn finish<T: DeserializeOwned>(&self, response: reqwest::Result<reqwest::Response>) -> anyhow::Result<T> {
+    async fn finish<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Result<reqwest::Response>,
+    ) -> anyhow::Result<T> {
         let response = response.with_context(|| {
-            format!("the node's API at {} does not answer; is `civsync run` running?", self.base)
+            format!(
+                "the node's API at {} does not answer; is `civsync run` running?",
+                self.base
+            )
         })?;
         let status = response.status();
         let bytes = response.bytes().await?;
@@ -38,29 +50,56 @@ impl ApiClient {
             if bytes.is_empty() {
                 return serde_json::from_value(Value::Null).context("empty answer");
             }
-            return serde_json::from_slice(&bytes).context("the node answered with something that is not JSON");
+            return serde_json::from_slice(&bytes)
+                .context("the node answered with something that is not JSON");
         }
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        match (body["error"]["field"].as_str(), body["error"]["reason"].as_str()) {
-            (Some(field), Some(reason)) => bail!("refused ({}): {field}: {reason}", status.as_u16()),
-            _ => bail!("refused ({}): {}", status.as_u16(), String::from_utf8_lossy(&bytes)),
+        match (
+            body["error"]["field"].as_str(),
+            body["error"]["reason"].as_str(),
+        ) {
+            (Some(field), Some(reason)) => {
+                bail!("refused ({}): {field}: {reason}", status.as_u16())
+            }
+            _ => bail!(
+                "refused ({}): {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes)
+            ),
         }
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
         let response = self.http.get(self.url(path)).query(query).send().await;
         self.finish(response).await
     }
 
     /// GET raw bytes (CSV, XLSX, text).
     pub async fn get_bytes(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Vec<u8>> {
-        let response = self.http.get(self.url(path)).query(query).send().await.with_context(|| {
-            format!("the node's API at {} does not answer; is `civsync run` running?", self.base)
-        })?;
+        let response = self
+            .http
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .with_context(|| {
+                format!(
+                    "the node's API at {} does not answer; is `civsync run` running?",
+                    self.base
+                )
+            })?;
         let status = response.status();
         let bytes = response.bytes().await?;
         if !status.is_success() {
-            bail!("refused ({}): {}", status.as_u16(), String::from_utf8_lossy(&bytes));
+            bail!(
+                "refused ({}): {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes)
+            );
         }
         Ok(bytes.to_vec())
     }
@@ -71,7 +110,13 @@ impl ApiClient {
         query: &[(&str, String)],
         body: &B,
     ) -> anyhow::Result<T> {
-        let response = self.http.post(self.url(path)).query(query).json(body).send().await;
+        let response = self
+            .http
+            .post(self.url(path))
+            .query(query)
+            .json(body)
+            .send()
+            .await;
         self.finish(response).await
     }
 
@@ -81,7 +126,13 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Vec<u8>,
     ) -> anyhow::Result<T> {
-        let response = self.http.post(self.url(path)).query(query).body(body).send().await;
+        let response = self
+            .http
+            .post(self.url(path))
+            .query(query)
+            .body(body)
+            .send()
+            .await;
         self.finish(response).await
     }
 }

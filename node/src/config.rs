@@ -63,11 +63,17 @@ fn default_quiet_days() -> u32 {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}. Run `civsync init` first, or pass --data-dir")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid configuration: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl NodeConfig {
@@ -88,39 +94,66 @@ impl NodeConfig {
 
     /// Every peer this node dials, parent first.
     pub fn dialled_peers(&self) -> Vec<PeerConfig> {
-        self.parent.iter().chain(self.fallback.iter()).chain(self.siblings.iter()).cloned().collect()
+        self.parent
+            .iter()
+            .chain(self.fallback.iter())
+            .chain(self.siblings.iter())
+            .cloned()
+            .collect()
     }
 
     pub fn validate(&self) -> Result<(), String> {
         if let Some(parent) = &self.parent {
             if !parent.station.is_strict_ancestor_of(&self.station) {
-                return Err(format!("parent {} is not above station {}", parent.station, self.station));
+                return Err(format!(
+                    "parent {} is not above station {}",
+                    parent.station, self.station
+                ));
             }
         }
         if let Some(fallback) = &self.fallback {
             if !fallback.station.is_strict_ancestor_of(&self.station) {
-                return Err(format!("fallback {} is not above station {}", fallback.station, self.station));
+                return Err(format!(
+                    "fallback {} is not above station {}",
+                    fallback.station, self.station
+                ));
             }
         }
         if self.dialled_peers().len() > PEERS_MAX {
-            return Err(format!("{} peers configured; at most {PEERS_MAX}", self.dialled_peers().len()));
+            return Err(format!(
+                "{} peers configured; at most {PEERS_MAX}",
+                self.dialled_peers().len()
+            ));
         }
         Ok(())
     }
 
     pub fn load(data_dir: &Path) -> Result<NodeConfig, ConfigError> {
         let path = data_dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-        let config: NodeConfig =
-            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.clone(), reason: e.to_string() })?;
-        config.validate().map_err(|reason| ConfigError::Invalid { path, reason })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        config
+            .validate()
+            .map_err(|reason| ConfigError::Invalid { path, reason })?;
         Ok(config)
     }
 
     pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
         let path = data_dir.join(CONFIG_FILE);
-        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid { path: path.clone(), reason: e.to_string() })?;
-        std::fs::create_dir_all(data_dir).map_err(|source| ConfigError::Write { path: path.clone(), source })?;
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| ConfigError::Write {
+            path: path.clone(),
+            source,
+        })?;
         std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
     }
 
@@ -145,7 +178,10 @@ mod tests {
     fn saves_and_loads() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = NodeConfig::new(s("xh/t1/v1"), Tier::Village);
-        config.parent = Some(PeerConfig { station: s("xh/t1"), address: "127.0.0.1:7501".parse().unwrap() });
+        config.parent = Some(PeerConfig {
+            station: s("xh/t1"),
+            address: "127.0.0.1:7501".parse().unwrap(),
+        });
         config.save(dir.path()).unwrap();
         assert_eq!(NodeConfig::load(dir.path()).unwrap(), config);
     }
@@ -153,7 +189,10 @@ mod tests {
     #[test]
     fn a_parent_must_be_above() {
         let mut config = NodeConfig::new(s("xh/t1/v1"), Tier::Village);
-        config.parent = Some(PeerConfig { station: s("xh/t2"), address: "127.0.0.1:7501".parse().unwrap() });
+        config.parent = Some(PeerConfig {
+            station: s("xh/t2"),
+            address: "127.0.0.1:7501".parse().unwrap(),
+        });
         assert!(config.validate().unwrap_err().contains("not above"));
     }
 

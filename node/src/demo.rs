@@ -11,7 +11,9 @@ use crate::client::ApiClient;
 use crate::config::{NodeConfig, PeerConfig};
 use crate::relay::Relay;
 use anyhow::{bail, Context};
-use civsync_protocol::input::{ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput};
+use civsync_protocol::input::{
+    ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput,
+};
 use civsync_protocol::pii::with_check_digit;
 use civsync_protocol::{Month, StationId, Tier};
 use clap::Args;
@@ -65,8 +67,12 @@ const OFFICES: [(&str, Tier, &str); 7] = [
 /// The village whose link the demo cuts.
 const CUT_VILLAGE: &str = "xh/t2/v4";
 
-const SURNAMES: [&str; 12] = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "徐", "孙"];
-const GIVEN: [&str; 12] = ["秀英", "伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "桂兰", "建国"];
+const SURNAMES: [&str; 12] = [
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "徐", "孙",
+];
+const GIVEN: [&str; 12] = [
+    "秀英", "伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "桂兰", "建国",
+];
 const ACTIVITIES: [(&str, &str, &str); 5] = [
     ("党的理论宣讲进村", "lecture", "theory"),
     ("健康义诊", "help", "health"),
@@ -107,7 +113,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Err(error) => Err(error),
     };
     if outcome.is_ok() && args.keep_running {
-        println!("\nThe county keeps running (data in {}). Press Ctrl-C to stop.", root.display());
+        println!(
+            "\nThe county keeps running (data in {}). Press Ctrl-C to stop.",
+            root.display()
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
     stop_all(&mut offices).await;
@@ -115,7 +124,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("node logs are in {}", root.display());
         if args.dir.is_none() {
             // Keep the logs of a failed run for whoever reads the error.
-            let kept = std::env::temp_dir().join(format!("civsync-demo-failed-{}", std::process::id()));
+            let kept =
+                std::env::temp_dir().join(format!("civsync-demo-failed-{}", std::process::id()));
             let _ = std::fs::rename(&root, &kept);
             println!("(moved to {})", kept.display());
         }
@@ -129,20 +139,37 @@ async fn prepare(root: &Path) -> anyhow::Result<Vec<Office>> {
     let county = StationId::parse("xh")?;
     crate::pki::init_county_ca(&ca, &county, 30)?;
     let identity = civsync_protocol::pii::IdentityKey::from_bytes(rand::random());
-    crate::node::write_secret(&ca.join(crate::node::IDENTITY_KEY_FILE), identity.to_hex().as_bytes())?;
+    crate::node::write_secret(
+        &ca.join(crate::node::IDENTITY_KEY_FILE),
+        identity.to_hex().as_bytes(),
+    )?;
     let mut offices = Vec::new();
     for (station, tier, name) in OFFICES {
         let station = StationId::parse(station)?;
         let dir = root.join(station.as_str().replace('/', "-"));
         crate::pki::issue_node_certificate(&ca, &station, tier, &dir.join("pki"), 30)?;
-        crate::node::write_secret(&dir.join("pki").join(crate::node::IDENTITY_KEY_FILE), identity.to_hex().as_bytes())?;
-        offices.push(Office { station, tier, name, dir, api: free_tcp_port()?, quic: free_udp_port()?, process: None });
+        crate::node::write_secret(
+            &dir.join("pki").join(crate::node::IDENTITY_KEY_FILE),
+            identity.to_hex().as_bytes(),
+        )?;
+        offices.push(Office {
+            station,
+            tier,
+            name,
+            dir,
+            api: free_tcp_port()?,
+            quic: free_udp_port()?,
+            process: None,
+        });
     }
     Ok(offices)
 }
 
 async fn start_processes(root: &Path, offices: &mut [Office]) -> anyhow::Result<Relay> {
-    let quic_of: BTreeMap<StationId, SocketAddr> = offices.iter().map(|o| (o.station.clone(), o.quic)).collect();
+    let quic_of: BTreeMap<StationId, SocketAddr> = offices
+        .iter()
+        .map(|o| (o.station.clone(), o.quic))
+        .collect();
     let cut = StationId::parse(CUT_VILLAGE)?;
     let cut_parent = cut.parent().context("the cut village has a parent")?;
     let relay = Relay::start("127.0.0.1:0".parse()?, quic_of[&cut_parent]).await?;
@@ -154,8 +181,15 @@ async fn start_processes(root: &Path, offices: &mut [Office]) -> anyhow::Result<
         config.api_listen = office.api;
         config.quic_listen = office.quic;
         if let Some(parent) = office.station.parent() {
-            let address = if office.station == cut { relay.listen } else { quic_of[&parent] };
-            config.parent = Some(PeerConfig { station: parent, address });
+            let address = if office.station == cut {
+                relay.listen
+            } else {
+                quic_of[&parent]
+            };
+            config.parent = Some(PeerConfig {
+                station: parent,
+                address,
+            });
         }
         crate::node::init(&office.dir, &config)?;
         let log = std::fs::File::create(office.dir.join("node.log"))?;
@@ -170,7 +204,14 @@ async fn start_processes(root: &Path, offices: &mut [Office]) -> anyhow::Result<
             .spawn()
             .with_context(|| format!("cannot start the node of {}", office.station))?;
         office.process = Some(child);
-        println!("  {:<10} {:<9} {}  api http://{}  quic {}", office.station, office.tier.chinese(), office.name, office.api, office.quic);
+        println!(
+            "  {:<10} {:<9} {}  api http://{}  quic {}",
+            office.station,
+            office.tier.chinese(),
+            office.name,
+            office.api,
+            office.quic
+        );
     }
     for office in offices.iter() {
         wait_healthy(office).await?;
@@ -187,7 +228,12 @@ async fn wait_healthy(office: &Office) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!("the node of {} did not start within {:?}; see {}", office.station, START_TIMEOUT, office.dir.join("node.log").display())
+    bail!(
+        "the node of {} did not start within {:?}; see {}",
+        office.station,
+        START_TIMEOUT,
+        office.dir.join("node.log").display()
+    )
 }
 
 async fn stop_all(offices: &mut [Office]) {
@@ -204,7 +250,10 @@ async fn stop_all(offices: &mut [Office]) {
     }
     for office in offices.iter_mut() {
         if let Some(mut child) = office.process.take() {
-            if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .is_err()
+            {
                 let _ = child.kill().await;
             }
         }
@@ -218,20 +267,39 @@ fn client(office: &Office) -> anyhow::Result<ApiClient> {
 
 fn this_month_dates() -> (Month, Vec<String>) {
     let today = crate::node::today();
-    let month = Month { year: today.year() as u16, month: u8::from(today.month()) };
-    let days: Vec<String> = (1..=today.day()).map(|d| format!("{month}-{d:02}")).collect();
+    let month = Month {
+        year: today.year() as u16,
+        month: u8::from(today.month()),
+    };
+    let days: Vec<String> = (1..=today.day())
+        .map(|d| format!("{month}-{d:02}"))
+        .collect();
     (month, days)
 }
 
 /// Register volunteers and a team at a village; returns volunteer numbers.
-async fn seed_village(office: &Office, index: usize, volunteers: usize) -> anyhow::Result<Vec<String>> {
+async fn seed_village(
+    office: &Office,
+    index: usize,
+    volunteers: usize,
+) -> anyhow::Result<Vec<String>> {
     let api = client(office)?;
     let mut numbers = Vec::new();
     for n in 0..volunteers {
         let seed = index * 100 + n;
-        let first_17 = format!("411602{:04}{:02}{:02}{:03}", 1960 + seed % 40, 1 + seed % 12, 1 + seed % 28, seed % 1000);
+        let first_17 = format!(
+            "411602{:04}{:02}{:02}{:03}",
+            1960 + seed % 40,
+            1 + seed % 12,
+            1 + seed % 28,
+            seed % 1000
+        );
         let input = VolunteerInput {
-            name: format!("{}{}", SURNAMES[seed % SURNAMES.len()], GIVEN[(seed / 3) % GIVEN.len()]),
+            name: format!(
+                "{}{}",
+                SURNAMES[seed % SURNAMES.len()],
+                GIVEN[(seed / 3) % GIVEN.len()]
+            ),
             sex: if seed.is_multiple_of(2) { "女" } else { "男" }.into(),
             id_number: with_check_digit(&first_17),
             phone: format!("1380000{:04}", seed),
@@ -240,10 +308,18 @@ async fn seed_village(office: &Office, index: usize, volunteers: usize) -> anyho
             ..VolunteerInput::default()
         };
         let created: Value = api.post("volunteers", &[], &input).await?;
-        numbers.push(created["number"].as_str().context("volunteer number in answer")?.to_string());
+        numbers.push(
+            created["number"]
+                .as_str()
+                .context("volunteer number in answer")?
+                .to_string(),
+        );
     }
     let team = TeamInput {
-        name: format!("{}志愿服务队", office.name.trim_end_matches("新时代文明实践站")),
+        name: format!(
+            "{}志愿服务队",
+            office.name.trim_end_matches("新时代文明实践站")
+        ),
         category: "culture".into(),
         leader: numbers.first().cloned(),
         members: numbers.clone(),
@@ -253,7 +329,12 @@ async fn seed_village(office: &Office, index: usize, volunteers: usize) -> anyho
     Ok(numbers)
 }
 
-async fn record_activities(office: &Office, numbers: &[String], count: usize, salt: usize) -> anyhow::Result<()> {
+async fn record_activities(
+    office: &Office,
+    numbers: &[String],
+    count: usize,
+    salt: usize,
+) -> anyhow::Result<()> {
     let api = client(office)?;
     let (_, days) = this_month_dates();
     for i in 0..count {
@@ -294,14 +375,29 @@ struct Row {
     beneficiaries: u64,
 }
 
-async fn county_view(county: &Office, villages: &[&Office]) -> anyhow::Result<BTreeMap<StationId, Row>> {
+async fn county_view(
+    county: &Office,
+    villages: &[&Office],
+) -> anyhow::Result<BTreeMap<StationId, Row>> {
     let api = client(county)?;
     let (month, _) = this_month_dates();
-    let activities: Value =
-        api.get("activities", &[("month", month.to_string()), ("subtree", "true".into())]).await?;
-    let mut rows: BTreeMap<StationId, Row> = villages.iter().map(|v| (v.station.clone(), Row::default())).collect();
+    let activities: Value = api
+        .get(
+            "activities",
+            &[("month", month.to_string()), ("subtree", "true".into())],
+        )
+        .await?;
+    let mut rows: BTreeMap<StationId, Row> = villages
+        .iter()
+        .map(|v| (v.station.clone(), Row::default()))
+        .collect();
     for activity in activities.as_array().into_iter().flatten() {
-        let Some(station) = activity["station"].as_str().and_then(|s| StationId::parse(s).ok()) else { continue };
+        let Some(station) = activity["station"]
+            .as_str()
+            .and_then(|s| StationId::parse(s).ok())
+        else {
+            continue;
+        };
         let row = rows.entry(station).or_default();
         row.activities += 1;
         row.beneficiaries += activity["beneficiaries"].as_u64().unwrap_or(0);
@@ -311,8 +407,11 @@ async fn county_view(county: &Office, villages: &[&Office]) -> anyhow::Result<BT
         }
     }
     for village in villages {
-        let volunteers: Value = api.get("volunteers", &[("station", village.station.to_string())]).await?;
-        rows.entry(village.station.clone()).or_default().volunteers = volunteers.as_array().map_or(0, Vec::len);
+        let volunteers: Value = api
+            .get("volunteers", &[("station", village.station.to_string())])
+            .await?;
+        rows.entry(village.station.clone()).or_default().volunteers =
+            volunteers.as_array().map_or(0, Vec::len);
     }
     Ok(rows)
 }
@@ -325,7 +424,15 @@ fn pad(text: &str, width: usize) -> String {
 
 fn print_table(title: &str, rows: &BTreeMap<StationId, Row>, offices: &[Office]) {
     println!("\n{title}");
-    let header = ["站点", "名称", "志愿者", "活动", "服务记录", "服务时长(小时)", "受益群众"];
+    let header = [
+        "站点",
+        "名称",
+        "志愿者",
+        "活动",
+        "服务记录",
+        "服务时长(小时)",
+        "受益群众",
+    ];
     let widths = [10, 24, 8, 6, 10, 16, 10];
     let line = |cells: [String; 7]| {
         let mut out = String::from("  ");
@@ -343,7 +450,10 @@ fn print_table(title: &str, rows: &BTreeMap<StationId, Row>, offices: &[Office])
     line(header.map(str::to_string));
     let mut total = Row::default();
     for (station, row) in rows {
-        let name = offices.iter().find(|o| &o.station == station).map_or("", |o| o.name);
+        let name = offices
+            .iter()
+            .find(|o| &o.station == station)
+            .map_or("", |o| o.name);
         line([
             station.to_string(),
             name.trim_end_matches("新时代文明实践站").to_string(),
@@ -391,11 +501,20 @@ async fn wait_for_county(
 }
 
 async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::Result<()> {
-    let county = offices.iter().find(|o| o.tier == Tier::County).context("county")?;
+    let county = offices
+        .iter()
+        .find(|o| o.tier == Tier::County)
+        .context("county")?;
     let villages: Vec<&Office> = offices.iter().filter(|o| o.tier == Tier::Village).collect();
-    let cut = villages.iter().find(|v| v.station.as_str() == CUT_VILLAGE).context("cut village")?;
+    let cut = villages
+        .iter()
+        .find(|v| v.station.as_str() == CUT_VILLAGE)
+        .context("cut village")?;
 
-    println!("\nVillages register {} volunteers each and record {} activities:", args.volunteers_per_village, args.activities_per_village);
+    println!(
+        "\nVillages register {} volunteers each and record {} activities:",
+        args.volunteers_per_village, args.activities_per_village
+    );
     let mut numbers = BTreeMap::new();
     for (index, village) in villages.iter().enumerate() {
         let registered = seed_village(village, index, args.volunteers_per_village).await?;
@@ -404,27 +523,55 @@ async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::R
     }
     let expected = args.activities_per_village;
     let (before, took) = wait_for_county(county, &villages, |view| {
-        view.values().all(|row| row.activities == expected && row.volunteers == args.volunteers_per_village)
+        view.values()
+            .all(|row| row.activities == expected && row.volunteers == args.volunteers_per_village)
     })
     .await?;
-    print_table(&format!("County {} sees (synced in {:.1} s):", county.station, took.as_secs_f64()), &before, offices);
+    print_table(
+        &format!(
+            "County {} sees (synced in {:.1} s):",
+            county.station,
+            took.as_secs_f64()
+        ),
+        &before,
+        offices,
+    );
 
-    println!("\nThe link of {} is cut. It keeps recording offline: 2 more activities.", cut.station);
+    println!(
+        "\nThe link of {} is cut. It keeps recording offline: 2 more activities.",
+        cut.station
+    );
     relay.set_cut(true);
     record_activities(cut, &numbers[&cut.station], 2, 7).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = county_view(county, &villages).await?;
-    print_table("County sees while the village is offline (unchanged):", &during, offices);
+    print_table(
+        "County sees while the village is offline (unchanged):",
+        &during,
+        offices,
+    );
     if during[&cut.station].activities != expected {
         bail!("the county saw records of a village whose link was cut; the cut did not hold");
     }
 
     println!("\nThe link of {} comes back.", cut.station);
     relay.set_cut(false);
-    let (after, took) =
-        wait_for_county(county, &villages, |view| view[&cut.station].activities == expected + 2).await?;
-    print_table(&format!("County sees after the reconnect (caught up in {:.1} s):", took.as_secs_f64()), &after, offices);
+    let (after, took) = wait_for_county(county, &villages, |view| {
+        view[&cut.station].activities == expected + 2
+    })
+    .await?;
+    print_table(
+        &format!(
+            "County sees after the reconnect (caught up in {:.1} s):",
+            took.as_secs_f64()
+        ),
+        &after,
+        offices,
+    );
     let status: Value = client(county)?.get("status", &[]).await?;
-    println!("\nCounty sync status: {}", serde_json::to_string(&status["peers"]).unwrap_or_default());
+    println!(
+        "\nCounty sync status: {}",
+        serde_json::to_string(&status["peers"]).unwrap_or_default()
+    );
     Ok(())
 }

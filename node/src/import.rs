@@ -25,16 +25,25 @@ pub enum ImportError {
     #[error("the header row has no column for {missing}; expected e.g. 姓名/name, 性别/sex, 身份证号/id_number")]
     MissingColumn { missing: &'static str },
     #[error("the file cannot be read as {format}: {reason}")]
-    Unreadable { format: &'static str, reason: String },
+    Unreadable {
+        format: &'static str,
+        reason: String,
+    },
 }
 
 /// Known columns: (field, accepted header names).
 const COLUMNS: &[(&str, &[&str])] = &[
-    ("number", &["number", "编号", "志愿者编号", "统一志愿者编号"]),
+    (
+        "number",
+        &["number", "编号", "志愿者编号", "统一志愿者编号"],
+    ),
     ("name", &["name", "姓名"]),
     ("sex", &["sex", "性别"]),
     ("birth_date", &["birth_date", "出生日期"]),
-    ("residence_area", &["residence_area", "居住地", "居住区域", "住址"]),
+    (
+        "residence_area",
+        &["residence_area", "居住地", "居住区域", "住址"],
+    ),
     ("phone", &["phone", "电话", "联系电话", "手机"]),
     ("id_number", &["id_number", "身份证号", "身份证号码"]),
     ("skills", &["skills", "技能", "特长"]),
@@ -51,7 +60,10 @@ fn header_fields(header: &[String]) -> Result<Vec<Option<&'static str>>, ImportE
         .iter()
         .map(|cell| {
             let cell = cell.trim().trim_start_matches('\u{feff}');
-            COLUMNS.iter().find(|(_, names)| names.contains(&cell)).map(|(field, _)| *field)
+            COLUMNS
+                .iter()
+                .find(|(_, names)| names.contains(&cell))
+                .map(|(field, _)| *field)
         })
         .collect();
     for required in REQUIRED {
@@ -63,7 +75,10 @@ fn header_fields(header: &[String]) -> Result<Vec<Option<&'static str>>, ImportE
 }
 
 fn truthy(text: &str) -> bool {
-    matches!(text.trim(), "1" | "true" | "yes" | "是" | "Y" | "y" | "TRUE" | "同意")
+    matches!(
+        text.trim(),
+        "1" | "true" | "yes" | "是" | "Y" | "y" | "TRUE" | "同意"
+    )
 }
 
 fn list(text: &str) -> Vec<String> {
@@ -74,7 +89,10 @@ fn list(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn row_input(fields: &[Option<&'static str>], cells: &[String]) -> Result<VolunteerInput, FieldError> {
+fn row_input(
+    fields: &[Option<&'static str>],
+    cells: &[String],
+) -> Result<VolunteerInput, FieldError> {
     let mut input = VolunteerInput::default();
     for (field, cell) in fields.iter().zip(cells) {
         let Some(field) = field else { continue };
@@ -104,7 +122,9 @@ pub type RosterRows = Vec<(usize, Result<VolunteerInput, FieldError>)>;
 
 fn rows_from_table(table: Vec<Vec<String>>) -> Result<RosterRows, ImportError> {
     let mut rows = table.into_iter();
-    let Some(header) = rows.next() else { return Err(ImportError::MissingColumn { missing: "name" }) };
+    let Some(header) = rows.next() else {
+        return Err(ImportError::MissingColumn { missing: "name" });
+    };
     let fields = header_fields(&header)?;
     let mut out = Vec::new();
     for (index, cells) in rows.enumerate() {
@@ -112,7 +132,9 @@ fn rows_from_table(table: Vec<Vec<String>>) -> Result<RosterRows, ImportError> {
             continue;
         }
         if out.len() >= IMPORT_ROWS_MAX {
-            return Err(ImportError::TooManyRows { max: IMPORT_ROWS_MAX });
+            return Err(ImportError::TooManyRows {
+                max: IMPORT_ROWS_MAX,
+            });
         }
         out.push((index + 2, row_input(&fields, &cells)));
     }
@@ -122,14 +144,25 @@ fn rows_from_table(table: Vec<Vec<String>>) -> Result<RosterRows, ImportError> {
 /// Parse a CSV roster (UTF-8, header row first).
 pub fn parse_csv(bytes: &[u8]) -> Result<RosterRows, ImportError> {
     if bytes.len() > IMPORT_BYTES_MAX {
-        return Err(ImportError::TooLarge { len: bytes.len(), max: IMPORT_BYTES_MAX });
+        return Err(ImportError::TooLarge {
+            len: bytes.len(),
+            max: IMPORT_BYTES_MAX,
+        });
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
     let mut table = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| ImportError::Unreadable { format: "CSV", reason: e.to_string() })?;
+        let record = record.map_err(|e| ImportError::Unreadable {
+            format: "CSV",
+            reason: e.to_string(),
+        })?;
         if table.len() > IMPORT_ROWS_MAX + 1 {
-            return Err(ImportError::TooManyRows { max: IMPORT_ROWS_MAX });
+            return Err(ImportError::TooManyRows {
+                max: IMPORT_ROWS_MAX,
+            });
         }
         table.push(record.iter().map(str::to_string).collect());
     }
@@ -140,9 +173,15 @@ pub fn parse_csv(bytes: &[u8]) -> Result<RosterRows, ImportError> {
 pub fn parse_xlsx(bytes: &[u8]) -> Result<RosterRows, ImportError> {
     use calamine::{Data, Reader, Xlsx};
     if bytes.len() > IMPORT_BYTES_MAX {
-        return Err(ImportError::TooLarge { len: bytes.len(), max: IMPORT_BYTES_MAX });
+        return Err(ImportError::TooLarge {
+            len: bytes.len(),
+            max: IMPORT_BYTES_MAX,
+        });
     }
-    let unreadable = |reason: String| ImportError::Unreadable { format: "XLSX", reason };
+    let unreadable = |reason: String| ImportError::Unreadable {
+        format: "XLSX",
+        reason,
+    };
     let mut workbook: Xlsx<_> =
         Xlsx::new(std::io::Cursor::new(bytes.to_vec())).map_err(|e| unreadable(e.to_string()))?;
     let range = workbook
@@ -150,7 +189,9 @@ pub fn parse_xlsx(bytes: &[u8]) -> Result<RosterRows, ImportError> {
         .ok_or_else(|| unreadable("the workbook has no sheet".into()))?
         .map_err(|e| unreadable(e.to_string()))?;
     if range.height() > IMPORT_ROWS_MAX + 1 {
-        return Err(ImportError::TooManyRows { max: IMPORT_ROWS_MAX });
+        return Err(ImportError::TooManyRows {
+            max: IMPORT_ROWS_MAX,
+        });
     }
     let table = range
         .rows()
@@ -210,7 +251,10 @@ mod tests {
     #[test]
     fn a_missing_required_column_is_named() {
         let error = parse_csv("姓名,电话\n张伟,1\n".as_bytes()).unwrap_err();
-        assert!(matches!(error, ImportError::MissingColumn { missing: "sex" }), "{error}");
+        assert!(
+            matches!(error, ImportError::MissingColumn { missing: "sex" }),
+            "{error}"
+        );
     }
 
     #[test]
@@ -227,7 +271,10 @@ mod tests {
         let bytes = workbook.save_to_buffer().unwrap();
         let rows = parse_xlsx(&bytes).unwrap();
         let row = rows[0].1.as_ref().unwrap();
-        assert_eq!((row.name.as_str(), row.phone.as_str()), ("李娜", "13800000000"));
+        assert_eq!(
+            (row.name.as_str(), row.phone.as_str()),
+            ("李娜", "13800000000")
+        );
     }
 
     #[test]

@@ -3,10 +3,6 @@
 //! The binary (`src/main.rs`) is the `civsync` CLI; everything it drives
 //! lives in these modules so integration tests can use it too.
 
-pub mod pki;
-pub mod store;
-pub mod transport;
-pub mod peers;
 pub mod api;
 pub mod api_stats;
 pub mod client;
@@ -15,5 +11,9 @@ pub mod demo;
 pub mod import;
 pub mod logging;
 pub mod node;
+pub mod peers;
+pub mod pki;
 pub mod relay;
 pub mod report;
+pub mod store;
+pub mod transport;

@@ -4,7 +4,9 @@
 use anyhow::Context;
 use civsync_node::client::ApiClient;
 use civsync_node::config::{NodeConfig, PeerConfig};
-use civsync_protocol::input::{ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput};
+use civsync_protocol::input::{
+    ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput,
+};
 use civsync_protocol::{StationId, Tier};
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
@@ -12,7 +14,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "civsync", version, about = "Offline-first sync node for county, township and village civilization-practice offices")]
+#[command(
+    name = "civsync",
+    version,
+    about = "Offline-first sync node for county, township and village civilization-practice offices"
+)]
 struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
@@ -24,7 +30,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Target {
     /// The node's data directory (its civsync.toml says where its API listens).
-    #[arg(long, short = 'd', env = "CIVSYNC_DATA_DIR", default_value = "civsync-data")]
+    #[arg(
+        long,
+        short = 'd',
+        env = "CIVSYNC_DATA_DIR",
+        default_value = "civsync-data"
+    )]
     data_dir: PathBuf,
     /// Talk to this API instead, e.g. http://127.0.0.1:7400.
     #[arg(long, env = "CIVSYNC_API")]
@@ -44,7 +55,10 @@ impl Target {
     }
 
     fn query(&self) -> Vec<(&'static str, String)> {
-        self.station.iter().map(|s| ("station", s.to_string())).collect()
+        self.station
+            .iter()
+            .map(|s| ("station", s.to_string()))
+            .collect()
     }
 }
 
@@ -54,7 +68,12 @@ enum Command {
     Init(InitArgs),
     /// Run the node: serve the local API and sync with peers until Ctrl-C.
     Run {
-        #[arg(long, short = 'd', env = "CIVSYNC_DATA_DIR", default_value = "civsync-data")]
+        #[arg(
+            long,
+            short = 'd',
+            env = "CIVSYNC_DATA_DIR",
+            default_value = "civsync-data"
+        )]
         data_dir: PathBuf,
     },
     /// County certificate authority and node certificates.
@@ -120,7 +139,12 @@ enum Command {
     /// actor, so changes made since the backup are never reused. Run it with
     /// the node stopped, before `civsync run`.
     RenewActor {
-        #[arg(long, short = 'd', env = "CIVSYNC_DATA_DIR", default_value = "civsync-data")]
+        #[arg(
+            long,
+            short = 'd',
+            env = "CIVSYNC_DATA_DIR",
+            default_value = "civsync-data"
+        )]
         data_dir: PathBuf,
     },
     /// Run a small county on this machine: 1 county, 2 townships, 4 villages.
@@ -129,7 +153,12 @@ enum Command {
 
 #[derive(Args)]
 struct InitArgs {
-    #[arg(long, short = 'd', env = "CIVSYNC_DATA_DIR", default_value = "civsync-data")]
+    #[arg(
+        long,
+        short = 'd',
+        env = "CIVSYNC_DATA_DIR",
+        default_value = "civsync-data"
+    )]
     data_dir: PathBuf,
     /// Full station path, e.g. xh/t03/v12 (county xh, township t03, village v12).
     #[arg(long)]
@@ -271,13 +300,19 @@ enum ActivityCommand {
 }
 
 fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
 }
 
 fn main() {
     let cli = Cli::parse();
     civsync_node::logging::init(cli.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -298,39 +333,88 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             config.api_listen = args.api_listen;
             config.quic_listen = args.quic_listen;
             if let Some(address) = args.parent_address {
-                let station = args.station.parent().context("a station at the top has no parent to dial")?;
+                let station = args
+                    .station
+                    .parent()
+                    .context("a station at the top has no parent to dial")?;
                 config.parent = Some(PeerConfig { station, address });
             }
             if let Some(fallback) = args.fallback {
-                let (station, address) = fallback.split_once('=').context("--fallback takes STATION=ADDRESS")?;
+                let (station, address) = fallback
+                    .split_once('=')
+                    .context("--fallback takes STATION=ADDRESS")?;
                 config.fallback = Some(PeerConfig {
                     station: StationId::parse(station)?,
                     address: address.parse().context("--fallback address")?,
                 });
             }
             civsync_node::node::init(&args.data_dir, &config)?;
-            println!("initialised {} ({}) in {}", config.station, config.tier, args.data_dir.display());
+            println!(
+                "initialised {} ({}) in {}",
+                config.station,
+                config.tier,
+                args.data_dir.display()
+            );
             Ok(())
         }
         Command::Run { data_dir } => civsync_node::node::run(&data_dir).await,
         Command::Pki(PkiCommand::Init { dir, county, days }) => {
             civsync_node::pki::init_county_ca(&dir, &county, days)?;
             let key = civsync_protocol::pii::IdentityKey::from_bytes(rand::random());
-            civsync_node::node::write_secret(&dir.join(civsync_node::node::IDENTITY_KEY_FILE), key.to_hex().as_bytes())?;
+            civsync_node::node::write_secret(
+                &dir.join(civsync_node::node::IDENTITY_KEY_FILE),
+                key.to_hex().as_bytes(),
+            )?;
             println!("county CA for {county} written to {}", dir.display());
             Ok(())
         }
-        Command::Pki(PkiCommand::Issue { ca, station, tier, out, days }) => {
+        Command::Pki(PkiCommand::Issue {
+            ca,
+            station,
+            tier,
+            out,
+            days,
+        }) => {
             civsync_node::pki::issue_node_certificate(&ca, &station, tier, &out, days)?;
-            let key = std::fs::read(ca.join(civsync_node::node::IDENTITY_KEY_FILE))
-                .with_context(|| format!("cannot read the county identity key in {}", ca.display()))?;
-            civsync_node::node::write_secret(&out.join(civsync_node::node::IDENTITY_KEY_FILE), &key)?;
-            println!("certificate for {station} ({tier}) written to {}", out.display());
+            let key = std::fs::read(ca.join(civsync_node::node::IDENTITY_KEY_FILE)).with_context(
+                || format!("cannot read the county identity key in {}", ca.display()),
+            )?;
+            civsync_node::node::write_secret(
+                &out.join(civsync_node::node::IDENTITY_KEY_FILE),
+                &key,
+            )?;
+            println!(
+                "certificate for {station} ({tier}) written to {}",
+                out.display()
+            );
             Ok(())
         }
-        Command::Volunteer(VolunteerCommand::Add { name, sex, id_number, phone, number, skills, categories, consent, target }) => {
-            let input = VolunteerInput { number, name, sex, id_number, phone, skills, categories, consent, ..VolunteerInput::default() };
-            let created: Value = target.client()?.post("volunteers", &target.query(), &input).await?;
+        Command::Volunteer(VolunteerCommand::Add {
+            name,
+            sex,
+            id_number,
+            phone,
+            number,
+            skills,
+            categories,
+            consent,
+            target,
+        }) => {
+            let input = VolunteerInput {
+                number,
+                name,
+                sex,
+                id_number,
+                phone,
+                skills,
+                categories,
+                consent,
+                ..VolunteerInput::default()
+            };
+            let created: Value = target
+                .client()?
+                .post("volunteers", &target.query(), &input)
+                .await?;
             print_json(&created);
             Ok(())
         }
@@ -339,9 +423,24 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             print_json(&list);
             Ok(())
         }
-        Command::Team(TeamCommand::Add { name, category, leader, members, target }) => {
-            let input = TeamInput { name, category, leader, members, ..TeamInput::default() };
-            let created: Value = target.client()?.post("teams", &target.query(), &input).await?;
+        Command::Team(TeamCommand::Add {
+            name,
+            category,
+            leader,
+            members,
+            target,
+        }) => {
+            let input = TeamInput {
+                name,
+                category,
+                leader,
+                members,
+                ..TeamInput::default()
+            };
+            let created: Value = target
+                .client()?
+                .post("teams", &target.query(), &input)
+                .await?;
             print_json(&created);
             Ok(())
         }
@@ -350,20 +449,52 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             print_json(&list);
             Ok(())
         }
-        Command::Activity(ActivityCommand::Add { name, date, form, category, place, beneficiaries, team, records, target }) => {
+        Command::Activity(ActivityCommand::Add {
+            name,
+            date,
+            form,
+            category,
+            place,
+            beneficiaries,
+            team,
+            records,
+            target,
+        }) => {
             let records = records
                 .iter()
                 .map(|r| {
-                    let (volunteer, hours) = r.split_once('=').context("--record takes VOLUNTEER=HOURS")?;
-                    Ok(ServiceRecordInput { volunteer: volunteer.to_string(), hours: HoursInput::Text(hours.to_string()) })
+                    let (volunteer, hours) = r
+                        .split_once('=')
+                        .context("--record takes VOLUNTEER=HOURS")?;
+                    Ok(ServiceRecordInput {
+                        volunteer: volunteer.to_string(),
+                        hours: HoursInput::Text(hours.to_string()),
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let input = ActivityInput { name, date, form, category, place, beneficiaries, team, records, ..ActivityInput::default() };
-            let created: Value = target.client()?.post("activities", &target.query(), &input).await?;
+            let input = ActivityInput {
+                name,
+                date,
+                form,
+                category,
+                place,
+                beneficiaries,
+                team,
+                records,
+                ..ActivityInput::default()
+            };
+            let created: Value = target
+                .client()?
+                .post("activities", &target.query(), &input)
+                .await?;
             print_json(&created);
             Ok(())
         }
-        Command::Activity(ActivityCommand::List { month, subtree, target }) => {
+        Command::Activity(ActivityCommand::List {
+            month,
+            subtree,
+            target,
+        }) => {
             let mut query = target.query();
             query.extend(month.map(|m| ("month", m)));
             if subtree {
@@ -374,11 +505,17 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { file, target } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut query = target.query();
-            let is_xlsx = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+            let is_xlsx = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
             query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
-            let report: Value = target.client()?.post_bytes("import/volunteers", &query, bytes).await?;
+            let report: Value = target
+                .client()?
+                .post_bytes("import/volunteers", &query, bytes)
+                .await?;
             print_json(&report);
             Ok(())
         }
@@ -389,7 +526,12 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             print_json(&stats);
             Ok(())
         }
-        Command::Report { month, quarter, out, target } => {
+        Command::Report {
+            month,
+            quarter,
+            out,
+            target,
+        } => {
             let client = target.client()?;
             let (path, mut query) = match (&month, &quarter) {
                 (_, Some(quarter)) => ("reports/quarterly", vec![("quarter", quarter.clone())]),
@@ -409,7 +551,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 with_format.push(("format", format.to_string()));
                 let bytes = client.get_bytes(path, &with_format).await?;
                 let file = out.join(format!("{stem}.{format}"));
-                std::fs::write(&file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+                std::fs::write(&file, bytes)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
                 println!("wrote {}", file.display());
             }
             println!("{}", json["title"].as_str().unwrap_or_default());
@@ -418,7 +561,10 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Certificate { number, target } => {
             let mut query = target.query();
             query.push(("format", "text".into()));
-            let bytes = target.client()?.get_bytes(&format!("certificates/{number}"), &query).await?;
+            let bytes = target
+                .client()?
+                .get_bytes(&format!("certificates/{number}"), &query)
+                .await?;
             println!("{}", String::from_utf8_lossy(&bytes));
             Ok(())
         }
@@ -441,9 +587,14 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::RenewActor { data_dir } => {
             let store = data_dir.join(civsync_node::node::STORE_DIR);
-            let incarnation = civsync_node::store::renew_incarnation(&store)
-                .with_context(|| format!("cannot renew the actor of the store in {}", store.display()))?;
-            println!("the store in {} now writes as incarnation {incarnation:016x}", store.display());
+            let incarnation =
+                civsync_node::store::renew_incarnation(&store).with_context(|| {
+                    format!("cannot renew the actor of the store in {}", store.display())
+                })?;
+            println!(
+                "the store in {} now writes as incarnation {incarnation:016x}",
+                store.display()
+            );
             Ok(())
         }
         Command::Demo(args) => civsync_node::demo::run(args).await,

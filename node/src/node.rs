@@ -6,9 +6,9 @@
 
 use crate::config::NodeConfig;
 use crate::store::{Store, StoreClosed};
-use civsync_protocol::replica::ReplicaConfig;
 use anyhow::Context;
 use civsync_protocol::pii::IdentityKey;
+use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::{Month, StationId, Tier};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,8 @@ pub struct NodeContext {
 
 /// China Standard Time: the whole network runs on Beijing time.
 fn beijing_now() -> OffsetDateTime {
-    OffsetDateTime::now_utc().to_offset(UtcOffset::from_hms(8, 0, 0).expect("UTC+8 is a valid offset"))
+    OffsetDateTime::now_utc()
+        .to_offset(UtcOffset::from_hms(8, 0, 0).expect("UTC+8 is a valid offset"))
 }
 
 /// Today's date in Beijing.
@@ -44,7 +45,10 @@ pub fn today() -> Date {
 
 pub fn this_month() -> Month {
     let today = today();
-    Month { year: today.year() as u16, month: u8::from(today.month()) }
+    Month {
+        year: today.year() as u16,
+        month: u8::from(today.month()),
+    }
 }
 
 /// Milliseconds since the Unix epoch (for sync sessions and change times).
@@ -74,7 +78,8 @@ pub fn load_identity_key(pki_dir: &Path) -> anyhow::Result<IdentityKey> {
 pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -83,9 +88,13 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    file.sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", path.display()))?;
     Ok(())
 }
 
@@ -104,7 +113,16 @@ pub fn init(data_dir: &Path, config: &NodeConfig) -> anyhow::Result<()> {
 
 /// Station, tier and the clock, for the log line at start.
 fn describe(config: &NodeConfig) -> String {
-    format!("{} ({}{})", config.station, config.tier, if config.name.is_empty() { String::new() } else { format!(", {}", config.name) })
+    format!(
+        "{} ({}{})",
+        config.station,
+        config.tier,
+        if config.name.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", config.name)
+        }
+    )
 }
 
 /// Open everything and serve until Ctrl-C or SIGTERM.
@@ -112,24 +130,43 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let config = NodeConfig::load(data_dir)?;
     let pki_dir = config.pki_path(data_dir);
     let identity_key = load_identity_key(&pki_dir)?;
-    let store = Store::open(&data_dir.join(STORE_DIR), config.station.clone(), ReplicaConfig::default())
-        .with_context(|| format!("cannot open the store in {}", data_dir.join(STORE_DIR).display()))?;
+    let store = Store::open(
+        &data_dir.join(STORE_DIR),
+        config.station.clone(),
+        ReplicaConfig::default(),
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the store in {}",
+            data_dir.join(STORE_DIR).display()
+        )
+    })?;
     let manager = start_peers(&config, &pki_dir, store.clone())?;
     let peers = manager.as_ref().map(|m| m.board()).unwrap_or_default();
-    let ctx = Arc::new(NodeContext { config: config.clone(), data_dir: data_dir.to_path_buf(), identity_key, store, peers, stats: Default::default() });
+    let ctx = Arc::new(NodeContext {
+        config: config.clone(),
+        data_dir: data_dir.to_path_buf(),
+        identity_key,
+        store,
+        peers,
+        stats: Default::default(),
+    });
 
     // Build the statistics index now, so the first query answers quickly.
-    let reread = crate::api_stats::refresh(&ctx).await.map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
+    let reread = crate::api_stats::refresh(&ctx)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
     tracing::info!(documents = reread, "statistics index built");
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
         .with_context(|| format!("cannot listen for the API on {}", config.api_listen))?;
     tracing::info!(node = %describe(&config), api = %config.api_listen, quic = %config.quic_listen, "node started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let api = axum::serve(listener, crate::api::router(ctx.clone())).with_graceful_shutdown(async move {
-        let mut stop_rx = stop_rx;
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
+    let api =
+        axum::serve(listener, crate::api::router(ctx.clone())).with_graceful_shutdown(async move {
+            let mut stop_rx = stop_rx;
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
     let api_task = tokio::spawn(async move { api.await });
 
     shutdown_signal().await;
@@ -146,14 +183,22 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
 
 /// Bind QUIC and start the connection manager, or run without sync (with a
 /// warning) when the node has no certificate yet.
-fn start_peers(config: &NodeConfig, pki_dir: &Path, store: Store) -> anyhow::Result<Option<crate::peers::PeerManager>> {
+fn start_peers(
+    config: &NodeConfig,
+    pki_dir: &Path,
+    store: Store,
+) -> anyhow::Result<Option<crate::peers::PeerManager>> {
     use crate::peers::{DialledPeer, PeerManager, PeerRole};
     if !pki_dir.join("node.crt").exists() {
         tracing::warn!(pki = %pki_dir.display(), "no node certificate: running without sync. Issue one with `civsync pki issue`");
         return Ok(None);
     }
-    let identity = crate::pki::NodeIdentity::load(pki_dir)
-        .with_context(|| format!("cannot load the node certificate from {}", pki_dir.display()))?;
+    let identity = crate::pki::NodeIdentity::load(pki_dir).with_context(|| {
+        format!(
+            "cannot load the node certificate from {}",
+            pki_dir.display()
+        )
+    })?;
     if identity.station() != &config.station {
         anyhow::bail!(
             "the certificate in {} is for station {}, but this node is {}",
@@ -166,15 +211,33 @@ fn start_peers(config: &NodeConfig, pki_dir: &Path, store: Store) -> anyhow::Res
         .with_context(|| format!("cannot listen for QUIC on {}", config.quic_listen))?;
     let mut dialled = Vec::new();
     if let Some(parent) = &config.parent {
-        dialled.push(DialledPeer { role: PeerRole::Parent, station: parent.station.clone(), address: parent.address });
+        dialled.push(DialledPeer {
+            role: PeerRole::Parent,
+            station: parent.station.clone(),
+            address: parent.address,
+        });
     }
     if let Some(fallback) = &config.fallback {
-        dialled.push(DialledPeer { role: PeerRole::Fallback, station: fallback.station.clone(), address: fallback.address });
+        dialled.push(DialledPeer {
+            role: PeerRole::Fallback,
+            station: fallback.station.clone(),
+            address: fallback.address,
+        });
     }
     for sibling in &config.siblings {
-        dialled.push(DialledPeer { role: PeerRole::Sibling, station: sibling.station.clone(), address: sibling.address });
+        dialled.push(DialledPeer {
+            role: PeerRole::Sibling,
+            station: sibling.station.clone(),
+            address: sibling.address,
+        });
     }
-    Ok(Some(PeerManager::start(Arc::new(endpoint), store, config.tier, dialled, Default::default())))
+    Ok(Some(PeerManager::start(
+        Arc::new(endpoint),
+        store,
+        config.tier,
+        dialled,
+        Default::default(),
+    )))
 }
 
 async fn shutdown_signal() {
@@ -209,8 +272,10 @@ pub struct StatusReport {
 }
 
 pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClosed> {
-    let (documents, documents_loaded) =
-        ctx.store.call(|replica| (replica.documents().len(), replica.cached_documents())).await?;
+    let (documents, documents_loaded) = ctx
+        .store
+        .call(|replica| (replica.documents().len(), replica.cached_documents()))
+        .await?;
     Ok(StatusReport {
         station: ctx.config.station.clone(),
         tier: ctx.config.tier,

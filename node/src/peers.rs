@@ -721,8 +721,14 @@ fn absorb(
                     warn!(%peer, %reason, "sync session closed");
                     status.last_error = Some(reason.to_string());
                 }
-                SessionEvent::RefusedByUs { document, reason }
-                | SessionEvent::RefusedByPeer { document, reason } => {
+                SessionEvent::RefusedByUs { document, reason } => {
+                    // A refused change is an event a clerk or auditor must be
+                    // able to find later, not only while the link is up.
+                    warn!(%peer, %document, %reason, "refused changes from peer; nothing applied");
+                    status.last_error = Some(format!("{document}: {reason}"));
+                }
+                SessionEvent::RefusedByPeer { document, reason } => {
+                    warn!(%peer, %document, %reason, "peer refused our changes");
                     status.last_error = Some(format!("{document}: {reason}"));
                 }
                 _ => {}

@@ -52,7 +52,12 @@ impl Relay {
             impairment: Arc::new(Mutex::new(Impairment::default())),
             tasks: Arc::new(Mutex::new(Vec::new())),
         };
-        let task = tokio::spawn(downstream_loop(socket, upstream, relay.impairment.clone(), relay.tasks.clone()));
+        let task = tokio::spawn(downstream_loop(
+            socket,
+            upstream,
+            relay.impairment.clone(),
+            relay.tasks.clone(),
+        ));
         relay.tasks.lock().expect("relay task list").push(task);
         Ok(relay)
     }
@@ -73,7 +78,12 @@ impl Relay {
 }
 
 /// Send `bytes` to `to` unless the impairment drops it; maybe late, maybe twice.
-async fn forward(socket: Arc<UdpSocket>, to: SocketAddr, bytes: Vec<u8>, impairment: &Mutex<Impairment>) {
+async fn forward(
+    socket: Arc<UdpSocket>,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+    impairment: &Mutex<Impairment>,
+) {
     let setting = impairment.lock().expect("relay impairment").clone();
     // Decide everything before awaiting: the RNG is not Send.
     let plan: Vec<Duration> = {
@@ -81,11 +91,19 @@ async fn forward(socket: Arc<UdpSocket>, to: SocketAddr, bytes: Vec<u8>, impairm
         if setting.cut || (setting.loss > 0.0 && rng.gen_bool(setting.loss.clamp(0.0, 1.0))) {
             return;
         }
-        let copies = if setting.duplicate > 0.0 && rng.gen_bool(setting.duplicate.clamp(0.0, 1.0)) { 2 } else { 1 };
+        let copies = if setting.duplicate > 0.0 && rng.gen_bool(setting.duplicate.clamp(0.0, 1.0)) {
+            2
+        } else {
+            1
+        };
         (0..copies)
             .map(|_| {
                 let jitter_ms = setting.jitter.as_millis() as u64;
-                let extra = if jitter_ms > 0 { Duration::from_millis(rng.gen_range(0..=jitter_ms)) } else { Duration::ZERO };
+                let extra = if jitter_ms > 0 {
+                    Duration::from_millis(rng.gen_range(0..=jitter_ms))
+                } else {
+                    Duration::ZERO
+                };
                 (setting.delay + extra).min(DELAY_MAX)
             })
             .collect()
@@ -114,7 +132,9 @@ async fn downstream_loop(
     let mut clients: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX];
     loop {
-        let Ok((len, client)) = socket.recv_from(&mut buffer).await else { continue };
+        let Ok((len, client)) = socket.recv_from(&mut buffer).await else {
+            continue;
+        };
         let outbound = match clients.get(&client) {
             Some(outbound) => outbound.clone(),
             None => {
@@ -122,11 +142,25 @@ async fn downstream_loop(
                     tracing::warn!(%client, "relay: too many clients; dropping");
                     continue;
                 }
-                let bind: SocketAddr = if upstream.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }.parse().expect("literal");
-                let Ok(outbound) = UdpSocket::bind(bind).await else { continue };
+                // Any local address: the upstream may be on loopback or across a link.
+                let bind: SocketAddr = if upstream.is_ipv6() {
+                    "[::]:0"
+                } else {
+                    "0.0.0.0:0"
+                }
+                .parse()
+                .expect("literal");
+                let Ok(outbound) = UdpSocket::bind(bind).await else {
+                    continue;
+                };
                 let outbound = Arc::new(outbound);
                 clients.insert(client, outbound.clone());
-                let task = tokio::spawn(upstream_loop(outbound.clone(), socket.clone(), client, impairment.clone()));
+                let task = tokio::spawn(upstream_loop(
+                    outbound.clone(),
+                    socket.clone(),
+                    client,
+                    impairment.clone(),
+                ));
                 tasks.lock().expect("relay task list").push(task);
                 outbound
             }
@@ -135,11 +169,24 @@ async fn downstream_loop(
     }
 }
 
-async fn upstream_loop(outbound: Arc<UdpSocket>, downstream: Arc<UdpSocket>, client: SocketAddr, impairment: Arc<Mutex<Impairment>>) {
+async fn upstream_loop(
+    outbound: Arc<UdpSocket>,
+    downstream: Arc<UdpSocket>,
+    client: SocketAddr,
+    impairment: Arc<Mutex<Impairment>>,
+) {
     let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX];
     loop {
-        let Ok((len, _)) = outbound.recv_from(&mut buffer).await else { continue };
-        forward(downstream.clone(), client, buffer[..len].to_vec(), &impairment).await;
+        let Ok((len, _)) = outbound.recv_from(&mut buffer).await else {
+            continue;
+        };
+        forward(
+            downstream.clone(),
+            client,
+            buffer[..len].to_vec(),
+            &impairment,
+        )
+        .await;
     }
 }
 
@@ -164,7 +211,12 @@ mod tests {
     const ANSWER_WAIT: Duration = Duration::from_secs(3);
     const SILENCE_WAIT: Duration = Duration::from_millis(300);
 
-    async fn round_trip(client: &UdpSocket, to: SocketAddr, payload: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    async fn round_trip(
+        client: &UdpSocket,
+        to: SocketAddr,
+        payload: &[u8],
+        wait: Duration,
+    ) -> Option<Vec<u8>> {
         client.send_to(payload, to).await.unwrap();
         let mut buffer = [0u8; 2048];
         match tokio::time::timeout(wait, client.recv_from(&mut buffer)).await {
@@ -176,14 +228,32 @@ mod tests {
     #[tokio::test]
     async fn relays_cuts_and_heals() {
         let server = echo_server().await;
-        let relay = Relay::start("127.0.0.1:0".parse().unwrap(), server).await.unwrap();
+        let relay = Relay::start("127.0.0.1:0".parse().unwrap(), server)
+            .await
+            .unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        assert_eq!(round_trip(&client, relay.listen, b"hello", ANSWER_WAIT).await.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            round_trip(&client, relay.listen, b"hello", ANSWER_WAIT)
+                .await
+                .as_deref(),
+            Some(&b"hello"[..])
+        );
         relay.set_cut(true);
-        assert_eq!(round_trip(&client, relay.listen, b"lost", SILENCE_WAIT).await, None);
+        assert_eq!(
+            round_trip(&client, relay.listen, b"lost", SILENCE_WAIT).await,
+            None
+        );
         relay.set_cut(false);
-        assert_eq!(round_trip(&client, relay.listen, b"back", ANSWER_WAIT).await.as_deref(), Some(&b"back"[..]));
-        relay.set(Impairment { duplicate: 1.0, ..Impairment::default() });
+        assert_eq!(
+            round_trip(&client, relay.listen, b"back", ANSWER_WAIT)
+                .await
+                .as_deref(),
+            Some(&b"back"[..])
+        );
+        relay.set(Impairment {
+            duplicate: 1.0,
+            ..Impairment::default()
+        });
         // Duplicated both ways: the request twice, each echoed twice.
         client.send_to(b"twice", relay.listen).await.unwrap();
         let mut count = 0;
@@ -195,7 +265,10 @@ mod tests {
             }
         }
         // No fifth copy either.
-        if tokio::time::timeout(SILENCE_WAIT, client.recv_from(&mut buffer)).await.is_ok() {
+        if tokio::time::timeout(SILENCE_WAIT, client.recv_from(&mut buffer))
+            .await
+            .is_ok()
+        {
             count += 1;
         }
         assert_eq!(count, 4);

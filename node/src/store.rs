@@ -326,11 +326,16 @@ impl Store {
             Some(Box::new(move |flushed: Result<(), StorageError>| {
                 let _ = reply.send(match flushed {
                     Ok(()) => Ok(result),
-                    Err(error) => Err(StoreUnavailable::FlushFailed { reason: error.to_string() }),
+                    Err(error) => Err(StoreUnavailable::FlushFailed {
+                        reason: error.to_string(),
+                    }),
                 });
             }))
         });
-        self.sender.send(Command::Run(job)).await.map_err(|_| StoreUnavailable::Closed)?;
+        self.sender
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| StoreUnavailable::Closed)?;
         answer.await.map_err(|_| StoreUnavailable::Closed)?
     }
 

@@ -542,13 +542,25 @@ fn hours_on_day<D: ReadDoc>(
         if key == except_activity.as_str() {
             continue;
         }
-        let activity = Fields { doc, obj: obj.clone(), path: format!("{ACTIVITIES}.{key}") };
+        let activity = Fields {
+            doc,
+            obj: obj.clone(),
+            path: format!("{ACTIVITIES}.{key}"),
+        };
         if activity.str("date")? != date_text || activity.bool("deleted")? {
             continue;
         }
-        let Some(records) = existing_map(doc, &obj, RECORDS)? else { continue };
-        let Some(entry) = existing_map(doc, &records, volunteer.as_str())? else { continue };
-        let record = Fields { doc, obj: entry, path: format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}") };
+        let Some(records) = existing_map(doc, &obj, RECORDS)? else {
+            continue;
+        };
+        let Some(entry) = existing_map(doc, &records, volunteer.as_str())? else {
+            continue;
+        };
+        let record = Fields {
+            doc,
+            obj: entry,
+            path: format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}"),
+        };
         if !record.bool("deleted")? {
             let centi = u32::try_from(record.uint("hours_centi")?).unwrap_or(u32::MAX);
             total = total.saturating_add(centi);
@@ -559,17 +571,33 @@ fn hours_on_day<D: ReadDoc>(
 
 /// Is a volunteer registered (and not deleted) in this roster?
 pub fn volunteer_registered<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutResult<bool> {
-    let Some(all) = existing_map(doc, &ROOT, VOLUNTEERS)? else { return Ok(false) };
-    let Some(obj) = existing_map(doc, &all, number.as_str())? else { return Ok(false) };
-    let f = Fields { doc, obj, path: format!("{VOLUNTEERS}.{number}") };
+    let Some(all) = existing_map(doc, &ROOT, VOLUNTEERS)? else {
+        return Ok(false);
+    };
+    let Some(obj) = existing_map(doc, &all, number.as_str())? else {
+        return Ok(false);
+    };
+    let f = Fields {
+        doc,
+        obj,
+        path: format!("{VOLUNTEERS}.{number}"),
+    };
     Ok(!f.bool("deleted")?)
 }
 
 /// Does this roster hold the team (not deleted)?
 pub fn team_exists<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<bool> {
-    let Some(all) = existing_map(doc, &ROOT, TEAMS)? else { return Ok(false) };
-    let Some(obj) = existing_map(doc, &all, id.as_str())? else { return Ok(false) };
-    let f = Fields { doc, obj, path: format!("{TEAMS}.{id}") };
+    let Some(all) = existing_map(doc, &ROOT, TEAMS)? else {
+        return Ok(false);
+    };
+    let Some(obj) = existing_map(doc, &all, id.as_str())? else {
+        return Ok(false);
+    };
+    let f = Fields {
+        doc,
+        obj,
+        path: format!("{TEAMS}.{id}"),
+    };
     Ok(!f.bool("deleted")?)
 }
 

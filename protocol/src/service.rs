@@ -360,7 +360,9 @@ pub fn record_activity<S: Storage>(
     'records: for (index, record) in activity.records.iter().enumerate() {
         for roster in &rosters {
             let found = replica
-                .with_document(roster, |doc| layout::volunteer_registered(doc, &record.volunteer))
+                .with_document(roster, |doc| {
+                    layout::volunteer_registered(doc, &record.volunteer)
+                })
                 .map_err(store_error)?;
             if found.transpose()?.unwrap_or(false) {
                 continue 'records;
@@ -370,16 +372,26 @@ pub fn record_activity<S: Storage>(
         break;
     }
     if let Some((index, id)) = missing_volunteer {
-        return Err(ServiceError::NotFound { field: format!("records[{index}].volunteer"), kind: "volunteer", id });
+        return Err(ServiceError::NotFound {
+            field: format!("records[{index}].volunteer"),
+            kind: "volunteer",
+            id,
+        });
     }
     if let Some(team) = &activity.team {
         let mut known = false;
         for roster in &rosters {
-            let found = replica.with_document(roster, |doc| layout::team_exists(doc, team)).map_err(store_error)?;
+            let found = replica
+                .with_document(roster, |doc| layout::team_exists(doc, team))
+                .map_err(store_error)?;
             known |= found.transpose()?.unwrap_or(false);
         }
         if !known {
-            return Err(ServiceError::NotFound { field: "team".into(), kind: "team", id: team.to_string() });
+            return Err(ServiceError::NotFound {
+                field: "team".into(),
+                kind: "team",
+                id: team.to_string(),
+            });
         }
     }
     let document = DocumentId::activities(station, month_of(activity.date));

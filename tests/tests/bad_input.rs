@@ -22,7 +22,12 @@ fn every_bad_request_is_refused_clearly_and_changes_nothing() {
     let (status, volunteer) = node.post("volunteers", &volunteer_body(1)).unwrap();
     assert_eq!(status, 201, "{volunteer}");
     let number = volunteer["number"].as_str().unwrap().to_string();
-    let (status, _) = node.post("activities", &activity_body("ok1", "2025-06-02", std::slice::from_ref(&number), 2.0)).unwrap();
+    let (status, _) = node
+        .post(
+            "activities",
+            &activity_body("ok1", "2025-06-02", std::slice::from_ref(&number), 2.0),
+        )
+        .unwrap();
     assert_eq!(status, 201);
     let before = snapshot(&node);
 
@@ -36,7 +41,8 @@ fn every_bad_request_is_refused_clearly_and_changes_nothing() {
     let mut future = activity_body("bad6", "2999-01-01", &[], 1.0);
     future["name"] = json!("未来");
     // 22 h on the same day as the 2 h already recorded makes 24: allowed; 23 would not be.
-    let too_much_that_day = activity_body("bad7", "2025-06-02", std::slice::from_ref(&number), 22.5);
+    let too_much_that_day =
+        activity_body("bad7", "2025-06-02", std::slice::from_ref(&number), 22.5);
     over_24["records"][0]["hours"] = json!(24.01);
 
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
@@ -62,9 +68,16 @@ fn every_bad_request_is_refused_clearly_and_changes_nothing() {
     for (what, path, body, expected_status, expected_field) in cases {
         let (status, answer) = node.post_raw(path, body).unwrap();
         assert_eq!(status, expected_status, "{what}: {answer}");
-        assert_eq!(answer["error"]["field"], json!(expected_field), "{what}: {answer}");
+        assert_eq!(
+            answer["error"]["field"],
+            json!(expected_field),
+            "{what}: {answer}"
+        );
         let reason = answer["error"]["reason"].as_str().unwrap_or_default();
-        assert!(reason.len() > 5, "{what}: the reason must say something: {answer}");
+        assert!(
+            reason.len() > 5,
+            "{what}: the reason must say something: {answer}"
+        );
         assert_eq!(snapshot(&node), before, "{what} changed the store");
     }
     node.stop().unwrap();

@@ -1,0 +1,245 @@
+//! A whole county in one store: import, cold open, memory.
+//!
+//! - import: 650 village rosters with 100,000 volunteers and 19,500
+//!   activities (5–15 service records each) spread over 12 monthly documents
+//!   per village — 650 + 7,800 documents — into sled, one commit per
+//!   document, one flush at the end;
+//! - cold open: open that store and serve a first request (a village roster);
+//! - memory: RSS after the open, and peak RSS after a full statistics
+//!   rebuild over every document;
+//! - RSS of an idle village node process (`civsync run`, its own store).
+//!
+//! cargo bench -p civsync-node --bench county_store
+
+use civsync_node::store::SledStorage;
+use civsync_protocol::model::{
+    Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
+};
+use civsync_protocol::replica::{Replica, ReplicaConfig};
+use civsync_protocol::stats::StatsIndex;
+use civsync_protocol::{layout, DocumentId, Month, StationId};
+use std::time::{Duration, Instant};
+use time::macros::date;
+
+const TOWNSHIPS: usize = 25;
+const VILLAGES_PER_TOWNSHIP: usize = 26;
+const VOLUNTEERS: usize = 100_000;
+const ACTIVITIES: usize = 19_500;
+
+fn status_kib(pid: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn villages() -> Vec<StationId> {
+    let mut out = Vec::new();
+    for t in 0..TOWNSHIPS {
+        for v in 0..VILLAGES_PER_TOWNSHIP {
+            out.push(StationId::parse(&format!("xh/t{t:02}/v{v:02}")).unwrap());
+        }
+    }
+    out
+}
+
+fn volunteer(station: &StationId, n: usize) -> Volunteer {
+    Volunteer {
+        number: RecordId::parse("n", &format!("V{n:07}")).unwrap(),
+        name: format!("志愿者{n}"),
+        sex: if n.is_multiple_of(2) {
+            Sex::Female
+        } else {
+            Sex::Male
+        },
+        birth_date: date!(1980 - 01 - 01),
+        residence_area: "村".into(),
+        phone: format!("138{n:08}"),
+        id_digest: format!("{:064x}", n),
+        id_masked: "4116**********0001".into(),
+        skills: vec![],
+        categories: vec![Category::Culture],
+        home_station: station.clone(),
+        registered_on: date!(2025 - 01 - 10),
+        consent: true,
+        party_member: n.is_multiple_of(5),
+        deleted: false,
+    }
+}
+
+fn import(replica: &mut Replica<SledStorage>) -> Duration {
+    let started = Instant::now();
+    let villages = villages();
+    let per_village = VOLUNTEERS / villages.len();
+    let activities_per_village = ACTIVITIES / villages.len();
+    let mut next_volunteer = 0;
+    for (index, village) in villages.iter().enumerate() {
+        let count = if index == villages.len() - 1 {
+            VOLUNTEERS - next_volunteer
+        } else {
+            per_village
+        };
+        let numbers: Vec<usize> = (next_volunteer..next_volunteer + count).collect();
+        next_volunteer += count;
+        replica
+            .commit_unflushed(&DocumentId::roster(village), |doc| {
+                for &n in &numbers {
+                    layout::put_volunteer(doc, &volunteer(village, n))?;
+                }
+                Ok::<_, layout::LayoutError>(())
+            })
+            .unwrap();
+        for month in 1..=12u8 {
+            let in_month: Vec<usize> = (0..activities_per_village)
+                .filter(|a| a % 12 == usize::from(month - 1))
+                .collect();
+            if in_month.is_empty() {
+                continue;
+            }
+            let document = DocumentId::activities(village, Month::new(2025, month).unwrap());
+            replica
+                .commit_unflushed(&document, |doc| {
+                    for &a in &in_month {
+                        let records = (0..5 + a % 11)
+                            .map(|r| ServiceRecord {
+                                volunteer: RecordId::parse(
+                                    "v",
+                                    &format!("V{:07}", numbers[(a * 7 + r) % numbers.len()]),
+                                )
+                                .unwrap(),
+                                hours: Hours { centi: 150 },
+                                recorded_on: date!(2025 - 12 - 01),
+                                late: false,
+                                deleted: false,
+                            })
+                            .collect();
+                        let activity = Activity {
+                            id: RecordId::parse("id", &format!("A{index:03}x{a:03}")).unwrap(),
+                            name: "理论宣讲".into(),
+                            date: time::Date::from_calendar_date(
+                                2025,
+                                time::Month::try_from(month).unwrap(),
+                                10,
+                            )
+                            .unwrap(),
+                            station: village.clone(),
+                            place: "村文化广场".into(),
+                            content: "学习宣讲".into(),
+                            form: Form::Lecture,
+                            category: Category::Theory,
+                            team: None,
+                            person_in_charge: "站长".into(),
+                            beneficiaries: 40,
+                            theme: None,
+                            recorded_on: date!(2025 - 12 - 01),
+                            late: false,
+                            deleted: false,
+                            records,
+                        };
+                        layout::put_activity(doc, &activity)?;
+                    }
+                    Ok::<_, layout::LayoutError>(())
+                })
+                .unwrap();
+        }
+    }
+    replica.flush().unwrap();
+    started.elapsed()
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let county = StationId::parse("xh").unwrap();
+    let me = std::process::id().to_string();
+
+    let storage = SledStorage::open(&path).unwrap();
+    let mut replica = Replica::open(storage, county.clone(), 1, ReplicaConfig::default()).unwrap();
+    let import_time = import(&mut replica);
+    let documents = replica.documents().len();
+    drop(replica);
+    println!("county import: {VOLUNTEERS} volunteers in 650 rosters + {ACTIVITIES} activities, {documents} documents: {:.2} s", import_time.as_secs_f64());
+
+    let mut opens = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let storage = SledStorage::open(&path).unwrap();
+        let mut replica =
+            Replica::open(storage, county.clone(), 1, ReplicaConfig::default()).unwrap();
+        let first = DocumentId::roster(&StationId::parse("xh/t07/v13").unwrap());
+        let served = replica
+            .with_document(&first, |doc| layout::volunteers(doc).unwrap().len())
+            .unwrap()
+            .unwrap();
+        assert!(served > 100);
+        opens.push(started.elapsed().as_secs_f64());
+        drop(replica);
+    }
+    opens.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "cold open to first request (median of 3): {:.3} s  (runs {opens:.3?})",
+        opens[1]
+    );
+
+    let storage = SledStorage::open(&path).unwrap();
+    let mut replica = Replica::open(storage, county, 1, ReplicaConfig::default()).unwrap();
+    println!("RSS after open: {} MiB", status_kib(&me, "VmRSS:") / 1024);
+    let started = Instant::now();
+    let mut index = StatsIndex::new();
+    for id in replica.documents() {
+        replica
+            .with_document(&id, |doc| index.apply_document(&id, doc).unwrap())
+            .unwrap();
+    }
+    let figures = index.station_month(
+        &StationId::parse("xh").unwrap(),
+        Month::new(2025, 6).unwrap(),
+    );
+    println!(
+        "statistics rebuild over {} documents: {:.2} s; county 2025-06 figures: {figures:?}",
+        index.documents(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "RSS after statistics: {} MiB, peak (VmHWM) {} MiB",
+        status_kib(&me, "VmRSS:") / 1024,
+        status_kib(&me, "VmHWM:") / 1024
+    );
+    drop(replica);
+
+    // An idle village node: its own store, the real binary.
+    let village_dir = dir.path().join("village");
+    let binary = env!("CARGO_BIN_EXE_civsync");
+    let init = std::process::Command::new(binary)
+        .args(["init", "--data-dir"])
+        .arg(&village_dir)
+        .args([
+            "--station",
+            "xh/t00/v00",
+            "--tier",
+            "village",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--quic-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let mut child = std::process::Command::new(binary)
+        .args(["run", "--data-dir"])
+        .arg(&village_dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = child.id().to_string();
+    println!(
+        "idle village node RSS after 3 s: {} MiB",
+        status_kib(&pid, "VmRSS:") / 1024
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,321 @@
+//! Sync costs on the synthetic county of the product issue: 25 townships ×
+//! 26 villages, 150 volunteers per village, 10 activities per village-month
+//! with 5–15 service records each. Real `Replica`s over `MemoryStorage` and
+//! real `Session`s, bytes passed straight between them (no network time):
+//!
+//! - a village pushing one week of offline work (30 activities, ~300
+//!   service records) to its township: time, bytes on the wire vs the
+//!   records' raw JSON size;
+//! - cold sync of one township's subtree into an empty township node;
+//! - cold sync of the whole county into an empty county node: time, bytes,
+//!   peak RSS of this process.
+//!
+//! cargo bench -p civsync-protocol --bench sync_county
+
+use civsync_protocol::model::{
+    Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
+};
+use civsync_protocol::replica::{Replica, ReplicaConfig};
+use civsync_protocol::session::{Session, SessionConfig};
+use civsync_protocol::storage::MemoryStorage;
+use civsync_protocol::{layout, DocumentId, Month, StationId, Tier};
+use std::time::Instant;
+use time::macros::date;
+
+type Node = Replica<MemoryStorage>;
+
+const TOWNSHIPS: usize = 25;
+const VILLAGES_PER_TOWNSHIP: usize = 26;
+const VOLUNTEERS_PER_VILLAGE: usize = 150;
+const ACTIVITIES_PER_MONTH: usize = 10;
+/// Months of history each village holds before the cold syncs.
+const MONTHS: u8 = 3;
+/// Bound on pump rounds, so a stall fails instead of spinning.
+const ROUNDS_MAX: usize = 100_000;
+
+fn s(text: &str) -> StationId {
+    StationId::parse(text).unwrap()
+}
+
+fn node(station: &StationId) -> Node {
+    let config = ReplicaConfig {
+        documents_cached_max: 64,
+        ..ReplicaConfig::default()
+    };
+    Replica::open(MemoryStorage::new(), station.clone(), 7, config).unwrap()
+}
+
+fn activity(
+    village: &StationId,
+    id: String,
+    date: time::Date,
+    volunteers: &[RecordId],
+    seed: usize,
+) -> Activity {
+    Activity {
+        id: RecordId::parse("id", &id).unwrap(),
+        name: "关爱留守老人".into(),
+        date,
+        station: village.clone(),
+        place: "村文化广场".into(),
+        content: "上门探访，打扫卫生，理发".into(),
+        form: Form::Help,
+        category: Category::ElderCare,
+        team: None,
+        person_in_charge: "站长".into(),
+        beneficiaries: 30,
+        theme: None,
+        recorded_on: date,
+        late: false,
+        deleted: false,
+        records: (0..5 + seed % 11)
+            .map(|r| ServiceRecord {
+                volunteer: volunteers[(seed * 7 + r) % volunteers.len()].clone(),
+                hours: Hours {
+                    centi: 150 + 50 * (r as u32 % 4),
+                },
+                recorded_on: date,
+                late: false,
+                deleted: false,
+            })
+            .collect(),
+    }
+}
+
+/// A village's roster and `MONTHS` months of activities, as its own node wrote them.
+fn village_history(village: &StationId, index: usize) -> (Node, Vec<RecordId>) {
+    let mut replica = node(village);
+    let numbers: Vec<RecordId> = (0..VOLUNTEERS_PER_VILLAGE)
+        .map(|n| RecordId::parse("n", &format!("V{index:03}n{n:03}")).unwrap())
+        .collect();
+    replica
+        .commit(&DocumentId::roster(village), |doc| {
+            for (n, number) in numbers.iter().enumerate() {
+                let volunteer = Volunteer {
+                    number: number.clone(),
+                    name: "王秀英".into(),
+                    sex: if n.is_multiple_of(2) {
+                        Sex::Female
+                    } else {
+                        Sex::Male
+                    },
+                    birth_date: date!(1975 - 03 - 08),
+                    residence_area: "东村三组".into(),
+                    phone: format!("138{index:03}{n:05}"),
+                    id_digest: format!("{index:032x}{n:032x}"),
+                    id_masked: "4116**********0001".into(),
+                    skills: vec!["理发".into()],
+                    categories: vec![Category::ElderCare],
+                    home_station: village.clone(),
+                    registered_on: date!(2025 - 01 - 10),
+                    consent: true,
+                    party_member: n.is_multiple_of(5),
+                    deleted: false,
+                };
+                layout::put_volunteer(doc, &volunteer)?;
+            }
+            Ok::<_, layout::LayoutError>(())
+        })
+        .unwrap();
+    for month in 1..=MONTHS {
+        let document = DocumentId::activities(village, Month::new(2025, month).unwrap());
+        for a in 0..ACTIVITIES_PER_MONTH {
+            let date = time::Date::from_calendar_date(
+                2025,
+                time::Month::try_from(month).unwrap(),
+                1 + a as u8,
+            )
+            .unwrap();
+            let record = activity(village, format!("A{month}x{a}"), date, &numbers, a + index);
+            replica
+                .commit(&document, |doc| layout::put_activity(doc, &record))
+                .unwrap();
+        }
+    }
+    (replica, numbers)
+}
+
+#[derive(Default, Debug)]
+struct Traffic {
+    bytes_up: u64,
+    bytes_down: u64,
+    rounds: usize,
+}
+
+/// Run one session pair to quiescence; `lower` dials `upper`.
+fn sync(lower: &mut Node, lower_tier: Tier, upper: &mut Node, upper_tier: Tier) -> Traffic {
+    let (l, u) = (lower.local().clone(), upper.local().clone());
+    let mut down = Session::new(
+        l.clone(),
+        u.clone(),
+        lower_tier,
+        0,
+        SessionConfig::default(),
+    );
+    let mut up = Session::new(u, l, upper_tier, 0, SessionConfig::default());
+    let mut traffic = Traffic::default();
+    loop {
+        traffic.rounds += 1;
+        assert!(traffic.rounds < ROUNDS_MAX, "sync did not quiesce");
+        let mut moved = false;
+        while let Some(bytes) = down.poll_transmit(lower) {
+            traffic.bytes_up += bytes.len() as u64;
+            up.handle_bytes(&bytes, 1, upper);
+            moved = true;
+        }
+        while let Some(bytes) = up.poll_transmit(upper) {
+            traffic.bytes_down += bytes.len() as u64;
+            down.handle_bytes(&bytes, 1, lower);
+            moved = true;
+        }
+        while down.poll_event().is_some() {}
+        while up.poll_event().is_some() {}
+        if !moved {
+            break;
+        }
+    }
+    assert!(
+        !down.is_closed() && !up.is_closed(),
+        "session closed: {:?} / {:?}",
+        down.status().last_error,
+        up.status().last_error
+    );
+    lower.peer_disconnected(upper.local());
+    let lower_station = lower.local().clone();
+    upper.peer_disconnected(&lower_station);
+    traffic
+}
+
+fn peak_rss_mib() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1024
+}
+
+/// An independent copy of a node (all its writes were flushed).
+fn copy(replica: &Node) -> Node {
+    let config = ReplicaConfig {
+        documents_cached_max: 64,
+        ..ReplicaConfig::default()
+    };
+    Replica::open(
+        replica.storage().crashed_copy(),
+        replica.local().clone(),
+        7,
+        config,
+    )
+    .unwrap()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+fn main() {
+    // One week of offline work pushed from a village to its township.
+    let village = s("xh/t00/v00");
+    let (mut village_node, numbers) = village_history(&village, 0);
+    let mut township = node(&s("xh/t00"));
+    sync(
+        &mut village_node,
+        Tier::Village,
+        &mut township,
+        Tier::Township,
+    );
+    let week = DocumentId::activities(&village, Month::new(2025, 4).unwrap());
+    let mut raw_json = 0usize;
+    let mut records = 0usize;
+    for a in 0..30 {
+        let date =
+            time::Date::from_calendar_date(2025, time::Month::April, 1 + (a % 7) as u8).unwrap();
+        let mut record = activity(&village, format!("W{a}"), date, &numbers, a * 3);
+        record.records.truncate(10);
+        records += record.records.len();
+        raw_json += serde_json::to_vec(&record).unwrap().len();
+        village_node
+            .commit(&week, |doc| layout::put_activity(doc, &record))
+            .unwrap();
+    }
+    let mut times = Vec::new();
+    let mut traffic = Traffic::default();
+    for _ in 0..5 {
+        let (mut v, mut t) = (copy(&village_node), copy(&township));
+        let started = Instant::now();
+        traffic = sync(&mut v, Tier::Village, &mut t, Tier::Township);
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let wire = traffic.bytes_up + traffic.bytes_down;
+    println!(
+        "week push: 30 activities, {records} service records, raw JSON {raw_json} B; wire {wire} B ({:.2}x raw: up {} B, down {} B), median {:.1} ms of 5 (runs {times:.1?})",
+        wire as f64 / raw_json as f64,
+        traffic.bytes_up,
+        traffic.bytes_down,
+        median(times.clone()),
+    );
+
+    // The county: each village pushes its history to its township.
+    let started = Instant::now();
+    let mut townships = Vec::new();
+    for t in 0..TOWNSHIPS {
+        let mut township = node(&s(&format!("xh/t{t:02}")));
+        for v in 0..VILLAGES_PER_TOWNSHIP {
+            let (mut village, _) = village_history(
+                &s(&format!("xh/t{t:02}/v{v:02}")),
+                t * VILLAGES_PER_TOWNSHIP + v,
+            );
+            sync(&mut village, Tier::Village, &mut township, Tier::Township);
+        }
+        townships.push(township);
+    }
+    println!(
+        "built the county: {} townships x {} villages, {} documents per township, in {:.1} s",
+        TOWNSHIPS,
+        VILLAGES_PER_TOWNSHIP,
+        townships[0].documents().len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // Cold sync of one township's subtree into an empty township node.
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let mut empty = node(&s("xh/t00"));
+        let mut source = copy(&townships[0]);
+        let started = Instant::now();
+        traffic = sync(&mut empty, Tier::Township, &mut source, Tier::Township);
+        times.push(started.elapsed().as_secs_f64());
+        assert_eq!(empty.documents().len(), source.documents().len());
+    }
+    println!(
+        "cold township subtree: {} documents, {} B down, {} B up, median {:.2} s of 3 (runs {times:.2?})",
+        townships[0].documents().len(),
+        traffic.bytes_down,
+        traffic.bytes_up,
+        median(times.clone())
+    );
+
+    // Cold sync of the whole county into an empty county node.
+    let rss_before = peak_rss_mib();
+    let mut county = node(&s("xh"));
+    let started = Instant::now();
+    let (mut down, mut up) = (0u64, 0u64);
+    for township in townships.iter_mut() {
+        let traffic = sync(township, Tier::Township, &mut county, Tier::County);
+        down += traffic.bytes_down;
+        up += traffic.bytes_up;
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "cold county: {} documents in {:.1} s, {:.1} MB to the county, {:.1} MB back; peak RSS of the process {} MiB (before: {} MiB, includes all 26 source nodes in memory)",
+        county.documents().len(),
+        took,
+        up as f64 / 1e6,
+        down as f64 / 1e6,
+        peak_rss_mib(),
+        rss_before
+    );
+}
