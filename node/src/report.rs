@@ -379,7 +379,7 @@ pub struct ServiceCertificate {
     pub recording_station_name: String,
     /// `YYYY-MM-DD`.
     pub issued_on: String,
-    /// `XXXX-XXXX-XXXX-XXXX`, see [`verification_code`].
+    /// Four groups of four hex digits (e.g. `402D-C0E8-EE61-EC5C`), see [`verification_code`].
     pub verification_code: String,
 }
 
