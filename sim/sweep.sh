@@ -12,7 +12,7 @@ jobs="${JOBS:-2}"
 started=$(date +%s)
 
 cargo build --release --quiet -p civsync-sim
-sim="target/release/civsync-sim"
+sim="${CARGO_TARGET_DIR:-target}/release/civsync-sim"
 small=(--townships 3 --villages-per-township 5 --days 14 --faults harsh
        --offline-fraction 0.3 --max-offline-days 3 --misbehaving 1)
 
