@@ -150,24 +150,37 @@ pub struct StationQuery {
 
 impl StationQuery {
     fn station(&self, ctx: &NodeContext) -> Result<StationId, ApiError> {
-        match &self.station {
-            None => Ok(ctx.config.station.clone()),
-            Some(text) => StationId::parse(text)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "station", e.to_string())),
-        }
+        station_param(ctx, self.station.as_deref())
     }
 
     fn month(&self) -> Result<Month, ApiError> {
-        match &self.month {
-            None => Ok(crate::node::this_month()),
-            Some(text) => Month::parse(text).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "month",
-                    format!("{text:?} is not YYYY-MM"),
-                )
-            }),
-        }
+        month_param(self.month.as_deref())
+    }
+}
+
+/// `?station=`: the node's own station when absent.
+pub(crate) fn station_param(
+    ctx: &NodeContext,
+    station: Option<&str>,
+) -> Result<StationId, ApiError> {
+    match station {
+        None => Ok(ctx.config.station.clone()),
+        Some(text) => StationId::parse(text)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "station", e.to_string())),
+    }
+}
+
+/// `?month=YYYY-MM`: this month (Beijing time) when absent.
+pub(crate) fn month_param(month: Option<&str>) -> Result<Month, ApiError> {
+    match month {
+        None => Ok(crate::node::this_month()),
+        Some(text) => Month::parse(text).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "month",
+                format!("{text:?} is not YYYY-MM"),
+            )
+        }),
     }
 }
 

@@ -79,24 +79,11 @@ struct ReportQuery {
 
 impl ReportQuery {
     fn station(&self, ctx: &NodeContext) -> Result<StationId, ApiError> {
-        match &self.station {
-            None => Ok(ctx.config.station.clone()),
-            Some(text) => StationId::parse(text)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "station", e.to_string())),
-        }
+        crate::api::station_param(ctx, self.station.as_deref())
     }
 
     fn month(&self) -> Result<Month, ApiError> {
-        match &self.month {
-            None => Ok(crate::node::this_month()),
-            Some(text) => Month::parse(text).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "month",
-                    format!("{text:?} is not YYYY-MM"),
-                )
-            }),
-        }
+        crate::api::month_param(self.month.as_deref())
     }
 
     fn quarter(&self) -> Result<Quarter, ApiError> {
