@@ -54,6 +54,24 @@ impl Target {
         ApiClient::new(&base)
     }
 
+    /// POST `body` to the node and print its answer.
+    async fn post_and_print<B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<()> {
+        let answer: Value = self.client()?.post(path, &self.query(), body).await?;
+        print_json(&answer);
+        Ok(())
+    }
+
+    /// GET from the node and print its answer.
+    async fn get_and_print(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<()> {
+        let answer: Value = self.client()?.get(path, query).await?;
+        print_json(&answer);
+        Ok(())
+    }
+
     fn query(&self) -> Vec<(&'static str, String)> {
         self.station
             .iter()
@@ -411,17 +429,10 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 consent,
                 ..VolunteerInput::default()
             };
-            let created: Value = target
-                .client()?
-                .post("volunteers", &target.query(), &input)
-                .await?;
-            print_json(&created);
-            Ok(())
+            target.post_and_print("volunteers", &input).await
         }
         Command::Volunteer(VolunteerCommand::List { target }) => {
-            let list: Value = target.client()?.get("volunteers", &target.query()).await?;
-            print_json(&list);
-            Ok(())
+            target.get_and_print("volunteers", &target.query()).await
         }
         Command::Team(TeamCommand::Add {
             name,
@@ -437,17 +448,10 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 members,
                 ..TeamInput::default()
             };
-            let created: Value = target
-                .client()?
-                .post("teams", &target.query(), &input)
-                .await?;
-            print_json(&created);
-            Ok(())
+            target.post_and_print("teams", &input).await
         }
         Command::Team(TeamCommand::List { target }) => {
-            let list: Value = target.client()?.get("teams", &target.query()).await?;
-            print_json(&list);
-            Ok(())
+            target.get_and_print("teams", &target.query()).await
         }
         Command::Activity(ActivityCommand::Add {
             name,
@@ -483,12 +487,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 records,
                 ..ActivityInput::default()
             };
-            let created: Value = target
-                .client()?
-                .post("activities", &target.query(), &input)
-                .await?;
-            print_json(&created);
-            Ok(())
+            target.post_and_print("activities", &input).await
         }
         Command::Activity(ActivityCommand::List {
             month,

@@ -100,40 +100,7 @@ impl TestNode {
         tier: &str,
         parent: Option<SocketAddr>,
     ) -> anyhow::Result<TestNode> {
-        let api = free_tcp_addr();
-        let quic = free_udp_addr();
-        let (api_text, quic_text) = (api.to_string(), quic.to_string());
-        let dir_text = dir.to_string_lossy().into_owned();
-        let mut args = vec![
-            "init",
-            "--data-dir",
-            &dir_text,
-            "--station",
-            station,
-            "--tier",
-            tier,
-            "--api-listen",
-            &api_text,
-            "--quic-listen",
-            &quic_text,
-        ];
-        let parent_text = parent.map(|p| p.to_string());
-        if let Some(parent) = &parent_text {
-            args.extend(["--parent-address", parent.as_str()]);
-        }
-        civsync(&args)?;
-        let http = reqwest::blocking::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .no_proxy()
-            .build()?;
-        Ok(TestNode {
-            station: station.to_string(),
-            dir: dir.to_path_buf(),
-            api,
-            quic,
-            process: None,
-            http,
-        })
+        TestNode::init_at(dir, station, tier, parent, free_tcp_addr(), free_udp_addr())
     }
 
     /// Start `civsync run` and wait until the API answers.
