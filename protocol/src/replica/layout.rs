@@ -12,6 +12,7 @@
 //! | `chg|<document id>|<seq u64 BE>` | changes since the snapshot (`save_after`)|
 //! | `sync|<peer station>|<doc id>`   | `sync::State::encode()` for that pair    |
 //! | `node|...`                       | reserved for the node (its incarnation)  |
+//! | `stats|<document id>`            | the statistics index's entry for it      |
 //!
 //! Every value except `meta|layout` is framed as
 //! `version (1 byte) ‖ first 8 bytes of SHA-256(payload) ‖ payload`, so a
@@ -35,6 +36,9 @@ pub const INCREMENT_PREFIX: &[u8] = b"chg|";
 pub const SYNC_STATE_PREFIX: &[u8] = b"sync|";
 /// Keys under this prefix belong to the node, never to the replica.
 pub const NODE_PREFIX: &[u8] = b"node|";
+/// Keys under this prefix hold the persisted statistics index
+/// (`crate::stats::StoredStats`): a cache, rebuildable from the documents.
+pub const STATS_PREFIX: &[u8] = b"stats|";
 
 const FRAME_VERSION: u8 = 1;
 const FRAME_CHECKSUM_BYTES: usize = 8;

@@ -465,6 +465,35 @@ impl<S: Storage> Replica<S> {
         self.unflushed
     }
 
+    /// Every held document with its heads digest, in id order (no loading,
+    /// no cloning: a refresh compares these against what it has seen).
+    pub fn digests(&self) -> impl Iterator<Item = (&DocumentId, HeadsDigest)> {
+        self.index.iter().map(|(id, entry)| (id, entry.digest))
+    }
+
+    /// Apply a batch of the statistics index's own entries (keys under
+    /// [`layout::STATS_PREFIX`] only). Not flushed and not counted as an
+    /// unflushed write: the entries are a cache that a crash may lose at the
+    /// cost of a recompute, so they ride on the next flush of documents.
+    pub fn apply_stats_batch(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+        if let Some(foreign) = batch
+            .operations()
+            .iter()
+            .find(|op| !op.key().starts_with(layout::STATS_PREFIX))
+        {
+            debug_assert!(false, "statistics batch touches a foreign key");
+            return Err(StorageError::Write {
+                first_key: crate::storage::display_key(foreign.key()),
+                operations: batch.len(),
+                reason: "a statistics batch may only write keys under stats|".to_string(),
+            });
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.storage.apply(batch)
+    }
+
     // ----- integrity -----
 
     /// Load every document from storage (bypassing the cache) and check every

@@ -226,6 +226,11 @@ impl StatsIndex {
         }
     }
 
+    /// List `id` as unreadable: its previous contribution stays.
+    pub fn mark_unreadable(&mut self, id: &DocumentId, reason: String) {
+        self.unreadable.insert(id.clone(), reason);
+    }
+
     /// Replace the contribution of document `id`.
     pub fn apply(&mut self, id: &DocumentId, contribution: Contribution) -> Result<(), StatsError> {
         check_matches(id, &contribution)?;

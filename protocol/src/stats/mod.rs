@@ -6,6 +6,8 @@
 //! - [`recompute_from_scratch`]: the same [`Statistics`] computed directly
 //!   from documents, by a separate code path; the property tests and the
 //!   simulator's aggregates checker compare the two.
+//! - [`StoredStats`]: the index persisted next to the documents (one entry
+//!   per document, tagged with its heads digest), reloaded at start.
 //! - [`Freshness`]: per station, the newest change held from it and when it
 //!   was last heard from; quiet stations.
 //! - [`list_conflicts`]: conflicting fields across many documents.
@@ -19,6 +21,7 @@ mod contribution;
 mod freshness;
 mod index;
 mod scratch;
+mod stored;
 
 pub use conflicts::{
     list_conflicts, ConflictListing, DocumentConflict, UnreadableDocument, CONFLICTS_LISTED_MAX,
@@ -31,6 +34,10 @@ pub use freshness::{Freshness, QuietStation, StationFreshness, DAY_MS};
 pub use index::{Coverage, StationRow, StatsIndex, StatsSnapshot, VolunteerStanding};
 pub use scratch::{
     recompute_from_scratch, MonthStatistics, StationStatistics, Statistics, VolunteerTally,
+};
+pub use stored::{
+    decode_entry, encode_entry, stats_key, StatsOpenReport, StatsRefreshReport, StoredEntry,
+    StoredStats, CONTRIBUTION_FORMAT, STATS_BATCH_ENTRIES_MAX, STATS_ENTRY_BYTES_MAX,
 };
 
 use crate::document_id::{DocumentId, Month};

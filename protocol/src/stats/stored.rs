@@ -1,0 +1,397 @@
+//! The statistics index kept next to the documents, so a node does not
+//! re-read every document at each start.
+//!
+//! Every document's [`Contribution`] is stored under `stats|<document id>`
+//! (see [`crate::replica::layout`]) in the replica's own [`Storage`], tagged
+//! with the heads digest of the document it was computed from and with
+//! [`CONTRIBUTION_FORMAT`]. Going through the `Storage` trait keeps this
+//! sans-IO: the node stores it in sled next to the documents, the simulator
+//! and the tests in `MemoryStorage`, by the same code.
+//!
+//! Invariants:
+//!
+//! - **An entry is trusted only if its digest equals the document's heads
+//!   digest now** and its format is the current one. Equal digests mean
+//!   equal heads, hence equal content, hence an equal contribution: a
+//!   document changed while the node was stopped (a sync, a restored
+//!   backup, a write the stats never saw) is read again, never served from
+//!   its old entry.
+//! - **A bad entry is rebuilt, not trusted.** Entries are framed with a
+//!   checksum ([`seal`]); a flipped byte, a truncation, an undecodable body,
+//!   an id that is not a document or a contribution for another document
+//!   are reported in [`StatsOpenReport::corrupt`] and the document is read
+//!   again. If the entries cannot be scanned at all, everything is rebuilt.
+//! - **Entries are a cache.** They are written without a flush of their
+//!   own: a crash may lose the newest ones, which only costs re-reading
+//!   those documents at the next start. Nothing else depends on them.
+//! - Opening and refreshing visit documents in id order: the resulting index
+//!   is the same whatever was persisted (the property test in `tests.rs`
+//!   holds it to a rebuild from scratch).
+
+use super::contribution::Contribution;
+use super::freshness::Freshness;
+use super::index::StatsIndex;
+use crate::document_id::DocumentId;
+use crate::replica::layout::{document_of_key, seal, unseal, STATS_PREFIX};
+use crate::replica::{CorruptValue, LoadError, Replica};
+use crate::storage::{Storage, StorageError, WriteBatch};
+use crate::sync_host::HeadsDigest;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Version of what [`Contribution::of`] computes and how it is encoded.
+/// Bump it whenever either changes (a new figure, a different reading of
+/// the documents such as the union of concurrent collection maps): entries
+/// of another format are recomputed at the next start.
+pub const CONTRIBUTION_FORMAT: u32 = 1;
+/// A stored entry larger than this is corrupt: a contribution lists at most
+/// one roster's volunteers or one station-month's volunteers.
+pub const STATS_ENTRY_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Entries written per storage batch, so a full rebuild of a county does not
+/// hold every encoded entry in memory at once.
+pub const STATS_BATCH_ENTRIES_MAX: usize = 512;
+
+/// The one entry that is not a document's: the index's [`Freshness`],
+/// which documents alone cannot rebuild (it also records when each station
+/// was last heard from).
+pub const FRESHNESS_KEY: &[u8] = b"stats|~freshness";
+
+const FORMAT_BYTES: usize = 4;
+const DIGEST_BYTES: usize = 16;
+
+/// The storage key of a document's entry.
+pub fn stats_key(document: &DocumentId) -> Vec<u8> {
+    [STATS_PREFIX, document.to_string().as_bytes()].concat()
+}
+
+/// Frame a contribution computed at `digest` for storage.
+pub fn encode_entry(digest: &HeadsDigest, contribution: &Contribution) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(256);
+    payload.extend_from_slice(&CONTRIBUTION_FORMAT.to_be_bytes());
+    payload.extend_from_slice(digest);
+    // Serialising plain data into a Vec cannot fail.
+    let payload = postcard::to_extend(contribution, payload)
+        .expect("a contribution serialises into a vector");
+    seal(&payload)
+}
+
+/// A decoded entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredEntry {
+    Current {
+        digest: HeadsDigest,
+        contribution: Contribution,
+    },
+    /// Written by another [`CONTRIBUTION_FORMAT`]: to be recomputed.
+    OtherFormat { format: u32 },
+}
+
+/// Decode the entry stored at `key`; anything malformed is [`CorruptValue`].
+pub fn decode_entry(key: &[u8], value: &[u8]) -> Result<StoredEntry, CorruptValue> {
+    if value.len() > STATS_ENTRY_BYTES_MAX {
+        return Err(CorruptValue::new(
+            key,
+            format!(
+                "{} bytes, more than {STATS_ENTRY_BYTES_MAX} for a statistics entry",
+                value.len()
+            ),
+        ));
+    }
+    let payload = unseal(key, value)?;
+    if payload.len() < FORMAT_BYTES + DIGEST_BYTES {
+        return Err(CorruptValue::new(
+            key,
+            format!("{} bytes, shorter than an entry header", payload.len()),
+        ));
+    }
+    let (format, rest) = payload.split_at(FORMAT_BYTES);
+    let format = u32::from_be_bytes(format.try_into().expect("split at FORMAT_BYTES"));
+    if format != CONTRIBUTION_FORMAT {
+        return Ok(StoredEntry::OtherFormat { format });
+    }
+    let (digest, body) = rest.split_at(DIGEST_BYTES);
+    let digest: HeadsDigest = digest.try_into().expect("split at DIGEST_BYTES");
+    let (contribution, left) = postcard::take_from_bytes::<Contribution>(body)
+        .map_err(|error| CorruptValue::new(key, format!("contribution: {error}")))?;
+    if !left.is_empty() {
+        return Err(CorruptValue::new(
+            key,
+            format!("{} bytes after the contribution", left.len()),
+        ));
+    }
+    Ok(StoredEntry::Current {
+        digest,
+        contribution,
+    })
+}
+
+fn encode_freshness(freshness: &Freshness) -> Vec<u8> {
+    let payload = postcard::to_extend(freshness, CONTRIBUTION_FORMAT.to_be_bytes().to_vec())
+        .expect("freshness serialises into a vector");
+    seal(&payload)
+}
+
+/// Freshness of another format is dropped (an empty one is returned): it
+/// only ever makes stations look quieter until they are heard from again.
+fn decode_freshness(key: &[u8], value: &[u8]) -> Result<Freshness, CorruptValue> {
+    let payload = unseal(key, value)?;
+    if payload.len() < FORMAT_BYTES {
+        return Err(CorruptValue::new(key, "shorter than a format number"));
+    }
+    let (format, body) = payload.split_at(FORMAT_BYTES);
+    if format != CONTRIBUTION_FORMAT.to_be_bytes() {
+        return Ok(Freshness::default());
+    }
+    let (freshness, left) = postcard::take_from_bytes::<Freshness>(body)
+        .map_err(|error| CorruptValue::new(key, format!("freshness: {error}")))?;
+    if !left.is_empty() {
+        return Err(CorruptValue::new(
+            key,
+            format!("{} bytes after the freshness", left.len()),
+        ));
+    }
+    Ok(freshness)
+}
+
+/// What opening the persisted index found; the node logs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsOpenReport {
+    /// Documents held by the replica.
+    pub documents: usize,
+    /// Entries found in storage.
+    pub entries: usize,
+    /// Entries used as they were (digest and format current).
+    pub reused: usize,
+    /// Entries of documents that changed since they were written.
+    pub changed: usize,
+    /// Entries of an older (or newer) [`CONTRIBUTION_FORMAT`].
+    pub other_format: usize,
+    /// Held documents without an entry.
+    pub missing: usize,
+    /// Entries of documents no longer held (deleted).
+    pub orphans: usize,
+    /// Entries that could not be trusted; their documents were read again.
+    pub corrupt: Vec<CorruptValue>,
+    /// Set when the entries could not be scanned: everything was rebuilt.
+    pub scan_failed: Option<String>,
+    /// What reading the documents did.
+    pub refresh: StatsRefreshReport,
+}
+
+/// What one refresh did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsRefreshReport {
+    /// Documents read again (their heads moved, or never seen).
+    pub reread: usize,
+    /// Of those, documents that could not be read (listed by the index).
+    pub unreadable: usize,
+    /// Documents no longer held, dropped from the index.
+    pub removed: usize,
+    /// Writing entries failed: the figures are right, but the next start
+    /// will read these documents again.
+    pub write_error: Option<StorageError>,
+}
+
+/// The statistics index of one replica and what it has seen of each
+/// document, kept in step with the persisted entries.
+#[derive(Debug, Default)]
+pub struct StoredStats {
+    index: StatsIndex,
+    /// Heads digest of each document when it was last read (or, for an
+    /// entry loaded at open, when its contribution was computed).
+    seen: BTreeMap<DocumentId, HeadsDigest>,
+    /// The freshness last written, to write it again only when it moved.
+    freshness_written: Freshness,
+}
+
+/// Apply and empty `batch`; the first failure is kept in the report.
+fn write<S: Storage>(
+    replica: &mut Replica<S>,
+    batch: &mut WriteBatch,
+    report: &mut StatsRefreshReport,
+) {
+    if let Err(error) = replica.apply_stats_batch(std::mem::take(batch)) {
+        report.write_error.get_or_insert(error);
+    }
+}
+
+impl StoredStats {
+    /// Load the persisted entries of `replica`, trust those whose digest is
+    /// current, and read every other document again (writing new entries).
+    pub fn open<S: Storage>(replica: &mut Replica<S>) -> (StoredStats, StatsOpenReport) {
+        let mut stats = StoredStats::default();
+        let mut report = StatsOpenReport::default();
+        let held: BTreeMap<DocumentId, HeadsDigest> = replica
+            .digests()
+            .map(|(id, digest)| (id.clone(), digest))
+            .collect();
+        report.documents = held.len();
+        let entries = match replica.storage().scan_prefix(STATS_PREFIX) {
+            Ok(entries) => entries,
+            Err(error) => {
+                report.scan_failed = Some(error.to_string());
+                Vec::new()
+            }
+        };
+        report.entries = entries.len();
+        let mut discard = WriteBatch::new();
+        let mut with_entry: BTreeSet<DocumentId> = BTreeSet::new();
+        for (key, value) in entries {
+            if key == FRESHNESS_KEY {
+                report.entries -= 1;
+                match decode_freshness(&key, &value) {
+                    Ok(freshness) => {
+                        stats.freshness_written = freshness.clone();
+                        *stats.index.freshness_mut() = freshness;
+                    }
+                    Err(problem) => {
+                        report.corrupt.push(problem);
+                        discard.delete(key);
+                    }
+                }
+                continue;
+            }
+            let document = match document_of_key(STATS_PREFIX, &key) {
+                Ok(document) => document,
+                Err(problem) => {
+                    report.corrupt.push(problem);
+                    discard.delete(key);
+                    continue;
+                }
+            };
+            let Some(digest_now) = held.get(&document) else {
+                report.orphans += 1;
+                discard.delete(key);
+                continue;
+            };
+            with_entry.insert(document.clone());
+            match decode_entry(&key, &value) {
+                Err(problem) => {
+                    report.corrupt.push(problem);
+                    discard.delete(key);
+                }
+                Ok(StoredEntry::OtherFormat { .. }) => report.other_format += 1,
+                Ok(StoredEntry::Current {
+                    digest,
+                    contribution,
+                }) => {
+                    // A stale entry is applied too: if the document can no
+                    // longer be read, its last good figures stay (listed as
+                    // unreadable), as they would have in a running node.
+                    if let Err(error) = stats.index.apply(&document, contribution) {
+                        report
+                            .corrupt
+                            .push(CorruptValue::new(&key, error.to_string()));
+                        discard.delete(key);
+                        continue;
+                    }
+                    if digest == *digest_now {
+                        stats.seen.insert(document, digest);
+                        report.reused += 1;
+                    } else {
+                        report.changed += 1;
+                    }
+                }
+            }
+        }
+        report.missing = held.len() - with_entry.len();
+        // Deletions first: a recomputed entry written below replaces a
+        // corrupt one and must not be deleted after it.
+        let discarded = replica.apply_stats_batch(discard).err();
+        report.refresh = stats.refresh(replica);
+        if report.refresh.write_error.is_none() {
+            report.refresh.write_error = discarded;
+        }
+        (stats, report)
+    }
+
+    /// Read again every document whose heads moved since it was last read,
+    /// drop documents no longer held, and persist the new entries. Costs the
+    /// changed documents, not the county.
+    pub fn refresh<S: Storage>(&mut self, replica: &mut Replica<S>) -> StatsRefreshReport {
+        let mut report = StatsRefreshReport::default();
+        let mut held = 0usize;
+        let moved: Vec<(DocumentId, HeadsDigest)> = replica
+            .digests()
+            .inspect(|_| held += 1)
+            .filter(|(id, digest)| self.seen.get(*id) != Some(digest))
+            .map(|(id, digest)| (id.clone(), digest))
+            .collect();
+        let mut batch = WriteBatch::new();
+        for (id, digest) in moved {
+            let read = replica.with_document(&id, |doc| Contribution::of(&id, doc));
+            // Change times (metadata only) of a document read again: the
+            // freshness persisted below then covers every entry written.
+            let _ = replica.observe_change_times(&id, &[], self.index.freshness_mut());
+            let outcome = match read {
+                Ok(Some(Ok(contribution))) => {
+                    let value = encode_entry(&digest, &contribution);
+                    match self.index.apply(&id, contribution) {
+                        Ok(()) => {
+                            batch.put(stats_key(&id), value);
+                            Ok(())
+                        }
+                        Err(error) => Err(error.to_string()),
+                    }
+                }
+                Ok(Some(Err(error))) => Err(error.to_string()),
+                Err(LoadError::Corrupt(problem)) => Err(problem.to_string()),
+                Err(LoadError::Storage(error)) => Err(error.to_string()),
+                // Listed by the index a moment ago, gone now: nothing to add.
+                Ok(None) => continue,
+            };
+            if let Err(reason) = outcome {
+                self.index.mark_unreadable(&id, reason);
+                report.unreadable += 1;
+            }
+            self.seen.insert(id, digest);
+            report.reread += 1;
+            if batch.len() >= STATS_BATCH_ENTRIES_MAX {
+                write(replica, &mut batch, &mut report);
+            }
+        }
+        // Every held document is in `seen` now; anything more is gone.
+        if self.seen.len() > held {
+            let gone: Vec<DocumentId> = self
+                .seen
+                .keys()
+                .filter(|id| !replica.holds(id))
+                .cloned()
+                .collect();
+            for id in gone {
+                self.index.remove(&id);
+                self.seen.remove(&id);
+                batch.delete(stats_key(&id));
+                report.removed += 1;
+            }
+        }
+        debug_assert_eq!(self.seen.len(), held, "seen follows the replica");
+        if *self.index.freshness() != self.freshness_written {
+            batch.put(
+                FRESHNESS_KEY.to_vec(),
+                encode_freshness(self.index.freshness()),
+            );
+            self.freshness_written = self.index.freshness().clone();
+        }
+        write(replica, &mut batch, &mut report);
+        report
+    }
+
+    pub fn index(&self) -> &StatsIndex {
+        &self.index
+    }
+
+    /// For what the index keeps besides contributions (freshness, which
+    /// the next refresh persists).
+    pub fn index_mut(&mut self) -> &mut StatsIndex {
+        &mut self.index
+    }
+
+    /// Documents the index has seen, with the digest it saw.
+    pub fn seen(&self) -> &BTreeMap<DocumentId, HeadsDigest> {
+        &self.seen
+    }
+}
+
+#[cfg(test)]
+#[path = "stored_tests.rs"]
+mod tests;
