@@ -51,6 +51,8 @@ pub async fn refresh(ctx: &NodeContext) -> Result<usize, ApiError> {
                 // An unreadable document keeps its last contribution and is
                 // listed by the index; figures go stale, never silently drop.
                 let _ = replica.with_document(&id, |doc| state.index.apply_document(&id, doc));
+                // Change times (metadata only) feed the freshness ("as of").
+                let _ = replica.observe_change_times(&id, &[], state.index.freshness_mut());
                 state.seen.insert(id, digest);
                 reread += 1;
             }

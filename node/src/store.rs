@@ -398,6 +398,9 @@ fn owner_loop(
         let mut waiters: Vec<FlushWaiter> = Vec::new();
         let mut next = Some(first);
         while let Some(command) = next.take() {
+            // Every job sees the time it runs at, so every local change
+            // carries it (the replica itself reads no clock).
+            replica.set_now_ms(i64::try_from(crate::node::now_ms()).unwrap_or(i64::MAX));
             match command {
                 Command::Run(job) => match catch_unwind(AssertUnwindSafe(|| job(&mut replica))) {
                     Ok(Some(waiter)) => waiters.push(waiter),

@@ -229,8 +229,14 @@ impl DocumentId {
     }
 
     /// May a change made by station `writer` be applied to this document?
+    /// The owner or an ancestor; for an approval only an ancestor, so a
+    /// station can never approve (or un-send-back) its own month, not even
+    /// by writing the document by hand.
     pub fn writable_by(&self, writer: &StationId) -> bool {
-        writer.is_ancestor_or_self_of(&self.owner)
+        match self.kind {
+            DocumentKind::Approval(_) => writer.is_strict_ancestor_of(&self.owner),
+            _ => writer.is_ancestor_or_self_of(&self.owner),
+        }
     }
 
     pub fn month(&self) -> Option<Month> {
@@ -381,6 +387,14 @@ mod tests {
             !menu.writable_by(&station("xh/t03")),
             "a township cannot edit the county menu"
         );
+        let approval = DocumentId::approval(&station("xh/t03/v12"), Month::new(2026, 11).unwrap());
+        assert!(
+            !approval.writable_by(&station("xh/t03/v12")),
+            "a village cannot approve its own month"
+        );
+        assert!(approval.writable_by(&station("xh/t03")));
+        assert!(approval.writable_by(&station("xh")));
+        assert!(!approval.writable_by(&station("xh/t04")));
     }
 
     proptest! {
@@ -396,7 +410,8 @@ mod tests {
         ) {
             let owner = station(&owner.join("/"));
             let writer = station(&writer.join("/"));
-            for doc in [DocumentId::roster(&owner), DocumentId::reference(&owner, "menu").unwrap()] {
+            let month = Month::new(2026, 11).unwrap();
+            for doc in [DocumentId::roster(&owner), DocumentId::reference(&owner, "menu").unwrap(), DocumentId::approval(&owner, month)] {
                 if doc.writable_by(&writer) {
                     prop_assert!(doc.in_scope_of(&writer));
                 }

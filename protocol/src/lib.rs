@@ -7,6 +7,7 @@
 
 pub mod actor;
 pub mod approval;
+pub mod approval_service;
 pub mod authority;
 pub mod digest;
 pub mod document_id;

@@ -938,7 +938,8 @@ impl World {
 
     fn work(&mut self, node: NodeIndex, action: Action) {
         let now = self.sched.now();
-        let today = Date::of_unix_ms(self.local_now(node));
+        let local_now_ms = self.local_now(node);
+        let today = Date::of_unix_ms(local_now_ms);
         let World {
             nodes,
             workload,
@@ -962,6 +963,8 @@ impl World {
         if arm_rollback {
             state.rollback = Some(replica.storage().clone());
         }
+        // The change carries the node's own (skewed) clock, as on a real PC.
+        replica.set_now_ms(i64::try_from(local_now_ms).unwrap_or(i64::MAX));
         let commit_started = std::time::Instant::now();
         let committed = replica.commit(&edit.document, |doc| edit.apply(doc));
         *self.profile.entry(action.profile_key()).or_default() +=

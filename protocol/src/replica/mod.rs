@@ -35,9 +35,10 @@ use crate::actor::actor_for;
 use crate::document_id::{DocumentId, DocumentKind};
 use crate::schema;
 use crate::station::StationId;
+use crate::stats::Freshness;
 use crate::storage::{Entries, Storage, StorageError, WriteBatch};
 use crate::sync_host::HeadsDigest;
-use automerge::transaction::Transactable;
+use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT};
 use layout::{
     document_of_key, increment_key, increment_seq, increments_prefix, index_key, seal,
@@ -176,6 +177,9 @@ pub struct Replica<S: Storage> {
     /// While set, `commit` leaves the flush to the caller, who must flush
     /// before acknowledging (group commit: the node's store owner thread).
     flush_deferred: bool,
+    /// The owner's clock (Unix ms), stamped on every local change; see
+    /// [`Replica::set_now_ms`].
+    now_ms: i64,
 }
 
 impl<S: Storage> Replica<S> {
@@ -245,7 +249,25 @@ impl<S: Storage> Replica<S> {
             changed: BTreeSet::new(),
             unflushed: false,
             flush_deferred: false,
+            now_ms: 0,
         })
+    }
+
+    /// Tell the replica what time it is (Unix ms, the owner's clock): every
+    /// local change committed from now on carries it, and that change time
+    /// is what the county's freshness view reports for this station. The
+    /// replica reads no clock itself; the node's store owner thread sets it
+    /// before every job and the simulator before every clerk action, so no
+    /// write path can forget it. Until set, changes carry time 0, which
+    /// automerge and [`Freshness`] read as "unknown".
+    pub fn set_now_ms(&mut self, now_ms: i64) {
+        debug_assert!(now_ms >= 0, "a clock before 1970 is a broken clock");
+        self.now_ms = now_ms.max(0);
+    }
+
+    /// The time the next local change will carry (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
     }
 
     pub fn local(&self) -> &StationId {
@@ -320,6 +342,25 @@ impl<S: Storage> Replica<S> {
         read: impl FnOnce(&AutoCommit) -> T,
     ) -> Result<Option<T>, LoadError> {
         Ok(self.cached_document(document)?.map(|doc| read(doc)))
+    }
+
+    /// Fold the change times of `document` into `freshness`: every change
+    /// not covered by `since` (its heads when last observed; `&[]` for all).
+    /// Reads change metadata only, never operations. `Ok(false)` when the
+    /// document is not held.
+    pub fn observe_change_times(
+        &mut self,
+        document: &DocumentId,
+        since: &[ChangeHash],
+        freshness: &mut Freshness,
+    ) -> Result<bool, LoadError> {
+        match self.cached_document(document)? {
+            Some(doc) => {
+                freshness.observe_document(doc, since);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Documents whose heads moved (by a local commit or a sync) since the
@@ -402,7 +443,9 @@ impl<S: Storage> Replica<S> {
                 return Err(CommitError::Mutate(error));
             }
         };
-        doc.commit();
+        // Automerge's change time is Unix *seconds* (its `CommitOptions`
+        // docs and the JS library agree); `Freshness` converts back to ms.
+        doc.commit_with(CommitOptions::default().with_time(self.now_ms / 1000));
         let heads_after = doc.get_heads();
         if heads_after == heads_before {
             debug_assert!(!created, "a new document always gets its meta change");

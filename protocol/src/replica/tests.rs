@@ -970,3 +970,66 @@ proptest! {
         prop_assert!(rounds.is_some(), "{:?} never went quiet", edits);
     }
 }
+
+// ----- change times -----
+
+#[test]
+fn local_changes_carry_the_owner_clock_and_received_changes_keep_theirs() {
+    use crate::stats::{Freshness, DAY_MS};
+    // 2026-11-02 08:00 Beijing, whole seconds: automerge keeps seconds.
+    let written_ms: i64 = 1_793_577_600_000;
+    let township = station("xh/t1");
+    let mut v = fresh(&village());
+    let mut t = fresh(&township);
+    v.set_now_ms(written_ms + 999);
+    assert_eq!(v.now_ms(), written_ms + 999);
+    v.commit(&activities(), put("a", 1)).unwrap();
+
+    let mut at_village = Freshness::default();
+    assert!(v
+        .observe_change_times(&activities(), &[], &mut at_village)
+        .unwrap());
+    assert_eq!(
+        at_village.of(&village()).newest_change_ms,
+        Some(written_ms),
+        "the change carries the village clock, to the second"
+    );
+
+    // Five days later the township receives it: the origin time stays.
+    t.set_now_ms(written_ms + 5 * DAY_MS);
+    sync_pair(&mut v, &mut t);
+    let mut at_township = Freshness::default();
+    t.observe_change_times(&activities(), &[], &mut at_township)
+        .unwrap();
+    assert_eq!(
+        at_township.of(&village()).newest_change_ms,
+        Some(written_ms)
+    );
+    assert_eq!(at_township.of(&township).newest_change_ms, None);
+
+    // The township's own edit carries the township clock; observing only
+    // what is new since the heads seen before reads just that change.
+    let seen = t.heads(&activities()).unwrap().to_vec();
+    t.commit(&activities(), put("b", 2)).unwrap();
+    let mut only_new = Freshness::default();
+    t.observe_change_times(&activities(), &seen, &mut only_new)
+        .unwrap();
+    assert_eq!(
+        only_new.of(&township).newest_change_ms,
+        Some(written_ms + 5 * DAY_MS)
+    );
+    assert_eq!(only_new.of(&village()).newest_change_ms, None);
+
+    // A replica whose clock was never set writes "no time", which is not
+    // read as a station silent since 1970.
+    let mut unset = fresh(&village());
+    unset.commit(&activities(), put("c", 3)).unwrap();
+    let mut unknown = Freshness::default();
+    unset
+        .observe_change_times(&activities(), &[], &mut unknown)
+        .unwrap();
+    assert_eq!(unknown.of(&village()).newest_change_ms, None);
+    assert!(!unset
+        .observe_change_times(&DocumentId::roster(&village()), &[], &mut unknown)
+        .unwrap());
+}

@@ -1,10 +1,16 @@
 //! How fresh each station's figures are.
 //!
 //! For every station this node holds data from: the timestamp of the newest
-//! change it wrote that this node holds (Automerge change time, in ms, from
-//! the writer's clock), and when this node last heard from it directly (the
-//! sync layer reports that). Statistics are "as of" these times, and a
-//! station silent for too long is flagged so the county can phone it.
+//! change it wrote that this node holds (the Automerge change time, stamped
+//! by the writer's clock when it committed: see `Replica::set_now_ms`), and
+//! when this node last heard from it directly (the sync layer reports that).
+//! Statistics are "as of" these times, and a station silent for too long is
+//! flagged so the county can phone it.
+//!
+//! Units: Automerge stores change times in Unix *seconds* (the convention of
+//! its `CommitOptions::with_time` and of the JS library); everything here is
+//! Unix milliseconds, converted on the way in. A change time of 0 or less is
+//! "no time given" (changes written before times were stamped) and ignored.
 //!
 //! Both times only move forward (`max`): changes are never removed from a
 //! document, so re-observing a document never makes a station look older.
@@ -50,21 +56,26 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    /// One change written by `actor` at `timestamp_ms`. Changes by actors
-    /// that name no station (never authorised) are ignored.
-    pub fn observe_change(&mut self, actor: &ActorId, timestamp_ms: i64) {
+    /// One change written by `actor` with Automerge change time
+    /// `change_time_s` (Unix seconds). Changes by actors that name no station
+    /// (never authorised) and changes without a time are ignored.
+    pub fn observe_change(&mut self, actor: &ActorId, change_time_s: i64) {
+        if change_time_s <= 0 {
+            return;
+        }
         if let Some(station) = station_of(actor) {
             let entry = self.stations.entry(station).or_default();
-            entry.newest_change_ms = entry.newest_change_ms.max(Some(timestamp_ms));
+            let change_ms = change_time_s.saturating_mul(1000);
+            entry.newest_change_ms = entry.newest_change_ms.max(Some(change_ms));
         }
     }
 
     /// Every change of `doc` not covered by `since` (pass `&[]` for all of
-    /// them, e.g. when rebuilding). Cost follows the number of changes read.
+    /// them, e.g. when rebuilding). Reads change metadata only; cost follows
+    /// the number of changes read.
     pub fn observe_document(&mut self, doc: &mut AutoCommit, since: &[ChangeHash]) {
         for change in doc.get_changes_meta(since) {
-            let (actor, timestamp) = (change.actor.into_owned(), change.timestamp);
-            self.observe_change(&actor, timestamp);
+            self.observe_change(&change.actor, change.timestamp);
         }
     }
 

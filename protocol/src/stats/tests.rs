@@ -662,7 +662,7 @@ fn freshness_reads_change_times_and_flags_quiet_stations() {
         ),
     )
     .unwrap();
-    village.commit_with(CommitOptions::default().with_time(5 * DAY_MS));
+    village.commit_with(CommitOptions::default().with_time(5 * DAY_MS / 1000));
     let mut township = village.fork().with_actor(actor_for(&station("xh/t1"), 2));
     put_activity(
         &mut township,
@@ -676,7 +676,7 @@ fn freshness_reads_change_times_and_flags_quiet_stations() {
         ),
     )
     .unwrap();
-    township.commit_with(CommitOptions::default().with_time(9 * DAY_MS));
+    township.commit_with(CommitOptions::default().with_time(9 * DAY_MS / 1000));
     village.merge(&mut township).unwrap();
 
     let mut freshness = Freshness::default();
@@ -690,7 +690,7 @@ fn freshness_reads_change_times_and_flags_quiet_stations() {
         Some(9 * DAY_MS)
     );
     // Older evidence never makes a station look older.
-    freshness.observe_change(&actor_for(&station("xh/t1/v1"), 1), DAY_MS);
+    freshness.observe_change(&actor_for(&station("xh/t1/v1"), 1), DAY_MS / 1000);
     assert_eq!(
         freshness.of(&station("xh/t1/v1")).newest_change_ms,
         Some(5 * DAY_MS)
