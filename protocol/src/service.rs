@@ -253,8 +253,10 @@ pub fn import_volunteers<S: Storage>(
         let outcome = replica.commit(&document, |doc| {
             let mut refused = Vec::new();
             let mut accepted = 0;
-            for (row, volunteer) in chunk {
-                match layout::put_volunteer(doc, volunteer) {
+            let volunteers: Vec<Volunteer> = chunk.iter().map(|(_, v)| v.clone()).collect();
+            let answers = layout::put_volunteers(doc, &volunteers)?;
+            for ((row, _), answer) in chunk.iter().zip(answers) {
+                match answer {
                     Ok(()) => accepted += 1,
                     Err(LayoutError::DuplicateVolunteer { existing }) => refused.push(RowRefusal {
                         row: *row,

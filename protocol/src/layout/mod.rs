@@ -15,9 +15,19 @@
 //! not collaborative text), so concurrent edits of *different* fields merge
 //! and concurrent edits of the *same* field leave both values visible to
 //! [`conflicts`] until a clerk picks one. Writes only touch fields whose
-//! value changed, which keeps changes small and avoids false conflicts.
-//! Records are never removed: deletion is a `deleted` flag, so a deletion can
-//! never be undone by a stale replica and nothing recorded is ever lost.
+//! value changed, which keeps changes small and avoids false conflicts; a new
+//! record is created in one batch (Automerge's per-operation cost is most of
+//! a write's cost). Records are never removed: deletion is a `deleted` flag,
+//! so a deletion can never be undone by a stale replica and nothing recorded
+//! is ever lost.
+//!
+//! Every map is read as a *logical map* ([`view`]): two nodes that created
+//! the same map while apart each made their own object under one key, and a
+//! reader must see the union, never just Automerge's winner.
+
+mod view;
+
+pub(crate) use view::{keys_of, maps_at, records, root_maps, scalar_at};
 
 use crate::actor::station_of;
 use crate::document_id::DocumentId;
@@ -30,7 +40,9 @@ use crate::station::StationId;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
 use time::Date;
+use view::{all_values_at, maps_for_write, put_field, NewRecord};
 
 pub const VOLUNTEERS: &str = "volunteers";
 pub const ID_DIGESTS: &str = "id_digests";
@@ -102,7 +114,7 @@ pub fn init_document(doc: &mut AutoCommit, id: &DocumentId) -> LayoutResult<()> 
 
 /// A field value as we store it.
 #[derive(Debug, Clone, PartialEq)]
-enum Scalar {
+pub(crate) enum Scalar {
     Str(String),
     Uint(u64),
     Bool(bool),
@@ -117,7 +129,7 @@ impl Scalar {
         }
     }
 
-    fn from_value(value: &Value<'_>) -> Option<Scalar> {
+    pub(crate) fn from_value(value: &Value<'_>) -> Option<Scalar> {
         match value {
             Value::Scalar(scalar) => match scalar.as_ref() {
                 ScalarValue::Str(s) => Some(Scalar::Str(s.to_string())),
@@ -130,7 +142,7 @@ impl Scalar {
         }
     }
 
-    fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self {
             Scalar::Str(s) => s.clone(),
             Scalar::Uint(n) => n.to_string(),
@@ -143,57 +155,32 @@ fn s(text: impl Into<String>) -> Scalar {
     Scalar::Str(text.into())
 }
 
-/// Put only the fields whose value differs from what the document holds.
+/// Put only the fields whose value differs from what readers see.
 fn put_changed(
     doc: &mut AutoCommit,
-    obj: &ObjId,
+    maps: &[ObjId],
     fields: Vec<(&'static str, Scalar)>,
 ) -> LayoutResult<()> {
     for (key, value) in fields {
-        let current = doc.get(obj, key)?.and_then(|(v, _)| Scalar::from_value(&v));
-        if current.as_ref() != Some(&value) {
-            doc.put(obj, key, value.into_automerge())?;
-        }
+        put_field(doc, maps, key, &value)?;
     }
     Ok(())
 }
 
-/// The map at `parent[key]`, created if missing.
-fn map_at(doc: &mut AutoCommit, parent: &ObjId, key: &str) -> LayoutResult<ObjId> {
-    match doc.get(parent, key)? {
-        Some((Value::Object(ObjType::Map), id)) => Ok(id),
-        Some(_) => Err(LayoutError::Malformed {
-            path: key.to_string(),
-            reason: "expected a map".into(),
-        }),
-        None => Ok(doc.put_object(parent, key, ObjType::Map)?),
-    }
-}
-
-fn existing_map<D: ReadDoc>(doc: &D, parent: &ObjId, key: &str) -> LayoutResult<Option<ObjId>> {
-    match doc.get(parent, key)? {
-        Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
-        Some(_) => Err(LayoutError::Malformed {
-            path: key.to_string(),
-            reason: "expected a map".into(),
-        }),
-        None => Ok(None),
-    }
-}
-
-/// Reads typed fields out of one record map, naming the path on failure.
+/// Reads typed fields out of one logical record map, naming the path on
+/// failure.
 struct Fields<'a, D: ReadDoc> {
     doc: &'a D,
-    obj: ObjId,
+    maps: Vec<ObjId>,
     path: String,
 }
 
 impl<'a, D: ReadDoc> Fields<'a, D> {
+    fn new(doc: &'a D, maps: Vec<ObjId>, path: String) -> Self {
+        Fields { doc, maps, path }
+    }
     fn scalar(&self, key: &str) -> LayoutResult<Option<Scalar>> {
-        Ok(self
-            .doc
-            .get(&self.obj, key)?
-            .and_then(|(v, _)| Scalar::from_value(&v)))
+        scalar_at(self.doc, &self.maps, key)
     }
     fn malformed(&self, key: &str, reason: &str) -> LayoutError {
         LayoutError::Malformed {
@@ -254,17 +241,32 @@ impl<'a, D: ReadDoc> Fields<'a, D> {
     }
 }
 
-fn record_maps<D: ReadDoc>(doc: &D, collection: &str) -> LayoutResult<Vec<(String, ObjId)>> {
-    let Some(parent) = existing_map(doc, &ROOT, collection)? else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for key in doc.keys(&parent) {
-        if let Some((Value::Object(ObjType::Map), id)) = doc.get(&parent, key.as_str())? {
-            out.push((key, id));
-        }
+/// The logical map of one record, `collection.<key>` at the root.
+fn record_at<D: ReadDoc>(doc: &D, collection: &str, key: &str) -> LayoutResult<Vec<ObjId>> {
+    let all = root_maps(doc, collection)?;
+    maps_at(doc, &all, key)
+}
+
+/// Every record of a root collection, with its logical map, sorted by key.
+fn root_records<D: ReadDoc>(doc: &D, collection: &str) -> LayoutResult<Vec<(String, Vec<ObjId>)>> {
+    let all = root_maps(doc, collection)?;
+    records(doc, &all)
+}
+
+/// Write a record: into its existing objects field by field, or, when no
+/// object holds it yet, created whole in one batch.
+fn upsert_record(
+    doc: &mut AutoCommit,
+    collection: &[ObjId],
+    key: &str,
+    record: NewRecord,
+) -> LayoutResult<Vec<ObjId>> {
+    let existing = maps_at(doc, collection, key)?;
+    if existing.is_empty() {
+        return Ok(vec![view::create_record(doc, collection, key, record)?]);
     }
-    Ok(out)
+    put_changed(doc, &existing, record.fields)?;
+    Ok(existing)
 }
 
 // ---------------------------------------------------------------- volunteers
@@ -296,53 +298,125 @@ fn volunteer_fields(v: &Volunteer) -> Vec<(&'static str, Scalar)> {
     ]
 }
 
+/// The volunteer already holding `digest`, if it is someone other than
+/// `number`.
+fn digest_taken_by<D: ReadDoc>(
+    doc: &D,
+    digests: &[ObjId],
+    digest: &str,
+    number: &RecordId,
+) -> LayoutResult<Option<RecordId>> {
+    let Some(existing) = scalar_at(doc, digests, digest)? else {
+        return Ok(None);
+    };
+    let existing = existing.display();
+    if existing == number.as_str() {
+        return Ok(None);
+    }
+    RecordId::parse("number", &existing)
+        .map(Some)
+        .map_err(|e| LayoutError::Malformed {
+            path: format!("{ID_DIGESTS}.{digest}"),
+            reason: e.reason,
+        })
+}
+
 /// Register or update a volunteer. A different volunteer already holding the
 /// same ID digest in this roster is refused, naming them.
 pub fn put_volunteer(doc: &mut AutoCommit, volunteer: &Volunteer) -> LayoutResult<()> {
-    let digests = map_at(doc, &ROOT, ID_DIGESTS)?;
+    let digests = maps_for_write(doc, &[ROOT], ID_DIGESTS)?;
     if !volunteer.id_digest.is_empty() {
-        if let Some((value, _)) = doc.get(&digests, volunteer.id_digest.as_str())? {
-            let existing = Scalar::from_value(&value)
-                .map(|v| v.display())
-                .unwrap_or_default();
-            if existing != volunteer.number.as_str() {
-                let existing =
-                    RecordId::parse("number", &existing).map_err(|e| LayoutError::Malformed {
-                        path: format!("{ID_DIGESTS}.{}", volunteer.id_digest),
-                        reason: e.reason,
-                    })?;
-                return Err(LayoutError::DuplicateVolunteer { existing });
-            }
-        } else {
-            doc.put(
-                &digests,
-                volunteer.id_digest.as_str(),
-                volunteer.number.as_str(),
-            )?;
+        if let Some(existing) =
+            digest_taken_by(doc, &digests, &volunteer.id_digest, &volunteer.number)?
+        {
+            return Err(LayoutError::DuplicateVolunteer { existing });
         }
+        put_field(
+            doc,
+            &digests,
+            &volunteer.id_digest,
+            &s(volunteer.number.as_str()),
+        )?;
     }
-    let all = map_at(doc, &ROOT, VOLUNTEERS)?;
-    let record = map_at(doc, &all, volunteer.number.as_str())?;
-    put_changed(doc, &record, volunteer_fields(volunteer))
+    let all = maps_for_write(doc, &[ROOT], VOLUNTEERS)?;
+    upsert_record(
+        doc,
+        &all,
+        volunteer.number.as_str(),
+        NewRecord::new(volunteer_fields(volunteer)),
+    )?;
+    Ok(())
+}
+
+/// Register many volunteers at once (a roster import). Each gets the answer
+/// [`put_volunteer`] would give, in order, and the accepted ones are written
+/// as few Automerge operations as possible: into a roster that holds no
+/// volunteers yet, the whole collection and its digest index are created in
+/// one batch each (about 40 µs a volunteer instead of 400 µs field by field).
+pub fn put_volunteers(
+    doc: &mut AutoCommit,
+    volunteers: &[Volunteer],
+) -> LayoutResult<Vec<Result<(), LayoutError>>> {
+    let collection_exists = !root_maps(doc, VOLUNTEERS)?.is_empty();
+    let digests_exist = !root_maps(doc, ID_DIGESTS)?.is_empty();
+    if collection_exists || digests_exist {
+        return Ok(volunteers.iter().map(|v| put_volunteer(doc, v)).collect());
+    }
+    // A new roster: only this batch can collide with itself.
+    let mut answers = Vec::with_capacity(volunteers.len());
+    let mut digest_owner: BTreeMap<&str, &RecordId> = BTreeMap::new();
+    let mut new_records: BTreeMap<&str, &Volunteer> = BTreeMap::new();
+    for volunteer in volunteers {
+        if !volunteer.id_digest.is_empty() {
+            if let Some(existing) = digest_owner.get(volunteer.id_digest.as_str()) {
+                if **existing != volunteer.number {
+                    answers.push(Err(LayoutError::DuplicateVolunteer {
+                        existing: (*existing).clone(),
+                    }));
+                    continue;
+                }
+            }
+            digest_owner.insert(&volunteer.id_digest, &volunteer.number);
+        }
+        // A repeated number: the later row corrects the earlier, as
+        // put_volunteer would.
+        new_records.insert(volunteer.number.as_str(), volunteer);
+        answers.push(Ok(()));
+    }
+    // A corrected row may have changed its digest: index only the digests
+    // of the records that stay.
+    let kept: HashSet<&str> = new_records.values().map(|v| v.id_digest.as_str()).collect();
+    view::create_scalar_map(
+        doc,
+        ID_DIGESTS,
+        digest_owner
+            .into_iter()
+            .filter(|(digest, _)| kept.contains(digest))
+            .map(|(digest, number)| (digest.to_string(), s(number.as_str())))
+            .collect(),
+    )?;
+    view::create_collection(
+        doc,
+        VOLUNTEERS,
+        new_records
+            .into_iter()
+            .map(|(number, v)| (number.to_string(), NewRecord::new(volunteer_fields(v))))
+            .collect(),
+    )?;
+    Ok(answers)
 }
 
 /// The volunteer number registered under an ID digest in this roster.
 pub fn volunteer_by_digest<D: ReadDoc>(doc: &D, digest: &str) -> LayoutResult<Option<RecordId>> {
-    let Some(digests) = existing_map(doc, &ROOT, ID_DIGESTS)? else {
-        return Ok(None);
-    };
-    Ok(doc
-        .get(&digests, digest)?
-        .and_then(|(v, _)| Scalar::from_value(&v))
-        .and_then(|v| RecordId::parse("number", &v.display()).ok()))
+    let digests = root_maps(doc, ID_DIGESTS)?;
+    Ok(
+        scalar_at(doc, &digests, digest)?
+            .and_then(|v| RecordId::parse("number", &v.display()).ok()),
+    )
 }
 
-fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Volunteer> {
-    let f = Fields {
-        doc,
-        obj,
-        path: format!("{VOLUNTEERS}.{key}"),
-    };
+fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, maps: Vec<ObjId>) -> LayoutResult<Volunteer> {
+    let f = Fields::new(doc, maps, format!("{VOLUNTEERS}.{key}"));
     Ok(Volunteer {
         number: f.record_id("number")?,
         name: f.str("name")?,
@@ -367,52 +441,64 @@ fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Vo
 }
 
 pub fn volunteer<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutResult<Option<Volunteer>> {
-    let Some(all) = existing_map(doc, &ROOT, VOLUNTEERS)? else {
+    let maps = record_at(doc, VOLUNTEERS, number.as_str())?;
+    if maps.is_empty() {
         return Ok(None);
-    };
-    match existing_map(doc, &all, number.as_str())? {
-        Some(obj) => Ok(Some(read_volunteer(doc, number.as_str(), obj)?)),
-        None => Ok(None),
     }
+    Ok(Some(read_volunteer(doc, number.as_str(), maps)?))
 }
 
 /// Every volunteer in the roster, deleted ones included, ordered by number.
 pub fn volunteers<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Volunteer>> {
-    record_maps(doc, VOLUNTEERS)?
+    root_records(doc, VOLUNTEERS)?
         .into_iter()
-        .map(|(key, obj)| read_volunteer(doc, &key, obj))
+        .map(|(key, maps)| read_volunteer(doc, &key, maps))
         .collect()
 }
 
 // ---------------------------------------------------------------- teams
 
+fn team_fields(team: &Team) -> Vec<(&'static str, Scalar)> {
+    vec![
+        ("id", s(team.id.as_str())),
+        ("name", s(&team.name)),
+        ("category", s(team.category.key())),
+        ("station", s(team.station.as_str())),
+        ("parent", s(team.parent.clone().unwrap_or_default())),
+        (
+            "leader",
+            s(team
+                .leader
+                .as_ref()
+                .map(|l| l.as_str().to_string())
+                .unwrap_or_default()),
+        ),
+        ("deleted", Scalar::Bool(team.deleted)),
+    ]
+}
+
 pub fn put_team(doc: &mut AutoCommit, team: &Team) -> LayoutResult<()> {
-    let all = map_at(doc, &ROOT, TEAMS)?;
-    let record = map_at(doc, &all, team.id.as_str())?;
-    put_changed(
-        doc,
-        &record,
-        vec![
-            ("id", s(team.id.as_str())),
-            ("name", s(&team.name)),
-            ("category", s(team.category.key())),
-            ("station", s(team.station.as_str())),
-            ("parent", s(team.parent.clone().unwrap_or_default())),
-            (
-                "leader",
-                s(team
-                    .leader
-                    .as_ref()
-                    .map(|l| l.as_str().to_string())
-                    .unwrap_or_default()),
-            ),
-            ("deleted", Scalar::Bool(team.deleted)),
-        ],
-    )?;
-    let members = map_at(doc, &record, MEMBERS)?;
+    let all = maps_for_write(doc, &[ROOT], TEAMS)?;
+    let mut record = NewRecord::new(team_fields(team));
+    record.flags = vec![(
+        MEMBERS,
+        team.members
+            .iter()
+            .map(|m| (m.as_str().to_string(), Scalar::Bool(true)))
+            .collect(),
+    )];
+    let existing = maps_at(doc, &all, team.id.as_str())?;
+    if existing.is_empty() {
+        view::create_record(doc, &all, team.id.as_str(), record)?;
+        return Ok(());
+    }
+    put_changed(doc, &existing, record.fields)?;
+    // Members are only ever added here: removal is `set_team_member`, so
+    // a stale full list cannot undo a concurrent removal's sibling edits.
+    let members = maps_for_write(doc, &existing, MEMBERS)?;
     for member in &team.members {
-        if doc.get(&members, member.as_str())?.is_none() {
-            doc.put(&members, member.as_str(), true)?;
+        if scalar_at(doc, &members, member.as_str())?.is_none() {
+            put_field(doc, &members, member.as_str(), &Scalar::Bool(true))?;
         }
     }
     Ok(())
@@ -426,37 +512,40 @@ pub fn set_team_member(
     member: &RecordId,
     present: bool,
 ) -> LayoutResult<()> {
-    let all = map_at(doc, &ROOT, TEAMS)?;
-    let Some(record) = existing_map(doc, &all, team.as_str())? else {
+    let all = maps_for_write(doc, &[ROOT], TEAMS)?;
+    let record = maps_at(doc, &all, team.as_str())?;
+    if record.is_empty() {
         return Err(LayoutError::NotFound {
             kind: "team",
             id: team.to_string(),
             document: "roster".into(),
         });
-    };
-    let members = map_at(doc, &record, MEMBERS)?;
-    doc.put(&members, member.as_str(), present)?;
+    }
+    let members = maps_for_write(doc, &record, MEMBERS)?;
+    // An explicit membership edit always writes, so it supersedes
+    // whatever this node has seen, even an equal value.
+    let mut written = false;
+    for map in &members {
+        if doc.get(map, member.as_str())?.is_some() {
+            doc.put(map, member.as_str(), present)?;
+            written = true;
+        }
+    }
+    if !written {
+        doc.put(&members[0], member.as_str(), present)?;
+    }
     Ok(())
 }
 
-fn read_team<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Team> {
-    let f = Fields {
-        doc,
-        obj: obj.clone(),
-        path: format!("{TEAMS}.{key}"),
-    };
+fn read_team<D: ReadDoc>(doc: &D, key: &str, maps: Vec<ObjId>) -> LayoutResult<Team> {
+    let member_maps = maps_at(doc, &maps, MEMBERS)?;
+    let f = Fields::new(doc, maps, format!("{TEAMS}.{key}"));
     let mut members = Vec::new();
-    if let Some(member_map) = existing_map(doc, &obj, MEMBERS)? {
-        for number in doc.keys(&member_map) {
-            let present = doc
-                .get(&member_map, number.as_str())?
-                .and_then(|(v, _)| Scalar::from_value(&v));
-            if present == Some(Scalar::Bool(true)) {
-                members.push(
-                    RecordId::parse("members", &number)
-                        .map_err(|e| f.malformed(MEMBERS, &e.reason))?,
-                );
-            }
+    for number in keys_of(doc, &member_maps) {
+        if scalar_at(doc, &member_maps, &number)? == Some(Scalar::Bool(true)) {
+            members.push(
+                RecordId::parse("members", &number).map_err(|e| f.malformed(MEMBERS, &e.reason))?,
+            );
         }
     }
     Ok(Team {
@@ -472,19 +561,17 @@ fn read_team<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Team> {
 }
 
 pub fn team<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Team>> {
-    let Some(all) = existing_map(doc, &ROOT, TEAMS)? else {
+    let maps = record_at(doc, TEAMS, id.as_str())?;
+    if maps.is_empty() {
         return Ok(None);
-    };
-    match existing_map(doc, &all, id.as_str())? {
-        Some(obj) => Ok(Some(read_team(doc, id.as_str(), obj)?)),
-        None => Ok(None),
     }
+    Ok(Some(read_team(doc, id.as_str(), maps)?))
 }
 
 pub fn teams<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Team>> {
-    record_maps(doc, TEAMS)?
+    root_records(doc, TEAMS)?
         .into_iter()
-        .map(|(key, obj)| read_team(doc, &key, obj))
+        .map(|(key, maps)| read_team(doc, &key, maps))
         .collect()
 }
 
@@ -538,29 +625,24 @@ fn hours_on_day<D: ReadDoc>(
     // them only at this volunteer's record, instead of reading everything.
     let date_text = date_format::format(date);
     let mut total = 0u32;
-    for (key, obj) in record_maps(doc, ACTIVITIES)? {
+    for (key, maps) in root_records(doc, ACTIVITIES)? {
         if key == except_activity.as_str() {
             continue;
         }
-        let activity = Fields {
-            doc,
-            obj: obj.clone(),
-            path: format!("{ACTIVITIES}.{key}"),
-        };
+        let records = maps_at(doc, &maps, RECORDS)?;
+        let activity = Fields::new(doc, maps, format!("{ACTIVITIES}.{key}"));
         if activity.str("date")? != date_text || activity.bool("deleted")? {
             continue;
         }
-        let Some(records) = existing_map(doc, &obj, RECORDS)? else {
+        let entry = maps_at(doc, &records, volunteer.as_str())?;
+        if entry.is_empty() {
             continue;
-        };
-        let Some(entry) = existing_map(doc, &records, volunteer.as_str())? else {
-            continue;
-        };
-        let record = Fields {
+        }
+        let record = Fields::new(
             doc,
-            obj: entry,
-            path: format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}"),
-        };
+            entry,
+            format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}"),
+        );
         if !record.bool("deleted")? {
             let centi = u32::try_from(record.uint("hours_centi")?).unwrap_or(u32::MAX);
             total = total.saturating_add(centi);
@@ -569,36 +651,24 @@ fn hours_on_day<D: ReadDoc>(
     Ok(total)
 }
 
+/// Is the record `collection.<key>` present and not deleted?
+fn live_record<D: ReadDoc>(doc: &D, collection: &str, key: &str) -> LayoutResult<bool> {
+    let maps = record_at(doc, collection, key)?;
+    if maps.is_empty() {
+        return Ok(false);
+    }
+    let f = Fields::new(doc, maps, format!("{collection}.{key}"));
+    Ok(!f.bool("deleted")?)
+}
+
 /// Is a volunteer registered (and not deleted) in this roster?
 pub fn volunteer_registered<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutResult<bool> {
-    let Some(all) = existing_map(doc, &ROOT, VOLUNTEERS)? else {
-        return Ok(false);
-    };
-    let Some(obj) = existing_map(doc, &all, number.as_str())? else {
-        return Ok(false);
-    };
-    let f = Fields {
-        doc,
-        obj,
-        path: format!("{VOLUNTEERS}.{number}"),
-    };
-    Ok(!f.bool("deleted")?)
+    live_record(doc, VOLUNTEERS, number.as_str())
 }
 
 /// Does this roster hold the team (not deleted)?
 pub fn team_exists<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<bool> {
-    let Some(all) = existing_map(doc, &ROOT, TEAMS)? else {
-        return Ok(false);
-    };
-    let Some(obj) = existing_map(doc, &all, id.as_str())? else {
-        return Ok(false);
-    };
-    let f = Fields {
-        doc,
-        obj,
-        path: format!("{TEAMS}.{id}"),
-    };
-    Ok(!f.bool("deleted")?)
+    live_record(doc, TEAMS, id.as_str())
 }
 
 /// Record or correct an activity and its service records. Checks that no
@@ -644,60 +714,73 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
             .into());
         }
     }
-    let all = map_at(doc, &ROOT, ACTIVITIES)?;
-    let obj = map_at(doc, &all, activity.id.as_str())?;
-    put_changed(doc, &obj, activity_fields(activity))?;
-    let records = map_at(doc, &obj, RECORDS)?;
+    let all = maps_for_write(doc, &[ROOT], ACTIVITIES)?;
+    let existing = maps_at(doc, &all, activity.id.as_str())?;
+    if existing.is_empty() {
+        let mut new = NewRecord::new(activity_fields(activity));
+        new.children = vec![(
+            RECORDS,
+            activity
+                .records
+                .iter()
+                .map(|r| {
+                    (
+                        r.volunteer.as_str().to_string(),
+                        NewRecord::new(record_fields(r)),
+                    )
+                })
+                .collect(),
+        )];
+        view::create_record(doc, &all, activity.id.as_str(), new)?;
+        return Ok(());
+    }
+    put_changed(doc, &existing, activity_fields(activity))?;
+    let records = maps_for_write(doc, &existing, RECORDS)?;
     for record in &activity.records {
-        let entry = map_at(doc, &records, record.volunteer.as_str())?;
-        put_changed(doc, &entry, record_fields(record))?;
+        upsert_record(
+            doc,
+            &records,
+            record.volunteer.as_str(),
+            NewRecord::new(record_fields(record)),
+        )?;
     }
     Ok(())
 }
 
 /// Mark an activity (and so its records) deleted. Kept, never removed.
 pub fn delete_activity(doc: &mut AutoCommit, id: &RecordId) -> LayoutResult<()> {
-    let all = map_at(doc, &ROOT, ACTIVITIES)?;
-    let Some(obj) = existing_map(doc, &all, id.as_str())? else {
+    let maps = record_at(doc, ACTIVITIES, id.as_str())?;
+    if maps.is_empty() {
         return Err(LayoutError::NotFound {
             kind: "activity",
             id: id.to_string(),
             document: "activities".into(),
         });
-    };
-    put_changed(doc, &obj, vec![("deleted", Scalar::Bool(true))])
+    }
+    put_changed(doc, &maps, vec![("deleted", Scalar::Bool(true))])
 }
 
-fn read_activity<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Activity> {
-    let f = Fields {
-        doc,
-        obj: obj.clone(),
-        path: format!("{ACTIVITIES}.{key}"),
-    };
+fn read_activity<D: ReadDoc>(doc: &D, key: &str, maps: Vec<ObjId>) -> LayoutResult<Activity> {
+    let record_maps = maps_at(doc, &maps, RECORDS)?;
     let mut records = Vec::new();
-    if let Some(record_map) = existing_map(doc, &obj, RECORDS)? {
-        for volunteer in doc.keys(&record_map) {
-            let Some(entry) = existing_map(doc, &record_map, &volunteer)? else {
-                continue;
-            };
-            let r = Fields {
-                doc,
-                obj: entry,
-                path: format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}"),
-            };
-            let centi = r.uint("hours_centi")?;
-            records.push(ServiceRecord {
-                volunteer: r.record_id("volunteer")?,
-                hours: Hours {
-                    centi: u32::try_from(centi)
-                        .map_err(|_| r.malformed("hours_centi", "too large"))?,
-                },
-                recorded_on: r.date("recorded_on")?,
-                late: r.bool("late")?,
-                deleted: r.bool("deleted")?,
-            });
-        }
+    for (volunteer, entry) in view::records(doc, &record_maps)? {
+        let r = Fields::new(
+            doc,
+            entry,
+            format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}"),
+        );
+        let centi = r.uint("hours_centi")?;
+        records.push(ServiceRecord {
+            volunteer: r.record_id("volunteer")?,
+            hours: Hours {
+                centi: u32::try_from(centi).map_err(|_| r.malformed("hours_centi", "too large"))?,
+            },
+            recorded_on: r.date("recorded_on")?,
+            late: r.bool("late")?,
+            deleted: r.bool("deleted")?,
+        });
     }
+    let f = Fields::new(doc, maps, format!("{ACTIVITIES}.{key}"));
     Ok(Activity {
         id: f.record_id("id")?,
         name: f.str("name")?,
@@ -720,62 +803,53 @@ fn read_activity<D: ReadDoc>(doc: &D, key: &str, obj: ObjId) -> LayoutResult<Act
 }
 
 pub fn activity<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Activity>> {
-    let Some(all) = existing_map(doc, &ROOT, ACTIVITIES)? else {
+    let maps = record_at(doc, ACTIVITIES, id.as_str())?;
+    if maps.is_empty() {
         return Ok(None);
-    };
-    match existing_map(doc, &all, id.as_str())? {
-        Some(obj) => Ok(Some(read_activity(doc, id.as_str(), obj)?)),
-        None => Ok(None),
     }
+    Ok(Some(read_activity(doc, id.as_str(), maps)?))
 }
 
 /// Every activity in the document, deleted ones included, ordered by id.
 pub fn activities<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Activity>> {
-    record_maps(doc, ACTIVITIES)?
+    root_records(doc, ACTIVITIES)?
         .into_iter()
-        .map(|(key, obj)| read_activity(doc, &key, obj))
+        .map(|(key, maps)| read_activity(doc, &key, maps))
         .collect()
 }
 
 // ---------------------------------------------------------------- orders
 
 pub fn put_order(doc: &mut AutoCommit, order: &Order) -> LayoutResult<()> {
-    let all = map_at(doc, &ROOT, ORDERS)?;
-    let obj = map_at(doc, &all, order.id.as_str())?;
-    put_changed(
-        doc,
-        &obj,
-        vec![
-            ("id", s(order.id.as_str())),
-            ("station", s(order.station.as_str())),
-            ("menu_item", s(&order.menu_item)),
-            ("requester", s(&order.requester)),
-            ("placed_on", s(date_format::format(order.placed_on))),
-            ("status", s(order.status.key())),
-            (
-                "dispatched_by",
-                s(order
-                    .dispatched_by
-                    .as_ref()
-                    .map(|d| d.as_str().to_string())
-                    .unwrap_or_default()),
-            ),
-            ("team", s(order.team.clone().unwrap_or_default())),
-            ("rating", Scalar::Uint(u64::from(order.rating.unwrap_or(0)))),
-            ("comment", s(&order.comment)),
-        ],
-    )
+    let all = maps_for_write(doc, &[ROOT], ORDERS)?;
+    let fields = vec![
+        ("id", s(order.id.as_str())),
+        ("station", s(order.station.as_str())),
+        ("menu_item", s(&order.menu_item)),
+        ("requester", s(&order.requester)),
+        ("placed_on", s(date_format::format(order.placed_on))),
+        ("status", s(order.status.key())),
+        (
+            "dispatched_by",
+            s(order
+                .dispatched_by
+                .as_ref()
+                .map(|d| d.as_str().to_string())
+                .unwrap_or_default()),
+        ),
+        ("team", s(order.team.clone().unwrap_or_default())),
+        ("rating", Scalar::Uint(u64::from(order.rating.unwrap_or(0)))),
+        ("comment", s(&order.comment)),
+    ];
+    upsert_record(doc, &all, order.id.as_str(), NewRecord::new(fields))?;
+    Ok(())
 }
 
 pub fn orders<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Order>> {
-    record_maps(doc, ORDERS)?
+    root_records(doc, ORDERS)?
         .into_iter()
-        .map(|(key, obj)| {
-            let f = Fields {
-                doc,
-                obj,
-                path: format!("{ORDERS}.{key}"),
-            };
+        .map(|(key, maps)| {
+            let f = Fields::new(doc, maps, format!("{ORDERS}.{key}"));
             let rating = f.uint("rating")?;
             Ok(Order {
                 id: f.record_id("id")?,
@@ -808,13 +882,10 @@ pub fn put_reference_item(
     key: &str,
     fields: &[(&'static str, String)],
 ) -> LayoutResult<()> {
-    let all = map_at(doc, &ROOT, ITEMS)?;
-    let obj = map_at(doc, &all, key)?;
-    put_changed(
-        doc,
-        &obj,
-        fields.iter().map(|(k, v)| (*k, s(v.clone()))).collect(),
-    )
+    let all = maps_for_write(doc, &[ROOT], ITEMS)?;
+    let fields = fields.iter().map(|(k, v)| (*k, s(v.clone()))).collect();
+    upsert_record(doc, &all, key, NewRecord::new(fields))?;
+    Ok(())
 }
 
 /// One item of a reference document: its key and its (field, text) pairs.
@@ -823,12 +894,10 @@ pub type ReferenceItem = (String, Vec<(String, String)>);
 /// Every item of a reference document, ordered by key.
 pub fn reference_items<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<ReferenceItem>> {
     let mut out = Vec::new();
-    for (key, obj) in record_maps(doc, ITEMS)? {
+    for (key, maps) in root_records(doc, ITEMS)? {
         let mut fields = Vec::new();
-        for field in doc.keys(&obj) {
-            let value = doc
-                .get(&obj, field.as_str())?
-                .and_then(|(v, _)| Scalar::from_value(&v));
+        for field in keys_of(doc, &maps) {
+            let value = scalar_at(doc, &maps, &field)?;
             fields.push((field, value.map(|v| v.display()).unwrap_or_default()));
         }
         out.push((key, fields));
@@ -855,10 +924,12 @@ pub struct FieldConflict {
     pub values: Vec<ConflictValue>,
 }
 
-/// Every field of the document with concurrent values, in path order.
+/// Every field of the document holding more than one distinct concurrent
+/// value, in path order. Maps that concurrent creations split are not
+/// conflicts — readers see their union — but their fields can be.
 pub fn conflicts<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<FieldConflict>> {
     let mut out = Vec::new();
-    collect_conflicts(doc, &ROOT, String::new(), 0, &mut out)?;
+    collect_conflicts(doc, &[ROOT], String::new(), 0, &mut out)?;
     Ok(out)
 }
 
@@ -867,7 +938,7 @@ const CONFLICT_DEPTH_MAX: usize = 6;
 
 fn collect_conflicts<D: ReadDoc>(
     doc: &D,
-    obj: &ObjId,
+    maps: &[ObjId],
     prefix: String,
     depth: usize,
     out: &mut Vec<FieldConflict>,
@@ -875,45 +946,44 @@ fn collect_conflicts<D: ReadDoc>(
     if depth > CONFLICT_DEPTH_MAX {
         return Ok(());
     }
-    for key in doc.keys(obj) {
+    for key in keys_of(doc, maps) {
         let path = if prefix.is_empty() {
             key.clone()
         } else {
             format!("{prefix}.{key}")
         };
-        let values = doc.get_all(obj, key.as_str())?;
-        if values.len() > 1 {
-            let mut conflict = FieldConflict {
-                path: path.clone(),
-                values: Vec::new(),
+        let mut children = Vec::new();
+        let mut values: Vec<ConflictValue> = Vec::new();
+        for (value, id) in all_values_at(doc, maps, &key)? {
+            if matches!(value, Value::Object(ObjType::Map)) {
+                children.push(id);
+                continue;
+            }
+            let written_by = match &id {
+                automerge::ObjId::Id(_, actor, _) => station_of(actor),
+                automerge::ObjId::Root => None,
             };
-            let winner = doc.get(obj, key.as_str())?;
-            let mut ordered: Vec<_> = values.iter().collect();
-            if let Some((_, winner_id)) = &winner {
-                ordered.sort_by_key(|(_, id)| id != winner_id);
-            }
-            for (value, id) in ordered {
-                let written_by = match id {
-                    automerge::ObjId::Id(_, actor, _) => station_of(actor),
-                    automerge::ObjId::Root => None,
-                };
-                let value = Scalar::from_value(value)
-                    .map(|v| v.display())
-                    .unwrap_or_else(|| "(object)".into());
-                conflict.values.push(ConflictValue { value, written_by });
-            }
-            out.push(conflict);
+            let value = Scalar::from_value(&value)
+                .map(|v| v.display())
+                .unwrap_or_else(|| "(other)".into());
+            values.push(ConflictValue { value, written_by });
         }
-        if let Some((Value::Object(ObjType::Map), child)) = doc.get(obj, key.as_str())? {
-            collect_conflicts(doc, &child, path, depth + 1, out)?;
+        let mut distinct: Vec<&str> = values.iter().map(|v| v.value.as_str()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() > 1 {
+            out.push(FieldConflict { path, values });
+        } else if !children.is_empty() {
+            collect_conflicts(doc, &children, path, depth + 1, out)?;
         }
     }
     Ok(())
 }
 
-/// Settle a conflict by writing the value a clerk picked (a new write
-/// supersedes every concurrent value it has seen). `path` is as listed by
-/// [`conflicts`]; the value keeps the type of the field.
+/// Settle a conflict by writing the value a clerk picked into every object
+/// holding the field (a write supersedes every concurrent value it has
+/// seen). `path` is as listed by [`conflicts`]; the value keeps the type of
+/// the field.
 pub fn resolve_conflict(doc: &mut AutoCommit, path: &str, value: &str) -> LayoutResult<()> {
     let mut parts: Vec<&str> = path.split('.').collect();
     let field = parts.pop().filter(|f| !f.is_empty()).ok_or_else(|| {
@@ -922,22 +992,27 @@ pub fn resolve_conflict(doc: &mut AutoCommit, path: &str, value: &str) -> Layout
             format!("{path:?} does not name a field"),
         ))
     })?;
-    let mut obj = ROOT;
+    let mut maps = vec![ROOT];
     for part in parts {
-        obj = existing_map(doc, &obj, part)?.ok_or_else(|| LayoutError::NotFound {
-            kind: "field",
-            id: path.to_string(),
-            document: "document".into(),
-        })?;
+        maps = maps_at(doc, &maps, part)?;
+        if maps.is_empty() {
+            return Err(LayoutError::NotFound {
+                kind: "field",
+                id: path.to_string(),
+                document: "document".into(),
+            });
+        }
     }
-    let values = doc.get_all(&obj, field)?;
-    if values.len() < 2 {
-        return Err(FieldError::new("path", format!("{path} has no conflict to resolve")).into());
-    }
-    let candidates: Vec<Scalar> = values
+    let candidates: Vec<Scalar> = all_values_at(doc, &maps, field)?
         .iter()
         .filter_map(|(v, _)| Scalar::from_value(v))
         .collect();
+    let mut distinct: Vec<String> = candidates.iter().map(Scalar::display).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 2 {
+        return Err(FieldError::new("path", format!("{path} has no conflict to resolve")).into());
+    }
     let picked = candidates
         .into_iter()
         .find(|c| c.display() == value)
@@ -947,7 +1022,11 @@ pub fn resolve_conflict(doc: &mut AutoCommit, path: &str, value: &str) -> Layout
                 format!("{value:?} is not one of the conflicting values"),
             ))
         })?;
-    doc.put(&obj, field, picked.into_automerge())?;
+    for map in &maps {
+        if doc.get(map, field)?.is_some() {
+            doc.put(map, field, picked.clone().into_automerge())?;
+        }
+    }
     Ok(())
 }
 
@@ -1076,6 +1155,121 @@ mod tests {
         assert!(put_activity(&mut d, &sample_activity("A3", &[("V1", 100), ("V1", 100)])).is_err());
     }
 
+    /// Two nodes each create the same month's document while apart (the
+    /// village records its activities, the township records one on the
+    /// village's behalf): after the merge every activity reads, none lost.
+    #[test]
+    fn documents_created_apart_read_as_their_union() {
+        let mut village = doc("xh/t1/v1", 1);
+        let mut township = doc("xh/t1", 2);
+        put_activity(&mut village, &sample_activity("A1", &[("V001", 300)])).unwrap();
+        put_activity(&mut village, &sample_activity("A2", &[("V002", 100)])).unwrap();
+        put_activity(&mut township, &sample_activity("T1", &[("V001", 200)])).unwrap();
+        put_volunteer(&mut village, &sample_volunteer("V001", "d1")).unwrap();
+        put_volunteer(&mut township, &sample_volunteer("V009", "d9")).unwrap();
+        village.merge(&mut township).unwrap();
+        assert_eq!(village.get_all(ROOT, ACTIVITIES).unwrap().len(), 2);
+
+        let ids: Vec<String> = activities(&village)
+            .unwrap()
+            .iter()
+            .map(|a| a.id.to_string())
+            .collect();
+        assert_eq!(ids, ["A1", "A2", "T1"]);
+        let numbers: Vec<String> = volunteers(&village)
+            .unwrap()
+            .iter()
+            .map(|v| v.number.to_string())
+            .collect();
+        assert_eq!(numbers, ["V001", "V009"]);
+        assert!(volunteer_registered(&village, &RecordId::parse("n", "V009").unwrap()).unwrap());
+        // The digest index is a union too: a third registration of the
+        // township's person at the village is refused.
+        let error = put_volunteer(&mut village, &sample_volunteer("V010", "d9")).unwrap_err();
+        assert!(
+            matches!(error, LayoutError::DuplicateVolunteer { existing } if existing.as_str() == "V009")
+        );
+        // The daily limit sees hours in both halves: V001 has 3 + 2 hours.
+        let too_much = sample_activity("A3", &[("V001", 2000)]);
+        assert!(put_activity(&mut village, &too_much).is_err());
+        // Split maps are not conflicts; nothing to list.
+        assert!(
+            conflicts(&village).unwrap().is_empty(),
+            "{:?}",
+            conflicts(&village)
+        );
+        // An edit of a record living only in the losing half lands there.
+        let mut t1 = activity(&village, &RecordId::parse("id", "T1").unwrap())
+            .unwrap()
+            .unwrap();
+        t1.place = "镇文化站".into();
+        put_activity(&mut village, &t1).unwrap();
+        assert_eq!(
+            activity(&village, &t1.id).unwrap().unwrap().place,
+            "镇文化站"
+        );
+        assert_eq!(activities(&village).unwrap().len(), 3);
+    }
+
+    /// The same record created at two nodes: its fields read from one
+    /// object, differing values are listed as conflicts and resolvable.
+    #[test]
+    fn one_record_created_apart_is_one_record_with_conflicts() {
+        let mut village = doc("xh/t1/v1", 1);
+        let mut township = doc("xh/t1", 2);
+        let mut v = sample_volunteer("V001", "d1");
+        put_volunteer(&mut village, &v).unwrap();
+        v.phone = "13900000000".into();
+        put_volunteer(&mut township, &v).unwrap();
+        village.merge(&mut township).unwrap();
+        assert_eq!(volunteers(&village).unwrap().len(), 1);
+        let found = conflicts(&village).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, "volunteers.V001.phone");
+        resolve_conflict(&mut village, "volunteers.V001.phone", "13900000000").unwrap();
+        assert!(conflicts(&village).unwrap().is_empty());
+        assert_eq!(
+            volunteer(&village, &v.number).unwrap().unwrap().phone,
+            "13900000000"
+        );
+    }
+
+    #[test]
+    fn bulk_registration_equals_one_by_one_and_refuses_duplicates() {
+        let batch: Vec<Volunteer> = (0..40)
+            .map(|n| sample_volunteer(&format!("V{n:03}"), &format!("d{n}")))
+            .chain([sample_volunteer("V999", "d7")]) // same person as V007
+            .collect();
+        let mut bulk = doc("xh/t1/v1", 1);
+        let answers = put_volunteers(&mut bulk, &batch).unwrap();
+        let mut single = doc("xh/t1/v1", 1);
+        let single_answers: Vec<_> = batch
+            .iter()
+            .map(|v| put_volunteer(&mut single, v))
+            .collect();
+        assert_eq!(answers, single_answers);
+        assert!(
+            matches!(&answers[40], Err(LayoutError::DuplicateVolunteer { existing }) if existing.as_str() == "V007")
+        );
+        assert_eq!(volunteers(&bulk).unwrap(), volunteers(&single).unwrap());
+        assert_eq!(volunteers(&bulk).unwrap().len(), 40);
+        assert_eq!(
+            volunteer_by_digest(&bulk, "d7").unwrap().unwrap().as_str(),
+            "V007"
+        );
+        // Into an existing roster the bulk path falls back to one by one.
+        let more = [
+            sample_volunteer("V100", "d100"),
+            sample_volunteer("V101", "d1"),
+        ];
+        let answers = put_volunteers(&mut bulk, &more).unwrap();
+        assert!(answers[0].is_ok());
+        assert!(
+            matches!(&answers[1], Err(LayoutError::DuplicateVolunteer { existing }) if existing.as_str() == "V001")
+        );
+        assert_eq!(volunteers(&bulk).unwrap().len(), 41);
+    }
+
     #[test]
     fn concurrent_edits_of_one_field_are_listed_and_resolvable() {
         let mut village = doc("xh/t1/v1", 1);
@@ -1148,9 +1342,8 @@ mod tests {
     fn malformed_documents_are_reported_with_the_path() {
         let mut d = doc("xh/t1/v1", 1);
         put_activity(&mut d, &sample_activity("A1", &[])).unwrap();
-        let all = map_at(&mut d, &ROOT, ACTIVITIES).unwrap();
-        let a1 = existing_map(&d, &all, "A1").unwrap().unwrap();
-        d.put(&a1, "date", "not a date").unwrap();
+        let a1 = record_at(&d, ACTIVITIES, "A1").unwrap();
+        d.put(&a1[0], "date", "not a date").unwrap();
         let error = activities(&d).unwrap_err();
         assert!(
             matches!(&error, LayoutError::Malformed { path, .. } if path == "activities.A1.date"),

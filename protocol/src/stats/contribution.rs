@@ -24,7 +24,7 @@ use crate::document_id::{DocumentId, DocumentKind, Month};
 use crate::layout::{self, LayoutError};
 use crate::model::{date_format, Category, Form, OrderStatus, RecordId};
 use crate::station::StationId;
-use automerge::{ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef, ROOT};
+use automerge::{ObjId, ObjType, ReadDoc, ScalarValueRef, ValueRef, ROOT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::Date;
@@ -260,26 +260,42 @@ fn malformed(path: String, reason: &str) -> LayoutError {
     }
 }
 
-/// The map at `parent[key]`, if any; anything else there is malformed.
-fn child_map<D: ReadDoc>(
+/// The logical map at `key` under the logical map `parents` (see the
+/// layout's `view`: every map object that concurrent creations left there,
+/// the winner first). Empty if none.
+fn child_maps<D: ReadDoc>(
     doc: &D,
-    parent: &ObjId,
+    parents: &[ObjId],
     key: &str,
-    path: &str,
-) -> Result<Option<ObjId>, LayoutError> {
-    match doc.get(parent, key)? {
-        Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
-        Some(_) => Err(malformed(path.to_string(), "expected a map")),
-        None => Ok(None),
-    }
+) -> Result<Vec<ObjId>, LayoutError> {
+    layout::maps_at(doc, parents, key)
 }
 
-/// Every (key, map id) entry of a collection map, in key order.
-fn record_maps<D: ReadDoc>(doc: &D, collection: &ObjId) -> Vec<(String, ObjId)> {
-    doc.map_range(collection, ..)
-        .filter(|item| matches!(item.value, ValueRef::Object(ObjType::Map)))
-        .map(|item| (item.key.to_string(), item.id()))
-        .collect()
+/// Every record of a logical collection map with its own logical map, in
+/// key order. One pass over each object; only a key that concurrent
+/// creations split costs a second look.
+fn record_maps<D: ReadDoc>(
+    doc: &D,
+    collection: &[ObjId],
+) -> Result<Vec<(String, Vec<ObjId>)>, LayoutError> {
+    match collection {
+        [] => Ok(Vec::new()),
+        [only] => {
+            let mut out = Vec::new();
+            for item in doc.map_range(only, ..) {
+                if item.conflict {
+                    let maps = layout::maps_at(doc, collection, &item.key)?;
+                    if !maps.is_empty() {
+                        out.push((item.key.to_string(), maps));
+                    }
+                } else if matches!(item.value, ValueRef::Object(ObjType::Map)) {
+                    out.push((item.key.to_string(), vec![item.id()]));
+                }
+            }
+            Ok(out)
+        }
+        many => layout::records(doc, many),
+    }
 }
 
 /// One scalar field as read in a single pass over a record map.
@@ -287,28 +303,50 @@ enum Field {
     Text(String),
     Count(u64),
     Flag(bool),
-    Map(ObjId),
+    Map(Vec<ObjId>),
     Other,
 }
 
-/// The fields of one record map whose names are in `wanted`.
-fn read_fields<D: ReadDoc>(doc: &D, obj: &ObjId, wanted: &[&str]) -> Vec<(String, Field)> {
-    doc.map_range(obj, ..)
-        .filter(|item| wanted.contains(&item.key.as_ref()))
-        .filter_map(|item| {
+/// The fields named in `wanted` of one logical record map: a field reads
+/// from the first object holding it; a nested map is the union over all.
+fn read_fields<D: ReadDoc>(doc: &D, maps: &[ObjId], wanted: &[&str]) -> Vec<(String, Field)> {
+    let mut out: Vec<(String, Field)> = Vec::new();
+    for obj in maps {
+        for item in doc.map_range(obj, ..) {
+            if !wanted.contains(&item.key.as_ref()) {
+                continue;
+            }
+            let existing = out.iter_mut().find(|(k, _)| *k == item.key);
             let field = match &item.value {
                 ValueRef::Scalar(ScalarValueRef::Str(text)) => Field::Text(text.to_string()),
                 ValueRef::Scalar(ScalarValueRef::Uint(n)) => Field::Count(*n),
                 ValueRef::Scalar(ScalarValueRef::Int(n)) if *n >= 0 => Field::Count(*n as u64),
                 ValueRef::Scalar(ScalarValueRef::Boolean(b)) => Field::Flag(*b),
-                ValueRef::Object(ObjType::Map) => Field::Map(item.id()),
-                // As in `layout.rs`, a scalar of another type reads as absent.
-                ValueRef::Scalar(_) => return None,
+                ValueRef::Object(ObjType::Map) => {
+                    // Concurrently created nested maps: take them all.
+                    let nested = match layout::maps_at(doc, std::slice::from_ref(obj), &item.key) {
+                        Ok(nested) => nested,
+                        Err(_) => vec![item.id()],
+                    };
+                    match existing {
+                        Some((_, Field::Map(found))) => {
+                            found.extend(nested);
+                            continue;
+                        }
+                        Some(_) => continue,
+                        None => Field::Map(nested),
+                    }
+                }
+                // As in the layout, a scalar of another type reads as absent.
+                ValueRef::Scalar(_) => continue,
                 _ => Field::Other,
             };
-            Some((item.key.to_string(), field))
-        })
-        .collect()
+            if existing.is_none() {
+                out.push((item.key.to_string(), field));
+            }
+        }
+    }
+    out
 }
 
 /// Typed access to fields read by [`read_fields`], with the layout's rules:
@@ -349,10 +387,10 @@ impl Record {
             )),
         }
     }
-    fn map(&self, key: &str) -> Result<Option<&ObjId>, LayoutError> {
+    fn map(&self, key: &str) -> Result<&[ObjId], LayoutError> {
         match self.field(key) {
-            Some(Field::Map(id)) => Ok(Some(id)),
-            None => Ok(None),
+            Some(Field::Map(maps)) => Ok(maps),
+            None => Ok(&[]),
             Some(_) => Err(malformed(format!("{}.{key}", self.path), "expected a map")),
         }
     }
@@ -387,18 +425,11 @@ fn activities<D: ReadDoc>(
 ) -> Result<ActivitiesContribution, LayoutError> {
     let mut cells: BTreeMap<(Category, Form), ActivityCounts> = BTreeMap::new();
     let mut volunteers: BTreeMap<RecordId, VolunteerService> = BTreeMap::new();
-    let Some(all) = child_map(doc, &ROOT, layout::ACTIVITIES, layout::ACTIVITIES)? else {
-        return Ok(ActivitiesContribution {
-            station: station.clone(),
-            month,
-            cells: vec![],
-            volunteers: vec![],
-        });
-    };
-    for (key, obj) in record_maps(doc, &all) {
+    let all = child_maps(doc, &[ROOT], layout::ACTIVITIES)?;
+    for (key, maps) in record_maps(doc, &all)? {
         let activity = Record {
             path: format!("{}.{key}", layout::ACTIVITIES),
-            fields: read_fields(doc, &obj, ACTIVITY_FIELDS),
+            fields: read_fields(doc, &maps, ACTIVITY_FIELDS),
         };
         if activity.flag("deleted")? {
             continue;
@@ -416,13 +447,11 @@ fn activities<D: ReadDoc>(
         cell.activities += 1;
         cell.beneficiaries += beneficiaries;
         cell.late_records += u64::from(activity.flag("late")?);
-        let Some(records) = activity.map(layout::RECORDS)? else {
-            continue;
-        };
-        for (volunteer_key, record_obj) in record_maps(doc, records) {
+        let records = activity.map(layout::RECORDS)?;
+        for (volunteer_key, record_maps) in record_maps(doc, records)? {
             let record = Record {
                 path: format!("{}.{}.{volunteer_key}", activity.path, layout::RECORDS),
-                fields: read_fields(doc, &record_obj, RECORD_FIELDS),
+                fields: read_fields(doc, &record_maps, RECORD_FIELDS),
             };
             if record.flag("deleted")? {
                 continue;
@@ -469,11 +498,12 @@ fn activities<D: ReadDoc>(
 fn roster<D: ReadDoc>(station: &StationId, doc: &D) -> Result<RosterContribution, LayoutError> {
     let mut registrations: BTreeMap<Month, u64> = BTreeMap::new();
     let mut volunteers = Vec::new();
-    if let Some(all) = child_map(doc, &ROOT, layout::VOLUNTEERS, layout::VOLUNTEERS)? {
-        for (key, obj) in record_maps(doc, &all) {
+    {
+        let all = child_maps(doc, &[ROOT], layout::VOLUNTEERS)?;
+        for (key, maps) in record_maps(doc, &all)? {
             let volunteer = Record {
                 path: format!("{}.{key}", layout::VOLUNTEERS),
-                fields: read_fields(doc, &obj, VOLUNTEER_FIELDS),
+                fields: read_fields(doc, &maps, VOLUNTEER_FIELDS),
             };
             if volunteer.flag("deleted")? {
                 continue;
@@ -494,11 +524,12 @@ fn roster<D: ReadDoc>(station: &StationId, doc: &D) -> Result<RosterContribution
     }
     volunteers.sort_by(|a, b| a.number.cmp(&b.number));
     let mut teams = 0;
-    if let Some(all) = child_map(doc, &ROOT, layout::TEAMS, layout::TEAMS)? {
-        for (key, obj) in record_maps(doc, &all) {
+    {
+        let all = child_maps(doc, &[ROOT], layout::TEAMS)?;
+        for (key, maps) in record_maps(doc, &all)? {
             let team = Record {
                 path: format!("{}.{key}", layout::TEAMS),
-                fields: read_fields(doc, &obj, &["deleted"]),
+                fields: read_fields(doc, &maps, &["deleted"]),
             };
             teams += u64::from(!team.flag("deleted")?);
         }
