@@ -1,10 +1,13 @@
 //! Statistics, reports and certificates in the API.
 //!
-//! The node keeps one `StatsIndex` of contributions per document. Before a
-//! query it refreshes the index on the store's owner thread: only documents
-//! whose heads digest moved since the last refresh are read again (a local
-//! write or a sync since then), so a query costs the changes since the last
-//! one, not the county. The index is rebuilt from the documents at start.
+//! The node keeps one `StatsIndex` of contributions per document, persisted
+//! in the store next to the documents (`StoredStats`, `stats|` keys in the
+//! same sled tree). Before a query it refreshes the index on the store's
+//! owner thread: only documents whose heads digest moved since the last
+//! refresh are read again (a local write or a sync since then), so a query
+//! costs the changes since the last one, not the county. The first refresh
+//! (at start) loads the persisted entries and reads again only documents
+//! whose entry is missing, stale, of an old format or corrupt; it logs why.
 
 use crate::api::ApiError;
 use crate::node::NodeContext;
@@ -16,47 +19,84 @@ use axum::routing::get;
 use axum::{Json, Router};
 use civsync_protocol::document_id::DocumentKind;
 use civsync_protocol::model::RecordId;
-use civsync_protocol::stats::{Period, Quarter, StatsIndex};
-use civsync_protocol::sync_host::HeadsDigest;
+use civsync_protocol::stats::{Period, Quarter, StatsIndex, StatsOpenReport, StoredStats};
 use civsync_protocol::{layout, DocumentId, Month, Station, StationId};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// The statistics index and what it has seen of each document.
 #[derive(Default)]
 pub struct StatsState {
-    index: StatsIndex,
-    seen: BTreeMap<DocumentId, HeadsDigest>,
+    stored: StoredStats,
+    /// The persisted entries were loaded (by the first refresh).
+    opened: bool,
+}
+
+impl StatsState {
+    /// The index as of the last refresh.
+    pub fn index(&self) -> &StatsIndex {
+        self.stored.index()
+    }
+
+    /// For what the index keeps besides contributions (freshness, which the
+    /// next refresh persists).
+    pub fn index_mut(&mut self) -> &mut StatsIndex {
+        self.stored.index_mut()
+    }
 }
 
 pub type SharedStats = Arc<Mutex<StatsState>>;
 
+/// Log what loading the persisted index found: why documents were read
+/// again, and every entry that could not be trusted.
+fn log_open(report: &StatsOpenReport) {
+    if let Some(reason) = &report.scan_failed {
+        tracing::warn!(%reason, "persisted statistics unreadable; rebuilding from every document");
+    }
+    for problem in &report.corrupt {
+        tracing::warn!(key = %problem.key, reason = %problem.reason, "persisted statistics entry not trusted; document read again");
+    }
+    if let Some(error) = &report.refresh.write_error {
+        tracing::warn!(%error, "statistics entries not persisted; the next start reads those documents again");
+    }
+    tracing::info!(
+        documents = report.documents,
+        reused = report.reused,
+        changed_since_written = report.changed,
+        missing = report.missing,
+        other_format = report.other_format,
+        corrupt = report.corrupt.len(),
+        orphans_dropped = report.orphans,
+        read_again = report.refresh.reread,
+        unreadable = report.refresh.unreadable,
+        "statistics index loaded"
+    );
+}
+
 /// Bring the index up to date with the store; returns documents re-read.
+/// The first call loads the persisted index (see the module comment).
+/// Documents read again also feed the freshness (their change times).
 pub async fn refresh(ctx: &NodeContext) -> Result<usize, ApiError> {
     let stats = ctx.stats.clone();
     let reread = ctx
         .store
         .call(move |replica| {
             let mut state = stats.lock().unwrap_or_else(|p| p.into_inner());
-            let mut reread = 0;
-            for id in replica.documents() {
-                let Some(digest) = replica.heads_digest(&id) else {
-                    continue;
-                };
-                if state.seen.get(&id) == Some(&digest) {
-                    continue;
+            // An unreadable document keeps its last contribution and is
+            // listed by the index; figures go stale, never silently drop.
+            if state.opened {
+                let report = state.stored.refresh(replica);
+                if let Some(error) = &report.write_error {
+                    tracing::warn!(%error, "statistics entries not persisted; the next start reads those documents again");
                 }
-                let state = &mut *state;
-                // An unreadable document keeps its last contribution and is
-                // listed by the index; figures go stale, never silently drop.
-                let _ = replica.with_document(&id, |doc| state.index.apply_document(&id, doc));
-                // Change times (metadata only) feed the freshness ("as of").
-                let _ = replica.observe_change_times(&id, &[], state.index.freshness_mut());
-                state.seen.insert(id, digest);
-                reread += 1;
+                report.reread
+            } else {
+                let (stored, report) = StoredStats::open(replica);
+                log_open(&report);
+                state.stored = stored;
+                state.opened = true;
+                report.refresh.reread
             }
-            reread
         })
         .await?;
     Ok(reread)
@@ -128,7 +168,7 @@ async fn build_report(
     refresh(ctx).await?;
     let registry = registry(ctx);
     let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
-    report::statistics_report(&state.index, station, period, &registry)
+    report::statistics_report(state.index(), station, period, &registry)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "station", e.to_string()))
 }
 
@@ -266,3 +306,6 @@ async fn certificate(
     }
     Ok(Json(certificate).into_response())
 }
+
+#[cfg(test)]
+mod tests;
