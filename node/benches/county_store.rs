@@ -3,7 +3,8 @@
 //! - import: 650 village rosters with 100,000 volunteers and 19,500
 //!   activities (5–15 service records each) spread over 12 monthly documents
 //!   per village — 650 + 7,800 documents — into sled, one commit per
-//!   document, one flush at the end;
+//!   document (a roster's volunteers created in one batch, as the CSV
+//!   import does), one flush at the end;
 //! - cold open: open that store and serve a first request (a village roster);
 //! - memory: RSS after the open, and peak RSS after a full statistics
 //!   rebuild over every document;
@@ -85,8 +86,10 @@ fn import(replica: &mut Replica<SledStorage>) -> Duration {
         next_volunteer += count;
         replica
             .commit_unflushed(&DocumentId::roster(village), |doc| {
-                for &n in &numbers {
-                    layout::put_volunteer(doc, &volunteer(village, n))?;
+                let roster: Vec<Volunteer> =
+                    numbers.iter().map(|&n| volunteer(village, n)).collect();
+                for answer in layout::put_volunteers(doc, &roster)? {
+                    answer?;
                 }
                 Ok::<_, layout::LayoutError>(())
             })

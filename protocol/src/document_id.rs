@@ -91,6 +91,17 @@ pub enum DocumentKind {
 }
 
 impl DocumentKind {
+    /// The word written as `meta.kind` and before the first `:` of an id.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DocumentKind::Roster => "roster",
+            DocumentKind::Activities(_) => "activities",
+            DocumentKind::Orders(_) => "orders",
+            DocumentKind::Approval(_) => "approval",
+            DocumentKind::Reference(_) => "reference",
+        }
+    }
+
     pub fn flows_down(&self) -> bool {
         matches!(self, DocumentKind::Reference(_))
     }

@@ -96,17 +96,18 @@ impl LayoutError {
 
 pub type LayoutResult<T> = Result<T, LayoutError>;
 
-/// Write the `meta` map of a new document. Idempotent.
+/// Write the `meta` map of a new document, in one batch. Idempotent.
 pub fn init_document(doc: &mut AutoCommit, id: &DocumentId) -> LayoutResult<()> {
     if doc.get(ROOT, META_KEY)?.is_some() {
         return Ok(());
     }
-    let meta = doc.put_object(ROOT, META_KEY, ObjType::Map)?;
-    doc.put(&meta, SCHEMA_KEY, current_schema())?;
-    doc.put(&meta, "id", id.to_string())?;
-    doc.put(&meta, "owner", id.owner.as_str())?;
-    let kind = id.to_string();
-    doc.put(&meta, "kind", kind.split(':').next().unwrap_or_default())?;
+    let meta = NewRecord::new(vec![
+        (SCHEMA_KEY, s(current_schema())),
+        ("id", s(id.to_string())),
+        ("owner", s(id.owner.as_str())),
+        ("kind", s(id.kind.name())),
+    ]);
+    view::create_record(doc, &[ROOT], META_KEY, meta)?;
     Ok(())
 }
 
@@ -613,42 +614,40 @@ fn record_fields(r: &ServiceRecord) -> Vec<(&'static str, Scalar)> {
     ]
 }
 
-/// Hours already logged by `volunteer` on `date` in this document, other
-/// than on `except_activity`.
+/// Hours already logged on `date` in this document, per volunteer, on
+/// activities other than `except_activity`.
 fn hours_on_day<D: ReadDoc>(
     doc: &D,
-    volunteer: &RecordId,
     date: Date,
     except_activity: &RecordId,
-) -> LayoutResult<u32> {
-    // Called on every write: look only at activities of that date, and in
-    // them only at this volunteer's record, instead of reading everything.
+) -> LayoutResult<BTreeMap<String, u32>> {
+    // Called on every activity write: one pass, and only activities of
+    // that date are read further.
     let date_text = date_format::format(date);
-    let mut total = 0u32;
+    let mut hours: BTreeMap<String, u32> = BTreeMap::new();
     for (key, maps) in root_records(doc, ACTIVITIES)? {
         if key == except_activity.as_str() {
             continue;
         }
-        let records = maps_at(doc, &maps, RECORDS)?;
+        let record_maps = maps_at(doc, &maps, RECORDS)?;
         let activity = Fields::new(doc, maps, format!("{ACTIVITIES}.{key}"));
         if activity.str("date")? != date_text || activity.bool("deleted")? {
             continue;
         }
-        let entry = maps_at(doc, &records, volunteer.as_str())?;
-        if entry.is_empty() {
-            continue;
-        }
-        let record = Fields::new(
-            doc,
-            entry,
-            format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}"),
-        );
-        if !record.bool("deleted")? {
-            let centi = u32::try_from(record.uint("hours_centi")?).unwrap_or(u32::MAX);
-            total = total.saturating_add(centi);
+        for (volunteer, entry) in records(doc, &record_maps)? {
+            let record = Fields::new(
+                doc,
+                entry,
+                format!("{ACTIVITIES}.{key}.{RECORDS}.{volunteer}"),
+            );
+            if !record.bool("deleted")? {
+                let centi = u32::try_from(record.uint("hours_centi")?).unwrap_or(u32::MAX);
+                let total = hours.entry(volunteer).or_default();
+                *total = total.saturating_add(centi);
+            }
         }
     }
-    Ok(total)
+    Ok(hours)
 }
 
 /// Is the record `collection.<key>` present and not deleted?
@@ -684,6 +683,11 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
         )
         .into());
     }
+    let logged = if activity.records.iter().any(|r| !r.deleted) {
+        hours_on_day(doc, activity.date, &activity.id)?
+    } else {
+        BTreeMap::new()
+    };
     for (index, record) in activity.records.iter().enumerate() {
         if activity.records[..index]
             .iter()
@@ -698,7 +702,7 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
         if record.deleted {
             continue;
         }
-        let other = hours_on_day(doc, &record.volunteer, activity.date, &activity.id)?;
+        let other = logged.get(record.volunteer.as_str()).copied().unwrap_or(0);
         if other + record.hours.centi > HOURS_PER_DAY_CENTI_MAX {
             return Err(FieldError::new(
                 format!("records[{index}].hours"),

@@ -22,7 +22,7 @@
 
 use super::{LayoutError, LayoutResult, Scalar};
 use automerge::transaction::Transactable;
-use automerge::{hydrate, AutoCommit, ObjId, ObjType, ReadDoc, Value, ROOT};
+use automerge::{hydrate, AutoCommit, ObjId, ObjType, ReadDoc, Value, ValueRef, ROOT};
 use std::collections::{BTreeSet, HashMap};
 
 /// The map objects at `key` under the logical map `parents`, in read
@@ -81,6 +81,21 @@ pub(crate) fn records<D: ReadDoc>(
     parents: &[ObjId],
 ) -> LayoutResult<Vec<(String, Vec<ObjId>)>> {
     let mut out = Vec::new();
+    if let [only] = parents {
+        // One pass; only a key that concurrent creations split (Automerge
+        // flags it as a conflict) needs a second look.
+        for item in doc.map_range(only, ..) {
+            if item.conflict {
+                let maps = maps_at(doc, parents, &item.key).unwrap_or_default();
+                if !maps.is_empty() {
+                    out.push((item.key.to_string(), maps));
+                }
+            } else if matches!(item.value, ValueRef::Object(ObjType::Map)) {
+                out.push((item.key.to_string(), vec![item.id()]));
+            }
+        }
+        return Ok(out);
+    }
     for key in keys_of(doc, parents) {
         let mut maps = Vec::new();
         for parent in parents {

@@ -32,14 +32,13 @@ mod sync;
 mod tests;
 
 use crate::actor::actor_for;
-use crate::document_id::{DocumentId, DocumentKind};
-use crate::schema;
+use crate::document_id::DocumentId;
 use crate::station::StationId;
 use crate::stats::Freshness;
 use crate::storage::{Entries, Storage, StorageError, WriteBatch};
 use crate::sync_host::HeadsDigest;
-use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT};
+use automerge::transaction::CommitOptions;
+use automerge::{ActorId, AutoCommit, ChangeHash};
 use layout::{
     document_of_key, increment_key, increment_seq, increments_prefix, index_key, seal,
     snapshot_key, unseal, INCREMENT_PREFIX, INDEX_PREFIX, LAYOUT_KEY, LAYOUT_VERSION,
@@ -426,9 +425,11 @@ impl<S: Storage> Replica<S> {
         debug_assert_eq!(doc.get_actor(), &self.actor);
         let heads_before = doc.get_heads();
         if created {
-            write_meta(&mut doc, document).map_err(|error| CommitError::Automerge {
-                document: document.clone(),
-                reason: error.to_string(),
+            crate::layout::init_document(&mut doc, document).map_err(|error| {
+                CommitError::Automerge {
+                    document: document.clone(),
+                    reason: error.to_string(),
+                }
             })?;
         }
         let value = match mutate(&mut doc) {
@@ -781,28 +782,4 @@ fn increment_document(key: &[u8]) -> Result<DocumentId, CorruptValue> {
         return Err(CorruptValue::new(key, "malformed increment key"));
     }
     document_of_key(INCREMENT_PREFIX, &key[..key.len() - 9])
-}
-
-/// The word written as `meta.kind`.
-pub fn kind_name(kind: &DocumentKind) -> &'static str {
-    match kind {
-        DocumentKind::Roster => "roster",
-        DocumentKind::Activities(_) => "activities",
-        DocumentKind::Orders(_) => "orders",
-        DocumentKind::Approval(_) => "approval",
-        DocumentKind::Reference(_) => "reference",
-    }
-}
-
-/// Give a new document its `meta` map (see [`crate::schema`]).
-fn write_meta(
-    doc: &mut AutoCommit,
-    document: &DocumentId,
-) -> Result<(), automerge::AutomergeError> {
-    let meta = doc.put_object(ROOT, schema::META_KEY, ObjType::Map)?;
-    doc.put(&meta, schema::SCHEMA_KEY, schema::current_schema())?;
-    doc.put(&meta, "id", document.to_string())?;
-    doc.put(&meta, "owner", document.owner.as_str())?;
-    doc.put(&meta, "kind", kind_name(&document.kind))?;
-    Ok(())
 }

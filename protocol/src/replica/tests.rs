@@ -6,10 +6,12 @@ use super::*;
 use crate::actor::actor_for;
 use crate::authority::AuthorityError;
 use crate::document_id::Month;
+use crate::schema;
 use crate::storage::MemoryStorage;
 use crate::sync_host::{ReceiveError, SyncHost};
 use automerge::sync::SyncDoc;
-use automerge::{ReadDoc, ScalarValue, Value};
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use proptest::prelude::*;
 
 fn station(text: &str) -> StationId {
