@@ -105,7 +105,9 @@ impl From<crate::store::StoreClosed> for ApiError {
 }
 
 /// Read a bounded body and decode JSON, naming the offending field.
-fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(body_rejection)?;
     // Structs also deserialise from arrays; a clerk's tool sending one is a mistake.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -220,6 +222,8 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/documents", get(list_documents))
         .merge(crate::api_stats::routes())
+        .merge(crate::api_approval::routes())
+        .merge(crate::api_freshness::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .merge(import)
         .fallback(not_found)

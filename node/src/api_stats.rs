@@ -167,9 +167,14 @@ async fn build_report(
 ) -> Result<report::StatisticsReport, ApiError> {
     refresh(ctx).await?;
     let registry = registry(ctx);
-    let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
-    report::statistics_report(state.index(), station, period, &registry)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "station", e.to_string()))
+    let mut report = {
+        let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+        report::statistics_report(state.index(), station, period, &registry).map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "station", e.to_string())
+        })?
+    };
+    crate::api_approval::mark_report(ctx, &mut report).await?;
+    Ok(report)
 }
 
 async fn stats(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {

@@ -12,8 +12,12 @@ use std::path::{Path, PathBuf};
 pub const CONFIG_FILE: &str = "civsync.toml";
 pub const API_PORT_DEFAULT: u16 = 7400;
 pub const QUIC_PORT_DEFAULT: u16 = 7401;
-/// Stations silent longer than this are flagged in statistics.
+/// Stations silent longer than this are flagged quiet (`quiet_days_max`).
 pub const QUIET_DAYS_DEFAULT: u32 = 7;
+/// Bounds of `quiet_days_max`: under a day flags every station between two
+/// syncs; over a year flags none that matters.
+pub const QUIET_DAYS_MIN: u32 = 1;
+pub const QUIET_DAYS_MAX: u32 = 366;
 /// Most configured peers (parent, fallback, siblings).
 pub const PEERS_MAX: usize = 16;
 
@@ -48,6 +52,8 @@ pub struct NodeConfig {
     /// Relative paths are relative to the data directory.
     #[serde(default = "default_pki_dir")]
     pub pki_dir: PathBuf,
+    /// A station with no sign of life (no change, no sync) for longer than
+    /// this many days is flagged quiet; from 1 to 366.
     #[serde(default = "default_quiet_days")]
     pub quiet_days_max: u32,
 }
@@ -118,6 +124,12 @@ impl NodeConfig {
                     fallback.station, self.station
                 ));
             }
+        }
+        if !(QUIET_DAYS_MIN..=QUIET_DAYS_MAX).contains(&self.quiet_days_max) {
+            return Err(format!(
+                "quiet_days_max is {}; it must be from {QUIET_DAYS_MIN} to {QUIET_DAYS_MAX} days",
+                self.quiet_days_max
+            ));
         }
         if self.dialled_peers().len() > PEERS_MAX {
             return Err(format!(
@@ -194,6 +206,33 @@ mod tests {
             address: "127.0.0.1:7501".parse().unwrap(),
         });
         assert!(config.validate().unwrap_err().contains("not above"));
+    }
+
+    #[test]
+    fn the_quiet_threshold_defaults_to_a_week_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig::new(s("xh"), Tier::County);
+        config.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
+        let without: String = text
+            .lines()
+            .filter(|line| !line.starts_with("quiet_days_max"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(dir.path().join(CONFIG_FILE), &without).unwrap();
+        assert_eq!(
+            NodeConfig::load(dir.path()).unwrap().quiet_days_max,
+            QUIET_DAYS_DEFAULT
+        );
+        for (days, ok) in [(0, false), (1, true), (30, true), (366, true), (367, false)] {
+            let mut config = NodeConfig::new(s("xh"), Tier::County);
+            config.quiet_days_max = days;
+            let checked = config.validate();
+            assert_eq!(checked.is_ok(), ok, "{days}: {checked:?}");
+            if let Err(reason) = checked {
+                assert!(reason.contains("quiet_days_max"), "{reason}");
+            }
+        }
     }
 
     #[test]

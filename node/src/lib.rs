@@ -4,6 +4,8 @@
 //! lives in these modules so integration tests can use it too.
 
 pub mod api;
+pub mod api_approval;
+pub mod api_freshness;
 pub mod api_stats;
 pub mod client;
 pub mod config;
@@ -16,4 +18,5 @@ pub mod pki;
 pub mod relay;
 pub mod report;
 pub mod store;
+pub mod tables;
 pub mod transport;

@@ -72,6 +72,14 @@ impl Target {
         Ok(())
     }
 
+    /// `--station`, which a decision on a month must name.
+    fn required_station(&self) -> anyhow::Result<String> {
+        match &self.station {
+            Some(station) => Ok(station.to_string()),
+            None => anyhow::bail!("--station is required: the station whose month is decided"),
+        }
+    }
+
     fn query(&self) -> Vec<(&'static str, String)> {
         self.station
             .iter()
@@ -137,6 +145,45 @@ enum Command {
     /// A volunteer's service certificate (志愿服务证明), with its verification code.
     Certificate {
         number: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Approve a station's month (as the level above it): its figures as
+    /// this node holds them now become the approved ones.
+    Approve {
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Send a station's month back to it with a reason.
+    SendBack {
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// What the station must fix, in words it can act on.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Where the month of a station and of every station below it stands.
+    Approvals {
+        /// YYYY-MM; this month when absent.
+        #[arg(long)]
+        month: Option<String>,
+        /// Print the JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// How fresh each station's data is here; quiet stations are flagged.
+    Freshness {
+        /// Print the JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -565,6 +612,51 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 .get_bytes(&format!("certificates/{number}"), &query)
                 .await?;
             println!("{}", String::from_utf8_lossy(&bytes));
+            Ok(())
+        }
+        Command::Approve { month, target } => {
+            let body = serde_json::json!({
+                "station": target.required_station()?, "month": month, "decision": "approve",
+            });
+            let answer: Value = target.client()?.post("approvals", &[], &body).await?;
+            print_json(&answer);
+            Ok(())
+        }
+        Command::SendBack {
+            month,
+            reason,
+            target,
+        } => {
+            let body = serde_json::json!({
+                "station": target.required_station()?, "month": month,
+                "decision": "send_back", "reason": reason,
+            });
+            let answer: Value = target.client()?.post("approvals", &[], &body).await?;
+            print_json(&answer);
+            Ok(())
+        }
+        Command::Approvals {
+            month,
+            json,
+            target,
+        } => {
+            let mut query = target.query();
+            query.extend(month.map(|m| ("month", m)));
+            let answer: Value = target.client()?.get("approvals", &query).await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print!("{}", civsync_node::tables::approvals_table(&answer));
+            }
+            Ok(())
+        }
+        Command::Freshness { json, target } => {
+            let answer: Value = target.client()?.get("freshness", &target.query()).await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print!("{}", civsync_node::tables::freshness_table(&answer));
+            }
             Ok(())
         }
         Command::Status { target } => {

@@ -13,6 +13,7 @@
 //! altered no longer matches. It is not a signature: an issuing office
 //! confirms a certificate by looking the code up among those it issued.
 
+use civsync_protocol::approval::ApprovalState;
 use civsync_protocol::model::{date_format, Activity, Hours, Volunteer};
 use civsync_protocol::stats::{Figures, Period, StatsIndex};
 use civsync_protocol::{Station, StationId, Tier};
@@ -31,7 +32,7 @@ pub const CERTIFICATE_ACTIVITIES_MAX: usize = 10_000;
 pub const VERIFICATION_HEX_DIGITS: usize = 16;
 
 /// Column headers of the statistics table, in order.
-pub const HEADERS: [&str; 18] = [
+pub const HEADERS: [&str; 19] = [
     "站点编码",
     "站点",
     "层级",
@@ -50,6 +51,7 @@ pub const HEADERS: [&str; 18] = [
     "评单",
     "满意度",
     "覆盖率",
+    "审核",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,30 @@ pub struct ReportRow {
     /// Newest sign of life from the station held here (ms since the epoch):
     /// the figures are "as of" then. JSON only; not a table column.
     pub as_of_ms: Option<i64>,
+    /// The station's monthly approval, on monthly tables (the API fills it
+    /// from the approval documents; a bulletin and the total line have none).
+    #[serde(default)]
+    pub approval: Option<ApprovalMark>,
+}
+
+/// A report row's approval: the state, and whether the month changed after
+/// it was approved (the change is in the figures, not yet approved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalMark {
+    pub state: ApprovalState,
+    pub edited_after_approval: bool,
+}
+
+impl ApprovalMark {
+    /// The 审核 column.
+    pub fn chinese(self) -> &'static str {
+        match (self.state, self.edited_after_approval) {
+            (ApprovalState::Approved, false) => "已审核",
+            (ApprovalState::Approved, true) => "审核后有修改",
+            (ApprovalState::SentBack, _) => "已退回",
+            (ApprovalState::Unapproved, _) => "未审核",
+        }
+    }
 }
 
 impl ReportRow {
@@ -142,6 +168,7 @@ impl ReportRow {
             satisfaction: figures.orders.satisfaction(),
             coverage,
             as_of_ms: None,
+            approval: None,
         }
     }
 
@@ -172,6 +199,9 @@ impl ReportRow {
                 .map(|s| format!("{s:.2}"))
                 .unwrap_or_default(),
             self.coverage.map(percent).unwrap_or_default(),
+            self.approval
+                .map(|a| a.chinese().to_string())
+                .unwrap_or_default(),
         ]
     }
 }
@@ -344,6 +374,9 @@ pub fn xlsx_bytes(report: &StatisticsReport) -> Result<Vec<u8>, ReportError> {
         }
         if let Some(coverage) = row.coverage {
             sheet.write_number_with_format(line, 17, coverage, &percent_format)?;
+        }
+        if let Some(approval) = row.approval {
+            sheet.write_string(line, 18, approval.chinese())?;
         }
     }
     sheet.set_column_width(0, 18)?;

@@ -252,6 +252,52 @@ fn county_receives_every_record_through_outage_and_cut() {
         );
     }
 
+    // The township approves v1's month; the decision syncs up to the county,
+    // which also sees how fresh each village is. A village may not decide.
+    let (status, decision) = t1
+        .post(
+            "approvals",
+            &serde_json::json!({"station": "xh/t1/v1", "month": MONTH, "decision": "approve"}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{decision}");
+    let (status, refused) = v1
+        .post(
+            "approvals",
+            &serde_json::json!({"station": "xh/t1", "month": MONTH, "decision": "approve"}),
+        )
+        .unwrap();
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (403, Some("station"))
+    );
+    let took = wait_until(CONVERGE_TIMEOUT, || {
+        let listed = county
+            .get(&format!("approvals?station=xh/t1/v1&month={MONTH}"))
+            .map_err(|e| e.to_string())?;
+        let v1_line = &listed[0];
+        if v1_line["state"] == "approved" && v1_line["decision"]["by"] == "xh/t1" {
+            Ok(())
+        } else {
+            Err(format!("county sees {v1_line}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("the approval never reached the county: {e}"));
+    println!(
+        "approval at the county {:.1} s after it was made",
+        took.as_secs_f64()
+    );
+    let freshness = county.get("freshness").unwrap();
+    let village_line = freshness["stations"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["station"] == "xh/t1/v1").cloned())
+        .unwrap_or_else(|| panic!("xh/t1/v1 missing from {freshness}"));
+    assert_eq!(village_line["quiet"], false, "{village_line}");
+    assert!(
+        village_line["newest_change_ms"].as_i64().unwrap_or(0) > 1_700_000_000_000,
+        "the village's change times reached the county: {village_line}"
+    );
+
     // (b) scope: villages hold only their own and their ancestors' reference data.
     for village in [&v1, &v2, &v3, &v4] {
         assert_village_scope(village);

@@ -1,0 +1,149 @@
+//! How fresh this node's picture of each station is, in the API:
+//! `GET /api/v1/freshness?station=`.
+//!
+//! For the station (this node's own by default) and every station below it
+//! that this node knows of: the newest change held that the station wrote
+//! (its own clock when it committed, carried by the change), when this node
+//! last heard from it directly (sync peers only), and whether it is quiet —
+//! no sign of life for more than `quiet_days_max` days (`civsync.toml`). The
+//! answer says when it was computed (`as_of_ms`): a county reads "as of"
+//! per station, and phones the quiet ones.
+//!
+//! Change times come from the statistics index's freshness, which the
+//! statistics refresh keeps up to date from every document it reads again;
+//! "last heard" comes from the peer board and is folded into the same index
+//! (so it is kept with it).
+
+use crate::api::{station_param, ApiError};
+use crate::node::NodeContext;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use civsync_protocol::approval_service;
+use civsync_protocol::stats::{StationFreshness, DAY_MS};
+use civsync_protocol::StationId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<NodeContext>> {
+    Router::new().route("/api/v1/freshness", get(freshness))
+}
+
+/// One station's line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StationFreshnessRow {
+    pub station: StationId,
+    /// Newest change held that the station wrote (Unix ms, its clock).
+    pub newest_change_ms: Option<i64>,
+    /// When this node last received anything from it directly (Unix ms).
+    pub last_heard_ms: Option<i64>,
+    /// The later of the two: this station's figures are "as of" then.
+    pub as_of_ms: Option<i64>,
+    /// Whole days since `as_of_ms`; `None` when never seen.
+    pub silent_days: Option<i64>,
+    /// Silent for more than `quiet_days_max` days, or never seen.
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreshnessReport {
+    pub root: StationId,
+    /// When this answer was computed (Unix ms, this node's clock).
+    pub as_of_ms: i64,
+    pub quiet_days_max: u32,
+    /// Stations flagged quiet.
+    pub quiet: usize,
+    /// Every known station of the subtree, in path order.
+    pub stations: Vec<StationFreshnessRow>,
+}
+
+/// Lay out the rows for `stations` at `now_ms`.
+pub fn freshness_rows(
+    stations: &BTreeSet<StationId>,
+    of: impl Fn(&StationId) -> StationFreshness,
+    now_ms: i64,
+    quiet_days_max: u32,
+) -> Vec<StationFreshnessRow> {
+    let allowed_ms = i64::from(quiet_days_max).saturating_mul(DAY_MS);
+    stations
+        .iter()
+        .map(|station| {
+            let freshness = of(station);
+            let as_of_ms = freshness.latest_ms();
+            let silent_ms = as_of_ms.map(|latest| now_ms.saturating_sub(latest));
+            StationFreshnessRow {
+                station: station.clone(),
+                newest_change_ms: freshness.newest_change_ms,
+                last_heard_ms: freshness.last_heard_ms,
+                as_of_ms,
+                silent_days: silent_ms.map(|silent| silent.max(0) / DAY_MS),
+                quiet: silent_ms.is_none_or(|silent| silent > allowed_ms),
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreshnessQuery {
+    station: Option<String>,
+}
+
+async fn freshness(
+    State(ctx): State<Arc<NodeContext>>,
+    q: Result<Query<FreshnessQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))?;
+    let root = station_param(&ctx, q.station.as_deref())?;
+    if !ctx.config.station.is_ancestor_or_self_of(&root) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "station",
+            format!(
+                "this node is {} and sees only it and the stations below it, not {root}",
+                ctx.config.station
+            ),
+        ));
+    }
+    crate::api_stats::refresh(&ctx).await?;
+    let known_root = root.clone();
+    let known = ctx
+        .store
+        .call(move |replica| approval_service::known_stations(replica, &known_root))
+        .await??;
+    let now_ms = i64::try_from(crate::node::now_ms()).unwrap_or(i64::MAX);
+    let peers = ctx.peers.snapshot();
+    let mut state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+    let freshness = state.index_mut().freshness_mut();
+    for peer in &peers {
+        if let Some(seen) = peer.last_seen_unix_ms {
+            freshness.record_heard_from(&peer.station, i64::try_from(seen).unwrap_or(i64::MAX));
+        }
+    }
+    let mut stations: BTreeSet<StationId> = known.into_iter().collect();
+    stations.extend(
+        freshness
+            .stations()
+            .map(|(station, _)| station)
+            .filter(|station| root.is_ancestor_or_self_of(station))
+            .cloned(),
+    );
+    let rows = freshness_rows(
+        &stations,
+        |station| freshness.of(station),
+        now_ms,
+        ctx.config.quiet_days_max,
+    );
+    drop(state);
+    let report = FreshnessReport {
+        root,
+        as_of_ms: now_ms,
+        quiet_days_max: ctx.config.quiet_days_max,
+        quiet: rows.iter().filter(|row| row.quiet).count(),
+        stations: rows,
+    };
+    Ok(Json(report).into_response())
+}

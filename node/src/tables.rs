@@ -1,0 +1,171 @@
+//! Plain-text tables the CLI prints for answers a clerk scans by eye
+//! (`civsync approvals`, `civsync freshness`).
+//!
+//! They read the API's JSON answer (the CLI is an API client, like any
+//! other), so a field the node did not send prints as `-`, never a panic.
+//! Times print in Beijing time, to the minute.
+
+use serde_json::Value;
+use std::fmt::Write;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Unix ms as `YYYY-MM-DD HH:MM` Beijing time; `-` when absent or absurd.
+pub fn beijing_minute(ms: Option<i64>) -> String {
+    let Some(ms) = ms else {
+        return "-".to_string();
+    };
+    let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+        return "-".to_string();
+    };
+    let at = at.to_offset(UtcOffset::from_hms(8, 0, 0).expect("UTC+8 is a valid offset"));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Decimal hours of a figures object's `counts.hours_centi`.
+fn hours(figures: &Value) -> String {
+    match figures["counts"]["hours_centi"].as_u64() {
+        Some(centi) => format!("{}.{:02}", centi / 100, centi % 100),
+        None => "-".to_string(),
+    }
+}
+
+fn activities(figures: &Value) -> String {
+    text(&figures["counts"]["activities"])
+}
+
+/// `GET /api/v1/approvals` as a table, one line per station.
+pub fn approvals_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<10} {:<14} {:<16} {:>6} {:>9} {:>9} {:>9} {:>9}  reason",
+        "station", "state", "by", "at", "edited", "appr.act", "cur.act", "appr.hrs", "cur.hrs"
+    );
+    for line in answer.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let decision = &line["decision"];
+        let edited = match line["edited_after_approval"].as_bool() {
+            Some(true) => "yes",
+            Some(false) => "",
+            None => "-",
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<14} {:<16} {:>6} {:>9} {:>9} {:>9} {:>9}  {}",
+            text(&line["station"]),
+            text(&line["state"]),
+            text(&decision["by"]),
+            beijing_minute(decision["at_ms"].as_i64()),
+            edited,
+            activities(&line["approved"]),
+            activities(&line["current"]),
+            hours(&line["approved"]),
+            hours(&line["current"]),
+            decision["reason"].as_str().unwrap_or(""),
+        );
+    }
+    out
+}
+
+/// `GET /api/v1/freshness` as a table, quiet stations marked `QUIET`.
+pub fn freshness_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "as of {} (quiet after {} days): {} quiet",
+        beijing_minute(answer["as_of_ms"].as_i64()),
+        text(&answer["quiet_days_max"]),
+        text(&answer["quiet"]),
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:<16} {:<16} {:>7}  flag",
+        "station", "newest change", "last heard", "silent"
+    );
+    for line in answer["stations"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let silent = match line["silent_days"].as_i64() {
+            Some(days) => format!("{days}d"),
+            None => "never".to_string(),
+        };
+        let flag = if line["quiet"].as_bool() == Some(true) {
+            "QUIET"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<16} {:<16} {:>7}  {}",
+            text(&line["station"]),
+            beijing_minute(line["newest_change_ms"].as_i64()),
+            beijing_minute(line["last_heard_ms"].as_i64()),
+            silent,
+            flag,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn times_print_in_beijing_time_and_absent_ones_as_a_dash() {
+        // 2026-11-02 00:00 UTC is 08:00 in Beijing.
+        assert_eq!(beijing_minute(Some(1_793_577_600_000)), "2026-11-02 08:00");
+        assert_eq!(beijing_minute(None), "-");
+        assert_eq!(beijing_minute(Some(i64::MAX)), "-");
+    }
+
+    #[test]
+    fn tables_show_each_station_and_survive_missing_fields() {
+        let approvals = json!([
+            {"station": "xh/t1/v1", "state": "approved", "edited_after_approval": true,
+             "decision": {"state": "approved", "by": "xh/t1", "at_ms": 1_793_577_600_000i64},
+             "approved": {"counts": {"activities": 1, "hours_centi": 200}},
+             "current": {"counts": {"activities": 2, "hours_centi": 650}}},
+            {"station": "xh/t1/v2", "state": "sent_back",
+             "decision": {"state": "sent_back", "by": "xh", "reason": "请补充签到表"}},
+            {"unexpected": true}
+        ]);
+        let table = approvals_table(&approvals);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[1].contains("xh/t1/v1") && lines[1].contains("yes"));
+        assert!(lines[1].contains("2.00") && lines[1].contains("6.50"));
+        assert!(lines[2].ends_with("请补充签到表"));
+
+        let freshness = json!({
+            "as_of_ms": 1_793_577_600_000i64, "quiet_days_max": 7, "quiet": 1,
+            "stations": [
+                {"station": "xh/t1", "newest_change_ms": 1_793_577_600_000i64, "silent_days": 0, "quiet": false},
+                {"station": "xh/t1/v9", "quiet": true}
+            ]
+        });
+        let table = freshness_table(&freshness);
+        assert!(table.starts_with("as of 2026-11-02 08:00 (quiet after 7 days): 1 quiet"));
+        let quiet: Vec<&str> = table.lines().filter(|l| l.ends_with("QUIET")).collect();
+        assert_eq!(quiet.len(), 1);
+        assert!(quiet[0].contains("xh/t1/v9") && quiet[0].contains("never"));
+        assert_eq!(freshness_table(&json!(null)).lines().count(), 2);
+    }
+}
