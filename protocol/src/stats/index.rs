@@ -421,16 +421,40 @@ impl StatsIndex {
 
     /// Figures of the documents `station` owns itself.
     pub fn own_figures(&self, station: &StationId, period: Period) -> Figures {
-        let mut active: BTreeSet<&RecordId> = BTreeSet::new();
-        for month in period.months() {
-            if let Some(Contribution::Activities(a)) = self
-                .contributions
-                .get(&DocumentId::activities(station, month))
-            {
-                active.extend(a.volunteers.iter().map(|v| &v.volunteer));
-            }
-        }
-        figures_from(self.own.get(station), period, active.len() as u64)
+        let Some(own) = self.own.get(station) else {
+            return figures_from(None, period, 0);
+        };
+        // A station's own activities documents are one per month, each
+        // listing its volunteers once, sorted: one month's count is a length,
+        // and only a quarter with several months needs a union. (The
+        // per-station table asks this of every station: a set per station
+        // was most of its cost.)
+        let lists: Vec<&[super::VolunteerService]> = period
+            .months()
+            .into_iter()
+            .filter(|month| own.months.contains_key(month))
+            .filter_map(|month| {
+                match self
+                    .contributions
+                    .get(&DocumentId::activities(station, month))
+                {
+                    Some(Contribution::Activities(a)) if !a.volunteers.is_empty() => {
+                        Some(a.volunteers.as_slice())
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let active = match lists.as_slice() {
+            [] => 0,
+            [only] => only.len(),
+            several => several
+                .iter()
+                .flat_map(|list| list.iter().map(|v| &v.volunteer))
+                .collect::<BTreeSet<&RecordId>>()
+                .len(),
+        };
+        figures_from(Some(own), period, active as u64)
     }
 
     /// Stations in the subtree of `root` that hold or roll up anything here,
@@ -492,17 +516,34 @@ impl StatsIndex {
             .iter()
             .filter(|s| root.is_ancestor_or_self_of(&s.id))
             .collect();
+        // A registry that names no village here (a node that knows only
+        // itself) says nothing about villages: infer them instead.
+        let registry_names_villages = in_tree.iter().any(|s| s.tier == Tier::Village);
         let (villages, townships, from_registry): (Vec<StationId>, Vec<StationId>, bool) =
-            if in_tree.is_empty() {
-                let seen: Vec<&StationId> = self
+            if !registry_names_villages {
+                let seen: BTreeSet<&str> = self
                     .own
                     .keys()
                     .filter(|s| root.is_ancestor_or_self_of(s))
+                    .map(|s| s.as_str())
                     .collect();
-                let leaves: Vec<StationId> = seen
-                    .iter()
-                    .filter(|s| !seen.iter().any(|other| s.is_strict_ancestor_of(other)))
-                    .map(|s| (*s).clone())
+                // Descendants of `s` are exactly the paths in [`s/`, `s0`)
+                // ('0' follows '/'): one range probe per station, not a
+                // comparison with every other station.
+                let has_descendant = |s: &str| {
+                    let (low, high) = (format!("{s}/"), format!("{s}0"));
+                    seen.range::<str, _>((
+                        std::ops::Bound::Included(low.as_str()),
+                        std::ops::Bound::Excluded(high.as_str()),
+                    ))
+                    .next()
+                    .is_some()
+                };
+                let leaves: Vec<StationId> = self
+                    .own
+                    .keys()
+                    .filter(|s| root.is_ancestor_or_self_of(s) && !has_descendant(s.as_str()))
+                    .cloned()
                     .collect();
                 let parents: BTreeSet<StationId> = leaves
                     .iter()

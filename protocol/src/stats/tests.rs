@@ -463,6 +463,25 @@ fn coverage_counts_villages_and_townships_with_activities() {
         (3, 1, 2)
     );
     assert!(!seen_only.from_registry);
+    // A registry naming only the county itself (all a node may know) says
+    // nothing about villages: they are inferred as without a registry.
+    let county_only = [Station {
+        id: station("xh"),
+        name: "县".into(),
+        tier: Tier::County,
+    }];
+    let inferred = county
+        .index
+        .coverage(&station("xh"), Period::Month(nov), &county_only);
+    assert_eq!(
+        (
+            inferred.villages,
+            inferred.villages_active,
+            inferred.townships,
+            inferred.from_registry
+        ),
+        (3, 1, 2, false)
+    );
     let township = county
         .index
         .coverage(&station("xh/t1"), Period::Month(nov), &registry());
@@ -1082,4 +1101,68 @@ proptest! {
             prop_assert_eq!(top.volunteers_active, expected.volunteers_active);
         }
     }
+}
+
+#[test]
+fn own_figures_count_a_volunteer_once_per_quarter() {
+    let mut county = County::new();
+    let (oct, nov) = (month("2026-10"), month("2026-11"));
+    let v1 = "xh/t1/v1";
+    county.edit(&DocumentId::activities(&station(v1), oct), |d| {
+        let a = activity(
+            "A1",
+            v1,
+            date!(2026 - 10 - 03),
+            Form::Help,
+            Category::Health,
+            &[("V1", 100)],
+        );
+        put_activity(d, &a).unwrap();
+    });
+    county.edit(&DocumentId::activities(&station(v1), nov), |d| {
+        let records = [("V1", 100), ("V2", 200)];
+        let a = activity(
+            "A2",
+            v1,
+            date!(2026 - 11 - 03),
+            Form::Help,
+            Category::Health,
+            &records,
+        );
+        put_activity(d, &a).unwrap();
+    });
+    // A sibling whose path sorts between v1 and v1's (absent) children.
+    county.edit(&DocumentId::activities(&station("xh/t1/v1-b"), nov), |d| {
+        let a = activity(
+            "A3",
+            "xh/t1/v1-b",
+            date!(2026 - 11 - 04),
+            Form::Help,
+            Category::Health,
+            &[("V3", 100)],
+        );
+        put_activity(d, &a).unwrap();
+    });
+    let quarter = Period::Quarter(Quarter::parse("2026Q4").unwrap());
+    let own = |period| {
+        county
+            .index
+            .own_figures(&station(v1), period)
+            .volunteers_active
+    };
+    assert_eq!(own(Period::Month(oct)), 1);
+    assert_eq!(own(Period::Month(nov)), 2);
+    assert_eq!(own(quarter), 2, "V1 served in both months, counted once");
+    // v1 is a leaf: its own figures are its subtree's.
+    for period in [Period::Month(oct), Period::Month(nov), quarter] {
+        assert_eq!(
+            county.index.own_figures(&station(v1), period),
+            county.index.figures(&station(v1), period)
+        );
+    }
+    let coverage = county
+        .index
+        .coverage(&station("xh"), Period::Month(nov), &[]);
+    assert_eq!((coverage.villages, coverage.villages_active), (2, 2));
+    county.check_against_scratch();
 }
