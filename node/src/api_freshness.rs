@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use civsync_protocol::approval_service;
-use civsync_protocol::stats::{StationFreshness, DAY_MS};
+use civsync_protocol::stats::{Freshness, DAY_MS};
 use civsync_protocol::StationId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -60,27 +60,31 @@ pub struct FreshnessReport {
     pub stations: Vec<StationFreshnessRow>,
 }
 
-/// Lay out the rows for `stations` at `now_ms`.
+/// Lay out the rows for `stations` at `now_ms`; which are quiet is the
+/// protocol's decision ([`Freshness::quiet_among`]), not redone here.
 pub fn freshness_rows(
     stations: &BTreeSet<StationId>,
-    of: impl Fn(&StationId) -> StationFreshness,
+    freshness: &Freshness,
     now_ms: i64,
     quiet_days_max: u32,
 ) -> Vec<StationFreshnessRow> {
-    let allowed_ms = i64::from(quiet_days_max).saturating_mul(DAY_MS);
+    let quiet: BTreeSet<StationId> = freshness
+        .quiet_among(stations, now_ms, quiet_days_max)
+        .into_iter()
+        .map(|q| q.station)
+        .collect();
     stations
         .iter()
         .map(|station| {
-            let freshness = of(station);
-            let as_of_ms = freshness.latest_ms();
-            let silent_ms = as_of_ms.map(|latest| now_ms.saturating_sub(latest));
+            let of = freshness.of(station);
+            let as_of_ms = of.latest_ms();
             StationFreshnessRow {
                 station: station.clone(),
-                newest_change_ms: freshness.newest_change_ms,
-                last_heard_ms: freshness.last_heard_ms,
+                newest_change_ms: of.newest_change_ms,
+                last_heard_ms: of.last_heard_ms,
                 as_of_ms,
-                silent_days: silent_ms.map(|silent| silent.max(0) / DAY_MS),
-                quiet: silent_ms.is_none_or(|silent| silent > allowed_ms),
+                silent_days: as_of_ms.map(|latest| now_ms.saturating_sub(latest).max(0) / DAY_MS),
+                quiet: quiet.contains(station),
             }
         })
         .collect()
@@ -131,12 +135,7 @@ async fn freshness(
             .filter(|station| root.is_ancestor_or_self_of(station))
             .cloned(),
     );
-    let rows = freshness_rows(
-        &stations,
-        |station| freshness.of(station),
-        now_ms,
-        ctx.config.quiet_days_max,
-    );
+    let rows = freshness_rows(&stations, freshness, now_ms, ctx.config.quiet_days_max);
     drop(state);
     let report = FreshnessReport {
         root,

@@ -13,7 +13,7 @@
 //!   refused, and nothing of the forgery is applied anywhere.
 
 use civsync_node::relay::Relay;
-use civsync_tests::{pki_init, pki_issue, replicas_agree, wait_until, TestNode};
+use civsync_tests::{civsync, pki_init, pki_issue, replicas_agree, wait_until, TestNode};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -297,6 +297,27 @@ fn county_receives_every_record_through_outage_and_cut() {
         village_line["newest_change_ms"].as_i64().unwrap_or(0) > 1_700_000_000_000,
         "the village's change times reached the county: {village_line}"
     );
+    // The clerk's view of both, through the CLI.
+    let api = format!("http://{}", county.api);
+    let table = civsync(&[
+        "approvals",
+        "--api",
+        &api,
+        "--station",
+        "xh/t1",
+        "--month",
+        MONTH,
+    ])
+    .unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("xh/t1/v1 ") && l.contains("approved") && l.contains("xh/t1 ")),
+        "{table}"
+    );
+    let table = civsync(&["freshness", "--api", &api]).unwrap();
+    assert!(table.starts_with("as of "), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("xh/t2/v4 ")), "{table}");
 
     // (b) scope: villages hold only their own and their ancestors' reference data.
     for village in [&v1, &v2, &v3, &v4] {
