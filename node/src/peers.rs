@@ -8,10 +8,30 @@
 //! - An accept loop takes links from children (and from siblings that dial us).
 //! - At most one session per peer station at a time: the replica keeps one
 //!   in-memory sync state per (peer, document), so two sessions with the same
-//!   peer would corrupt each other's exchanges. A second link to a station
-//!   already in session is closed before any session starts for it. (If two
-//!   siblings dial each other at the same moment both links may be closed;
-//!   the jittered retry settles it.)
+//!   peer would corrupt each other's exchanges. A new link with a station
+//!   already in session is judged (`judge_new_link`) before any session
+//!   starts on it:
+//!   - the peer opened both links: it dialled again, which it does only once
+//!     it lost the old link (it restarted, or its side broke), so the new
+//!     link supersedes the old one. Otherwise a SIGKILLed and restarted child
+//!     would be locked out until the old connection's idle timeout;
+//!   - the links were opened by different sides within `CROSSING_WINDOW_MS`
+//!     (siblings dialling each other at the same moment): on both sides the
+//!     link dialled by the smaller station wins, so exactly one survives
+//!     whatever the timing;
+//!   - the peer dialled us long after our own link to it was up: it lost
+//!     that link (restarted); supersede;
+//!   - we opened both (one station configured twice): the old one stays.
+//!
+//!   A superseded link is closed at once (`CLOSE_SUPERSEDED`, no goodbye:
+//!   its peer is presumed gone), and the new session starts only after the
+//!   old one has ended and the replica has dropped the peer's sync states.
+//! - Two live nodes holding one certificate would supersede each other
+//!   without end. Past `LINK_SUPERSEDES_MAX` supersedes for one station
+//!   within `SUPERSEDE_WINDOW_MS`, new links from it are refused for
+//!   `SUPERSEDE_BACKOFF_MS` (an error in the log and on the status board);
+//!   the session in place keeps running. A dialler resets its backoff only
+//!   after a session got past the hello, so a refused twin backs off too.
 //! - Each session runs in its own task with its own reader and writer tasks
 //!   and bounded queues; a peer that stops reading stalls only its own
 //!   writer, which gives up after `WRITE_STALL_TIMEOUT_MS`. Session output is
@@ -28,18 +48,24 @@
 //! - `PeerStatusBoard` holds what the API and CLI show per peer.
 
 use crate::store::Store;
-use crate::transport::{NodeEndpoint, PeerLink, TransportError, CLOSE_SHUTDOWN};
+use crate::transport::{
+    NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_REFUSED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED,
+    HANDSHAKE_TIMEOUT_MS,
+};
 use civsync_protocol::document_id::DocumentId;
-use civsync_protocol::session::{Session, SessionConfig, SessionEvent, SessionStatus};
+use civsync_protocol::session::{
+    CertifiedPeer, Session, SessionConfig, SessionEvent, SessionStatus,
+};
 use civsync_protocol::{StationId, Tier};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// First retry delay after a failed or ended connection.
 pub const BACKOFF_INITIAL_MS: u64 = 500;
@@ -64,6 +90,18 @@ pub const GOODBYE_GRACE_MS: u64 = 2_000;
 pub const FALLBACK_AFTER_MS: u64 = 30_000;
 /// While a peer is already in session, its dialler checks again this often.
 const IN_SESSION_RECHECK_MS: u64 = 1_000;
+/// A link from a peer arriving this soon after our own link to it was set
+/// up may be a dial that crossed ours: the peer may have started dialling
+/// before it saw our link, and a dial takes at most `HANDSHAKE_TIMEOUT_MS`;
+/// twice that leaves room for the accept queue on either side.
+pub const CROSSING_WINDOW_MS: u64 = 2 * HANDSHAKE_TIMEOUT_MS;
+/// Supersedes of one station's link tolerated within `SUPERSEDE_WINDOW_MS`.
+/// A restarting node needs one per restart; more means two live nodes share
+/// one certificate (or one node restarts in a loop).
+pub const LINK_SUPERSEDES_MAX: usize = 5;
+pub const SUPERSEDE_WINDOW_MS: u64 = 60_000;
+/// How long new links from a flapping station are refused.
+pub const SUPERSEDE_BACKOFF_MS: u64 = 300_000;
 
 /// Why we talk to a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -103,6 +141,9 @@ pub struct PeerStatus {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub sessions: u64,
+    /// Links from this station replaced by a newer one (it restarted, or a
+    /// second node holds its certificate).
+    pub links_superseded: u64,
     pub connect_failures: u64,
     pub last_error: Option<String>,
 }
@@ -125,6 +166,7 @@ impl PeerStatus {
             bytes_sent: 0,
             bytes_received: 0,
             sessions: 0,
+            links_superseded: 0,
             connect_failures: 0,
             last_error: None,
         }
@@ -200,6 +242,181 @@ impl Backoff {
     }
 }
 
+/// Which side opened a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opener {
+    Us,
+    Peer,
+}
+
+/// What to do with a new link to a station already in session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkVerdict {
+    /// Close the old link; the session runs on the new one.
+    Supersede,
+    /// Close the new link; the old one stays.
+    KeepExisting,
+}
+
+/// Decides between the link in session with `peer` (opened by `existing`,
+/// set up `existing_age_ms` ago) and a new one (opened by `new`). For dials
+/// that crossed, both sides reach the same verdict: the link dialled by the
+/// smaller station wins.
+fn judge_new_link(
+    local: &StationId,
+    peer: &StationId,
+    existing: Opener,
+    existing_age_ms: u64,
+    new: Opener,
+) -> LinkVerdict {
+    debug_assert_ne!(local, peer, "a node does not link to itself");
+    match (existing, new) {
+        // The peer dialled again: it lost the old link.
+        (Opener::Peer, Opener::Peer) => LinkVerdict::Supersede,
+        // Our dial loop dials only while not in session; a second link of
+        // ours means the station is configured twice. Keep what works.
+        (Opener::Us, Opener::Us) => LinkVerdict::KeepExisting,
+        // Too late to have crossed our dial: the peer lost our link.
+        (Opener::Us, Opener::Peer) if existing_age_ms >= CROSSING_WINDOW_MS => {
+            LinkVerdict::Supersede
+        }
+        _ => {
+            let smaller_dials = if local < peer {
+                Opener::Us
+            } else {
+                Opener::Peer
+            };
+            if new == smaller_dials {
+                LinkVerdict::Supersede
+            } else {
+                LinkVerdict::KeepExisting
+            }
+        }
+    }
+}
+
+/// Why a new link was closed before any session ran on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LinkRefusal {
+    /// A link between the two stations is in session and wins over the new one.
+    Duplicate { local: StationId, peer: StationId },
+    /// The peer's links superseded each other too often: refusing for a while.
+    Flapping {
+        peer: StationId,
+        supersedes: usize,
+        remaining_ms: u64,
+    },
+}
+
+impl fmt::Display for LinkRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkRefusal::Duplicate { local, peer } => write!(
+                f,
+                "a link between {local} and {peer} is already in session and wins over this one \
+                 (of two crossing dials, the one dialled by {} stays)",
+                local.min(peer)
+            ),
+            LinkRefusal::Flapping {
+                peer,
+                supersedes,
+                remaining_ms,
+            } => write!(
+                f,
+                "links from {peer} replaced each other {supersedes} times within {} s: two running \
+                 nodes may hold the same certificate (or one restarts in a loop); refusing new links \
+                 from it for {} s",
+                SUPERSEDE_WINDOW_MS / 1000,
+                remaining_ms.div_ceil(1000)
+            ),
+        }
+    }
+}
+
+/// Counts supersedes per station to catch two live nodes fighting with one
+/// certificate. Time is passed in (ms on the manager's clock).
+#[derive(Debug, Default)]
+struct SupersedeGuard {
+    /// Times of supersedes within the window, per station, oldest first;
+    /// at most `LINK_SUPERSEDES_MAX` each.
+    recent: BTreeMap<StationId, VecDeque<u64>>,
+    /// Stations whose new links are refused until the given time.
+    refused_until: BTreeMap<StationId, u64>,
+}
+
+impl SupersedeGuard {
+    /// May a new link from `station` supersede its link in session now?
+    /// Counts the supersede when it may.
+    fn allow(&mut self, station: &StationId, now_ms: u64) -> Result<(), LinkRefusal> {
+        self.forget_before(now_ms);
+        if let Some(until) = self.refused_until.get(station) {
+            return Err(LinkRefusal::Flapping {
+                peer: station.clone(),
+                supersedes: LINK_SUPERSEDES_MAX + 1,
+                remaining_ms: until - now_ms,
+            });
+        }
+        let recent = self.recent.entry(station.clone()).or_default();
+        if recent.len() >= LINK_SUPERSEDES_MAX {
+            recent.clear();
+            self.recent.remove(station);
+            self.refused_until
+                .insert(station.clone(), now_ms + SUPERSEDE_BACKOFF_MS);
+            return Err(LinkRefusal::Flapping {
+                peer: station.clone(),
+                supersedes: LINK_SUPERSEDES_MAX + 1,
+                remaining_ms: SUPERSEDE_BACKOFF_MS,
+            });
+        }
+        recent.push_back(now_ms);
+        debug_assert!(recent.len() <= LINK_SUPERSEDES_MAX);
+        Ok(())
+    }
+
+    fn forget_before(&mut self, now_ms: u64) {
+        self.refused_until.retain(|_, until| *until > now_ms);
+        let window_start = now_ms.saturating_sub(SUPERSEDE_WINDOW_MS);
+        for times in self.recent.values_mut() {
+            while times
+                .front()
+                .is_some_and(|&at| at <= window_start && at < now_ms)
+            {
+                times.pop_front();
+            }
+        }
+        self.recent.retain(|_, times| !times.is_empty());
+    }
+}
+
+/// The link a station is in session on (or about to be).
+struct SessionSlot {
+    generation: u64,
+    opener: Opener,
+    admitted_at_ms: u64,
+    connection: quinn::Connection,
+    superseded: watch::Sender<bool>,
+    ended: watch::Receiver<bool>,
+}
+
+/// Links in session, one per station, and the flapping guard.
+#[derive(Default)]
+struct Links {
+    slots: BTreeMap<StationId, SessionSlot>,
+    guard: SupersedeGuard,
+    generations: u64,
+}
+
+/// A link admitted to run its session.
+struct Admission {
+    generation: u64,
+    /// Turns true when a newer link supersedes this one.
+    superseded: watch::Receiver<bool>,
+    /// Set when this link's session has ended and released the station.
+    ended: watch::Sender<bool>,
+    /// The end of the link this one superseded: the session starts after it.
+    predecessor: Option<watch::Receiver<bool>>,
+}
+
 /// Running peer tasks. Dropping it does not stop them; call `shutdown`.
 pub struct PeerManager {
     board: PeerStatusBoard,
@@ -215,8 +432,8 @@ struct Shared {
     local_tier: Tier,
     session_config: SessionConfig,
     board: PeerStatusBoard,
-    /// Stations with a session running now.
-    in_session: Mutex<std::collections::BTreeSet<StationId>>,
+    /// Stations with a session running now (or about to start).
+    links: Mutex<Links>,
     changes: broadcast::Sender<Arc<Vec<DocumentId>>>,
     stop: watch::Receiver<bool>,
     session_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -229,25 +446,85 @@ impl Shared {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn claim(&self, station: &StationId) -> bool {
-        self.in_session
+    fn links(&self) -> std::sync::MutexGuard<'_, Links> {
+        self.links
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(station.clone())
     }
 
-    fn release(&self, station: &StationId) {
-        self.in_session
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(station);
+    /// Admits `link` to run a session with its station, superseding the link
+    /// in session if `judge_new_link` and the flapping guard say so.
+    fn admit(&self, link: &PeerLink, opener: Opener) -> Result<Admission, LinkRefusal> {
+        let now_ms = self.now_ms();
+        let peer = &link.peer_station;
+        let mut links = self.links();
+        let mut predecessor = None;
+        if let Some(existing) = links.slots.get(peer) {
+            let age_ms = now_ms.saturating_sub(existing.admitted_at_ms);
+            let verdict = judge_new_link(&self.local, peer, existing.opener, age_ms, opener);
+            if verdict == LinkVerdict::KeepExisting {
+                return Err(LinkRefusal::Duplicate {
+                    local: self.local.clone(),
+                    peer: peer.clone(),
+                });
+            }
+            links.guard.allow(peer, now_ms)?;
+            let old = links.slots.remove(peer).expect("the slot was just read");
+            info!(
+                %peer,
+                old_opened_by = ?old.opener,
+                new_opened_by = ?opener,
+                old_age_ms = age_ms,
+                "a new link from a station in session supersedes the old one (it restarted or lost the link)"
+            );
+            old.superseded.send_replace(true);
+            old.connection.close(
+                CLOSE_SUPERSEDED.into(),
+                b"superseded by a newer link from the same station",
+            );
+            predecessor = Some(old.ended);
+            self.board.update(peer, PeerRole::Incoming, None, |status| {
+                status.links_superseded += 1;
+            });
+        }
+        links.generations += 1;
+        let generation = links.generations;
+        let (superseded_sender, superseded) = watch::channel(false);
+        let (ended, ended_receiver) = watch::channel(false);
+        let previous = links.slots.insert(
+            peer.clone(),
+            SessionSlot {
+                generation,
+                opener,
+                admitted_at_ms: now_ms,
+                connection: link.connection.clone(),
+                superseded: superseded_sender,
+                ended: ended_receiver,
+            },
+        );
+        debug_assert!(previous.is_none());
+        Ok(Admission {
+            generation,
+            superseded,
+            ended,
+            predecessor,
+        })
+    }
+
+    /// Frees `station` unless a newer link has taken it over.
+    fn release(&self, station: &StationId, generation: u64) {
+        let mut links = self.links();
+        if links
+            .slots
+            .get(station)
+            .is_some_and(|slot| slot.generation == generation)
+        {
+            links.slots.remove(station);
+        }
     }
 
     fn is_in_session(&self, station: &StationId) -> bool {
-        self.in_session
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(station)
+        self.links().slots.contains_key(station)
     }
 
     fn stopping(&self) -> bool {
@@ -278,7 +555,7 @@ impl PeerManager {
             local_tier,
             session_config,
             board: board.clone(),
-            in_session: Mutex::new(Default::default()),
+            links: Mutex::new(Links::default()),
             changes,
             stop: stop_receiver,
             session_tasks: Mutex::new(Vec::new()),
@@ -367,18 +644,20 @@ async fn accept_loop(shared: Arc<Shared>) {
         match accepted {
             None => return,
             Some(Ok(link)) => {
-                let station = link.peer_station.clone();
-                if !shared.claim(&station) {
-                    warn!(peer = %station, "refusing a second link from a station already in session");
-                    link.connection
-                        .close(CLOSE_SHUTDOWN.into(), b"already in session");
+                // Admitted here, in arrival order, before the task starts.
+                let Some((link, admission)) = admit_link(&shared, link, Opener::Peer) else {
                     continue;
-                }
+                };
                 let role = shared
                     .board
-                    .get(&station)
+                    .get(&link.peer_station)
                     .map_or(PeerRole::Incoming, |status| status.role);
-                let task = tokio::spawn(run_session_and_release(shared.clone(), link, role));
+                let task = tokio::spawn({
+                    let shared = shared.clone();
+                    async move {
+                        run_admitted(&shared, link, role, admission).await;
+                    }
+                });
                 shared
                     .session_tasks
                     .lock()
@@ -396,10 +675,69 @@ async fn accept_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn run_session_and_release(shared: Arc<Shared>, link: PeerLink, role: PeerRole) {
+/// Admits `link` (see `Shared::admit`), or closes it telling the peer why.
+fn admit_link(shared: &Shared, link: PeerLink, opener: Opener) -> Option<(PeerLink, Admission)> {
+    match shared.admit(&link, opener) {
+        Ok(admission) => Some((link, admission)),
+        Err(refusal) => {
+            let peer = &link.peer_station;
+            match &refusal {
+                LinkRefusal::Duplicate { .. } => {
+                    info!(%peer, ?opener, %refusal, "closing a duplicate link")
+                }
+                LinkRefusal::Flapping { .. } => {
+                    error!(%peer, %refusal, "refusing a link: links from this station keep superseding each other");
+                    shared
+                        .board
+                        .update(peer, PeerRole::Incoming, None, |status| {
+                            status.last_error = Some(refusal.to_string());
+                        });
+                }
+            }
+            let reason = refusal.to_string();
+            link.connection
+                .close(CLOSE_LINK_REFUSED.into(), reason.as_bytes());
+            None
+        }
+    }
+}
+
+/// Runs the session of an admitted link: waits until the link it
+/// superseded (if any) has ended, runs the session unless this link was
+/// superseded meanwhile, then frees the station. The one path for dialled
+/// and accepted links alike.
+async fn run_admitted(
+    shared: &Arc<Shared>,
+    link: PeerLink,
+    role: PeerRole,
+    admission: Admission,
+) -> SessionOutcome {
+    let Admission {
+        generation,
+        mut superseded,
+        ended,
+        predecessor,
+    } = admission;
     let station = link.peer_station.clone();
-    run_session(&shared, link, role).await;
-    shared.release(&station);
+    if let Some(mut predecessor) = predecessor {
+        // Its connection is closed and it skips the goodbye, so it ends
+        // promptly; an error means its task is gone, which ends it too.
+        let mut stop = shared.stop.clone();
+        tokio::select! {
+            _ = until_true(&mut predecessor) => {}
+            _ = until_true(&mut stop) => {}
+        }
+    }
+    let outcome = if *superseded.borrow() || shared.stopping() {
+        link.connection
+            .close(CLOSE_SHUTDOWN.into(), b"session not started");
+        SessionOutcome::default()
+    } else {
+        run_session(shared, link, role, &mut superseded).await
+    };
+    shared.release(&station, generation);
+    ended.send_replace(true);
+    outcome
 }
 
 async fn dial_loop(shared: Arc<Shared>, peer: DialledPeer, parent: Option<StationId>) {
@@ -431,14 +769,20 @@ async fn dial_loop(shared: Arc<Shared>, peer: DialledPeer, parent: Option<Statio
                 .await
             {
                 Ok(link) => {
-                    if shared.claim(&peer.station) {
-                        backoff.reset();
-                        run_session(&shared, link, peer.role).await;
-                        shared.release(&peer.station);
-                    } else {
-                        link.connection
-                            .close(CLOSE_SHUTDOWN.into(), b"already in session");
+                    if let Some((link, admission)) = admit_link(&shared, link, Opener::Us) {
+                        let outcome = run_admitted(&shared, link, peer.role, admission).await;
+                        // Only a session the peer greeted proves the link
+                        // works; a link refused at once keeps backing off.
+                        if outcome.greeted {
+                            backoff.reset();
+                        }
                     }
+                    delay_ms = backoff.next_delay_ms(rand::random());
+                }
+                // A dial that crossed the peer's and lost is no failure:
+                // the link it lost to is in session.
+                Err(error) if shared.is_in_session(&peer.station) => {
+                    debug!(peer = %peer.station, %error, "extra link refused while in session");
                     delay_ms = backoff.next_delay_ms(rand::random());
                 }
                 Err(error) => {
@@ -556,8 +900,21 @@ async fn step(
     result.ok()
 }
 
-/// Drives one session over one link until either side closes it.
-async fn run_session(shared: &Arc<Shared>, link: PeerLink, role: PeerRole) {
+/// How a session went, for the dialler's backoff.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct SessionOutcome {
+    /// The peer's hello was accepted: the link worked.
+    greeted: bool,
+}
+
+/// Drives one session over one link until either side closes it or a newer
+/// link from the same station supersedes it.
+async fn run_session(
+    shared: &Arc<Shared>,
+    link: PeerLink,
+    role: PeerRole,
+    superseded: &mut watch::Receiver<bool>,
+) -> SessionOutcome {
     let PeerLink {
         peer_station,
         peer_tier,
@@ -584,9 +941,13 @@ async fn run_session(shared: &Arc<Shared>, link: PeerLink, role: PeerRole) {
     let (write_sender, writes) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_LEN);
     let mut writer = tokio::spawn(write_loop(send, writes));
 
+    let certified = CertifiedPeer {
+        station: peer_station.clone(),
+        tier: peer_tier,
+    };
     let mut session = Some(Session::new(
         shared.local.clone(),
-        peer_station.clone(),
+        certified,
         shared.local_tier,
         shared.now_ms(),
         shared.session_config.clone(),
@@ -596,6 +957,8 @@ async fn run_session(shared: &Arc<Shared>, link: PeerLink, role: PeerRole) {
     let mut closed = false;
     let mut link_error: Option<String> = None;
     let mut stop_requested = false;
+    let mut was_superseded = false;
+    let mut outcome = SessionOutcome::default();
 
     while !closed || output_pending {
         let deadline = timeout_ms.map(|at| shared.epoch + Duration::from_millis(at));
@@ -633,6 +996,7 @@ async fn run_session(shared: &Arc<Shared>, link: PeerLink, role: PeerRole) {
                         permit.send(bytes);
                     }
                     absorb(board, &peer_station, role, remote_addr, &out);
+                    outcome.greeted |= out.status.peer_tier.is_some();
                     closed |= out.closed;
                     timeout_ms = out.timeout_ms;
                     continue;
@@ -659,6 +1023,12 @@ async fn run_session(shared: &Arc<Shared>, link: PeerLink, role: PeerRole) {
                 stop_requested = true;
                 SessionInput::Close("node is stopping".to_string())
             }
+            // The connection is already closed: no goodbye can get through.
+            // (A dropped sender means the slot is gone: stop all the same.)
+            _ = until_true(superseded) => {
+                was_superseded = true;
+                break;
+            }
         };
         let Some(current) = session.take() else { break };
         let Some((next, out)) = step(shared, current, input).await else {
@@ -669,13 +1039,20 @@ async fn run_session(shared: &Arc<Shared>, link: PeerLink, role: PeerRole) {
         // Any input may have produced output; the next permit asks for it.
         output_pending = true;
         absorb(board, &peer_station, role, remote_addr, &out);
+        outcome.greeted |= out.status.peer_tier.is_some();
         closed |= out.closed;
         timeout_ms = out.timeout_ms;
+    }
+    // Reads and writes fail once the connection is closed under them; that
+    // is the supersede, not an error of this link.
+    was_superseded |= *superseded.borrow();
+    if was_superseded {
+        link_error = None;
     }
 
     // Let the goodbye go out, then end the stream and the connection.
     drop(write_sender);
-    if !writer.is_finished() {
+    if !writer.is_finished() && !was_superseded {
         let _ = tokio::time::timeout(Duration::from_millis(GOODBYE_GRACE_MS), &mut writer).await;
     }
     writer.abort();
@@ -696,7 +1073,26 @@ async fn run_session(shared: &Arc<Shared>, link: PeerLink, role: PeerRole) {
             status.last_error = Some(reason.clone());
         }
     });
-    info!(peer = %peer_station, error = ?link_error, "sync session ended");
+    if was_superseded {
+        info!(peer = %peer_station, "sync session ended: superseded by a newer link from the same station");
+    } else {
+        info!(peer = %peer_station, error = ?link_error, "sync session ended");
+    }
+    outcome
+}
+
+/// Returns once `flag` is true, or once its sender is gone (whoever held
+/// it is done, which the callers treat alike).
+async fn until_true(flag: &mut watch::Receiver<bool>) {
+    loop {
+        // The borrow ends before the await: a watch borrow is not `Send`.
+        if *flag.borrow_and_update() {
+            return;
+        }
+        if flag.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn sleep_until_deadline(deadline: Option<Instant>) {
@@ -786,6 +1182,8 @@ async fn write_loop(
 mod tests {
     use super::*;
     use crate::pki::{init_county_ca, issue_node_certificate, NodeIdentity};
+    use crate::relay::Relay;
+    use crate::transport::IDLE_TIMEOUT_MS;
     use automerge::transaction::Transactable;
     use automerge::ROOT;
     use civsync_protocol::document_id::Month;
@@ -1056,7 +1454,95 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_second_link_from_a_station_in_session_is_closed() {
+    async fn a_restarted_village_supersedes_its_silent_old_link_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
+        let township = office(root.path(), "xh/t03", Tier::Township, vec![]);
+        let township_board = township.manager.board();
+        // The first incarnation reaches the township through a relay, so its
+        // link can fall silent without a close: as under SIGKILL.
+        let relay = Relay::start(
+            "127.0.0.1:0".parse().unwrap(),
+            township.endpoint.local_addr().unwrap(),
+        )
+        .await
+        .unwrap();
+        let through_relay = DialledPeer {
+            role: PeerRole::Parent,
+            station: id("xh/t03"),
+            address: relay.listen,
+        };
+        let village = office(
+            root.path(),
+            "xh/t03/v12",
+            Tier::Village,
+            vec![through_relay],
+        );
+        wait_for("the first link", || {
+            township_board
+                .get(&id("xh/t03/v12"))
+                .is_some_and(|status| status.connected && status.sessions == 1)
+        })
+        .await;
+        relay.set_cut(true);
+        village.manager.shutdown().await;
+        village.store.close().await;
+
+        // The restart: same station, same store, dialling directly.
+        let restarted_at = Instant::now();
+        let parent = DialledPeer {
+            role: PeerRole::Parent,
+            station: id("xh/t03"),
+            address: township.endpoint.local_addr().unwrap(),
+        };
+        let store = Store::open(
+            &root.path().join("xh_t03_v12-store"),
+            id("xh/t03/v12"),
+            ReplicaConfig::default(),
+        )
+        .unwrap();
+        let identity = identity_in(root.path(), "xh/t03/v12", Tier::Village, "-restarted");
+        let endpoint =
+            Arc::new(NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity).unwrap());
+        let village = Office {
+            store: store.clone(),
+            endpoint: endpoint.clone(),
+            manager: PeerManager::start(
+                endpoint,
+                store,
+                Tier::Village,
+                vec![parent],
+                SessionConfig::default(),
+            ),
+        };
+        let document = DocumentId::roster(&id("xh/t03/v12"));
+        village
+            .store
+            .commit(document.clone(), |doc| doc.put(ROOT, "name", "v12"))
+            .await
+            .unwrap();
+        wait_for_heads(&village.store, &township.store, &document).await;
+        let caught_up = restarted_at.elapsed();
+        eprintln!(
+            "restarted village caught up in {} ms",
+            caught_up.as_millis()
+        );
+        assert!(
+            caught_up < Duration::from_millis(u64::from(IDLE_TIMEOUT_MS) / 3),
+            "took {caught_up:?}: the old link was waited out"
+        );
+        let status = township_board.get(&id("xh/t03/v12")).unwrap();
+        assert!(status.connected, "{status:?}");
+        assert_eq!((status.sessions, status.links_superseded), (2, 1));
+        // Being superseded is not an error of the old link.
+        assert_eq!(status.last_error, None);
+        relay.stop();
+        village.manager.shutdown().await;
+        township.manager.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn twins_with_one_certificate_are_refused_once_they_flap() {
         let root = tempfile::tempdir().unwrap();
         let (township, village) = township_and_village(root.path());
         let township_board = township.manager.board();
@@ -1071,31 +1557,224 @@ mod tests {
             &identity_in(root.path(), "xh/t03/v12", Tier::Village, "-twin"),
         )
         .unwrap();
-        // The refusal may overtake the acceptor's answer, so connect fails,
-        // or arrive just after it, so the stream ends without a byte.
-        match twin
-            .connect(township.endpoint.local_addr().unwrap(), None)
-            .await
-        {
-            Err(error) => assert!(error.to_string().contains("already in session"), "{error}"),
-            Ok(mut link) => {
+        // The twin dials again and again (the real village redials each time
+        // it is superseded); its links are kept open so they stay in session.
+        let mut twin_links = Vec::new();
+        let mut refused = None;
+        for _ in 0..2 * LINK_SUPERSEDES_MAX + 2 {
+            match twin
+                .connect(township.endpoint.local_addr().unwrap(), None)
+                .await
+            {
+                Ok(link) => twin_links.push(link),
+                Err(error) => {
+                    refused = Some(error.to_string());
+                    break;
+                }
+            }
+            let status = township_board.get(&id("xh/t03/v12")).unwrap();
+            if status.last_error.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        wait_for("the flapping refusal on the board", || {
+            township_board
+                .get(&id("xh/t03/v12"))
+                .is_some_and(|status| status.last_error.is_some())
+        })
+        .await;
+        let status = township_board.get(&id("xh/t03/v12")).unwrap();
+        let error = status.last_error.clone().unwrap();
+        assert!(error.contains("same certificate"), "{error}");
+        assert_eq!(status.links_superseded, LINK_SUPERSEDES_MAX as u64);
+        if let Some(refused) = refused {
+            assert!(refused.contains("same certificate"), "{refused}");
+        }
+        // In backoff: more links are refused and supersede nothing.
+        for _ in 0..3 {
+            if let Ok(mut link) = twin
+                .connect(township.endpoint.local_addr().unwrap(), None)
+                .await
+            {
                 let closed = tokio::time::timeout(WAIT, link.recv.read_to_end(1 << 20))
                     .await
                     .unwrap();
-                assert!(closed.is_err(), "the twin got a session: {closed:?}");
+                assert!(closed.is_err(), "a twin got a session: {closed:?}");
             }
         }
-        // The first session is untouched and still carries changes.
-        assert_eq!(township_board.get(&id("xh/t03/v12")).unwrap().sessions, 1);
-        let document = DocumentId::roster(&id("xh/t03/v12"));
-        village
-            .store
-            .commit(document.clone(), |doc| doc.put(ROOT, "name", "v12"))
-            .await
-            .unwrap();
-        wait_for_heads(&village.store, &township.store, &document).await;
+        let status = township_board.get(&id("xh/t03/v12")).unwrap();
+        assert_eq!(status.links_superseded, LINK_SUPERSEDES_MAX as u64);
+        drop(twin_links);
         village.manager.shutdown().await;
         township.manager.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn siblings_dialling_each_other_settle_on_one_link() {
+        let root = tempfile::tempdir().unwrap();
+        init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
+        let free_address = || {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        let (address_3, address_4) = (free_address(), free_address());
+        let sibling = |station: &str, address| DialledPeer {
+            role: PeerRole::Sibling,
+            station: id(station),
+            address,
+        };
+        // Both endpoints listen before either dials, so the two dials cross.
+        let bound = |station: &str, address| {
+            let identity = identity(root.path(), station, Tier::Township);
+            let store_dir = root
+                .path()
+                .join(format!("{}-store", station.replace('/', "_")));
+            let store = Store::open(&store_dir, id(station), ReplicaConfig::default()).unwrap();
+            let endpoint = Arc::new(NodeEndpoint::bind(address, &identity).unwrap());
+            (store, endpoint)
+        };
+        let ((store_3, endpoint_3), (store_4, endpoint_4)) =
+            (bound("xh/t03", address_3), bound("xh/t04", address_4));
+        let start = |store: Store, endpoint: Arc<NodeEndpoint>, peer: &str, address| {
+            PeerManager::start(
+                endpoint,
+                store,
+                Tier::Township,
+                vec![sibling(peer, address)],
+                SessionConfig::default(),
+            )
+        };
+        let t03 = start(store_3, endpoint_3, "xh/t04", address_4);
+        let t04 = start(store_4, endpoint_4, "xh/t03", address_3);
+        let (board_3, board_4) = (t03.board(), t04.board());
+        let linked = || {
+            board_3
+                .get(&id("xh/t04"))
+                .is_some_and(|status| status.connected && status.up_to_date)
+                && board_4
+                    .get(&id("xh/t03"))
+                    .is_some_and(|status| status.connected && status.up_to_date)
+        };
+        wait_for("the sibling link", linked).await;
+        let sessions = |board: &PeerStatusBoard, peer: &str| board.get(&id(peer)).unwrap().sessions;
+        let settled = (sessions(&board_3, "xh/t04"), sessions(&board_4, "xh/t03"));
+        // Stays settled: no side keeps replacing or dropping the link.
+        tokio::time::sleep(Duration::from_millis(3 * IN_SESSION_RECHECK_MS)).await;
+        assert!(linked());
+        assert_eq!(
+            (sessions(&board_3, "xh/t04"), sessions(&board_4, "xh/t03")),
+            settled
+        );
+        for (board, peer) in [(&board_3, "xh/t04"), (&board_4, "xh/t03")] {
+            let status = board.get(&id(peer)).unwrap();
+            assert_eq!(status.last_error, None, "{status:?}");
+            assert!(status.sessions <= 2, "{status:?}");
+        }
+        t03.shutdown().await;
+        t04.shutdown().await;
+    }
+
+    #[test]
+    fn crossing_dials_keep_the_link_dialled_by_the_smaller_station_on_both_sides() {
+        let (small, large) = (id("xh/t03"), id("xh/t04"));
+        let young = CROSSING_WINDOW_MS / 2;
+        // Link L1 dialled by the smaller station, L2 by the larger; each side
+        // sees them in either order. The survivor must be L1 everywhere.
+        let survivor = |local: &StationId, peer: &StationId, first: Opener, second: Opener| {
+            match judge_new_link(local, peer, first, young, second) {
+                LinkVerdict::Supersede => second,
+                LinkVerdict::KeepExisting => first,
+            }
+        };
+        // At the smaller station, L1 is ours.
+        for (first, second) in [(Opener::Us, Opener::Peer), (Opener::Peer, Opener::Us)] {
+            assert_eq!(survivor(&small, &large, first, second), Opener::Us);
+        }
+        // At the larger station, L1 is the peer's.
+        for (first, second) in [(Opener::Us, Opener::Peer), (Opener::Peer, Opener::Us)] {
+            assert_eq!(survivor(&large, &small, first, second), Opener::Peer);
+        }
+    }
+
+    #[test]
+    fn a_peer_dialling_again_supersedes_its_link() {
+        let (local, peer) = (id("xh/t03"), id("xh/t03/v12"));
+        for age in [0, 1, CROSSING_WINDOW_MS, u64::MAX] {
+            // It dialled us before and dials again: it lost that link.
+            assert_eq!(
+                judge_new_link(&local, &peer, Opener::Peer, age, Opener::Peer),
+                LinkVerdict::Supersede
+            );
+            // We hold two dials of our own only if configured twice.
+            assert_eq!(
+                judge_new_link(&local, &peer, Opener::Us, age, Opener::Us),
+                LinkVerdict::KeepExisting
+            );
+        }
+        // A sibling larger than us dials long after our link was up: it
+        // restarted. Inside the window it would lose to our dial.
+        let larger = id("xh/t04");
+        assert_eq!(
+            judge_new_link(
+                &local,
+                &larger,
+                Opener::Us,
+                CROSSING_WINDOW_MS,
+                Opener::Peer
+            ),
+            LinkVerdict::Supersede
+        );
+        assert_eq!(
+            judge_new_link(
+                &local,
+                &larger,
+                Opener::Us,
+                CROSSING_WINDOW_MS - 1,
+                Opener::Peer
+            ),
+            LinkVerdict::KeepExisting
+        );
+    }
+
+    #[test]
+    fn the_supersede_guard_refuses_a_flapping_station_for_the_backoff_then_forgives() {
+        let mut guard = SupersedeGuard::default();
+        let (twin, other) = (id("xh/t03/v12"), id("xh/t03/v13"));
+        let start = 1_000_u64;
+        for n in 0..LINK_SUPERSEDES_MAX as u64 {
+            assert_eq!(guard.allow(&twin, start + n), Ok(()));
+        }
+        let refusal = guard.allow(&twin, start + 10).unwrap_err();
+        assert!(
+            refusal.to_string().contains("same certificate"),
+            "{refusal}"
+        );
+        assert!(matches!(
+            refusal,
+            LinkRefusal::Flapping { remaining_ms, .. } if remaining_ms == SUPERSEDE_BACKOFF_MS
+        ));
+        // Other stations are not affected.
+        assert_eq!(guard.allow(&other, start + 10), Ok(()));
+        // Still refused just before the backoff ends, allowed after.
+        let backoff_end = start + 10 + SUPERSEDE_BACKOFF_MS;
+        assert!(matches!(
+            guard.allow(&twin, backoff_end - 1),
+            Err(LinkRefusal::Flapping {
+                remaining_ms: 1,
+                ..
+            })
+        ));
+        assert_eq!(guard.allow(&twin, backoff_end), Ok(()));
+        // Supersedes spread wider than the window never trip it.
+        let mut guard = SupersedeGuard::default();
+        for n in 0..10 * LINK_SUPERSEDES_MAX as u64 {
+            let at = start + n * (SUPERSEDE_WINDOW_MS / LINK_SUPERSEDES_MAX as u64 + 1);
+            assert_eq!(guard.allow(&twin, at), Ok(()), "supersede {n}");
+        }
+        assert!(guard.recent.get(&twin).unwrap().len() <= LINK_SUPERSEDES_MAX);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,6 +58,12 @@ pub const CLOSE_SHUTDOWN: u32 = 0;
 pub const CLOSE_BAD_PREFACE: u32 = 1;
 /// Close code: the link could not be set up (identity unreadable, timeout).
 pub const CLOSE_SETUP_FAILED: u32 = 2;
+/// Close code: a newer link from the same station replaced this one (the
+/// peer restarted, or a second node holds its certificate).
+pub const CLOSE_SUPERSEDED: u32 = 3;
+/// Close code: the peers layer refused the link before any session ran on
+/// it (a link with that station wins over it, or its links keep flapping).
+pub const CLOSE_LINK_REFUSED: u32 = 4;
 
 pub const KEEP_ALIVE_INTERVAL_MS: u64 = 5_000;
 pub const IDLE_TIMEOUT_MS: u32 = 30_000;

@@ -8,7 +8,7 @@
 //! time per reconnect (median of several runs), for the up-to-date case and
 //! for one changed document among the 10,000.
 
-use civsync_protocol::session::{Session, SessionConfig};
+use civsync_protocol::session::{CertifiedPeer, Session, SessionConfig};
 use civsync_protocol::sync_host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
@@ -106,14 +106,20 @@ fn reconnect(
     let started = Instant::now();
     let mut county = Session::new(
         station("xh"),
-        station("xh/t1"),
+        CertifiedPeer {
+            station: station("xh/t1"),
+            tier: Tier::Township,
+        },
         Tier::County,
         0,
         SessionConfig::default(),
     );
     let mut township = Session::new(
         station("xh/t1"),
-        station("xh"),
+        CertifiedPeer {
+            station: station("xh"),
+            tier: Tier::County,
+        },
         Tier::Township,
         0,
         SessionConfig::default(),

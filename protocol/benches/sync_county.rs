@@ -8,7 +8,12 @@
 //!   records' raw JSON size;
 //! - cold sync of one township's subtree into an empty township node;
 //! - cold sync of the whole county into an empty county node: time, bytes,
-//!   peak RSS of this process.
+//!   peak RSS.
+//!
+//! Peak RSS is the process's, reset (`/proc/self/clear_refs`) just before
+//! each measured sync; the source nodes are resident all along, so the
+//! growth over the resident size before the sync is what the receiving node
+//! and the sessions cost. Both figures are printed.
 //!
 //! cargo bench -p civsync-protocol --bench sync_county
 
@@ -16,7 +21,7 @@ use civsync_protocol::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
 };
 use civsync_protocol::replica::{Replica, ReplicaConfig};
-use civsync_protocol::session::{Session, SessionConfig};
+use civsync_protocol::session::{CertifiedPeer, Session, SessionConfig};
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::{layout, DocumentId, Month, StationId, Tier};
 use std::time::Instant;
@@ -45,12 +50,14 @@ fn node(station: &StationId) -> Node {
     Replica::open(MemoryStorage::new(), station.clone(), 7, config).unwrap()
 }
 
+/// An activity with `records` service records (volunteers picked by `seed`).
 fn activity(
     village: &StationId,
     id: String,
     date: time::Date,
     volunteers: &[RecordId],
     seed: usize,
+    records: usize,
 ) -> Activity {
     Activity {
         id: RecordId::parse("id", &id).unwrap(),
@@ -68,7 +75,7 @@ fn activity(
         recorded_on: date,
         late: false,
         deleted: false,
-        records: (0..5 + seed % 11)
+        records: (0..records)
             .map(|r| ServiceRecord {
                 volunteer: volunteers[(seed * 7 + r) % volunteers.len()].clone(),
                 hours: Hours {
@@ -126,7 +133,15 @@ fn village_history(village: &StationId, index: usize) -> (Node, Vec<RecordId>) {
                 1 + a as u8,
             )
             .unwrap();
-            let record = activity(village, format!("A{month}x{a}"), date, &numbers, a + index);
+            let seed = a + index;
+            let record = activity(
+                village,
+                format!("A{month}x{a}"),
+                date,
+                &numbers,
+                seed,
+                5 + seed % 11,
+            );
             replica
                 .commit(&document, |doc| layout::put_activity(doc, &record))
                 .unwrap();
@@ -147,12 +162,24 @@ fn sync(lower: &mut Node, lower_tier: Tier, upper: &mut Node, upper_tier: Tier) 
     let (l, u) = (lower.local().clone(), upper.local().clone());
     let mut down = Session::new(
         l.clone(),
-        u.clone(),
+        CertifiedPeer {
+            station: u.clone(),
+            tier: upper_tier,
+        },
         lower_tier,
         0,
         SessionConfig::default(),
     );
-    let mut up = Session::new(u, l, upper_tier, 0, SessionConfig::default());
+    let mut up = Session::new(
+        u,
+        CertifiedPeer {
+            station: l,
+            tier: lower_tier,
+        },
+        upper_tier,
+        0,
+        SessionConfig::default(),
+    );
     let mut traffic = Traffic::default();
     loop {
         traffic.rounds += 1;
@@ -186,14 +213,27 @@ fn sync(lower: &mut Node, lower_tier: Tier, upper: &mut Node, upper_tier: Tier) 
     traffic
 }
 
-fn peak_rss_mib() -> u64 {
+fn status_mib(field: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     text.lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0)
         / 1024
+}
+
+fn peak_rss_mib() -> u64 {
+    status_mib("VmHWM:")
+}
+
+fn rss_mib() -> u64 {
+    status_mib("VmRSS:")
+}
+
+/// Starts a new peak: VmHWM falls back to the current RSS (Linux).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// An independent copy of a node (all its writes were flushed).
@@ -233,8 +273,7 @@ fn main() {
     for a in 0..30 {
         let date =
             time::Date::from_calendar_date(2025, time::Month::April, 1 + (a % 7) as u8).unwrap();
-        let mut record = activity(&village, format!("W{a}"), date, &numbers, a * 3);
-        record.records.truncate(10);
+        let record = activity(&village, format!("W{a}"), date, &numbers, a * 3, 10);
         records += record.records.len();
         raw_json += serde_json::to_vec(&record).unwrap().len();
         village_node
@@ -260,8 +299,14 @@ fn main() {
 
     // The county: each village pushes its history to its township.
     let started = Instant::now();
+    // A smaller county for profiling runs; the recorded figures use all.
+    let townships_built = std::env::var("SYNC_COUNTY_TOWNSHIPS")
+        .ok()
+        .and_then(|text| text.parse::<usize>().ok())
+        .unwrap_or(TOWNSHIPS)
+        .clamp(1, TOWNSHIPS);
     let mut townships = Vec::new();
-    for t in 0..TOWNSHIPS {
+    for t in 0..townships_built {
         let mut township = node(&s(&format!("xh/t{t:02}")));
         for v in 0..VILLAGES_PER_TOWNSHIP {
             let (mut village, _) = village_history(
@@ -274,7 +319,7 @@ fn main() {
     }
     println!(
         "built the county: {} townships x {} villages, {} documents per township, in {:.1} s",
-        TOWNSHIPS,
+        townships_built,
         VILLAGES_PER_TOWNSHIP,
         townships[0].documents().len(),
         started.elapsed().as_secs_f64()
@@ -282,16 +327,21 @@ fn main() {
 
     // Cold sync of one township's subtree into an empty township node.
     let mut times = Vec::new();
+    let mut peaks = Vec::new();
     for _ in 0..3 {
         let mut empty = node(&s("xh/t00"));
         let mut source = copy(&townships[0]);
+        let resident = rss_mib();
+        reset_peak_rss();
         let started = Instant::now();
         traffic = sync(&mut empty, Tier::Township, &mut source, Tier::Township);
         times.push(started.elapsed().as_secs_f64());
+        peaks.push((peak_rss_mib(), resident));
         assert_eq!(empty.documents().len(), source.documents().len());
     }
     println!(
-        "cold township subtree: {} documents, {} B down, {} B up, median {:.2} s of 3 (runs {times:.2?})",
+        "cold township subtree: {} documents, {} B down, {} B up, median {:.2} s of 3 (runs {times:.2?}); \
+         peak RSS during each sync / resident before, MiB: {peaks:?}",
         townships[0].documents().len(),
         traffic.bytes_down,
         traffic.bytes_up,
@@ -299,7 +349,8 @@ fn main() {
     );
 
     // Cold sync of the whole county into an empty county node.
-    let rss_before = peak_rss_mib();
+    let rss_before = rss_mib();
+    reset_peak_rss();
     let mut county = node(&s("xh"));
     let started = Instant::now();
     let (mut down, mut up) = (0u64, 0u64);
@@ -310,7 +361,8 @@ fn main() {
     }
     let took = started.elapsed().as_secs_f64();
     println!(
-        "cold county: {} documents in {:.1} s, {:.1} MB to the county, {:.1} MB back; peak RSS of the process {} MiB (before: {} MiB, includes all 26 source nodes in memory)",
+        "cold county: {} documents in {:.1} s, {:.2} MB to the county, {:.2} MB back; peak RSS during the sync {} MiB \
+         (resident before: {} MiB, all {townships_built} source townships in memory)",
         county.documents().len(),
         took,
         up as f64 / 1e6,

@@ -8,9 +8,10 @@
 //!              new()                     first poll_transmit / handle_bytes:
 //!                │                       queue Hello + ScopeRoot (one flight)
 //!                ▼
-//!          ┌───────────┐  bad hello / wrong version / wrong station
+//!          ┌───────────┐  bad hello / wrong version / station or tier
 //!          │ Handshake │ ─────────────────────────────────────────┐
-//!          └───────────┘   (HelloRejected sent, Closed event)     │
+//!          └───────────┘   not the certified ones (HelloRejected  │
+//!                │          sent, Closed event)                   │
 //!                │ peer Hello accepted                            │
 //!                ▼                                                │
 //!          ┌─────────────┐ roots differ: swap BucketHashes, then  │
@@ -318,9 +319,20 @@ struct Reconciliation {
     done: bool,
 }
 
+/// The peer as the transport certified it: station and tier read from its
+/// certificate, never from anything the peer says. The peer's hello must
+/// name exactly these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertifiedPeer {
+    pub station: StationId,
+    pub tier: Tier,
+}
+
 pub struct Session {
     local: StationId,
     peer: StationId,
+    /// The tier in the peer's certificate; its hello must say the same.
+    peer_certified_tier: Tier,
     local_tier: Tier,
     config: SessionConfig,
     now_ms: u64,
@@ -378,10 +390,11 @@ fn bounded_reason(mut reason: String) -> String {
 }
 
 impl Session {
-    /// A session with `peer`, whose station the transport has certified.
+    /// A session with `peer`, whose station and tier the transport has
+    /// certified.
     pub fn new(
         local: StationId,
-        peer: StationId,
+        peer: CertifiedPeer,
         local_tier: Tier,
         now_ms: u64,
         config: SessionConfig,
@@ -393,7 +406,8 @@ impl Session {
         assert!(config.idle_timeout_ms > 0 && config.keepalive_interval_ms > 0);
         Session {
             local,
-            peer,
+            peer: peer.station,
+            peer_certified_tier: peer.tier,
             local_tier,
             config,
             now_ms,
@@ -814,6 +828,14 @@ impl Session {
                 self.peer
             ));
         }
+        if tier != self.peer_certified_tier {
+            return self.reject_hello(format!(
+                "station {station} says it is a {tier} node but its certificate is for a {} node: check the tier \
+                 configured on that node and the certificate it was issued",
+                self.peer_certified_tier
+            ));
+        }
+        debug_assert!(station == self.peer && tier == self.peer_certified_tier);
         self.peer_tier = Some(tier);
         self.push_event(SessionEvent::Connected {
             peer: station,

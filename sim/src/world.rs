@@ -30,7 +30,7 @@ use crate::workload::{self, Action, ReadActivity, Workload};
 use civsync_protocol::layout;
 use civsync_protocol::model::{Activity, RecordId};
 use civsync_protocol::replica::{Replica, ReplicaConfig};
-use civsync_protocol::session::{CloseReason, Session, SessionConfig, SessionEvent};
+use civsync_protocol::session::{CertifiedPeer, CloseReason, Session, SessionConfig, SessionEvent};
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::{DocumentId, StationId, Tier};
 use rand::seq::SliceRandom;
@@ -433,7 +433,10 @@ impl World {
             let peer = &self.nodes[nodes[1 - side]];
             Session::new(
                 me.station.clone(),
-                peer.station.clone(),
+                CertifiedPeer {
+                    station: peer.station.clone(),
+                    tier: peer.tier,
+                },
                 me.tier,
                 self.local_now(nodes[side]),
                 config.clone(),

@@ -27,10 +27,20 @@ struct Node<H: SyncHost> {
 
 impl<H: SyncHost> Node<H> {
     fn new(host: H, peer: &str, config: SessionConfig) -> Node<H> {
+        let tier = tier_of(host.local_station());
+        Node::configured_as(host, peer, tier, config)
+    }
+
+    /// A node whose configured tier is `local_tier`, whatever its
+    /// certificate says; the peer is certified with the tier of its depth.
+    fn configured_as(host: H, peer: &str, local_tier: Tier, config: SessionConfig) -> Node<H> {
         let local = host.local_station().clone();
-        let tier = tier_of(&local);
+        let peer = CertifiedPeer {
+            tier: tier_of(&station(peer)),
+            station: station(peer),
+        };
         Node {
-            session: Session::new(local, station(peer), tier, 0, config),
+            session: Session::new(local, peer, local_tier, 0, config),
             host,
             events: Vec::new(),
         }
@@ -390,6 +400,53 @@ fn a_hello_claiming_another_station_is_refused_on_both_sides() {
     );
     assert!(village.session.status().last_error.is_some());
     assert_eq!(village.session.status().state, SessionState::Closed);
+}
+
+#[test]
+fn a_hello_claiming_another_tier_than_the_certificate_is_refused_on_both_sides() {
+    // The township's certificate says township, but it is configured as a county.
+    let mut village = Node::new(
+        MemoryHost::new("xh/t1/v1"),
+        "xh/t1",
+        SessionConfig::default(),
+    );
+    let mut misconfigured = Node::configured_as(
+        MemoryHost::new("xh/t1"),
+        "xh/t1/v1",
+        Tier::County,
+        SessionConfig::default(),
+    );
+    let roster = DocumentId::roster(&station("xh/t1/v1"));
+    village.host.edit(&roster, "name", "v1");
+    pump(&mut village, &mut misconfigured, || 5);
+
+    let reason = village.closed_reason().expect("village closed").to_string();
+    assert!(
+        matches!(
+            village.closed_reason(),
+            Some(CloseReason::HelloRejectedByUs { .. })
+        ),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("county node") && reason.contains("certificate is for a township node"),
+        "{reason}"
+    );
+    let told = misconfigured.closed_reason().expect("peer told").clone();
+    assert!(
+        matches!(&told, CloseReason::HelloRejectedByPeer { reason } if reason.contains("certificate is for a township node")),
+        "{told:?}"
+    );
+    for node in [&village.session, &misconfigured.session] {
+        assert_eq!(node.status().state, SessionState::Closed);
+        assert!(node.status().last_error.is_some());
+    }
+    // Nothing was exchanged past the hellos.
+    assert_eq!(misconfigured.host.heads_digest(&roster), None);
+    assert!(!village
+        .events
+        .iter()
+        .any(|event| matches!(event, SessionEvent::Connected { .. })));
 }
 
 fn frame(message: &Message) -> Vec<u8> {
