@@ -136,8 +136,22 @@ pub fn month_status<S: Storage>(
     station: &StationId,
     month: Month,
 ) -> Result<ApprovalStatus, ServiceError> {
+    let approval_id = DocumentId::approval(station, month);
+    if !replica.holds(&approval_id) {
+        // No decision was ever made: unapproved, whatever the activities
+        // say. Not loading them keeps the monthly table (one status per
+        // station) from loading every station's activities document.
+        let nothing = AutoCommit::new();
+        return Ok(approval::approval_status(
+            &nothing,
+            station,
+            month,
+            &nothing,
+            &[],
+        )?);
+    }
     let approval = replica
-        .with_document(&DocumentId::approval(station, month), AutoCommit::clone)
+        .with_document(&approval_id, AutoCommit::clone)
         .map_err(store_error)?
         .unwrap_or_default();
     let activities = DocumentId::activities(station, month);
