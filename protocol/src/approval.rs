@@ -22,11 +22,16 @@
 //! - Keys sit at the document root, not in a nested map: two nodes creating
 //!   a nested map concurrently would each make their own, and one would hide
 //!   the other's decision.
+//! - A decision counts only if the station it names as `by` is the station
+//!   whose actor wrote it: a township may write its village's approval
+//!   document, but a "send-back by the county" it wrote is listed in
+//!   `disowned`, never in force.
 //! - An approval stores the approved figures and the heads of the station's
 //!   activities document at that moment. A later edit is kept (nothing is
 //!   ever lost) but flagged `edited_after_approval`, and the approved figures
 //!   stay the stored ones until the month is approved again.
 
+use crate::actor::station_of;
 use crate::document_id::{DocumentId, Month};
 use crate::layout::{init_document, LayoutError};
 use crate::model::{text, FieldError, TEXT_CHARS_MAX};
@@ -34,7 +39,7 @@ use crate::schema::META_KEY;
 use crate::station::StationId;
 use crate::stats::Figures;
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ChangeHash, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{AutoCommit, ChangeHash, ObjId, ReadDoc, ScalarValue, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
 pub const DECISION_KEY: &str = "decision";
@@ -163,6 +168,10 @@ pub struct ApprovalStatus {
     pub approved_records_missing: bool,
     /// Decisions made concurrently with the one in force (shown to a clerk).
     pub concurrent: Vec<Decision>,
+    /// Decisions naming as `by` a station other than the one that wrote
+    /// them: kept for the record, never in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disowned: Vec<Decision>,
 }
 
 impl ApprovalStatus {
@@ -371,11 +380,16 @@ pub fn approval_status<D: ReadDoc, A: ReadDoc>(
     activities_heads: &[ChangeHash],
 ) -> Result<ApprovalStatus, ApprovalError> {
     check_document(doc, station, month)?;
-    let mut decisions = doc
-        .get_all(ROOT, DECISION_KEY)?
-        .iter()
-        .map(|(value, _)| parse_decision(DECISION_KEY, value))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut decisions = Vec::new();
+    let mut disowned = Vec::new();
+    for (value, op) in doc.get_all(ROOT, DECISION_KEY)? {
+        let decision = parse_decision(DECISION_KEY, &value)?;
+        if written_by(&op).as_ref() == Some(decision.by()) {
+            decisions.push(decision);
+        } else {
+            disowned.push(decision);
+        }
+    }
     decisions.sort_by(|a, b| b.precedence().cmp(&a.precedence()));
     let mut status = ApprovalStatus {
         station: station.clone(),
@@ -385,6 +399,7 @@ pub fn approval_status<D: ReadDoc, A: ReadDoc>(
         edited_after_approval: false,
         approved_records_missing: false,
         concurrent: Vec::new(),
+        disowned,
     };
     let mut decisions = decisions.into_iter();
     let Some(decision) = decisions.next() else {
@@ -419,6 +434,14 @@ pub fn approval_status<D: ReadDoc, A: ReadDoc>(
     }
     status.decision = Some(decision);
     Ok(status)
+}
+
+/// The station whose actor wrote the value with op id `op`.
+fn written_by(op: &ObjId) -> Option<StationId> {
+    match op {
+        ObjId::Id(_, actor, _) => station_of(actor),
+        ObjId::Root => None,
+    }
 }
 
 /// Every decision ever written on this month, oldest first (at most
@@ -677,6 +700,8 @@ mod tests {
         let heads = activities.get_heads();
         let mut again = request("xh/t1", "xh/t1/v1", figures, heads);
         again.at_ms = 3_000;
+        // The township's node writes the re-approval (the county's sent it back).
+        let mut approval = approval.fork().with_actor(actor_for(&station("xh/t1"), 7));
         approve(&mut approval, &again, &[]).unwrap();
         assert!(status(&approval, "xh/t1/v1", &mut activities).is_cleanly_approved());
         assert_eq!(approval_history(&approval).unwrap().len(), 2);
@@ -807,6 +832,39 @@ mod tests {
             status(&one, "xh/t1/v1", &mut activities),
             status(&two, "xh/t1/v1", &mut activities)
         );
+    }
+
+    #[test]
+    fn a_decision_in_another_stations_name_is_disowned() {
+        let (mut activities, _) = village_month();
+        // The township writes a "send-back by the county".
+        let mut approval = node_doc("xh/t1");
+        send_back(
+            &mut approval,
+            &station("xh"),
+            &station("xh/t1/v1"),
+            nov(),
+            "伪造",
+            1_000,
+        )
+        .unwrap();
+        let now = status(&approval, "xh/t1/v1", &mut activities);
+        assert_eq!(now.state, ApprovalState::Unapproved, "{now:?}");
+        assert_eq!(now.disowned.len(), 1);
+        assert_eq!(now.disowned[0].by(), &station("xh"));
+        // Its own decision counts.
+        send_back(
+            &mut approval,
+            &station("xh/t1"),
+            &station("xh/t1/v1"),
+            nov(),
+            "请核实",
+            2_000,
+        )
+        .unwrap();
+        let now = status(&approval, "xh/t1/v1", &mut activities);
+        assert_eq!(now.state, ApprovalState::SentBack);
+        assert!(now.disowned.is_empty(), "overwritten by the township's own");
     }
 
     #[test]
