@@ -143,6 +143,15 @@ impl Scalar {
         }
     }
 
+    /// The value an absent field reads as.
+    pub(crate) fn is_default(&self) -> bool {
+        match self {
+            Scalar::Str(s) => s.is_empty(),
+            Scalar::Uint(n) => *n == 0,
+            Scalar::Bool(b) => !b,
+        }
+    }
+
     pub(crate) fn display(&self) -> String {
         match self {
             Scalar::Str(s) => s.clone(),

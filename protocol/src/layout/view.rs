@@ -177,8 +177,11 @@ pub(crate) fn put_field(
     value: &Scalar,
 ) -> LayoutResult<()> {
     debug_assert!(!maps.is_empty(), "a logical map to write has an object");
-    if scalar_at(doc, maps, key)?.as_ref() == Some(value) {
-        return Ok(());
+    match scalar_at(doc, maps, key)? {
+        Some(seen) if seen == *value => return Ok(()),
+        // An absent field reads as its default (see `NewRecord`).
+        None if value.is_default() => return Ok(()),
+        _ => {}
     }
     let mut written = false;
     for map in maps {
@@ -214,11 +217,17 @@ impl NewRecord {
 
     fn into_hydrate(self) -> hydrate::Value {
         let mut map: HashMap<String, hydrate::Value> = HashMap::new();
+        // A default value (empty text, 0, false) is left out: readers take
+        // an absent field as its default, and most records carry several
+        // (`deleted`, `late`, an empty team...). Fewer operations make the
+        // write, the stored change and the sync message smaller.
         for (key, value) in self.fields {
-            map.insert(
-                key.to_string(),
-                hydrate::Value::Scalar(value.into_automerge()),
-            );
+            if !value.is_default() {
+                map.insert(
+                    key.to_string(),
+                    hydrate::Value::Scalar(value.into_automerge()),
+                );
+            }
         }
         for (key, entries) in self.children {
             let nested = entries
@@ -227,6 +236,8 @@ impl NewRecord {
                 .collect();
             map.insert(key.to_string(), hydrate_map(nested));
         }
+        // Flags are data keyed by name (team members): all kept, even
+        // false ones, since the key itself is the information.
         for (key, entries) in self.flags {
             let nested = entries
                 .into_iter()
@@ -371,6 +382,8 @@ mod tests {
                 ("name", Scalar::Str("王".into())),
                 ("n", Scalar::Uint(7)),
                 ("ok", Scalar::Bool(true)),
+                ("deleted", Scalar::Bool(false)),
+                ("empty", Scalar::Str(String::new())),
             ]
         };
         let mut record = NewRecord::new(fields());
