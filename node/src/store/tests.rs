@@ -304,3 +304,34 @@ fn flushed_writes_survive_sigkill() {
         acknowledged.len()
     );
 }
+
+#[test]
+fn every_change_committed_through_the_store_carries_the_node_clock() {
+    use civsync_protocol::stats::Freshness;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), station("xh/t1/v1"), ReplicaConfig::default()).unwrap();
+    let before_ms = i64::try_from(crate::node::now_ms()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(store.commit(village_document(1), |doc| doc.put(ROOT, "a", 1)))
+        .unwrap();
+    let after_ms = i64::try_from(crate::node::now_ms()).unwrap();
+    let newest = store
+        .call_blocking(|replica| {
+            let mut freshness = Freshness::default();
+            replica
+                .observe_change_times(&village_document(1), &[], &mut freshness)
+                .unwrap();
+            freshness.of(&station("xh/t1/v1")).newest_change_ms
+        })
+        .unwrap()
+        .expect("the change carries a time");
+    // Automerge keeps whole seconds.
+    assert!(
+        newest > before_ms - 1_000 && newest <= after_ms,
+        "{before_ms} ≤ {newest} ≤ {after_ms}"
+    );
+    store.close_blocking();
+}
