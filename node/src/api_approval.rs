@@ -122,9 +122,16 @@ async fn list(
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))?;
     let station = station_param(&ctx, q.station.as_deref())?;
     let month = month_param(q.month.as_deref())?;
+    // Current figures from the statistics index (brought up to date first),
+    // so a county's listing does not read every document of the month.
+    crate::api_stats::refresh(&ctx).await?;
+    let stats = ctx.stats.clone();
     let listed = ctx
         .store
-        .call(move |replica| approval_service::subtree_approvals(replica, &station, month))
+        .call(move |replica| {
+            let state = stats.lock().unwrap_or_else(|p| p.into_inner());
+            approval_service::subtree_approvals(replica, &station, month, Some(state.index()))
+        })
         .await??;
     Ok(Json(listed).into_response())
 }

@@ -156,6 +156,27 @@ pub fn month_status<S: Storage>(
         .unwrap_or_default();
     let activities = DocumentId::activities(station, month);
     let heads = replica.heads(&activities).unwrap_or(&[]).to_vec();
+    // Read from the approval document alone first: a send-back needs
+    // nothing more, nor an approval whose recorded heads are exactly the
+    // heads held now (nothing missing, nothing edited). Only an approval
+    // whose heads differ needs the activities document, to tell an edit
+    // from changes not yet received.
+    let nothing = AutoCommit::new();
+    let mut quick = approval::approval_status(&approval, station, month, &nothing, &[])?;
+    match &quick.decision {
+        Some(Decision::Approved {
+            activities_heads, ..
+        }) => {
+            // Both sorted: `approve` sorts what it records, the index keeps heads sorted.
+            let held: Vec<String> = heads.iter().map(ToString::to_string).collect();
+            if held == *activities_heads {
+                quick.approved_records_missing = false;
+                quick.edited_after_approval = false;
+                return Ok(quick);
+            }
+        }
+        Some(Decision::SentBack { .. }) | None => return Ok(quick),
+    }
     let status = replica
         .with_document(&activities, |doc| {
             approval::approval_status(&approval, station, month, doc, &heads)
@@ -239,11 +260,15 @@ pub fn send_back_month<S: Storage>(
 }
 
 /// Where the month of `root` and of every known station below it stands,
-/// in path order, with approved and current figures side by side.
+/// in path order, with approved and current figures side by side. The
+/// current figures come from `current` when given (the node's statistics
+/// index, kept up to date incrementally), else from the documents (a whole
+/// subtree's month read once).
 pub fn subtree_approvals<S: Storage>(
     replica: &mut Replica<S>,
     root: &StationId,
     month: Month,
+    current: Option<&StatsIndex>,
 ) -> Result<Vec<StationApproval>, ServiceError> {
     if !replica.local().is_ancestor_or_self_of(root) {
         return Err(ServiceError::Forbidden {
@@ -254,7 +279,14 @@ pub fn subtree_approvals<S: Storage>(
         });
     }
     let stations = known_stations(replica, root)?;
-    let index = month_index(replica, root, month)?;
+    let read;
+    let index = match current {
+        Some(index) => index,
+        None => {
+            read = month_index(replica, root, month)?;
+            &read
+        }
+    };
     let mut out = Vec::with_capacity(stations.len());
     for station in stations {
         let status = month_status(replica, &station, month)?;
@@ -324,13 +356,43 @@ mod tests {
         assert!(
             matches!(&decision, Decision::Approved { figures, .. } if figures.counts.beneficiaries == 20)
         );
-        let listed = subtree_approvals(&mut township, &station("xh/t1"), nov()).unwrap();
+        let listed = subtree_approvals(&mut township, &station("xh/t1"), nov(), None).unwrap();
         let stations: Vec<&str> = listed.iter().map(|a| a.status.station.as_str()).collect();
         assert_eq!(stations, ["xh/t1", "xh/t1/v1", "xh/t1/v2"]);
         assert_eq!(listed[1].status.state, ApprovalState::Approved);
         assert_eq!(listed[1].approved.as_ref(), Some(&listed[1].current));
         assert_eq!(listed[2].status.state, ApprovalState::Unapproved);
         assert_eq!(listed[0].current.counts.beneficiaries, 50, "rolled up");
+
+        // The status read without the activities document (heads unchanged)
+        // equals the one read with it.
+        let approval_doc = township
+            .with_document(
+                &DocumentId::approval(&station("xh/t1/v1"), nov()),
+                AutoCommit::clone,
+            )
+            .unwrap()
+            .unwrap();
+        let activities = DocumentId::activities(&station("xh/t1/v1"), nov());
+        let heads = township.heads(&activities).unwrap().to_vec();
+        let full = township
+            .with_document(&activities, |doc| {
+                approval::approval_status(&approval_doc, &station("xh/t1/v1"), nov(), doc, &heads)
+            })
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(full.is_cleanly_approved());
+        assert_eq!(
+            month_status(&mut township, &station("xh/t1/v1"), nov()).unwrap(),
+            full
+        );
+        // And the current figures from a statistics index are the same.
+        let index = month_index(&mut township, &station("xh/t1"), nov()).unwrap();
+        assert_eq!(
+            subtree_approvals(&mut township, &station("xh/t1"), nov(), Some(&index)).unwrap(),
+            listed
+        );
     }
 
     #[test]
@@ -380,7 +442,7 @@ mod tests {
         record(&mut township, "xh/t1/v1", "A1", 20);
         approve_month(&mut township, &station("xh/t1/v1"), nov(), 1_000).unwrap();
         record(&mut township, "xh/t1/v1", "A9", 40);
-        let listed = subtree_approvals(&mut township, &station("xh/t1/v1"), nov()).unwrap();
+        let listed = subtree_approvals(&mut township, &station("xh/t1/v1"), nov(), None).unwrap();
         assert_eq!(listed.len(), 1);
         let village = &listed[0];
         assert!(village.status.edited_after_approval);
