@@ -18,6 +18,15 @@
 //! (in TLS 1.3 the client finishes its handshake before the server has
 //! judged the client's certificate).
 //!
+//! Restarts: the key of QUIC stateless resets, and the key that makes our
+//! connection ids recognisable, are derived from the node's private key, so
+//! they are the same after a restart. A node that was killed
+//! and restarted on the same address answers its peers' packets for the
+//! dead connections with a reset they recognise, and they drop those
+//! connections at once and dial again, instead of waiting for the idle
+//! timeout (children dial their parent, so nothing else tells a child that
+//! its parent came back).
+//!
 //! Limits: incoming connections held at once, handshakes in progress, one
 //! bidirectional stream and no unidirectional ones per connection, bounded
 //! receive windows, a deadline on connection set-up, keep-alive and an idle
@@ -25,6 +34,7 @@
 
 use crate::pki::{read_certificate_identity, CertificateIdentity, IdentityError, NodeIdentity};
 use civsync_protocol::{StationId, Tier};
+use hmac::{Hmac, Mac};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{TransportConfig, VarInt};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -35,6 +45,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
+use sha2::{Digest, Sha256};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -207,8 +218,23 @@ impl NodeEndpoint {
             quinn::ServerConfig::with_crypto(Arc::new(server_crypto(identity, &trust)?));
         server_config.transport_config(transport.clone());
         server_config.max_incoming(limits.incoming_handshakes_max);
-        let endpoint = quinn::Endpoint::server(server_config, addr)
+        let socket = std::net::UdpSocket::bind(addr)
             .map_err(|source| TransportError::Bind { addr, source })?;
+        let mut endpoint_config =
+            quinn::EndpointConfig::new(Arc::new(StatelessResetKey::of(identity)));
+        let connection_id_key = connection_id_key(identity);
+        endpoint_config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(
+                connection_id_key,
+            ))
+        });
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config,
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| TransportError::Bind { addr, source })?;
         let (sender, receiver) = mpsc::channel(ACCEPTED_QUEUE_LEN);
         let acceptor = tokio::spawn(run_acceptor(endpoint.clone(), limits, sender));
         Ok(NodeEndpoint {
@@ -330,6 +356,62 @@ impl NodeEndpoint {
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
         config.transport_config(self.transport.clone());
         Ok(config)
+    }
+}
+
+/// Key of the connection ids this node issues, which it checks before
+/// answering a packet of an unknown connection with a stateless reset: the
+/// same after a restart, so the predecessor's ids are recognised.
+fn connection_id_key(identity: &NodeIdentity) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(b"civsync/quic-connection-id-key/v1");
+    hasher.update(identity.key.secret_der());
+    let digest = hasher.finalize();
+    let mut key = [0_u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(key)
+}
+
+/// HMAC-SHA256 key of this node's stateless reset tokens: derived from its
+/// private key, so a restarted node resets its predecessor's connections.
+struct StatelessResetKey {
+    key: [u8; 32],
+}
+
+impl StatelessResetKey {
+    /// Domain-separated from every other use of the private key.
+    const LABEL: &'static [u8] = b"civsync/quic-stateless-reset-key/v1";
+
+    fn of(identity: &NodeIdentity) -> StatelessResetKey {
+        let mut hasher = Sha256::new();
+        hasher.update(Self::LABEL);
+        hasher.update(identity.key.secret_der());
+        StatelessResetKey {
+            key: hasher.finalize().into(),
+        }
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length")
+    }
+}
+
+impl quinn::crypto::HmacKey for StatelessResetKey {
+    fn sign(&self, data: &[u8], signature_out: &mut [u8]) {
+        let mut mac = self.mac();
+        mac.update(data);
+        signature_out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+
+    fn signature_len(&self) -> usize {
+        32
+    }
+
+    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), quinn::crypto::CryptoError> {
+        let mut mac = self.mac();
+        mac.update(data);
+        mac.verify_slice(signature)
+            .map_err(|_| quinn::crypto::CryptoError)
     }
 }
 
@@ -812,6 +894,84 @@ mod tests {
             Ok(link) => panic!("connect succeeded with {}", link.peer_station),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_restarted_on_its_address_resets_its_peers_dead_connections() {
+        let county = County::new("xh");
+        let township_identity = county.node("xh/t03", Tier::Township);
+        let township = bind(&township_identity);
+        let address = township.local_addr().unwrap();
+        // The village reaches the township through a relay, so the
+        // township's end can vanish without a word reaching the village.
+        let relay = crate::relay::Relay::start("127.0.0.1:0".parse().unwrap(), address)
+            .await
+            .unwrap();
+        let village = bind(&county.node("xh/t03/v12", Tier::Village));
+        let link = village
+            .connect(relay.listen, Some(&id("xh/t03")))
+            .await
+            .unwrap();
+        let accepted = next_accepted(&township).await.unwrap();
+
+        relay.set_cut(true);
+        drop(accepted);
+        township.close();
+        drop(township);
+        // The restart, on the same address (once the old socket is gone).
+        let mut attempts = 0;
+        let restarted = loop {
+            match NodeEndpoint::bind(address, &township_identity) {
+                Ok(endpoint) => break endpoint,
+                Err(error) => {
+                    attempts += 1;
+                    assert!(attempts < 250, "cannot rebind {address}: {error}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        relay.set_cut(false);
+        let started = std::time::Instant::now();
+        let idle = Duration::from_millis(u64::from(IDLE_TIMEOUT_MS));
+        let ended = tokio::time::timeout(idle, link.connection.closed())
+            .await
+            .expect("the dead connection lingered until the idle timeout");
+        let took = started.elapsed();
+        assert!(matches!(ended, quinn::ConnectionError::Reset), "{ended:?}");
+        assert!(
+            took < Duration::from_millis(2 * KEEP_ALIVE_INTERVAL_MS + 2_000),
+            "reset after {took:?}"
+        );
+        // And the restarted township takes the village's next link.
+        let again = village.connect(address, Some(&id("xh/t03"))).await.unwrap();
+        assert_eq!(again.peer_station, id("xh/t03"));
+        assert_eq!(
+            next_accepted(&restarted).await.unwrap().peer_station,
+            id("xh/t03/v12")
+        );
+        relay.stop();
+    }
+
+    #[test]
+    fn the_stateless_reset_key_follows_the_private_key() {
+        use quinn::crypto::HmacKey;
+        let county = County::new("xh");
+        let identity = county.node("xh/t03", Tier::Township);
+        let other = county.node("xh/t04", Tier::Township);
+        let sign = |key: &StatelessResetKey| {
+            let mut out = [0_u8; 32];
+            key.sign(b"connection id", &mut out);
+            out
+        };
+        let key = StatelessResetKey::of(&identity);
+        assert_eq!(key.signature_len(), 32);
+        // The same after a restart (a new load of the same identity) ...
+        assert_eq!(sign(&key), sign(&StatelessResetKey::of(&identity)));
+        // ... and another node's differs.
+        assert_ne!(sign(&key), sign(&StatelessResetKey::of(&other)));
+        let signature = sign(&key);
+        assert!(key.verify(b"connection id", &signature).is_ok());
+        assert!(key.verify(b"another id", &signature).is_err());
     }
 
     #[tokio::test]

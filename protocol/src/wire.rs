@@ -10,20 +10,26 @@
 //! a node of any version can read at least that much of a newer peer's hello
 //! and refuse it with a clear reason. Message type bytes are never reused.
 //!
+//! Bucket hashes travel sparse: a bitmap of the buckets that hold entries,
+//! then only their hashes (an empty bucket's hash is the known
+//! [`EMPTY_BUCKET`]). A village shares a handful of documents, so its digest
+//! exchange costs a few hundred bytes instead of 4 KiB each way.
+//!
 //! Automerge sync messages can be far larger than a frame (a whole document of
 //! several MB on a cold sync). They travel as consecutive [`Message::Sync`]
 //! fragments carrying the total length and their offset; the receiver
 //! reassembles at most one message at a time, at most
 //! [`SYNC_MESSAGE_BYTES_MAX`] bytes.
 
-use crate::digest::{BucketHash, RootHash, DIGEST_BUCKETS};
+use crate::digest::{BucketHash, RootHash, DIGEST_BUCKETS, EMPTY_BUCKET};
 use crate::document_id::DocumentId;
 use crate::station::{StationId, Tier};
 use crate::sync_host::HeadsDigest;
 use serde::{Deserialize, Serialize};
 
 /// Version of this wire protocol. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: bucket hashes sparse (`BUCKET_HASHES_SPARSE`).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Bytes of the length prefix in front of every frame.
 pub const FRAME_HEADER_BYTES: usize = 4;
 /// Largest frame payload (type byte + body) we send or accept.
@@ -44,7 +50,8 @@ pub mod message_type {
     pub const HELLO: u8 = 1;
     pub const HELLO_REJECTED: u8 = 2;
     pub const SCOPE_ROOT: u8 = 3;
-    pub const BUCKET_HASHES: u8 = 4;
+    /// Retired in protocol version 2 (all 256 hashes, dense).
+    pub const BUCKET_HASHES_DENSE_RETIRED: u8 = 4;
     pub const BUCKET_CONTENTS: u8 = 5;
     pub const SYNC: u8 = 6;
     pub const SYNC_QUIET: u8 = 7;
@@ -52,7 +59,11 @@ pub mod message_type {
     pub const PING: u8 = 9;
     pub const PONG: u8 = 10;
     pub const GOODBYE: u8 = 11;
+    pub const BUCKET_HASHES_SPARSE: u8 = 12;
 }
+
+/// Bytes of the bitmap naming the non-empty buckets.
+const BUCKET_BITMAP_BYTES: usize = DIGEST_BUCKETS / 8;
 
 /// One protocol message. See `session.rs` for when each may be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,9 +160,60 @@ struct ScopeRootBody {
     documents: u64,
     root: RootHash,
 }
+/// Bit `b % 8` of byte `b / 8` set: bucket `b` is not empty, and its hash
+/// is the next of `hashes`.
 #[derive(Serialize, Deserialize)]
-struct BucketHashesBody {
+struct BucketHashesSparseBody {
+    present: [u8; BUCKET_BITMAP_BYTES],
     hashes: Vec<BucketHash>,
+}
+
+impl BucketHashesSparseBody {
+    fn from_dense(dense: &[BucketHash]) -> BucketHashesSparseBody {
+        debug_assert_eq!(dense.len(), DIGEST_BUCKETS);
+        let mut present = [0_u8; BUCKET_BITMAP_BYTES];
+        let mut hashes = Vec::new();
+        for (bucket, hash) in dense.iter().enumerate() {
+            if *hash != EMPTY_BUCKET {
+                present[bucket / 8] |= 1 << (bucket % 8);
+                hashes.push(*hash);
+            }
+        }
+        BucketHashesSparseBody { present, hashes }
+    }
+
+    fn into_dense(self) -> Result<Vec<BucketHash>, String> {
+        let marked: usize = self
+            .present
+            .iter()
+            .map(|byte| byte.count_ones() as usize)
+            .sum();
+        if marked != self.hashes.len() {
+            return Err(format!(
+                "{marked} buckets marked present but {} hashes given",
+                self.hashes.len()
+            ));
+        }
+        let mut given = self.hashes.into_iter();
+        let mut dense = Vec::with_capacity(DIGEST_BUCKETS);
+        for bucket in 0..DIGEST_BUCKETS {
+            if self.present[bucket / 8] & (1 << (bucket % 8)) == 0 {
+                dense.push(EMPTY_BUCKET);
+                continue;
+            }
+            match given.next() {
+                Some(hash) if hash != EMPTY_BUCKET => dense.push(hash),
+                // Non-canonical: the same digest has one encoding only.
+                _ => {
+                    return Err(format!(
+                        "bucket {bucket} marked present with the empty hash"
+                    ))
+                }
+            }
+        }
+        debug_assert!(given.next().is_none());
+        Ok(dense)
+    }
 }
 #[derive(Serialize, Deserialize)]
 struct BucketContentsBody {
@@ -208,7 +270,7 @@ impl Message {
             Message::Hello { .. } => HELLO,
             Message::HelloRejected { .. } => HELLO_REJECTED,
             Message::ScopeRoot { .. } => SCOPE_ROOT,
-            Message::BucketHashes { .. } => BUCKET_HASHES,
+            Message::BucketHashes { .. } => BUCKET_HASHES_SPARSE,
             Message::BucketContents { .. } => BUCKET_CONTENTS,
             Message::Sync { .. } => SYNC,
             Message::SyncQuiet { .. } => SYNC_QUIET,
@@ -319,12 +381,9 @@ pub fn encode_frame(message: &Message) -> Result<Vec<u8>, WireError> {
             },
             frame,
         ),
-        Message::BucketHashes { hashes } => postcard::to_extend(
-            &BucketHashesBody {
-                hashes: hashes.clone(),
-            },
-            frame,
-        ),
+        Message::BucketHashes { hashes } => {
+            postcard::to_extend(&BucketHashesSparseBody::from_dense(hashes), frame)
+        }
         Message::BucketContents {
             bucket,
             entries,
@@ -450,8 +509,13 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, WireError> {
                 root: b.root,
             }
         }
-        BUCKET_HASHES => Message::BucketHashes {
-            hashes: body::<BucketHashesBody>(message_type, bytes)?.hashes,
+        BUCKET_HASHES_SPARSE => Message::BucketHashes {
+            hashes: body::<BucketHashesSparseBody>(message_type, bytes)?
+                .into_dense()
+                .map_err(|reason| WireError::Undecodable {
+                    message_type,
+                    reason,
+                })?,
         },
         BUCKET_CONTENTS => {
             let b: BucketContentsBody = body(message_type, bytes)?;
@@ -621,6 +685,12 @@ mod tests {
             Message::BucketHashes {
                 hashes: vec![[1; 16]; DIGEST_BUCKETS],
             },
+            Message::BucketHashes {
+                hashes: sparse_hashes(&[0, 7, 8, 200, 255]),
+            },
+            Message::BucketHashes {
+                hashes: vec![EMPTY_BUCKET; DIGEST_BUCKETS],
+            },
             Message::BucketContents {
                 bucket: 3,
                 entries: vec![(doc.clone(), [9; 16])],
@@ -677,6 +747,69 @@ mod tests {
         }
         assert_eq!(decode_all(&stream, 1).unwrap(), messages);
         assert_eq!(decode_all(&stream, stream.len()).unwrap(), messages);
+    }
+
+    /// Bucket hashes with entries only in `buckets`.
+    fn sparse_hashes(buckets: &[usize]) -> Vec<BucketHash> {
+        let mut hashes = vec![EMPTY_BUCKET; DIGEST_BUCKETS];
+        for &bucket in buckets {
+            hashes[bucket] = [bucket as u8 ^ 0x5a; 16];
+        }
+        hashes
+    }
+
+    #[test]
+    fn bucket_hashes_cost_only_the_buckets_that_hold_entries() {
+        let few = encode_frame(&Message::BucketHashes {
+            hashes: sparse_hashes(&[1, 2, 3, 4, 5]),
+        })
+        .unwrap();
+        // Header, type, bitmap, length, five hashes.
+        assert_eq!(
+            few.len(),
+            FRAME_HEADER_BYTES + 1 + BUCKET_BITMAP_BYTES + 1 + 5 * 16
+        );
+        let full = encode_frame(&Message::BucketHashes {
+            hashes: vec![[3; 16]; DIGEST_BUCKETS],
+        })
+        .unwrap();
+        assert!(
+            full.len() <= FRAME_HEADER_BYTES + 1 + BUCKET_BITMAP_BYTES + 2 + DIGEST_BUCKETS * 16
+        );
+    }
+
+    #[test]
+    fn sparse_bucket_hashes_that_disagree_with_their_bitmap_are_refused() {
+        let decode = |body: BucketHashesSparseBody| {
+            let mut payload = vec![message_type::BUCKET_HASHES_SPARSE];
+            payload.extend(postcard::to_allocvec(&body).unwrap());
+            decode_payload(&payload)
+        };
+        let mut present = [0_u8; BUCKET_BITMAP_BYTES];
+        present[0] = 0b11;
+        let one_short = decode(BucketHashesSparseBody {
+            present,
+            hashes: vec![[1; 16]],
+        });
+        assert!(
+            matches!(&one_short, Err(WireError::Undecodable { reason, .. }) if reason.contains("2 buckets marked present but 1")),
+            "{one_short:?}"
+        );
+        let empty_marked = decode(BucketHashesSparseBody {
+            present,
+            hashes: vec![[1; 16], EMPTY_BUCKET],
+        });
+        assert!(
+            matches!(&empty_marked, Err(WireError::Undecodable { reason, .. }) if reason.contains("bucket 1")),
+            "{empty_marked:?}"
+        );
+        // The retired dense type is unknown now.
+        assert_eq!(
+            decode_payload(&[message_type::BUCKET_HASHES_DENSE_RETIRED]),
+            Err(WireError::UnknownMessageType {
+                found: message_type::BUCKET_HASHES_DENSE_RETIRED
+            })
+        );
     }
 
     #[test]
