@@ -20,6 +20,7 @@
 //! activity) contribute nothing; every list is sorted and holds no zero
 //! entries, so two contributions of equal content compare equal.
 
+use super::scan::{scan, CollectionShape};
 use crate::document_id::{DocumentId, DocumentKind, Month};
 use crate::layout::{self, LayoutError};
 use crate::model::{date_format, Category, Form, OrderStatus, RecordId};
@@ -298,8 +299,12 @@ fn record_maps<D: ReadDoc>(
     }
 }
 
+/// The wanted fields of one record, keyed by the wanted name (static: no
+/// allocation per field read).
+pub(crate) type Fields = Vec<(&'static str, Field)>;
+
 /// One scalar field as read in a single pass over a record map.
-enum Field {
+pub(crate) enum Field {
     Text(String),
     Count(u64),
     Flag(bool),
@@ -309,14 +314,14 @@ enum Field {
 
 /// The fields named in `wanted` of one logical record map: a field reads
 /// from the first object holding it; a nested map is the union over all.
-fn read_fields<D: ReadDoc>(doc: &D, maps: &[ObjId], wanted: &[&str]) -> Vec<(String, Field)> {
-    let mut out: Vec<(String, Field)> = Vec::new();
+fn read_fields<D: ReadDoc>(doc: &D, maps: &[ObjId], wanted: &[&'static str]) -> Fields {
+    let mut out: Fields = Vec::new();
     for obj in maps {
         for item in doc.map_range(obj, ..) {
-            if !wanted.contains(&item.key.as_ref()) {
+            let Some(name) = wanted.iter().find(|w| **w == item.key) else {
                 continue;
-            }
-            let existing = out.iter_mut().find(|(k, _)| *k == item.key);
+            };
+            let existing = out.iter_mut().find(|(k, _)| k == name);
             let field = match &item.value {
                 ValueRef::Scalar(ScalarValueRef::Str(text)) => Field::Text(text.to_string()),
                 ValueRef::Scalar(ScalarValueRef::Uint(n)) => Field::Count(*n),
@@ -342,7 +347,7 @@ fn read_fields<D: ReadDoc>(doc: &D, maps: &[ObjId], wanted: &[&str]) -> Vec<(Str
                 _ => Field::Other,
             };
             if existing.is_none() {
-                out.push((item.key.to_string(), field));
+                out.push((name, field));
             }
         }
     }
@@ -353,12 +358,12 @@ fn read_fields<D: ReadDoc>(doc: &D, maps: &[ObjId], wanted: &[&str]) -> Vec<(Str
 /// a missing text is empty, a missing flag false, a missing count 0.
 struct Record {
     path: String,
-    fields: Vec<(String, Field)>,
+    fields: Fields,
 }
 
 impl Record {
     fn field(&self, key: &str) -> Option<&Field> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, f)| f)
+        self.fields.iter().find(|(k, _)| *k == key).map(|(_, f)| f)
     }
     fn text(&self, key: &str) -> Result<&str, LayoutError> {
         match self.field(key) {
@@ -417,20 +422,92 @@ const ACTIVITY_FIELDS: &[&str] = &[
 ];
 const RECORD_FIELDS: &[&str] = &["volunteer", "hours_centi", "late", "deleted"];
 const VOLUNTEER_FIELDS: &[&str] = &["number", "home_station", "registered_on", "deleted"];
+const TEAM_FIELDS: &[&str] = &["deleted"];
+
+/// A record read by the scan: no path, since an error found in it sends
+/// the document down the record-by-record path, which names it.
+fn scanned(fields: Fields) -> Record {
+    Record {
+        path: String::new(),
+        fields,
+    }
+}
 
 fn activities<D: ReadDoc>(
     station: &StationId,
     month: Month,
     doc: &D,
 ) -> Result<ActivitiesContribution, LayoutError> {
-    let mut cells: BTreeMap<(Category, Form), ActivityCounts> = BTreeMap::new();
-    let mut volunteers: BTreeMap<RecordId, VolunteerService> = BTreeMap::new();
+    match activities_scanned(station, month, doc) {
+        Some(Ok(contribution)) => Ok(contribution),
+        _ => activities_by_record(station, month, doc),
+    }
+}
+
+/// The fast path: `None` when the scan gives up, an error when a record is
+/// malformed (the caller then reads record by record for the error's path).
+pub(crate) fn activities_scanned<D: ReadDoc>(
+    station: &StationId,
+    month: Month,
+    doc: &D,
+) -> Option<Result<ActivitiesContribution, LayoutError>> {
+    let shapes = [CollectionShape {
+        name: layout::ACTIVITIES,
+        fields: ACTIVITY_FIELDS,
+        nested: Some((layout::RECORDS, RECORD_FIELDS)),
+    }];
+    let mut collections = scan(doc, &shapes)?;
+    let found = collections.pop().unwrap_or_default();
+    let read = found
+        .into_iter()
+        .map(|r| (scanned(r.fields), r.nested))
+        .collect();
+    let given = |_: &Record, nested: Vec<Fields>| Ok(nested.into_iter().map(scanned).collect());
+    Some(fold_activities(station, month, read, given))
+}
+
+/// The record-by-record path, following the layout's logical maps.
+pub(crate) fn activities_by_record<D: ReadDoc>(
+    station: &StationId,
+    month: Month,
+    doc: &D,
+) -> Result<ActivitiesContribution, LayoutError> {
     let all = child_maps(doc, &[ROOT], layout::ACTIVITIES)?;
+    let mut read = Vec::new();
     for (key, maps) in record_maps(doc, &all)? {
         let activity = Record {
             path: format!("{}.{key}", layout::ACTIVITIES),
             fields: read_fields(doc, &maps, ACTIVITY_FIELDS),
         };
+        read.push((activity, Vec::new()));
+    }
+    let lookup = |activity: &Record, _: Vec<Fields>| {
+        let records = activity.map(layout::RECORDS)?;
+        record_maps(doc, records)?
+            .into_iter()
+            .map(|(volunteer_key, maps)| {
+                Ok(Record {
+                    path: format!("{}.{}.{volunteer_key}", activity.path, layout::RECORDS),
+                    fields: read_fields(doc, &maps, RECORD_FIELDS),
+                })
+            })
+            .collect()
+    };
+    fold_activities(station, month, read, lookup)
+}
+
+/// Sum activities and their service records. `records_of` gives an
+/// activity's service records; it is asked only for live activities, after
+/// their own fields were checked, so both readers report the same error.
+fn fold_activities(
+    station: &StationId,
+    month: Month,
+    activities: Vec<(Record, Vec<Fields>)>,
+    mut records_of: impl FnMut(&Record, Vec<Fields>) -> Result<Vec<Record>, LayoutError>,
+) -> Result<ActivitiesContribution, LayoutError> {
+    let mut cells: BTreeMap<(Category, Form), ActivityCounts> = BTreeMap::new();
+    let mut volunteers: BTreeMap<RecordId, VolunteerService> = BTreeMap::new();
+    for (activity, nested) in activities {
         if activity.flag("deleted")? {
             continue;
         }
@@ -447,12 +524,7 @@ fn activities<D: ReadDoc>(
         cell.activities += 1;
         cell.beneficiaries += beneficiaries;
         cell.late_records += u64::from(activity.flag("late")?);
-        let records = activity.map(layout::RECORDS)?;
-        for (volunteer_key, record_maps) in record_maps(doc, records)? {
-            let record = Record {
-                path: format!("{}.{}.{volunteer_key}", activity.path, layout::RECORDS),
-                fields: read_fields(doc, &record_maps, RECORD_FIELDS),
-            };
+        for record in records_of(&activity, nested)? {
             if record.flag("deleted")? {
                 continue;
             }
@@ -468,15 +540,22 @@ fn activities<D: ReadDoc>(
             cell.participations += 1;
             cell.hours_centi += hours_centi;
             cell.late_records += u64::from(record.flag("late")?);
-            let service = volunteers
-                .entry(volunteer.clone())
-                .or_insert_with(|| VolunteerService {
-                    volunteer,
-                    hours_centi: 0,
-                    service_records: 0,
-                });
-            service.hours_centi += hours_centi;
-            service.service_records += 1;
+            match volunteers.get_mut(&volunteer) {
+                Some(service) => {
+                    service.hours_centi += hours_centi;
+                    service.service_records += 1;
+                }
+                None => {
+                    volunteers.insert(
+                        volunteer.clone(),
+                        VolunteerService {
+                            volunteer,
+                            hours_centi,
+                            service_records: 1,
+                        },
+                    );
+                }
+            }
         }
     }
     Ok(ActivitiesContribution {
@@ -496,43 +575,85 @@ fn activities<D: ReadDoc>(
 }
 
 fn roster<D: ReadDoc>(station: &StationId, doc: &D) -> Result<RosterContribution, LayoutError> {
+    match roster_scanned(station, doc) {
+        Some(Ok(contribution)) => Ok(contribution),
+        _ => roster_by_record(station, doc),
+    }
+}
+
+/// The fast path, as [`activities_scanned`].
+pub(crate) fn roster_scanned<D: ReadDoc>(
+    station: &StationId,
+    doc: &D,
+) -> Option<Result<RosterContribution, LayoutError>> {
+    let shapes = [
+        CollectionShape {
+            name: layout::VOLUNTEERS,
+            fields: VOLUNTEER_FIELDS,
+            nested: None,
+        },
+        CollectionShape {
+            name: layout::TEAMS,
+            fields: TEAM_FIELDS,
+            nested: None,
+        },
+    ];
+    let mut collections = scan(doc, &shapes)?;
+    let teams = collections.pop().unwrap_or_default();
+    let volunteers = collections.pop().unwrap_or_default();
+    Some(fold_roster(
+        station,
+        volunteers.into_iter().map(|r| scanned(r.fields)).collect(),
+        teams.into_iter().map(|r| scanned(r.fields)).collect(),
+    ))
+}
+
+/// The record-by-record path, following the layout's logical maps.
+pub(crate) fn roster_by_record<D: ReadDoc>(
+    station: &StationId,
+    doc: &D,
+) -> Result<RosterContribution, LayoutError> {
+    let read = |collection: &str, wanted: &[&'static str]| -> Result<Vec<Record>, LayoutError> {
+        let all = child_maps(doc, &[ROOT], collection)?;
+        Ok(record_maps(doc, &all)?
+            .into_iter()
+            .map(|(key, maps)| Record {
+                path: format!("{collection}.{key}"),
+                fields: read_fields(doc, &maps, wanted),
+            })
+            .collect())
+    };
+    let volunteers = read(layout::VOLUNTEERS, VOLUNTEER_FIELDS)?;
+    let teams = read(layout::TEAMS, TEAM_FIELDS)?;
+    fold_roster(station, volunteers, teams)
+}
+
+fn fold_roster(
+    station: &StationId,
+    volunteer_records: Vec<Record>,
+    team_records: Vec<Record>,
+) -> Result<RosterContribution, LayoutError> {
     let mut registrations: BTreeMap<Month, u64> = BTreeMap::new();
     let mut volunteers = Vec::new();
-    {
-        let all = child_maps(doc, &[ROOT], layout::VOLUNTEERS)?;
-        for (key, maps) in record_maps(doc, &all)? {
-            let volunteer = Record {
-                path: format!("{}.{key}", layout::VOLUNTEERS),
-                fields: read_fields(doc, &maps, VOLUNTEER_FIELDS),
-            };
-            if volunteer.flag("deleted")? {
-                continue;
-            }
-            let registered_on =
-                date_format::parse("registered_on", volunteer.text("registered_on")?).map_err(
-                    |e| malformed(format!("{}.registered_on", volunteer.path), &e.reason),
-                )?;
-            let home_station = StationId::parse(volunteer.text("home_station")?).map_err(|e| {
-                malformed(format!("{}.home_station", volunteer.path), &e.to_string())
-            })?;
-            *registrations.entry(month_of(registered_on)).or_default() += 1;
-            volunteers.push(RosterEntry {
-                number: volunteer.record_id("number")?,
-                home_station,
-            });
+    for volunteer in volunteer_records {
+        if volunteer.flag("deleted")? {
+            continue;
         }
+        let registered_on =
+            date_format::parse("registered_on", volunteer.text("registered_on")?)
+                .map_err(|e| malformed(format!("{}.registered_on", volunteer.path), &e.reason))?;
+        let home_station = StationId::parse(volunteer.text("home_station")?)
+            .map_err(|e| malformed(format!("{}.home_station", volunteer.path), &e.to_string()))?;
+        *registrations.entry(month_of(registered_on)).or_default() += 1;
+        volunteers.push(RosterEntry {
+            number: volunteer.record_id("number")?,
+            home_station,
+        });
     }
     volunteers.sort_by(|a, b| a.number.cmp(&b.number));
     let mut teams = 0;
-    {
-        let all = child_maps(doc, &[ROOT], layout::TEAMS)?;
-        for (key, maps) in record_maps(doc, &all)? {
-            let team = Record {
-                path: format!("{}.{key}", layout::TEAMS),
-                fields: read_fields(doc, &maps, &["deleted"]),
-            };
-            teams += u64::from(!team.flag("deleted")?);
-        }
+    for team in team_records {
+        teams += u64::from(!team.flag("deleted")?);
     }
     Ok(RosterContribution {
         station: station.clone(),

@@ -20,6 +20,7 @@ mod conflicts;
 mod contribution;
 mod freshness;
 mod index;
+mod scan;
 mod scratch;
 mod stored;
 
