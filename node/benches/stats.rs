@@ -5,8 +5,13 @@
 //!    the cost must not depend on the county's size.
 //! 2. Rebuilding the whole index from in-memory documents for a county of
 //!    650 villages, ~100k volunteers and ~200k service records (goal ≤ 5 s).
-//! 3. A county monthly statistics query: the county's figures, the
-//!    per-station table with coverage, and the full report (goal ≤ 50 ms).
+//! 3. A county monthly statistics query in process: the county's figures,
+//!    the per-station table with coverage, and the full report (goal ≤ 50 ms).
+//! 4. The node: the full county in a sled store, started without and with
+//!    the persisted statistics index (store open + first refresh), and the
+//!    county's monthly statistics (`GET /api/v1/stats`, every station's
+//!    row) through the real router on 127.0.0.1: the first request after
+//!    start, then the median after warm-up (goal ≤ 50 ms).
 //!
 //! Prints medians. `CIVSYNC_BENCH_VILLAGES` overrides the 650 villages.
 //!
@@ -14,16 +19,26 @@
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValue, ROOT};
+use civsync_node::config::NodeConfig;
+use civsync_node::node::NodeContext;
 use civsync_node::report::statistics_report;
+use civsync_node::store::{SledStorage, Store};
 use civsync_protocol::actor::actor_for;
 use civsync_protocol::layout::{self, init_document, put_activity};
 use civsync_protocol::model::date_format;
 use civsync_protocol::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
 };
+use civsync_protocol::pii::IdentityKey;
+use civsync_protocol::replica::layout::STATS_PREFIX;
+use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::stats::{Contribution, Period, StatsIndex};
+use civsync_protocol::storage::{Storage, WriteBatch};
 use civsync_protocol::{DocumentId, Month, Station, StationId, Tier};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::Date;
 
@@ -36,6 +51,12 @@ const FULL_COUNTY_VILLAGES: usize = 650;
 const APPLY_ROUNDS: usize = 41;
 const REBUILD_ROUNDS: usize = 3;
 const QUERY_ROUNDS: usize = 21;
+const START_WITHOUT_INDEX_ROUNDS: usize = 2;
+const START_WITH_INDEX_ROUNDS: usize = 3;
+const API_WARMUP_REQUESTS: usize = 5;
+const API_REQUESTS: usize = 21;
+/// Documents written per call to the store's owner thread while building.
+const BUILD_DOCUMENTS_PER_CALL: usize = 50;
 
 struct County {
     docs: BTreeMap<DocumentId, AutoCommit>,
@@ -205,14 +226,32 @@ fn write_volunteer(doc: &mut AutoCommit, volunteer: &Volunteer) {
     doc.put(&obj, "deleted", volunteer.deleted).unwrap();
 }
 
-fn build_county(villages: usize) -> County {
+/// One document of the bench county and what goes into it.
+struct Plan {
+    id: DocumentId,
+    volunteers: Vec<Volunteer>,
+    activities: Vec<Activity>,
+}
+
+fn write_plan(doc: &mut AutoCommit, plan: &Plan) {
+    for volunteer in &plan.volunteers {
+        write_volunteer(doc, volunteer);
+    }
+    for activity in &plan.activities {
+        write_activity(doc, activity);
+    }
+}
+
+/// The county's documents (a roster and a November activities document per
+/// village), its registry and its villages.
+fn plan_county(villages: usize) -> (Vec<Plan>, Vec<Station>, Vec<StationId>) {
     let county = StationId::parse("xh").unwrap();
     let mut registry = vec![Station {
         id: county.clone(),
         name: "县中心".into(),
         tier: Tier::County,
     }];
-    let mut docs = BTreeMap::new();
+    let mut plans = Vec::new();
     let mut village_ids = Vec::new();
     for v in 0..villages {
         let township = county
@@ -234,36 +273,99 @@ fn build_county(villages: usize) -> County {
         let numbers: Vec<String> = (0..VOLUNTEERS_PER_VILLAGE)
             .map(|n| format!("V{v:03}{n:03}"))
             .collect();
-
-        let roster_id = DocumentId::roster(&village);
-        let mut roster = AutoCommit::new().with_actor(actor_for(&village, 1));
-        init_document(&mut roster, &roster_id).unwrap();
-        for number in &numbers {
-            write_volunteer(&mut roster, &volunteer(number, &village));
-        }
-        roster.commit();
-        docs.insert(roster_id, roster);
-
-        let activities_id = DocumentId::activities(&village, month());
-        let mut activities = AutoCommit::new().with_actor(actor_for(&village, 1));
-        init_document(&mut activities, &activities_id).unwrap();
-        for a in 0..ACTIVITIES_PER_VILLAGE {
-            let served: Vec<String> = (0..RECORDS_PER_ACTIVITY)
-                .map(|k| numbers[(a * RECORDS_PER_ACTIVITY + k) % numbers.len()].clone())
-                .collect();
-            write_activity(
-                &mut activities,
-                &activity(&format!("A{a:03}"), &village, a, &served),
-            );
-        }
-        activities.commit();
-        docs.insert(activities_id, activities);
+        plans.push(Plan {
+            id: DocumentId::roster(&village),
+            volunteers: numbers.iter().map(|n| volunteer(n, &village)).collect(),
+            activities: vec![],
+        });
+        let activities = (0..ACTIVITIES_PER_VILLAGE)
+            .map(|a| {
+                let served: Vec<String> = (0..RECORDS_PER_ACTIVITY)
+                    .map(|k| numbers[(a * RECORDS_PER_ACTIVITY + k) % numbers.len()].clone())
+                    .collect();
+                activity(&format!("A{a:03}"), &village, a, &served)
+            })
+            .collect();
+        plans.push(Plan {
+            id: DocumentId::activities(&village, month()),
+            volunteers: vec![],
+            activities,
+        });
         village_ids.push(village);
+    }
+    (plans, registry, village_ids)
+}
+
+/// The county as in-memory documents written by each village's actor.
+fn build_county(villages: usize) -> County {
+    let (plans, registry, villages) = plan_county(villages);
+    let mut docs = BTreeMap::new();
+    for plan in plans {
+        let mut doc = AutoCommit::new().with_actor(actor_for(&plan.id.owner, 1));
+        init_document(&mut doc, &plan.id).unwrap();
+        write_plan(&mut doc, &plan);
+        doc.commit();
+        docs.insert(plan.id, doc);
     }
     County {
         docs,
         registry,
-        villages: village_ids,
+        villages,
+    }
+}
+
+fn open_store(path: &Path) -> Store {
+    Store::open(
+        path,
+        StationId::parse("xh").unwrap(),
+        ReplicaConfig::default(),
+    )
+    .unwrap()
+}
+
+/// The county written into a sled store at `path` (by the county node, an
+/// ancestor of every village, so it may write their documents), then read
+/// back into memory for the in-process measurements.
+fn build_county_in_store(villages: usize, path: &Path) -> County {
+    let (plans, registry, villages) = plan_county(villages);
+    let store = open_store(path);
+    let mut plans = plans.into_iter().peekable();
+    while plans.peek().is_some() {
+        let chunk: Vec<Plan> = plans.by_ref().take(BUILD_DOCUMENTS_PER_CALL).collect();
+        store
+            .call_blocking(move |replica| {
+                for plan in &chunk {
+                    replica
+                        .commit_unflushed(&plan.id, |doc| {
+                            write_plan(doc, plan);
+                            Ok::<(), Infallible>(())
+                        })
+                        .unwrap();
+                }
+                replica.flush().unwrap();
+            })
+            .unwrap();
+    }
+    let started = Instant::now();
+    let docs = store
+        .call_blocking(|replica| {
+            let mut docs = BTreeMap::new();
+            for id in replica.documents() {
+                let doc = replica.with_document(&id, |d| d.clone()).unwrap().unwrap();
+                docs.insert(id, doc);
+            }
+            docs
+        })
+        .unwrap();
+    println!(
+        "loaded every document of the store into memory in {:?}",
+        started.elapsed()
+    );
+    store.close_blocking();
+    County {
+        docs,
+        registry,
+        villages,
     }
 }
 
@@ -307,7 +409,6 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(FULL_COUNTY_VILLAGES);
 
-    let started = Instant::now();
     let mut small = build_county(SMALL_COUNTY_VILLAGES);
     let mut small_index = StatsIndex::from_documents(small.docs.iter());
     let (small_read, small_fold) = apply_one_change(&mut small, &mut small_index);
@@ -319,7 +420,10 @@ fn main() {
         small_fold
     );
 
-    let mut county = build_county(full_villages);
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store");
+    let mut county = build_county_in_store(full_villages, &store_path);
     let records: usize = full_villages * ACTIVITIES_PER_VILLAGE * RECORDS_PER_ACTIVITY;
     println!(
         "built county: {full_villages} villages, {} volunteers, {records} service records, {} documents in {:?}",
@@ -382,4 +486,103 @@ fn main() {
         "county monthly report (rows, coverage per township, totals) median {:?}",
         median(report_times)
     );
+    drop(county);
+    drop(index);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(node(&store_path, dir.path(), full_villages));
+}
+
+/// The persisted statistics entries of the store at `path`, all deleted:
+/// the next start rebuilds from the documents.
+fn forget_stats_index(path: &Path) {
+    let mut storage = SledStorage::open(path).unwrap();
+    let mut batch = WriteBatch::new();
+    for (key, _) in storage.scan_prefix(STATS_PREFIX).unwrap() {
+        batch.delete(key);
+    }
+    storage.apply(batch).unwrap();
+    storage.flush().unwrap();
+}
+
+/// Start a county node's store and statistics as `civsync run` does (open
+/// the store, then the first refresh); returns the context and the time.
+async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duration, usize) {
+    let started = Instant::now();
+    let path = store_path.to_path_buf();
+    let store = tokio::task::spawn_blocking(move || open_store(&path))
+        .await
+        .unwrap();
+    let county = StationId::parse("xh").unwrap();
+    let ctx = Arc::new(NodeContext {
+        config: NodeConfig::new(county, Tier::County),
+        data_dir: data_dir.to_path_buf(),
+        identity_key: IdentityKey::from_bytes([9; 32]),
+        store,
+        peers: Default::default(),
+        stats: Default::default(),
+    });
+    let reread = civsync_node::api_stats::refresh(&ctx)
+        .await
+        .map_err(|e| format!("{}: {}", e.field, e.reason))
+        .unwrap();
+    (ctx, started.elapsed(), reread)
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> (Duration, usize) {
+    let started = Instant::now();
+    let response = http.get(url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{url}");
+    let body = response.bytes().await.unwrap();
+    (started.elapsed(), body.len())
+}
+
+async fn node(store_path: &Path, data_dir: &Path, villages: usize) {
+    let documents = 2 * villages;
+    let mut without = Vec::new();
+    for _ in 0..START_WITHOUT_INDEX_ROUNDS {
+        forget_stats_index(store_path);
+        let (ctx, took, reread) = start(store_path, data_dir).await;
+        assert_eq!(reread, documents);
+        without.push(took);
+        ctx.store.close().await;
+    }
+    let mut with = Vec::new();
+    for _ in 0..START_WITH_INDEX_ROUNDS {
+        let (ctx, took, reread) = start(store_path, data_dir).await;
+        assert_eq!(reread, 0, "every persisted entry current");
+        with.push(took);
+        ctx.store.close().await;
+    }
+    println!(
+        "node start (store open + statistics ready), {documents} documents: without persisted index {:?} {without:?}; \
+         with persisted index {:?} {with:?}",
+        median(without.clone()),
+        median(with.clone())
+    );
+
+    let (ctx, _, _) = start(store_path, data_dir).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = civsync_node::api::router(ctx.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://{addr}/api/v1/stats?station=xh&month={}", month());
+    let (first, bytes) = get(&http, &url).await;
+    let report: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    let rows = report["rows"].as_array().map_or(0, |rows| rows.len());
+    assert!(rows > villages, "every station has its row: {rows}");
+    for _ in 0..API_WARMUP_REQUESTS {
+        get(&http, &url).await;
+    }
+    let mut times = Vec::new();
+    for _ in 0..API_REQUESTS {
+        times.push(get(&http, &url).await.0);
+    }
+    println!(
+        "county monthly statistics through the API (GET /api/v1/stats, {rows} rows, {bytes} bytes): \
+         first request after start {first:?}; median of {API_REQUESTS} after warm-up {:?} (goal ≤ 50 ms)",
+        median(times)
+    );
+    ctx.store.close().await;
 }
