@@ -3,8 +3,8 @@
 //! - import: 650 village rosters with 100,000 volunteers and 19,500
 //!   activities (5–15 service records each) spread over 12 monthly documents
 //!   per village — 650 + 7,800 documents — into sled, one commit per
-//!   document (a roster's volunteers created in one batch, as the CSV
-//!   import does), one flush at the end;
+//!   document (a roster's volunteers, and a month's activities, created in
+//!   one batch each, as the bulk paths do), one flush at the end;
 //! - cold open: open that store and serve a first request (a village roster);
 //! - memory: RSS after the open, and peak RSS after a full statistics
 //!   rebuild over every document;
@@ -119,6 +119,7 @@ fn import(replica: &mut Replica<SledStorage>) -> Duration {
             let document = DocumentId::activities(village, Month::new(2025, month).unwrap());
             replica
                 .commit_unflushed(&document, |doc| {
+                    let mut month_sheet = Vec::with_capacity(in_month.len());
                     for &a in &in_month {
                         let records = (0..5 + a % 11)
                             .map(|r| ServiceRecord {
@@ -156,7 +157,10 @@ fn import(replica: &mut Replica<SledStorage>) -> Duration {
                             deleted: false,
                             records,
                         };
-                        layout::put_activity(doc, &activity)?;
+                        month_sheet.push(activity);
+                    }
+                    for answer in layout::put_activities(doc, &month_sheet)? {
+                        answer?;
                     }
                     Ok::<_, layout::LayoutError>(())
                 })

@@ -38,7 +38,9 @@ use crate::model::{
 use crate::schema::{current_schema, META_KEY, SCHEMA_KEY};
 use crate::station::StationId;
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{
+    AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef, ROOT,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use time::Date;
@@ -130,6 +132,16 @@ impl Scalar {
         }
     }
 
+    pub(crate) fn from_value_ref(value: &ValueRef<'_>) -> Option<Scalar> {
+        match value {
+            ValueRef::Scalar(ScalarValueRef::Str(s)) => Some(Scalar::Str(s.to_string())),
+            ValueRef::Scalar(ScalarValueRef::Uint(n)) => Some(Scalar::Uint(*n)),
+            ValueRef::Scalar(ScalarValueRef::Int(n)) if *n >= 0 => Some(Scalar::Uint(*n as u64)),
+            ValueRef::Scalar(ScalarValueRef::Boolean(b)) => Some(Scalar::Bool(*b)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn from_value(value: &Value<'_>) -> Option<Scalar> {
         match value {
             Value::Scalar(scalar) => match scalar.as_ref() {
@@ -178,19 +190,35 @@ fn put_changed(
 }
 
 /// Reads typed fields out of one logical record map, naming the path on
-/// failure.
-struct Fields<'a, D: ReadDoc> {
-    doc: &'a D,
-    maps: Vec<ObjId>,
+/// failure. The fields are read in one pass over each object up front:
+/// one Automerge `get` costs about as much as that whole pass, and a
+/// record is read for most of its fields.
+struct Fields {
+    /// (field, value readers see), the first object holding a field wins;
+    /// `None` for a value that is not one of our scalars.
+    entries: Vec<(String, Option<Scalar>)>,
     path: String,
 }
 
-impl<'a, D: ReadDoc> Fields<'a, D> {
-    fn new(doc: &'a D, maps: Vec<ObjId>, path: String) -> Self {
-        Fields { doc, maps, path }
+impl Fields {
+    fn new<D: ReadDoc>(doc: &D, maps: Vec<ObjId>, path: String) -> Self {
+        let mut entries: Vec<(String, Option<Scalar>)> = Vec::new();
+        for (index, map) in maps.iter().enumerate() {
+            for item in doc.map_range(map, ..) {
+                if index > 0 && entries.iter().any(|(k, _)| *k == item.key) {
+                    continue;
+                }
+                entries.push((item.key.to_string(), Scalar::from_value_ref(&item.value)));
+            }
+        }
+        Fields { entries, path }
     }
     fn scalar(&self, key: &str) -> LayoutResult<Option<Scalar>> {
-        scalar_at(self.doc, &self.maps, key)
+        Ok(self
+            .entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.clone()))
     }
     fn malformed(&self, key: &str, reason: &str) -> LayoutError {
         LayoutError::Malformed {
@@ -679,9 +707,10 @@ pub fn team_exists<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<bool> {
     live_record(doc, TEAMS, id.as_str())
 }
 
-/// Record or correct an activity and its service records. Checks that no
-/// volunteer exceeds 24 hours on one day across this station's activities.
-pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<()> {
+/// Refuse an activity whose records break the rules: too many, a volunteer
+/// listed twice, or more than 24 hours on the day given what `logged`
+/// (hours on that day elsewhere, per volunteer) already holds.
+fn check_activity(activity: &Activity, logged: &BTreeMap<String, u32>) -> LayoutResult<()> {
     if activity.records.len() > SERVICE_RECORDS_PER_ACTIVITY_MAX {
         return Err(FieldError::new(
             "records",
@@ -692,11 +721,6 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
         )
         .into());
     }
-    let logged = if activity.records.iter().any(|r| !r.deleted) {
-        hours_on_day(doc, activity.date, &activity.id)?
-    } else {
-        BTreeMap::new()
-    };
     for (index, record) in activity.records.iter().enumerate() {
         if activity.records[..index]
             .iter()
@@ -727,24 +751,41 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
             .into());
         }
     }
+    Ok(())
+}
+
+/// An activity and its service records as one new record.
+fn new_activity(activity: &Activity) -> NewRecord {
+    let mut new = NewRecord::new(activity_fields(activity));
+    new.children = vec![(
+        RECORDS,
+        activity
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    r.volunteer.as_str().to_string(),
+                    NewRecord::new(record_fields(r)),
+                )
+            })
+            .collect(),
+    )];
+    new
+}
+
+/// Record or correct an activity and its service records. Checks that no
+/// volunteer exceeds 24 hours on one day across this station's activities.
+pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<()> {
+    let logged = if activity.records.iter().any(|r| !r.deleted) {
+        hours_on_day(doc, activity.date, &activity.id)?
+    } else {
+        BTreeMap::new()
+    };
+    check_activity(activity, &logged)?;
     let all = maps_for_write(doc, &[ROOT], ACTIVITIES)?;
     let existing = maps_at(doc, &all, activity.id.as_str())?;
     if existing.is_empty() {
-        let mut new = NewRecord::new(activity_fields(activity));
-        new.children = vec![(
-            RECORDS,
-            activity
-                .records
-                .iter()
-                .map(|r| {
-                    (
-                        r.volunteer.as_str().to_string(),
-                        NewRecord::new(record_fields(r)),
-                    )
-                })
-                .collect(),
-        )];
-        view::create_record(doc, &all, activity.id.as_str(), new)?;
+        view::create_record(doc, &all, activity.id.as_str(), new_activity(activity))?;
         return Ok(());
     }
     put_changed(doc, &existing, activity_fields(activity))?;
@@ -758,6 +799,66 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
         )?;
     }
     Ok(())
+}
+
+/// Record many activities at once (a month's sheet brought in from
+/// spreadsheets). Each gets the answer [`put_activity`] would give in
+/// order; into a document that holds no activities yet, the accepted ones
+/// are created as one collection in one batch, with the daily-hours rule
+/// checked in memory across the batch.
+pub fn put_activities(
+    doc: &mut AutoCommit,
+    activities: &[Activity],
+) -> LayoutResult<Vec<Result<(), LayoutError>>> {
+    if !root_maps(doc, ACTIVITIES)?.is_empty() {
+        return Ok(activities.iter().map(|a| put_activity(doc, a)).collect());
+    }
+    let mut answers = Vec::with_capacity(activities.len());
+    let mut accepted: BTreeMap<&str, Activity> = BTreeMap::new();
+    for activity in activities {
+        // Hours on that day in the other accepted activities of the batch
+        // (a repeated id corrects the earlier one, as put_activity would).
+        let mut logged: BTreeMap<String, u32> = BTreeMap::new();
+        for other in accepted.values() {
+            if other.date != activity.date || other.id == activity.id || other.deleted {
+                continue;
+            }
+            for record in other.records.iter().filter(|r| !r.deleted) {
+                let total = logged.entry(record.volunteer.to_string()).or_default();
+                *total = total.saturating_add(record.hours.centi);
+            }
+        }
+        let answer = check_activity(activity, &logged);
+        if answer.is_ok() {
+            let mut merged = activity.clone();
+            // As in the document, a correction never removes a record it
+            // does not mention.
+            if let Some(earlier) = accepted.get(activity.id.as_str()) {
+                for record in &earlier.records {
+                    if !merged
+                        .records
+                        .iter()
+                        .any(|r| r.volunteer == record.volunteer)
+                    {
+                        merged.records.push(record.clone());
+                    }
+                }
+            }
+            accepted.insert(activity.id.as_str(), merged);
+        }
+        answers.push(answer);
+    }
+    if !accepted.is_empty() {
+        view::create_collection(
+            doc,
+            ACTIVITIES,
+            accepted
+                .into_iter()
+                .map(|(id, activity)| (id.to_string(), new_activity(&activity)))
+                .collect(),
+        )?;
+    }
+    Ok(answers)
 }
 
 /// Mark an activity (and so its records) deleted. Kept, never removed.
@@ -1245,6 +1346,33 @@ mod tests {
             volunteer(&village, &v.number).unwrap().unwrap().phone,
             "13900000000"
         );
+    }
+
+    #[test]
+    fn bulk_activities_equal_one_by_one_and_keep_the_daily_limit() {
+        let mut batch = vec![
+            sample_activity("A1", &[("V001", 800), ("V002", 100)]),
+            sample_activity("A2", &[("V001", 800)]),
+            sample_activity("A3", &[("V001", 900)]), // 25 hours: refused
+            sample_activity("A4", &[("V001", 100), ("V001", 100)]), // listed twice
+        ];
+        let mut corrected = sample_activity("A1", &[("V001", 700)]);
+        corrected.place = "村委会".into();
+        batch.push(corrected); // a repeated id corrects the earlier row
+        batch.push(sample_activity("A5", &[("V001", 900)])); // fits after the correction
+        let mut bulk = doc("xh/t1/v1", 1);
+        let answers = put_activities(&mut bulk, &batch).unwrap();
+        let mut single = doc("xh/t1/v1", 1);
+        let single_answers: Vec<_> = batch.iter().map(|a| put_activity(&mut single, a)).collect();
+        assert_eq!(answers, single_answers);
+        assert!(answers[2].is_err() && answers[3].is_err());
+        assert!(answers[5].is_ok(), "{answers:?}");
+        assert_eq!(activities(&bulk).unwrap(), activities(&single).unwrap());
+        assert_eq!(activities(&bulk).unwrap().len(), 3);
+        // Into a document that has activities: one by one, same rules.
+        let answers =
+            put_activities(&mut bulk, &[sample_activity("A6", &[("V001", 100)])]).unwrap();
+        assert!(answers[0].is_err(), "V001 already has 24 hours that day");
     }
 
     #[test]
