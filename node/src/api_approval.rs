@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use civsync_protocol::approval::ApprovalStatus;
-use civsync_protocol::approval_service;
+use civsync_protocol::approval_service::{self, StatusCache};
 use civsync_protocol::stats::Period;
 use civsync_protocol::StationId;
 use serde::Deserialize;
@@ -130,10 +130,29 @@ async fn list(
         .store
         .call(move |replica| {
             let state = stats.lock().unwrap_or_else(|p| p.into_inner());
-            approval_service::subtree_approvals(replica, &station, month, Some(state.index()))
+            let mut cache = status_cache();
+            approval_service::subtree_approvals(
+                replica,
+                &station,
+                month,
+                Some(state.index()),
+                &mut cache,
+            )
         })
         .await??;
     Ok(Json(listed).into_response())
+}
+
+/// The month statuses this process has read, by the digests they were read
+/// at. Shared by every node in the process (tests run several): a status is
+/// a function of the two documents' heads, whoever holds them, so an entry
+/// is right for any node whose digests match it.
+fn status_cache() -> std::sync::MutexGuard<'static, StatusCache> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<StatusCache>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 fn mark(status: &ApprovalStatus) -> ApprovalMark {
@@ -156,9 +175,10 @@ pub async fn mark_report(ctx: &NodeContext, report: &mut StatisticsReport) -> Re
     let marks = ctx
         .store
         .call(move |replica| {
+            let mut cache = status_cache();
             stations
                 .iter()
-                .map(|s| approval_service::month_status(replica, s, month).map(|s| mark(&s)))
+                .map(|s| cache.status(replica, s, month).map(|s| mark(&s)))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await??;

@@ -30,12 +30,15 @@ use crate::service::ServiceError;
 use crate::station::StationId;
 use crate::stats::{Figures, Period, StatsIndex};
 use crate::storage::Storage;
+use crate::sync_host::HeadsDigest;
 use automerge::AutoCommit;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// Most stations one listing returns (a county has under 1,000).
 pub const APPROVAL_STATIONS_MAX: usize = 20_000;
+/// Most station-months a [`StatusCache`] keeps; past it, it starts over.
+pub const STATUS_CACHE_ENTRIES_MAX: usize = 50_000;
 
 /// Where one station's month stands, with the figures as they are now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,19 +153,30 @@ pub fn month_status<S: Storage>(
             &[],
         )?);
     }
-    let approval = replica
-        .with_document(&approval_id, AutoCommit::clone)
-        .map_err(store_error)?
-        .unwrap_or_default();
     let activities = DocumentId::activities(station, month);
     let heads = replica.heads(&activities).unwrap_or(&[]).to_vec();
-    // Read from the approval document alone first: a send-back needs
-    // nothing more, nor an approval whose recorded heads are exactly the
-    // heads held now (nothing missing, nothing edited). Only an approval
-    // whose heads differ needs the activities document, to tell an edit
-    // from changes not yet received.
+    // Read from the approval document alone first (no copy of it): a
+    // send-back needs nothing more, nor an approval whose recorded heads
+    // are exactly the heads held now (nothing missing, nothing edited).
+    // Only an approval whose heads differ needs the activities document,
+    // to tell an edit from changes not yet received.
     let nothing = AutoCommit::new();
-    let mut quick = approval::approval_status(&approval, station, month, &nothing, &[])?;
+    let quick = replica
+        .with_document(&approval_id, |approval| {
+            approval::approval_status(approval, station, month, &nothing, &[])
+        })
+        .map_err(store_error)?;
+    let Some(quick) = quick else {
+        // Listed by the index a moment ago; gone now: no decision.
+        return Ok(approval::approval_status(
+            &nothing,
+            station,
+            month,
+            &nothing,
+            &[],
+        )?);
+    };
+    let mut quick = quick?;
     match &quick.decision {
         Some(Decision::Approved {
             activities_heads, ..
@@ -177,6 +191,10 @@ pub fn month_status<S: Storage>(
         }
         Some(Decision::SentBack { .. }) | None => return Ok(quick),
     }
+    let approval = replica
+        .with_document(&approval_id, AutoCommit::clone)
+        .map_err(store_error)?
+        .unwrap_or_default();
     let status = replica
         .with_document(&activities, |doc| {
             approval::approval_status(&approval, station, month, doc, &heads)
@@ -191,6 +209,64 @@ pub fn month_status<S: Storage>(
             &AutoCommit::new(),
             &[],
         )?),
+    }
+}
+
+/// Month statuses remembered with the heads digests of the approval and
+/// activities documents they were read at. A status is a function of those
+/// two documents, so equal digests give an equal status and a moved digest
+/// misses by construction: nothing to invalidate. It spares the monthly
+/// table (one status per station, every request) from loading every
+/// station's approval document each time.
+#[derive(Debug, Default)]
+pub struct StatusCache {
+    entries: HashMap<(StationId, Month), CachedStatus>,
+}
+
+#[derive(Debug)]
+struct CachedStatus {
+    approval: Option<HeadsDigest>,
+    activities: Option<HeadsDigest>,
+    status: ApprovalStatus,
+}
+
+impl StatusCache {
+    /// [`month_status`], read again only if either document moved.
+    pub fn status<S: Storage>(
+        &mut self,
+        replica: &mut Replica<S>,
+        station: &StationId,
+        month: Month,
+    ) -> Result<ApprovalStatus, ServiceError> {
+        let approval = replica.heads_digest(&DocumentId::approval(station, month));
+        let activities = replica.heads_digest(&DocumentId::activities(station, month));
+        let key = (station.clone(), month);
+        if let Some(hit) = self.entries.get(&key) {
+            if hit.approval == approval && hit.activities == activities {
+                return Ok(hit.status.clone());
+            }
+        }
+        let status = month_status(replica, station, month)?;
+        if self.entries.len() >= STATUS_CACHE_ENTRIES_MAX {
+            self.entries.clear();
+        }
+        self.entries.insert(
+            key,
+            CachedStatus {
+                approval,
+                activities,
+                status: status.clone(),
+            },
+        );
+        Ok(status)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
@@ -269,6 +345,7 @@ pub fn subtree_approvals<S: Storage>(
     root: &StationId,
     month: Month,
     current: Option<&StatsIndex>,
+    cache: &mut StatusCache,
 ) -> Result<Vec<StationApproval>, ServiceError> {
     if !replica.local().is_ancestor_or_self_of(root) {
         return Err(ServiceError::Forbidden {
@@ -289,7 +366,7 @@ pub fn subtree_approvals<S: Storage>(
     };
     let mut out = Vec::with_capacity(stations.len());
     for station in stations {
-        let status = month_status(replica, &station, month)?;
+        let status = cache.status(replica, &station, month)?;
         out.push(StationApproval {
             approved: status.approved_figures().cloned(),
             current: index.figures(&station, Period::Month(month)),
@@ -356,7 +433,14 @@ mod tests {
         assert!(
             matches!(&decision, Decision::Approved { figures, .. } if figures.counts.beneficiaries == 20)
         );
-        let listed = subtree_approvals(&mut township, &station("xh/t1"), nov(), None).unwrap();
+        let listed = subtree_approvals(
+            &mut township,
+            &station("xh/t1"),
+            nov(),
+            None,
+            &mut StatusCache::default(),
+        )
+        .unwrap();
         let stations: Vec<&str> = listed.iter().map(|a| a.status.station.as_str()).collect();
         assert_eq!(stations, ["xh/t1", "xh/t1/v1", "xh/t1/v2"]);
         assert_eq!(listed[1].status.state, ApprovalState::Approved);
@@ -390,9 +474,39 @@ mod tests {
         // And the current figures from a statistics index are the same.
         let index = month_index(&mut township, &station("xh/t1"), nov()).unwrap();
         assert_eq!(
-            subtree_approvals(&mut township, &station("xh/t1"), nov(), Some(&index)).unwrap(),
+            subtree_approvals(
+                &mut township,
+                &station("xh/t1"),
+                nov(),
+                Some(&index),
+                &mut StatusCache::default()
+            )
+            .unwrap(),
             listed
         );
+    }
+
+    #[test]
+    fn the_status_cache_answers_until_a_document_moves() {
+        let mut township = node("xh/t1");
+        record(&mut township, "xh/t1/v1", "A1", 20);
+        let mut cache = StatusCache::default();
+        let v1 = station("xh/t1/v1");
+        assert_eq!(
+            cache.status(&mut township, &v1, nov()).unwrap().state,
+            ApprovalState::Unapproved
+        );
+        approve_month(&mut township, &v1, nov(), 1_000).unwrap();
+        let approved = cache.status(&mut township, &v1, nov()).unwrap();
+        assert!(
+            approved.is_cleanly_approved(),
+            "the approval moved a digest"
+        );
+        record(&mut township, "xh/t1/v1", "A2", 5);
+        let edited = cache.status(&mut township, &v1, nov()).unwrap();
+        assert!(edited.edited_after_approval, "the edit moved a digest");
+        assert_eq!(edited, month_status(&mut township, &v1, nov()).unwrap());
+        assert_eq!(cache.len(), 1, "one entry per station-month");
     }
 
     #[test]
@@ -442,7 +556,14 @@ mod tests {
         record(&mut township, "xh/t1/v1", "A1", 20);
         approve_month(&mut township, &station("xh/t1/v1"), nov(), 1_000).unwrap();
         record(&mut township, "xh/t1/v1", "A9", 40);
-        let listed = subtree_approvals(&mut township, &station("xh/t1/v1"), nov(), None).unwrap();
+        let listed = subtree_approvals(
+            &mut township,
+            &station("xh/t1/v1"),
+            nov(),
+            None,
+            &mut StatusCache::default(),
+        )
+        .unwrap();
         assert_eq!(listed.len(), 1);
         let village = &listed[0];
         assert!(village.status.edited_after_approval);
