@@ -10,10 +10,12 @@
 //! - cold sync of the whole county into an empty county node: time, bytes,
 //!   peak RSS.
 //!
-//! Peak RSS is the process's, reset (`/proc/self/clear_refs`) just before
-//! each measured sync; the source nodes are resident all along, so the
-//! growth over the resident size before the sync is what the receiving node
-//! and the sessions cost. Both figures are printed.
+//! Memory: the source nodes stay resident in this process, so its peak RSS
+//! (reset through `/proc/self/clear_refs` before each measured sync) says
+//! little about the receiving node. A counting allocator gives the peak of
+//! heap bytes allocated during the sync above what was allocated before it:
+//! the receiving node plus both sessions (and the source's loaded
+//! documents). Both are printed.
 //!
 //! cargo bench -p civsync-protocol --bench sync_county
 
@@ -24,10 +26,64 @@ use civsync_protocol::replica::{Replica, ReplicaConfig};
 use civsync_protocol::session::{CertifiedPeer, Session, SessionConfig};
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::{layout, DocumentId, Month, StationId, Tier};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use time::macros::date;
 
 type Node = Replica<MemoryStorage>;
+
+/// The system allocator, counting bytes in use and their peak.
+struct Counting;
+
+static HEAP_BYTES: AtomicUsize = AtomicUsize::new(0);
+static HEAP_PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let pointer = unsafe { System.alloc(layout) };
+        if !pointer.is_null() {
+            let now = HEAP_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            HEAP_PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
+        }
+        pointer
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(pointer, layout) };
+        HEAP_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let moved = unsafe { System.realloc(pointer, layout, new_size) };
+        if !moved.is_null() {
+            if new_size >= layout.size() {
+                let grown = new_size - layout.size();
+                let now = HEAP_BYTES.fetch_add(grown, Ordering::Relaxed) + grown;
+                HEAP_PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
+            } else {
+                HEAP_BYTES.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Starts a new heap peak from the bytes in use now; returns them.
+fn reset_heap_peak() -> usize {
+    let now = HEAP_BYTES.load(Ordering::Relaxed);
+    HEAP_PEAK_BYTES.store(now, Ordering::Relaxed);
+    now
+}
+
+/// Peak heap bytes since `reset_heap_peak` returned `base`, above `base`, in MiB.
+fn heap_growth_mib(base: usize) -> f64 {
+    HEAP_PEAK_BYTES.load(Ordering::Relaxed).saturating_sub(base) as f64 / (1 << 20) as f64
+}
 
 const TOWNSHIPS: usize = 25;
 const VILLAGES_PER_TOWNSHIP: usize = 26;
@@ -223,6 +279,21 @@ fn status_mib(field: &str) -> u64 {
         / 1024
 }
 
+/// CPU seconds this process used so far (user + system), from
+/// `/proc/self/stat`; on a loaded machine it says more than wall time.
+fn cpu_s() -> f64 {
+    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let after = text.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => 0.0,
+    }
+}
+
 fn peak_rss_mib() -> u64 {
     status_mib("VmHWM:")
 }
@@ -327,21 +398,29 @@ fn main() {
 
     // Cold sync of one township's subtree into an empty township node.
     let mut times = Vec::new();
+    let mut cpu_times = Vec::new();
     let mut peaks = Vec::new();
     for _ in 0..3 {
         let mut empty = node(&s("xh/t00"));
         let mut source = copy(&townships[0]);
         let resident = rss_mib();
         reset_peak_rss();
+        let heap_base = reset_heap_peak();
+        let cpu_before = cpu_s();
         let started = Instant::now();
         traffic = sync(&mut empty, Tier::Township, &mut source, Tier::Township);
         times.push(started.elapsed().as_secs_f64());
-        peaks.push((peak_rss_mib(), resident));
+        cpu_times.push(cpu_s() - cpu_before);
+        peaks.push((
+            (heap_growth_mib(heap_base) * 10.0).round() / 10.0,
+            peak_rss_mib(),
+            resident,
+        ));
         assert_eq!(empty.documents().len(), source.documents().len());
     }
     println!(
-        "cold township subtree: {} documents, {} B down, {} B up, median {:.2} s of 3 (runs {times:.2?}); \
-         peak RSS during each sync / resident before, MiB: {peaks:?}",
+        "cold township subtree: {} documents, {} B down, {} B up, median {:.2} s of 3 (runs {times:.2?}, CPU {cpu_times:.2?} s); \
+         (peak heap growth, peak RSS, resident before) per run, MiB: {peaks:?}",
         townships[0].documents().len(),
         traffic.bytes_down,
         traffic.bytes_up,
@@ -351,7 +430,9 @@ fn main() {
     // Cold sync of the whole county into an empty county node.
     let rss_before = rss_mib();
     reset_peak_rss();
+    let heap_base = reset_heap_peak();
     let mut county = node(&s("xh"));
+    let cpu_before = cpu_s();
     let started = Instant::now();
     let (mut down, mut up) = (0u64, 0u64);
     for township in townships.iter_mut() {
@@ -360,13 +441,15 @@ fn main() {
         up += traffic.bytes_up;
     }
     let took = started.elapsed().as_secs_f64();
+    let cpu = cpu_s() - cpu_before;
     println!(
-        "cold county: {} documents in {:.1} s, {:.2} MB to the county, {:.2} MB back; peak RSS during the sync {} MiB \
-         (resident before: {} MiB, all {townships_built} source townships in memory)",
+        "cold county: {} documents in {:.1} s ({cpu:.1} s CPU), {:.2} MB to the county, {:.2} MB back; peak heap growth {:.1} MiB; \
+         peak RSS during the sync {} MiB (resident before: {} MiB, all {townships_built} source townships in memory)",
         county.documents().len(),
         took,
         up as f64 / 1e6,
         down as f64 / 1e6,
+        heap_growth_mib(heap_base),
         peak_rss_mib(),
         rss_before
     );
