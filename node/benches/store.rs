@@ -1,7 +1,8 @@
 //! Durable commits per second through `Store` (group commit), with 1 and with
-//! 16 concurrent writers. Each commit records one activity-like map of 12
-//! scalar fields into a per-station-month document, and is acknowledged only
-//! after the flush that covers it. Prints the median of several rounds.
+//! 16 concurrent writers. Each commit records one activity with 10 service
+//! records (through `layout::put_activity`, as the API does) into a
+//! per-station-month document, and is acknowledged only after the flush
+//! that covers it. Prints the median of several rounds.
 //!
 //! Also prints commits per CPU-second of the whole process (all threads),
 //! which does not depend on how busy the machine is: the owner thread is
@@ -9,37 +10,54 @@
 //!
 //! Run: `cargo bench -p civsync-node --bench store`
 
-use automerge::transaction::Transactable;
-use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value, ROOT};
+use automerge::AutoCommit;
 use civsync_node::store::Store;
 use civsync_protocol::document_id::{DocumentId, Month};
+use civsync_protocol::layout::{self, LayoutError};
+use civsync_protocol::model::{Activity, Category, Form, Hours, RecordId, ServiceRecord};
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::station::StationId;
 use std::time::Instant;
+use time::macros::date;
 
 const ROUNDS: usize = 5;
 const COMMITS_PER_WRITER_SINGLE: usize = 300;
 const COMMITS_PER_WRITER_CONCURRENT: usize = 150;
 
-fn record_activity(doc: &mut AutoCommit, writer: usize, n: usize) -> Result<(), AutomergeError> {
-    let activities = match doc.get(ROOT, "activities")? {
-        Some((Value::Object(ObjType::Map), id)) => id,
-        _ => doc.put_object(ROOT, "activities", ObjType::Map)?,
+/// One activity with 10 service records, through the layout the API uses.
+fn record_activity(doc: &mut AutoCommit, writer: usize, n: usize) -> Result<(), LayoutError> {
+    let station = StationId::parse(&format!("xh/t1/v{writer}")).unwrap();
+    let records = (0..10)
+        .map(|r| ServiceRecord {
+            // A volunteer per record: the daily 24-hour rule stays out of the way.
+            volunteer: RecordId::parse("v", &format!("V{writer:02}n{n:04}r{r:02}")).unwrap(),
+            hours: Hours { centi: 150 },
+            recorded_on: date!(2026 - 11 - 15),
+            late: false,
+            deleted: false,
+        })
+        .collect();
+    let activity = Activity {
+        id: RecordId::parse("id", &format!("a-{writer}-{n}")).unwrap(),
+        name: "理论宣讲进村入户".into(),
+        // Spread over the month: the daily-hours rule reads only one day.
+        date: time::Date::from_calendar_date(2026, time::Month::November, 1 + (n % 14) as u8)
+            .unwrap(),
+        station,
+        place: "村文明实践站".into(),
+        content: "移风易俗".into(),
+        form: Form::Lecture,
+        category: Category::Theory,
+        team: None,
+        person_in_charge: "张三".into(),
+        beneficiaries: 80,
+        theme: None,
+        recorded_on: date!(2026 - 11 - 15),
+        late: false,
+        deleted: false,
+        records,
     };
-    let activity = doc.put_object(&activities, format!("a-{writer}-{n}"), ObjType::Map)?;
-    doc.put(&activity, "name", "理论宣讲进村入户")?;
-    doc.put(&activity, "date", "2026-11-14")?;
-    doc.put(&activity, "place", "村文明实践站")?;
-    doc.put(&activity, "form", "讲")?;
-    doc.put(&activity, "theme", "移风易俗")?;
-    doc.put(&activity, "team", "t-03")?;
-    doc.put(&activity, "organiser", "村委会")?;
-    doc.put(&activity, "person_in_charge", "张三")?;
-    doc.put(&activity, "volunteers", 12u64)?;
-    doc.put(&activity, "hours_centi", 250u64)?;
-    doc.put(&activity, "beneficiaries", 80u64)?;
-    doc.put(&activity, "recorded_on_time", true)?;
-    Ok(())
+    layout::put_activity(doc, &activity)
 }
 
 fn document_of(writer: usize) -> DocumentId {

@@ -4,7 +4,7 @@
 //! roster:<station>                 activities:<station>:<YYYY-MM>
 //!   meta {schema,id,owner,kind}      meta {...}
 //!   volunteers {<number>: {..}}      activities {<id>: {.., records {<volunteer>: {..}}}}
-//!   id_digests {<hmac>: <number>}
+//!   id_digests {<hmac>: <number>}    days {<YYYY-MM-DD>: {<id>: true}}
 //!   teams {<id>: {.., members {<number>: true}}}
 //!
 //! orders:<station>:<YYYY-MM>       approval:<station>:<YYYY-MM>      reference:<station>:<name>
@@ -52,6 +52,8 @@ pub const TEAMS: &str = "teams";
 pub const MEMBERS: &str = "members";
 pub const ACTIVITIES: &str = "activities";
 pub const RECORDS: &str = "records";
+/// Index of an activities document: `days {<date>: {<activity id>: true}}`.
+pub const DAYS: &str = "days";
 pub const ORDERS: &str = "orders";
 pub const APPROVAL: &str = "approval";
 pub const ITEMS: &str = "items";
@@ -658,12 +660,26 @@ fn hours_on_day<D: ReadDoc>(
     date: Date,
     except_activity: &RecordId,
 ) -> LayoutResult<BTreeMap<String, u32>> {
-    // Called on every activity write: one pass, and only activities of
-    // that date are read further.
+    // Called on every activity write: only activities listed under that
+    // day in the `days` index are read, so the cost follows the day, not
+    // the month. The index may list an activity whose date was corrected
+    // since; its own date decides.
     let date_text = date_format::format(date);
     let mut hours: BTreeMap<String, u32> = BTreeMap::new();
-    for (key, maps) in root_records(doc, ACTIVITIES)? {
+    let activities = root_maps(doc, ACTIVITIES)?;
+    let days = root_maps(doc, DAYS)?;
+    let candidates: Vec<String> = if days.is_empty() {
+        // A document written before the index existed: read them all.
+        keys_of(doc, &activities)
+    } else {
+        keys_of(doc, &maps_at(doc, &days, &date_text)?)
+    };
+    for key in candidates {
         if key == except_activity.as_str() {
+            continue;
+        }
+        let maps = maps_at(doc, &activities, &key)?;
+        if maps.is_empty() {
             continue;
         }
         let record_maps = maps_at(doc, &maps, RECORDS)?;
@@ -685,6 +701,29 @@ fn hours_on_day<D: ReadDoc>(
         }
     }
     Ok(hours)
+}
+
+/// List `activity` under its day in the `days` index (never unlisted: a
+/// stale entry costs one extra read, a missing one a wrong check).
+fn index_day(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<()> {
+    if root_maps(doc, DAYS)?.is_empty() {
+        // A document from before the index: list what it already holds
+        // first, or the check would stop seeing those activities.
+        for (key, maps) in root_records(doc, ACTIVITIES)? {
+            if let Some(Scalar::Str(date)) = scalar_at(doc, &maps, "date")? {
+                let days = maps_for_write(doc, &[ROOT], DAYS)?;
+                let day = maps_for_write(doc, &days, &date)?;
+                put_field(doc, &day, &key, &Scalar::Bool(true))?;
+            }
+        }
+    }
+    let days = maps_for_write(doc, &[ROOT], DAYS)?;
+    let day = maps_for_write(doc, &days, &date_format::format(activity.date))?;
+    if scalar_at(doc, &day, activity.id.as_str())?.is_none() {
+        put_field(doc, &day, activity.id.as_str(), &Scalar::Bool(true))?;
+        // put_field skips a default (false) value; true is always written.
+    }
+    Ok(())
 }
 
 /// Is the record `collection.<key>` present and not deleted?
@@ -782,6 +821,7 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
         BTreeMap::new()
     };
     check_activity(activity, &logged)?;
+    index_day(doc, activity)?;
     let all = maps_for_write(doc, &[ROOT], ACTIVITIES)?;
     let existing = maps_at(doc, &all, activity.id.as_str())?;
     if existing.is_empty() {
@@ -849,6 +889,33 @@ pub fn put_activities(
         answers.push(answer);
     }
     if !accepted.is_empty() {
+        let mut days: BTreeMap<String, Vec<(String, Scalar)>> = BTreeMap::new();
+        for activity in accepted.values() {
+            days.entry(date_format::format(activity.date))
+                .or_default()
+                .push((activity.id.to_string(), Scalar::Bool(true)));
+        }
+        if root_maps(doc, DAYS)?.is_empty() {
+            view::create_collection(
+                doc,
+                DAYS,
+                days.into_iter()
+                    .map(|(day, ids)| {
+                        (
+                            day,
+                            NewRecord {
+                                entries: ids,
+                                ..NewRecord::default()
+                            },
+                        )
+                    })
+                    .collect(),
+            )?;
+        } else {
+            for activity in accepted.values() {
+                index_day(doc, activity)?;
+            }
+        }
         view::create_collection(
             doc,
             ACTIVITIES,
@@ -1373,6 +1440,33 @@ mod tests {
         let answers =
             put_activities(&mut bulk, &[sample_activity("A6", &[("V001", 100)])]).unwrap();
         assert!(answers[0].is_err(), "V001 already has 24 hours that day");
+    }
+
+    #[test]
+    fn the_daily_limit_follows_a_corrected_date() {
+        let mut d = doc("xh/t1/v1", 1);
+        let mut a1 = sample_activity("A1", &[("V001", 800)]);
+        put_activity(&mut d, &a1).unwrap();
+        a1.date = date!(2026 - 11 - 04);
+        put_activity(&mut d, &a1).unwrap();
+        let mut a2 = sample_activity("A2", &[("V001", 1700)]);
+        a2.date = date!(2026 - 11 - 04);
+        assert!(
+            put_activity(&mut d, &a2).is_err(),
+            "8 + 17 hours on the 4th"
+        );
+        let a3 = sample_activity("A3", &[("V001", 2000)]);
+        put_activity(&mut d, &a3).unwrap(); // A1 left the 3rd
+        assert_eq!(activities(&d).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_document_without_the_day_index_is_indexed_before_use() {
+        let mut d = doc("xh/t1/v1", 1);
+        put_activity(&mut d, &sample_activity("A1", &[("V001", 800)])).unwrap();
+        d.delete(ROOT, DAYS).unwrap(); // as an older node wrote it
+        put_activity(&mut d, &sample_activity("A2", &[("V002", 100)])).unwrap();
+        assert!(put_activity(&mut d, &sample_activity("A3", &[("V001", 1700)])).is_err());
     }
 
     #[test]

@@ -205,6 +205,8 @@ pub(crate) struct NewRecord {
     pub children: Vec<(&'static str, Vec<(String, NewRecord)>)>,
     /// Plain scalar entries of a nested map keyed by data (team members).
     pub flags: Vec<(&'static str, Vec<(String, Scalar)>)>,
+    /// Entries of the record itself keyed by data (an index map's ids).
+    pub entries: Vec<(String, Scalar)>,
 }
 
 impl NewRecord {
@@ -244,6 +246,9 @@ impl NewRecord {
                 .map(|(k, v)| (k, hydrate::Value::Scalar(v.into_automerge())))
                 .collect();
             map.insert(key.to_string(), hydrate_map(nested));
+        }
+        for (key, value) in self.entries {
+            map.insert(key, hydrate::Value::Scalar(value.into_automerge()));
         }
         hydrate_map(map)
     }
