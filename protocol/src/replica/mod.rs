@@ -471,10 +471,17 @@ impl<S: Storage> Replica<S> {
                 actor: foreign.to_hex_string(),
             });
         }
-        let increment = doc.save_after(&heads_before);
         let changes = actors.len();
-        debug_assert_eq!(chunks::chunk_count(&increment), Ok(changes));
-        let (batch, entry) = self.plan_write(document, &mut doc, &increment, changes as u64);
+        let (batch, entry) = if created {
+            // A new document's first write is stored as its snapshot: one
+            // encoding (`save`) instead of the raw changes and then, for a
+            // large first write such as an import, a compaction on top.
+            self.plan_first_write(document, &mut doc, changes as u64)
+        } else {
+            let increment = doc.save_after(&heads_before);
+            debug_assert_eq!(chunks::chunk_count(&increment), Ok(changes));
+            self.plan_write(document, &mut doc, &increment, changes as u64)
+        };
         self.storage
             .apply(batch)
             .map_err(|source| CommitError::Storage {
@@ -732,6 +739,26 @@ impl<S: Storage> Replica<S> {
     /// The batch that stores what `doc` holds beyond the indexed state
     /// (`increment`, from `save_after`), compacting when due, and the index
     /// entry it leaves behind.
+    /// The batch that stores a document this replica has never held, as a
+    /// snapshot with no increments (the state a compaction leaves).
+    fn plan_first_write(
+        &self,
+        document: &DocumentId,
+        doc: &mut AutoCommit,
+        changes: u64,
+    ) -> (WriteBatch, IndexEntry) {
+        debug_assert!(!self.index.contains_key(document), "first write only");
+        let mut entry = IndexEntry::empty();
+        let snapshot = seal(&doc.save());
+        entry.snapshot_bytes = snapshot.len() as u64;
+        entry.change_count = changes;
+        entry.set_heads(doc.get_heads());
+        let mut batch = WriteBatch::new();
+        batch.put(snapshot_key(document), snapshot);
+        batch.put(index_key(document), seal(&entry.encode()));
+        (batch, entry)
+    }
+
     fn plan_write(
         &self,
         document: &DocumentId,
