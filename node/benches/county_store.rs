@@ -186,6 +186,12 @@ fn main() {
     drop(replica);
     println!("county import: {VOLUNTEERS} volunteers in 650 rosters + {ACTIVITIES} activities, {documents} documents: {:.2} s wall, {import_cpu:.2} s CPU", import_time.as_secs_f64());
 
+    // What the import left in this process (allocator pools, sled's
+    // cache), so that the RSS after the open below can be read against it.
+    println!(
+        "RSS after the import, replica dropped: {} MiB",
+        status_kib(&me, "VmRSS:") / 1024
+    );
     let mut opens = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
