@@ -51,6 +51,15 @@ pub fn changes_in(bytes: &[u8], changes_max: usize) -> Result<Vec<Change>, Strin
     Ok(changes)
 }
 
+/// The bytes if they are exactly one whole-document chunk (what v2 sync
+/// sends to an empty peer), else `None`. Checks only the framing.
+pub fn single_document(bytes: &[u8]) -> Option<&[u8]> {
+    match split_chunk(bytes) {
+        Ok((TYPE_DOCUMENT, chunk, rest)) if rest.is_empty() => Some(chunk),
+        _ => None,
+    }
+}
+
 /// Number of chunks in `bytes` (for `save_after` output: the number of
 /// changes), without decoding them.
 pub fn chunk_count(bytes: &[u8]) -> Result<usize, String> {

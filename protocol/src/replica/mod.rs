@@ -759,6 +759,28 @@ impl<S: Storage> Replica<S> {
         (batch, entry)
     }
 
+    /// The batch that stores a document received whole while this replica
+    /// held none of it: the received bytes, already a saved document, are
+    /// the snapshot.
+    fn plan_received_snapshot(
+        &self,
+        document: &DocumentId,
+        doc: &mut AutoCommit,
+        whole: &[u8],
+        changes: usize,
+    ) -> (WriteBatch, IndexEntry) {
+        debug_assert!(!self.index.contains_key(document), "first write only");
+        let mut entry = IndexEntry::empty();
+        let snapshot = seal(whole);
+        entry.snapshot_bytes = snapshot.len() as u64;
+        entry.change_count = changes as u64;
+        entry.set_heads(doc.get_heads());
+        let mut batch = WriteBatch::new();
+        batch.put(snapshot_key(document), snapshot);
+        batch.put(index_key(document), seal(&entry.encode()));
+        (batch, entry)
+    }
+
     fn plan_write(
         &self,
         document: &DocumentId,

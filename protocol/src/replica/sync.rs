@@ -33,7 +33,7 @@ use crate::station::StationId;
 use crate::storage::{Storage, WriteBatch};
 use crate::sync_host::{HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost};
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::{AutoCommit, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
 use std::collections::BTreeSet;
 
 impl<S: Storage> Replica<S> {
@@ -99,6 +99,91 @@ impl<S: Storage> Replica<S> {
             document: document.clone(),
             reason: reason.to_string(),
         }
+    }
+
+    /// A whole document sent to us while we hold none of it (a cold
+    /// sync): loaded once, every change's author checked from the change
+    /// metadata, and the received bytes stored as the snapshot — instead of
+    /// splitting it into changes, re-applying them to an empty document and
+    /// encoding them again. Same guarantees as the general path: nothing is
+    /// stored unless every change passes the authority check.
+    fn receive_whole_document(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        mut decoded: Message,
+        whole: &[u8],
+    ) -> Result<ReceiveOutcome, ReceiveError> {
+        debug_assert!(!self.holds(document));
+        let options = LoadOptions::new()
+            .on_partial_load(OnPartialLoad::Error)
+            .verification_mode(VerificationMode::Check);
+        let mut doc = AutoCommit::load_with_options(whole, options)
+            .map_err(|error| Self::malformed(document, format!("bad document chunk: {error}")))?
+            .with_actor(self.actor.clone());
+        let actors: Vec<automerge::ActorId> = doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| meta.actor.into_owned())
+            .collect();
+        if actors.len() > self.config.sync_message_changes_max {
+            return Err(Self::malformed(
+                document,
+                format!("more than {} changes", self.config.sync_message_changes_max),
+            ));
+        }
+        for actor in &actors {
+            check_change(document, actor, peer, &self.local)?;
+        }
+        if let Err(found) = schema::check_supported(&doc) {
+            return Err(ReceiveError::SchemaTooNew {
+                document: document.clone(),
+                found,
+                supported: schema::current_schema(),
+            });
+        }
+        let mut slot = self.take_sync_slot(peer, document);
+        let bookkeeping =
+            emptied_receive_bookkeeping(&mut slot.state, &decoded, &[], &doc.get_heads());
+        decoded.changes = ChunkList::empty();
+        doc.sync()
+            .receive_sync_message(&mut slot.state, decoded)
+            .map_err(|error| Self::malformed(document, error))?;
+        bookkeeping.finish(&mut slot.state);
+        let added = actors.len();
+        // An empty document (a peer that holds none either) is not stored:
+        // only the sync state moves, as on the general path.
+        let (mut batch, planned) = if added > 0 {
+            let (batch, entry) = self.plan_received_snapshot(document, &mut doc, whole, added);
+            (batch, Some(entry))
+        } else {
+            (WriteBatch::new(), None)
+        };
+        let encoded = slot.state.encode();
+        if encoded != slot.persisted {
+            batch.put(sync_state_key(peer, document), seal(&encoded));
+        }
+        if !batch.is_empty() {
+            self.storage
+                .apply(batch)
+                .map_err(|error| Self::storage_refusal(document, error))?;
+            self.unflushed = true;
+            slot.persisted = encoded;
+        }
+        self.keep_sync_slot(peer, document, slot);
+        let Some(entry) = planned else {
+            return Ok(ReceiveOutcome {
+                changes_applied: 0,
+                heads_changed: false,
+            });
+        };
+        self.install(document, doc, entry);
+        self.flush()
+            .map_err(|error| Self::storage_refusal(document, error))?;
+        Ok(ReceiveOutcome {
+            changes_applied: added,
+            heads_changed: true,
+        })
     }
 
     /// Every change in the message, decoded, before anything is touched.
@@ -184,6 +269,17 @@ impl<S: Storage> SyncHost for Replica<S> {
         }
         let mut decoded =
             Message::decode(message).map_err(|error| Self::malformed(document, error))?;
+        if !self.holds(document) && decoded.changes.len() == 1 {
+            let whole = decoded
+                .changes
+                .iter()
+                .next()
+                .and_then(chunks::single_document)
+                .map(<[u8]>::to_vec);
+            if let Some(whole) = whole {
+                return self.receive_whole_document(peer, document, decoded, &whole);
+            }
+        }
         let incoming = self.changes_of(document, &decoded)?;
 
         let existing = self.take_document(document).map_err(|error| match error {

@@ -502,6 +502,68 @@ fn persisted_sync_state_makes_a_reconnect_cheap() {
     assert_eq!(v.heads(&activities()), t.heads(&activities()));
 }
 
+/// A cold sync takes a whole document in one piece (it is stored as the
+/// snapshot it already is); a forged change inside it still refuses all.
+#[test]
+fn a_whole_document_into_an_empty_replica_is_checked_change_by_change() {
+    let township = station("xh/t1");
+    let mut v = fresh(&village());
+    for n in 0..5 {
+        v.commit(&activities(), put(&format!("v{n}"), n)).unwrap();
+    }
+    let mut forged = v
+        .with_document(&activities(), |doc| doc.clone())
+        .unwrap()
+        .unwrap();
+    forged.set_actor(actor_for(&station("xh/t1/v2"), 1));
+    forged.put(ROOT, "a", 666).unwrap();
+    forged.commit();
+
+    let mut t = fresh(&township);
+    let mut state = automerge::sync::State::new();
+    let mut refused_whole = 0;
+    for _ in 0..10 {
+        let Some(message) = forged.sync().generate_sync_message(&mut state) else {
+            break;
+        };
+        let bytes = message.encode();
+        match t.receive_sync_message(&village(), &activities(), &bytes) {
+            Ok(_) => {}
+            Err(ReceiveError::Refused(AuthorityError::NotWritable { writer, .. })) => {
+                assert_eq!(writer, station("xh/t1/v2"));
+                assert!(carries_whole_document(&bytes));
+                refused_whole += 1;
+                break;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+        if let Some(reply) = t.generate_sync_message(&village(), &activities()).unwrap() {
+            forged
+                .sync()
+                .receive_sync_message(
+                    &mut state,
+                    automerge::sync::Message::decode(&reply).unwrap(),
+                )
+                .unwrap();
+        }
+    }
+    assert_eq!(refused_whole, 1);
+    assert!(
+        !t.holds(&activities()),
+        "nothing of the forged document kept"
+    );
+
+    // The honest document goes in whole, survives a crash, and reads back.
+    let (_, whole_documents) = sync_pair(&mut v, &mut t);
+    assert!(whole_documents > 0);
+    assert_eq!(t.heads(&activities()), v.heads(&activities()));
+    let mut t = crash_and_reopen(t);
+    assert_eq!(t.heads(&activities()), v.heads(&activities()));
+    assert_eq!(read(&mut t, &activities(), "v4"), Some(4));
+    assert_eq!(t.change_count(&activities()), v.change_count(&activities()));
+    assert!(t.verify().is_empty());
+}
+
 #[test]
 fn unauthorised_changes_are_refused_with_nothing_applied() {
     let township = station("xh/t1");
