@@ -55,7 +55,7 @@ pub fn changes_in(bytes: &[u8], changes_max: usize) -> Result<Vec<Change>, Strin
 /// sends to an empty peer), else `None`. Checks only the framing.
 pub fn single_document(bytes: &[u8]) -> Option<&[u8]> {
     match split_chunk(bytes) {
-        Ok((TYPE_DOCUMENT, chunk, rest)) if rest.is_empty() => Some(chunk),
+        Ok((TYPE_DOCUMENT, chunk, [])) => Some(chunk),
         _ => None,
     }
 }
