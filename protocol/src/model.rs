@@ -4,7 +4,7 @@
 //! Validation is pure: "today" is passed in, never read from a clock. Every
 //! failure is a [`FieldError`] naming the field and the reason, so a clerk (or
 //! an import report) can act on it. Nothing here touches a document; see
-//! `layout.rs` for how these map onto Automerge.
+//! `layout` for how these map onto Automerge.
 
 use crate::station::StationId;
 use serde::{Deserialize, Serialize};

@@ -10,11 +10,11 @@
 //! changed document, never the size of the county.
 //!
 //! Reading: activities and rosters are read field by field in one pass over
-//! each record map (`map_range`), not with one `get` per field as
-//! `layout.rs` does: in Automerge 0.12 that is several times cheaper, and a
-//! rebuild reads every record of the county. Only the fields the figures
-//! need are read and checked; the from-scratch recomputation reads through
-//! `layout.rs`, so the property test also holds this reader to the layout.
+//! each record map (`map_range`), as the layout's own readers do, but only
+//! the fields the figures need are read and checked, without building model
+//! values; maps split by concurrent creation are read as the layout's
+//! logical maps. The from-scratch recomputation reads through `layout`, so
+//! the property test also holds this reader to the layout.
 //!
 //! Invariants: records flagged `deleted` (and service records of a deleted
 //! activity) contribute nothing; every list is sorted and holds no zero

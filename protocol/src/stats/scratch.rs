@@ -1,7 +1,7 @@
 //! Statistics recomputed from documents, from scratch.
 //!
 //! A pure function over documents that deliberately shares no code with the
-//! incremental index beyond the document readers of `layout.rs`: it walks
+//! incremental index beyond the document readers of `layout`: it walks
 //! every record and rolls it up the station path directly, with plain sets
 //! for distinct counts. The index's [`super::StatsIndex::statistics`] must
 //! equal it; the property tests and the simulator's aggregates checker hold
