@@ -25,7 +25,7 @@
 
 use super::chunks;
 use super::layout::{seal, sync_state_key, unseal};
-use super::{sorted, LoadError, Replica, SyncSlot};
+use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
 use crate::authority::{check_change, check_document};
 use crate::document_id::DocumentId;
 use crate::schema;
@@ -111,7 +111,7 @@ impl<S: Storage> Replica<S> {
         &mut self,
         peer: &StationId,
         document: &DocumentId,
-        mut decoded: Message,
+        decoded: Message,
         whole: &[u8],
     ) -> Result<ReceiveOutcome, ReceiveError> {
         debug_assert!(!self.holds(document));
@@ -142,22 +142,58 @@ impl<S: Storage> Replica<S> {
                 supported: schema::current_schema(),
             });
         }
+        let slot = self.advance_sync_state(peer, document, &mut doc, decoded, &[])?;
+        let added = actors.len();
+        // An empty document (a peer that holds none either) is not stored:
+        // only the sync state moves, as on the general path.
+        let planned = (added > 0).then(|| {
+            let (batch, entry) = self.plan_received_snapshot(document, &mut doc, whole, added);
+            (batch, entry, added)
+        });
+        let heads_changed = planned.is_some();
+        let changes_applied = self.store_received(peer, document, slot, doc, planned, false)?;
+        Ok(ReceiveOutcome {
+            changes_applied,
+            heads_changed,
+        })
+    }
+
+    /// Let Automerge's sync state see the message (its changes are already
+    /// applied or adopted, so it sees them emptied, with our bookkeeping).
+    fn advance_sync_state(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        doc: &mut AutoCommit,
+        mut decoded: Message,
+        heads_before: &[ChangeHash],
+    ) -> Result<SyncSlot, ReceiveError> {
         let mut slot = self.take_sync_slot(peer, document);
         let bookkeeping =
-            emptied_receive_bookkeeping(&mut slot.state, &decoded, &[], &doc.get_heads());
+            emptied_receive_bookkeeping(&mut slot.state, &decoded, heads_before, &doc.get_heads());
         decoded.changes = ChunkList::empty();
         doc.sync()
             .receive_sync_message(&mut slot.state, decoded)
             .map_err(|error| Self::malformed(document, error))?;
         bookkeeping.finish(&mut slot.state);
-        let added = actors.len();
-        // An empty document (a peer that holds none either) is not stored:
-        // only the sync state moves, as on the general path.
-        let (mut batch, planned) = if added > 0 {
-            let (batch, entry) = self.plan_received_snapshot(document, &mut doc, whole, added);
-            (batch, Some(entry))
-        } else {
-            (WriteBatch::new(), None)
+        Ok(slot)
+    }
+
+    /// Store what a received message changed — the planned document write,
+    /// if any, and the sync state — in one atomic batch, flushed before the
+    /// document is installed. Returns the number of changes applied.
+    fn store_received(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        mut slot: SyncSlot,
+        doc: AutoCommit,
+        planned: Option<(WriteBatch, IndexEntry, usize)>,
+        held: bool,
+    ) -> Result<usize, ReceiveError> {
+        let (mut batch, planned) = match planned {
+            Some((batch, entry, added)) => (batch, Some((entry, added))),
+            None => (WriteBatch::new(), None),
         };
         let encoded = slot.state.encode();
         if encoded != slot.persisted {
@@ -171,19 +207,20 @@ impl<S: Storage> Replica<S> {
             slot.persisted = encoded;
         }
         self.keep_sync_slot(peer, document, slot);
-        let Some(entry) = planned else {
-            return Ok(ReceiveOutcome {
-                changes_applied: 0,
-                heads_changed: false,
-            });
-        };
-        self.install(document, doc, entry);
-        self.flush()
-            .map_err(|error| Self::storage_refusal(document, error))?;
-        Ok(ReceiveOutcome {
-            changes_applied: added,
-            heads_changed: true,
-        })
+        match planned {
+            Some((entry, added)) => {
+                self.install(document, doc, entry);
+                self.flush()
+                    .map_err(|error| Self::storage_refusal(document, error))?;
+                Ok(added)
+            }
+            None => {
+                if held {
+                    self.keep_document(document, doc);
+                }
+                Ok(0)
+            }
+        }
     }
 
     /// Every change in the message, decoded, before anything is touched.
@@ -267,8 +304,7 @@ impl<S: Storage> SyncHost for Replica<S> {
                 ),
             ));
         }
-        let mut decoded =
-            Message::decode(message).map_err(|error| Self::malformed(document, error))?;
+        let decoded = Message::decode(message).map_err(|error| Self::malformed(document, error))?;
         if !self.holds(document) && decoded.changes.len() == 1 {
             let whole = decoded
                 .changes
@@ -324,53 +360,19 @@ impl<S: Storage> SyncHost for Replica<S> {
                 });
             }
         }
-        let mut slot = self.take_sync_slot(peer, document);
-        let bookkeeping =
-            emptied_receive_bookkeeping(&mut slot.state, &decoded, &heads_before, &doc.get_heads());
-        decoded.changes = ChunkList::empty();
-        doc.sync()
-            .receive_sync_message(&mut slot.state, decoded)
-            .map_err(|error| Self::malformed(document, error))?;
-        bookkeeping.finish(&mut slot.state);
+        let slot = self.advance_sync_state(peer, document, &mut doc, decoded, &heads_before)?;
         let heads_after = doc.get_heads();
         let heads_changed = heads_after != heads_before;
-
-        let mut batch = WriteBatch::new();
-        let mut planned = None;
-        if heads_changed {
+        let planned = if heads_changed {
             let increment = doc.save_after(&heads_before);
             let added = chunks::chunk_count(&increment)
                 .map_err(|reason| Self::malformed(document, reason))?;
             let (write, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
-            batch = write;
-            planned = Some((entry, added));
-        }
-        let encoded = slot.state.encode();
-        if encoded != slot.persisted {
-            batch.put(sync_state_key(peer, document), seal(&encoded));
-        }
-        if !batch.is_empty() {
-            self.storage
-                .apply(batch)
-                .map_err(|error| Self::storage_refusal(document, error))?;
-            self.unflushed = true;
-            slot.persisted = encoded;
-        }
-        self.keep_sync_slot(peer, document, slot);
-        let changes_applied = match planned {
-            Some((entry, added)) => {
-                self.install(document, doc, entry);
-                self.flush()
-                    .map_err(|error| Self::storage_refusal(document, error))?;
-                added
-            }
-            None => {
-                if held {
-                    self.keep_document(document, doc);
-                }
-                0
-            }
+            Some((write, entry, added))
+        } else {
+            None
         };
+        let changes_applied = self.store_received(peer, document, slot, doc, planned, held)?;
         debug_assert!(
             !heads_changed || self.heads(document) == Some(sorted(heads_after).as_slice())
         );

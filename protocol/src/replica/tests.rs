@@ -502,6 +502,34 @@ fn persisted_sync_state_makes_a_reconnect_cheap() {
     assert_eq!(v.heads(&activities()), t.heads(&activities()));
 }
 
+/// Drive a forger's side of Automerge sync against `to` (messages carried
+/// by `carrier`) until `to` refuses one: that refusal and the refused
+/// message's bytes, or `None` if nothing was refused in ten rounds.
+fn drive_forger(
+    forged: &mut AutoCommit,
+    to: &mut Replica<MemoryStorage>,
+    carrier: &StationId,
+    document: &DocumentId,
+) -> Option<(ReceiveError, Vec<u8>)> {
+    let mut state = automerge::sync::State::new();
+    for _ in 0..10 {
+        let message = forged.sync().generate_sync_message(&mut state)?.encode();
+        if let Err(error) = to.receive_sync_message(carrier, document, &message) {
+            return Some((error, message));
+        }
+        if let Some(reply) = to.generate_sync_message(carrier, document).unwrap() {
+            forged
+                .sync()
+                .receive_sync_message(
+                    &mut state,
+                    automerge::sync::Message::decode(&reply).unwrap(),
+                )
+                .unwrap();
+        }
+    }
+    None
+}
+
 /// A cold sync takes a whole document in one piece (it is stored as the
 /// snapshot it already is); a forged change inside it still refuses all.
 #[test]
@@ -520,34 +548,12 @@ fn a_whole_document_into_an_empty_replica_is_checked_change_by_change() {
     forged.commit();
 
     let mut t = fresh(&township);
-    let mut state = automerge::sync::State::new();
-    let mut refused_whole = 0;
-    for _ in 0..10 {
-        let Some(message) = forged.sync().generate_sync_message(&mut state) else {
-            break;
-        };
-        let bytes = message.encode();
-        match t.receive_sync_message(&village(), &activities(), &bytes) {
-            Ok(_) => {}
-            Err(ReceiveError::Refused(AuthorityError::NotWritable { writer, .. })) => {
-                assert_eq!(writer, station("xh/t1/v2"));
-                assert!(carries_whole_document(&bytes));
-                refused_whole += 1;
-                break;
-            }
-            Err(other) => panic!("unexpected {other}"),
-        }
-        if let Some(reply) = t.generate_sync_message(&village(), &activities()).unwrap() {
-            forged
-                .sync()
-                .receive_sync_message(
-                    &mut state,
-                    automerge::sync::Message::decode(&reply).unwrap(),
-                )
-                .unwrap();
-        }
-    }
-    assert_eq!(refused_whole, 1);
+    let (error, message) = drive_forger(&mut forged, &mut t, &village(), &activities()).unwrap();
+    assert!(
+        matches!(&error, ReceiveError::Refused(AuthorityError::NotWritable { writer, .. }) if *writer == station("xh/t1/v2")),
+        "{error}"
+    );
+    assert!(carries_whole_document(&message));
     assert!(
         !t.holds(&activities()),
         "nothing of the forged document kept"
@@ -581,36 +587,14 @@ fn unauthorised_changes_are_refused_with_nothing_applied() {
     forged.set_actor(actor_for(&station("xh/t1/v2"), 1));
     forged.put(ROOT, "a", 666).unwrap();
     forged.commit();
-    let mut state = automerge::sync::State::new();
-    let mut refused = 0;
     let keys_before = t.storage().keys();
     let applies_before = t.storage().stats().applies;
     let heads_before = t.heads(&activities()).unwrap().to_vec();
-    // Drive the forger's side of the protocol against the township.
-    for _ in 0..10 {
-        let Some(message) = forged.sync().generate_sync_message(&mut state) else {
-            break;
-        };
-        match t.receive_sync_message(&village(), &activities(), &message.encode()) {
-            Ok(_) => {}
-            Err(ReceiveError::Refused(AuthorityError::NotWritable { writer, .. })) => {
-                assert_eq!(writer, station("xh/t1/v2"));
-                refused += 1;
-                break;
-            }
-            Err(other) => panic!("unexpected {other}"),
-        }
-        if let Some(reply) = t.generate_sync_message(&village(), &activities()).unwrap() {
-            forged
-                .sync()
-                .receive_sync_message(
-                    &mut state,
-                    automerge::sync::Message::decode(&reply).unwrap(),
-                )
-                .unwrap();
-        }
-    }
-    assert_eq!(refused, 1);
+    let (error, _) = drive_forger(&mut forged, &mut t, &village(), &activities()).unwrap();
+    assert!(
+        matches!(&error, ReceiveError::Refused(AuthorityError::NotWritable { writer, .. }) if *writer == station("xh/t1/v2")),
+        "{error}"
+    );
     assert_eq!(t.heads(&activities()).unwrap(), heads_before.as_slice());
     assert_eq!(read(&mut t, &activities(), "a"), Some(1));
     assert_eq!(t.storage().keys(), keys_before);
