@@ -4,7 +4,7 @@
 //! the API rather than opening the store, so a clerk can use them while the
 //! node serves and syncs; the store has exactly one writer.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -38,12 +38,7 @@ impl ApiClient {
         &self,
         response: reqwest::Result<reqwest::Response>,
     ) -> anyhow::Result<T> {
-        let response = response.with_context(|| {
-            format!(
-                "the node's API at {} does not answer; is `civsync run` running?",
-                self.base
-            )
-        })?;
+        let response = response.with_context(|| self.not_answering())?;
         let status = response.status();
         let bytes = response.bytes().await?;
         if status.is_success() {
@@ -53,20 +48,14 @@ impl ApiClient {
             return serde_json::from_slice(&bytes)
                 .context("the node answered with something that is not JSON");
         }
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        match (
-            body["error"]["field"].as_str(),
-            body["error"]["reason"].as_str(),
-        ) {
-            (Some(field), Some(reason)) => {
-                bail!("refused ({}): {field}: {reason}", status.as_u16())
-            }
-            _ => bail!(
-                "refused ({}): {}",
-                status.as_u16(),
-                String::from_utf8_lossy(&bytes)
-            ),
-        }
+        Err(refusal(status, &bytes))
+    }
+
+    fn not_answering(&self) -> String {
+        format!(
+            "the node's API at {} does not answer; is `civsync run` running?",
+            self.base
+        )
     }
 
     pub async fn get<T: DeserializeOwned>(
@@ -86,20 +75,11 @@ impl ApiClient {
             .query(query)
             .send()
             .await
-            .with_context(|| {
-                format!(
-                    "the node's API at {} does not answer; is `civsync run` running?",
-                    self.base
-                )
-            })?;
+            .with_context(|| self.not_answering())?;
         let status = response.status();
         let bytes = response.bytes().await?;
         if !status.is_success() {
-            bail!(
-                "refused ({}): {}",
-                status.as_u16(),
-                String::from_utf8_lossy(&bytes)
-            );
+            return Err(refusal(status, &bytes));
         }
         Ok(bytes.to_vec())
     }
@@ -134,5 +114,24 @@ impl ApiClient {
             .send()
             .await;
         self.finish(response).await
+    }
+}
+
+/// A refused request as a clerk should read it: the API's
+/// `{"error":{"field","reason"}}` when there is one, else the body as text.
+fn refusal(status: reqwest::StatusCode, bytes: &[u8]) -> anyhow::Error {
+    let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    match (
+        body["error"]["field"].as_str(),
+        body["error"]["reason"].as_str(),
+    ) {
+        (Some(field), Some(reason)) => {
+            anyhow::anyhow!("refused ({}): {field}: {reason}", status.as_u16())
+        }
+        _ => anyhow::anyhow!(
+            "refused ({}): {}",
+            status.as_u16(),
+            String::from_utf8_lossy(bytes)
+        ),
     }
 }

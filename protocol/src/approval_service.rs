@@ -144,14 +144,7 @@ pub fn month_status<S: Storage>(
         // No decision was ever made: unapproved, whatever the activities
         // say. Not loading them keeps the monthly table (one status per
         // station) from loading every station's activities document.
-        let nothing = AutoCommit::new();
-        return Ok(approval::approval_status(
-            &nothing,
-            station,
-            month,
-            &nothing,
-            &[],
-        )?);
+        return undecided(station, month);
     }
     let activities = DocumentId::activities(station, month);
     let heads = replica.heads(&activities).unwrap_or(&[]).to_vec();
@@ -168,13 +161,7 @@ pub fn month_status<S: Storage>(
         .map_err(store_error)?;
     let Some(quick) = quick else {
         // Listed by the index a moment ago; gone now: no decision.
-        return Ok(approval::approval_status(
-            &nothing,
-            station,
-            month,
-            &nothing,
-            &[],
-        )?);
+        return undecided(station, month);
     };
     let mut quick = quick?;
     match &quick.decision {
@@ -374,6 +361,18 @@ pub fn subtree_approvals<S: Storage>(
         });
     }
     Ok(out)
+}
+
+/// The status of a month on which no decision exists: unapproved.
+fn undecided(station: &StationId, month: Month) -> Result<ApprovalStatus, ServiceError> {
+    let nothing = AutoCommit::new();
+    Ok(approval::approval_status(
+        &nothing,
+        station,
+        month,
+        &nothing,
+        &[],
+    )?)
 }
 
 #[cfg(test)]
