@@ -445,8 +445,12 @@ impl TestNode {
             args.extend(["--parent-address", parent.as_str()]);
         }
         civsync(&args)?;
+        // No pooled connections: a server that refuses an oversized body
+        // closes that connection, and a request reusing it would fail with
+        // "connection closed before message completed" (seen once in CI).
         let http = reqwest::blocking::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(0)
             .no_proxy()
             .build()?;
         Ok(TestNode {
