@@ -15,6 +15,7 @@ pub mod input;
 pub mod layout;
 pub mod model;
 pub mod pii;
+pub mod registry_service;
 pub mod replica;
 pub mod schema;
 pub mod service;

@@ -25,7 +25,13 @@
 //! the same map while apart each made their own object under one key, and a
 //! reader must see the union, never just Automerge's winner.
 
+mod registry;
 mod view;
+
+pub use registry::{
+    is_registry, put_registry_entry, registry_document, registry_entries, RegistryEntries,
+    UnreadableEntry, REGISTRY,
+};
 
 pub(crate) use view::{keys_of, maps_at, records, root_maps, scalar_at};
 

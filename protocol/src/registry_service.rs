@@ -1,0 +1,372 @@
+//! The station registry as operations over a [`Replica`]: register or
+//! rename a station, and read the registry this node knows.
+//!
+//! A station's registry is the reference document `reference:<owner>:registry`
+//! (see `layout::registry`). Reference data flows down, so every node holds
+//! the registries of its ancestors, its own, and (being an ancestor of them)
+//! those kept below it. Who writes follows `DocumentId::writable_by`: the
+//! owner or a station above it.
+//!
+//! Rules kept here:
+//! - a node registers only stations of its own subtree (itself included);
+//! - a station's tier follows from its depth: one path segment is one tier,
+//!   so a station `n` levels below this node is `n` tiers below this node's
+//!   tier (the node's tier is its certificate's, passed in);
+//! - a name is non-empty after trimming, has no control characters and at
+//!   most [`STATION_NAME_CHARS_MAX`] characters;
+//! - reading merges every registry document held, and for each station the
+//!   entry from the *closest* owner (the deepest, the office nearest the
+//!   station) wins: a township knows its villages best. So that a rename is
+//!   seen, it is written where readers look first: into the closest registry
+//!   held here that already lists the station, else into this node's own;
+//! - a refusal names the field (`id`, `name`, `tier`) and writes nothing.
+
+use crate::document_id::DocumentId;
+use crate::layout::{self, UnreadableEntry};
+use crate::model::FieldError;
+use crate::replica::{CommitError, Replica};
+use crate::service::ErrorClass;
+use crate::station::{Station, StationId, Tier};
+use crate::storage::Storage;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Longest station name accepted, in characters (the longest official
+/// names, e.g. `某某县某某镇某某村新时代文明实践站`, are about 20).
+pub const STATION_NAME_CHARS_MAX: usize = 64;
+/// Entries one registry document may hold: a county has a few hundred
+/// villages; this leaves room for points and bases below them.
+pub const REGISTRY_STATIONS_MAX: usize = 10_000;
+
+/// What a clerk submits to register or rename a station.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationInput {
+    pub id: String,
+    pub name: String,
+    pub tier: String,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error("id: {reason}")]
+    OutsideSubtree { reason: String },
+    #[error("id: the registry {document} already holds {max} stations")]
+    Full { document: DocumentId, max: usize },
+    #[error("the store failed: {reason}")]
+    Store { reason: String },
+}
+
+impl RegistryError {
+    pub fn field(&self) -> &str {
+        match self {
+            RegistryError::Invalid(e) => &e.field,
+            RegistryError::OutsideSubtree { .. } | RegistryError::Full { .. } => "id",
+            RegistryError::Store { .. } => "store",
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            RegistryError::Invalid(e) => e.reason.clone(),
+            RegistryError::OutsideSubtree { reason } | RegistryError::Store { reason } => {
+                reason.clone()
+            }
+            RegistryError::Full { document, max } => {
+                format!("the registry {document} already holds {max} stations")
+            }
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            RegistryError::Invalid(_) | RegistryError::Full { .. } => ErrorClass::BadInput,
+            RegistryError::OutsideSubtree { .. } => ErrorClass::Forbidden,
+            RegistryError::Store { .. } => ErrorClass::Internal,
+        }
+    }
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> RegistryError {
+    RegistryError::Invalid(FieldError::new(field, reason))
+}
+
+/// The tier of `station`, given that `anchor` (an ancestor of it, or
+/// itself) has `anchor_tier`: one tier down per path segment. `None` when
+/// that would fall below the lowest tier.
+pub fn tier_below(anchor: &StationId, anchor_tier: Tier, station: &StationId) -> Option<Tier> {
+    debug_assert!(anchor.is_ancestor_or_self_of(station));
+    let levels = station.depth().checked_sub(anchor.depth())?;
+    let at = Tier::ALL.iter().position(|t| *t == anchor_tier)?;
+    Tier::ALL.get(at + levels).copied()
+}
+
+/// Check a submitted station against what this node (`local`, of tier
+/// `local_tier`) may register. The name comes back trimmed.
+pub fn validate_station(
+    input: &StationInput,
+    local: &StationId,
+    local_tier: Tier,
+) -> Result<Station, RegistryError> {
+    let id = StationId::parse(input.id.trim()).map_err(|e| invalid("id", e.to_string()))?;
+    if !local.is_ancestor_or_self_of(&id) {
+        return Err(RegistryError::OutsideSubtree {
+            reason: format!(
+                "this node is {local} and registers only it and the stations below it, not {id}"
+            ),
+        });
+    }
+    let tier = Tier::parse(input.tier.trim()).ok_or_else(|| {
+        invalid(
+            "tier",
+            format!(
+                "unknown tier {:?}; expected one of province, prefecture, county, township, village, point",
+                input.tier
+            ),
+        )
+    })?;
+    let levels = id.depth() - local.depth();
+    let expected = tier_below(local, local_tier, &id).ok_or_else(|| {
+        invalid(
+            "id",
+            format!("{id} is {levels} levels below {local} ({local_tier}): below the lowest tier"),
+        )
+    })?;
+    if tier != expected {
+        return Err(invalid(
+            "tier",
+            format!(
+                "{id} is {levels} level(s) below {local} ({local_tier}), so its tier is {expected}, not {tier}"
+            ),
+        ));
+    }
+    let name = input.name.trim();
+    if name.is_empty() {
+        return Err(invalid("name", "is empty; give the station's name"));
+    }
+    let chars = name.chars().count();
+    if chars > STATION_NAME_CHARS_MAX {
+        return Err(invalid(
+            "name",
+            format!("is {chars} characters; at most {STATION_NAME_CHARS_MAX} are allowed"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("name", "contains a control character"));
+    }
+    Ok(Station {
+        id,
+        name: name.to_string(),
+        tier,
+    })
+}
+
+/// A station as registered, and which registry lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryEntry {
+    #[serde(flatten)]
+    pub station: Station,
+    /// Owner of the registry document the entry comes from.
+    pub registered_in: StationId,
+}
+
+/// The outcome of a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    #[serde(flatten)]
+    pub entry: RegistryEntry,
+    /// False when the entry already said exactly this (nothing written).
+    pub changed: bool,
+}
+
+/// Register `input` as a station, or rename it (see the module comment for
+/// where it is written). Validates first; then one commit or none.
+pub fn register_station<S: Storage>(
+    replica: &mut Replica<S>,
+    local_tier: Tier,
+    input: &StationInput,
+) -> Result<Registered, RegistryError> {
+    let local = replica.local().clone();
+    let station = validate_station(input, &local, local_tier)?;
+    let document = target_document(replica, &station.id)?;
+    debug_assert!(document.writable_by(&local));
+    debug_assert!(document.owner.is_ancestor_or_self_of(&station.id));
+    let owner = document.owner.clone();
+    let entry = station.clone();
+    let outcome = replica
+        .commit(&document, |doc| {
+            let held = layout::registry_entries(doc, &owner).map_err(store_error)?;
+            let listed = held.stations.iter().any(|s| s.id == entry.id)
+                || held.unreadable.iter().any(|u| u.key == entry.id.as_str());
+            if !listed && held.stations.len() + held.unreadable.len() >= REGISTRY_STATIONS_MAX {
+                return Err(RegistryError::Full {
+                    document: layout::registry_document(&owner),
+                    max: REGISTRY_STATIONS_MAX,
+                });
+            }
+            layout::put_registry_entry(doc, &entry).map_err(store_error)
+        })
+        .map_err(commit_error)?;
+    Ok(Registered {
+        entry: RegistryEntry {
+            station,
+            registered_in: document.owner,
+        },
+        changed: outcome.changes > 0,
+    })
+}
+
+/// Where an entry for `station` is written: the closest registry held here,
+/// at or below this node, that already lists it; else this node's own.
+fn target_document<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+) -> Result<DocumentId, RegistryError> {
+    let local = replica.local().clone();
+    let mut owners: Vec<StationId> = station.ancestors();
+    owners.push(station.clone());
+    for owner in owners.iter().rev() {
+        if !local.is_ancestor_or_self_of(owner) {
+            break;
+        }
+        let document = layout::registry_document(owner);
+        let lists = replica
+            .with_document(&document, |doc| {
+                layout::registry_entries(doc, owner).map(|e| {
+                    e.stations.iter().any(|s| &s.id == station)
+                        || e.unreadable.iter().any(|u| u.key == station.as_str())
+                })
+            })
+            .map_err(store_error)?;
+        if let Some(lists) = lists {
+            if lists.map_err(store_error)? {
+                return Ok(document);
+            }
+        }
+    }
+    Ok(layout::registry_document(&local))
+}
+
+fn store_error(error: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Store {
+        reason: error.to_string(),
+    }
+}
+
+fn commit_error(error: CommitError<RegistryError>) -> RegistryError {
+    match error {
+        CommitError::Mutate(e) => e,
+        // Neither can happen for a document at or below this node; kept
+        // as refusals, not store failures, should the rules change.
+        CommitError::NotWritable { .. } | CommitError::OutOfScope { .. } => {
+            RegistryError::OutsideSubtree {
+                reason: error.to_string(),
+            }
+        }
+        other => store_error(other),
+    }
+}
+
+/// A registry document, or one of its entries, that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRegistry {
+    pub document: DocumentId,
+    /// The entry's key; `None` when the whole document was unreadable.
+    pub key: Option<String>,
+    pub reason: String,
+}
+
+/// Every station the registries held here name, merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryRead {
+    /// One entry per station, in path order.
+    pub entries: Vec<RegistryEntry>,
+    pub unreadable: Vec<UnreadableRegistry>,
+}
+
+impl RegistryRead {
+    /// The stations, as the statistics take them.
+    pub fn stations(&self) -> Vec<Station> {
+        self.entries.iter().map(|e| e.station.clone()).collect()
+    }
+
+    /// Entries of `root`'s subtree, `root` included.
+    pub fn under<'a>(&'a self, root: &'a StationId) -> impl Iterator<Item = &'a RegistryEntry> {
+        self.entries
+            .iter()
+            .filter(move |e| root.is_ancestor_or_self_of(&e.station.id))
+    }
+}
+
+/// Merge the entries of several registries (owner, its stations): for each
+/// station, the entry of the deepest owner wins. Independent of the order
+/// the registries come in. Entries outside their owner's subtree are not
+/// taken (the layout reader already drops them; kept as a guard).
+pub fn merge_registries<'a>(
+    registries: impl IntoIterator<Item = (&'a StationId, &'a [Station])>,
+) -> Vec<RegistryEntry> {
+    let mut merged: BTreeMap<StationId, RegistryEntry> = BTreeMap::new();
+    for (owner, stations) in registries {
+        for station in stations {
+            if !owner.is_ancestor_or_self_of(&station.id) {
+                continue;
+            }
+            let closer = merged
+                .get(&station.id)
+                .is_none_or(|held| owner.depth() > held.registered_in.depth());
+            if closer {
+                merged.insert(
+                    station.id.clone(),
+                    RegistryEntry {
+                        station: station.clone(),
+                        registered_in: owner.clone(),
+                    },
+                );
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+/// Read and merge every registry document this node holds.
+pub fn read_registry<S: Storage>(replica: &mut Replica<S>) -> RegistryRead {
+    let mut read = RegistryRead::default();
+    let mut registries: Vec<(StationId, Vec<Station>)> = Vec::new();
+    for document in replica.documents_where(layout::is_registry) {
+        let owner = document.owner.clone();
+        let entries = replica.with_document(&document, |doc| layout::registry_entries(doc, &owner));
+        let whole_document = |reason: String| UnreadableRegistry {
+            document: document.clone(),
+            key: None,
+            reason,
+        };
+        match entries {
+            Ok(Some(Ok(entries))) => {
+                read.unreadable.extend(entries.unreadable.into_iter().map(
+                    |UnreadableEntry { key, reason }| UnreadableRegistry {
+                        document: document.clone(),
+                        key: Some(key),
+                        reason,
+                    },
+                ));
+                registries.push((owner, entries.stations));
+            }
+            // Listed a moment ago and on the owner thread: cannot vanish.
+            Ok(None) => {}
+            Ok(Some(Err(error))) => read.unreadable.push(whole_document(error.to_string())),
+            Err(error) => read.unreadable.push(whole_document(error.to_string())),
+        }
+    }
+    read.entries = merge_registries(
+        registries
+            .iter()
+            .map(|(owner, stations)| (owner, stations.as_slice())),
+    );
+    read
+}
+
+#[cfg(test)]
+mod tests;

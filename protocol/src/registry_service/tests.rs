@@ -1,0 +1,349 @@
+//! Registering and renaming stations over a `Replica<MemoryStorage>`:
+//! what is written where, what is refused (and that a refusal writes
+//! nothing), and how registries held at one node merge.
+
+use super::*;
+use crate::replica::ReplicaConfig;
+use crate::storage::MemoryStorage;
+use proptest::prelude::*;
+
+fn station(text: &str) -> StationId {
+    StationId::parse(text).unwrap()
+}
+
+fn node(at: &str) -> Replica<MemoryStorage> {
+    Replica::open(
+        MemoryStorage::new(),
+        station(at),
+        5,
+        ReplicaConfig::default(),
+    )
+    .unwrap()
+}
+
+fn input(id: &str, name: &str, tier: &str) -> StationInput {
+    StationInput {
+        id: id.into(),
+        name: name.into(),
+        tier: tier.into(),
+    }
+}
+
+fn names(read: &RegistryRead) -> Vec<(String, String, String)> {
+    read.entries
+        .iter()
+        .map(|e| {
+            (
+                e.station.id.to_string(),
+                e.station.name.clone(),
+                e.registered_in.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every document's heads, to show a refusal wrote nothing.
+fn all_heads(replica: &Replica<MemoryStorage>) -> Vec<(DocumentId, Vec<automerge::ChangeHash>)> {
+    replica
+        .documents()
+        .into_iter()
+        .map(|d| {
+            let heads = replica.heads(&d).unwrap().to_vec();
+            (d, heads)
+        })
+        .collect()
+}
+
+#[test]
+fn a_county_registers_townships_and_villages_into_its_own_registry() {
+    let mut county = node("xh");
+    let t1 = register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1", "城关镇所", "township"),
+    )
+    .unwrap();
+    assert!(t1.changed);
+    assert_eq!(t1.entry.registered_in, station("xh"));
+    register_station(
+        &mut county,
+        Tier::County,
+        &input(" xh/t1/v1 ", "  东村站 ", "village"),
+    )
+    .unwrap();
+    let read = read_registry(&mut county);
+    assert_eq!(
+        names(&read),
+        vec![
+            ("xh/t1".into(), "城关镇所".into(), "xh".into()),
+            ("xh/t1/v1".into(), "东村站".into(), "xh".into()),
+        ],
+        "trimmed, in path order"
+    );
+    assert!(read.unreadable.is_empty());
+    assert_eq!(
+        county.documents(),
+        vec![layout::registry_document(&station("xh"))]
+    );
+    assert_eq!(read.stations()[1].tier, Tier::Village);
+}
+
+#[test]
+fn registering_the_same_name_again_writes_nothing() {
+    let mut county = node("xh");
+    let first = input("xh/t1/v1", "东村站", "village");
+    register_station(&mut county, Tier::County, &first).unwrap();
+    let before = all_heads(&county);
+    let again = register_station(&mut county, Tier::County, &first).unwrap();
+    assert!(!again.changed);
+    assert_eq!(all_heads(&county), before);
+}
+
+#[test]
+fn refusals_name_the_field_and_write_nothing() {
+    let mut township = node("xh/t1");
+    register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t1/v1", "东村站", "village"),
+    )
+    .unwrap();
+    let before = all_heads(&township);
+    let cases = [
+        (input("xh/t1/v2", "西村站", "township"), "tier"),
+        (input("xh/t1/v2", "西村站", "hamlet"), "tier"),
+        (input("xh/t1/v2", "   ", "village"), "name"),
+        (input("xh/t1/v2", &"村".repeat(65), "village"), "name"),
+        (input("xh/t1/v2", "西村\u{7}站", "village"), "name"),
+        (input("xh/t2/v1", "别村站", "village"), "id"),
+        (input("xh", "县中心", "county"), "id"),
+        (input("xh/t1/v 2", "西村站", "village"), "id"),
+        (input("xh/t1/v2/p1/q1", "深处", "point"), "id"),
+    ];
+    for (bad, field) in cases {
+        let error = register_station(&mut township, Tier::Township, &bad).unwrap_err();
+        assert_eq!(error.field(), field, "{bad:?}: {error}");
+        assert!(!error.reason().is_empty());
+        assert_ne!(error.class(), ErrorClass::Internal, "{error}");
+    }
+    let outside = register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t2/v1", "别村站", "village"),
+    )
+    .unwrap_err();
+    assert_eq!(outside.class(), ErrorClass::Forbidden);
+    let wrong_tier = register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t1/v2", "西村站", "township"),
+    )
+    .unwrap_err();
+    assert!(
+        wrong_tier.reason().contains("its tier is village"),
+        "{wrong_tier}"
+    );
+    assert_eq!(all_heads(&township), before);
+    assert_eq!(read_registry(&mut township).entries.len(), 1);
+}
+
+#[test]
+fn the_tier_follows_the_depth_below_the_node() {
+    let county = station("xh");
+    assert_eq!(
+        tier_below(&county, Tier::County, &county),
+        Some(Tier::County)
+    );
+    assert_eq!(
+        tier_below(&county, Tier::County, &station("xh/t1")),
+        Some(Tier::Township)
+    );
+    assert_eq!(
+        tier_below(&county, Tier::County, &station("xh/t1/v1/p1")),
+        Some(Tier::Point)
+    );
+    assert_eq!(
+        tier_below(&county, Tier::County, &station("xh/t1/v1/p1/x")),
+        None
+    );
+    let province = station("hn");
+    assert_eq!(
+        tier_below(&province, Tier::Province, &station("hn/zk/xh")),
+        Some(Tier::County),
+        "a prefecture adds a segment on top"
+    );
+}
+
+#[test]
+fn the_closest_registry_wins_and_a_rename_is_written_where_it_is_read() {
+    let mut county = node("xh");
+    register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1/v1", "东村", "village"),
+    )
+    .unwrap();
+    register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1/v2", "西村", "village"),
+    )
+    .unwrap();
+    // The township's own registry (written here as its ancestor may; at
+    // the township it is written by the township and synced up).
+    let township_registry = layout::registry_document(&station("xh/t1"));
+    county
+        .commit(&township_registry, |doc| {
+            layout::put_registry_entry(
+                doc,
+                &Station {
+                    id: station("xh/t1/v1"),
+                    name: "东村新时代文明实践站".into(),
+                    tier: Tier::Village,
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        names(&read_registry(&mut county)),
+        vec![
+            (
+                "xh/t1/v1".into(),
+                "东村新时代文明实践站".into(),
+                "xh/t1".into()
+            ),
+            ("xh/t1/v2".into(), "西村".into(), "xh".into()),
+        ]
+    );
+
+    // The county renames v1: written into the township's registry, which
+    // readers look at first; v2 stays in the county's.
+    let renamed = register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1/v1", "东村实践站", "village"),
+    )
+    .unwrap();
+    assert_eq!(renamed.entry.registered_in, station("xh/t1"));
+    let renamed_v2 = register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1/v2", "西村实践站", "village"),
+    )
+    .unwrap();
+    assert_eq!(renamed_v2.entry.registered_in, station("xh"));
+    assert_eq!(
+        names(&read_registry(&mut county)),
+        vec![
+            ("xh/t1/v1".into(), "东村实践站".into(), "xh/t1".into()),
+            ("xh/t1/v2".into(), "西村实践站".into(), "xh".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_damaged_entry_is_reported_and_the_rest_still_read() {
+    let mut county = node("xh");
+    register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1/v1", "东村", "village"),
+    )
+    .unwrap();
+    let registry = layout::registry_document(&station("xh"));
+    county
+        .commit(&registry, |doc| {
+            use automerge::transaction::Transactable;
+            let items = layout::root_maps(doc, layout::ITEMS)?;
+            let bad = doc.put_object(&items[0], "xh/t1/v2", automerge::ObjType::Map)?;
+            doc.put(&bad, "tier", 7_u64)?;
+            Ok::<_, layout::LayoutError>(())
+        })
+        .unwrap();
+    let read = read_registry(&mut county);
+    assert_eq!(read.entries.len(), 1);
+    assert_eq!(read.unreadable.len(), 1);
+    assert_eq!(read.unreadable[0].key.as_deref(), Some("xh/t1/v2"));
+    assert_eq!(read.unreadable[0].document, registry);
+}
+
+fn tier_index(tier: Tier) -> usize {
+    Tier::ALL.iter().position(|t| *t == tier).unwrap()
+}
+
+proptest! {
+    #[test]
+    fn a_tier_is_accepted_exactly_when_it_matches_the_depth(
+        below in proptest::collection::vec("[a-z0-9]{1,4}", 0..6),
+        tier in 0usize..6,
+        local_tier in 0usize..6,
+    ) {
+        let local = station("xh");
+        let id = if below.is_empty() { "xh".to_string() } else { format!("xh/{}", below.join("/")) };
+        let submitted = input(&id, "站", Tier::ALL[tier].as_str());
+        let outcome = validate_station(&submitted, &local, Tier::ALL[local_tier]);
+        let expected = local_tier + below.len();
+        match outcome {
+            Ok(station) => {
+                prop_assert_eq!(tier, expected);
+                prop_assert_eq!(tier_index(station.tier), expected);
+            }
+            Err(error) => {
+                prop_assert!(tier != expected || expected >= Tier::ALL.len(), "{}", error);
+                prop_assert!(error.field() == "tier" || error.field() == "id");
+            }
+        }
+    }
+
+    #[test]
+    fn the_merge_takes_the_deepest_owner_whatever_the_order(
+        listings in proptest::collection::vec(
+            (0usize..3, proptest::collection::vec((0usize..4, "[a-z]{1,3}"), 0..6)),
+            0..6,
+        ),
+        reversed in any::<bool>(),
+    ) {
+        // Owners along one path: xh, xh/t1, xh/t1/v1; stations among a
+        // few paths under and beside them.
+        let owners = [station("xh"), station("xh/t1"), station("xh/t1/v1")];
+        let targets = [station("xh/t1"), station("xh/t1/v1"), station("xh/t1/v1/p1"), station("xh/t2")];
+        let mut by_owner: BTreeMap<usize, Vec<Station>> = BTreeMap::new();
+        for (owner, stations) in &listings {
+            let list = by_owner.entry(*owner).or_default();
+            for (target, name) in stations {
+                let id = targets[*target].clone();
+                // One entry per station within one document.
+                if list.iter().all(|s| s.id != id) {
+                    list.push(Station { id, name: name.clone(), tier: Tier::Village });
+                }
+            }
+        }
+        let mut registries: Vec<(&StationId, &[Station])> = by_owner
+            .iter()
+            .map(|(owner, stations)| (&owners[*owner], stations.as_slice()))
+            .collect();
+        if reversed {
+            registries.reverse();
+        }
+        let merged = merge_registries(registries.iter().copied());
+        prop_assert!(merged.windows(2).all(|w| w[0].station.id < w[1].station.id));
+        for target in &targets {
+            let listing: Vec<(&StationId, &Station)> = registries
+                .iter()
+                .filter(|(owner, _)| owner.is_ancestor_or_self_of(target))
+                .flat_map(|(owner, stations)| {
+                    stations.iter().filter(|s| &s.id == target).map(move |s| (*owner, s))
+                })
+                .collect();
+            let found = merged.iter().find(|e| &e.station.id == target);
+            match listing.iter().max_by_key(|(owner, _)| owner.depth()) {
+                None => prop_assert!(found.is_none()),
+                Some((owner, station)) => {
+                    let found = found.expect("listed stations are merged");
+                    prop_assert_eq!(&found.registered_in, *owner);
+                    prop_assert_eq!(&found.station, *station);
+                }
+            }
+        }
+    }
+}
