@@ -2,12 +2,14 @@
 //! `GET /api/v1/freshness?station=`.
 //!
 //! For the station (this node's own by default) and every station below it
-//! that this node knows of: the newest change held that the station wrote
-//! (its own clock when it committed, carried by the change), when this node
-//! last heard from it directly (sync peers only), and whether it is quiet —
-//! no sign of life for more than `quiet_days_max` days (`civsync.toml`). The
-//! answer says when it was computed (`as_of_ms`): a county reads "as of"
-//! per station, and phones the quiet ones.
+//! that this node knows of — those it holds data from, and those a registry
+//! held here names even if never heard from: the newest change held that
+//! the station wrote (its own clock when it committed, carried by the
+//! change), when this node last heard from it directly (sync peers only),
+//! and whether it is quiet — no sign of life for more than `quiet_days_max`
+//! days (`civsync.toml`), or none ever. The answer says when it was
+//! computed (`as_of_ms`): a county reads "as of" per station, and phones
+//! the quiet ones (by name, when a registry names them).
 //!
 //! Change times come from the statistics index's freshness, which the
 //! statistics refresh keeps up to date from every document it reads again;
@@ -36,6 +38,9 @@ pub fn routes() -> Router<Arc<NodeContext>> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StationFreshnessRow {
     pub station: StationId,
+    /// The station's name, when a registry held here names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Newest change held that the station wrote (Unix ms, its clock).
     pub newest_change_ms: Option<i64>,
     /// When this node last received anything from it directly (Unix ms).
@@ -80,6 +85,7 @@ pub fn freshness_rows(
             let as_of_ms = of.latest_ms();
             StationFreshnessRow {
                 station: station.clone(),
+                name: None,
                 newest_change_ms: of.newest_change_ms,
                 last_heard_ms: of.last_heard_ms,
                 as_of_ms,
@@ -113,6 +119,7 @@ async fn freshness(
         ));
     }
     crate::api_stats::refresh(&ctx).await?;
+    let registry = crate::api_stations::registry(&ctx).await?;
     let known_root = root.clone();
     let known = ctx
         .store
@@ -128,6 +135,14 @@ async fn freshness(
         }
     }
     let mut stations: BTreeSet<StationId> = known.into_iter().collect();
+    // Registered stations never heard from are listed too, and flagged.
+    stations.extend(
+        registry
+            .iter()
+            .map(|s| &s.id)
+            .filter(|station| root.is_ancestor_or_self_of(station))
+            .cloned(),
+    );
     stations.extend(
         freshness
             .stations()
@@ -135,7 +150,14 @@ async fn freshness(
             .filter(|station| root.is_ancestor_or_self_of(station))
             .cloned(),
     );
-    let rows = freshness_rows(&stations, freshness, now_ms, ctx.config.quiet_days_max);
+    let mut rows = freshness_rows(&stations, freshness, now_ms, ctx.config.quiet_days_max);
+    for row in &mut rows {
+        row.name = registry
+            .binary_search_by(|s| s.id.cmp(&row.station))
+            .ok()
+            .map(|at| registry[at].name.clone())
+            .filter(|name| !name.is_empty());
+    }
     drop(state);
     let report = FreshnessReport {
         root,

@@ -19,6 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use civsync_protocol::document_id::DocumentKind;
 use civsync_protocol::model::RecordId;
+use civsync_protocol::registry_service;
 use civsync_protocol::stats::{Period, Quarter, StatsIndex, StatsOpenReport, StoredStats};
 use civsync_protocol::{layout, DocumentId, Month, Station, StationId};
 use serde::Deserialize;
@@ -150,14 +151,19 @@ fn query(q: QueryResult) -> Result<ReportQuery, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
 }
 
-/// What this node knows of station names and tiers: itself. (Names of other
-/// stations come from the county's registry document when it holds one.)
-fn registry(ctx: &NodeContext) -> Vec<Station> {
-    vec![Station {
-        id: ctx.config.station.clone(),
-        name: ctx.config.name.clone(),
-        tier: ctx.config.tier,
-    }]
+/// Station names and tiers for the statistics: every registry this node
+/// holds, and itself (`api_stations::registry`). Once the registries name
+/// any station besides this one, stations seen in the index but not
+/// registered are added with their tier from their depth, so coverage
+/// counts the registered villages that never reported *and* the reporting
+/// ones nobody registered. With no registry, coverage infers villages from
+/// what was seen, as before.
+fn with_seen(ctx: &NodeContext, registry: Vec<Station>, index: &StatsIndex) -> Vec<Station> {
+    let own = &ctx.config.station;
+    if registry.iter().all(|s| &s.id == own) {
+        return registry;
+    }
+    registry_service::with_unregistered(&registry, index.stations(own, &[]), own, ctx.config.tier)
 }
 
 async fn build_report(
@@ -166,9 +172,10 @@ async fn build_report(
     period: Period,
 ) -> Result<report::StatisticsReport, ApiError> {
     refresh(ctx).await?;
-    let registry = registry(ctx);
+    let registry = crate::api_stations::registry(ctx).await?;
     let mut report = {
         let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let registry = with_seen(ctx, registry, state.index());
         report::statistics_report(state.index(), station, period, &registry).map_err(|e| {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "station", e.to_string())
         })?

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod api_approval;
 pub mod api_freshness;
+pub mod api_stations;
 pub mod api_stats;
 pub mod client;
 pub mod config;

@@ -1,5 +1,5 @@
 //! Plain-text tables the CLI prints for answers a clerk scans by eye
-//! (`civsync approvals`, `civsync freshness`).
+//! (`civsync approvals`, `civsync freshness`, `civsync station list`).
 //!
 //! They read the API's JSON answer (the CLI is an API client, like any
 //! other), so a field the node did not send prints as `-`, never a panic.
@@ -93,8 +93,8 @@ pub fn freshness_table(answer: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<20} {:<16} {:<16} {:>7}  flag",
-        "station", "newest change", "last heard", "silent"
+        "{:<20} {:<16} {:<16} {:<16} {:>7}  flag",
+        "station", "name", "newest change", "last heard", "silent"
     );
     for line in answer["stations"]
         .as_array()
@@ -112,12 +112,38 @@ pub fn freshness_table(answer: &Value) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<20} {:<16} {:<16} {:>7}  {}",
+            "{:<20} {:<16} {:<16} {:<16} {:>7}  {}",
             text(&line["station"]),
+            text(&line["name"]),
             beijing_minute(line["newest_change_ms"].as_i64()),
             beijing_minute(line["last_heard_ms"].as_i64()),
             silent,
             flag,
+        );
+    }
+    out
+}
+
+/// `GET /api/v1/stations` as a table, one line per registered station.
+pub fn stations_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<10} {:<20}  name",
+        "station", "tier", "registered in"
+    );
+    for line in answer["stations"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<10} {:<20}  {}",
+            text(&line["id"]),
+            text(&line["tier"]),
+            text(&line["registered_in"]),
+            text(&line["name"]),
         );
     }
     out
@@ -157,7 +183,7 @@ mod tests {
         let freshness = json!({
             "as_of_ms": 1_793_577_600_000i64, "quiet_days_max": 7, "quiet": 1,
             "stations": [
-                {"station": "xh/t1", "newest_change_ms": 1_793_577_600_000i64, "silent_days": 0, "quiet": false},
+                {"station": "xh/t1", "name": "城关镇所", "newest_change_ms": 1_793_577_600_000i64, "silent_days": 0, "quiet": false},
                 {"station": "xh/t1/v9", "quiet": true}
             ]
         });
@@ -166,6 +192,20 @@ mod tests {
         let quiet: Vec<&str> = table.lines().filter(|l| l.ends_with("QUIET")).collect();
         assert_eq!(quiet.len(), 1);
         assert!(quiet[0].contains("xh/t1/v9") && quiet[0].contains("never"));
+        assert!(table
+            .lines()
+            .any(|l| l.starts_with("xh/t1 ") && l.contains("城关镇所")));
         assert_eq!(freshness_table(&json!(null)).lines().count(), 2);
+
+        let stations = json!({"under": "xh", "stations": [
+            {"id": "xh/t1/v1", "name": "东村站", "tier": "village", "registered_in": "xh"},
+            {"id": "xh/t1/v2"}
+        ]});
+        let table = stations_table(&stations);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].starts_with("xh/t1/v1") && lines[1].ends_with("东村站"));
+        assert!(lines[1].contains("village"));
+        assert!(lines[2].ends_with('-'), "a missing name prints as a dash");
     }
 }

@@ -331,6 +331,33 @@ pub fn merge_registries<'a>(
     merged.into_values().collect()
 }
 
+/// `registry` completed with the `seen` stations (those data came from)
+/// that it does not name, each with its tier from its depth below `anchor`
+/// (of `anchor_tier`) and its path as its name. Once a registry exists,
+/// coverage counts the villages it names; this keeps a village that
+/// reported but was never registered from dropping out of the count.
+/// Stations outside `anchor`'s subtree or below the lowest tier are left
+/// out. In path order.
+pub fn with_unregistered(
+    registry: &[Station],
+    seen: impl IntoIterator<Item = StationId>,
+    anchor: &StationId,
+    anchor_tier: Tier,
+) -> Vec<Station> {
+    let mut out: BTreeMap<StationId, Station> =
+        registry.iter().map(|s| (s.id.clone(), s.clone())).collect();
+    for id in seen {
+        if out.contains_key(&id) || !anchor.is_ancestor_or_self_of(&id) {
+            continue;
+        }
+        if let Some(tier) = tier_below(anchor, anchor_tier, &id) {
+            let name = id.to_string();
+            out.insert(id.clone(), Station { id, name, tier });
+        }
+    }
+    out.into_values().collect()
+}
+
 /// Read and merge every registry document this node holds.
 pub fn read_registry<S: Storage>(replica: &mut Replica<S>) -> RegistryRead {
     let mut read = RegistryRead::default();

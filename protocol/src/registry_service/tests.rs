@@ -267,6 +267,30 @@ fn a_damaged_entry_is_reported_and_the_rest_still_read() {
     assert_eq!(read.unreadable[0].document, registry);
 }
 
+#[test]
+fn seen_stations_complete_the_registry_with_their_tier_from_depth() {
+    let registry = vec![Station {
+        id: station("xh/t1/v1"),
+        name: "东村站".into(),
+        tier: Tier::Village,
+    }];
+    let seen = ["xh/t1/v1", "xh/t1", "xh/t2/v5", "yy/t1", "xh/t1/v1/p1/x"].map(station);
+    let completed = with_unregistered(&registry, seen, &station("xh"), Tier::County);
+    let got: Vec<(String, String, Tier)> = completed
+        .iter()
+        .map(|s| (s.id.to_string(), s.name.clone(), s.tier))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("xh/t1".into(), "xh/t1".into(), Tier::Township),
+            ("xh/t1/v1".into(), "东村站".into(), Tier::Village),
+            ("xh/t2/v5".into(), "xh/t2/v5".into(), Tier::Village),
+        ],
+        "the registered name kept; other counties and impossible depths left out"
+    );
+}
+
 fn tier_index(tier: Tier) -> usize {
     Tier::ALL.iter().position(|t| *t == tier).unwrap()
 }

@@ -1,0 +1,322 @@
+//! The station registry through the real router and a sled store, in
+//! process: a county registers its villages; one village syncs, one never
+//! does — the silent one is flagged quiet (never seen) in freshness and
+//! counted as not reporting in coverage, with its name in the statistics.
+//! Refusals (bad tier, outside the subtree, empty name) are 4xx naming the
+//! field and change nothing.
+
+use crate::config::NodeConfig;
+use crate::node::NodeContext;
+use crate::store::Store;
+use civsync_protocol::pii::IdentityKey;
+use civsync_protocol::replica::{Replica, ReplicaConfig};
+use civsync_protocol::service;
+use civsync_protocol::storage::MemoryStorage;
+use civsync_protocol::sync_host::SyncHost;
+use civsync_protocol::{DocumentId, Month, StationId, Tier};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+fn station(text: &str) -> StationId {
+    StationId::parse(text).unwrap()
+}
+
+/// A month safely in the past, so activity dates are never "in the future".
+const MONTH: &str = "2026-10";
+
+struct TestApi {
+    addr: SocketAddr,
+    ctx: Arc<NodeContext>,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApi {
+    async fn start(at: &str, tier: Tier) -> TestApi {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("store"),
+            station(at),
+            ReplicaConfig::default(),
+        )
+        .unwrap();
+        let ctx = Arc::new(NodeContext {
+            config: NodeConfig::new(station(at), tier),
+            data_dir: dir.path().to_path_buf(),
+            identity_key: IdentityKey::from_bytes([9; 32]),
+            store,
+            peers: Default::default(),
+            stats: Default::default(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = crate::api::router(ctx.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        TestApi {
+            addr,
+            ctx,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("http://{}/api/v1/{path}", self.addr))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("http://{}/api/v1/{path}", self.addr))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn register(&self, id: &str, name: &str, tier: &str) {
+        let (status, body) = self
+            .post("stations", json!({"id": id, "name": name, "tier": tier}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Every document's heads at this node.
+    async fn heads(&self) -> Vec<(DocumentId, Vec<automerge::ChangeHash>)> {
+        self.ctx
+            .store
+            .call(|replica| {
+                replica
+                    .documents()
+                    .into_iter()
+                    .map(|d| {
+                        let heads = replica.heads(&d).unwrap().to_vec();
+                        (d, heads)
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.ctx.store.close().await;
+    }
+}
+
+fn activity(id: &str) -> Value {
+    json!({
+        "id": id, "name": "理论宣讲", "date": format!("{MONTH}-03"), "place": "村文化广场",
+        "content": "学习宣讲", "form": "lecture", "category": "theory",
+        "person_in_charge": "李明", "beneficiaries": 12, "records": []
+    })
+}
+
+fn row<'a>(rows: &'a Value, key: &str, at: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[key] == at)
+        .unwrap_or_else(|| panic!("{at} missing from {rows}"))
+}
+
+/// Village `at` records an activity on its own node now, and syncs that
+/// month to the county.
+async fn village_reports(county: &TestApi, at: &str) {
+    let village_station = station(at);
+    let mut village = Replica::open(
+        MemoryStorage::new(),
+        village_station.clone(),
+        5,
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    village.set_now_ms(i64::try_from(crate::node::now_ms()).unwrap());
+    let input = serde_json::from_value(activity("B1")).unwrap();
+    service::record_activity(
+        &mut village,
+        &village_station,
+        &input,
+        crate::node::today(),
+        1,
+    )
+    .unwrap();
+    let document = DocumentId::activities(&village_station, Month::parse(MONTH).unwrap());
+    for _ in 0..10 {
+        let Some(message) = village
+            .generate_sync_message(&station("xh"), &document)
+            .unwrap()
+        else {
+            break;
+        };
+        let (at_county, from) = (document.clone(), village_station.clone());
+        let reply = county
+            .ctx
+            .store
+            .call(move |replica| {
+                replica
+                    .receive_sync_message(&from, &at_county, &message)
+                    .unwrap();
+                replica.generate_sync_message(&from, &at_county).unwrap()
+            })
+            .await
+            .unwrap();
+        if let Some(reply) = reply {
+            village
+                .receive_sync_message(&station("xh"), &document, &reply)
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_registered_village_that_never_synced_is_quiet_and_not_reporting() {
+    let county = TestApi::start("xh", Tier::County).await;
+    county.register("xh/t1", "城关镇所", "township").await;
+    county.register("xh/t1/v1", "东村站", "village").await;
+    county.register("xh/t1/v2", "西村站", "village").await;
+    village_reports(&county, "xh/t1/v1").await;
+    // A village nobody registered, recorded for by the county: it still
+    // counts in coverage once a registry exists.
+    let (status, body) = county
+        .post("activities?station=xh/t2/v9", activity("C1"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, freshness) = county.get("freshness").await;
+    assert_eq!(status, 200, "{freshness}");
+    let rows = &freshness["stations"];
+    let v2 = row(rows, "station", "xh/t1/v2");
+    assert_eq!(v2["quiet"], true, "{v2}");
+    assert_eq!(v2["silent_days"], Value::Null, "never seen");
+    assert_eq!(v2["name"], "西村站");
+    let v1 = row(rows, "station", "xh/t1/v1");
+    assert_eq!(v1["quiet"], false, "{v1}");
+    assert_eq!(v1["name"], "东村站");
+
+    let (status, stats) = county.get(&format!("stats?month={MONTH}")).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        (
+            stats["villages"].as_u64(),
+            stats["villages_active"].as_u64()
+        ),
+        (Some(3), Some(2)),
+        "v1 and v9 reported, v2 did not: {stats}"
+    );
+    assert_eq!(
+        (
+            stats["townships"].as_u64(),
+            stats["townships_active"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    let rows = &stats["rows"];
+    assert_eq!(row(rows, "station", "xh/t1/v2")["name"], "西村站");
+    assert_eq!(row(rows, "station", "xh/t1/v2")["activities"], 0);
+    assert_eq!(row(rows, "station", "xh/t1")["name"], "城关镇所");
+    assert_eq!(row(rows, "station", "xh/t1/v1")["name"], "东村站");
+    assert_eq!(row(rows, "station", "xh/t2/v9")["name"], "xh/t2/v9");
+    county.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_are_4xx_naming_the_field_and_change_nothing() {
+    let township = TestApi::start("xh/t1", Tier::Township).await;
+    township.register("xh/t1/v1", "东村站", "village").await;
+    let before = township.heads().await;
+    let cases = [
+        (
+            json!({"id": "xh/t1/v2", "name": "西村站", "tier": "township"}),
+            422,
+            "tier",
+        ),
+        (
+            json!({"id": "xh/t2/v1", "name": "别村站", "tier": "village"}),
+            403,
+            "id",
+        ),
+        (
+            json!({"id": "xh/t1/v2", "name": " ", "tier": "village"}),
+            422,
+            "name",
+        ),
+        (
+            json!({"id": "xh/t1/v 2", "name": "西村站", "tier": "village"}),
+            422,
+            "id",
+        ),
+        (
+            json!({"id": "xh/t1/v2", "name": "西村站", "tier": "village", "phone": "1"}),
+            400,
+            "phone",
+        ),
+        (json!({"id": "xh/t1/v2", "tier": "village"}), 400, "body"),
+    ];
+    for (body, status, field) in cases {
+        let (got, answer) = township.post("stations", body.clone()).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        assert!(
+            !answer["error"]["reason"].as_str().unwrap().is_empty(),
+            "{answer}"
+        );
+    }
+    assert_eq!(township.heads().await, before, "nothing written");
+    let (status, list) = township.get("stations").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["stations"].as_array().unwrap().len(), 1, "{list}");
+    township.stop().await;
+}
+
+#[tokio::test]
+async fn a_rename_is_listed_and_the_list_keeps_to_the_subtree_asked() {
+    let county = TestApi::start("xh", Tier::County).await;
+    county.register("xh/t1/v1", "东村", "village").await;
+    county.register("xh/t2/v1", "南村站", "village").await;
+    let (status, renamed) = county
+        .post(
+            "stations",
+            json!({"id": "xh/t1/v1", "name": "东村站", "tier": "village"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{renamed}");
+    assert_eq!(renamed["registered_in"], "xh");
+    let (status, same) = county
+        .post(
+            "stations",
+            json!({"id": "xh/t1/v1", "name": "东村站", "tier": "village"}),
+        )
+        .await;
+    assert_eq!((status, &same["changed"]), (200, &json!(false)), "{same}");
+
+    let (status, list) = county.get("stations?under=xh/t1").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["under"], "xh/t1");
+    let stations = list["stations"].as_array().unwrap();
+    assert_eq!(stations.len(), 1, "{list}");
+    assert_eq!(
+        (
+            &stations[0]["id"],
+            &stations[0]["name"],
+            &stations[0]["tier"]
+        ),
+        (&json!("xh/t1/v1"), &json!("东村站"), &json!("village"))
+    );
+    let (status, all) = county.get("stations").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["stations"].as_array().unwrap().len(), 2, "{all}");
+    let (status, bad) = county.get("stations?under=x%20y").await;
+    assert_eq!((status, &bad["error"]["field"]), (400, &json!("under")));
+    county.stop().await;
+}
