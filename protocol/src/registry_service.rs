@@ -198,10 +198,8 @@ pub fn register_station<S: Storage>(
     let entry = station.clone();
     let outcome = replica
         .commit(&document, |doc| {
-            let held = layout::registry_entries(doc, &owner).map_err(store_error)?;
-            let listed = held.stations.iter().any(|s| s.id == entry.id)
-                || held.unreadable.iter().any(|u| u.key == entry.id.as_str());
-            if !listed && held.stations.len() + held.unreadable.len() >= REGISTRY_STATIONS_MAX {
+            let listed = layout::registry_lists(doc, &entry.id).map_err(store_error)?;
+            if !listed && layout::registry_len(doc).map_err(store_error)? >= REGISTRY_STATIONS_MAX {
                 return Err(RegistryError::Full {
                     document: layout::registry_document(&owner),
                     max: REGISTRY_STATIONS_MAX,
@@ -234,12 +232,7 @@ fn target_document<S: Storage>(
         }
         let document = layout::registry_document(owner);
         let lists = replica
-            .with_document(&document, |doc| {
-                layout::registry_entries(doc, owner).map(|e| {
-                    e.stations.iter().any(|s| &s.id == station)
-                        || e.unreadable.iter().any(|u| u.key == station.as_str())
-                })
-            })
+            .with_document(&document, |doc| layout::registry_lists(doc, station))
             .map_err(store_error)?;
         if let Some(lists) = lists {
             if lists.map_err(store_error)? {

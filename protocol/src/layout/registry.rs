@@ -13,7 +13,9 @@
 //! cannot be read is reported with the reason and skipped, so one damaged
 //! entry never hides the rest of the registry.
 
-use super::{root_records, s, upsert_record, view, Fields, LayoutResult, ITEMS};
+use super::{
+    keys_of, maps_at, root_maps, root_records, s, upsert_record, view, Fields, LayoutResult, ITEMS,
+};
 use crate::document_id::{DocumentId, DocumentKind};
 use crate::station::{Station, StationId, Tier};
 use automerge::{AutoCommit, ReadDoc, ROOT};
@@ -45,6 +47,19 @@ pub fn put_registry_entry(doc: &mut AutoCommit, station: &Station) -> LayoutResu
     ];
     upsert_record(doc, &all, station.id.as_str(), NewRecord::new(fields))?;
     Ok(())
+}
+
+/// Does the registry hold an entry (readable or not) under `station`'s
+/// path? Looks at that one key, not the whole registry.
+pub fn registry_lists<D: ReadDoc>(doc: &D, station: &StationId) -> LayoutResult<bool> {
+    let items = root_maps(doc, ITEMS)?;
+    Ok(!maps_at(doc, &items, station.as_str())?.is_empty())
+}
+
+/// Entries the registry holds, readable or not (its keys only).
+pub fn registry_len<D: ReadDoc>(doc: &D) -> LayoutResult<usize> {
+    let items = root_maps(doc, ITEMS)?;
+    Ok(keys_of(doc, &items).len())
 }
 
 /// An entry this code could not take as a station, and why.
@@ -123,6 +138,9 @@ mod tests {
         let read = registry_entries(&doc, &owner).unwrap();
         assert_eq!(read.stations, vec![t1.clone(), v2.clone()]);
         assert!(read.unreadable.is_empty());
+        assert_eq!(registry_len(&doc).unwrap(), 2);
+        assert!(registry_lists(&doc, &v2.id).unwrap());
+        assert!(!registry_lists(&doc, &StationId::parse("xh/t1/v3").unwrap()).unwrap());
 
         doc.commit();
         let before = doc.get_heads();
