@@ -371,3 +371,131 @@ proptest! {
         }
     }
 }
+
+/// Run Automerge's sync for one document between two neighbouring nodes
+/// until neither has anything to send.
+fn sync_document(
+    a: &mut Replica<MemoryStorage>,
+    b: &mut Replica<MemoryStorage>,
+    document: &DocumentId,
+) {
+    use crate::sync_host::SyncHost;
+    let (a_station, b_station) = (a.local().clone(), b.local().clone());
+    for _ in 0..20 {
+        let mut moved = false;
+        if let Some(message) = a.generate_sync_message(&b_station, document).unwrap() {
+            b.receive_sync_message(&a_station, document, &message)
+                .unwrap();
+            moved = true;
+        }
+        if let Some(message) = b.generate_sync_message(&a_station, document).unwrap() {
+            a.receive_sync_message(&b_station, document, &message)
+                .unwrap();
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("{document} did not converge");
+}
+
+#[test]
+fn registries_flow_down_and_up_and_every_node_takes_the_closest() {
+    let mut county = node("xh");
+    let mut township = node("xh/t1");
+    let mut village = node("xh/t1/v1");
+    register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1", "城关镇所", "township"),
+    )
+    .unwrap();
+    register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1/v1", "东村", "village"),
+    )
+    .unwrap();
+    register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t2/v7", "南村站", "village"),
+    )
+    .unwrap();
+    register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t1/v1", "东村新时代文明实践站", "village"),
+    )
+    .unwrap();
+    let county_registry = layout::registry_document(&station("xh"));
+    let township_registry = layout::registry_document(&station("xh/t1"));
+    sync_document(&mut county, &mut township, &county_registry);
+    sync_document(&mut county, &mut township, &township_registry);
+    sync_document(&mut township, &mut village, &county_registry);
+    sync_document(&mut township, &mut village, &township_registry);
+
+    let expected = vec![
+        (
+            "xh/t1".to_string(),
+            "城关镇所".to_string(),
+            "xh".to_string(),
+        ),
+        (
+            "xh/t1/v1".to_string(),
+            "东村新时代文明实践站".to_string(),
+            "xh/t1".to_string(),
+        ),
+        (
+            "xh/t2/v7".to_string(),
+            "南村站".to_string(),
+            "xh".to_string(),
+        ),
+    ];
+    for replica in [&mut county, &mut township, &mut village] {
+        assert_eq!(
+            names(&read_registry(replica)),
+            expected,
+            "at {}",
+            replica.local()
+        );
+    }
+}
+
+#[test]
+fn a_full_registry_refuses_a_new_station_but_still_renames() {
+    let mut county = node("xh");
+    let registry = layout::registry_document(&station("xh"));
+    county
+        .commit(&registry, |doc| {
+            for n in 0..REGISTRY_STATIONS_MAX {
+                layout::put_registry_entry(
+                    doc,
+                    &Station {
+                        id: station(&format!("xh/t1/v{n}")),
+                        name: "村".into(),
+                        tier: Tier::Village,
+                    },
+                )?;
+            }
+            Ok::<_, layout::LayoutError>(())
+        })
+        .unwrap();
+    let before = all_heads(&county);
+    let full = register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t2", "新镇所", "township"),
+    )
+    .unwrap_err();
+    assert_eq!((full.field(), full.class()), ("id", ErrorClass::BadInput));
+    assert_eq!(all_heads(&county), before);
+    let renamed = register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1/v5", "五村站", "village"),
+    )
+    .unwrap();
+    assert!(renamed.changed);
+}
