@@ -12,6 +12,9 @@
 //!
 //! cargo bench -p civsync-node --bench county_store
 
+use automerge::AutoCommit;
+
+use civsync_node::bulk;
 use civsync_node::store::SledStorage;
 use civsync_protocol::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
@@ -85,11 +88,78 @@ fn volunteer(station: &StationId, n: usize) -> Volunteer {
     }
 }
 
-fn import(replica: &mut Replica<SledStorage>) -> Duration {
-    let started = Instant::now();
+type BuildJob = Box<dyn FnOnce(&mut AutoCommit) -> Result<(), layout::LayoutError> + Send>;
+
+fn roster_job(village: StationId, numbers: Vec<usize>) -> BuildJob {
+    Box::new(move |doc| {
+        let roster: Vec<Volunteer> = numbers.iter().map(|&n| volunteer(&village, n)).collect();
+        for answer in layout::put_volunteers(doc, &roster)? {
+            answer?;
+        }
+        Ok(())
+    })
+}
+
+fn month_job(
+    index: usize,
+    village: StationId,
+    month: u8,
+    in_month: Vec<usize>,
+    numbers: Vec<usize>,
+) -> BuildJob {
+    Box::new(move |doc| {
+        let mut month_sheet = Vec::with_capacity(in_month.len());
+        for &a in &in_month {
+            let records = (0..5 + a % 11)
+                .map(|r| ServiceRecord {
+                    volunteer: RecordId::parse(
+                        "v",
+                        &format!("V{:07}", numbers[(a * 7 + r) % numbers.len()]),
+                    )
+                    .unwrap(),
+                    hours: Hours { centi: 150 },
+                    recorded_on: date!(2025 - 12 - 01),
+                    late: false,
+                    deleted: false,
+                })
+                .collect();
+            month_sheet.push(Activity {
+                id: RecordId::parse("id", &format!("A{index:03}x{a:03}")).unwrap(),
+                name: "理论宣讲".into(),
+                date: time::Date::from_calendar_date(
+                    2025,
+                    time::Month::try_from(month).unwrap(),
+                    10,
+                )
+                .unwrap(),
+                station: village.clone(),
+                place: "村文化广场".into(),
+                content: "学习宣讲".into(),
+                form: Form::Lecture,
+                category: Category::Theory,
+                team: None,
+                person_in_charge: "站长".into(),
+                beneficiaries: 40,
+                theme: None,
+                recorded_on: date!(2025 - 12 - 01),
+                late: false,
+                deleted: false,
+                records,
+            });
+        }
+        for answer in layout::put_activities(doc, &month_sheet)? {
+            answer?;
+        }
+        Ok(())
+    })
+}
+
+/// The county's documents, each with the job that fills it.
+fn county_jobs() -> Vec<(DocumentId, BuildJob)> {
     let villages = villages();
     let per_village = VOLUNTEERS / villages.len();
     let activities_per_village = ACTIVITIES / villages.len();
+    let mut jobs = Vec::new();
     let mut next_volunteer = 0;
     for (index, village) in villages.iter().enumerate() {
         let count = if index == villages.len() - 1 {
@@ -99,16 +169,10 @@ fn import(replica: &mut Replica<SledStorage>) -> Duration {
         };
         let numbers: Vec<usize> = (next_volunteer..next_volunteer + count).collect();
         next_volunteer += count;
-        replica
-            .commit_unflushed(&DocumentId::roster(village), |doc| {
-                let roster: Vec<Volunteer> =
-                    numbers.iter().map(|&n| volunteer(village, n)).collect();
-                for answer in layout::put_volunteers(doc, &roster)? {
-                    answer?;
-                }
-                Ok::<_, layout::LayoutError>(())
-            })
-            .unwrap();
+        jobs.push((
+            DocumentId::roster(village),
+            roster_job(village.clone(), numbers.clone()),
+        ));
         for month in 1..=12u8 {
             let in_month: Vec<usize> = (0..activities_per_village)
                 .filter(|a| a % 12 == usize::from(month - 1))
@@ -117,74 +181,51 @@ fn import(replica: &mut Replica<SledStorage>) -> Duration {
                 continue;
             }
             let document = DocumentId::activities(village, Month::new(2025, month).unwrap());
-            replica
-                .commit_unflushed(&document, |doc| {
-                    let mut month_sheet = Vec::with_capacity(in_month.len());
-                    for &a in &in_month {
-                        let records = (0..5 + a % 11)
-                            .map(|r| ServiceRecord {
-                                volunteer: RecordId::parse(
-                                    "v",
-                                    &format!("V{:07}", numbers[(a * 7 + r) % numbers.len()]),
-                                )
-                                .unwrap(),
-                                hours: Hours { centi: 150 },
-                                recorded_on: date!(2025 - 12 - 01),
-                                late: false,
-                                deleted: false,
-                            })
-                            .collect();
-                        let activity = Activity {
-                            id: RecordId::parse("id", &format!("A{index:03}x{a:03}")).unwrap(),
-                            name: "理论宣讲".into(),
-                            date: time::Date::from_calendar_date(
-                                2025,
-                                time::Month::try_from(month).unwrap(),
-                                10,
-                            )
-                            .unwrap(),
-                            station: village.clone(),
-                            place: "村文化广场".into(),
-                            content: "学习宣讲".into(),
-                            form: Form::Lecture,
-                            category: Category::Theory,
-                            team: None,
-                            person_in_charge: "站长".into(),
-                            beneficiaries: 40,
-                            theme: None,
-                            recorded_on: date!(2025 - 12 - 01),
-                            late: false,
-                            deleted: false,
-                            records,
-                        };
-                        month_sheet.push(activity);
-                    }
-                    for answer in layout::put_activities(doc, &month_sheet)? {
-                        answer?;
-                    }
-                    Ok::<_, layout::LayoutError>(())
-                })
-                .unwrap();
+            jobs.push((
+                document,
+                month_job(index, village.clone(), month, in_month, numbers.clone()),
+            ));
         }
     }
+    jobs
+}
+
+/// Import the county as the node's bulk path does: documents built on
+/// `threads` workers, stored by this thread as they come, one flush.
+fn import(replica: &mut Replica<SledStorage>, threads: usize) -> Duration {
+    let started = Instant::now();
+    let builder = replica.document_builder();
+    bulk::build_in_parallel(&builder, county_jobs(), threads, |_, built| {
+        let (built, ()) = built.unwrap();
+        replica.store_built(built).unwrap();
+    });
     replica.flush().unwrap();
     started.elapsed()
 }
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
     let county = StationId::parse("xh").unwrap();
     let me = std::process::id().to_string();
 
-    let storage = SledStorage::open(&path).unwrap();
-    let mut replica = Replica::open(storage, county.clone(), 1, ReplicaConfig::default()).unwrap();
-    let cpu_before = cpu_seconds();
-    let import_time = import(&mut replica);
-    let import_cpu = cpu_seconds() - cpu_before;
-    let documents = replica.documents().len();
-    drop(replica);
-    println!("county import: {VOLUNTEERS} volunteers in 650 rosters + {ACTIVITIES} activities, {documents} documents: {:.2} s wall, {import_cpu:.2} s CPU", import_time.as_secs_f64());
+    // One worker first (the CPU the import costs), then every core (what
+    // an office waits for); each into a store of its own.
+    let threads = bulk::build_threads();
+    let mut runs = vec![1, threads];
+    runs.dedup();
+    for workers in runs {
+        let path = dir.path().join(format!("store-{workers}"));
+        let storage = SledStorage::open(&path).unwrap();
+        let mut replica =
+            Replica::open(storage, county.clone(), 1, ReplicaConfig::default()).unwrap();
+        let cpu_before = cpu_seconds();
+        let import_time = import(&mut replica, workers);
+        let import_cpu = cpu_seconds() - cpu_before;
+        let documents = replica.documents().len();
+        drop(replica);
+        println!("county import, {workers} build thread(s): {VOLUNTEERS} volunteers in 650 rosters + {ACTIVITIES} activities, {documents} documents: {:.2} s wall, {import_cpu:.2} s CPU", import_time.as_secs_f64());
+    }
+    let path = dir.path().join(format!("store-{threads}"));
 
     // What the import left in this process (allocator pools, sled's
     // cache), so that the RSS after the open below can be read against it.

@@ -24,6 +24,7 @@
 //!
 //! [`SyncHost::generate_sync_message`]: crate::sync_host::SyncHost::generate_sync_message
 
+mod build;
 mod chunks;
 pub mod layout;
 mod lru;
@@ -39,6 +40,7 @@ use crate::storage::{Entries, Storage, StorageError, WriteBatch};
 use crate::sync_host::HeadsDigest;
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ChangeHash};
+pub use build::{BuiltDocument, DocumentBuilder, StoreBuiltError};
 use layout::{
     document_of_key, increment_key, increment_seq, increments_prefix, index_key, seal,
     snapshot_key, unseal, INCREMENT_PREFIX, INDEX_PREFIX, LAYOUT_KEY, LAYOUT_VERSION,

@@ -1082,3 +1082,112 @@ fn local_changes_carry_the_owner_clock_and_received_changes_keep_theirs() {
         .observe_change_times(&DocumentId::roster(&village()), &[], &mut unknown)
         .unwrap());
 }
+
+// ----- documents built away from the replica -----
+
+#[test]
+fn a_built_document_is_stored_as_its_first_commit_would_be() {
+    let mut committed = fresh(&village());
+    committed.set_now_ms(1_700_000_000_000);
+    committed.commit(&activities(), put("a", 1)).unwrap();
+
+    let mut replica = fresh(&village());
+    replica.set_now_ms(1_700_000_000_000);
+    let builder = replica.document_builder();
+    let (built, value) = builder
+        .build(&activities(), |doc| put("a", 1)(doc).map(|()| 42))
+        .unwrap();
+    assert_eq!(value, 42);
+    assert!(!replica.holds(&activities()), "building stores nothing");
+    replica.store_built(built).unwrap();
+    assert!(replica.has_unflushed_writes());
+    replica.flush().unwrap();
+    assert_eq!(
+        replica.cached_documents(),
+        0,
+        "a built document is not cached"
+    );
+    assert_eq!(replica.take_changed_documents(), vec![activities()]);
+
+    // Same author, same time, same operations: the very same change.
+    assert_eq!(replica.heads(&activities()), committed.heads(&activities()));
+    assert_eq!(replica.change_count(&activities()), Some(1));
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(read(&mut replica, &activities(), "a"), Some(1));
+    assert!(replica.verify().is_empty());
+    // And it takes later commits like any other document.
+    replica.commit(&activities(), put("b", 2)).unwrap();
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(read(&mut replica, &activities(), "b"), Some(2));
+    assert_eq!(replica.change_count(&activities()), Some(2));
+}
+
+#[test]
+fn a_built_document_never_replaces_a_held_one() {
+    let mut replica = fresh(&village());
+    let builder = replica.document_builder();
+    replica.commit(&activities(), put("a", 1)).unwrap();
+    let heads = replica.heads(&activities()).unwrap().to_vec();
+    let (built, ()) = builder.build(&activities(), put("z", 9)).unwrap();
+    assert!(matches!(
+        replica.store_built(built),
+        Err(StoreBuiltError::AlreadyHeld { .. })
+    ));
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(replica.heads(&activities()).unwrap(), heads.as_slice());
+    assert_eq!(read(&mut replica, &activities(), "a"), Some(1));
+    assert_eq!(read(&mut replica, &activities(), "z"), None);
+}
+
+#[test]
+fn a_builder_refuses_what_a_commit_refuses_and_another_actor_is_refused() {
+    let replica = fresh(&village());
+    let builder = replica.document_builder();
+    let neighbour = DocumentId::roster(&station("xh/t1/v2"));
+    assert!(matches!(
+        builder.build(&neighbour, put("a", 1)),
+        Err(CommitError::OutOfScope { .. })
+    ));
+    let township_menu = DocumentId::reference(&station("xh/t1"), "menu").unwrap();
+    assert!(matches!(
+        builder.build(&township_menu, put("a", 1)),
+        Err(CommitError::NotWritable { .. })
+    ));
+    let refused: Result<(BuiltDocument, ()), _> =
+        builder.build(&activities(), |_| Err("no such volunteer"));
+    assert!(matches!(
+        refused,
+        Err(CommitError::Mutate("no such volunteer"))
+    ));
+
+    // A builder from an earlier incarnation of the same station carries an
+    // actor this replica must not write under.
+    let earlier = Replica::open(MemoryStorage::new(), village(), 6, ReplicaConfig::default())
+        .unwrap()
+        .document_builder();
+    let (built, ()) = earlier.build(&activities(), put("a", 1)).unwrap();
+    let mut replica = replica;
+    assert!(matches!(
+        replica.store_built(built),
+        Err(StoreBuiltError::OtherActor { .. })
+    ));
+    assert!(replica.documents().is_empty());
+    assert!(!replica.has_unflushed_writes());
+}
+
+#[test]
+fn a_failed_store_of_a_built_document_leaves_nothing() {
+    let replica = fresh(&village());
+    let builder = replica.document_builder();
+    let (built, ()) = builder.build(&activities(), put("a", 1)).unwrap();
+    let mut storage = replica.into_storage();
+    storage.fail_next_applies(1);
+    let mut replica = open(storage, &village(), ReplicaConfig::default());
+    assert!(matches!(
+        replica.store_built(built),
+        Err(StoreBuiltError::Storage { .. })
+    ));
+    assert!(!replica.holds(&activities()));
+    let replica = crash_and_reopen(replica);
+    assert!(replica.documents().is_empty());
+}
