@@ -709,6 +709,16 @@ fn hours_on_day<D: ReadDoc>(
     Ok(hours)
 }
 
+/// Does a new activity need listing under its day? Only its live service
+/// records count towards anyone's hours: one without them adds nothing to
+/// the daily-hours check until a later write gives it records, and every
+/// later write of a held activity lists it. (Most activities are entered
+/// before their records; skipping the listing saves a third of such a
+/// write's operations.)
+fn needs_day_listing(activity: &Activity) -> bool {
+    activity.records.iter().any(|r| !r.deleted)
+}
+
 /// List `activity` under its day in the `days` index (never unlisted: a
 /// stale entry costs one extra read, a missing one a wrong check).
 fn index_day(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<()> {
@@ -827,13 +837,18 @@ pub fn put_activity(doc: &mut AutoCommit, activity: &Activity) -> LayoutResult<(
         BTreeMap::new()
     };
     check_activity(activity, &logged)?;
-    index_day(doc, activity)?;
     let all = maps_for_write(doc, &[ROOT], ACTIVITIES)?;
     let existing = maps_at(doc, &all, activity.id.as_str())?;
     if existing.is_empty() {
+        if needs_day_listing(activity) {
+            index_day(doc, activity)?;
+        }
         view::create_record(doc, &all, activity.id.as_str(), new_activity(activity))?;
         return Ok(());
     }
+    // A correction may move records this input does not mention to a new
+    // date: an activity already held is always listed.
+    index_day(doc, activity)?;
     put_changed(doc, &existing, activity_fields(activity))?;
     let records = maps_for_write(doc, &existing, RECORDS)?;
     for record in &activity.records {
@@ -896,12 +911,15 @@ pub fn put_activities(
     }
     if !accepted.is_empty() {
         let mut days: BTreeMap<String, Vec<(String, Scalar)>> = BTreeMap::new();
-        for activity in accepted.values() {
+        for activity in accepted.values().filter(|a| needs_day_listing(a)) {
             days.entry(date_format::format(activity.date))
                 .or_default()
                 .push((activity.id.to_string(), Scalar::Bool(true)));
         }
-        if root_maps(doc, DAYS)?.is_empty() {
+        if days.is_empty() {
+            // Nothing to list: the collection is made by the first
+            // activity with records.
+        } else if root_maps(doc, DAYS)?.is_empty() {
             view::create_collection(
                 doc,
                 DAYS,
@@ -918,7 +936,7 @@ pub fn put_activities(
                     .collect(),
             )?;
         } else {
-            for activity in accepted.values() {
+            for activity in accepted.values().filter(|a| needs_day_listing(a)) {
                 index_day(doc, activity)?;
             }
         }
@@ -1464,6 +1482,51 @@ mod tests {
         let a3 = sample_activity("A3", &[("V001", 2000)]);
         put_activity(&mut d, &a3).unwrap(); // A1 left the 3rd
         assert_eq!(activities(&d).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_activity_entered_before_its_records_counts_once_it_has_them() {
+        let mut d = doc("xh/t1/v1", 1);
+        let mut a1 = sample_activity("A1", &[]);
+        put_activity(&mut d, &a1).unwrap();
+        assert!(
+            root_maps(&d, DAYS).unwrap().is_empty(),
+            "no records, nothing to list"
+        );
+        // Its records arrive later, after its date was corrected too.
+        a1.date = date!(2026 - 11 - 04);
+        put_activity(&mut d, &a1).unwrap();
+        a1.records = sample_activity("A1", &[("V001", 800)]).records;
+        put_activity(&mut d, &a1).unwrap();
+        let mut a2 = sample_activity("A2", &[("V001", 1700)]);
+        a2.date = date!(2026 - 11 - 04);
+        assert!(
+            put_activity(&mut d, &a2).is_err(),
+            "8 + 17 hours on the 4th"
+        );
+        // A correction that mentions no records keeps the ones held, on
+        // the new date.
+        let a3 = sample_activity("A3", &[("V002", 800)]);
+        put_activity(&mut d, &a3).unwrap();
+        let mut moved = sample_activity("A3", &[]);
+        moved.date = date!(2026 - 11 - 05);
+        put_activity(&mut d, &moved).unwrap();
+        let mut a4 = sample_activity("A4", &[("V002", 1700)]);
+        a4.date = date!(2026 - 11 - 05);
+        assert!(
+            put_activity(&mut d, &a4).is_err(),
+            "8 + 17 hours on the 5th"
+        );
+        // The bulk path too: an activity without records is listed when a
+        // correction gives it some.
+        let mut bulk = doc("xh/t1/v1", 1);
+        let sheet = [sample_activity("B1", &[]), sample_activity("B2", &[])];
+        assert!(put_activities(&mut bulk, &sheet)
+            .unwrap()
+            .iter()
+            .all(Result::is_ok));
+        put_activity(&mut bulk, &sample_activity("B1", &[("V001", 2000)])).unwrap();
+        assert!(put_activity(&mut bulk, &sample_activity("B2", &[("V001", 500)])).is_err());
     }
 
     #[test]
