@@ -34,6 +34,7 @@ pub fn civsync_binary() -> PathBuf {
                 .parent()
                 .expect("workspace root");
             let mut build = Command::new(env!("CARGO"));
+            clear_environment_of_this_test(&mut build);
             build.current_dir(workspace).args([
                 "build",
                 "--quiet",
@@ -52,6 +53,38 @@ pub fn civsync_binary() -> PathBuf {
             profile_dir.join("civsync")
         })
         .clone()
+}
+
+/// Environment variables `cargo test` sets for the test process to describe
+/// this package. They must not reach the nested `cargo build`: build scripts
+/// watch some of them (ring's reruns when `CARGO_MANIFEST_DIR` or
+/// `CARGO_PKG_NAME` changes), so inheriting them made the nested build
+/// rebuild ring, rustls, quinn and civsync-node, and the next `cargo test`
+/// rebuild them all back: about two minutes of every run.
+const TEST_ENVIRONMENT_PREFIXES: [&str; 5] = [
+    "CARGO_MANIFEST_",
+    "CARGO_PKG_",
+    "CARGO_BIN_EXE_",
+    "CARGO_CRATE_",
+    "CARGO_TARGET_TMPDIR",
+];
+
+/// Remove from `command` what `cargo test` told this process about its own
+/// package; keep the rest (toolchain, `CARGO_HOME`, `CARGO_TARGET_DIR`, ...).
+fn clear_environment_of_this_test(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if is_test_environment(name) {
+            command.env_remove(name);
+        }
+    }
+}
+
+fn is_test_environment(name: &str) -> bool {
+    TEST_ENVIRONMENT_PREFIXES
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || name == "OUT_DIR"
 }
 
 pub fn free_tcp_addr() -> SocketAddr {
@@ -512,5 +545,65 @@ impl TestNode {
             self.station,
             self.log()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nested_build_gets_no_package_variables_and_keeps_cargo_settings() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_BIN_EXE_udp-relay",
+            "CARGO_CRATE_NAME",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ] {
+            assert!(is_test_environment(name), "{name} must not be inherited");
+        }
+        for name in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_JOBS",
+            "CARGO_PROFILE_RELEASE_DEBUG",
+            "RUSTFLAGS",
+            "PATH",
+        ] {
+            assert!(!is_test_environment(name), "{name} must be inherited");
+        }
+    }
+
+    #[test]
+    fn what_cargo_test_set_for_this_process_is_removed_from_the_nested_build() {
+        // `cargo test` runs this test with its package's variables set.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let mut build = Command::new("cargo");
+        clear_environment_of_this_test(&mut build);
+        let removed: Vec<String> = build
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+        ] {
+            assert!(
+                removed.iter().any(|r| r == name),
+                "{name} not removed: {removed:?}"
+            );
+        }
+        assert!(
+            build.get_envs().all(|(name, _)| name != "CARGO_HOME"),
+            "nothing else is touched"
+        );
     }
 }
