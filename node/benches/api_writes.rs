@@ -2,6 +2,9 @@
 //! 16 concurrent writers. The real router and store (sled in a temporary
 //! folder, group commit) serve on 127.0.0.1; writers are HTTP clients in the
 //! same process. Each write is acknowledged (201) only after its flush.
+//! Activities carry no service records (records are usually entered later).
+//! Two cases, each on a fresh node: every write into one month's document
+//! (the stress case), and dates spread over two years (see [`Spread`]).
 //!
 //! cargo bench -p civsync-node --bench api_writes
 
@@ -37,7 +40,36 @@ async fn serve(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<NodeContext>
     (addr, ctx)
 }
 
-async fn run(addr: std::net::SocketAddr, writers: usize, run: usize) -> f64 {
+/// Where the activities of a run fall.
+#[derive(Clone, Copy, Debug)]
+enum Spread {
+    /// Every write into one month's document, which grows to 19,200
+    /// activities over the runs (hundreds of times a real station's month):
+    /// the stress case, where Automerge's cost grows with the document.
+    OneMonth,
+    /// Dates over two years, 24 monthly documents of up to 800 activities
+    /// each: still more than a busy station records in a month.
+    TwoYears,
+}
+
+impl Spread {
+    fn date(self, n: usize) -> String {
+        match self {
+            Spread::OneMonth => format!("2025-06-{:02}", 1 + n % 28),
+            Spread::TwoYears => {
+                let month = n % 24;
+                format!(
+                    "{}-{:02}-{:02}",
+                    2024 + month / 12,
+                    1 + month % 12,
+                    1 + (n / 24) % 28
+                )
+            }
+        }
+    }
+}
+
+async fn run(addr: std::net::SocketAddr, writers: usize, run: usize, spread: Spread) -> f64 {
     let per_writer = WRITES_PER_RUN / writers;
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
@@ -46,7 +78,7 @@ async fn run(addr: std::net::SocketAddr, writers: usize, run: usize) -> f64 {
                 let http = reqwest::Client::builder().no_proxy().build().unwrap();
                 for n in 0..per_writer {
                     let body = serde_json::json!({
-                        "id": format!("r{run}w{w}n{n}"), "name": "理论宣讲", "date": format!("2025-06-{:02}", 1 + n % 28),
+                        "id": format!("r{run}w{w}n{n}"), "name": "理论宣讲", "date": spread.date(n),
                         "place": "村文化广场", "content": "学习宣讲", "form": "lecture", "category": "theory",
                         "person_in_charge": "李明", "beneficiaries": 40, "records": []
                     });
@@ -73,22 +105,25 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let (addr, ctx) = serve(dir.path()).await;
-        println!("durable activity writes through the API ({WRITES_PER_RUN} writes per run, median of {RUNS} runs)");
-        let mut results = Vec::new();
-        let mut run_number = 0;
-        for writers in [1usize, 16] {
-            let mut rates = Vec::new();
-            for _ in 0..RUNS {
-                rates.push(run(addr, writers, run_number).await);
-                run_number += 1;
+        for spread in [Spread::OneMonth, Spread::TwoYears] {
+            // A fresh node per case, so neither inherits the other's documents.
+            let dir = tempfile::tempdir().unwrap();
+            let (addr, ctx) = serve(dir.path()).await;
+            println!("durable activity writes through the API, {spread:?} ({WRITES_PER_RUN} writes per run, median of {RUNS} runs)");
+            let mut results = Vec::new();
+            let mut run_number = 0;
+            for writers in [1usize, 16] {
+                let mut rates = Vec::new();
+                for _ in 0..RUNS {
+                    rates.push(run(addr, writers, run_number, spread).await);
+                    run_number += 1;
+                }
+                println!("  writers {writers:>2}: median {:>8.0} writes/s   (runs: {:?})", median(rates.clone()), rates.iter().map(|r| r.round()).collect::<Vec<_>>());
+                results.push(median(rates));
             }
-            println!("  writers {writers:>2}: median {:>8.0} writes/s   (runs: {:?})", median(rates.clone()), rates.iter().map(|r| r.round()).collect::<Vec<_>>());
-            results.push(median(rates));
+            println!("  ratio 16 / 1 writers: {:.1}x", results[1] / results[0]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            ctx.store.close().await;
         }
-        println!("  ratio 16 / 1 writers: {:.1}x", results[1] / results[0]);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        ctx.store.close().await;
     });
 }

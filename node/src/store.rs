@@ -7,9 +7,13 @@
 //!   `Replica<SledStorage>`; callers send closures over a bounded channel and
 //!   await a oneshot reply, so Automerge and fsync work never blocks the
 //!   tokio runtime. The owner drains every queued command, runs each commit
-//!   with `commit_unflushed`, then flushes ONCE and only then replies to all
-//!   of them: a write is acknowledged only after the flush that covers it,
-//!   and concurrent writers share the cost of that flush.
+//!   with `commit_unflushed`, then hands ONE flush for all of them to the
+//!   flush thread, which replies to them only after that flush returns: a
+//!   write is acknowledged only after a flush that covers it, concurrent
+//!   writers share the cost of that flush, and the owner goes on with the
+//!   next commits while the disk works (sled's flush covers every write
+//!   applied before it starts, from any thread; [`Flusher`] counts applied
+//!   batches so that a flush already covered is not repeated).
 //! - The store persists the node's incarnation (`node|incarnation`), drawn at
 //!   random when the store is created; [`renew_incarnation`] draws a new one
 //!   after a backup is restored, so an actor id is never reused.
@@ -25,6 +29,7 @@ use civsync_protocol::station::StationId;
 use civsync_protocol::storage::{display_key, Entries, Storage, StorageError, WriteBatch, WriteOp};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
@@ -33,6 +38,8 @@ use tokio::sync::{mpsc, oneshot};
 pub const STORE_QUEUE_DEPTH: usize = 1024;
 /// Most commits that share one flush.
 pub const GROUP_COMMIT_MAX: usize = 256;
+/// Flush requests queued for the flush thread; the owner waits beyond this.
+pub const FLUSH_QUEUE_MAX: usize = 64;
 /// sled's page cache; the default (1 GiB) is too much for an office PC.
 pub const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Background flush interval of sled; acknowledged writes never rely on it.
@@ -48,6 +55,35 @@ fn sled_reason(error: sled::Error) -> String {
 pub struct SledStorage {
     db: sled::Db,
     tree: sled::Tree,
+    /// Batches applied so far (owner thread only).
+    applied: u64,
+    /// Batches known durable: every batch numbered up to this one was
+    /// applied before a flush that returned `Ok` started. Shared with the
+    /// [`Flusher`], which flushes while the owner goes on committing.
+    durable: Arc<AtomicU64>,
+}
+
+/// Flushes a [`SledStorage`] from another thread. sled makes durable every
+/// write applied before `flush` is called, whichever thread applied it.
+#[derive(Clone)]
+pub struct Flusher {
+    db: sled::Db,
+    durable: Arc<AtomicU64>,
+}
+
+impl Flusher {
+    /// Make every batch numbered up to `applied` durable; returns at once
+    /// if an earlier flush already covered them.
+    pub fn flush_through(&self, applied: u64) -> Result<(), StorageError> {
+        if self.durable.load(Ordering::Acquire) >= applied {
+            return Ok(());
+        }
+        self.db.flush().map_err(|error| StorageError::Flush {
+            reason: sled_reason(error),
+        })?;
+        self.durable.fetch_max(applied, Ordering::AcqRel);
+        Ok(())
+    }
 }
 
 impl SledStorage {
@@ -62,7 +98,26 @@ impl SledStorage {
             .open()
             .map_err(unavailable)?;
         let tree = db.open_tree(TREE_NAME).map_err(unavailable)?;
-        Ok(SledStorage { db, tree })
+        Ok(SledStorage {
+            db,
+            tree,
+            applied: 0,
+            durable: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// A handle that flushes this storage from another thread.
+    pub fn flusher(&self) -> Flusher {
+        Flusher {
+            db: self.db.clone(),
+            durable: self.durable.clone(),
+        }
+    }
+
+    /// Batches applied so far: [`Flusher::flush_through`] of this number
+    /// makes all of them durable.
+    pub fn applied(&self) -> u64 {
+        self.applied
     }
 
     /// Bytes sled occupies on disk.
@@ -114,16 +169,13 @@ impl Storage for SledStorage {
                 first_key,
                 operations,
                 reason: sled_reason(error),
-            })
+            })?;
+        self.applied += 1;
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), StorageError> {
-        self.tree
-            .flush()
-            .map(|_| ())
-            .map_err(|error| StorageError::Flush {
-                reason: sled_reason(error),
-            })
+        self.flusher().flush_through(self.applied)
     }
 }
 
@@ -388,11 +440,34 @@ impl Store {
     }
 }
 
+/// A flush the flusher thread owes: make batches up to `applied` durable,
+/// then answer `waiters`.
+struct FlushRequest {
+    applied: u64,
+    waiters: Vec<FlushWaiter>,
+}
+
 fn owner_loop(
     mut replica: Replica<SledStorage>,
     mut receiver: mpsc::Receiver<Command>,
     incarnation: u64,
 ) {
+    // The flush runs on its own thread, so the owner goes on with the next
+    // commits while the disk works; requests queue in order and a write is
+    // still answered only after a flush that covers it.
+    let (flush_sender, flush_receiver) = std::sync::mpsc::sync_channel(FLUSH_QUEUE_MAX);
+    let flusher = replica.storage().flusher();
+    let flush_thread = std::thread::Builder::new()
+        .name("civsync-flush".to_string())
+        .spawn(move || flush_loop(&flusher, &flush_receiver));
+    let flush_thread = match flush_thread {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, "could not start the flush thread; the store flushes inline");
+            None
+        }
+    };
+    let mut requested = replica.storage().applied();
     let mut stop_reply = None;
     while let Some(first) = receiver.blocking_recv() {
         let mut waiters: Vec<FlushWaiter> = Vec::new();
@@ -416,13 +491,17 @@ fn owner_loop(
                 next = receiver.try_recv().ok();
             }
         }
-        if !waiters.is_empty() || replica.has_unflushed_writes() {
-            let flushed = replica.flush();
-            if let Err(error) = &flushed {
-                tracing::error!(%error, commits = waiters.len(), "store flush failed; commits not acknowledged");
-            }
-            for waiter in waiters {
-                waiter(flushed.clone());
+        let applied = replica.storage().applied();
+        if !waiters.is_empty() || applied > requested {
+            requested = applied;
+            let request = FlushRequest { applied, waiters };
+            let unsent = match &flush_thread {
+                Some(_) => flush_sender.send(request).err().map(|e| e.0),
+                None => Some(request),
+            };
+            // No flush thread (it could not start, or it is gone): flush here.
+            if let Some(request) = unsent {
+                answer(request, &replica.storage().flusher());
             }
         }
         if stop_reply.is_some() {
@@ -430,12 +509,39 @@ fn owner_loop(
         }
     }
     receiver.close();
+    drop(flush_sender);
+    if let Some(handle) = flush_thread {
+        let _ = handle.join();
+    }
     if let Err(error) = replica.flush() {
         tracing::error!(%error, "final store flush failed");
     }
     drop(replica);
     if let Some(reply) = stop_reply {
         let _ = reply.send(());
+    }
+}
+
+/// The flush thread: take every queued request, flush once for all of
+/// them, answer them all; until the owner hangs up.
+fn flush_loop(flusher: &Flusher, requests: &std::sync::mpsc::Receiver<FlushRequest>) {
+    while let Ok(mut request) = requests.recv() {
+        while let Ok(more) = requests.try_recv() {
+            debug_assert!(more.applied >= request.applied, "requests come in order");
+            request.applied = request.applied.max(more.applied);
+            request.waiters.extend(more.waiters);
+        }
+        answer(request, flusher);
+    }
+}
+
+fn answer(request: FlushRequest, flusher: &Flusher) {
+    let flushed = flusher.flush_through(request.applied);
+    if let Err(error) = &flushed {
+        tracing::error!(%error, commits = request.waiters.len(), "store flush failed; commits not acknowledged");
+    }
+    for waiter in request.waiters {
+        waiter(flushed.clone());
     }
 }
 

@@ -335,3 +335,97 @@ fn every_change_committed_through_the_store_carries_the_node_clock() {
     );
     store.close_blocking();
 }
+
+#[test]
+fn the_flusher_counts_applied_batches_and_skips_covered_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = SledStorage::open(dir.path()).unwrap();
+    let flusher = storage.flusher();
+    assert_eq!(storage.applied(), 0);
+    flusher.flush_through(0).unwrap();
+    assert_eq!(
+        flusher.durable.load(Ordering::Acquire),
+        0,
+        "nothing to cover"
+    );
+    put_pair(&mut storage, "p|a", "1");
+    put_pair(&mut storage, "p|b", "2");
+    assert_eq!(storage.applied(), 2);
+    // From another thread, as the store's flush thread does.
+    let remote = flusher.clone();
+    std::thread::spawn(move || remote.flush_through(2).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(flusher.durable.load(Ordering::Acquire), 2);
+    put_pair(&mut storage, "p|c", "3");
+    // An older target never lowers what is known durable.
+    flusher.flush_through(1).unwrap();
+    assert_eq!(flusher.durable.load(Ordering::Acquire), 2);
+    storage.flush().unwrap();
+    assert_eq!(flusher.durable.load(Ordering::Acquire), 3);
+    drop((storage, flusher));
+    let reopened = SledStorage::open(dir.path()).unwrap();
+    assert_eq!(reopened.get(b"p|c").unwrap(), Some(b"3".to_vec()));
+}
+
+#[test]
+fn group_commits_are_answered_after_the_flush_thread_covers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), station("xh/t1/v1"), ReplicaConfig::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let answers = runtime.block_on(async {
+        // The flush thread's view of what is durable, shared with the store.
+        let flusher = store
+            .call(|replica| replica.storage().flusher())
+            .await
+            .unwrap();
+        let commits: Vec<_> = (0..32)
+            .map(|n| {
+                let (store, flusher) = (store.clone(), flusher.clone());
+                tokio::spawn(async move {
+                    // Commit, and note how many batches storage had applied
+                    // right after this one; the answer comes after the flush.
+                    let applied = store
+                        .call_durable(move |replica| {
+                            replica
+                                .commit(&village_document(1), |doc| {
+                                    doc.put(ROOT, format!("k{n}"), n as i64)
+                                })
+                                .unwrap();
+                            replica.storage().applied()
+                        })
+                        .await
+                        .unwrap();
+                    let durable = flusher.durable.load(Ordering::Acquire);
+                    assert!(
+                        durable >= applied,
+                        "answered with batch {applied} applied but only {durable} durable"
+                    );
+                    1
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for commit in commits {
+            answers.push(commit.await.unwrap());
+        }
+        drop(flusher);
+        store.close().await;
+        answers
+    });
+    assert_eq!(answers, vec![1; 32]);
+    let reopened = Store::open(dir.path(), station("xh/t1/v1"), ReplicaConfig::default()).unwrap();
+    let keys = reopened
+        .call_blocking(|replica| {
+            replica
+                .with_document(&village_document(1), |doc| doc.keys(ROOT).count())
+                .unwrap()
+                .unwrap()
+        })
+        .unwrap();
+    assert!(keys >= 32, "{keys}");
+    reopened.close_blocking();
+}
