@@ -4,6 +4,11 @@
 //! `civsync_protocol::service` operation on the store's owner thread, map the
 //! outcome to a status. Every refusal is a 4xx with
 //! `{"error": {"field": ..., "reason": ...}}` and changes nothing.
+//!
+//! One exception to "on the owner thread": an import into a station whose
+//! roster does not exist yet builds the roster on a blocking thread and
+//! hands the owner only the finished snapshot to store, so a large file does
+//! not hold up every other write.
 
 use crate::node::NodeContext;
 use axum::body::Bytes;
@@ -14,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use civsync_protocol::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
+use civsync_protocol::replica::StoreBuiltError;
 use civsync_protocol::service::{self, ErrorClass, ServiceError};
 use civsync_protocol::{DocumentId, Month, StationId};
 use serde::de::DeserializeOwned;
@@ -437,10 +443,51 @@ async fn import_volunteers(
     let rows = crate::import::parse_file_bytes(name, &bytes)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "file", e.to_string()))?;
     let (key, today) = (ctx.identity_key.clone(), crate::node::today());
+    let document = DocumentId::roster(&station);
+    let asked = station.clone();
+    let (held, builder) = ctx
+        .store
+        .call(move |replica| {
+            service::check_station(replica, &asked)?;
+            Ok::<_, ServiceError>((replica.holds(&document), replica.document_builder()))
+        })
+        .await??;
+    if held {
+        let report = ctx
+            .store
+            .call_durable(move |replica| {
+                service::import_volunteers(replica, &station, rows, &key, today, rand::random)
+            })
+            .await??;
+        return Ok(Json(report).into_response());
+    }
+    // A new roster: validation and all Automerge work happen here, off the
+    // store's owner thread, which then only writes the finished snapshot.
+    let built_station = station.clone();
+    let (validated, built) = tokio::task::spawn_blocking(move || {
+        let validated =
+            service::validate_volunteer_rows(&built_station, rows, &key, today, rand::random);
+        let built = service::build_new_roster(&builder, &built_station, &validated);
+        (validated, built)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the roster build failed: {e}")))?;
+    let (built, report) = built?;
+    let Some(built) = built else {
+        return Ok(Json(report).into_response());
+    };
     let report = ctx
         .store
-        .call_durable(move |replica| {
-            service::import_volunteers(replica, &station, rows, &key, today, rand::random)
+        .call_durable(move |replica| match replica.store_built(built) {
+            Ok(()) => Ok(report),
+            // Someone created the roster meanwhile: commit the same rows to
+            // it the ordinary way, so their duplicates are answered too.
+            Err(StoreBuiltError::AlreadyHeld { .. }) => {
+                service::import_validated_volunteers(replica, &station, validated)
+            }
+            Err(other) => Err(ServiceError::Store {
+                reason: other.to_string(),
+            }),
         })
         .await??;
     Ok(Json(report).into_response())
@@ -520,3 +567,6 @@ async fn list_documents(State(ctx): Ctx) -> Result<Response, ApiError> {
         .await?;
     Ok(Json(documents).into_response())
 }
+
+#[cfg(test)]
+mod import_tests;

@@ -12,7 +12,7 @@ use crate::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
 use crate::layout::{self, FieldConflict, LayoutError};
 use crate::model::{Activity, FieldError, Order, RecordId, Team, Volunteer};
 use crate::pii::IdentityKey;
-use crate::replica::{CommitError, Replica};
+use crate::replica::{BuiltDocument, CommitError, DocumentBuilder, Replica};
 use crate::station::StationId;
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
@@ -224,56 +224,157 @@ pub struct RowRefusal {
     pub reason: String,
 }
 
-pub fn import_volunteers<S: Storage>(
-    replica: &mut Replica<S>,
+/// An import's rows after validation: what can be stored, and what was
+/// refused before touching any roster. Numbers are drawn here, so the same
+/// validated rows stored twice (built, then committed after losing a race)
+/// give the same volunteers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedRows {
+    pub rows: usize,
+    pub valid: Vec<(usize, Volunteer)>,
+    pub refused: Vec<RowRefusal>,
+}
+
+/// Validate every row of an import for `station`; no replica needed, so it
+/// may run off the store's owner thread.
+pub fn validate_volunteer_rows(
     station: &StationId,
     rows: Vec<(usize, Result<VolunteerInput, FieldError>)>,
     key: &IdentityKey,
     today: Date,
     mut next_nonce: impl FnMut() -> u64,
-) -> Result<ImportReport, ServiceError> {
-    check_station(replica, station)?;
-    let mut report = ImportReport {
+) -> ValidatedRows {
+    let mut validated = ValidatedRows {
         rows: rows.len(),
-        ..ImportReport::default()
+        valid: Vec::new(),
+        refused: Vec::new(),
     };
-    let mut valid = Vec::new();
     for (row, input) in rows {
         match input.and_then(|input| input.validate(key, station, today, next_nonce())) {
-            Ok(volunteer) => valid.push((row, volunteer)),
-            Err(e) => report.refused.push(RowRefusal {
+            Ok(volunteer) => validated.valid.push((row, volunteer)),
+            Err(e) => validated.refused.push(RowRefusal {
                 row,
                 field: e.field,
                 reason: e.reason,
             }),
         }
     }
+    debug_assert_eq!(
+        validated.valid.len() + validated.refused.len(),
+        validated.rows
+    );
+    validated
+}
+
+pub fn import_volunteers<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    rows: Vec<(usize, Result<VolunteerInput, FieldError>)>,
+    key: &IdentityKey,
+    today: Date,
+    next_nonce: impl FnMut() -> u64,
+) -> Result<ImportReport, ServiceError> {
+    check_station(replica, station)?;
+    let validated = validate_volunteer_rows(station, rows, key, today, next_nonce);
+    import_validated_volunteers(replica, station, validated)
+}
+
+/// Commit validated rows to `station`'s roster, new or held, in chunks of
+/// [`IMPORT_ROWS_PER_COMMIT`], on the replica's thread.
+pub fn import_validated_volunteers<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    validated: ValidatedRows,
+) -> Result<ImportReport, ServiceError> {
+    check_station(replica, station)?;
+    let ValidatedRows {
+        rows,
+        valid,
+        refused,
+    } = validated;
+    let mut report = ImportReport {
+        rows,
+        accepted: 0,
+        refused,
+    };
     let document = DocumentId::roster(station);
     for chunk in valid.chunks(IMPORT_ROWS_PER_COMMIT) {
         let outcome = replica.commit(&document, |doc| {
-            let mut refused = Vec::new();
-            let mut accepted = 0;
             let volunteers: Vec<Volunteer> = chunk.iter().map(|(_, v)| v.clone()).collect();
             let answers = layout::put_volunteers(doc, &volunteers)?;
-            for ((row, _), answer) in chunk.iter().zip(answers) {
-                match answer {
-                    Ok(()) => accepted += 1,
-                    Err(LayoutError::DuplicateVolunteer { existing }) => refused.push(RowRefusal {
-                        row: *row,
-                        field: "id_number".into(),
-                        reason: format!("already registered as volunteer {existing}"),
-                    }),
-                    Err(other) => return Err(ServiceError::from(other)),
-                }
-            }
-            Ok((accepted, refused))
+            row_answers(chunk, answers)
         })?;
         let (accepted, refused) = outcome.value;
         report.accepted += accepted;
         report.refused.extend(refused);
     }
     report.refused.sort_by_key(|r| r.row);
+    debug_assert_eq!(report.accepted + report.refused.len(), report.rows);
     Ok(report)
+}
+
+/// Build `station`'s roster from nothing with the validated rows, away from
+/// the replica: the answers per row are those of
+/// [`import_validated_volunteers`] into a roster that does not exist yet.
+/// `None` when no row is valid — an import that accepts nothing creates no
+/// roster, as the committed path does not.
+pub fn build_new_roster(
+    builder: &DocumentBuilder,
+    station: &StationId,
+    validated: &ValidatedRows,
+) -> Result<(Option<BuiltDocument>, ImportReport), ServiceError> {
+    if !builder.local().is_ancestor_or_self_of(station) {
+        return Err(ServiceError::Forbidden {
+            reason: format!(
+                "this node is {} and records only for it and the stations below it, not {station}",
+                builder.local()
+            ),
+        });
+    }
+    let mut report = ImportReport {
+        rows: validated.rows,
+        accepted: 0,
+        refused: validated.refused.clone(),
+    };
+    if validated.valid.is_empty() {
+        return Ok((None, report));
+    }
+    let document = DocumentId::roster(station);
+    // One change for the whole file: a new roster answers duplicates within
+    // the batch itself, so chunking would only add the slower per-row path.
+    let (built, (accepted, refused)) = builder.build(&document, |doc| {
+        let volunteers: Vec<Volunteer> = validated.valid.iter().map(|(_, v)| v.clone()).collect();
+        let answers = layout::put_volunteers(doc, &volunteers)?;
+        row_answers(&validated.valid, answers)
+    })?;
+    report.accepted = accepted;
+    report.refused.extend(refused);
+    report.refused.sort_by_key(|r| r.row);
+    debug_assert_eq!(report.accepted + report.refused.len(), report.rows);
+    Ok((Some(built), report))
+}
+
+/// Turn `put_volunteers`' answers into accepted count and refusals by row;
+/// a duplicate ID number names the volunteer already holding it.
+fn row_answers(
+    rows: &[(usize, Volunteer)],
+    answers: Vec<Result<(), LayoutError>>,
+) -> Result<(usize, Vec<RowRefusal>), ServiceError> {
+    assert_eq!(rows.len(), answers.len(), "one answer per volunteer");
+    let mut refused = Vec::new();
+    let mut accepted = 0;
+    for ((row, _), answer) in rows.iter().zip(answers) {
+        match answer {
+            Ok(()) => accepted += 1,
+            Err(LayoutError::DuplicateVolunteer { existing }) => refused.push(RowRefusal {
+                row: *row,
+                field: "id_number".into(),
+                reason: format!("already registered as volunteer {existing}"),
+            }),
+            Err(other) => return Err(ServiceError::from(other)),
+        }
+    }
+    Ok((accepted, refused))
 }
 
 /// Volunteers of one station's roster (deleted ones left out).
@@ -532,7 +633,7 @@ pub fn resolve_conflict<S: Storage>(
 mod tests {
     use super::*;
     use crate::input::{HoursInput, ServiceRecordInput};
-    use crate::replica::ReplicaConfig;
+    use crate::replica::{ReplicaConfig, StoreBuiltError};
     use crate::storage::MemoryStorage;
     use time::macros::date;
 
@@ -668,5 +769,129 @@ mod tests {
             vec![(3, "id_number"), (4, "sex"), (5, "id_number")]
         );
         assert_eq!(volunteers(&mut r, &s("xh/t1/v1")).unwrap().len(), 1);
+    }
+
+    /// A valid resident ID number born in `1950 + serial / 1000`, with its
+    /// check character.
+    fn id_number(serial: u32) -> String {
+        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+        const CHECK: &[u8] = b"10X98765432";
+        let body = format!("110105{}0101{:03}", 1950 + serial / 1000, serial % 1000);
+        let sum: u32 = body
+            .bytes()
+            .zip(WEIGHTS)
+            .map(|(digit, weight)| u32::from(digit - b'0') * weight)
+            .sum();
+        format!("{body}{}", CHECK[(sum % 11) as usize] as char)
+    }
+
+    #[test]
+    fn a_built_roster_answers_as_a_committed_one() {
+        let key = IdentityKey::from_bytes([3; 32]);
+        let station = s("xh/t1/v1");
+        // More rows than one commit takes, so the committed path spans chunks;
+        // a duplicate of row 2 in the last chunk, one within the first, a bad row.
+        let count = IMPORT_ROWS_PER_COMMIT as u32 + 300;
+        let mut rows: Vec<(usize, Result<VolunteerInput, FieldError>)> = (0..count)
+            .map(|serial| (serial as usize + 2, Ok(volunteer(&id_number(serial)))))
+            .collect();
+        let next_row = rows.len() + 2;
+        rows.push((next_row, Ok(volunteer(&id_number(0)))));
+        rows.insert(10, (9_999, Ok(volunteer(&id_number(5)))));
+        rows.push((next_row + 1, Err(FieldError::new("sex", "missing"))));
+        let validate = |rows| {
+            let mut nonce = 0;
+            validate_volunteer_rows(&station, rows, &key, TODAY, || {
+                nonce += 1;
+                nonce
+            })
+        };
+        let validated = validate(rows.clone());
+        assert_eq!(validated, validate(rows), "validation is deterministic");
+
+        let mut committed = replica("xh/t1/v1");
+        let committed_report =
+            import_validated_volunteers(&mut committed, &station, validated.clone()).unwrap();
+
+        let mut stored = replica("xh/t1/v1");
+        let (built, built_report) =
+            build_new_roster(&stored.document_builder(), &station, &validated).unwrap();
+        stored
+            .store_built(built.expect("valid rows build a roster"))
+            .unwrap();
+
+        assert_eq!(built_report, committed_report);
+        assert_eq!(built_report.accepted, count as usize);
+        let refused: Vec<_> = built_report
+            .refused
+            .iter()
+            .map(|r| (r.row, r.field.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            vec![
+                (next_row, "id_number"),
+                (next_row + 1, "sex"),
+                (9_999, "id_number")
+            ]
+        );
+        let first = &validated.valid[0].1.number;
+        assert!(built_report.refused[0].reason.contains(first.as_str()));
+
+        let document = DocumentId::roster(&station);
+        let roster = |r: &mut Replica<MemoryStorage>| {
+            r.with_document(&document, layout::volunteers)
+                .unwrap()
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(roster(&mut stored), roster(&mut committed));
+        assert_eq!(roster(&mut stored).len(), count as usize);
+    }
+
+    #[test]
+    fn a_roster_is_built_only_when_a_row_is_valid_and_the_station_is_ours() {
+        let key = IdentityKey::from_bytes([3; 32]);
+        let r = replica("xh/t1/v1");
+        let rows = vec![(2, Err(FieldError::new("sex", "missing")))];
+        let validated = validate_volunteer_rows(&s("xh/t1/v1"), rows, &key, TODAY, || 1);
+        let (built, report) =
+            build_new_roster(&r.document_builder(), &s("xh/t1/v1"), &validated).unwrap();
+        assert!(built.is_none());
+        assert_eq!(
+            (report.rows, report.accepted, report.refused.len()),
+            (1, 0, 1)
+        );
+        let error =
+            build_new_roster(&r.document_builder(), &s("xh/t1/v2"), &validated).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Forbidden);
+    }
+
+    #[test]
+    fn a_roster_created_meanwhile_refuses_the_built_one_and_takes_the_rows_committed() {
+        let key = IdentityKey::from_bytes([3; 32]);
+        let station = s("xh/t1/v1");
+        let mut r = replica("xh/t1/v1");
+        let rows = vec![
+            (2, Ok(volunteer(&id_number(1)))),
+            (3, Ok(volunteer(&id_number(2)))),
+        ];
+        let mut nonce = 100;
+        let validated = validate_volunteer_rows(&station, rows, &key, TODAY, || {
+            nonce += 1;
+            nonce
+        });
+        let (built, _) = build_new_roster(&r.document_builder(), &station, &validated).unwrap();
+        // A clerk registers the person of row 3 while the file was building.
+        let clerk = register_volunteer(&mut r, &station, &volunteer(&id_number(2)), &key, TODAY, 1)
+            .unwrap();
+        let refusal = r.store_built(built.unwrap()).unwrap_err();
+        assert!(matches!(refusal, StoreBuiltError::AlreadyHeld { .. }));
+        let report = import_validated_volunteers(&mut r, &station, validated).unwrap();
+        assert_eq!(report.accepted, 1);
+        assert_eq!(report.refused.len(), 1);
+        assert_eq!(report.refused[0].row, 3);
+        assert!(report.refused[0].reason.contains(clerk.number.as_str()));
+        assert_eq!(volunteers(&mut r, &station).unwrap().len(), 2);
     }
 }
