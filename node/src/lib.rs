@@ -21,4 +21,6 @@ pub mod relay;
 pub mod report;
 pub mod store;
 pub mod tables;
+#[cfg(test)]
+mod test_api;
 pub mod transport;

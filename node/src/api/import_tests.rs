@@ -4,19 +4,9 @@
 //! roster. Both answer duplicates by row, naming the volunteer who already
 //! holds the ID number, and the roster ends with exactly the accepted rows.
 
-use crate::config::NodeConfig;
-use crate::node::NodeContext;
-use crate::store::Store;
-use civsync_protocol::pii::IdentityKey;
-use civsync_protocol::replica::ReplicaConfig;
-use civsync_protocol::{DocumentId, StationId, Tier};
+use crate::test_api::{answer, station, TestApi};
+use civsync_protocol::{DocumentId, Tier};
 use serde_json::Value;
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-fn station(text: &str) -> StationId {
-    StationId::parse(text).unwrap()
-}
 
 /// A valid resident ID number born in `1960 + serial / 1000`.
 fn id_number(serial: u32) -> String {
@@ -40,69 +30,15 @@ fn csv(rows: &[(&str, u32)]) -> String {
     text
 }
 
-struct TestApi {
-    addr: SocketAddr,
-    ctx: Arc<NodeContext>,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
 impl TestApi {
-    async fn start(at: &str) -> TestApi {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("store"),
-            station(at),
-            ReplicaConfig::default(),
-        )
-        .unwrap();
-        let ctx = Arc::new(NodeContext {
-            config: NodeConfig::new(station(at), Tier::Township),
-            data_dir: dir.path().to_path_buf(),
-            identity_key: IdentityKey::from_bytes([9; 32]),
-            store,
-            peers: Default::default(),
-            stats: Default::default(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = crate::api::router(ctx.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        TestApi {
-            addr,
-            ctx,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            _dir: dir,
-        }
-    }
-
     async fn import(&self, at: &str, file: String) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!(
-                "http://{}/api/v1/import/volunteers?station={at}&format=csv",
-                self.addr
-            ))
-            .body(file)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let url = self.url(&format!("import/volunteers?station={at}&format=csv"));
+        answer(self.http.post(url).body(file)).await
     }
 
     async fn numbers(&self, at: &str) -> Vec<String> {
-        let response = self
-            .http
-            .get(format!(
-                "http://{}/api/v1/volunteers?station={at}",
-                self.addr
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        let list: Value = response.json().await.unwrap();
+        let (status, list) = self.get(&format!("volunteers?station={at}")).await;
+        assert_eq!(status, 200, "{list}");
         let mut numbers: Vec<String> = list
             .as_array()
             .unwrap()
@@ -140,7 +76,7 @@ fn refusals(report: &Value) -> Vec<(u64, String, String)> {
 
 #[tokio::test]
 async fn a_new_roster_is_built_and_a_held_one_is_committed_to() {
-    let api = TestApi::start("xh/t1").await;
+    let api = TestApi::start("xh/t1", Tier::Township).await;
     let village = "xh/t1/v1";
     let roster = DocumentId::roster(&station(village));
     assert!(!api.holds(roster.clone()).await);
@@ -176,7 +112,7 @@ async fn a_new_roster_is_built_and_a_held_one_is_committed_to() {
 
 #[tokio::test]
 async fn an_import_outside_the_subtree_is_forbidden_and_builds_nothing() {
-    let api = TestApi::start("xh/t1").await;
+    let api = TestApi::start("xh/t1", Tier::Township).await;
     let (status, report) = api.import("xh/t2/v1", csv(&[("V101", 1)])).await;
     assert_eq!(status, 403, "{report}");
     assert_eq!(report["error"]["field"], "station");
@@ -185,7 +121,7 @@ async fn an_import_outside_the_subtree_is_forbidden_and_builds_nothing() {
 
 #[tokio::test]
 async fn a_file_without_a_valid_row_creates_no_roster() {
-    let api = TestApi::start("xh/t1").await;
+    let api = TestApi::start("xh/t1", Tier::Township).await;
     let village = "xh/t1/v1";
     let file = "编号,姓名,性别,身份证号\nV101,赵敏,女,123\n".to_string();
     let (status, report) = api.import(village, file).await;

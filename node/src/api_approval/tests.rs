@@ -4,86 +4,19 @@
 //! its township is refused naming the field; a village whose last change is
 //! ten days old shows up quiet at the township.
 
-use crate::config::NodeConfig;
-use crate::node::NodeContext;
-use crate::store::Store;
-use civsync_protocol::pii::IdentityKey;
+use crate::test_api::{station, TestApi};
 use civsync_protocol::replica::{Replica, ReplicaConfig};
 use civsync_protocol::service;
 use civsync_protocol::stats::DAY_MS;
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync_host::SyncHost;
-use civsync_protocol::{DocumentId, Month, StationId, Tier};
+use civsync_protocol::{DocumentId, Month, Tier};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-fn station(text: &str) -> StationId {
-    StationId::parse(text).unwrap()
-}
 
 /// A month safely in the past, so activity dates are never "in the future".
 const MONTH: &str = "2026-10";
 
-struct TestApi {
-    addr: SocketAddr,
-    ctx: Arc<NodeContext>,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
 impl TestApi {
-    async fn start(at: &str, tier: Tier) -> TestApi {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("store"),
-            station(at),
-            ReplicaConfig::default(),
-        )
-        .unwrap();
-        let ctx = Arc::new(NodeContext {
-            config: NodeConfig::new(station(at), tier),
-            data_dir: dir.path().to_path_buf(),
-            identity_key: IdentityKey::from_bytes([9; 32]),
-            store,
-            peers: Default::default(),
-            stats: Default::default(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = crate::api::router(ctx.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        TestApi {
-            addr,
-            ctx,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            _dir: dir,
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("http://{}/api/v1/{path}", self.addr))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("http://{}/api/v1/{path}", self.addr))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
     /// Record an activity for `at` reaching `beneficiaries` people.
     async fn record(&self, at: &str, id: &str, beneficiaries: u32) {
         let (status, body) = self
@@ -93,10 +26,6 @@ impl TestApi {
             )
             .await;
         assert_eq!(status, 201, "{body}");
-    }
-
-    async fn stop(self) {
-        self.ctx.store.close().await;
     }
 }
 
