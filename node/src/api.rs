@@ -85,16 +85,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The HTTP status of a refusal of this class, for every service's errors.
+pub(crate) fn status_of(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::BadInput => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::NotFound => StatusCode::NOT_FOUND,
+        ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        let status = match error.class() {
-            ErrorClass::BadInput => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorClass::Conflict => StatusCode::CONFLICT,
-            ErrorClass::NotFound => StatusCode::NOT_FOUND,
-            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
-            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, error.field(), error.reason())
+        ApiError::new(status_of(error.class()), error.field(), error.reason())
     }
 }
 

@@ -26,7 +26,6 @@ use axum::{Json, Router};
 use civsync_protocol::registry_service::{
     self, RegistryEntry, RegistryError, RegistryRead, StationInput,
 };
-use civsync_protocol::service::ErrorClass;
 use civsync_protocol::{Station, StationId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -37,14 +36,11 @@ pub fn routes() -> Router<Arc<NodeContext>> {
 
 impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> Self {
-        let status = match error.class() {
-            ErrorClass::BadInput => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorClass::Conflict => StatusCode::CONFLICT,
-            ErrorClass::NotFound => StatusCode::NOT_FOUND,
-            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
-            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, error.field(), error.reason())
+        ApiError::new(
+            crate::api::status_of(error.class()),
+            error.field(),
+            error.reason(),
+        )
     }
 }
 

@@ -82,18 +82,7 @@ impl DocumentBuilder {
         document: &DocumentId,
         mutate: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<(BuiltDocument, T), CommitError<E>> {
-        if !document.in_scope_of(&self.local) {
-            return Err(CommitError::OutOfScope {
-                document: document.clone(),
-                station: self.local.clone(),
-            });
-        }
-        if !document.writable_by(&self.local) {
-            return Err(CommitError::NotWritable {
-                document: document.clone(),
-                writer: self.local.clone(),
-            });
-        }
+        super::check_local_write(&self.local, document)?;
         let mut doc = AutoCommit::new().with_actor(self.actor.clone());
         crate::layout::init_document(&mut doc, document).map_err(|error| {
             CommitError::Automerge {

@@ -409,18 +409,7 @@ impl<S: Storage> Replica<S> {
         document: &DocumentId,
         mutate: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<CommitOutcome<T>, CommitError<E>> {
-        if !document.in_scope_of(&self.local) {
-            return Err(CommitError::OutOfScope {
-                document: document.clone(),
-                station: self.local.clone(),
-            });
-        }
-        if !document.writable_by(&self.local) {
-            return Err(CommitError::NotWritable {
-                document: document.clone(),
-                writer: self.local.clone(),
-            });
-        }
+        check_local_write(&self.local, document)?;
         let existing = self
             .take_document(document)
             .map_err(|source| CommitError::Load {
@@ -825,6 +814,24 @@ impl<S: Storage> Replica<S> {
         batch.put(index_key(document), seal(&entry.encode()));
         (batch, entry)
     }
+}
+
+/// May station `local` write `document` here? The same answer for a commit
+/// and for a document built away from the replica.
+fn check_local_write<E>(local: &StationId, document: &DocumentId) -> Result<(), CommitError<E>> {
+    if !document.in_scope_of(local) {
+        return Err(CommitError::OutOfScope {
+            document: document.clone(),
+            station: local.clone(),
+        });
+    }
+    if !document.writable_by(local) {
+        return Err(CommitError::NotWritable {
+            document: document.clone(),
+            writer: local.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// The changes a local commit added since `heads_before`, encoded as
