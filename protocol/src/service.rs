@@ -131,13 +131,18 @@ pub fn check_station<S: Storage>(
     replica: &Replica<S>,
     station: &StationId,
 ) -> Result<(), ServiceError> {
-    if replica.local().is_ancestor_or_self_of(station) {
+    check_station_of(replica.local(), station)
+}
+
+/// [`check_station`] for a node of station `local`, without its replica
+/// (a roster built away from it).
+fn check_station_of(local: &StationId, station: &StationId) -> Result<(), ServiceError> {
+    if local.is_ancestor_or_self_of(station) {
         Ok(())
     } else {
         Err(ServiceError::Forbidden {
             reason: format!(
-                "this node is {} and records only for it and the stations below it, not {station}",
-                replica.local()
+                "this node is {local} and records only for it and the stations below it, not {station}"
             ),
         })
     }
@@ -274,6 +279,8 @@ pub fn import_volunteers<S: Storage>(
     today: Date,
     next_nonce: impl FnMut() -> u64,
 ) -> Result<ImportReport, ServiceError> {
+    // import_validated_volunteers checks the station, but refusing before
+    // validating spares an HMAC per row of a file that cannot go in.
     check_station(replica, station)?;
     let validated = validate_volunteer_rows(station, rows, key, today, next_nonce);
     import_validated_volunteers(replica, station, validated)
@@ -308,9 +315,7 @@ pub fn import_validated_volunteers<S: Storage>(
         report.accepted += accepted;
         report.refused.extend(refused);
     }
-    report.refused.sort_by_key(|r| r.row);
-    debug_assert_eq!(report.accepted + report.refused.len(), report.rows);
-    Ok(report)
+    Ok(report.finished())
 }
 
 /// Build `station`'s roster from nothing with the validated rows, away from
@@ -323,21 +328,14 @@ pub fn build_new_roster(
     station: &StationId,
     validated: &ValidatedRows,
 ) -> Result<(Option<BuiltDocument>, ImportReport), ServiceError> {
-    if !builder.local().is_ancestor_or_self_of(station) {
-        return Err(ServiceError::Forbidden {
-            reason: format!(
-                "this node is {} and records only for it and the stations below it, not {station}",
-                builder.local()
-            ),
-        });
-    }
+    check_station_of(builder.local(), station)?;
     let mut report = ImportReport {
         rows: validated.rows,
         accepted: 0,
         refused: validated.refused.clone(),
     };
     if validated.valid.is_empty() {
-        return Ok((None, report));
+        return Ok((None, report.finished()));
     }
     let document = DocumentId::roster(station);
     // One change for the whole file: a new roster answers duplicates within
@@ -349,9 +347,16 @@ pub fn build_new_roster(
     })?;
     report.accepted = accepted;
     report.refused.extend(refused);
-    report.refused.sort_by_key(|r| r.row);
-    debug_assert_eq!(report.accepted + report.refused.len(), report.rows);
-    Ok((Some(built), report))
+    Ok((Some(built), report.finished()))
+}
+
+impl ImportReport {
+    /// Refusals in row order, every row answered once.
+    fn finished(mut self) -> ImportReport {
+        self.refused.sort_by_key(|r| r.row);
+        debug_assert_eq!(self.accepted + self.refused.len(), self.rows);
+        self
+    }
 }
 
 /// Turn `put_volunteers`' answers into accepted count and refusals by row;

@@ -48,17 +48,6 @@ pub struct BuiltDocument {
     actor: ActorId,
 }
 
-impl BuiltDocument {
-    pub fn document(&self) -> &DocumentId {
-        &self.document
-    }
-
-    /// Stored size, in bytes.
-    pub fn snapshot_bytes(&self) -> usize {
-        self.sealed_snapshot.len()
-    }
-}
-
 /// Why [`Replica::store_built`] refused a document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreBuiltError {
