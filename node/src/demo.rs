@@ -81,12 +81,30 @@ const ACTIVITIES: [(&str, &str, &str); 5] = [
     ("关爱留守老人", "help", "elder_care"),
 ];
 
-fn free_tcp_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+/// Free ports for the offices' APIs and QUIC endpoints. The probe sockets
+/// stay open until every office has its ports: a port released at once may
+/// be offered again to the next office, and two offices on one port would
+/// leave one of them unable to start.
+#[derive(Default)]
+struct PortProbes {
+    tcp: Vec<std::net::TcpListener>,
+    udp: Vec<std::net::UdpSocket>,
 }
 
-fn free_udp_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?)
+impl PortProbes {
+    fn tcp(&mut self) -> anyhow::Result<SocketAddr> {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = probe.local_addr()?;
+        self.tcp.push(probe);
+        Ok(addr)
+    }
+
+    fn udp(&mut self) -> anyhow::Result<SocketAddr> {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let addr = probe.local_addr()?;
+        self.udp.push(probe);
+        Ok(addr)
+    }
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -101,8 +119,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
-    let mut offices = prepare(&root).await?;
-    let relay = start_processes(&root, &mut offices).await;
+    let (mut offices, relay_listen) = prepare(&root).await?;
+    let relay = start_processes(&root, &mut offices, relay_listen).await;
     let outcome = match relay {
         Ok(relay) => {
             tokio::select! {
@@ -134,7 +152,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// CA, certificates and configuration of every office.
-async fn prepare(root: &Path) -> anyhow::Result<Vec<Office>> {
+/// The offices, and the address of the relay in front of the cut village's
+/// township (all ports distinct).
+async fn prepare(root: &Path) -> anyhow::Result<(Vec<Office>, SocketAddr)> {
     let ca = root.join("county-ca");
     let county = StationId::parse("xh")?;
     crate::pki::init_county_ca(&ca, &county, 30)?;
@@ -144,6 +164,7 @@ async fn prepare(root: &Path) -> anyhow::Result<Vec<Office>> {
         identity.to_hex().as_bytes(),
     )?;
     let mut offices = Vec::new();
+    let mut probes = PortProbes::default();
     for (station, tier, name) in OFFICES {
         let station = StationId::parse(station)?;
         let dir = root.join(station.as_str().replace('/', "-"));
@@ -157,22 +178,27 @@ async fn prepare(root: &Path) -> anyhow::Result<Vec<Office>> {
             tier,
             name,
             dir,
-            api: free_tcp_port()?,
-            quic: free_udp_port()?,
+            api: probes.tcp()?,
+            quic: probes.udp()?,
             process: None,
         });
     }
-    Ok(offices)
+    let relay_listen = probes.udp()?;
+    Ok((offices, relay_listen))
 }
 
-async fn start_processes(root: &Path, offices: &mut [Office]) -> anyhow::Result<Relay> {
+async fn start_processes(
+    root: &Path,
+    offices: &mut [Office],
+    relay_listen: SocketAddr,
+) -> anyhow::Result<Relay> {
     let quic_of: BTreeMap<StationId, SocketAddr> = offices
         .iter()
         .map(|o| (o.station.clone(), o.quic))
         .collect();
     let cut = StationId::parse(CUT_VILLAGE)?;
     let cut_parent = cut.parent().context("the cut village has a parent")?;
-    let relay = Relay::start("127.0.0.1:0".parse()?, quic_of[&cut_parent]).await?;
+    let relay = Relay::start(relay_listen, quic_of[&cut_parent]).await?;
     let exe = std::env::current_exe().context("cannot find the civsync executable")?;
     println!("Starting a demo county in {}:", root.display());
     for office in offices.iter_mut() {

@@ -130,6 +130,12 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let config = NodeConfig::load(data_dir)?;
     let pki_dir = config.pki_path(data_dir);
     let identity_key = load_identity_key(&pki_dir)?;
+    // Listen before anything else: a node that cannot have its API (the
+    // port is taken, often by another node) must stop before it opens the
+    // store or syncs a byte, not after.
+    let listener = tokio::net::TcpListener::bind(config.api_listen)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", config.api_listen))?;
     let store = Store::open(
         &data_dir.join(STORE_DIR),
         config.station.clone(),
@@ -157,9 +163,6 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
     tracing::info!(documents = reread, "statistics index built");
-    let listener = tokio::net::TcpListener::bind(config.api_listen)
-        .await
-        .with_context(|| format!("cannot listen for the API on {}", config.api_listen))?;
     tracing::info!(node = %describe(&config), api = %config.api_listen, quic = %config.quic_listen, "node started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api =

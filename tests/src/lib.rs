@@ -6,9 +6,11 @@
 
 use anyhow::{bail, Context};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a node may take to answer after start.
@@ -87,16 +89,32 @@ fn is_test_environment(name: &str) -> bool {
         || name == "OUT_DIR"
 }
 
+/// A free port of 127.0.0.1 (TCP or UDP, as `bind` finds one), never the
+/// same twice in this process. The port is released before a node binds it,
+/// so the kernel may offer it again to the next caller, and a test that
+/// inits several nodes before starting any would give two of them one port.
+fn fresh_port(bind: impl Fn() -> std::io::Result<SocketAddr>) -> SocketAddr {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    for _ in 0..FRESH_PORT_ATTEMPTS_MAX {
+        let addr = bind().expect("a free port on 127.0.0.1");
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if handed_out.insert(addr.port()) {
+            return addr;
+        }
+    }
+    panic!("no port not handed out before in {FRESH_PORT_ATTEMPTS_MAX} attempts");
+}
+
+/// Attempts at finding a port not handed out before; the kernel's ephemeral
+/// range holds about 28,000, so a repeat in a row this long means a bug.
+const FRESH_PORT_ATTEMPTS_MAX: usize = 1_000;
+
 pub fn free_tcp_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free TCP port")
+    fresh_port(|| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()))
 }
 
 pub fn free_udp_addr() -> SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free UDP port")
+    fresh_port(|| std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()))
 }
 
 /// Run `civsync` with arguments to completion; fail with its output if it fails.
@@ -136,47 +154,9 @@ impl TestNode {
         TestNode::init_at(dir, station, tier, parent, free_tcp_addr(), free_udp_addr())
     }
 
-    /// Start `civsync run` and wait until the API answers.
+    /// Start `civsync run` and wait until the API answers as this node.
     pub fn start(&mut self) -> anyhow::Result<()> {
-        assert!(
-            self.process.is_none(),
-            "node {} already running",
-            self.station
-        );
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))?;
-        let child = Command::new(civsync_binary())
-            .arg("run")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .env("RUST_LOG", "info,quinn=warn,rustls=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("spawn civsync run")?;
-        self.process = Some(child);
-        let started = Instant::now();
-        while started.elapsed() < START_TIMEOUT {
-            if self.get("health").is_ok() {
-                return Ok(());
-            }
-            if let Some(Some(status)) = self.process.as_mut().map(|c| c.try_wait().ok().flatten()) {
-                bail!(
-                    "node {} exited at start with {status}; log:\n{}",
-                    self.station,
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!(
-            "node {} did not answer within {START_TIMEOUT:?}; log:\n{}",
-            self.station,
-            self.log()
-        )
+        self.start_wrapped(&[])
     }
 
     /// SIGKILL: no chance to flush or say goodbye.
@@ -444,6 +424,63 @@ pub fn replicas_agree(nodes: &[&TestNode]) -> Result<(), String> {
     }
 }
 
+/// (station, activity id) pairs, as `TestNode::activity_keys` lists them.
+pub type ActivityKeys = BTreeSet<(String, String)>;
+
+/// Wait until `node` lists every key of `expected` for `month` (its whole
+/// subtree). On failure, panics describing every node of `everyone` (what it
+/// holds, its peers, its log), since a record may be stuck anywhere on the
+/// way. Returns how long it took.
+pub fn wait_for_records(
+    node: &TestNode,
+    month: &str,
+    expected: &ActivityKeys,
+    timeout: Duration,
+    what: &str,
+    everyone: &[&TestNode],
+) -> Duration {
+    wait_until(timeout, || {
+        let present = node.activity_keys(month, true).map_err(|e| e.to_string())?;
+        let missing: Vec<_> = expected.difference(&present).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} lacks {} records, e.g. {:?}",
+                node.station,
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            ))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{what}: {e}\n{}", describe_nodes(everyone)))
+}
+
+/// What each of `nodes` holds, how it sees its peers, and the end of its
+/// log: printed when a wait fails, so a failure in CI can be read without
+/// running it again.
+pub fn describe_nodes(nodes: &[&TestNode]) -> String {
+    let mut out = String::new();
+    for node in nodes {
+        out.push_str(&format!("===== {} =====\n", node.station));
+        match node.documents() {
+            Ok(documents) => out.push_str(&format!("documents: {documents:?}\n")),
+            Err(error) => out.push_str(&format!("documents: unavailable ({error})\n")),
+        }
+        match node.get("status") {
+            Ok(status) => {
+                for peer in status["peers"].as_array().into_iter().flatten() {
+                    out.push_str(&format!("peer: {peer}\n"));
+                }
+            }
+            Err(error) => out.push_str(&format!("status: unavailable ({error})\n")),
+        }
+        out.push_str(&node.log());
+        out.push('\n');
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // Nodes at chosen addresses, run through a wrapper (e.g. `ip netns exec NS`).
 
@@ -498,23 +535,27 @@ impl TestNode {
 
     /// Like [`TestNode::start`], but run `civsync run` through `wrapper`
     /// (a program and its arguments that end by executing the rest, like
-    /// `ip netns exec NS`), so the process id is the node's.
+    /// `ip netns exec NS`), so the process id is the node's. No wrapper runs
+    /// the binary itself.
     pub fn start_wrapped(&mut self, wrapper: &[&str]) -> anyhow::Result<()> {
         assert!(
             self.process.is_none(),
             "node {} already running",
             self.station
         );
-        let Some((program, arguments)) = wrapper.split_first() else {
-            return self.start();
-        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join("node.log"))?;
-        let child = Command::new(program)
-            .args(arguments)
-            .arg(civsync_binary())
+        let mut command = match wrapper.split_first() {
+            None => Command::new(civsync_binary()),
+            Some((program, arguments)) => {
+                let mut command = Command::new(program);
+                command.args(arguments).arg(civsync_binary());
+                command
+            }
+        };
+        let child = command
             .arg("run")
             .arg("--data-dir")
             .arg(&self.dir)
@@ -523,18 +564,56 @@ impl TestNode {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("spawn wrapped civsync run")?;
+            .context("spawn civsync run")?;
         self.process = Some(child);
+        self.wait_until_answering()
+    }
+
+    /// The exit status once the process has exited, polled for at most
+    /// `timeout`; `None` if it is still running (or was never started).
+    fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        let child = self.process.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if started.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait until the API address answers, and answers as this station: a
+    /// node that lost its port to another node must fail here, not later
+    /// with records "acknowledged" by the wrong node.
+    fn wait_until_answering(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         while started.elapsed() < START_TIMEOUT {
-            if self.get("health").is_ok() {
-                return Ok(());
-            }
             if let Some(Some(status)) = self.process.as_mut().map(|c| c.try_wait().ok().flatten()) {
                 self.process = None;
                 bail!(
                     "node {} exited at start with {status}; log:\n{}",
                     self.station,
+                    self.log()
+                );
+            }
+            if let Ok(node) = self.get("node") {
+                let answering = node["station"].as_str().unwrap_or_default().to_string();
+                if answering == self.station {
+                    return Ok(());
+                }
+                // Not a node of this test any more: it should be exiting.
+                let ended = match self.wait_for_exit(START_TIMEOUT) {
+                    Some(status) => format!("it exited with {status}"),
+                    None => "it was still running and was killed".to_string(),
+                };
+                self.kill();
+                bail!(
+                    "node {}: its API address {} is answered by station {answering:?}; {ended}; log:\n{}",
+                    self.station,
+                    self.api,
                     self.log()
                 );
             }
@@ -577,6 +656,23 @@ mod tests {
         ] {
             assert!(!is_test_environment(name), "{name} must be inherited");
         }
+    }
+
+    #[test]
+    fn a_port_the_kernel_offers_again_is_not_handed_out_twice() {
+        // Privileged ports: `bind(0)` never offers them, so no other test
+        // of this process can have taken these.
+        let offered = [1_u16, 1, 1, 2];
+        let next = std::cell::Cell::new(0);
+        let bind = || {
+            let port = offered[next.get()];
+            next.set(next.get() + 1);
+            Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+        };
+        let first = fresh_port(bind);
+        let second = fresh_port(bind);
+        assert_eq!((first.port(), second.port()), (1, 2));
+        assert_eq!(next.get(), 4, "the repeats were skipped, not returned");
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //!   refused, and nothing of the forgery is applied anywhere.
 
 use civsync_node::relay::Relay;
-use civsync_tests::{civsync, pki_init, pki_issue, replicas_agree, wait_until, TestNode};
+use civsync_tests::{
+    civsync, describe_nodes, pki_init, pki_issue, replicas_agree, wait_until, TestNode,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ const MONTH: &str = "2025-06";
 /// Longest wait for records to reach the county and replicas to agree.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-type Keys = BTreeSet<(String, String)>;
+type Keys = civsync_tests::ActivityKeys;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -62,23 +64,14 @@ fn record(village: &TestNode, prefix: &str, count: usize, volunteers: &[String])
         .collect()
 }
 
-/// Wait until `node` lists every key of `expected` for the month (subtree).
-fn wait_for_records(node: &TestNode, expected: &Keys, what: &str) -> Duration {
-    wait_until(CONVERGE_TIMEOUT, || {
-        let present = node.activity_keys(MONTH, true).map_err(|e| e.to_string())?;
-        let missing: Vec<_> = expected.difference(&present).collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} lacks {} records, e.g. {:?}",
-                node.station,
-                missing.len(),
-                &missing[..missing.len().min(5)]
-            ))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{what}: {e}\nlog of {}:\n{}", node.station, node.log()))
+/// Wait until `node` lists every key of `expected` for the month.
+fn wait_for_records(
+    node: &TestNode,
+    expected: &Keys,
+    what: &str,
+    everyone: &[&TestNode],
+) -> Duration {
+    civsync_tests::wait_for_records(node, MONTH, expected, CONVERGE_TIMEOUT, what, everyone)
 }
 
 /// Wait until every replica agrees and `county` holds every document any
@@ -103,7 +96,7 @@ fn wait_converged(county: &TestNode, nodes: &[&TestNode]) -> Duration {
         }
         Ok(())
     })
-    .unwrap_or_else(|e| panic!("replicas did not converge: {e}"))
+    .unwrap_or_else(|e| panic!("replicas did not converge: {e}\n{}", describe_nodes(nodes)))
 }
 
 /// The owner station of a document id (`kind:owner[:rest]`).
@@ -155,7 +148,9 @@ fn county_receives_every_record_through_outage_and_cut() {
     let mut t1 = certified(dir.path(), &ca, "xh/t1", "township", Some(county.quic));
     let mut t2 = certified(dir.path(), &ca, "xh/t2", "township", Some(county.quic));
     let relay = rt
-        .block_on(Relay::start("127.0.0.1:0".parse().unwrap(), t2.quic))
+        // A harness port: one bound to 0 here could take the port of a node
+        // initialised but not started yet.
+        .block_on(Relay::start(civsync_tests::free_udp_addr(), t2.quic))
         .expect("start the relay in front of xh/t2");
     let mut v1 = certified(dir.path(), &ca, "xh/t1/v1", "village", Some(t1.quic));
     let mut v2 = certified(dir.path(), &ca, "xh/t1/v2", "village", Some(t1.quic));
@@ -184,7 +179,12 @@ fn county_receives_every_record_through_outage_and_cut() {
         acknowledged.extend(record(village, &format!("on{index}"), 3, &numbers));
         volunteers.insert(village.station.clone(), numbers);
     }
-    let took = wait_for_records(&county, &acknowledged, "records made while connected");
+    let took = wait_for_records(
+        &county,
+        &acknowledged,
+        "records made while connected",
+        &[&county, &t1, &t2, &v1, &v2, &v3, &v4],
+    );
     println!(
         "connected: {} records at the county in {:.1} s",
         acknowledged.len(),
@@ -211,7 +211,12 @@ fn county_receives_every_record_through_outage_and_cut() {
     // Heal: the township comes back, the cable is mended.
     t1.start().unwrap();
     relay.set_cut(false);
-    let took = wait_for_records(&county, &acknowledged, "records made offline");
+    let took = wait_for_records(
+        &county,
+        &acknowledged,
+        "records made offline",
+        &[&county, &t1, &t2, &v1, &v2, &v3, &v4],
+    );
     println!(
         "healed: all {} records at the county {:.1} s after the heal",
         acknowledged.len(),
@@ -231,7 +236,12 @@ fn county_receives_every_record_through_outage_and_cut() {
             .filter(|(s, _)| villages.contains(&s.as_str()))
             .cloned()
             .collect();
-        wait_for_records(township, &expected, "township subtree");
+        wait_for_records(
+            township,
+            &expected,
+            "township subtree",
+            &[&county, &t1, &t2, &v1, &v2, &v3, &v4],
+        );
     }
     let nodes = [&county, &t1, &t2, &v1, &v2, &v3, &v4];
     let took = wait_converged(&county, &nodes);
@@ -467,6 +477,7 @@ fn township_killed_mid_sync_loses_nothing() {
         &county,
         &acknowledged,
         "records relayed through a killed township",
+        &[&county, &t1, &v1],
     );
     println!(
         "all {ACTIVITIES} records at the county {:.1} s after the last write",
@@ -530,7 +541,7 @@ async fn rogue_session(
     use civsync_protocol::wire::{encode_frame, FrameDecoder, Message, PROTOCOL_VERSION};
     let identity = civsync_node::pki::NodeIdentity::load(v1_pki).expect("v1's certificate");
     let endpoint =
-        civsync_node::transport::NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity)
+        civsync_node::transport::NodeEndpoint::bind(civsync_tests::free_udp_addr(), &identity)
             .expect("bind");
     let expected = civsync_protocol::StationId::parse("xh/t1").unwrap();
     let mut link = endpoint

@@ -15,7 +15,7 @@
 //! namespaces it prints "skipped: ..." and passes. Everything it creates is
 //! removed on the way out, failed or not (a Drop guard).
 
-use civsync_tests::{pki_init, pki_issue, replicas_agree, wait_until, TestNode};
+use civsync_tests::{describe_nodes, pki_init, pki_issue, replicas_agree, wait_until, TestNode};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -164,27 +164,14 @@ fn address(text: &str) -> SocketAddr {
     text.parse().expect("a literal socket address")
 }
 
+/// Wait until the county (first of `everyone`) lists every key of `expected`.
 fn wait_for_records(
-    county: &TestNode,
+    everyone: &[&TestNode; 4],
     expected: &BTreeSet<(String, String)>,
     what: &str,
 ) -> Duration {
-    wait_until(CONVERGE_TIMEOUT, || {
-        let present = county
-            .activity_keys(MONTH, true)
-            .map_err(|e| e.to_string())?;
-        let missing: Vec<_> = expected.difference(&present).collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} records missing, e.g. {:?}",
-                missing.len(),
-                &missing[..missing.len().min(5)]
-            ))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{what}: {e}\ncounty log:\n{}", county.log()))
+    let [county, ..] = *everyone;
+    civsync_tests::wait_for_records(county, MONTH, expected, CONVERGE_TIMEOUT, what, everyone)
 }
 
 #[test]
@@ -351,7 +338,7 @@ fn records_arrive_and_replicas_converge_through_loss_partition_and_a_bad_link() 
     record(&mut acknowledged, &v1, "lossy", 10, &volunteer_1);
     record(&mut acknowledged, &v2, "lossy", 10, &volunteer_2);
     let took = wait_for_records(
-        &county,
+        &[&county, &township, &v1, &v2],
         &acknowledged,
         "records through loss and the bad link",
     );
@@ -390,7 +377,11 @@ fn records_arrive_and_replicas_converge_through_loss_partition_and_a_bad_link() 
     network
         .nft("v2", "delete table inet partition")
         .expect("lift the partition");
-    let took = wait_for_records(&county, &acknowledged, "records made during the partition");
+    let took = wait_for_records(
+        &[&county, &township, &v1, &v2],
+        &acknowledged,
+        "records made during the partition",
+    );
     println!(
         "partition lifted: all {} records at the county in {:.1} s",
         acknowledged.len(),
@@ -404,7 +395,12 @@ fn records_arrive_and_replicas_converge_through_loss_partition_and_a_bad_link() 
     let took = wait_until(CONVERGE_TIMEOUT, || {
         replicas_agree(&[&county, &township, &v1, &v2])
     })
-    .unwrap_or_else(|e| panic!("replicas did not converge: {e}"));
+    .unwrap_or_else(|e| {
+        panic!(
+            "replicas did not converge: {e}\n{}",
+            describe_nodes(&[&county, &township, &v1, &v2])
+        )
+    });
     println!(
         "converged {:.1} s later; total {:.1} s",
         took.as_secs_f64(),
