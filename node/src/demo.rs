@@ -596,8 +596,8 @@ async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::R
     );
     let status: Value = client(county)?.get("status", &[]).await?;
     println!(
-        "\nCounty sync status: {}",
-        serde_json::to_string(&status["peers"]).unwrap_or_default()
+        "\nCounty sync status (`civsync status`):\n{}",
+        crate::tables::status_table(&status)
     );
     Ok(())
 }

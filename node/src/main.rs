@@ -192,6 +192,9 @@ enum Command {
     },
     /// Sync status: peers, last seen, backlog, last error.
     Status {
+        /// Print the API's JSON answer instead of the table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -782,9 +785,13 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status { target } => {
+        Command::Status { json, target } => {
             let status: Value = target.client()?.get("status", &[]).await?;
-            print_json(&status);
+            if json {
+                print_json(&status);
+            } else {
+                print!("{}", civsync_node::tables::status_table(&status));
+            }
             Ok(())
         }
         Command::Conflicts { resolve, target } => {

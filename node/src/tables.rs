@@ -1,5 +1,6 @@
 //! Plain-text tables the CLI prints for answers a clerk scans by eye
-//! (`civsync approvals`, `civsync freshness`, `civsync station list`).
+//! (`civsync approvals`, `civsync freshness`, `civsync station list`,
+//! `civsync status`).
 //!
 //! They read the API's JSON answer (the CLI is an API client, like any
 //! other), so a field the node did not send prints as `-`, never a panic.
@@ -149,6 +150,90 @@ pub fn stations_table(answer: &Value) -> String {
     out
 }
 
+/// Bytes as a clerk reads them: `744 B`, `5.8 KB`, `12.0 MB`.
+fn bytes(value: &Value) -> String {
+    let Some(bytes) = value.as_u64() else {
+        return "-".to_string();
+    };
+    const KB: u64 = 1_000;
+    const MB: u64 = 1_000_000;
+    match bytes {
+        b if b < KB => format!("{b} B"),
+        b if b < MB => format!("{:.1} KB", b as f64 / KB as f64),
+        b => format!("{:.1} MB", b as f64 / MB as f64),
+    }
+}
+
+/// The last error, cut to what fits on one line of a terminal.
+fn short_error(value: &Value) -> String {
+    const ERROR_CHARS_SHOWN_MAX: usize = 72;
+    match value.as_str() {
+        None => "-".to_string(),
+        Some(error) if error.chars().count() <= ERROR_CHARS_SHOWN_MAX => error.to_string(),
+        Some(error) => {
+            let cut: String = error.chars().take(ERROR_CHARS_SHOWN_MAX - 3).collect();
+            format!("{cut}...")
+        }
+    }
+}
+
+/// `GET /api/v1/status` as a table: the node, then one line per peer with
+/// whether the link is up, whether sync has caught up (or what is left),
+/// when the peer was last heard, traffic, and the last error.
+pub fn status_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({}): {} documents, {} loaded",
+        text(&answer["station"]),
+        text(&answer["tier"]),
+        text(&answer["documents"]),
+        text(&answer["documents_loaded"]),
+    );
+    let peers = answer["peers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if peers.is_empty() {
+        out.push_str("no peers yet: this node has no parent configured and nobody has connected\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<16} {:<9} {:<9} {:<5} {:<22} {:<16} {:>6} {:>9} {:>9}  last error",
+        "peer", "role", "tier", "link", "sync", "last heard", "synced", "sent", "received"
+    );
+    for peer in peers {
+        let connected = peer["connected"].as_bool() == Some(true);
+        let sync = if !connected {
+            "-".to_string()
+        } else if peer["up_to_date"].as_bool() == Some(true) {
+            "up to date".to_string()
+        } else {
+            format!(
+                "{} pending, {} in flight",
+                text(&peer["documents_pending"]),
+                text(&peer["documents_in_flight"])
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<9} {:<9} {:<5} {:<22} {:<16} {:>6} {:>9} {:>9}  {}",
+            text(&peer["station"]),
+            text(&peer["role"]),
+            text(&peer["tier"]),
+            if connected { "up" } else { "DOWN" },
+            sync,
+            beijing_minute(peer["last_seen_unix_ms"].as_i64()),
+            text(&peer["documents_synced"]),
+            bytes(&peer["bytes_sent"]),
+            bytes(&peer["bytes_received"]),
+            short_error(&peer["last_error"]),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +292,47 @@ mod tests {
         assert!(lines[1].starts_with("xh/t1/v1") && lines[1].ends_with("东村站"));
         assert!(lines[1].contains("village"));
         assert!(lines[2].ends_with('-'), "a missing name prints as a dash");
+    }
+
+    #[test]
+    fn the_status_table_says_per_peer_whether_sync_caught_up_and_why_not() {
+        let long_error = "x".repeat(200);
+        let status = json!({"station": "xh/t1", "tier": "township", "documents": 12,
+            "documents_loaded": 3, "peers": [
+            {"station": "xh", "role": "parent", "tier": "county", "connected": true,
+             "up_to_date": true, "last_seen_unix_ms": 1_793_577_600_000i64,
+             "documents_synced": 8, "bytes_sent": 744, "bytes_received": 5_785},
+            {"station": "xh/t1/v1", "role": "incoming", "tier": "village", "connected": true,
+             "up_to_date": false, "documents_pending": 4, "documents_in_flight": 2,
+             "bytes_sent": 2_500_000},
+            {"station": "xh/t1/v2", "role": "incoming", "connected": false,
+             "last_error": long_error},
+            {"unexpected": true}
+        ]});
+        let table = status_table(&status);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 6, "{table}");
+        assert_eq!(lines[0], "xh/t1 (township): 12 documents, 3 loaded");
+        assert!(lines[2].starts_with("xh ") && lines[2].contains("up to date"));
+        assert!(lines[2].contains("2026-11-02 08:00"));
+        assert!(lines[2].contains("744 B") && lines[2].contains("5.8 KB"));
+        assert!(lines[3].contains("4 pending, 2 in flight") && lines[3].contains("2.5 MB"));
+        assert!(lines[4].contains("DOWN") && !lines[4].contains("up to date"));
+        assert!(
+            lines[4].ends_with("..."),
+            "a long error is cut: {}",
+            lines[4]
+        );
+        assert!(lines[4].chars().count() < 200, "{}", lines[4]);
+        assert!(
+            lines[5].starts_with('-'),
+            "a malformed peer prints as dashes"
+        );
+
+        let alone = status_table(&json!({"station": "xh", "tier": "county", "peers": []}));
+        assert!(alone
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("no peers yet")));
     }
 }
