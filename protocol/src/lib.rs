@@ -5,6 +5,7 @@
 //! node (`civsync-node`) wires this to QUIC, sled and HTTP; the simulator
 //! (`civsync-sim`) drives the same code over a simulated network.
 
+pub mod activity_import;
 pub mod actor;
 pub mod approval;
 pub mod approval_service;

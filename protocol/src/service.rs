@@ -148,7 +148,7 @@ fn check_station_of(local: &StationId, station: &StationId) -> Result<(), Servic
     }
 }
 
-fn month_of(date: Date) -> Month {
+pub(crate) fn month_of(date: Date) -> Month {
     Month {
         year: date.year() as u16,
         month: u8::from(date.month()),
@@ -450,19 +450,14 @@ fn candidate_rosters<S: Storage>(replica: &Replica<S>, station: &StationId) -> V
     out
 }
 
-/// Record (or, with an existing id, correct) an activity with its service
-/// records, in the station's document for the activity's month.
-pub fn record_activity<S: Storage>(
+/// Everyone an activity names must be known here: a key lookup per name in
+/// the station's roster, then the recording node's own. Shared by
+/// [`record_activity`] and the ledger import, so both refuse alike.
+pub fn check_named_known<S: Storage>(
     replica: &mut Replica<S>,
     station: &StationId,
-    input: &ActivityInput,
-    today: Date,
-    nonce: u64,
-) -> Result<Activity, ServiceError> {
-    check_station(replica, station)?;
-    let activity = input.validate(station, today, nonce)?;
-    // Everyone named must be known here: a key lookup per name in the
-    // station's roster, then the recording node's own.
+    activity: &Activity,
+) -> Result<(), ServiceError> {
     let rosters = candidate_rosters(replica, station);
     let mut missing_volunteer = None;
     'records: for (index, record) in activity.records.iter().enumerate() {
@@ -502,6 +497,21 @@ pub fn record_activity<S: Storage>(
             });
         }
     }
+    Ok(())
+}
+
+/// Record (or, with an existing id, correct) an activity with its service
+/// records, in the station's document for the activity's month.
+pub fn record_activity<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    input: &ActivityInput,
+    today: Date,
+    nonce: u64,
+) -> Result<Activity, ServiceError> {
+    check_station(replica, station)?;
+    let activity = input.validate(station, today, nonce)?;
+    check_named_known(replica, station, &activity)?;
     let document = DocumentId::activities(station, month_of(activity.date));
     let outcome = replica.commit(&document, |doc| {
         layout::put_activity(doc, &activity)?;
