@@ -64,8 +64,8 @@ use crate::document_id::DocumentId;
 use crate::station::{StationId, Tier};
 use crate::sync_host::{HeadsDigest, ReceiveError, SyncHost};
 use crate::wire::{
-    encode_frame, FrameDecoder, Message, WireError, BUCKET_ENTRIES_PER_FRAME_MAX, PROTOCOL_VERSION,
-    REASON_BYTES_MAX, SYNC_CHUNK_BYTES_MAX, SYNC_MESSAGE_BYTES_MAX,
+    encode_frame, FrameDecoder, Message, VersionRange, WireError, BUCKET_ENTRIES_PER_FRAME_MAX,
+    PROTOCOL_VERSION, REASON_BYTES_MAX, SYNC_CHUNK_BYTES_MAX, SYNC_MESSAGE_BYTES_MAX,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -243,6 +243,8 @@ pub struct SessionStatus {
     pub state: SessionState,
     pub peer: StationId,
     pub peer_tier: Option<Tier>,
+    /// The protocol version agreed with the peer, once its hello is in.
+    pub protocol_version: Option<u16>,
     pub up_to_date: bool,
     /// Documents this node shares with the peer (at session start).
     pub documents_shared: usize,
@@ -342,6 +344,8 @@ pub struct Session {
 
     started: bool,
     peer_tier: Option<Tier>,
+    /// The version both ends speak, agreed from the hellos.
+    protocol_version: Option<u16>,
     closed: Option<CloseReason>,
     digest: Option<ScopeDigest>,
     reconciliation: Reconciliation,
@@ -416,6 +420,7 @@ impl Session {
             ping_nonce: 0,
             started: false,
             peer_tier: None,
+            protocol_version: None,
             closed: None,
             digest: None,
             reconciliation: Reconciliation::default(),
@@ -614,6 +619,7 @@ impl Session {
             state: self.state(),
             peer: self.peer.clone(),
             peer_tier: self.peer_tier,
+            protocol_version: self.protocol_version,
             up_to_date: self.up_to_date,
             documents_shared: self.digest.as_ref().map_or(0, |digest| digest.documents()),
             documents_pending: self.pending_set.len(),
@@ -672,7 +678,7 @@ impl Session {
             .collect();
         let digest = ScopeDigest::new(shared);
         self.push_control(Message::Hello {
-            protocol_version: PROTOCOL_VERSION,
+            versions: VersionRange::OURS,
             station: self.local.clone(),
             tier: self.local_tier,
         });
@@ -752,8 +758,8 @@ impl Session {
     fn on_wire_error(&mut self, error: WireError) {
         match error {
             WireError::IncompatibleVersion { found, supported } => self.reject_hello(format!(
-                "station {} speaks sync protocol version {found}, station {} speaks version {supported}: \
-                 install the same civsync release on both",
+                "station {} speaks sync protocol {found}, station {} speaks {supported}: they have no \
+                 version in common. Install a current civsync release on the older node",
                 self.peer, self.local
             )),
             other => self.violation(other.to_string()),
@@ -770,10 +776,10 @@ impl Session {
                 return self.close_with(CloseReason::HelloRejectedByPeer { reason }, None)
             }
             Message::Hello {
-                protocol_version,
+                versions,
                 station,
                 tier,
-            } => return self.on_hello(protocol_version, station, tier),
+            } => return self.on_hello(versions, station, tier),
             _ if self.peer_tier.is_none() => return self.violation(format!("{name} before hello")),
             _ => {}
         }
@@ -811,16 +817,18 @@ impl Session {
         }
     }
 
-    fn on_hello(&mut self, protocol_version: u16, station: StationId, tier: Tier) {
+    fn on_hello(&mut self, versions: VersionRange, station: StationId, tier: Tier) {
         if self.peer_tier.is_some() {
             return self.violation("a second hello".to_string());
         }
-        if protocol_version != PROTOCOL_VERSION {
+        // The decoder refuses ranges without a common version; a session
+        // fed messages another way must not start on one either.
+        let Some(protocol_version) = versions.negotiate(VersionRange::OURS) else {
             return self.on_wire_error(WireError::IncompatibleVersion {
-                found: protocol_version,
-                supported: PROTOCOL_VERSION,
+                found: versions,
+                supported: VersionRange::OURS,
             });
-        }
+        };
         if station != self.peer {
             return self.reject_hello(format!(
                 "the peer says it is station {station} but its certificate is for station {}: check the station \
@@ -836,6 +844,10 @@ impl Session {
             ));
         }
         debug_assert!(station == self.peer && tier == self.peer_certified_tier);
+        // Every message after the hello is of this version; only version
+        // 3 exists so far, so encoding does not depend on it yet.
+        debug_assert_eq!(protocol_version, PROTOCOL_VERSION);
+        self.protocol_version = Some(protocol_version);
         self.peer_tier = Some(tier);
         self.push_event(SessionEvent::Connected {
             peer: station,

@@ -6,9 +6,17 @@
 //! as the four length bytes are in, on decode: a peer cannot make us buffer
 //! more than one frame.
 //!
-//! Versioning: the [`Message::Hello`] body starts with the protocol version, so
-//! a node of any version can read at least that much of a newer peer's hello
-//! and refuse it with a clear reason. Message type bytes are never reused.
+//! Versioning: each node speaks a range of protocol versions
+//! ([`VersionRange::OURS`]), and a session speaks the highest version both
+//! ends speak ([`VersionRange::negotiate`]). Offices cannot all upgrade on one
+//! day (a village may be offline for a week), so a release that changes the
+//! wire keeps speaking the previous version for a while. The
+//! [`Message::Hello`] body starts with the highest version, then the lowest,
+//! then the station and tier; later versions only ever append fields to it,
+//! and a hello's trailing bytes are ignored, so any node can read any newer
+//! peer's hello far enough to agree on a version or refuse it with a clear
+//! reason. A hello of version 2 or older (no range) is refused by its first
+//! field. Message type bytes are never reused.
 //!
 //! Bucket hashes travel sparse: a bitmap of the buckets that hold entries,
 //! then only their hashes (an empty bucket's hash is the known
@@ -27,9 +35,54 @@ use crate::station::{StationId, Tier};
 use crate::sync_host::HeadsDigest;
 use serde::{Deserialize, Serialize};
 
-/// Version of this wire protocol. Bump on any incompatible change.
+/// Highest version of this wire protocol this node speaks. Bump on any
+/// incompatible change.
 /// 2: bucket hashes sparse (`BUCKET_HASHES_SPARSE`).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: the hello carries the range of versions spoken, and may grow.
+pub const PROTOCOL_VERSION: u16 = 3;
+/// Lowest version this node still speaks. Version 3 is the first that can
+/// agree on a version, so it is also the floor.
+pub const PROTOCOL_VERSION_MIN: u16 = 3;
+
+/// The protocol versions a node speaks, lowest to highest (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl VersionRange {
+    /// What this node speaks.
+    pub const OURS: VersionRange = VersionRange {
+        min: PROTOCOL_VERSION_MIN,
+        max: PROTOCOL_VERSION,
+    };
+
+    /// One version only (a peer older than version 3 says just one).
+    pub fn exactly(version: u16) -> VersionRange {
+        VersionRange {
+            min: version,
+            max: version,
+        }
+    }
+
+    /// The version two nodes speak together: the highest both speak, or
+    /// `None` when their ranges do not meet. Symmetric.
+    pub fn negotiate(self, other: VersionRange) -> Option<u16> {
+        let highest_common = self.max.min(other.max);
+        (highest_common >= self.min.max(other.min)).then_some(highest_common)
+    }
+}
+
+impl std::fmt::Display for VersionRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "version {}", self.max)
+        } else {
+            write!(f, "versions {} to {}", self.min, self.max)
+        }
+    }
+}
 /// Bytes of the length prefix in front of every frame.
 pub const FRAME_HEADER_BYTES: usize = 4;
 /// Largest frame payload (type byte + body) we send or accept.
@@ -68,9 +121,10 @@ const BUCKET_BITMAP_BYTES: usize = DIGEST_BUCKETS / 8;
 /// One protocol message. See `session.rs` for when each may be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// First frame each way: who we are (must match the transport certificate).
+    /// First frame each way: who we are (must match the transport
+    /// certificate) and the protocol versions we speak.
     Hello {
-        protocol_version: u16,
+        versions: VersionRange,
         station: StationId,
         tier: Tier,
     },
@@ -139,14 +193,18 @@ pub enum WireError {
     Undecodable { message_type: u8, reason: String },
     #[error("message type {message_type} cannot be sent: {reason}")]
     Unencodable { message_type: u8, reason: String },
-    #[error("peer speaks protocol version {found}; this node speaks version {supported}")]
-    IncompatibleVersion { found: u16, supported: u16 },
+    #[error("peer speaks protocol {found}; this node speaks {supported}")]
+    IncompatibleVersion {
+        found: VersionRange,
+        supported: VersionRange,
+    },
 }
 
 // Bodies as they travel. Field order is part of the wire format.
 #[derive(Serialize, Deserialize)]
 struct HelloBody {
     protocol_version: u16,
+    protocol_version_min: u16,
     station: StationId,
     tier: Tier,
 }
@@ -353,12 +411,13 @@ pub fn encode_frame(message: &Message) -> Result<Vec<u8>, WireError> {
     frame.push(message_type);
     let body = match message {
         Message::Hello {
-            protocol_version,
+            versions,
             station,
             tier,
         } => postcard::to_extend(
             &HelloBody {
-                protocol_version: *protocol_version,
+                protocol_version: versions.max,
+                protocol_version_min: versions.min,
                 station: station.clone(),
                 tier: *tier,
             },
@@ -474,23 +533,50 @@ pub fn decode_payload(payload: &[u8]) -> Result<Message, WireError> {
     }
     let message = match message_type {
         HELLO => {
-            // Read the version alone first: a newer peer's hello may have a
-            // body we cannot parse, and it deserves a version error.
+            // The highest version alone first: a hello of version 2 or
+            // older has no range after it, and deserves a version error
+            // rather than a garbled body.
             let (found, _) = postcard::take_from_bytes::<u16>(bytes).map_err(|error| {
                 WireError::Undecodable {
                     message_type,
                     reason: error.to_string(),
                 }
             })?;
-            if found != PROTOCOL_VERSION {
+            if found < PROTOCOL_VERSION_MIN {
                 return Err(WireError::IncompatibleVersion {
-                    found,
-                    supported: PROTOCOL_VERSION,
+                    found: VersionRange::exactly(found),
+                    supported: VersionRange::OURS,
                 });
             }
-            let b: HelloBody = body(message_type, bytes)?;
+            // Trailing bytes are fields a newer version appended.
+            let (b, _newer_fields) =
+                postcard::take_from_bytes::<HelloBody>(bytes).map_err(|error| {
+                    WireError::Undecodable {
+                        message_type,
+                        reason: error.to_string(),
+                    }
+                })?;
+            if b.protocol_version_min > b.protocol_version {
+                return Err(WireError::Undecodable {
+                    message_type,
+                    reason: format!(
+                        "lowest protocol version {} above the highest {}",
+                        b.protocol_version_min, b.protocol_version
+                    ),
+                });
+            }
+            let versions = VersionRange {
+                min: b.protocol_version_min,
+                max: b.protocol_version,
+            };
+            if versions.negotiate(VersionRange::OURS).is_none() {
+                return Err(WireError::IncompatibleVersion {
+                    found: versions,
+                    supported: VersionRange::OURS,
+                });
+            }
             Message::Hello {
-                protocol_version: b.protocol_version,
+                versions,
                 station: b.station,
                 tier: b.tier,
             }
@@ -670,7 +756,7 @@ mod tests {
         let doc = DocumentId::roster(&station("xh/t1/v1"));
         vec![
             Message::Hello {
-                protocol_version: PROTOCOL_VERSION,
+                versions: VersionRange::OURS,
                 station: station("xh/t1"),
                 tier: Tier::Township,
             },
@@ -895,18 +981,104 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_newer_hello_is_an_incompatible_version_even_if_its_body_changed() {
+    /// A hello payload as version `max` would send it: the range, the
+    /// station and tier, then `appended` (fields of later versions).
+    fn hello_payload(max: u16, min: u16, appended: &[u8]) -> Vec<u8> {
         let mut payload = vec![message_type::HELLO];
-        payload.extend(postcard::to_allocvec(&(PROTOCOL_VERSION + 1)).unwrap());
-        payload.extend([0xde, 0xad]);
+        payload.extend(
+            postcard::to_allocvec(&HelloBody {
+                protocol_version: max,
+                protocol_version_min: min,
+                station: station("xh/t1"),
+                tier: Tier::Township,
+            })
+            .unwrap(),
+        );
+        payload.extend(appended);
+        payload
+    }
+
+    #[test]
+    fn a_newer_peer_that_still_speaks_our_version_is_understood() {
+        let payload = hello_payload(PROTOCOL_VERSION + 2, PROTOCOL_VERSION, &[0xde, 0xad]);
+        let Ok(Message::Hello {
+            versions,
+            station: s,
+            tier,
+        }) = decode_payload(&payload)
+        else {
+            panic!(
+                "a compatible newer hello must decode: {:?}",
+                decode_payload(&payload)
+            );
+        };
+        assert_eq!((s, tier), (station("xh/t1"), Tier::Township));
         assert_eq!(
-            decode_payload(&payload),
+            versions.negotiate(VersionRange::OURS),
+            Some(PROTOCOL_VERSION)
+        );
+    }
+
+    #[test]
+    fn a_peer_with_no_version_in_common_is_an_incompatible_version() {
+        let newer = VersionRange {
+            min: PROTOCOL_VERSION + 1,
+            max: PROTOCOL_VERSION + 2,
+        };
+        assert_eq!(
+            decode_payload(&hello_payload(newer.max, newer.min, &[])),
             Err(WireError::IncompatibleVersion {
-                found: PROTOCOL_VERSION + 1,
-                supported: PROTOCOL_VERSION
+                found: newer,
+                supported: VersionRange::OURS
             })
         );
+        // Version 2 and older sent one version and then the station: their
+        // hello is refused by its first field, whatever follows.
+        let mut older = vec![message_type::HELLO];
+        older.extend(postcard::to_allocvec(&(PROTOCOL_VERSION_MIN - 1)).unwrap());
+        older.extend([0xde, 0xad]);
+        let refused = decode_payload(&older).unwrap_err();
+        assert_eq!(
+            refused,
+            WireError::IncompatibleVersion {
+                found: VersionRange::exactly(PROTOCOL_VERSION_MIN - 1),
+                supported: VersionRange::OURS
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "peer speaks protocol version {}; this node speaks version {}",
+                PROTOCOL_VERSION_MIN - 1,
+                PROTOCOL_VERSION
+            )
+        );
+    }
+
+    #[test]
+    fn a_hello_whose_range_is_upside_down_is_undecodable() {
+        let payload = hello_payload(PROTOCOL_VERSION, PROTOCOL_VERSION + 1, &[]);
+        assert!(matches!(
+            decode_payload(&payload),
+            Err(WireError::Undecodable {
+                message_type: message_type::HELLO,
+                ..
+            })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn negotiation_is_symmetric_and_picks_the_highest_common_version(
+            a_min in 0u16..20, a_len in 0u16..5, b_min in 0u16..20, b_len in 0u16..5,
+        ) {
+            let a = VersionRange { min: a_min, max: a_min + a_len };
+            let b = VersionRange { min: b_min, max: b_min + b_len };
+            let agreed = a.negotiate(b);
+            prop_assert_eq!(agreed, b.negotiate(a));
+            let common: Vec<u16> = (a.min..=a.max).filter(|v| (b.min..=b.max).contains(v)).collect();
+            prop_assert_eq!(agreed, common.last().copied());
+        }
     }
 
     #[test]

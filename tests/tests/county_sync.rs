@@ -538,7 +538,7 @@ async fn rogue_session(
     civsync_node::transport::PeerLink,
     civsync_node::transport::NodeEndpoint,
 ) {
-    use civsync_protocol::wire::{encode_frame, FrameDecoder, Message, PROTOCOL_VERSION};
+    use civsync_protocol::wire::{encode_frame, FrameDecoder, Message, VersionRange};
     let identity = civsync_node::pki::NodeIdentity::load(v1_pki).expect("v1's certificate");
     let endpoint =
         civsync_node::transport::NodeEndpoint::bind(civsync_tests::free_udp_addr(), &identity)
@@ -549,7 +549,7 @@ async fn rogue_session(
         .await
         .expect("a certified link to the township");
     let mut out = encode_frame(&Message::Hello {
-        protocol_version: PROTOCOL_VERSION,
+        versions: VersionRange::OURS,
         station: identity.station().clone(),
         tier: identity.tier(),
     })

@@ -455,7 +455,7 @@ fn frame(message: &Message) -> Vec<u8> {
 
 fn hello(from: &str) -> Message {
     Message::Hello {
-        protocol_version: PROTOCOL_VERSION,
+        versions: VersionRange::OURS,
         station: station(from),
         tier: Tier::Township,
     }
@@ -473,26 +473,57 @@ fn first_frame_sent(node: &mut Node<MemoryHost>) -> Vec<Message> {
 }
 
 #[test]
-fn a_hello_of_another_protocol_version_is_refused_with_the_versions_named() {
+fn a_hello_of_a_version_we_do_not_speak_is_refused_with_the_versions_named() {
     let mut village = Node::new(
         MemoryHost::new("xh/t1/v1"),
         "xh/t1",
         SessionConfig::default(),
     );
+    // What a version-2 node sends first: its one version, then its station.
+    let older = crate::wire::PROTOCOL_VERSION_MIN - 1;
     let mut payload = vec![crate::wire::message_type::HELLO];
-    payload.extend(postcard::to_allocvec(&(PROTOCOL_VERSION + 1)).unwrap());
+    payload.extend(postcard::to_allocvec(&older).unwrap());
+    payload.extend(postcard::to_allocvec(&"xh/t1").unwrap());
     let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
     bytes.extend(payload);
     village.deliver(&bytes, 3, 5);
     let reason = village.closed_reason().unwrap().to_string();
+    assert!(reason.contains(&format!("version {older}")), "{reason}");
     assert!(
-        reason.contains(&format!("version {}", PROTOCOL_VERSION + 1)),
+        reason.contains(&format!("version {PROTOCOL_VERSION}")),
         "{reason}"
     );
     let sent = first_frame_sent(&mut village);
     assert!(
         matches!(sent.last(), Some(Message::HelloRejected { reason, .. }) if reason.contains("release"))
     );
+    assert_eq!(village.session.status().protocol_version, None);
+}
+
+#[test]
+fn a_newer_peer_that_still_speaks_our_version_syncs_at_our_version() {
+    let mut village = Node::new(
+        MemoryHost::new("xh/t1/v1"),
+        "xh/t1",
+        SessionConfig::default(),
+    );
+    let newer = frame(&Message::Hello {
+        versions: VersionRange {
+            min: PROTOCOL_VERSION,
+            max: PROTOCOL_VERSION + 3,
+        },
+        station: station("xh/t1"),
+        tier: Tier::Township,
+    });
+    village.deliver(&newer, 7, 5);
+    assert!(
+        village.closed_reason().is_none(),
+        "{:?}",
+        village.closed_reason()
+    );
+    let status = village.session.status();
+    assert_eq!(status.protocol_version, Some(PROTOCOL_VERSION));
+    assert_eq!(status.peer_tier, Some(Tier::Township));
 }
 
 #[test]
@@ -585,7 +616,7 @@ fn a_sync_message_for_a_document_outside_the_scope_refuses_just_that_document() 
     let foreign = DocumentId::roster(&station("xh/t2/v1"));
     let bytes = [
         frame(&Message::Hello {
-            protocol_version: PROTOCOL_VERSION,
+            versions: VersionRange::OURS,
             station: station("xh/t1/v1"),
             tier: Tier::Village,
         }),
@@ -623,7 +654,7 @@ fn a_peer_listing_a_document_outside_the_scope_gets_it_refused_and_the_rest_goes
     let mut hashes = vec![crate::digest::EMPTY_BUCKET; crate::digest::DIGEST_BUCKETS];
     hashes[bucket as usize] = [1; 16];
     let village = Message::Hello {
-        protocol_version: PROTOCOL_VERSION,
+        versions: VersionRange::OURS,
         station: station("xh/t1/v1"),
         tier: Tier::Village,
     };
