@@ -237,6 +237,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .merge(crate::api_stations::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .merge(import)
+        .merge(crate::api_import_activities::routes())
         .fallback(not_found)
         .with_state(ctx)
 }

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod api_approval;
 pub mod api_freshness;
+pub mod api_import_activities;
 pub mod api_stations;
 pub mod api_stats;
 pub mod bulk;
@@ -13,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod import;
+pub mod import_activities;
 pub mod logging;
 pub mod node;
 pub mod peers;
