@@ -368,6 +368,13 @@ enum ActivityCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Import an activity ledger (活动台账) from a CSV or XLSX file, one row
+    /// per service record; prints the report of every row.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -614,6 +621,29 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 ..ActivityInput::default()
             };
             target.post_and_print("activities", &input).await
+        }
+        Command::Activity(ActivityCommand::Import { file, target }) => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut query = target.query();
+            let is_xlsx = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+            query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
+            let report: Value = target
+                .client()?
+                .post_bytes("import/activities", &query, bytes)
+                .await?;
+            print_json(&report);
+            eprintln!(
+                "{} rows: {} accepted, {} refused; {} activities written, {} refused",
+                report["rows"],
+                report["accepted"],
+                report["refused"].as_array().map_or(0, Vec::len),
+                report["activities"].as_array().map_or(0, Vec::len),
+                report["activities_refused"],
+            );
+            Ok(())
         }
         Command::Activity(ActivityCommand::List {
             month,
