@@ -19,17 +19,38 @@
 //!   station) wins: a township knows its villages best. So that a rename is
 //!   seen, it is written where readers look first: into the closest registry
 //!   held here that already lists the station, else into this node's own;
-//! - a refusal names the field (`id`, `name`, `tier`) and writes nothing.
+//! - a refusal names the field (`id`, `name`, `tier`, `retired_on`,
+//!   `merged_into`) and writes nothing;
+//! - retiring (撤并) marks a registered station closed as of `retired_on`,
+//!   optionally naming the station that took over its work. Only a node
+//!   strictly above the station retires it (an office does not close
+//!   itself). The successor must be registered, not retired, not the
+//!   station or below it, and inside the subtree of the retired station's
+//!   parent (a village's work goes to a neighbour or to its township; the
+//!   parent itself is allowed). `retired_on` is at most
+//!   [`RETIREMENT_LEAD_DAYS_MAX`] days after today (today passed in).
+//!   Un-retiring writes the fields back to empty. The retirement is written
+//!   into the same registry a rename would be (the closest listing the
+//!   station); when only a registry above this node lists it, the entry is
+//!   copied into this node's own registry with the retirement, so the
+//!   closest entry carries it. Merging keeps whole entries from the closest
+//!   owner, so a retirement written into a *farther* registry than one that
+//!   also lists the station is not seen (the service never does that with
+//!   the registries it holds);
+//! - retirement hides nothing: a retired station stays in the registry and
+//!   its documents and figures stay as they are.
 
 use crate::document_id::DocumentId;
-use crate::layout::{self, UnreadableEntry};
-use crate::model::FieldError;
+use crate::layout::{self, Retirement, UnreadableEntry};
+use crate::model::{date_format, FieldError};
 use crate::replica::{CommitError, Replica};
 use crate::service::ErrorClass;
 use crate::station::{Station, StationId, Tier};
+use crate::stats::RetiredStations;
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use time::Date;
 
 /// Longest station name accepted, in characters (the longest official
 /// names, e.g. `某某县某某镇某某村新时代文明实践站`, are about 20).
@@ -37,6 +58,9 @@ pub const STATION_NAME_CHARS_MAX: usize = 64;
 /// Entries one registry document may hold: a county has a few hundred
 /// villages; this leaves room for points and bases below them.
 pub const REGISTRY_STATIONS_MAX: usize = 10_000;
+/// How far ahead a retirement may be dated, in days: a merger decided now
+/// takes effect within the year; anything later is a typing error.
+pub const RETIREMENT_LEAD_DAYS_MAX: i64 = 366;
 
 /// What a clerk submits to register or rename a station.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +195,9 @@ pub struct RegistryEntry {
     pub station: Station,
     /// Owner of the registry document the entry comes from.
     pub registered_in: StationId,
+    /// Set when the station is retired (撤并); absent when it is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<Retirement>,
 }
 
 /// The outcome of a registration.
@@ -212,6 +239,168 @@ pub fn register_station<S: Storage>(
         entry: RegistryEntry {
             station,
             registered_in: document.owner,
+            // A rename leaves the retirement as it was; the caller reads
+            // the registry for it.
+            retired: None,
+        },
+        changed: outcome.changes > 0,
+    })
+}
+
+/// What a clerk submits to retire a station (`retired_on` set) or to undo
+/// a retirement (`retired_on` absent or null).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetireInput {
+    pub id: String,
+    #[serde(default)]
+    pub retired_on: Option<String>,
+    #[serde(default)]
+    pub merged_into: Option<String>,
+}
+
+/// Check a retirement against the merged registry `read` and what this
+/// node (`local`) may write; `today` bounds how far ahead it may be dated.
+/// Returns the station and its retirement (`None`: un-retire).
+pub fn validate_retirement(
+    input: &RetireInput,
+    local: &StationId,
+    read: &RegistryRead,
+    today: Date,
+) -> Result<(RegistryEntry, Option<Retirement>), RegistryError> {
+    let id = StationId::parse(input.id.trim()).map_err(|e| invalid("id", e.to_string()))?;
+    if !local.is_strict_ancestor_of(&id) {
+        return Err(RegistryError::OutsideSubtree {
+            reason: format!("this node is {local} and retires only stations below it, not {id}"),
+        });
+    }
+    let entry = read
+        .entry(&id)
+        .ok_or_else(|| invalid("id", format!("{id} is not registered; register it first")))?
+        .clone();
+    let text = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_string)
+    };
+    let Some(retired_on) = text(&input.retired_on) else {
+        if text(&input.merged_into).is_some() {
+            return Err(invalid(
+                "merged_into",
+                "only a retired station has a successor; give retired_on too",
+            ));
+        }
+        return Ok((entry, None));
+    };
+    let retired_on =
+        date_format::parse("retired_on", &retired_on).map_err(RegistryError::Invalid)?;
+    let latest = today.saturating_add(time::Duration::days(RETIREMENT_LEAD_DAYS_MAX));
+    if retired_on > latest {
+        return Err(invalid(
+            "retired_on",
+            format!(
+                "{} is more than {RETIREMENT_LEAD_DAYS_MAX} days after today ({})",
+                date_format::format(retired_on),
+                date_format::format(today)
+            ),
+        ));
+    }
+    let merged_into = match text(&input.merged_into) {
+        None => None,
+        Some(text) => Some(validate_successor(&id, &text, local, read)?),
+    };
+    Ok((
+        entry,
+        Some(Retirement {
+            retired_on,
+            merged_into,
+        }),
+    ))
+}
+
+fn validate_successor(
+    retired: &StationId,
+    text: &str,
+    local: &StationId,
+    read: &RegistryRead,
+) -> Result<StationId, RegistryError> {
+    let successor = StationId::parse(text).map_err(|e| invalid("merged_into", e.to_string()))?;
+    if retired.is_ancestor_or_self_of(&successor) {
+        return Err(invalid(
+            "merged_into",
+            format!("{successor} is {retired} or below it; name the station that took over"),
+        ));
+    }
+    let parent = retired.parent();
+    debug_assert!(parent.is_some(), "a retired station is below this node");
+    if !parent.is_some_and(|p| p.is_ancestor_or_self_of(&successor)) {
+        return Err(invalid(
+            "merged_into",
+            format!("{successor} is not under the same parent as {retired}"),
+        ));
+    }
+    // This node itself is always known, registered or not.
+    if &successor != local && read.entry(&successor).is_none() {
+        return Err(invalid(
+            "merged_into",
+            format!("{successor} is not registered"),
+        ));
+    }
+    if let Some(on) = read.retired().retired_on(&successor) {
+        return Err(invalid(
+            "merged_into",
+            format!(
+                "{successor} is itself retired (on {})",
+                date_format::format(on)
+            ),
+        ));
+    }
+    Ok(successor)
+}
+
+/// Retire a registered station of this node's subtree, or undo its
+/// retirement (see the module comment). Validates first; then one commit
+/// or none. `today` is this node's date (passed in: no clock read here).
+pub fn retire_station<S: Storage>(
+    replica: &mut Replica<S>,
+    input: &RetireInput,
+    today: Date,
+) -> Result<Registered, RegistryError> {
+    let local = replica.local().clone();
+    let read = read_registry(replica);
+    let (entry, retirement) = validate_retirement(input, &local, &read, today)?;
+    let station = entry.station.clone();
+    let document = target_document(replica, &station.id)?;
+    debug_assert!(document.writable_by(&local));
+    let owner = document.owner.clone();
+    let written = retirement.clone();
+    let outcome = replica
+        .commit(&document, |doc| {
+            let listed = layout::registry_lists(doc, &station.id).map_err(store_error)?;
+            if !listed {
+                // Only a registry above this node lists it: take the entry
+                // into this node's own, so the closest entry carries it.
+                if layout::registry_len(doc).map_err(store_error)? >= REGISTRY_STATIONS_MAX {
+                    return Err(RegistryError::Full {
+                        document: layout::registry_document(&owner),
+                        max: REGISTRY_STATIONS_MAX,
+                    });
+                }
+                layout::put_registry_entry(doc, &station).map_err(store_error)?;
+            }
+            let put = layout::put_registry_retirement(doc, &station.id, written.as_ref())
+                .map_err(store_error)?;
+            debug_assert!(put, "the entry was listed or just written");
+            Ok(())
+        })
+        .map_err(commit_error)?;
+    Ok(Registered {
+        entry: RegistryEntry {
+            station: entry.station,
+            registered_in: document.owner,
+            retired: retirement,
         },
         changed: outcome.changes > 0,
     })
@@ -281,6 +470,23 @@ pub struct RegistryRead {
 }
 
 impl RegistryRead {
+    /// The merged entry of `station`, if registered.
+    pub fn entry(&self, station: &StationId) -> Option<&RegistryEntry> {
+        self.entries
+            .binary_search_by(|e| e.station.id.cmp(station))
+            .ok()
+            .map(|at| &self.entries[at])
+    }
+
+    /// The retired stations, as statistics and freshness take them.
+    pub fn retired(&self) -> RetiredStations {
+        RetiredStations::new(self.entries.iter().filter_map(|e| {
+            e.retired
+                .as_ref()
+                .map(|r| (e.station.id.clone(), r.retired_on))
+        }))
+    }
+
     /// The stations, as the statistics take them.
     pub fn stations(&self) -> Vec<Station> {
         self.entries.iter().map(|e| e.station.clone()).collect()
@@ -301,8 +507,28 @@ impl RegistryRead {
 pub fn merge_registries<'a>(
     registries: impl IntoIterator<Item = (&'a StationId, &'a [Station])>,
 ) -> Vec<RegistryEntry> {
+    let none = BTreeMap::new();
+    merge_registries_retiring(
+        registries
+            .into_iter()
+            .map(|(owner, stations)| (owner, stations, &none)),
+    )
+}
+
+/// [`merge_registries`] with each registry's retirements: an entry carries
+/// the retirement its own registry says, so the closest owner decides
+/// name, tier and retirement together.
+pub fn merge_registries_retiring<'a>(
+    registries: impl IntoIterator<
+        Item = (
+            &'a StationId,
+            &'a [Station],
+            &'a BTreeMap<StationId, Retirement>,
+        ),
+    >,
+) -> Vec<RegistryEntry> {
     let mut merged: BTreeMap<StationId, RegistryEntry> = BTreeMap::new();
-    for (owner, stations) in registries {
+    for (owner, stations, retirements) in registries {
         for station in stations {
             if !owner.is_ancestor_or_self_of(&station.id) {
                 continue;
@@ -316,6 +542,7 @@ pub fn merge_registries<'a>(
                     RegistryEntry {
                         station: station.clone(),
                         registered_in: owner.clone(),
+                        retired: retirements.get(&station.id).cloned(),
                     },
                 );
             }
@@ -354,7 +581,7 @@ pub fn with_unregistered(
 /// Read and merge every registry document this node holds.
 pub fn read_registry<S: Storage>(replica: &mut Replica<S>) -> RegistryRead {
     let mut read = RegistryRead::default();
-    let mut registries: Vec<(StationId, Vec<Station>)> = Vec::new();
+    let mut registries: Vec<(StationId, layout::RegistryEntries)> = Vec::new();
     for document in replica.documents_where(layout::is_registry) {
         let owner = document.owner.clone();
         let entries = replica.with_document(&document, |doc| layout::registry_entries(doc, &owner));
@@ -364,15 +591,16 @@ pub fn read_registry<S: Storage>(replica: &mut Replica<S>) -> RegistryRead {
             reason,
         };
         match entries {
-            Ok(Some(Ok(entries))) => {
-                read.unreadable.extend(entries.unreadable.into_iter().map(
-                    |UnreadableEntry { key, reason }| UnreadableRegistry {
-                        document: document.clone(),
-                        key: Some(key),
-                        reason,
-                    },
-                ));
-                registries.push((owner, entries.stations));
+            Ok(Some(Ok(mut entries))) => {
+                read.unreadable
+                    .extend(std::mem::take(&mut entries.unreadable).into_iter().map(
+                        |UnreadableEntry { key, reason }| UnreadableRegistry {
+                            document: document.clone(),
+                            key: Some(key),
+                            reason,
+                        },
+                    ));
+                registries.push((owner, entries));
             }
             // Listed a moment ago and on the owner thread: cannot vanish.
             Ok(None) => {}
@@ -380,10 +608,10 @@ pub fn read_registry<S: Storage>(replica: &mut Replica<S>) -> RegistryRead {
             Err(error) => read.unreadable.push(whole_document(error.to_string())),
         }
     }
-    read.entries = merge_registries(
+    read.entries = merge_registries_retiring(
         registries
             .iter()
-            .map(|(owner, stations)| (owner, stations.as_slice())),
+            .map(|(owner, entries)| (owner, entries.stations.as_slice(), &entries.retirements)),
     );
     read
 }

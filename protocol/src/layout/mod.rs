@@ -29,8 +29,8 @@ mod registry;
 mod view;
 
 pub use registry::{
-    is_registry, put_registry_entry, registry_document, registry_entries, registry_len,
-    registry_lists, RegistryEntries, UnreadableEntry, REGISTRY,
+    is_registry, put_registry_entry, put_registry_retirement, registry_document, registry_entries,
+    registry_len, registry_lists, RegistryEntries, Retirement, UnreadableEntry, REGISTRY,
 };
 
 pub(crate) use view::{keys_of, maps_at, records, root_maps, scalar_at};

@@ -499,3 +499,286 @@ fn a_full_registry_refuses_a_new_station_but_still_renames() {
     .unwrap();
     assert!(renamed.changed);
 }
+
+// ---------------------------------------------------------------- retirement
+
+fn today() -> Date {
+    time::macros::date!(2026 - 11 - 23)
+}
+
+fn retire(id: &str, on: Option<&str>, merged_into: Option<&str>) -> RetireInput {
+    RetireInput {
+        id: id.into(),
+        retired_on: on.map(str::to_string),
+        merged_into: merged_into.map(str::to_string),
+    }
+}
+
+/// A township with three villages registered in its own registry.
+fn township_with_villages() -> Replica<MemoryStorage> {
+    let mut township = node("xh/t1");
+    for (id, name) in [
+        ("xh/t1/v1", "东村站"),
+        ("xh/t1/v2", "西村站"),
+        ("xh/t1/v3", "北村站"),
+    ] {
+        register_station(&mut township, Tier::Township, &input(id, name, "village")).unwrap();
+    }
+    township
+}
+
+#[test]
+fn a_township_retires_a_village_and_can_undo_it_and_nothing_is_hidden() {
+    let mut township = township_with_villages();
+    let retired = retire_station(
+        &mut township,
+        &retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t1/v2")),
+        today(),
+    )
+    .unwrap();
+    assert!(retired.changed);
+    assert_eq!(retired.entry.registered_in, station("xh/t1"));
+    let read = read_registry(&mut township);
+    assert_eq!(read.entries.len(), 3, "a retired station stays registered");
+    let entry = read.entry(&station("xh/t1/v1")).unwrap();
+    let retirement = entry.retired.as_ref().unwrap();
+    assert_eq!(retirement.retired_on, time::macros::date!(2026 - 11 - 15));
+    assert_eq!(retirement.merged_into, Some(station("xh/t1/v2")));
+    assert_eq!(
+        read.retired().retired_on(&station("xh/t1/v1/p1")),
+        Some(retirement.retired_on),
+        "its subtree is retired with it"
+    );
+    assert!(read.entry(&station("xh/t1/v2")).unwrap().retired.is_none());
+
+    let again = retire_station(
+        &mut township,
+        &retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t1/v2")),
+        today(),
+    )
+    .unwrap();
+    assert!(!again.changed, "the same retirement writes nothing");
+
+    // A rename keeps the retirement (different fields).
+    register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t1/v1", "东村站（已撤并）", "village"),
+    )
+    .unwrap();
+    let read = read_registry(&mut township);
+    let entry = read.entry(&station("xh/t1/v1")).unwrap();
+    assert_eq!(entry.station.name, "东村站（已撤并）");
+    assert!(entry.retired.is_some());
+
+    let undone = retire_station(&mut township, &retire("xh/t1/v1", None, None), today()).unwrap();
+    assert!(undone.changed);
+    assert!(undone.entry.retired.is_none());
+    let read = read_registry(&mut township);
+    assert!(read.retired().is_empty(), "a clerk's mistake is undone");
+    assert_eq!(read.entries.len(), 3);
+}
+
+#[test]
+fn retirement_refusals_name_the_field_and_write_nothing() {
+    let mut township = township_with_villages();
+    retire_station(
+        &mut township,
+        &retire("xh/t1/v3", Some("2026-10-01"), None),
+        today(),
+    )
+    .unwrap();
+    let before = all_heads(&township);
+    let cases = [
+        (retire("xh/t1/v1", Some("2026-13-01"), None), "retired_on"),
+        (retire("xh/t1/v1", Some("2028-01-01"), None), "retired_on"),
+        (retire("xh/t1/v1", None, Some("xh/t1/v2")), "merged_into"),
+        (
+            retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t1/v1")),
+            "merged_into",
+        ),
+        (
+            retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t1/v1/p1")),
+            "merged_into",
+        ),
+        (
+            retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t2/v1")),
+            "merged_into",
+        ),
+        (
+            retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t1/v9")),
+            "merged_into",
+        ),
+        (
+            retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t1/v3")),
+            "merged_into",
+        ),
+        (
+            retire("xh/t1/v1", Some("2026-11-15"), Some("not a path!")),
+            "merged_into",
+        ),
+        (retire("xh/t1/v9", Some("2026-11-15"), None), "id"),
+        (retire("xh/t1", Some("2026-11-15"), None), "id"),
+        (retire("xh/t2/v1", Some("2026-11-15"), None), "id"),
+        (retire("", Some("2026-11-15"), None), "id"),
+    ];
+    for (input, field) in cases {
+        let error = retire_station(&mut township, &input, today()).unwrap_err();
+        assert_eq!(error.field(), field, "{input:?}: {error}");
+    }
+    assert!(matches!(
+        retire_station(
+            &mut township,
+            &retire("xh/t1", Some("2026-11-15"), None),
+            today()
+        ),
+        Err(RegistryError::OutsideSubtree { .. })
+    ));
+    assert_eq!(all_heads(&township), before, "no refusal wrote anything");
+    // The parent itself may take the work over.
+    retire_station(
+        &mut township,
+        &retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t1")),
+        today(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_township_retires_a_village_only_the_county_registered_into_its_own_registry() {
+    let mut county = node("xh");
+    let mut township = node("xh/t1");
+    register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1/v1", "东村站", "village"),
+    )
+    .unwrap();
+    let county_registry = layout::registry_document(&station("xh"));
+    sync_document(&mut county, &mut township, &county_registry);
+    retire_station(
+        &mut township,
+        &retire("xh/t1/v1", Some("2026-11-15"), None),
+        today(),
+    )
+    .unwrap();
+    let read = read_registry(&mut township);
+    let entry = read.entry(&station("xh/t1/v1")).unwrap();
+    assert_eq!(entry.registered_in, station("xh/t1"));
+    assert_eq!(entry.station.name, "东村站");
+    assert!(entry.retired.is_some());
+    let township_registry = layout::registry_document(&station("xh/t1"));
+    sync_document(&mut county, &mut township, &township_registry);
+    assert_eq!(
+        read_registry(&mut county).entries,
+        read.entries,
+        "the county agrees"
+    );
+}
+
+#[test]
+fn a_rename_and_a_retirement_made_apart_both_survive_the_sync() {
+    let mut county = node("xh");
+    let mut township = node("xh/t1");
+    let township_registry = layout::registry_document(&station("xh/t1"));
+    register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t1/v1", "东村站", "village"),
+    )
+    .unwrap();
+    sync_document(&mut county, &mut township, &township_registry);
+    // Apart: the township renames, the county retires (into the township's
+    // registry, the closest that lists the village).
+    register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t1/v1", "东村新时代文明实践站", "village"),
+    )
+    .unwrap();
+    let retired = retire_station(
+        &mut county,
+        &retire("xh/t1/v1", Some("2026-11-15"), None),
+        today(),
+    )
+    .unwrap();
+    assert_eq!(retired.entry.registered_in, station("xh/t1"));
+    sync_document(&mut county, &mut township, &township_registry);
+    for replica in [&mut county, &mut township] {
+        let read = read_registry(replica);
+        let entry = read.entry(&station("xh/t1/v1")).unwrap();
+        assert_eq!(
+            entry.station.name,
+            "东村新时代文明实践站",
+            "at {}",
+            replica.local()
+        );
+        assert_eq!(
+            entry.retired.as_ref().map(|r| r.retired_on),
+            Some(time::macros::date!(2026 - 11 - 15)),
+            "at {}",
+            replica.local()
+        );
+    }
+}
+
+proptest! {
+    /// With retirements, the merge still takes per station the closest
+    /// owner's entry (name, tier and retirement together) whatever the
+    /// order the registries come in.
+    #[test]
+    fn the_merge_with_retirements_is_independent_of_order(
+        listings in proptest::collection::vec(
+            (0usize..3, proptest::collection::vec((0usize..4, "[a-z]{1,3}", proptest::option::of(1u8..28)), 0..6)),
+            0..5,
+        ),
+        order in proptest::collection::vec(any::<u32>(), 5),
+    ) {
+        let owners = [station("xh"), station("xh/t1"), station("xh/t1/v1")];
+        let targets = [station("xh/t1"), station("xh/t1/v1"), station("xh/t1/v1/p1"), station("xh/t2")];
+        let mut by_owner: BTreeMap<usize, (Vec<Station>, BTreeMap<StationId, Retirement>)> =
+            BTreeMap::new();
+        for (owner, stations) in &listings {
+            let (list, retirements) = by_owner.entry(*owner).or_default();
+            for (target, name, day) in stations {
+                let id = targets[*target].clone();
+                if list.iter().all(|s| s.id != id) {
+                    if let Some(day) = day {
+                        let retired_on = Date::from_calendar_date(2026, time::Month::March, *day).unwrap();
+                        retirements.insert(id.clone(), Retirement { retired_on, merged_into: None });
+                    }
+                    list.push(Station { id, name: name.clone(), tier: Tier::Village });
+                }
+            }
+        }
+        let registries: Vec<(&StationId, &[Station], &BTreeMap<StationId, Retirement>)> = by_owner
+            .iter()
+            .map(|(owner, (stations, retirements))| (&owners[*owner], stations.as_slice(), retirements))
+            .collect();
+        let mut shuffled = registries.clone();
+        // A permutation from the random keys.
+        let mut keyed: Vec<(u32, usize)> =
+            (0..shuffled.len()).map(|i| (order[i % order.len()], i)).collect();
+        keyed.sort();
+        shuffled = keyed.iter().map(|(_, i)| registries[*i]).collect();
+        let merged = merge_registries_retiring(registries.iter().copied());
+        prop_assert_eq!(&merge_registries_retiring(shuffled.iter().copied()), &merged);
+        for entry in &merged {
+            let (_, stations, retirements) = registries
+                .iter()
+                .find(|(owner, _, _)| *owner == &entry.registered_in)
+                .expect("from a registry given");
+            prop_assert!(stations.contains(&entry.station));
+            prop_assert_eq!(entry.retired.as_ref(), retirements.get(&entry.station.id));
+            let deepest = registries
+                .iter()
+                .filter(|(owner, stations, _)| {
+                    owner.is_ancestor_or_self_of(&entry.station.id)
+                        && stations.iter().any(|s| s.id == entry.station.id)
+                })
+                .map(|(owner, _, _)| owner.depth())
+                .max();
+            prop_assert_eq!(deepest, Some(entry.registered_in.depth()));
+        }
+    }
+}

@@ -20,6 +20,7 @@
 
 use super::contribution::{checked_less, ActivityCounts, Contribution, OrderCounts};
 use super::freshness::{Freshness, StationFreshness};
+use super::retired::RetiredStations;
 use super::scratch::{MonthStatistics, StationStatistics, Statistics, VolunteerTally};
 use super::{CategoryCounts, CellCounts, Figures, FormCounts, Period, Quarter, StatsError};
 use crate::document_id::{DocumentId, DocumentKind, Month};
@@ -139,6 +140,9 @@ pub struct StatsIndex {
     volunteers: Vec<(RecordId, VolunteerTotals)>,
     unreadable: BTreeMap<DocumentId, String>,
     freshness: Freshness,
+    /// Retired stations, as the registry said at the last query (set by
+    /// the caller before asking for coverage; never persisted).
+    retired: RetiredStations,
 }
 
 /// The station and its ancestors, top down.
@@ -167,6 +171,13 @@ fn refcount(map: &mut HashMap<VolunteerKey, u32>, key: VolunteerKey, sign: Sign)
 impl StatsIndex {
     pub fn new() -> StatsIndex {
         StatsIndex::default()
+    }
+
+    /// Which stations are retired, so that [`StatsIndex::coverage`] does
+    /// not count them as not reporting in periods after their retirement.
+    /// Figures are unaffected.
+    pub fn set_retired(&mut self, retired: RetiredStations) {
+        self.retired = retired;
     }
 
     /// Build the index from documents (a rebuild). Unreadable documents are
@@ -561,6 +572,13 @@ impl StatsIndex {
                 };
                 (of_tier(Tier::Village), of_tier(Tier::Township), true)
             };
+        // A station retired before the period is not expected to report;
+        // one that reported anyway (an offline node that had not heard)
+        // is counted, active, never dropped.
+        let expected =
+            |station: &&StationId| self.retired.expected_in(station, period) || active(station);
+        let villages: Vec<&StationId> = villages.iter().filter(expected).collect();
+        let townships: Vec<&StationId> = townships.iter().filter(expected).collect();
         Coverage {
             villages: villages.len() as u64,
             villages_active: villages.iter().filter(|v| active(v)).count() as u64,

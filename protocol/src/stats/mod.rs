@@ -10,6 +10,7 @@
 //!   per document, tagged with its heads digest), reloaded at start.
 //! - [`Freshness`]: per station, the newest change held from it and when it
 //!   was last heard from; quiet stations.
+//! - [`RetiredStations`]: who is no longer expected to report, from when.
 //! - [`list_conflicts`]: conflicting fields across many documents.
 //!
 //! Figures of a station are "rolled up" over its subtree: a township's figures
@@ -20,6 +21,7 @@ mod conflicts;
 mod contribution;
 mod freshness;
 mod index;
+mod retired;
 mod scan;
 mod scratch;
 mod stored;
@@ -33,6 +35,7 @@ pub use contribution::{
 };
 pub use freshness::{Freshness, QuietStation, StationFreshness, DAY_MS};
 pub use index::{Coverage, StationRow, StatsIndex, StatsSnapshot, VolunteerStanding};
+pub use retired::RetiredStations;
 pub use scratch::{
     recompute_from_scratch, MonthStatistics, StationStatistics, Statistics, VolunteerTally,
 };

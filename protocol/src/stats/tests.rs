@@ -1166,3 +1166,94 @@ fn own_figures_count_a_volunteer_once_per_quarter() {
     assert_eq!((coverage.villages, coverage.villages_active), (2, 2));
     county.check_against_scratch();
 }
+
+/// Retiring a station changes who is expected to report, never figures:
+/// for every retirement day from September to January, every month that
+/// ends before it keeps its coverage exactly; later months do not count the
+/// retired villages as not reporting, unless they reported anyway.
+#[test]
+fn a_retirement_leaves_earlier_months_as_they_were_and_later_ones_do_not_expect_it() {
+    let mut county = County::new();
+    let (oct, nov, dec) = (month("2026-10"), month("2026-11"), month("2026-12"));
+    for (m, day) in [(oct, date!(2026 - 10 - 09)), (dec, date!(2026 - 12 - 04))] {
+        // v1 reports in October and, not having heard it was closed, in
+        // December; v2 never reports.
+        county.edit(&DocumentId::activities(&station("xh/t1/v1"), m), |d| {
+            put_activity(
+                d,
+                &activity("A1", "xh/t1/v1", day, Form::Help, Category::Health, &[]),
+            )
+            .unwrap();
+        });
+    }
+    let months = [oct, nov, dec];
+    let periods: Vec<Period> = months
+        .iter()
+        .map(|m| Period::Month(*m))
+        .chain([Period::Quarter(Quarter::new(2026, 4).unwrap())])
+        .collect();
+    let root = station("xh");
+    let before: Vec<(Coverage, Figures)> = periods
+        .iter()
+        .map(|p| {
+            (
+                county.index.coverage(&root, *p, &registry()),
+                county.index.figures(&root, *p),
+            )
+        })
+        .collect();
+    let mut day = date!(2026 - 09 - 01);
+    while day <= date!(2027 - 01 - 31) {
+        county.index.set_retired(RetiredStations::new([
+            (station("xh/t1/v1"), day),
+            (station("xh/t1/v2"), day),
+        ]));
+        for (period, (coverage, figures)) in periods.iter().zip(&before) {
+            let last_day = period.last_month().next();
+            let last_day = Date::from_calendar_date(
+                i32::from(last_day.year),
+                time::Month::try_from(last_day.month).unwrap(),
+                1,
+            )
+            .unwrap()
+            .previous_day()
+            .unwrap();
+            let now = county.index.coverage(&root, *period, &registry());
+            assert_eq!(
+                &county.index.figures(&root, *period),
+                figures,
+                "{period} {day}"
+            );
+            let first_day = Date::from_calendar_date(
+                i32::from(period.months()[0].year),
+                time::Month::try_from(period.months()[0].month).unwrap(),
+                1,
+            )
+            .unwrap();
+            if last_day < day || first_day < day {
+                // Open on at least one day of the period: as before.
+                assert_eq!(&now, coverage, "{period} retired on {day}");
+                continue;
+            }
+            let v1_active = period.months().contains(&oct) || period.months().contains(&dec);
+            assert_eq!(
+                now.villages,
+                coverage.villages - if v1_active { 1 } else { 2 },
+                "{period} retired on {day}: v2 (and a silent v1) not expected"
+            );
+            assert_eq!(
+                now.villages_active, coverage.villages_active,
+                "{period} {day}"
+            );
+        }
+        day = day.next_day().unwrap();
+    }
+    county.index.set_retired(RetiredStations::default());
+    assert_eq!(
+        county
+            .index
+            .coverage(&root, Period::Month(nov), &registry()),
+        before[1].0,
+        "un-retired: as before"
+    );
+}
