@@ -11,6 +11,14 @@
 //! computed (`as_of_ms`): a county reads "as of" per station, and phones
 //! the quiet ones (by name, when a registry names them).
 //!
+//! A retired station (撤并, itself or an ancestor: see the registry) is
+//! listed, never hidden, with `retired_on`, and is never quiet: nobody
+//! should phone a closed village. If it still wrote a change dated on or
+//! after its retirement (an offline node that had not heard), the row says
+//! `still_recording` so a clerk can follow up; what it wrote is kept and
+//! counted. The clerk sees every station in one list, the closed ones
+//! marked, rather than having to remember which are missing.
+//!
 //! Change times come from the statistics index's freshness, which the
 //! statistics refresh keeps up to date from every document it reads again;
 //! "last heard" comes from the peer board and is folded into the same index
@@ -24,11 +32,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use civsync_protocol::approval_service;
-use civsync_protocol::stats::{Freshness, DAY_MS};
+use civsync_protocol::model::date_format;
+use civsync_protocol::stats::{Freshness, RetiredStations, DAY_MS};
 use civsync_protocol::StationId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use time::Date;
 
 pub fn routes() -> Router<Arc<NodeContext>> {
     Router::new().route("/api/v1/freshness", get(freshness))
@@ -49,8 +59,15 @@ pub struct StationFreshnessRow {
     pub as_of_ms: Option<i64>,
     /// Whole days since `as_of_ms`; `None` when never seen.
     pub silent_days: Option<i64>,
-    /// Silent for more than `quiet_days_max` days, or never seen.
+    /// Silent for more than `quiet_days_max` days, or never seen; never
+    /// for a retired station.
     pub quiet: bool,
+    /// The day the station (or a station above it) was retired, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_on: Option<String>,
+    /// Retired, yet a change it wrote is dated on or after `retired_on`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub still_recording: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,20 +78,29 @@ pub struct FreshnessReport {
     pub quiet_days_max: u32,
     /// Stations flagged quiet.
     pub quiet: usize,
+    /// Stations listed as retired.
+    #[serde(default)]
+    pub retired: usize,
     /// Every known station of the subtree, in path order.
     pub stations: Vec<StationFreshnessRow>,
 }
 
 /// Lay out the rows for `stations` at `now_ms`; which are quiet is the
-/// protocol's decision ([`Freshness::quiet_among`]), not redone here.
+/// protocol's decision ([`Freshness::quiet_among`]), not redone here, over
+/// the stations not `retired`.
 pub fn freshness_rows(
     stations: &BTreeSet<StationId>,
     freshness: &Freshness,
+    retired: &RetiredStations,
     now_ms: i64,
     quiet_days_max: u32,
 ) -> Vec<StationFreshnessRow> {
     let quiet: BTreeSet<StationId> = freshness
-        .quiet_among(stations, now_ms, quiet_days_max)
+        .quiet_among(
+            stations.iter().filter(|s| retired.retired_on(s).is_none()),
+            now_ms,
+            quiet_days_max,
+        )
         .into_iter()
         .map(|q| q.station)
         .collect();
@@ -83,6 +109,12 @@ pub fn freshness_rows(
         .map(|station| {
             let of = freshness.of(station);
             let as_of_ms = of.latest_ms();
+            let retired_on = retired.retired_on(station);
+            let still_recording = retired_on.is_some_and(|on| {
+                of.newest_change_ms
+                    .is_some_and(|newest| newest >= beijing_midnight_ms(on))
+            });
+            debug_assert!(retired_on.is_none() || !quiet.contains(station));
             StationFreshnessRow {
                 station: station.clone(),
                 name: None,
@@ -91,9 +123,18 @@ pub fn freshness_rows(
                 as_of_ms,
                 silent_days: as_of_ms.map(|latest| now_ms.saturating_sub(latest).max(0) / DAY_MS),
                 quiet: quiet.contains(station),
+                retired_on: retired_on.map(date_format::format),
+                still_recording,
             }
         })
         .collect()
+}
+
+/// The start of `day` in Beijing (UTC+8), in Unix ms: dates in the
+/// registry are the offices' calendar days.
+fn beijing_midnight_ms(day: Date) -> i64 {
+    const BEIJING_OFFSET_MS: i64 = 8 * 60 * 60 * 1000;
+    day.midnight().assume_utc().unix_timestamp() * 1000 - BEIJING_OFFSET_MS
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,7 +160,7 @@ async fn freshness(
         ));
     }
     crate::api_stats::refresh(&ctx).await?;
-    let registry = crate::api_stations::registry(&ctx).await?;
+    let (registry, retired) = crate::api_stations::registry_retiring(&ctx).await?;
     let known_root = root.clone();
     let known = ctx
         .store
@@ -150,7 +191,13 @@ async fn freshness(
             .filter(|station| root.is_ancestor_or_self_of(station))
             .cloned(),
     );
-    let mut rows = freshness_rows(&stations, freshness, now_ms, ctx.config.quiet_days_max);
+    let mut rows = freshness_rows(
+        &stations,
+        freshness,
+        &retired,
+        now_ms,
+        ctx.config.quiet_days_max,
+    );
     for row in &mut rows {
         row.name = registry
             .binary_search_by(|s| s.id.cmp(&row.station))
@@ -164,6 +211,7 @@ async fn freshness(
         as_of_ms: now_ms,
         quiet_days_max: ctx.config.quiet_days_max,
         quiet: rows.iter().filter(|row| row.quiet).count(),
+        retired: rows.iter().filter(|row| row.retired_on.is_some()).count(),
         stations: rows,
     };
     Ok(Json(report).into_response())

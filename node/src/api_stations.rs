@@ -6,13 +6,24 @@
 //!   depth under this node's tier, a non-empty bounded name. A refusal is a
 //!   4xx `{"error":{"field","reason"}}` naming `id`, `name` or `tier`, and
 //!   writes nothing.
+//! - `POST /api/v1/stations/retire` `{id, retired_on, merged_into?}`: retire
+//!   (撤并) a registered station below this node as of `retired_on`
+//!   (`YYYY-MM-DD`), optionally naming the station that took over its work;
+//!   `retired_on` null or absent un-retires it (a clerk's mistake undone).
+//!   Rules are the protocol's (`registry_service::retire_station`); today
+//!   is this node's (Beijing) date. Refusals name `id`, `retired_on` or
+//!   `merged_into` and write nothing. 201 when written, 200 when the entry
+//!   already said exactly this.
 //! - `GET /api/v1/stations?under=`: every registered station of the subtree
 //!   of `under` (this node's own station by default), from every registry
-//!   this node holds, each with the registry it comes from.
+//!   this node holds, each with the registry it comes from and, when
+//!   retired, `retired: {retired_on, merged_into?}`. Retired stations are
+//!   listed: nothing is hidden.
 //!
 //! [`registry`] is what statistics and freshness take as the list of
 //! stations: the merged registries plus this node's own station as its
-//! configuration says (its tier is its certificate's).
+//! configuration says (its tier is its certificate's); [`registry_retiring`]
+//! adds which stations are retired.
 
 use crate::api::{json_body, station_param, ApiError};
 use crate::node::NodeContext;
@@ -21,17 +32,20 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use civsync_protocol::registry_service::{
-    self, RegistryEntry, RegistryError, RegistryRead, StationInput,
+    self, RegistryEntry, RegistryError, RegistryRead, RetireInput, StationInput,
 };
+use civsync_protocol::stats::RetiredStations;
 use civsync_protocol::{Station, StationId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub fn routes() -> Router<Arc<NodeContext>> {
-    Router::new().route("/api/v1/stations", get(list).post(register))
+    Router::new()
+        .route("/api/v1/stations", get(list).post(register))
+        .route("/api/v1/stations/retire", post(retire))
 }
 
 impl From<RegistryError> for ApiError {
@@ -60,6 +74,24 @@ async fn register(
         StatusCode::OK
     };
     Ok((status, Json(registered)).into_response())
+}
+
+async fn retire(
+    State(ctx): State<Arc<NodeContext>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let input: RetireInput = json_body(body)?;
+    let today = crate::node::today();
+    let retired = ctx
+        .store
+        .call_durable(move |replica| registry_service::retire_station(replica, &input, today))
+        .await??;
+    let status = if retired.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(retired)).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,7 +141,19 @@ async fn read(ctx: &NodeContext) -> Result<RegistryRead, ApiError> {
 /// The stations this node knows by registry, and itself: its tier from its
 /// configuration, its name from there unless that is empty.
 pub async fn registry(ctx: &NodeContext) -> Result<Vec<Station>, ApiError> {
-    let mut stations = read(ctx).await?.stations();
+    Ok(registry_retiring(ctx).await?.0)
+}
+
+/// [`registry`], and which of its stations are retired (from when).
+pub async fn registry_retiring(
+    ctx: &NodeContext,
+) -> Result<(Vec<Station>, RetiredStations), ApiError> {
+    let read = read(ctx).await?;
+    let retired = read.retired();
+    Ok((with_own_station(ctx, read.stations()), retired))
+}
+
+fn with_own_station(ctx: &NodeContext, mut stations: Vec<Station>) -> Vec<Station> {
     let own = &ctx.config.station;
     match stations.iter_mut().find(|s| &s.id == own) {
         Some(listed) => {
@@ -131,7 +175,7 @@ pub async fn registry(ctx: &NodeContext) -> Result<Vec<Station>, ApiError> {
         }
     }
     debug_assert!(stations.windows(2).all(|w| w[0].id < w[1].id));
-    Ok(stations)
+    stations
 }
 
 #[cfg(test)]

@@ -172,9 +172,11 @@ async fn build_report(
     period: Period,
 ) -> Result<report::StatisticsReport, ApiError> {
     refresh(ctx).await?;
-    let registry = crate::api_stations::registry(ctx).await?;
+    let (registry, retired) = crate::api_stations::registry_retiring(ctx).await?;
     let mut report = {
-        let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+        // Retired stations are not expected to report after retiring.
+        state.index_mut().set_retired(retired);
         let registry = with_seen(ctx, registry, state.index());
         report::statistics_report(state.index(), station, period, &registry).map_err(|e| {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "station", e.to_string())

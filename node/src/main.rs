@@ -400,6 +400,28 @@ enum StationCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Retire (撤并) a registered station below this node as of a date;
+    /// its history is kept and still counts, it is no longer expected to
+    /// report after that date.
+    Retire {
+        /// Full station path, e.g. xh/t03/v12.
+        id: String,
+        /// The day it closed, YYYY-MM-DD.
+        #[arg(long)]
+        on: String,
+        /// The station that took over its work (same parent's subtree).
+        #[arg(long)]
+        merged_into: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Undo a retirement made by mistake.
+    Unretire {
+        /// Full station path, e.g. xh/t03/v12.
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Registered stations under --station (this node's own by default).
     List {
         /// Print the JSON answer instead of a table.
@@ -671,6 +693,39 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             );
             let body = civsync_protocol::registry_service::StationInput { id, name, tier };
             let answer: Value = target.client()?.post("stations", &[], &body).await?;
+            print_json(&answer);
+            Ok(())
+        }
+        Command::Station(StationCommand::Retire {
+            id,
+            on,
+            merged_into,
+            target,
+        }) => {
+            anyhow::ensure!(
+                target.station.is_none(),
+                "--station does not apply here; ID names the station"
+            );
+            let body = civsync_protocol::registry_service::RetireInput {
+                id,
+                retired_on: Some(on),
+                merged_into,
+            };
+            let answer: Value = target.client()?.post("stations/retire", &[], &body).await?;
+            print_json(&answer);
+            Ok(())
+        }
+        Command::Station(StationCommand::Unretire { id, target }) => {
+            anyhow::ensure!(
+                target.station.is_none(),
+                "--station does not apply here; ID names the station"
+            );
+            let body = civsync_protocol::registry_service::RetireInput {
+                id,
+                retired_on: None,
+                merged_into: None,
+            };
+            let answer: Value = target.client()?.post("stations/retire", &[], &body).await?;
             print_json(&answer);
             Ok(())
         }

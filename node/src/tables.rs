@@ -106,10 +106,13 @@ pub fn freshness_table(answer: &Value) -> String {
             Some(days) => format!("{days}d"),
             None => "never".to_string(),
         };
-        let flag = if line["quiet"].as_bool() == Some(true) {
-            "QUIET"
-        } else {
-            ""
+        let flag = match line["retired_on"].as_str() {
+            Some(on) if line["still_recording"].as_bool() == Some(true) => {
+                format!("retired on {on}, still recording")
+            }
+            Some(on) => format!("retired on {on}"),
+            None if line["quiet"].as_bool() == Some(true) => "QUIET".to_string(),
+            None => String::new(),
         };
         let _ = writeln!(
             out,
@@ -138,13 +141,23 @@ pub fn stations_table(answer: &Value) -> String {
         .map(Vec::as_slice)
         .unwrap_or_default()
     {
+        let retired = &line["retired"];
+        let retired = match (
+            retired["retired_on"].as_str(),
+            retired["merged_into"].as_str(),
+        ) {
+            (Some(on), Some(into)) => format!("  [retired on {on}, merged into {into}]"),
+            (Some(on), None) => format!("  [retired on {on}]"),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{:<24} {:<10} {:<20}  {}",
+            "{:<24} {:<10} {:<20}  {}{}",
             text(&line["id"]),
             text(&line["tier"]),
             text(&line["registered_in"]),
             text(&line["name"]),
+            retired,
         );
     }
     out

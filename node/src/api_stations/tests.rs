@@ -231,3 +231,154 @@ async fn a_rename_is_listed_and_the_list_keeps_to_the_subtree_asked() {
     assert_eq!((status, &bad["error"]["field"]), (400, &json!("under")));
     county.stop().await;
 }
+
+/// County counts for one month: (villages, villages active).
+async fn coverage(county: &TestApi, month: &str) -> (u64, u64) {
+    let (status, stats) = county.get(&format!("stats?month={month}")).await;
+    assert_eq!(status, 200, "{stats}");
+    (
+        stats["villages"].as_u64().unwrap(),
+        stats["villages_active"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_retired_village_keeps_its_history_is_not_quiet_and_is_not_expected_after() {
+    let county = TestApi::start("xh", Tier::County).await;
+    county.register("xh/t1", "城关镇所", "township").await;
+    county.register("xh/t1/v1", "东村站", "village").await;
+    county.register("xh/t1/v2", "西村站", "village").await;
+    county.register("xh/t1/v3", "北村站", "village").await;
+    village_reports(&county, "xh/t1/v1").await;
+    let (_, october_before) = county.get(&format!("stats?month={MONTH}")).await;
+    assert_eq!(coverage(&county, MONTH).await, (3, 1));
+    assert_eq!(coverage(&county, "2026-11").await, (3, 0));
+
+    // v2 never reported and closed on 11-01, merged into v3; v1 closed on
+    // the same day but its node had not heard and its changes are newer.
+    for id in ["xh/t1/v1", "xh/t1/v2"] {
+        let (status, answer) = county
+            .post(
+                "stations/retire",
+                json!({"id": id, "retired_on": "2026-11-01", "merged_into": "xh/t1/v3"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        assert_eq!(answer["retired"]["retired_on"], "2026-11-01", "{answer}");
+        assert_eq!(answer["retired"]["merged_into"], "xh/t1/v3", "{answer}");
+    }
+    let (status, again) = county
+        .post(
+            "stations/retire",
+            json!({"id": "xh/t1/v2", "retired_on": "2026-11-01", "merged_into": "xh/t1/v3"}),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "the same retirement again writes nothing: {again}"
+    );
+
+    let (_, october_after) = county.get(&format!("stats?month={MONTH}")).await;
+    assert_eq!(october_after, october_before, "a month before is unchanged");
+    assert_eq!(
+        coverage(&county, "2026-11").await,
+        (1, 0),
+        "only v3 expected"
+    );
+
+    let (status, freshness) = county.get("freshness").await;
+    assert_eq!(status, 200, "{freshness}");
+    let rows = &freshness["stations"];
+    let v2 = row(rows, "station", "xh/t1/v2");
+    assert_eq!(v2["retired_on"], "2026-11-01", "{v2}");
+    assert_eq!(v2["quiet"], false, "a closed village is not phoned: {v2}");
+    assert_eq!(v2.get("still_recording"), None, "{v2}");
+    let v1 = row(rows, "station", "xh/t1/v1");
+    assert_eq!(v1["still_recording"], true, "{v1}");
+    assert_eq!(row(rows, "station", "xh/t1/v3")["quiet"], true);
+    assert_eq!(freshness["retired"], 2, "{freshness}");
+
+    let (_, list) = county.get("stations").await;
+    let listed = row(&list["stations"], "id", "xh/t1/v2");
+    assert_eq!(listed["retired"]["retired_on"], "2026-11-01", "{list}");
+    assert_eq!(
+        list["stations"].as_array().unwrap().len(),
+        4,
+        "nothing hidden"
+    );
+
+    // A clerk's mistake undone: v2 is expected again.
+    let (status, undone) = county
+        .post(
+            "stations/retire",
+            json!({"id": "xh/t1/v2", "retired_on": null}),
+        )
+        .await;
+    assert_eq!(status, 201, "{undone}");
+    assert_eq!(undone.get("retired"), None, "{undone}");
+    assert_eq!(coverage(&county, "2026-11").await, (2, 0));
+    let (_, freshness) = county.get("freshness").await;
+    assert_eq!(
+        row(&freshness["stations"], "station", "xh/t1/v2")["quiet"],
+        true
+    );
+    county.stop().await;
+}
+
+#[tokio::test]
+async fn retirement_refusals_are_4xx_naming_the_field_and_change_nothing() {
+    let township = TestApi::start("xh/t1", Tier::Township).await;
+    township.register("xh/t1/v1", "东村站", "village").await;
+    township.register("xh/t1/v2", "西村站", "village").await;
+    let before = township.heads().await;
+    let cases = [
+        (
+            json!({"id": "xh/t1/v1", "retired_on": "2026-02-30"}),
+            422,
+            "retired_on",
+        ),
+        (
+            json!({"id": "xh/t1/v1", "retired_on": "2099-01-01"}),
+            422,
+            "retired_on",
+        ),
+        (
+            json!({"id": "xh/t1/v9", "retired_on": "2026-11-01"}),
+            422,
+            "id",
+        ),
+        (
+            json!({"id": "xh/t1", "retired_on": "2026-11-01"}),
+            403,
+            "id",
+        ),
+        (
+            json!({"id": "xh/t2/v1", "retired_on": "2026-11-01"}),
+            403,
+            "id",
+        ),
+        (
+            json!({"id": "xh/t1/v1", "retired_on": "2026-11-01", "merged_into": "xh/t2/v1"}),
+            422,
+            "merged_into",
+        ),
+        (
+            json!({"id": "xh/t1/v1", "retired_on": "2026-11-01", "merged_into": "xh/t1/v8"}),
+            422,
+            "merged_into",
+        ),
+        (
+            json!({"id": "xh/t1/v1", "merged_into": "xh/t1/v2"}),
+            422,
+            "merged_into",
+        ),
+        (json!({"id": "xh/t1/v1", "on": "2026-11-01"}), 400, "on"),
+    ];
+    for (body, status, field) in cases {
+        let (got, answer) = township.post("stations/retire", body.clone()).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+    }
+    assert_eq!(township.heads().await, before, "nothing written");
+    township.stop().await;
+}
