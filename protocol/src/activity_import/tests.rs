@@ -457,3 +457,47 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_month_built_away_and_written_meanwhile_is_committed_with_the_same_answers() {
+    let mut r = village();
+    let rows = vec![
+        row(2, "讲座", "2026-11-02", "V1", "8"),
+        row(3, "义诊", "2026-11-02", "V1", "8"),
+    ];
+    let plan = plan_ledger(&mut r, &s(VILLAGE), &rows, TODAY).unwrap();
+    assert!(!plan.months[0].held);
+    let (built, answered) = r
+        .document_builder()
+        .build(&plan.months[0].document, |doc| {
+            put_month(doc, &plan.months[0])
+        })
+        .unwrap();
+    assert_eq!(answered.accepted.len(), 2);
+    // A clerk records 10 hours for V1 that day while the month is built.
+    let clerk = ActivityInput {
+        name: "巡河".into(),
+        date: "2026-11-02".into(),
+        form: "help".into(),
+        category: "ecology".into(),
+        records: vec![ServiceRecordInput {
+            volunteer: "V1".into(),
+            hours: HoursInput::Number(10.0),
+        }],
+        ..ActivityInput::default()
+    };
+    service::record_activity(&mut r, &s(VILLAGE), &clerk, TODAY, 1).unwrap();
+    assert!(matches!(
+        r.store_built(built),
+        Err(crate::replica::StoreBuiltError::AlreadyHeld { .. })
+    ));
+    // The ordinary commit answers against what the month holds now.
+    let written = commit_month(&mut r, &plan.months[0]).unwrap();
+    assert_eq!(written.accepted.len(), 1);
+    assert_eq!(written.refused.len(), 1);
+    assert_eq!(
+        (written.refused[0].row, written.refused[0].field.as_str()),
+        (3, "hours")
+    );
+    assert_eq!(held(&mut r, month(2026, 11)).len(), 2);
+}
