@@ -49,8 +49,8 @@
 
 use crate::store::Store;
 use crate::transport::{
-    NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_REFUSED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED,
-    HANDSHAKE_TIMEOUT_MS,
+    closed_as_duplicate, NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_DUPLICATE,
+    CLOSE_LINK_REFUSED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, HANDSHAKE_TIMEOUT_MS,
 };
 use civsync_protocol::document_id::DocumentId;
 use civsync_protocol::session::{
@@ -695,8 +695,11 @@ fn admit_link(shared: &Shared, link: PeerLink, opener: Opener) -> Option<(PeerLi
                 }
             }
             let reason = refusal.to_string();
-            link.connection
-                .close(CLOSE_LINK_REFUSED.into(), reason.as_bytes());
+            let code = match refusal {
+                LinkRefusal::Duplicate { .. } => CLOSE_LINK_DUPLICATE,
+                LinkRefusal::Flapping { .. } => CLOSE_LINK_REFUSED,
+            };
+            link.connection.close(code.into(), reason.as_bytes());
             None
         }
     }
@@ -780,8 +783,12 @@ async fn dial_loop(shared: Arc<Shared>, peer: DialledPeer, parent: Option<Statio
                     delay_ms = backoff.next_delay_ms(rand::random());
                 }
                 // A dial that crossed the peer's and lost is no failure:
-                // the link it lost to is in session.
-                Err(error) if shared.is_in_session(&peer.station) => {
+                // the link it lost to is in session (or about to be: the
+                // peer may refuse ours before we admitted its link).
+                Err(error)
+                    if shared.is_in_session(&peer.station)
+                        || matches!(error, TransportError::DuplicateLink { .. }) =>
+                {
                     debug!(peer = %peer.station, %error, "extra link refused while in session");
                     delay_ms = backoff.next_delay_ms(rand::random());
                 }
@@ -1044,9 +1051,11 @@ async fn run_session(
         timeout_ms = out.timeout_ms;
     }
     // Reads and writes fail once the connection is closed under them; that
-    // is the supersede, not an error of this link.
+    // is the supersede, not an error of this link. Nor is the peer closing
+    // it because a link set up from its side wins: the stations are linked.
     was_superseded |= *superseded.borrow();
-    if was_superseded {
+    let lost_a_crossing = closed_as_duplicate(&connection);
+    if was_superseded || lost_a_crossing {
         link_error = None;
     }
 
@@ -1075,6 +1084,8 @@ async fn run_session(
     });
     if was_superseded {
         info!(peer = %peer_station, "sync session ended: superseded by a newer link from the same station");
+    } else if lost_a_crossing {
+        info!(peer = %peer_station, "sync session ended: our dial crossed the peer's, and the peer keeps its own link");
     } else {
         info!(peer = %peer_station, error = ?link_error, "sync session ended");
     }
@@ -1252,8 +1263,12 @@ mod tests {
         }
     }
 
-    async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-        let deadline = Instant::now() + WAIT;
+    async fn wait_for(what: &str, condition: impl FnMut() -> bool) {
+        wait_for_within(what, WAIT, condition).await
+    }
+
+    async fn wait_for_within(what: &str, wait: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + wait;
         while !condition() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1432,7 +1447,10 @@ mod tests {
                 .unwrap();
         }
         let board = village.manager.board();
-        wait_for("a failed attempt", || {
+        // A dial to a port nobody listens on fails only at the handshake
+        // timeout (QUIC does not hear of the ICMP refusal).
+        let handshake = Duration::from_millis(crate::transport::HANDSHAKE_TIMEOUT_MS);
+        wait_for_within("a failed attempt", handshake + WAIT, || {
             board
                 .get(&id("xh/t03"))
                 .is_some_and(|status| status.connect_failures >= 1 && status.last_error.is_some())
@@ -1614,30 +1632,27 @@ mod tests {
     async fn siblings_dialling_each_other_settle_on_one_link() {
         let root = tempfile::tempdir().unwrap();
         init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
-        let free_address = || {
-            std::net::UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        };
-        let (address_3, address_4) = (free_address(), free_address());
         let sibling = |station: &str, address| DialledPeer {
             role: PeerRole::Sibling,
             station: id(station),
             address,
         };
         // Both endpoints listen before either dials, so the two dials cross.
-        let bound = |station: &str, address| {
+        // Each binds port 0 and keeps it: two ports found free one after the
+        // other may be the same one.
+        let bound = |station: &str| {
             let identity = identity(root.path(), station, Tier::Township);
             let store_dir = root
                 .path()
                 .join(format!("{}-store", station.replace('/', "_")));
             let store = Store::open(&store_dir, id(station), ReplicaConfig::default()).unwrap();
-            let endpoint = Arc::new(NodeEndpoint::bind(address, &identity).unwrap());
-            (store, endpoint)
+            let endpoint =
+                Arc::new(NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity).unwrap());
+            let address = endpoint.local_addr().unwrap();
+            (store, endpoint, address)
         };
-        let ((store_3, endpoint_3), (store_4, endpoint_4)) =
-            (bound("xh/t03", address_3), bound("xh/t04", address_4));
+        let ((store_3, endpoint_3, address_3), (store_4, endpoint_4, address_4)) =
+            (bound("xh/t03"), bound("xh/t04"));
         let start = |store: Store, endpoint: Arc<NodeEndpoint>, peer: &str, address| {
             PeerManager::start(
                 endpoint,
@@ -1660,6 +1675,9 @@ mod tests {
         };
         wait_for("the sibling link", linked).await;
         let sessions = |board: &PeerStatusBoard, peer: &str| board.get(&id(peer)).unwrap().sessions;
+        // A dial that crossed may still be on its way (a loaded machine
+        // sets links up slowly) and replace the link once: let it land.
+        tokio::time::sleep(Duration::from_millis(3 * IN_SESSION_RECHECK_MS)).await;
         let settled = (sessions(&board_3, "xh/t04"), sessions(&board_4, "xh/t03"));
         // Stays settled: no side keeps replacing or dropping the link.
         tokio::time::sleep(Duration::from_millis(3 * IN_SESSION_RECHECK_MS)).await;

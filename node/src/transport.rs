@@ -73,8 +73,22 @@ pub const CLOSE_SETUP_FAILED: u32 = 2;
 /// peer restarted, or a second node holds its certificate).
 pub const CLOSE_SUPERSEDED: u32 = 3;
 /// Close code: the peers layer refused the link before any session ran on
-/// it (a link with that station wins over it, or its links keep flapping).
+/// it (its links keep flapping).
 pub const CLOSE_LINK_REFUSED: u32 = 4;
+/// Close code: the peers layer closed the link because a link between the
+/// same two stations is in session and wins over it (two dials crossed).
+/// Not an error: the stations are linked, by the other link.
+pub const CLOSE_LINK_DUPLICATE: u32 = 5;
+
+/// Did the peer close `connection` because another link between us wins
+/// ([`CLOSE_LINK_DUPLICATE`])?
+pub fn closed_as_duplicate(connection: &quinn::Connection) -> bool {
+    matches!(
+        connection.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(close))
+            if close.error_code == VarInt::from_u32(CLOSE_LINK_DUPLICATE)
+    )
+}
 
 pub const KEEP_ALIVE_INTERVAL_MS: u64 = 5_000;
 pub const IDLE_TIMEOUT_MS: u32 = 30_000;
@@ -128,6 +142,8 @@ pub enum TransportError {
     Connect { addr: SocketAddr, reason: String },
     #[error("link with {addr} refused or broken during set-up: {reason}")]
     Handshake { addr: SocketAddr, reason: String },
+    #[error("link with {addr} closed by the peer: a link between us set up from its side wins")]
+    DuplicateLink { addr: SocketAddr },
     #[error("link with {addr} not set up within {timeout_ms} ms")]
     HandshakeTimeout { addr: SocketAddr, timeout_ms: u64 },
     #[error("{addr} did not start the stream with the civsync preface")]
@@ -435,6 +451,9 @@ fn set_up_error(
     addr: SocketAddr,
     error: &dyn fmt::Display,
 ) -> TransportError {
+    if closed_as_duplicate(connection) {
+        return TransportError::DuplicateLink { addr };
+    }
     let reason = match connection.close_reason() {
         Some(close) => close.to_string(),
         None => error.to_string(),
@@ -972,6 +991,41 @@ mod tests {
         let signature = sign(&key);
         assert!(key.verify(b"connection id", &signature).is_ok());
         assert!(key.verify(b"another id", &signature).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_link_closed_because_another_wins_is_told_apart_from_a_refusal() {
+        let county = County::new("xh");
+        let township = bind(&county.node("xh/t03", Tier::Township));
+        let village = bind(&county.node("xh/t03/v12", Tier::Village));
+        let township_addr = township.local_addr().unwrap();
+        for (code, duplicate) in [(CLOSE_LINK_DUPLICATE, true), (CLOSE_LINK_REFUSED, false)] {
+            let (connected, accepted) = tokio::join!(
+                village.connect(township_addr, None),
+                next_accepted(&township)
+            );
+            accepted
+                .unwrap()
+                .connection
+                .close(VarInt::from_u32(code), b"closed by the test");
+            match connected {
+                Ok(link) => {
+                    link.connection.closed().await;
+                    assert_eq!(
+                        closed_as_duplicate(&link.connection),
+                        duplicate,
+                        "code {code}"
+                    );
+                }
+                // Closed before the dialler read the answer: the error says
+                // which it was.
+                Err(error) => assert_eq!(
+                    matches!(error, TransportError::DuplicateLink { .. }),
+                    duplicate,
+                    "code {code}: {error}"
+                ),
+            }
+        }
     }
 
     #[tokio::test]
