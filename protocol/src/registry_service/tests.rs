@@ -635,6 +635,22 @@ fn retirement_refusals_name_the_field_and_write_nothing() {
         Err(RegistryError::OutsideSubtree { .. })
     ));
     assert_eq!(all_heads(&township), before, "no refusal wrote anything");
+    // A county retiring a village into another township's village: only
+    // the same-parent rule refuses it (both are registered and open).
+    let mut county = node("xh");
+    for (id, name) in [("xh/t1/v1", "东村站"), ("xh/t2/v3", "南村站")] {
+        register_station(&mut county, Tier::County, &input(id, name, "village")).unwrap();
+    }
+    let county_before = all_heads(&county);
+    let error = retire_station(
+        &mut county,
+        &retire("xh/t1/v1", Some("2026-11-15"), Some("xh/t2/v3")),
+        today(),
+    )
+    .unwrap_err();
+    assert_eq!(error.field(), "merged_into", "{error}");
+    assert!(error.reason().contains("same parent"), "{error}");
+    assert_eq!(all_heads(&county), county_before);
     // The parent itself may take the work over.
     retire_station(
         &mut township,
