@@ -8,6 +8,7 @@
 //! the same ID number maps to the same volunteer). Committing the rows is
 //! `civsync_protocol::service::import_volunteers`; this module only reads files.
 
+use crate::spreadsheet::{csv_table, xlsx_table, SheetError};
 use civsync_protocol::input::VolunteerInput;
 use civsync_protocol::model::FieldError;
 
@@ -141,83 +142,36 @@ fn rows_from_table(table: Vec<Vec<String>>) -> Result<RosterRows, ImportError> {
     Ok(out)
 }
 
-/// Parse a CSV roster (UTF-8, header row first).
-pub fn parse_csv(bytes: &[u8]) -> Result<RosterRows, ImportError> {
+fn check_size(bytes: &[u8]) -> Result<(), ImportError> {
     if bytes.len() > IMPORT_BYTES_MAX {
         return Err(ImportError::TooLarge {
             len: bytes.len(),
             max: IMPORT_BYTES_MAX,
         });
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut table = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| ImportError::Unreadable {
-            format: "CSV",
-            reason: e.to_string(),
-        })?;
-        if table.len() > IMPORT_ROWS_MAX + 1 {
-            return Err(ImportError::TooManyRows {
-                max: IMPORT_ROWS_MAX,
-            });
-        }
-        table.push(record.iter().map(str::to_string).collect());
+    Ok(())
+}
+
+fn sheet_error(error: SheetError) -> ImportError {
+    match error {
+        SheetError::TooManyRows => ImportError::TooManyRows {
+            max: IMPORT_ROWS_MAX,
+        },
+        SheetError::Unreadable { format, reason } => ImportError::Unreadable { format, reason },
     }
-    rows_from_table(table)
+}
+
+/// Parse a CSV roster (UTF-8, header row first).
+pub fn parse_csv(bytes: &[u8]) -> Result<RosterRows, ImportError> {
+    check_size(bytes)?;
+    rows_from_table(csv_table(bytes, IMPORT_ROWS_MAX + 1).map_err(sheet_error)?)
 }
 
 /// Parse the first sheet of an XLSX roster.
 pub fn parse_xlsx(bytes: &[u8]) -> Result<RosterRows, ImportError> {
-    use calamine::{Data, Reader, Xlsx};
-    if bytes.len() > IMPORT_BYTES_MAX {
-        return Err(ImportError::TooLarge {
-            len: bytes.len(),
-            max: IMPORT_BYTES_MAX,
-        });
-    }
-    let unreadable = |reason: String| ImportError::Unreadable {
-        format: "XLSX",
-        reason,
-    };
-    let mut workbook: Xlsx<_> =
-        Xlsx::new(std::io::Cursor::new(bytes.to_vec())).map_err(|e| unreadable(e.to_string()))?;
-    let range = workbook
-        .worksheet_range_at(0)
-        .ok_or_else(|| unreadable("the workbook has no sheet".into()))?
-        .map_err(|e| unreadable(e.to_string()))?;
-    if range.height() > IMPORT_ROWS_MAX + 1 {
-        return Err(ImportError::TooManyRows {
-            max: IMPORT_ROWS_MAX,
-        });
-    }
-    let table = range
-        .rows()
-        .map(|row| {
-            row.iter()
-                .map(|cell| match cell {
-                    Data::Empty => String::new(),
-                    Data::String(s) => s.clone(),
-                    Data::Float(f) if f.fract() == 0.0 => format!("{}", *f as i64),
-                    Data::DateTime(d) => excel_serial_date(d.as_f64()),
-                    other => other.to_string(),
-                })
-                .collect()
-        })
-        .collect();
+    check_size(bytes)?;
+    let (_, table) = xlsx_table(bytes, IMPORT_ROWS_MAX + 1).map_err(sheet_error)?;
     rows_from_table(table)
-}
-
-/// Excel stores dates as days since 1899-12-30 (counting its phantom
-/// 1900-02-29, which this epoch absorbs for every date after March 1900).
-fn excel_serial_date(serial: f64) -> String {
-    let epoch = time::macros::date!(1899 - 12 - 30);
-    match epoch.checked_add(time::Duration::days(serial.floor() as i64)) {
-        Some(date) => civsync_protocol::model::date_format::format(date),
-        None => serial.to_string(),
-    }
 }
 
 /// Parse by file name: `.xlsx` as a workbook, anything else as CSV.

@@ -9,6 +9,7 @@
 //! spreadsheet shows (header = 1, blank rows counted); a file that cannot be
 //! read is a [`LedgerFileError`] naming why, never a panic.
 
+use crate::spreadsheet::{csv_table, xlsx_table, SheetError};
 use civsync_protocol::activity_import::{LedgerRow, LEDGER_ROWS_MAX};
 
 /// Largest ledger file we read: a year of a county's village ledgers is a
@@ -176,66 +177,35 @@ fn check_size(bytes: &[u8]) -> Result<(), LedgerFileError> {
     Ok(())
 }
 
+fn sheet_error(error: SheetError) -> LedgerFileError {
+    match error {
+        SheetError::TooManyRows => LedgerFileError::TooManyRows {
+            max: LEDGER_ROWS_MAX,
+        },
+        SheetError::Unreadable { format, reason } => LedgerFileError::Unreadable { format, reason },
+    }
+}
+
+/// Header plus blank rows may exceed the row limit by a little; the rows
+/// proper are counted in `rows_from_table`.
+const LEDGER_TABLE_ROWS_MAX: usize = 2 * LEDGER_ROWS_MAX;
+
 /// Parse a CSV ledger (UTF-8, header row first).
 pub fn parse_csv(bytes: &[u8]) -> Result<Vec<LedgerRow>, LedgerFileError> {
     check_size(bytes)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut table = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| LedgerFileError::Unreadable {
-            format: "CSV",
-            reason: e.to_string(),
-        })?;
-        // Header plus blank rows may exceed the limit by a little; the row
-        // count proper is checked in rows_from_table.
-        if table.len() > 2 * LEDGER_ROWS_MAX {
-            return Err(LedgerFileError::TooManyRows {
-                max: LEDGER_ROWS_MAX,
-            });
-        }
-        table.push(record.iter().map(str::to_string).collect::<Vec<_>>());
-    }
+    let table = csv_table(bytes, LEDGER_TABLE_ROWS_MAX).map_err(sheet_error)?;
     rows_from_table(table.into_iter())
 }
 
 /// Parse the first sheet of an XLSX ledger.
 pub fn parse_xlsx(bytes: &[u8]) -> Result<Vec<LedgerRow>, LedgerFileError> {
-    use calamine::{Data, Reader, Xlsx};
     check_size(bytes)?;
-    let unreadable = |reason: String| LedgerFileError::Unreadable {
-        format: "XLSX",
-        reason,
-    };
-    let mut workbook: Xlsx<_> =
-        Xlsx::new(std::io::Cursor::new(bytes)).map_err(|e| unreadable(e.to_string()))?;
-    let range = workbook
-        .worksheet_range_at(0)
-        .ok_or_else(|| unreadable("the workbook has no sheet".into()))?
-        .map_err(|e| unreadable(e.to_string()))?;
-    if range.height() > 2 * LEDGER_ROWS_MAX {
-        return Err(LedgerFileError::TooManyRows {
-            max: LEDGER_ROWS_MAX,
-        });
-    }
+    let (first_row, used) = xlsx_table(bytes, LEDGER_TABLE_ROWS_MAX).map_err(sheet_error)?;
     // A sheet whose used range starts below row 1 still numbers rows as
     // the spreadsheet shows them: pad with the empty rows above.
-    let first_row = range.start().map_or(0, |(row, _)| row as usize);
-    let mut table: Vec<Vec<String>> = Vec::with_capacity(range.height() + first_row);
+    let mut table: Vec<Vec<String>> = Vec::with_capacity(used.len() + first_row);
     table.extend(std::iter::repeat_n(Vec::new(), first_row));
-    table.extend(range.rows().map(|row| {
-        row.iter()
-            .map(|cell| match cell {
-                Data::Empty => String::new(),
-                Data::String(s) => s.clone(),
-                Data::Float(f) if f.fract() == 0.0 => format!("{}", *f as i64),
-                Data::DateTime(d) => excel_serial_date(d.as_f64()),
-                other => other.to_string(),
-            })
-            .collect()
-    }));
+    table.extend(used);
     // The header is the first non-blank row.
     let header_at = table
         .iter()
@@ -246,16 +216,6 @@ pub fn parse_xlsx(bytes: &[u8]) -> Result<Vec<LedgerRow>, LedgerFileError> {
         row.row += header_at;
     }
     Ok(rows)
-}
-
-/// Excel stores dates as days since 1899-12-30 (counting its phantom
-/// 1900-02-29, which this epoch absorbs for every date after March 1900).
-fn excel_serial_date(serial: f64) -> String {
-    let epoch = time::macros::date!(1899 - 12 - 30);
-    match epoch.checked_add(time::Duration::days(serial.floor() as i64)) {
-        Some(date) => civsync_protocol::model::date_format::format(date),
-        None => serial.to_string(),
-    }
 }
 
 /// Parse by file name: `.xlsx` as a workbook, anything else as CSV.

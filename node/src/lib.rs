@@ -21,6 +21,7 @@ pub mod peers;
 pub mod pki;
 pub mod relay;
 pub mod report;
+pub mod spreadsheet;
 pub mod store;
 pub mod tables;
 #[cfg(test)]
