@@ -65,6 +65,19 @@ impl Target {
         Ok(())
     }
 
+    /// POST a spreadsheet (CSV, or XLSX by its extension) to an import
+    /// endpoint and return the node's report.
+    async fn post_spreadsheet(&self, path: &str, file: &std::path::Path) -> anyhow::Result<Value> {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mut query = self.query();
+        let is_xlsx = file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+        query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
+        self.client()?.post_bytes(path, &query, bytes).await
+    }
+
     /// GET from the node and print its answer.
     async fn get_and_print(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<()> {
         let answer: Value = self.client()?.get(path, query).await?;
@@ -645,17 +658,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             target.post_and_print("activities", &input).await
         }
         Command::Activity(ActivityCommand::Import { file, target }) => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let mut query = target.query();
-            let is_xlsx = file
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
-            query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
-            let report: Value = target
-                .client()?
-                .post_bytes("import/activities", &query, bytes)
-                .await?;
+            let report = target.post_spreadsheet("import/activities", &file).await?;
             print_json(&report);
             eprintln!(
                 "{} rows: {} accepted, {} refused; {} activities written, {} refused",
@@ -762,17 +765,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { file, target } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let mut query = target.query();
-            let is_xlsx = file
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
-            query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
-            let report: Value = target
-                .client()?
-                .post_bytes("import/volunteers", &query, bytes)
-                .await?;
+            let report = target.post_spreadsheet("import/volunteers", &file).await?;
             print_json(&report);
             Ok(())
         }
