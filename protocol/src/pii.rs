@@ -75,14 +75,7 @@ impl IdNumber {
         {
             return Err(bad("an ID number is 17 digits followed by a digit or X"));
         }
-        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-        const CHECK: &[u8; 11] = b"10X98765432";
-        let sum: u32 = bytes[..17]
-            .iter()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        if CHECK[(sum % 11) as usize] != bytes[17] {
+        if check_character(&bytes[..17]) != bytes[17] {
             return Err(bad(
                 "the ID number's check digit does not match; please re-check the number",
             ));
@@ -107,16 +100,21 @@ impl std::fmt::Debug for IdNumber {
     }
 }
 
-/// Make a valid ID number from 17 leading digits (test data, simulations).
-pub fn with_check_digit(first_17: &str) -> String {
+/// The check character (GB 11643) that follows 17 digits.
+fn check_character(first_17: &[u8]) -> u8 {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
     let sum: u32 = first_17
-        .bytes()
+        .iter()
         .zip(WEIGHTS)
         .map(|(b, w)| u32::from(b.wrapping_sub(b'0')) * w)
         .sum();
-    format!("{first_17}{}", CHECK[(sum % 11) as usize] as char)
+    CHECK[(sum % 11) as usize]
+}
+
+/// Make a valid ID number from 17 leading digits (test data, simulations).
+pub fn with_check_digit(first_17: &str) -> String {
+    format!("{first_17}{}", check_character(first_17.as_bytes()) as char)
 }
 
 #[cfg(test)]

@@ -19,15 +19,11 @@ fn s(text: &str) -> StationId {
 
 /// A valid resident ID number born in `1970 + serial / 1000`.
 fn id_number(serial: u32) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8] = b"10X98765432";
-    let body = format!("110105{}0101{:03}", 1970 + serial / 1000, serial % 1000);
-    let sum: u32 = body
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(digit, weight)| u32::from(digit - b'0') * weight)
-        .sum();
-    format!("{body}{}", CHECK[(sum % 11) as usize] as char)
+    crate::pii::with_check_digit(&format!(
+        "110105{}0101{:03}",
+        1970 + serial / 1000,
+        serial % 1000
+    ))
 }
 
 /// A village replica whose roster holds volunteers V1..=V4.
