@@ -49,7 +49,7 @@
 
 use crate::store::Store;
 use crate::transport::{
-    closed_as_duplicate, NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_DUPLICATE,
+    closed_for_another_link, NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_DUPLICATE,
     CLOSE_LINK_REFUSED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, HANDSHAKE_TIMEOUT_MS,
 };
 use civsync_protocol::document_id::DocumentId;
@@ -1052,9 +1052,11 @@ async fn run_session(
     }
     // Reads and writes fail once the connection is closed under them; that
     // is the supersede, not an error of this link. Nor is the peer closing
-    // it because a link set up from its side wins: the stations are linked.
+    // it because another link between us wins (it refused this one, or a
+    // crossing dial of its own replaced it there before we saw that dial):
+    // the stations are linked.
     was_superseded |= *superseded.borrow();
-    let lost_a_crossing = closed_as_duplicate(&connection);
+    let lost_a_crossing = closed_for_another_link(&connection);
     if was_superseded || lost_a_crossing {
         link_error = None;
     }
@@ -1194,11 +1196,12 @@ mod tests {
     use super::*;
     use crate::pki::{init_county_ca, issue_node_certificate, NodeIdentity};
     use crate::relay::Relay;
-    use crate::transport::IDLE_TIMEOUT_MS;
+    use crate::transport::{CLOSE_SETUP_FAILED, IDLE_TIMEOUT_MS};
     use automerge::transaction::Transactable;
     use automerge::ROOT;
     use civsync_protocol::document_id::Month;
     use civsync_protocol::replica::ReplicaConfig;
+    use quinn::VarInt;
     use std::path::Path;
 
     const WAIT: Duration = Duration::from_secs(10);
@@ -1693,6 +1696,63 @@ mod tests {
         }
         t03.shutdown().await;
         t04.shutdown().await;
+    }
+
+    /// Two siblings' dials crossed, and the peer set its winning dial up
+    /// before this side had seen it: the peer replaces (supersedes) the
+    /// losing link instead of refusing it. The stations are linked by the
+    /// winner; the closed loser is no error on the status page. A peer
+    /// closing for any other reason still is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_link_the_peer_replaced_with_its_own_is_no_error() {
+        let root = tempfile::tempdir().unwrap();
+        init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
+        let t04 = office(root.path(), "xh/t04", Tier::Township, vec![]);
+        let board = t04.manager.board();
+        let t03 = NodeEndpoint::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &identity(root.path(), "xh/t03", Tier::Township),
+        )
+        .unwrap();
+        for (round, (code, an_error)) in [
+            (CLOSE_SUPERSEDED, false),
+            (CLOSE_LINK_DUPLICATE, false),
+            (CLOSE_SETUP_FAILED, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut link = t03
+                .connect(t04.endpoint.local_addr().unwrap(), None)
+                .await
+                .unwrap();
+            // The session is running once its hello arrives.
+            let mut hello = [0u8; 1];
+            tokio::time::timeout(WAIT, link.recv.read_exact(&mut hello))
+                .await
+                .unwrap()
+                .unwrap();
+            link.connection
+                .close(VarInt::from_u32(code), b"closed by the test");
+            let sessions = round as u64 + 1;
+            wait_for("the session to end", || {
+                board.get(&id("xh/t03")).is_some_and(|status| {
+                    status.sessions == sessions
+                        && !status.connected
+                        && status.last_error.is_some() == an_error
+                })
+            })
+            .await;
+            // Settled: the error (or its absence) is not about to change.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let status = board.get(&id("xh/t03")).unwrap();
+            assert_eq!(
+                status.last_error.is_some(),
+                an_error,
+                "code {code}: {status:?}"
+            );
+        }
+        t04.manager.shutdown().await;
     }
 
     #[test]

@@ -80,13 +80,18 @@ pub const CLOSE_LINK_REFUSED: u32 = 4;
 /// Not an error: the stations are linked, by the other link.
 pub const CLOSE_LINK_DUPLICATE: u32 = 5;
 
-/// Did the peer close `connection` because another link between us wins
-/// ([`CLOSE_LINK_DUPLICATE`])?
-pub fn closed_as_duplicate(connection: &quinn::Connection) -> bool {
+/// Did the peer close `connection` because another link between us wins?
+/// Either it refused this one for a link in session
+/// ([`CLOSE_LINK_DUPLICATE`]), or a newer link replaced this one
+/// ([`CLOSE_SUPERSEDED`]): when two dials cross, the side whose dial wins
+/// may set it up before the other side has seen it, and then replaces the
+/// losing link instead of refusing it. Either way the stations are linked.
+pub fn closed_for_another_link(connection: &quinn::Connection) -> bool {
     matches!(
         connection.close_reason(),
         Some(quinn::ConnectionError::ApplicationClosed(close))
             if close.error_code == VarInt::from_u32(CLOSE_LINK_DUPLICATE)
+                || close.error_code == VarInt::from_u32(CLOSE_SUPERSEDED)
     )
 }
 
@@ -142,7 +147,7 @@ pub enum TransportError {
     Connect { addr: SocketAddr, reason: String },
     #[error("link with {addr} refused or broken during set-up: {reason}")]
     Handshake { addr: SocketAddr, reason: String },
-    #[error("link with {addr} closed by the peer: a link between us set up from its side wins")]
+    #[error("link with {addr} closed by the peer: another link between us wins")]
     DuplicateLink { addr: SocketAddr },
     #[error("link with {addr} not set up within {timeout_ms} ms")]
     HandshakeTimeout { addr: SocketAddr, timeout_ms: u64 },
@@ -451,7 +456,7 @@ fn set_up_error(
     addr: SocketAddr,
     error: &dyn fmt::Display,
 ) -> TransportError {
-    if closed_as_duplicate(connection) {
+    if closed_for_another_link(connection) {
         return TransportError::DuplicateLink { addr };
     }
     let reason = match connection.close_reason() {
@@ -999,7 +1004,12 @@ mod tests {
         let township = bind(&county.node("xh/t03", Tier::Township));
         let village = bind(&county.node("xh/t03/v12", Tier::Village));
         let township_addr = township.local_addr().unwrap();
-        for (code, duplicate) in [(CLOSE_LINK_DUPLICATE, true), (CLOSE_LINK_REFUSED, false)] {
+        for (code, duplicate) in [
+            (CLOSE_LINK_DUPLICATE, true),
+            (CLOSE_SUPERSEDED, true),
+            (CLOSE_LINK_REFUSED, false),
+            (CLOSE_SETUP_FAILED, false),
+        ] {
             let (connected, accepted) = tokio::join!(
                 village.connect(township_addr, None),
                 next_accepted(&township)
@@ -1012,7 +1022,7 @@ mod tests {
                 Ok(link) => {
                     link.connection.closed().await;
                     assert_eq!(
-                        closed_as_duplicate(&link.connection),
+                        closed_for_another_link(&link.connection),
                         duplicate,
                         "code {code}"
                     );
