@@ -9,6 +9,7 @@
 
 use crate::client::ApiClient;
 use crate::config::{NodeConfig, PeerConfig};
+use crate::local_ports::{tcp_port_is_free, udp_port_is_free, PortPicker};
 use crate::relay::Relay;
 use anyhow::{bail, Context};
 use civsync_protocol::input::{
@@ -81,18 +82,31 @@ const ACTIVITIES: [(&str, &str, &str); 5] = [
     ("关爱留守老人", "help", "elder_care"),
 ];
 
-/// Free ports for the offices' APIs and QUIC endpoints. The probe sockets
-/// stay open until every office has its ports: a port released at once may
-/// be offered again to the next office, and two offices on one port would
-/// leave one of them unable to start.
-#[derive(Default)]
+/// Free ports for the offices' APIs and QUIC endpoints, from outside the
+/// kernel's ephemeral range (`local_ports`): the relay's upstream sockets
+/// and every QUIC client bind port 0, and must not take the port of an
+/// office that has not started yet. Where the range leaves no room, ports
+/// come from `bind(0)`, and the probe sockets stay open until every office
+/// has its ports, so no two offices get one port.
 struct PortProbes {
+    picker: Option<PortPicker>,
     tcp: Vec<std::net::TcpListener>,
     udp: Vec<std::net::UdpSocket>,
 }
 
 impl PortProbes {
+    fn new() -> PortProbes {
+        PortProbes {
+            picker: PortPicker::outside_ephemeral(std::process::id()),
+            tcp: Vec::new(),
+            udp: Vec::new(),
+        }
+    }
+
     fn tcp(&mut self) -> anyhow::Result<SocketAddr> {
+        if let Some(port) = self.picker.as_mut().and_then(|p| p.pick(tcp_port_is_free)) {
+            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
         let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = probe.local_addr()?;
         self.tcp.push(probe);
@@ -100,6 +114,9 @@ impl PortProbes {
     }
 
     fn udp(&mut self) -> anyhow::Result<SocketAddr> {
+        if let Some(port) = self.picker.as_mut().and_then(|p| p.pick(udp_port_is_free)) {
+            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
         let probe = std::net::UdpSocket::bind("127.0.0.1:0")?;
         let addr = probe.local_addr()?;
         self.udp.push(probe);
@@ -164,7 +181,7 @@ async fn prepare(root: &Path) -> anyhow::Result<(Vec<Office>, SocketAddr)> {
         identity.to_hex().as_bytes(),
     )?;
     let mut offices = Vec::new();
-    let mut probes = PortProbes::default();
+    let mut probes = PortProbes::new();
     for (station, tier, name) in OFFICES {
         let station = StationId::parse(station)?;
         let dir = root.join(station.as_str().replace('/', "-"));

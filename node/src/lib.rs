@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod import;
 pub mod import_activities;
+pub mod local_ports;
 pub mod logging;
 pub mod node;
 pub mod peers;

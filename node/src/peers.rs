@@ -1431,10 +1431,11 @@ mod tests {
     async fn changes_made_while_the_parent_is_down_arrive_when_it_comes_up() {
         let root = tempfile::tempdir().unwrap();
         init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
-        let parent_address = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        // The parent's port stays held (by a socket that never answers)
+        // until the parent starts on it: released early, any endpoint bound
+        // to port 0 meanwhile by a test running beside this one could take it.
+        let parent_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let parent_address = parent_port.local_addr().unwrap();
         let parent = DialledPeer {
             role: PeerRole::Parent,
             station: id("xh/t03"),
@@ -1450,8 +1451,7 @@ mod tests {
                 .unwrap();
         }
         let board = village.manager.board();
-        // A dial to a port nobody listens on fails only at the handshake
-        // timeout (QUIC does not hear of the ICMP refusal).
+        // A dial nobody answers fails only at the handshake timeout.
         let handshake = Duration::from_millis(crate::transport::HANDSHAKE_TIMEOUT_MS);
         wait_for_within("a failed attempt", handshake + WAIT, || {
             board
@@ -1461,6 +1461,7 @@ mod tests {
         .await;
         assert!(!board.get(&id("xh/t03")).unwrap().connected);
 
+        drop(parent_port);
         let township = office_at(
             root.path(),
             "xh/t03",

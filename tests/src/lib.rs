@@ -5,6 +5,7 @@
 //! Every test node listens on loopback only, and every wait is bounded.
 
 use anyhow::{bail, Context};
+use civsync_node::local_ports::{tcp_port_is_free, udp_port_is_free, PortPicker};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -90,74 +91,28 @@ fn is_test_environment(name: &str) -> bool {
 }
 
 /// A free port of 127.0.0.1, never the same twice in this process, and
-/// never one the kernel hands out by itself.
-///
-/// A port is released before a node binds it. Picking it with `bind(0)`
-/// left two races: the kernel offered a released port again to the next
-/// `bind(0)` (two nodes initialised before either started got one port),
-/// and any socket bound to port 0 meanwhile — a relay's upstream socket, a
-/// QUIC client, another test's endpoint — could take a port handed to a
-/// node not started yet (seen: a relay's listen port taken between the pick
-/// and its bind). So ports come from outside the kernel's ephemeral range,
-/// which `bind(0)` and `connect` never use; only this harness hands them
-/// out, each once, and each is checked free when handed out.
-fn fresh_port(is_free: impl Fn(u16) -> bool) -> SocketAddr {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let range = harness_ports(&ephemeral_ports());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-    // Start where this process's id points, so two harness processes at
-    // once (two test binaries run by hand) rarely probe the same ports.
-    let span = u32::from(range.end() - range.start()) + 1;
-    let start = std::process::id() % span;
-    for step in 0..span {
-        let port = range.start() + ((start + step) % span) as u16;
-        if !handed_out.contains(&port) && is_free(port) {
-            handed_out.insert(port);
-            return SocketAddr::from(([127, 0, 0, 1], port));
-        }
-    }
-    panic!("every port of {range:?} handed out or busy");
-}
-
-/// The kernel's ephemeral range, from which it picks for `bind(0)` and
-/// outgoing connections (Linux's default if it cannot be read).
-fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
-    let parsed = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| {
-            let mut bounds = text.split_whitespace().map(|b| b.parse::<u16>().ok());
-            Some((bounds.next()??, bounds.next()??))
-        });
-    let (low, high) = parsed.unwrap_or((32_768, 60_999));
-    low..=high
-}
-
-/// Ports the harness hands out: unprivileged ones below the ephemeral
-/// range, or above it when the range starts too low to leave room.
-fn harness_ports(ephemeral: &std::ops::RangeInclusive<u16>) -> std::ops::RangeInclusive<u16> {
-    const LOWEST: u16 = 10_000;
-    const ROOM_MIN: u16 = 2_000;
-    let below = if *ephemeral.start() >= LOWEST + ROOM_MIN {
-        Some(LOWEST..=ephemeral.start() - 1)
-    } else {
-        None
-    };
-    let above = if *ephemeral.end() <= u16::MAX - ROOM_MIN {
-        Some(ephemeral.end() + 1..=u16::MAX)
-    } else {
-        None
-    };
-    below
-        .or(above)
-        .expect("the ephemeral port range leaves no room for test ports")
+/// never one the kernel hands out by itself (see `local_ports`): a port is
+/// released before the node it is for binds it, and several nodes are
+/// initialised before any starts.
+fn fresh_port(is_free: impl FnMut(u16) -> bool) -> SocketAddr {
+    static PICKER: Mutex<Option<PortPicker>> = Mutex::new(None);
+    let mut picker = PICKER.lock().unwrap_or_else(|p| p.into_inner());
+    let picker = picker.get_or_insert_with(|| {
+        PortPicker::outside_ephemeral(std::process::id())
+            .expect("the ephemeral port range leaves no room for test ports")
+    });
+    let port = picker
+        .pick(is_free)
+        .expect("every port outside the ephemeral range handed out or busy");
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 pub fn free_tcp_addr() -> SocketAddr {
-    fresh_port(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+    fresh_port(tcp_port_is_free)
 }
 
 pub fn free_udp_addr() -> SocketAddr {
-    fresh_port(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok())
+    fresh_port(udp_port_is_free)
 }
 
 /// Run `civsync` with arguments to completion; fail with its output if it fails.
@@ -702,42 +657,16 @@ mod tests {
     }
 
     #[test]
-    fn ports_are_handed_out_once_each_and_never_from_the_ephemeral_range() {
-        let ephemeral = ephemeral_ports();
-        let probed = std::cell::RefCell::new(Vec::new());
-        // A kernel where every port is free: the harness alone decides.
-        let picks: Vec<u16> = (0..50)
-            .map(|_| {
-                fresh_port(|port| {
-                    probed.borrow_mut().push(port);
-                    true
-                })
-                .port()
-            })
+    fn harness_ports_are_distinct_free_and_outside_the_ephemeral_range() {
+        let ephemeral = civsync_node::local_ports::ephemeral_ports();
+        let ports: Vec<u16> = (0..20)
+            .flat_map(|_| [free_tcp_addr().port(), free_udp_addr().port()])
             .collect();
-        let distinct: BTreeSet<u16> = picks.iter().copied().collect();
-        assert_eq!(distinct.len(), picks.len(), "a port handed out twice");
-        for port in picks.iter().chain(probed.borrow().iter()) {
-            assert!(!ephemeral.contains(port), "{port} is in {ephemeral:?}");
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
+        for port in ports {
+            assert!(!ephemeral.contains(&port), "{port} is in {ephemeral:?}");
         }
-        // A busy port is skipped, not handed out.
-        let busy = std::cell::Cell::new(None);
-        let picked = fresh_port(|port| {
-            if busy.get().is_none() {
-                busy.set(Some(port));
-                return false;
-            }
-            true
-        });
-        assert_ne!(Some(picked.port()), busy.get());
-    }
-
-    #[test]
-    fn test_ports_leave_the_kernel_its_range_wherever_it_is() {
-        assert_eq!(harness_ports(&(32_768..=60_999)), 10_000..=32_767);
-        // Ranges that start low leave room above them only.
-        assert_eq!(harness_ports(&(1_024..=50_000)), 50_001..=65_535);
-        assert_eq!(harness_ports(&(11_000..=60_999)), 61_000..=65_535);
     }
 
     #[test]
