@@ -10,6 +10,7 @@ pub mod actor;
 pub mod approval;
 pub mod approval_service;
 pub mod authority;
+pub mod catalog;
 pub mod digest;
 pub mod document_id;
 pub mod input;
@@ -25,6 +26,8 @@ pub mod station;
 pub mod stats;
 pub mod storage;
 pub mod sync_host;
+#[cfg(test)]
+mod test_support;
 pub mod wire;
 
 pub use document_id::{DocumentId, DocumentIdError, DocumentKind, Month};

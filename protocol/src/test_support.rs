@@ -1,0 +1,33 @@
+//! Helpers shared by the unit tests of several modules.
+
+use crate::document_id::DocumentId;
+use crate::replica::Replica;
+use crate::storage::MemoryStorage;
+use crate::sync_host::SyncHost;
+
+/// Run Automerge's sync for one document between two neighbouring nodes
+/// until neither has anything to send.
+pub(crate) fn sync_document(
+    a: &mut Replica<MemoryStorage>,
+    b: &mut Replica<MemoryStorage>,
+    document: &DocumentId,
+) {
+    let (a_station, b_station) = (a.local().clone(), b.local().clone());
+    for _ in 0..20 {
+        let mut moved = false;
+        if let Some(message) = a.generate_sync_message(&b_station, document).unwrap() {
+            b.receive_sync_message(&a_station, document, &message)
+                .unwrap();
+            moved = true;
+        }
+        if let Some(message) = b.generate_sync_message(&a_station, document).unwrap() {
+            a.receive_sync_message(&b_station, document, &message)
+                .unwrap();
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("{document} did not converge");
+}
