@@ -333,11 +333,14 @@ pub fn themes_for<S: Storage>(
     read
 }
 
+/// Reads one item (owner, key, fields) of a catalog document, or says why not.
+type ItemReader<T> = fn(&StationId, &str, &[(String, String)]) -> Result<T, String>;
+
 fn read_catalog<S: Storage, T>(
     replica: &mut Replica<S>,
     station: &StationId,
     name: &str,
-    read_item: fn(&StationId, &str, &[(String, String)]) -> Result<T, String>,
+    read_item: ItemReader<T>,
 ) -> CatalogRead<T> {
     let mut documents = replica.documents_where(|document| {
         matches!(&document.kind, DocumentKind::Reference(n) if n == name)
