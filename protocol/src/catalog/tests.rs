@@ -71,7 +71,9 @@ fn a_county_menu_and_a_township_menu_are_both_offered_at_a_village() {
     for owner in ["xh", "xh/t1"] {
         sync_document(&mut county, &mut township, &menu_document(&station(owner)));
     }
-    assert!(county.documents().contains(&menu_document(&station("xh/t1"))));
+    assert!(county
+        .documents()
+        .contains(&menu_document(&station("xh/t1"))));
     for owner in ["xh", "xh/t1"] {
         sync_document(&mut township, &mut village, &menu_document(&station(owner)));
     }
