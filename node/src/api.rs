@@ -233,6 +233,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .route("/api/v1/documents", get(list_documents))
         .merge(crate::api_stats::routes())
         .merge(crate::api_approval::routes())
+        .merge(crate::api_catalog::routes())
         .merge(crate::api_freshness::routes())
         .merge(crate::api_stations::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod api_approval;
+pub mod api_catalog;
 pub mod api_freshness;
 pub mod api_import_activities;
 pub mod api_stations;

@@ -130,6 +130,13 @@ enum Command {
     /// Register, rename and list stations (the station registry).
     #[command(subcommand)]
     Station(StationCommand),
+    /// The service menu (服务菜单) citizens order from: this office's items
+    /// and what a station is offered from every office above it.
+    #[command(subcommand)]
+    Menu(MenuCommand),
+    /// Monthly themes (一月一主题) this office sets for its subtree.
+    #[command(subcommand)]
+    Theme(ThemeCommand),
     /// Import a roster of volunteers from a CSV or XLSX file.
     Import {
         file: PathBuf,
@@ -385,6 +392,64 @@ enum ActivityCommand {
     /// per service record; prints the report of every row.
     Import {
         file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum MenuCommand {
+    /// Add an item to this office's menu, or change one (by --id).
+    Add {
+        /// Give it to change an existing item; drawn when absent.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        name: String,
+        /// Service category, e.g. health, theory, elder_care.
+        #[arg(long)]
+        category: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The team or unit that serves it.
+        #[arg(long, default_value = "")]
+        provider: String,
+        /// Stop offering it (it stays listed, marked).
+        #[arg(long)]
+        withdrawn: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// What --station (this node's own by default) is offered.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum ThemeCommand {
+    /// Set or correct this office's theme of a month.
+    Set {
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// The themes that apply at --station (this node's own by default).
+    List {
+        /// YYYY-MM; every month when absent.
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -761,6 +826,70 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 print_json(&answer);
             } else {
                 print!("{}", civsync_node::tables::stations_table(&answer));
+            }
+            Ok(())
+        }
+        Command::Menu(MenuCommand::Add {
+            id,
+            name,
+            category,
+            description,
+            provider,
+            withdrawn,
+            target,
+        }) => {
+            anyhow::ensure!(
+                target.station.is_none(),
+                "--station does not apply here: an office writes its own menu"
+            );
+            let body = civsync_protocol::catalog::MenuItemInput {
+                id,
+                name,
+                category,
+                description,
+                provider,
+                withdrawn,
+            };
+            target.post_and_print("menu", &body).await
+        }
+        Command::Menu(MenuCommand::List { json, target }) => {
+            let answer: Value = target.client()?.get("menu", &target.query()).await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print!("{}", civsync_node::tables::menu_table(&answer));
+            }
+            Ok(())
+        }
+        Command::Theme(ThemeCommand::Set {
+            month,
+            title,
+            description,
+            target,
+        }) => {
+            anyhow::ensure!(
+                target.station.is_none(),
+                "--station does not apply here: an office sets its own themes"
+            );
+            let body = civsync_protocol::catalog::ThemeInput {
+                month,
+                title,
+                description,
+            };
+            target.post_and_print("themes", &body).await
+        }
+        Command::Theme(ThemeCommand::List {
+            month,
+            json,
+            target,
+        }) => {
+            let mut query = target.query();
+            query.extend(month.map(|m| ("month", m)));
+            let answer: Value = target.client()?.get("themes", &query).await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print!("{}", civsync_node::tables::themes_table(&answer));
             }
             Ok(())
         }

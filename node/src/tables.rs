@@ -163,6 +163,77 @@ pub fn stations_table(answer: &Value) -> String {
     out
 }
 
+/// `GET /api/v1/menu`: what a station is offered, office by office;
+/// withdrawn items marked, unreadable ones named after the table.
+pub fn menu_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:<18} {:<16} {:<20}  name",
+        "office", "id", "category", "provider"
+    );
+    for item in answer["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let withdrawn = if item["withdrawn"].as_bool() == Some(true) {
+            "  [withdrawn]"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{:<12} {:<18} {:<16} {:<20}  {}{}",
+            text(&item["owner"]),
+            text(&item["id"]),
+            text(&item["category"]),
+            text(&item["provider"]),
+            text(&item["name"]),
+            withdrawn,
+        );
+    }
+    unreadable_lines(&mut out, answer);
+    out
+}
+
+/// `GET /api/v1/themes`: the themes that apply at a station, by office.
+pub fn themes_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<12} {:<8}  theme", "office", "month");
+    for theme in answer["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<8}  {}",
+            text(&theme["owner"]),
+            text(&theme["month"]),
+            text(&theme["title"]),
+        );
+    }
+    unreadable_lines(&mut out, answer);
+    out
+}
+
+fn unreadable_lines(out: &mut String, answer: &Value) {
+    for bad in answer["unreadable"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let _ = writeln!(
+            out,
+            "cannot read {} {}: {}",
+            text(&bad["document"]),
+            text(&bad["key"]),
+            text(&bad["reason"]),
+        );
+    }
+}
+
 /// Bytes as a clerk reads them: `744 B`, `5.8 KB`, `12.0 MB`.
 fn bytes(value: &Value) -> String {
     let Some(bytes) = value.as_u64() else {
@@ -258,6 +329,34 @@ mod tests {
         assert_eq!(beijing_minute(Some(1_793_577_600_000)), "2026-11-02 08:00");
         assert_eq!(beijing_minute(None), "-");
         assert_eq!(beijing_minute(Some(i64::MAX)), "-");
+    }
+
+    #[test]
+    fn menus_and_themes_list_every_item_mark_withdrawn_ones_and_name_unreadable_ones() {
+        let menu = json!({
+            "items": [
+                {"owner": "xh", "id": "M1", "name": "义诊", "category": "health", "provider": "县医院", "withdrawn": false},
+                {"owner": "xh/t1", "id": "M2", "name": "助农直播", "category": "poverty_relief", "withdrawn": true},
+                {"unexpected": true}
+            ],
+            "unreadable": [{"document": "reference:xh:menu", "key": "M9", "reason": "category: unknown"}]
+        });
+        let table = menu_table(&menu);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 5, "{table}");
+        assert!(lines[1].starts_with("xh ") && lines[1].ends_with("义诊"), "{table}");
+        assert!(lines[2].ends_with("助农直播  [withdrawn]"), "{table}");
+        assert!(!lines[1].contains("withdrawn"));
+        assert!(lines[3].starts_with('-'), "a line without fields prints dashes: {table}");
+        assert_eq!(lines[4], "cannot read reference:xh:menu M9: category: unknown");
+
+        let themes = json!({
+            "items": [{"owner": "xh", "month": "2026-11", "title": "移风易俗"}],
+            "unreadable": []
+        });
+        let table = themes_table(&themes);
+        assert_eq!(table.lines().count(), 2, "{table}");
+        assert!(table.lines().nth(1).unwrap().ends_with("2026-11   移风易俗"), "{table}");
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub struct ThemeInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Theme {
     pub owner: StationId,
+    #[serde(with = "month_text")]
     pub month: Month,
     pub title: String,
     pub description: String,
@@ -428,6 +429,22 @@ fn commit_error(error: CommitError<CatalogError>) -> CatalogError {
     match error {
         CommitError::Mutate(e) => e,
         other => store_error(other),
+    }
+}
+
+/// A month as clerks write it, `YYYY-MM`.
+mod month_text {
+    use crate::document_id::Month;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(month: &Month, out: S) -> Result<S::Ok, S::Error> {
+        out.collect_str(month)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Month, D::Error> {
+        let text = String::deserialize(input)?;
+        Month::parse(&text).ok_or_else(|| D::Error::custom(format!("{text:?} is not YYYY-MM")))
     }
 }
 

@@ -291,3 +291,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_theme_travels_in_json_with_its_month_as_clerks_write_it() {
+    let theme = ThemeInput {
+        month: "2026-03".into(),
+        title: "学雷锋".into(),
+        description: String::new(),
+    }
+    .validate(&station("xh"))
+    .unwrap();
+    let json = serde_json::to_value(&theme).unwrap();
+    assert_eq!(json["month"], "2026-03");
+    assert_eq!(serde_json::from_value::<Theme>(json).unwrap(), theme);
+    let bad = serde_json::json!({"owner": "xh", "month": "March", "title": "t", "description": ""});
+    assert!(serde_json::from_value::<Theme>(bad).is_err());
+}
