@@ -459,12 +459,6 @@ async fn county_view(
     Ok(rows)
 }
 
-/// Pad to a display width, counting CJK characters as two columns.
-fn pad(text: &str, width: usize) -> String {
-    let shown: usize = text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
-    format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
-}
-
 fn print_table(title: &str, rows: &BTreeMap<StationId, Row>, offices: &[Office]) {
     println!("\n{title}");
     let header = [
@@ -481,7 +475,7 @@ fn print_table(title: &str, rows: &BTreeMap<StationId, Row>, offices: &[Office])
         let mut out = String::from("  ");
         for (i, cell) in cells.iter().enumerate() {
             if i < 2 {
-                out.push_str(&pad(cell, widths[i]));
+                out.push_str(&crate::tables::pad(cell, widths[i]));
             } else {
                 let shown: usize = cell.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
                 out.push_str(&" ".repeat(widths[i].saturating_sub(shown)));
@@ -543,6 +537,50 @@ async fn wait_for_county(
     }
 }
 
+/// The county sends down a theme for the month and two menu items.
+async fn publish_menu_and_theme(county: &Office, month: Month) -> anyhow::Result<()> {
+    let api = client(county)?;
+    let theme = serde_json::json!({"month": month.to_string(), "title": "移风易俗 树文明新风"});
+    let _: Value = api.post("themes", &[], &theme).await?;
+    for (id, name, category, provider) in [
+        ("M1", "健康义诊", "health", "县医院志愿服务队"),
+        ("M2", "政策宣讲", "theory", "县理论宣讲团"),
+    ] {
+        let item =
+            serde_json::json!({"id": id, "name": name, "category": category, "provider": provider});
+        let _: Value = api.post("menu", &[], &item).await?;
+    }
+    println!(
+        "\nThe county sets the theme of {month} and publishes 2 service menu items (`civsync theme set`, `civsync menu add`)."
+    );
+    Ok(())
+}
+
+/// Waits until `village` holds the county's menu, then prints it.
+async fn show_menu_arrived(village: &Office) -> anyhow::Result<()> {
+    let api = client(village)?;
+    let started = Instant::now();
+    loop {
+        let menu: Value = api.get("menu", &[]).await?;
+        if menu["items"].as_array().map_or(0, Vec::len) >= 2 {
+            println!(
+                "\nThe menu reached {} through its township in {:.1} s (`civsync menu list` there):\n{}",
+                village.station,
+                started.elapsed().as_secs_f64(),
+                crate::tables::menu_table(&menu).trim_end()
+            );
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "the county's menu did not reach {} within 60 s",
+                village.station
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::Result<()> {
     let county = offices
         .iter()
@@ -554,6 +592,8 @@ async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::R
         .find(|v| v.station.as_str() == CUT_VILLAGE)
         .context("cut village")?;
 
+    let (month, _) = this_month_dates();
+    publish_menu_and_theme(county, month).await?;
     println!(
         "\nVillages register {} volunteers each and record {} activities:",
         args.volunteers_per_village, args.activities_per_village
@@ -579,6 +619,8 @@ async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::R
         &before,
         offices,
     );
+
+    show_menu_arrived(villages[0]).await?;
 
     println!(
         "\nThe link of {} is cut. It keeps recording offline: 2 more activities.",

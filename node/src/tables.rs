@@ -163,6 +163,13 @@ pub fn stations_table(answer: &Value) -> String {
     out
 }
 
+/// `text` followed by spaces up to `width` terminal columns, counting a
+/// non-ASCII character (Chinese) as two.
+pub fn pad(text: &str, width: usize) -> String {
+    let shown: usize = text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+    format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
+}
+
 /// `GET /api/v1/menu`: what a station is offered, office by office;
 /// withdrawn items marked, unreadable ones named after the table.
 pub fn menu_table(answer: &Value) -> String {
@@ -184,11 +191,11 @@ pub fn menu_table(answer: &Value) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<12} {:<18} {:<16} {:<20}  {}{}",
+            "{:<12} {:<18} {:<16} {}  {}{}",
             text(&item["owner"]),
             text(&item["id"]),
             text(&item["category"]),
-            text(&item["provider"]),
+            pad(&text(&item["provider"]), 20),
             text(&item["name"]),
             withdrawn,
         );
@@ -344,11 +351,36 @@ mod tests {
         let table = menu_table(&menu);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 5, "{table}");
-        assert!(lines[1].starts_with("xh ") && lines[1].ends_with("义诊"), "{table}");
+        assert!(
+            lines[1].starts_with("xh ") && lines[1].ends_with("义诊"),
+            "{table}"
+        );
         assert!(lines[2].ends_with("助农直播  [withdrawn]"), "{table}");
         assert!(!lines[1].contains("withdrawn"));
-        assert!(lines[3].starts_with('-'), "a line without fields prints dashes: {table}");
-        assert_eq!(lines[4], "cannot read reference:xh:menu M9: category: unknown");
+        assert!(
+            lines[3].starts_with('-'),
+            "a line without fields prints dashes: {table}"
+        );
+        assert_eq!(
+            lines[4],
+            "cannot read reference:xh:menu M9: category: unknown"
+        );
+
+        // Columns line up in a terminal whatever the script of the provider.
+        let name_column = |line: &str| {
+            let before: &str = &line[..line
+                .find(if line.contains("义诊") {
+                    "义诊"
+                } else {
+                    "助农直播"
+                })
+                .unwrap()];
+            before
+                .chars()
+                .map(|c| if c.is_ascii() { 1 } else { 2 })
+                .sum::<usize>()
+        };
+        assert_eq!(name_column(lines[1]), name_column(lines[2]), "{table}");
 
         let themes = json!({
             "items": [{"owner": "xh", "month": "2026-11", "title": "移风易俗"}],
@@ -356,7 +388,14 @@ mod tests {
         });
         let table = themes_table(&themes);
         assert_eq!(table.lines().count(), 2, "{table}");
-        assert!(table.lines().nth(1).unwrap().ends_with("2026-11   移风易俗"), "{table}");
+        assert!(
+            table
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("2026-11   移风易俗"),
+            "{table}"
+        );
     }
 
     #[test]
