@@ -521,6 +521,7 @@ async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duratio
         store,
         peers: Default::default(),
         stats: Default::default(),
+        registry: Default::default(),
     });
     let reread = civsync_node::api_stats::refresh(&ctx)
         .await

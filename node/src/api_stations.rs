@@ -35,12 +35,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use civsync_protocol::registry_service::{
-    self, RegistryEntry, RegistryError, RegistryRead, RetireInput, StationInput,
+    self, RegistryCache, RegistryEntry, RegistryError, RegistryRead, RetireInput, StationInput,
 };
 use civsync_protocol::stats::RetiredStations;
 use civsync_protocol::{Station, StationId};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub fn routes() -> Router<Arc<NodeContext>> {
     Router::new()
@@ -125,8 +125,19 @@ async fn list(
 
 /// Merge every registry held, on the store's owner thread; log what could
 /// not be read (it is left out, never guessed).
+/// The registry cache a node's queries share (see
+/// `registry_service::RegistryCache`).
+pub type SharedRegistry = Arc<Mutex<RegistryCache>>;
+
 async fn read(ctx: &NodeContext) -> Result<RegistryRead, ApiError> {
-    let read = ctx.store.call(registry_service::read_registry).await?;
+    let cache = ctx.registry.clone();
+    let read = ctx
+        .store
+        .call(move |replica| {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            registry_service::read_registry_cached(replica, &mut cache)
+        })
+        .await?;
     for problem in &read.unreadable {
         tracing::warn!(
             document = %problem.document,

@@ -30,6 +30,8 @@ pub struct NodeContext {
     pub peers: crate::peers::PeerStatusBoard,
     /// Statistics index, refreshed incrementally before each query.
     pub stats: crate::api_stats::SharedStats,
+    /// The merged station registry, read again only when a registry changed.
+    pub registry: crate::api_stations::SharedRegistry,
 }
 
 /// China Standard Time: the whole network runs on Beijing time.
@@ -156,6 +158,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         store,
         peers,
         stats: Default::default(),
+        registry: Default::default(),
     });
 
     // Build the statistics index now, so the first query answers quickly.

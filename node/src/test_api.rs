@@ -41,6 +41,7 @@ impl TestApi {
             store,
             peers: Default::default(),
             stats: Default::default(),
+            registry: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -616,5 +616,43 @@ pub fn read_registry<S: Storage>(replica: &mut Replica<S>) -> RegistryRead {
     read
 }
 
+/// The last merged registry read, with the heads of the registry documents
+/// it was read from. Statistics and freshness take the registry on every
+/// query, and it changes far less often than they are asked for.
+#[derive(Debug, Default)]
+pub struct RegistryCache {
+    read_from: Vec<(DocumentId, Vec<automerge::ChangeHash>)>,
+    read: Option<RegistryRead>,
+    /// How often the registries were actually read (the rest were served
+    /// from the cache).
+    pub reads: u64,
+}
+
+/// [`read_registry`], served from `cache` while no registry document has
+/// changed (none added, none with other heads).
+pub fn read_registry_cached<S: Storage>(
+    replica: &mut Replica<S>,
+    cache: &mut RegistryCache,
+) -> RegistryRead {
+    let current: Vec<(DocumentId, Vec<automerge::ChangeHash>)> = replica
+        .documents_where(layout::is_registry)
+        .into_iter()
+        .map(|document| {
+            let heads = replica.heads(&document).unwrap_or_default().to_vec();
+            (document, heads)
+        })
+        .collect();
+    if let Some(read) = &cache.read {
+        if cache.read_from == current {
+            return read.clone();
+        }
+    }
+    let read = read_registry(replica);
+    cache.read_from = current;
+    cache.read = Some(read.clone());
+    cache.reads += 1;
+    read
+}
+
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,7 @@ fn start(dir: &Path) -> Arc<NodeContext> {
         store,
         peers: Default::default(),
         stats: Default::default(),
+        registry: Default::default(),
     })
 }
 

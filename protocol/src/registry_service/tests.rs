@@ -771,3 +771,58 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_cached_registry_is_read_again_exactly_when_a_registry_changed() {
+    let mut county = node("xh");
+    let mut township = township_with_villages();
+    let mut cache = RegistryCache::default();
+    let mut check =
+        |replica: &mut Replica<MemoryStorage>, cache: &mut RegistryCache, reads: u64| {
+            let cached = read_registry_cached(replica, cache);
+            assert_eq!(
+                cached,
+                read_registry(replica),
+                "the cache served a stale registry"
+            );
+            assert_eq!(cache.reads, reads);
+        };
+    check(&mut township, &mut cache, 1);
+    check(&mut township, &mut cache, 1);
+    // A rename, a retirement, an entry received from above: each is seen.
+    register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t1/v1", "东村新站", "village"),
+    )
+    .unwrap();
+    check(&mut township, &mut cache, 2);
+    retire_station(
+        &mut township,
+        &retire("xh/t1/v3", Some("2026-11-15"), None),
+        today(),
+    )
+    .unwrap();
+    check(&mut township, &mut cache, 3);
+    check(&mut township, &mut cache, 3);
+    register_station(
+        &mut county,
+        Tier::County,
+        &input("xh/t1", "城关镇所", "township"),
+    )
+    .unwrap();
+    sync_document(
+        &mut county,
+        &mut township,
+        &layout::registry_document(&station("xh")),
+    );
+    check(&mut township, &mut cache, 4);
+    // A write that changed nothing leaves the cache as it is.
+    register_station(
+        &mut township,
+        Tier::Township,
+        &input("xh/t1/v1", "东村新站", "village"),
+    )
+    .unwrap();
+    check(&mut township, &mut cache, 4);
+}
