@@ -777,16 +777,15 @@ fn the_cached_registry_is_read_again_exactly_when_a_registry_changed() {
     let mut county = node("xh");
     let mut township = township_with_villages();
     let mut cache = RegistryCache::default();
-    let mut check =
-        |replica: &mut Replica<MemoryStorage>, cache: &mut RegistryCache, reads: u64| {
-            let cached = read_registry_cached(replica, cache);
-            assert_eq!(
-                cached,
-                read_registry(replica),
-                "the cache served a stale registry"
-            );
-            assert_eq!(cache.reads, reads);
-        };
+    let check = |replica: &mut Replica<MemoryStorage>, cache: &mut RegistryCache, reads: u64| {
+        let cached = read_registry_cached(replica, cache);
+        assert_eq!(
+            cached,
+            read_registry(replica),
+            "the cache served a stale registry"
+        );
+        assert_eq!(cache.reads, reads);
+    };
     check(&mut township, &mut cache, 1);
     check(&mut township, &mut cache, 1);
     // A rename, a retirement, an entry received from above: each is seen.
