@@ -18,6 +18,11 @@ pub const QUIET_DAYS_DEFAULT: u32 = 7;
 /// syncs; over a year flags none that matters.
 pub const QUIET_DAYS_MIN: u32 = 1;
 pub const QUIET_DAYS_MAX: u32 = 366;
+/// Points (积分) a volunteer earns per service hour, unless configured
+/// (`points_per_hour`): the scheme most counties publish.
+pub const POINTS_PER_HOUR_DEFAULT: u32 = 10;
+/// Highest `points_per_hour` accepted: beyond it, a typing error.
+pub const POINTS_PER_HOUR_MAX: u32 = 1_000;
 /// Most configured peers (parent, fallback, siblings).
 pub const PEERS_MAX: usize = 16;
 
@@ -56,6 +61,10 @@ pub struct NodeConfig {
     /// this many days is flagged quiet; from 1 to 366.
     #[serde(default = "default_quiet_days")]
     pub quiet_days_max: u32,
+    /// Points (积分) per service hour in the volunteer standings; 0 turns
+    /// points off. From 0 to 1,000.
+    #[serde(default = "default_points_per_hour")]
+    pub points_per_hour: u32,
 }
 
 fn default_pki_dir() -> PathBuf {
@@ -64,6 +73,10 @@ fn default_pki_dir() -> PathBuf {
 
 fn default_quiet_days() -> u32 {
     QUIET_DAYS_DEFAULT
+}
+
+fn default_points_per_hour() -> u32 {
+    POINTS_PER_HOUR_DEFAULT
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +108,7 @@ impl NodeConfig {
             siblings: Vec::new(),
             pki_dir: default_pki_dir(),
             quiet_days_max: QUIET_DAYS_DEFAULT,
+            points_per_hour: POINTS_PER_HOUR_DEFAULT,
         }
     }
 
@@ -129,6 +143,12 @@ impl NodeConfig {
             return Err(format!(
                 "quiet_days_max is {}; it must be from {QUIET_DAYS_MIN} to {QUIET_DAYS_MAX} days",
                 self.quiet_days_max
+            ));
+        }
+        if self.points_per_hour > POINTS_PER_HOUR_MAX {
+            return Err(format!(
+                "points_per_hour is {}; it must be from 0 to {POINTS_PER_HOUR_MAX}",
+                self.points_per_hour
             ));
         }
         if self.dialled_peers().len() > PEERS_MAX {
@@ -231,6 +251,32 @@ mod tests {
             assert_eq!(checked.is_ok(), ok, "{days}: {checked:?}");
             if let Err(reason) = checked {
                 assert!(reason.contains("quiet_days_max"), "{reason}");
+            }
+        }
+    }
+
+    #[test]
+    fn points_per_hour_default_to_ten_may_be_off_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        NodeConfig::new(s("xh"), Tier::County)
+            .save(dir.path())
+            .unwrap();
+        let text = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
+        let without: String = text
+            .lines()
+            .filter(|line| !line.starts_with("points_per_hour"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_ne!(without, text, "the setting is written by init");
+        std::fs::write(dir.path().join(CONFIG_FILE), &without).unwrap();
+        assert_eq!(NodeConfig::load(dir.path()).unwrap().points_per_hour, 10);
+        for (points, ok) in [(0, true), (10, true), (1_000, true), (1_001, false)] {
+            let mut config = NodeConfig::new(s("xh"), Tier::County);
+            config.points_per_hour = points;
+            let checked = config.validate();
+            assert_eq!(checked.is_ok(), ok, "{points}: {checked:?}");
+            if let Err(reason) = checked {
+                assert!(reason.contains("points_per_hour"), "{reason}");
             }
         }
     }

@@ -332,6 +332,17 @@ enum VolunteerCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Volunteers of --station's subtree (this node's own by default), most
+    /// hours first: hours, service records, star level, points (积分).
+    Standing {
+        /// How many to list (1 to 1,000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -666,6 +677,21 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::Volunteer(VolunteerCommand::List { target }) => {
             target.get_and_print("volunteers", &target.query()).await
+        }
+        Command::Volunteer(VolunteerCommand::Standing {
+            limit,
+            json,
+            target,
+        }) => {
+            let mut query = target.query();
+            query.push(("limit", limit.to_string()));
+            let answer: Value = target.client()?.get("standings", &query).await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print!("{}", civsync_node::tables::standings_table(&answer));
+            }
+            Ok(())
         }
         Command::Team(TeamCommand::Add {
             name,

@@ -170,6 +170,58 @@ pub fn pad(text: &str, width: usize) -> String {
     format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
 }
 
+/// `GET /api/v1/standings`: stars over the subtree, then one line per
+/// volunteer, most hours first.
+pub fn standings_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let levels: Vec<String> = answer["star_levels"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(stars, count)| format!("{stars}★ {}", text(count)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}: {} ({} points an hour)",
+        text(&answer["station"]),
+        levels.join("  "),
+        text(&answer["points_per_hour"]),
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {}  {:<14} {:>8} {:>7} {:>5} {:>7}",
+        "volunteer",
+        pad("name", 12),
+        "home",
+        "hours",
+        "records",
+        "stars",
+        "points"
+    );
+    for row in answer["volunteers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let _ = writeln!(
+            out,
+            "{:<16} {}  {:<14} {:>8} {:>7} {:>5} {:>7}",
+            text(&row["number"]),
+            pad(&text(&row["name"]), 12),
+            text(&row["home_station"]),
+            row["hours"]
+                .as_f64()
+                .map_or_else(|| "-".to_string(), |h| format!("{h:.2}")),
+            text(&row["service_records"]),
+            text(&row["star_level"]),
+            text(&row["points"]),
+        );
+    }
+    out
+}
+
 /// `GET /api/v1/menu`: what a station is offered, office by office;
 /// withdrawn items marked, unreadable ones named after the table.
 pub fn menu_table(answer: &Value) -> String {
@@ -396,6 +448,35 @@ mod tests {
                 .ends_with("2026-11   移风易俗"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn standings_list_stars_then_each_volunteer_and_survive_missing_fields() {
+        let answer = json!({
+            "station": "xh", "points_per_hour": 10, "star_levels": [3, 1, 0, 0, 0, 0],
+            "volunteers": [
+                {"number": "V1", "name": "赵敏", "home_station": "xh/t1/v1", "hours": 150.5,
+                 "service_records": 40, "star_level": 1, "points": 1505},
+                {"number": "V2", "hours": 1.0, "service_records": 1, "star_level": 0, "points": 10}
+            ]
+        });
+        let table = standings_table(&answer);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert_eq!(
+            lines[0],
+            "xh: 0★ 3  1★ 1  2★ 0  3★ 0  4★ 0  5★ 0 (10 points an hour)"
+        );
+        assert!(
+            lines[2].contains("赵敏") && lines[2].contains("150.50"),
+            "{table}"
+        );
+        assert!(lines[2].ends_with("1505"), "{table}");
+        assert!(
+            lines[3].starts_with("V2") && lines[3].contains(" - "),
+            "{table}"
+        );
+        assert!(lines[3].ends_with("10"), "{table}");
     }
 
     #[test]

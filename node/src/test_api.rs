@@ -13,6 +13,15 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// A valid resident ID number born in `1980 + serial / 1000`.
+pub(crate) fn id_number(serial: u32) -> String {
+    civsync_protocol::pii::with_check_digit(&format!(
+        "110105{}0101{:03}",
+        1980 + serial / 1000,
+        serial % 1000
+    ))
+}
+
 pub(crate) fn station(text: &str) -> StationId {
     StationId::parse(text).unwrap()
 }

@@ -5,22 +5,13 @@
 //! the same activities as posting them one by one; refusals of the request
 //! itself carry `{"error":{"field","reason"}}`.
 
-use crate::test_api::{answer, station, TestApi};
+use crate::test_api::{answer, id_number, station, TestApi};
 use civsync_protocol::model::date_format;
 use civsync_protocol::{DocumentId, Month, Tier};
 use serde_json::{json, Value};
 use time::Date;
 
 const VILLAGE: &str = "xh/t1/v1";
-
-/// A valid resident ID number born in `1980 + serial / 1000`.
-fn id_number(serial: u32) -> String {
-    civsync_protocol::pii::with_check_digit(&format!(
-        "110105{}0101{:03}",
-        1980 + serial / 1000,
-        serial % 1000
-    ))
-}
 
 /// The first day of the month `back` months before today's, as text.
 fn day_in_month_before(back: u32, day: u8) -> (String, Month) {
