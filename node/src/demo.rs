@@ -653,6 +653,13 @@ async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::R
         &after,
         offices,
     );
+    let standings: Value = client(county)?
+        .get("standings", &[("limit", "5".to_string())])
+        .await?;
+    println!(
+        "\nCounty volunteer standings (`civsync volunteer standing --limit 5`):\n{}",
+        crate::tables::standings_table(&standings).trim_end()
+    );
     let status: Value = client(county)?.get("status", &[]).await?;
     println!(
         "\nCounty sync status (`civsync status`):\n{}",

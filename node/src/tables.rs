@@ -191,7 +191,7 @@ pub fn standings_table(answer: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<16} {}  {:<14} {:>8} {:>7} {:>5} {:>7}",
+        "{:<18} {}  {:<14} {:>8} {:>7} {:>5} {:>7}",
         "volunteer",
         pad("name", 12),
         "home",
@@ -207,7 +207,7 @@ pub fn standings_table(answer: &Value) -> String {
     {
         let _ = writeln!(
             out,
-            "{:<16} {}  {:<14} {:>8} {:>7} {:>5} {:>7}",
+            "{:<18} {}  {:<14} {:>8} {:>7} {:>5} {:>7}",
             text(&row["number"]),
             pad(&text(&row["name"]), 12),
             text(&row["home_station"]),
