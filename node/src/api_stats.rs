@@ -17,7 +17,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use civsync_protocol::document_id::DocumentKind;
 use civsync_protocol::model::RecordId;
 use civsync_protocol::registry_service;
 use civsync_protocol::stats::{Period, Quarter, StatsIndex, StatsOpenReport, StoredStats};
@@ -268,6 +267,13 @@ async fn certificate(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.field, e.reason))?;
     let roster = DocumentId::roster(&station);
     let lookup = number.clone();
+    // Only the documents where the volunteer served (the statistics index
+    // knows them) are read: a county holds thousands of activity months.
+    refresh(&ctx).await?;
+    let serving = {
+        let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+        state.index().documents_serving(&number)
+    };
     let (volunteer, activities) = ctx
         .store
         .call(move |replica| {
@@ -276,7 +282,7 @@ async fn certificate(
                 .ok()
                 .flatten();
             let mut activities = Vec::new();
-            for id in replica.documents_where(|d| matches!(d.kind, DocumentKind::Activities(_))) {
+            for id in serving {
                 if let Ok(Some(Ok(found))) = replica.with_document(&id, layout::activities) {
                     activities.extend(
                         found

@@ -111,3 +111,55 @@ fn points_are_whole_and_earned_once_the_time_is_served() {
     assert_eq!(points(1_050, 0), 0);
     assert_eq!(points(u64::MAX, 1_000), u64::MAX / 100);
 }
+
+/// The certificate reads only the months the statistics index says the
+/// volunteer served in; it must still list every live record, and only
+/// the volunteer's own.
+#[tokio::test]
+async fn a_certificate_lists_every_activity_the_volunteer_served_in_and_no_other() {
+    let county = county_with_service().await;
+    let certificate = |number: &'static str| {
+        let county = &county;
+        async move {
+            let (status, body) = county
+                .get(&format!("certificates/{number}?station={VILLAGE}"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let ids: Vec<String> = body["activities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    a["name"].as_str().unwrap().to_string() + "@" + a["date"].as_str().unwrap()
+                })
+                .collect();
+            (ids, body["total_hours_centi"].as_u64().unwrap())
+        }
+    };
+    assert_eq!(
+        certificate("V1").await,
+        (
+            vec![
+                "健康义诊@2026-10-03".to_string(),
+                "健康义诊@2026-10-04".to_string()
+            ],
+            1_050
+        )
+    );
+    assert_eq!(
+        certificate("V2").await,
+        (vec!["健康义诊@2026-10-03".to_string()], 100)
+    );
+    let (status, _) = county
+        .http
+        .delete(county.url(&format!("activities/2026-10/A2?station={VILLAGE}")))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 204);
+    assert_eq!(
+        certificate("V1").await,
+        (vec!["健康义诊@2026-10-03".to_string()], 250)
+    );
+}

@@ -594,6 +594,23 @@ impl StatsIndex {
         Some(standing(&self.volunteers[*key as usize]))
     }
 
+    /// The activities documents in which `number` has at least one live
+    /// service record, in document order: what a certificate must read,
+    /// instead of every activities document held.
+    pub fn documents_serving(&self, number: &RecordId) -> Vec<DocumentId> {
+        self.contributions
+            .iter()
+            .filter(|(_, contribution)| match contribution {
+                Contribution::Activities(activities) => activities
+                    .volunteers
+                    .binary_search_by(|service| service.volunteer.cmp(number))
+                    .is_ok(),
+                _ => false,
+            })
+            .map(|(document, _)| document.clone())
+            .collect()
+    }
+
     /// Volunteers whose home station lies under `root`, most hours first,
     /// at most `limit`. A listing: costs O(volunteers known).
     pub fn volunteers_in(&self, root: &StationId, limit: usize) -> Vec<VolunteerStanding> {

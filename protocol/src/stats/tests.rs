@@ -1257,3 +1257,51 @@ fn a_retirement_leaves_earlier_months_as_they_were_and_later_ones_do_not_expect_
         "un-retired: as before"
     );
 }
+
+#[test]
+fn documents_serving_lists_exactly_the_months_with_a_live_record_of_the_volunteer() {
+    let mut county = County::new();
+    let months = [
+        ("xh/t1/v1", "2026-09", date!(2026 - 09 - 03), "V1"),
+        ("xh/t1/v1", "2026-10", date!(2026 - 10 - 03), "V2"),
+        ("xh/t2/v3", "2026-10", date!(2026 - 10 - 05), "V1"),
+        ("xh/t2/v3", "2026-11", date!(2026 - 11 - 05), "V1"),
+    ];
+    for (at, m, day, volunteer) in months {
+        let id = DocumentId::activities(&station(at), month(m));
+        county.edit(&id, |d| {
+            let a = activity(
+                "A1",
+                at,
+                day,
+                Form::Help,
+                Category::Health,
+                &[(volunteer, 150)],
+            );
+            put_activity(d, &a).unwrap();
+        });
+    }
+    let serving = |county: &County, number: &str| county.index.documents_serving(&rid(number));
+    let v1 = vec![
+        DocumentId::activities(&station("xh/t1/v1"), month("2026-09")),
+        DocumentId::activities(&station("xh/t2/v3"), month("2026-10")),
+        DocumentId::activities(&station("xh/t2/v3"), month("2026-11")),
+    ];
+    let mut sorted = serving(&county, "V1");
+    sorted.sort();
+    let mut expected = v1.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    assert_eq!(
+        serving(&county, "V2"),
+        vec![DocumentId::activities(
+            &station("xh/t1/v1"),
+            month("2026-10")
+        )]
+    );
+    assert!(serving(&county, "V9").is_empty());
+    // A deleted activity is no service: its month is no longer listed.
+    let november = DocumentId::activities(&station("xh/t2/v3"), month("2026-11"));
+    county.edit(&november, |d| delete_activity(d, &rid("A1")).unwrap());
+    assert!(!serving(&county, "V1").contains(&november));
+}
