@@ -38,8 +38,9 @@ pub const PARTICIPANTS_MAX: usize = 12;
 pub const VILLAGE_CORRECTION_PROBABILITY: f64 = 0.25;
 /// Township corrections per child village per week.
 pub const TOWNSHIP_CORRECTIONS_PER_VILLAGE_WEEK: f64 = 0.5;
-/// Name of the county's reference document of monthly themes.
-pub const THEMES: &str = "themes";
+/// Name of the county's reference document of monthly themes: the
+/// product's (`catalog`), so the simulated county writes what nodes read.
+pub use civsync_protocol::catalog::THEMES;
 
 /// A kind of clerk action, scheduled up front.
 #[derive(Debug, Clone, PartialEq, Eq)]
