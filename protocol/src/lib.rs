@@ -16,6 +16,7 @@ pub mod document_id;
 pub mod input;
 pub mod layout;
 pub mod model;
+pub mod order_flow;
 pub mod pii;
 pub mod registry_service;
 pub mod replica;
