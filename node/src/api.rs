@@ -235,6 +235,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .merge(crate::api_approval::routes())
         .merge(crate::api_catalog::routes())
         .merge(crate::api_standings::routes())
+        .merge(crate::api_order_flow::routes())
         .merge(crate::api_freshness::routes())
         .merge(crate::api_stations::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))

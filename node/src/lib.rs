@@ -8,6 +8,7 @@ pub mod api_approval;
 pub mod api_catalog;
 pub mod api_freshness;
 pub mod api_import_activities;
+pub mod api_order_flow;
 pub mod api_standings;
 pub mod api_stations;
 pub mod api_stats;

@@ -222,6 +222,40 @@ pub fn standings_table(answer: &Value) -> String {
     out
 }
 
+/// `GET /api/v1/orders`: one line per order, its step in Chinese and
+/// English (点单 placed … 评单 rated, 撤单 cancelled).
+pub fn orders_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<18} {:<10} {:<16} {:<14} {:>6}  team / menu item",
+        "order", "placed on", "status", "dispatched by", "rating"
+    );
+    for order in answer.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let status = text(&order["status"]);
+        let label = match status.as_str() {
+            "placed" => "点单 placed",
+            "dispatched" => "派单 dispatched",
+            "taken" => "接单 taken",
+            "rated" => "评单 rated",
+            "cancelled" => "撤单 cancelled",
+            _ => status.as_str(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<18} {:<10} {} {:<14} {:>6}  {} / {}",
+            text(&order["id"]),
+            text(&order["placed_on"]),
+            pad(label, 16),
+            text(&order["dispatched_by"]),
+            text(&order["rating"]),
+            text(&order["team"]),
+            text(&order["menu_item"]),
+        );
+    }
+    out
+}
+
 /// `GET /api/v1/menu`: what a station is offered, office by office;
 /// withdrawn items marked, unreadable ones named after the table.
 pub fn menu_table(answer: &Value) -> String {
@@ -477,6 +511,30 @@ mod tests {
             "{table}"
         );
         assert!(lines[3].ends_with("10"), "{table}");
+    }
+
+    #[test]
+    fn orders_show_their_step_in_both_languages_and_survive_missing_fields() {
+        let orders = json!([
+            {"id": "O1", "placed_on": "2026-10-03", "status": "rated", "dispatched_by": "xh",
+             "team": "xh:T1", "rating": 4, "menu_item": "健康义诊"},
+            {"id": "O2", "placed_on": "2026-10-05", "status": "placed", "dispatched_by": null,
+             "team": null, "rating": null, "menu_item": "政策宣讲"},
+            {"unexpected": true}
+        ]);
+        let table = orders_table(&orders);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(
+            lines[1].contains("评单 rated") && lines[1].ends_with("xh:T1 / 健康义诊"),
+            "{table}"
+        );
+        assert!(lines[1].contains(" 4  "), "{table}");
+        assert!(
+            lines[2].contains("点单 placed") && lines[2].ends_with("- / 政策宣讲"),
+            "{table}"
+        );
+        assert!(lines[3].starts_with('-'), "{table}");
     }
 
     #[test]
