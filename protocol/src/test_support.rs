@@ -1,9 +1,39 @@
 //! Helpers shared by the unit tests of several modules.
 
 use crate::document_id::DocumentId;
-use crate::replica::Replica;
+use crate::replica::{Replica, ReplicaConfig};
+use crate::station::StationId;
 use crate::storage::MemoryStorage;
 use crate::sync_host::SyncHost;
+
+pub(crate) fn station(text: &str) -> StationId {
+    StationId::parse(text).unwrap()
+}
+
+/// An empty node of station `at`, in memory.
+pub(crate) fn node(at: &str) -> Replica<MemoryStorage> {
+    Replica::open(
+        MemoryStorage::new(),
+        station(at),
+        5,
+        ReplicaConfig::default(),
+    )
+    .unwrap()
+}
+
+/// Every document's heads, to show a refusal wrote nothing.
+pub(crate) fn all_heads(
+    replica: &Replica<MemoryStorage>,
+) -> Vec<(DocumentId, Vec<automerge::ChangeHash>)> {
+    replica
+        .documents()
+        .into_iter()
+        .map(|d| {
+            let heads = replica.heads(&d).unwrap().to_vec();
+            (d, heads)
+        })
+        .collect()
+}
 
 /// Run Automerge's sync for one document between two neighbouring nodes
 /// until neither has anything to send.

@@ -3,24 +3,9 @@
 //! documents have flowed down, and what cannot be read.
 
 use super::*;
-use crate::replica::ReplicaConfig;
 use crate::storage::MemoryStorage;
-use crate::test_support::sync_document;
+use crate::test_support::{all_heads, node, station, sync_document};
 use proptest::prelude::*;
-
-fn station(text: &str) -> StationId {
-    StationId::parse(text).unwrap()
-}
-
-fn node(at: &str) -> Replica<MemoryStorage> {
-    Replica::open(
-        MemoryStorage::new(),
-        station(at),
-        9,
-        ReplicaConfig::default(),
-    )
-    .unwrap()
-}
 
 fn item(id: &str, name: &str, category: &str) -> MenuItemInput {
     MenuItemInput {
@@ -45,17 +30,6 @@ fn offered(replica: &mut Replica<MemoryStorage>, at: &str) -> Vec<(String, Strin
     read.items
         .iter()
         .map(|i| (i.owner.to_string(), i.id.to_string(), i.name.clone()))
-        .collect()
-}
-
-fn heads(replica: &Replica<MemoryStorage>) -> Vec<(DocumentId, Vec<automerge::ChangeHash>)> {
-    replica
-        .documents()
-        .into_iter()
-        .map(|d| {
-            let heads = replica.heads(&d).unwrap().to_vec();
-            (d, heads)
-        })
         .collect()
 }
 
@@ -133,7 +107,7 @@ fn an_item_without_an_id_gets_a_drawn_one() {
 fn refusals_name_the_field_and_write_nothing() {
     let mut county = node("xh");
     put_menu_item(&mut county, &item("M1", "义诊", "health"), 1).unwrap();
-    let before = heads(&county);
+    let before = all_heads(&county);
     let long = "长".repeat(TITLE_CHARS_MAX + 1);
     let cases: Vec<(MenuItemInput, &str)> = vec![
         (item("M2", "  ", "health"), "name"),
@@ -169,7 +143,7 @@ fn refusals_name_the_field_and_write_nothing() {
         let error = set_theme(&mut county, &input).unwrap_err();
         assert_eq!(error.field(), field, "{input:?}: {error}");
     }
-    assert_eq!(heads(&county), before, "a refusal wrote something");
+    assert_eq!(all_heads(&county), before, "a refusal wrote something");
 }
 
 #[test]
@@ -179,13 +153,13 @@ fn a_full_menu_refuses_new_items_but_takes_changes_to_held_ones() {
         let id = format!("M{n}");
         put_menu_item(&mut county, &item(&id, "义诊", "health"), 0).unwrap();
     }
-    let before = heads(&county);
+    let before = all_heads(&county);
     let error = put_menu_item(&mut county, &item("M-extra", "义诊", "health"), 0).unwrap_err();
     assert!(
         matches!(error, CatalogError::Full { max, .. } if max == MENU_ITEMS_MAX),
         "{error}"
     );
-    assert_eq!(heads(&county), before);
+    assert_eq!(all_heads(&county), before);
     let change = MenuItemInput {
         withdrawn: true,
         ..item("M0", "义诊", "health")

@@ -5,28 +5,13 @@
 
 use super::*;
 use crate::input::OrderInput;
-use crate::replica::ReplicaConfig;
 use crate::service;
 use crate::storage::MemoryStorage;
-use crate::test_support::sync_document;
+use crate::test_support::{all_heads, node, station, sync_document};
 use proptest::prelude::*;
 use time::macros::date;
 
 const VILLAGE: &str = "xh/t1/v1";
-
-fn station(text: &str) -> StationId {
-    StationId::parse(text).unwrap()
-}
-
-fn node(at: &str) -> Replica<MemoryStorage> {
-    Replica::open(
-        MemoryStorage::new(),
-        station(at),
-        3,
-        ReplicaConfig::default(),
-    )
-    .unwrap()
-}
 
 fn order_id() -> RecordId {
     RecordId::parse("order", "O1").unwrap()
@@ -71,17 +56,6 @@ fn status_at(replica: &mut Replica<MemoryStorage>) -> Order {
 
 fn dispatch(team: &str) -> OrderStep {
     OrderStep::Dispatch { team: team.into() }
-}
-
-fn heads(replica: &Replica<MemoryStorage>) -> Vec<(DocumentId, Vec<automerge::ChangeHash>)> {
-    replica
-        .documents()
-        .into_iter()
-        .map(|d| {
-            let heads = replica.heads(&d).unwrap().to_vec();
-            (d, heads)
-        })
-        .collect()
 }
 
 #[test]
@@ -140,7 +114,7 @@ fn steps_out_of_turn_or_out_of_place_are_refused_naming_the_field_and_write_noth
     };
     service::put_team(&mut village, &station(VILLAGE), &team, 2).unwrap();
     let mut other = node("xh/t1/v2");
-    let before = heads(&village);
+    let before = all_heads(&village);
     let refused = |replica: &mut Replica<MemoryStorage>, at: &str, step: OrderStep| {
         advance_order(replica, &station(at), &order_id(), &step).unwrap_err()
     };
@@ -202,7 +176,7 @@ fn steps_out_of_turn_or_out_of_place_are_refused_naming_the_field_and_write_noth
         crate::service::ErrorClass::Forbidden,
         "{error}"
     );
-    assert_eq!(heads(&village), before, "a refusal wrote something");
+    assert_eq!(all_heads(&village), before, "a refusal wrote something");
 
     // Rated, then nothing more; cancelled, then nothing more.
     advance_order(
@@ -248,10 +222,10 @@ fn steps_out_of_turn_or_out_of_place_are_refused_naming_the_field_and_write_noth
         },
     )
     .unwrap();
-    let closed = heads(&village);
+    let closed = all_heads(&village);
     let error = refused(&mut village, VILLAGE, dispatch("xh:T2"));
     assert!(error.to_string().contains("it is closed"), "{error}");
-    assert_eq!(heads(&village), closed);
+    assert_eq!(all_heads(&village), closed);
 }
 
 #[test]
@@ -349,7 +323,7 @@ proptest! {
         let mut village = village_with_order();
         let mut state = status_at(&mut village);
         for step in steps {
-            let before = heads(&village);
+            let before = all_heads(&village);
             match advance_order(&mut village, &station(VILLAGE), &order_id(), &step) {
                 Ok(next) => {
                     let allowed = matches!(
@@ -364,7 +338,7 @@ proptest! {
                     state = next;
                 }
                 Err(_) => {
-                    prop_assert_eq!(heads(&village), before);
+                    prop_assert_eq!(all_heads(&village), before);
                     prop_assert_eq!(&status_at(&mut village), &state);
                 }
             }

@@ -3,24 +3,9 @@
 //! nothing), and how registries held at one node merge.
 
 use super::*;
-use crate::replica::ReplicaConfig;
 use crate::storage::MemoryStorage;
-use crate::test_support::sync_document;
+use crate::test_support::{all_heads, node, station, sync_document};
 use proptest::prelude::*;
-
-fn station(text: &str) -> StationId {
-    StationId::parse(text).unwrap()
-}
-
-fn node(at: &str) -> Replica<MemoryStorage> {
-    Replica::open(
-        MemoryStorage::new(),
-        station(at),
-        5,
-        ReplicaConfig::default(),
-    )
-    .unwrap()
-}
 
 fn input(id: &str, name: &str, tier: &str) -> StationInput {
     StationInput {
@@ -39,18 +24,6 @@ fn names(read: &RegistryRead) -> Vec<(String, String, String)> {
                 e.station.name.clone(),
                 e.registered_in.to_string(),
             )
-        })
-        .collect()
-}
-
-/// Every document's heads, to show a refusal wrote nothing.
-fn all_heads(replica: &Replica<MemoryStorage>) -> Vec<(DocumentId, Vec<automerge::ChangeHash>)> {
-    replica
-        .documents()
-        .into_iter()
-        .map(|d| {
-            let heads = replica.heads(&d).unwrap().to_vec();
-            (d, heads)
         })
         .collect()
 }
