@@ -11,7 +11,7 @@
 use civsync_node::config::NodeConfig;
 use civsync_node::node::NodeContext;
 use civsync_node::store::Store;
-use civsync_protocol::pii::IdentityKey;
+use civsync_protocol::domain::pii::IdentityKey;
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::{StationId, Tier};
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use automerge::AutoCommit;
 
 use civsync_node::bulk;
 use civsync_node::store::SledStorage;
-use civsync_protocol::model::{
+use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
 };
 use civsync_protocol::replica::{Replica, ReplicaConfig};
@@ -293,7 +293,7 @@ fn main() {
         .filter(|id| {
             matches!(
                 id.kind,
-                civsync_protocol::document_id::DocumentKind::Activities(_)
+                civsync_protocol::identity::document_id::DocumentKind::Activities(_)
             )
         })
         .collect();

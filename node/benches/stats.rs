@@ -23,13 +23,13 @@ use civsync_node::config::NodeConfig;
 use civsync_node::node::NodeContext;
 use civsync_node::report::statistics_report;
 use civsync_node::store::{SledStorage, Store};
-use civsync_protocol::actor::actor_for;
-use civsync_protocol::layout::{self, init_document, put_activity};
-use civsync_protocol::model::date_format;
-use civsync_protocol::model::{
+use civsync_protocol::domain::model::date_format;
+use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
 };
-use civsync_protocol::pii::IdentityKey;
+use civsync_protocol::domain::pii::IdentityKey;
+use civsync_protocol::identity::actor::actor_for;
+use civsync_protocol::layout::{self, init_document, put_activity};
 use civsync_protocol::replica::layout::STATS_PREFIX;
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::stats::{Contribution, Period, StatsIndex};

@@ -12,11 +12,11 @@
 
 use automerge::AutoCommit;
 use civsync_node::store::Store;
-use civsync_protocol::document_id::{DocumentId, Month};
+use civsync_protocol::domain::model::{Activity, Category, Form, Hours, RecordId, ServiceRecord};
+use civsync_protocol::identity::document_id::{DocumentId, Month};
+use civsync_protocol::identity::station::StationId;
 use civsync_protocol::layout::{self, LayoutError};
-use civsync_protocol::model::{Activity, Category, Form, Hours, RecordId, ServiceRecord};
 use civsync_protocol::replica::ReplicaConfig;
-use civsync_protocol::station::StationId;
 use std::time::Instant;
 use time::macros::date;
 

@@ -18,7 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use civsync_protocol::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
+use civsync_protocol::domain::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
 use civsync_protocol::replica::StoreBuiltError;
 use civsync_protocol::service::{self, ErrorClass, ServiceError};
 use civsync_protocol::{DocumentId, Month, StationId};
@@ -386,7 +386,8 @@ async fn delete_activity(
             format!("{month:?} is not YYYY-MM"),
         )
     })?;
-    let id = civsync_protocol::model::RecordId::parse("id", &id).map_err(ServiceError::from)?;
+    let id =
+        civsync_protocol::domain::model::RecordId::parse("id", &id).map_err(ServiceError::from)?;
     ctx.store
         .call_durable(move |replica| service::delete_activity(replica, &station, month, &id))
         .await??;

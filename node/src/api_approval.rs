@@ -9,7 +9,7 @@
 //!   when, whether the month was edited after approval, the approved
 //!   figures next to the current ones.
 //!
-//! Authority is the protocol's (`approval_service`): a refusal is a 4xx
+//! Authority is the protocol's (`service::approval_ops`): a refusal is a 4xx
 //! naming the field (`station` when this node is not the one to decide,
 //! `reason` when a send-back has none) and writes nothing. The decision's
 //! time is the time the store's owner ran it (the node's clock).
@@ -24,8 +24,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use civsync_protocol::approval::ApprovalStatus;
-use civsync_protocol::approval_service::{self, StatusCache};
+use civsync_protocol::service::approval::ApprovalStatus;
+use civsync_protocol::service::approval_ops::{self, StatusCache};
 use civsync_protocol::stats::Period;
 use civsync_protocol::StationId;
 use serde::Deserialize;
@@ -97,10 +97,10 @@ async fn decide(
             let at_ms = replica.now_ms();
             match kind {
                 DecisionKind::Approve => {
-                    approval_service::approve_month(replica, &station, month, at_ms)
+                    approval_ops::approve_month(replica, &station, month, at_ms)
                 }
                 DecisionKind::SendBack => {
-                    approval_service::send_back_month(replica, &station, month, &reason, at_ms)
+                    approval_ops::send_back_month(replica, &station, month, &reason, at_ms)
                 }
             }
         })
@@ -131,7 +131,7 @@ async fn list(
         .call(move |replica| {
             let state = stats.lock().unwrap_or_else(|p| p.into_inner());
             let mut cache = status_cache();
-            approval_service::subtree_approvals(
+            approval_ops::subtree_approvals(
                 replica,
                 &station,
                 month,

@@ -25,7 +25,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use civsync_protocol::catalog::{self, CatalogError, MenuItemInput, ThemeInput, Written};
+use civsync_protocol::service::catalog::{self, CatalogError, MenuItemInput, ThemeInput, Written};
 use civsync_protocol::Month;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

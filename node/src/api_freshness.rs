@@ -31,8 +31,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use civsync_protocol::approval_service;
-use civsync_protocol::model::date_format;
+use civsync_protocol::domain::model::date_format;
+use civsync_protocol::service::approval_ops;
 use civsync_protocol::stats::{Freshness, RetiredStations, DAY_MS};
 use civsync_protocol::StationId;
 use serde::{Deserialize, Serialize};
@@ -164,7 +164,7 @@ async fn freshness(
     let known_root = root.clone();
     let known = ctx
         .store
-        .call(move |replica| approval_service::known_stations(replica, &known_root))
+        .call(move |replica| approval_ops::known_stations(replica, &known_root))
         .await??;
     let now_ms = i64::try_from(crate::node::now_ms()).unwrap_or(i64::MAX);
     let peers = ctx.peers.snapshot();

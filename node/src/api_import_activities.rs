@@ -24,8 +24,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use civsync_protocol::activity_import::{self, ActivityImportReport, MonthBatch, MonthWritten};
 use civsync_protocol::replica::StoreBuiltError;
+use civsync_protocol::service::ledger_import::{
+    self, ActivityImportReport, MonthBatch, MonthWritten,
+};
 use civsync_protocol::service::ServiceError;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -91,7 +93,7 @@ async fn import_activities(
     let (plan, builder) = ctx
         .store
         .call(move |replica| {
-            let plan = activity_import::plan_ledger(replica, &station, &rows, today)?;
+            let plan = ledger_import::plan_ledger(replica, &station, &rows, today)?;
             Ok::<_, ServiceError>((plan, replica.document_builder()))
         })
         .await??;
@@ -110,7 +112,7 @@ async fn import_activities(
             .iter()
             .map(|batch| {
                 let job =
-                    move |doc: &mut automerge::AutoCommit| activity_import::put_month(doc, batch);
+                    move |doc: &mut automerge::AutoCommit| ledger_import::put_month(doc, batch);
                 (batch.document.clone(), job)
             })
             .collect();
@@ -127,7 +129,7 @@ async fn import_activities(
         .call_durable(move |replica| {
             let mut written = Vec::with_capacity(held.len() + new.len());
             for batch in &held {
-                written.push(activity_import::commit_month(replica, batch)?);
+                written.push(ledger_import::commit_month(replica, batch)?);
             }
             for (batch, answer) in new.iter().zip(built) {
                 let month = match answer {
@@ -136,7 +138,7 @@ async fn import_activities(
                         // Someone wrote this month meanwhile: commit the same
                         // activities to it, answered against what it holds.
                         Err(StoreBuiltError::AlreadyHeld { .. }) => {
-                            activity_import::commit_month(replica, batch)?
+                            ledger_import::commit_month(replica, batch)?
                         }
                         Err(other) => {
                             return Err(ServiceError::Store {
@@ -146,7 +148,7 @@ async fn import_activities(
                     },
                     // A failed or panicked build: the ordinary commit gives
                     // the month its answer (or the same error, reported).
-                    Some(Err(_)) | None => activity_import::commit_month(replica, batch)?,
+                    Some(Err(_)) | None => ledger_import::commit_month(replica, batch)?,
                 };
                 written.push(month);
             }

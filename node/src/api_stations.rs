@@ -2,7 +2,7 @@
 //!
 //! - `POST /api/v1/stations` `{id, name, tier}`: register a station of this
 //!   node's subtree, or rename one. The rules are the protocol's
-//!   (`registry_service`): the id below this node, the tier matching its
+//!   (`service::registry`): the id below this node, the tier matching its
 //!   depth under this node's tier, a non-empty bounded name. A refusal is a
 //!   4xx `{"error":{"field","reason"}}` naming `id`, `name` or `tier`, and
 //!   writes nothing.
@@ -10,7 +10,7 @@
 //!   (撤并) a registered station below this node as of `retired_on`
 //!   (`YYYY-MM-DD`), optionally naming the station that took over its work;
 //!   `retired_on` null or absent un-retires it (a clerk's mistake undone).
-//!   Rules are the protocol's (`registry_service::retire_station`); today
+//!   Rules are the protocol's (`registry::retire_station`); today
 //!   is this node's (Beijing) date. Refusals name `id`, `retired_on` or
 //!   `merged_into` and write nothing. 201 when written, 200 when the entry
 //!   already said exactly this.
@@ -34,7 +34,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use civsync_protocol::registry_service::{
+use civsync_protocol::service::registry::{
     self, RegistryCache, RegistryEntry, RegistryError, RegistryRead, RetireInput, StationInput,
 };
 use civsync_protocol::stats::RetiredStations;
@@ -66,7 +66,7 @@ async fn register(
     let tier = ctx.config.tier;
     let registered = ctx
         .store
-        .call_durable(move |replica| registry_service::register_station(replica, tier, &input))
+        .call_durable(move |replica| registry::register_station(replica, tier, &input))
         .await??;
     let status = if registered.changed {
         StatusCode::CREATED
@@ -84,7 +84,7 @@ async fn retire(
     let today = crate::node::today();
     let retired = ctx
         .store
-        .call_durable(move |replica| registry_service::retire_station(replica, &input, today))
+        .call_durable(move |replica| registry::retire_station(replica, &input, today))
         .await??;
     let status = if retired.changed {
         StatusCode::CREATED
@@ -126,7 +126,7 @@ async fn list(
 /// Merge every registry held, on the store's owner thread; log what could
 /// not be read (it is left out, never guessed).
 /// The registry cache a node's queries share (see
-/// `registry_service::RegistryCache`).
+/// `registry::RegistryCache`).
 pub type SharedRegistry = Arc<Mutex<RegistryCache>>;
 
 async fn read(ctx: &NodeContext) -> Result<RegistryRead, ApiError> {
@@ -135,7 +135,7 @@ async fn read(ctx: &NodeContext) -> Result<RegistryRead, ApiError> {
         .store
         .call(move |replica| {
             let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-            registry_service::read_registry_cached(replica, &mut cache)
+            registry::read_registry_cached(replica, &mut cache)
         })
         .await?;
     for problem in &read.unreadable {

@@ -17,8 +17,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use civsync_protocol::model::RecordId;
-use civsync_protocol::registry_service;
+use civsync_protocol::domain::model::RecordId;
+use civsync_protocol::service::registry;
 use civsync_protocol::stats::{Period, Quarter, StatsIndex, StatsOpenReport, StoredStats};
 use civsync_protocol::{layout, DocumentId, Month, Station, StationId};
 use serde::Deserialize;
@@ -162,7 +162,7 @@ fn with_seen(ctx: &NodeContext, registry: Vec<Station>, index: &StatsIndex) -> V
     if registry.iter().all(|s| &s.id == own) {
         return registry;
     }
-    registry_service::with_unregistered(&registry, index.stations(own, &[]), own, ctx.config.tier)
+    registry::with_unregistered(&registry, index.stations(own, &[]), own, ctx.config.tier)
 }
 
 async fn build_report(

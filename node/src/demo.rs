@@ -12,10 +12,10 @@ use crate::config::{NodeConfig, PeerConfig};
 use crate::local_ports::{tcp_port_is_free, udp_port_is_free, PortPicker};
 use crate::relay::Relay;
 use anyhow::{bail, Context};
-use civsync_protocol::input::{
+use civsync_protocol::domain::input::{
     ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput,
 };
-use civsync_protocol::pii::with_check_digit;
+use civsync_protocol::domain::pii::with_check_digit;
 use civsync_protocol::{Month, StationId, Tier};
 use clap::Args;
 use serde_json::Value;
@@ -175,7 +175,7 @@ async fn prepare(root: &Path) -> anyhow::Result<(Vec<Office>, SocketAddr)> {
     let ca = root.join("county-ca");
     let county = StationId::parse("xh")?;
     crate::pki::init_county_ca(&ca, &county, 30)?;
-    let identity = civsync_protocol::pii::IdentityKey::from_bytes(rand::random());
+    let identity = civsync_protocol::domain::pii::IdentityKey::from_bytes(rand::random());
     crate::node::write_secret(
         &ca.join(crate::node::IDENTITY_KEY_FILE),
         identity.to_hex().as_bytes(),

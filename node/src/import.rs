@@ -9,8 +9,8 @@
 //! `civsync_protocol::service::import_volunteers`; this module only reads files.
 
 use crate::spreadsheet::{csv_table, xlsx_table, SheetError};
-use civsync_protocol::input::VolunteerInput;
-use civsync_protocol::model::FieldError;
+use civsync_protocol::domain::input::VolunteerInput;
+use civsync_protocol::domain::model::FieldError;
 
 /// Largest roster file we read.
 pub const IMPORT_BYTES_MAX: usize = 64 * 1024 * 1024;

@@ -3,14 +3,14 @@
 //! in any order, unknown columns ignored, blank rows skipped.
 //!
 //! This module only reads files; grouping, validation and writing are
-//! `civsync_protocol::activity_import`. Invariants: the file is bounded
+//! `civsync_protocol::service::ledger_import`. Invariants: the file is bounded
 //! ([`LEDGER_BYTES_MAX`], and the protocol's `LEDGER_ROWS_MAX` checked while
 //! reading, before the whole table is held); row numbers are those the
 //! spreadsheet shows (header = 1, blank rows counted); a file that cannot be
 //! read is a [`LedgerFileError`] naming why, never a panic.
 
 use crate::spreadsheet::{csv_table, xlsx_table, SheetError};
-use civsync_protocol::activity_import::{LedgerRow, LEDGER_ROWS_MAX};
+use civsync_protocol::service::ledger_import::{LedgerRow, LEDGER_ROWS_MAX};
 
 /// Largest ledger file we read: a year of a county's village ledgers is a
 /// few megabytes of CSV.

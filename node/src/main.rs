@@ -4,7 +4,7 @@
 use anyhow::Context;
 use civsync_node::client::ApiClient;
 use civsync_node::config::{NodeConfig, PeerConfig};
-use civsync_protocol::input::{
+use civsync_protocol::domain::input::{
     ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput,
 };
 use civsync_protocol::{StationId, Tier};
@@ -587,13 +587,13 @@ enum StationCommand {
 }
 
 /// Rows `civsync station import` reads from one file.
-const STATION_IMPORT_ROWS_MAX: usize = civsync_protocol::registry_service::REGISTRY_STATIONS_MAX;
+const STATION_IMPORT_ROWS_MAX: usize = civsync_protocol::service::registry::REGISTRY_STATIONS_MAX;
 
 /// Read `id,name,tier` rows; a malformed file is refused before anything
 /// is sent.
 fn station_rows(
     file: &std::path::Path,
-) -> anyhow::Result<Vec<civsync_protocol::registry_service::StationInput>> {
+) -> anyhow::Result<Vec<civsync_protocol::service::registry::StationInput>> {
     let mut reader =
         csv::Reader::from_path(file).with_context(|| format!("cannot read {}", file.display()))?;
     let header = reader.headers()?.clone();
@@ -617,7 +617,7 @@ fn station_rows(
         // Every row has the header's three fields (the reader refuses others).
         let record = record.with_context(|| format!("{}: line {}", file.display(), at + 2))?;
         let field = |i: usize| record.get(i).unwrap_or_default().to_string();
-        rows.push(civsync_protocol::registry_service::StationInput {
+        rows.push(civsync_protocol::service::registry::StationInput {
             id: field(0),
             name: field(1),
             tier: field(2),
@@ -687,7 +687,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Run { data_dir } => civsync_node::node::run(&data_dir).await,
         Command::Pki(PkiCommand::Init { dir, county, days }) => {
             civsync_node::pki::init_county_ca(&dir, &county, days)?;
-            let key = civsync_protocol::pii::IdentityKey::from_bytes(rand::random());
+            let key = civsync_protocol::domain::pii::IdentityKey::from_bytes(rand::random());
             civsync_node::node::write_secret(
                 &dir.join(civsync_node::node::IDENTITY_KEY_FILE),
                 key.to_hex().as_bytes(),
@@ -850,7 +850,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 target.station.is_none(),
                 "--station does not apply here; --id names the station"
             );
-            let body = civsync_protocol::registry_service::StationInput { id, name, tier };
+            let body = civsync_protocol::service::registry::StationInput { id, name, tier };
             let answer: Value = target.client()?.post("stations", &[], &body).await?;
             print_json(&answer);
             Ok(())
@@ -865,7 +865,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 target.station.is_none(),
                 "--station does not apply here; ID names the station"
             );
-            let body = civsync_protocol::registry_service::RetireInput {
+            let body = civsync_protocol::service::registry::RetireInput {
                 id,
                 retired_on: Some(on),
                 merged_into,
@@ -879,7 +879,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 target.station.is_none(),
                 "--station does not apply here; ID names the station"
             );
-            let body = civsync_protocol::registry_service::RetireInput {
+            let body = civsync_protocol::service::registry::RetireInput {
                 id,
                 retired_on: None,
                 merged_into: None,
@@ -927,7 +927,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             id,
             target,
         }) => {
-            let body = civsync_protocol::input::OrderInput {
+            let body = civsync_protocol::domain::input::OrderInput {
                 id,
                 menu_item,
                 requester,
@@ -996,7 +996,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 target.station.is_none(),
                 "--station does not apply here: an office writes its own menu"
             );
-            let body = civsync_protocol::catalog::MenuItemInput {
+            let body = civsync_protocol::service::catalog::MenuItemInput {
                 id,
                 name,
                 category,
@@ -1025,7 +1025,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 target.station.is_none(),
                 "--station does not apply here: an office sets its own themes"
             );
-            let body = civsync_protocol::catalog::ThemeInput {
+            let body = civsync_protocol::service::catalog::ThemeInput {
                 month,
                 title,
                 description,

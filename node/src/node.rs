@@ -7,7 +7,7 @@
 use crate::config::NodeConfig;
 use crate::store::{Store, StoreClosed};
 use anyhow::Context;
-use civsync_protocol::pii::IdentityKey;
+use civsync_protocol::domain::pii::IdentityKey;
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::{Month, StationId, Tier};
 use serde::Serialize;

@@ -52,8 +52,8 @@ use crate::transport::{
     closed_for_another_link, NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_DUPLICATE,
     CLOSE_LINK_REFUSED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, HANDSHAKE_TIMEOUT_MS,
 };
-use civsync_protocol::document_id::DocumentId;
-use civsync_protocol::session::{
+use civsync_protocol::identity::document_id::DocumentId;
+use civsync_protocol::sync::session::{
     CertifiedPeer, Session, SessionConfig, SessionEvent, SessionStatus,
 };
 use civsync_protocol::{StationId, Tier};
@@ -1199,7 +1199,7 @@ mod tests {
     use crate::transport::{CLOSE_SETUP_FAILED, IDLE_TIMEOUT_MS};
     use automerge::transaction::Transactable;
     use automerge::ROOT;
-    use civsync_protocol::document_id::Month;
+    use civsync_protocol::identity::document_id::Month;
     use civsync_protocol::replica::ReplicaConfig;
     use quinn::VarInt;
     use std::path::Path;

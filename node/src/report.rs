@@ -13,8 +13,8 @@
 //! altered no longer matches. It is not a signature: an issuing office
 //! confirms a certificate by looking the code up among those it issued.
 
-use civsync_protocol::approval::ApprovalState;
-use civsync_protocol::model::{date_format, Activity, Hours, Volunteer};
+use civsync_protocol::domain::model::{date_format, Activity, Hours, Volunteer};
+use civsync_protocol::service::approval::ApprovalState;
 use civsync_protocol::stats::{Figures, Period, StatsIndex};
 use civsync_protocol::{Station, StationId, Tier};
 use rust_xlsxwriter::{Format, Workbook};

@@ -78,7 +78,7 @@ pub fn xlsx_table(bytes: &[u8], rows_max: usize) -> Result<(usize, Vec<Vec<Strin
 fn excel_serial_date(serial: f64) -> String {
     let epoch = time::macros::date!(1899 - 12 - 30);
     match epoch.checked_add(time::Duration::days(serial.floor() as i64)) {
-        Some(date) => civsync_protocol::model::date_format::format(date),
+        Some(date) => civsync_protocol::domain::model::date_format::format(date),
         None => serial.to_string(),
     }
 }

@@ -6,7 +6,7 @@
 use crate::config::NodeConfig;
 use crate::node::NodeContext;
 use crate::store::Store;
-use civsync_protocol::pii::IdentityKey;
+use civsync_protocol::domain::pii::IdentityKey;
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::{DocumentId, StationId, Tier};
 use serde_json::Value;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// A valid resident ID number born in `1980 + serial / 1000`.
 pub(crate) fn id_number(serial: u32) -> String {
-    civsync_protocol::pii::with_check_digit(&format!(
+    civsync_protocol::domain::pii::with_check_digit(&format!(
         "110105{}0101{:03}",
         1980 + serial / 1000,
         serial % 1000

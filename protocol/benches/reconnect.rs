@@ -8,10 +8,10 @@
 //! time per reconnect (median of several runs), for the up-to-date case and
 //! for one changed document among the 10,000.
 
-use civsync_protocol::session::{CertifiedPeer, Session, SessionConfig};
-use civsync_protocol::sync_host::{
+use civsync_protocol::sync::host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
+use civsync_protocol::sync::session::{CertifiedPeer, Session, SessionConfig};
 use civsync_protocol::{DocumentId, Month, StationId, Tier};
 use std::time::{Duration, Instant};
 

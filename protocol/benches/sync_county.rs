@@ -19,12 +19,12 @@
 //!
 //! cargo bench -p civsync-protocol --bench sync_county
 
-use civsync_protocol::model::{
+use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
 };
 use civsync_protocol::replica::{Replica, ReplicaConfig};
-use civsync_protocol::session::{CertifiedPeer, Session, SessionConfig};
 use civsync_protocol::storage::MemoryStorage;
+use civsync_protocol::sync::session::{CertifiedPeer, Session, SessionConfig};
 use civsync_protocol::{layout, DocumentId, Month, StationId, Tier};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,32 +4,32 @@
 //! no clock reads, no OS randomness. Time and randomness are passed in. The
 //! node (`civsync-node`) wires this to QUIC, sled and HTTP; the simulator
 //! (`civsync-sim`) drives the same code over a simulated network.
+//!
+//! The folders are layers. Each may use only the layers listed beneath it
+//! (the `layering` test in `tests/` checks every `crate::` path against this
+//! table, so it stays true):
+//!
+//! | layer       | owns                                                        | may use |
+//! |-------------|-------------------------------------------------------------|---------|
+//! | `service/`  | what a clerk does: register, record, orders, approvals, registry, menus, ledger import | everything below |
+//! | `stats/`    | figures per document, the incremental index, conflicts       | replica, sync, layout, storage, domain, identity |
+//! | `replica/`  | the document store logic over `Storage`; implements `SyncHost` | sync, layout, storage, domain, identity |
+//! | `sync/`     | authority, the host trait, digest, wire, the session machine | identity |
+//! | `layout/`   | model ↔ Automerge                                           | domain, identity |
+//! | `storage`   | the `Storage` trait and `MemoryStorage`                     | nothing |
+//! | `domain/`   | model, validated input, personal data (ID numbers)           | identity |
+//! | `identity/` | station ids, document ids, actors, schema version           | nothing |
 
-pub mod activity_import;
-pub mod actor;
-pub mod approval;
-pub mod approval_service;
-pub mod authority;
-pub mod catalog;
-pub mod digest;
-pub mod document_id;
-pub mod input;
+pub mod domain;
+pub mod identity;
 pub mod layout;
-pub mod model;
-pub mod order_flow;
-pub mod pii;
-pub mod registry_service;
 pub mod replica;
-pub mod schema;
 pub mod service;
-pub mod session;
-pub mod station;
 pub mod stats;
 pub mod storage;
-pub mod sync_host;
+pub mod sync;
 #[cfg(test)]
 mod test_support;
-pub mod wire;
 
-pub use document_id::{DocumentId, DocumentIdError, DocumentKind, Month};
-pub use station::{Station, StationId, StationIdError, Tier};
+pub use identity::document_id::{DocumentId, DocumentIdError, DocumentKind, Month};
+pub use identity::station::{Station, StationId, StationIdError, Tier};

@@ -1,3 +1,7 @@
+//! Layer: storage, the lowest beside `identity`. Uses nothing else in this
+//! crate; the replica is written against this trait, the node implements it
+//! over sled and the simulator over `MemoryStorage`.
+//!
 //! The storage a replica persists to, without any IO of its own.
 //!
 //! A [`Storage`] is an ordered key-value store with two guarantees the

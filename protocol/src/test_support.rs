@@ -1,10 +1,10 @@
 //! Helpers shared by the unit tests of several modules.
 
-use crate::document_id::DocumentId;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::StationId;
 use crate::replica::{Replica, ReplicaConfig};
-use crate::station::StationId;
 use crate::storage::MemoryStorage;
-use crate::sync_host::SyncHost;
+use crate::sync::host::SyncHost;
 
 pub(crate) fn station(text: &str) -> StationId {
     StationId::parse(text).unwrap()

@@ -22,7 +22,7 @@ use crate::topology::NodeIndex;
 use crate::truth::{MonthFigures, Statistics};
 use crate::world::World;
 use automerge::{ActorId, AutoCommit, ChangeHash};
-use civsync_protocol::actor::station_of;
+use civsync_protocol::identity::actor::station_of;
 use civsync_protocol::stats::{Period, StatsIndex};
 use civsync_protocol::{DocumentId, DocumentKind, Month, StationId, Tier};
 use serde::Serialize;

@@ -15,7 +15,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::AutoCommit;
 use civsync_protocol::replica::Replica;
 use civsync_protocol::storage::MemoryStorage;
-use civsync_protocol::sync_host::{
+use civsync_protocol::sync::host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
 use civsync_protocol::{DocumentId, StationId};

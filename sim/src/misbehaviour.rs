@@ -10,7 +10,7 @@ use crate::host::Forgery;
 use crate::topology::{NodeIndex, Topology};
 use crate::workload::THEMES;
 use automerge::AutoCommit;
-use civsync_protocol::actor::actor_for;
+use civsync_protocol::identity::actor::actor_for;
 use civsync_protocol::layout;
 use civsync_protocol::{DocumentId, Month, StationId, Tier};
 

@@ -5,7 +5,7 @@
 
 use automerge::transaction::Transactable;
 use automerge::ROOT;
-use civsync_protocol::actor::actor_for;
+use civsync_protocol::identity::actor::actor_for;
 use civsync_protocol::replica::layout::{increment_key, index_key, seal};
 use civsync_protocol::replica::Replica;
 use civsync_protocol::storage::{MemoryStorage, Storage, WriteBatch};

@@ -16,7 +16,7 @@ use crate::time::SimMs;
 use crate::topology::NodeIndex;
 use crate::workload::{Change, Edit};
 use automerge::ChangeHash;
-use civsync_protocol::model::RecordId;
+use civsync_protocol::domain::model::RecordId;
 use civsync_protocol::{DocumentId, Month, StationId};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -20,11 +20,11 @@ use crate::rng::{self, Stream};
 use crate::time::{Date, SimMs, DAY_MS, HOUR_MS};
 use crate::topology::{NodeIndex, Topology};
 use automerge::AutoCommit;
-use civsync_protocol::layout::{self, LayoutResult};
-use civsync_protocol::model::{
+use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Team, Volunteer,
 };
-use civsync_protocol::pii::{self, IdNumber, IdentityKey};
+use civsync_protocol::domain::pii::{self, IdNumber, IdentityKey};
+use civsync_protocol::layout::{self, LayoutResult};
 use civsync_protocol::{DocumentId, Month, StationId, Tier};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -40,7 +40,7 @@ pub const VILLAGE_CORRECTION_PROBABILITY: f64 = 0.25;
 pub const TOWNSHIP_CORRECTIONS_PER_VILLAGE_WEEK: f64 = 0.5;
 /// Name of the county's reference document of monthly themes: the
 /// product's (`catalog`), so the simulated county writes what nodes read.
-pub use civsync_protocol::catalog::THEMES;
+pub use civsync_protocol::service::catalog::THEMES;
 
 /// A kind of clerk action, scheduled up front.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,11 +27,13 @@ use crate::topology::{LinkIndex, LinkKind, NodeIndex, Topology};
 use crate::trace::Trace;
 use crate::truth::Truth;
 use crate::workload::{self, Action, ReadActivity, Workload};
+use civsync_protocol::domain::model::{Activity, RecordId};
 use civsync_protocol::layout;
-use civsync_protocol::model::{Activity, RecordId};
 use civsync_protocol::replica::{Replica, ReplicaConfig};
-use civsync_protocol::session::{CertifiedPeer, CloseReason, Session, SessionConfig, SessionEvent};
 use civsync_protocol::storage::MemoryStorage;
+use civsync_protocol::sync::session::{
+    CertifiedPeer, CloseReason, Session, SessionConfig, SessionEvent,
+};
 use civsync_protocol::{DocumentId, StationId, Tier};
 use rand::seq::SliceRandom;
 use rand::Rng;

@@ -258,7 +258,7 @@ pub fn id_number(seed: u64) -> String {
         1 + (seed / 12) % 28,
         seed / 336
     );
-    civsync_protocol::pii::with_check_digit(&first_17[..17])
+    civsync_protocol::domain::pii::with_check_digit(&first_17[..17])
 }
 
 /// A volunteer registration body.

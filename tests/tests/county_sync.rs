@@ -497,8 +497,8 @@ fn forged_sync_message(writer: &str) -> Vec<u8> {
     use automerge::sync::{State, SyncDoc};
     use automerge::transaction::Transactable;
     let writer = civsync_protocol::StationId::parse(writer).unwrap();
-    let mut forged =
-        automerge::AutoCommit::new().with_actor(civsync_protocol::actor::actor_for(&writer, 1));
+    let mut forged = automerge::AutoCommit::new()
+        .with_actor(civsync_protocol::identity::actor::actor_for(&writer, 1));
     forged
         .put(automerge::ROOT, "forged_by", writer.as_str())
         .unwrap();
@@ -538,7 +538,7 @@ async fn rogue_session(
     civsync_node::transport::PeerLink,
     civsync_node::transport::NodeEndpoint,
 ) {
-    use civsync_protocol::wire::{encode_frame, FrameDecoder, Message, VersionRange};
+    use civsync_protocol::sync::wire::{encode_frame, FrameDecoder, Message, VersionRange};
     let identity = civsync_node::pki::NodeIdentity::load(v1_pki).expect("v1's certificate");
     let endpoint =
         civsync_node::transport::NodeEndpoint::bind(civsync_tests::free_udp_addr(), &identity)

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// A valid resident ID number born in `1960 + serial / 1000`.
 fn id_number(serial: u32) -> String {
-    civsync_protocol::pii::with_check_digit(&format!(
+    civsync_protocol::domain::pii::with_check_digit(&format!(
         "110105{}0101{:03}",
         1960 + serial / 1000,
         serial % 1000

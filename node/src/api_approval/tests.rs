@@ -9,7 +9,7 @@ use civsync_protocol::replica::{Replica, ReplicaConfig};
 use civsync_protocol::service;
 use civsync_protocol::stats::DAY_MS;
 use civsync_protocol::storage::MemoryStorage;
-use civsync_protocol::sync_host::SyncHost;
+use civsync_protocol::sync::host::SyncHost;
 use civsync_protocol::{DocumentId, Month, Tier};
 use serde_json::{json, Value};
 

@@ -6,7 +6,7 @@
 //! itself carry `{"error":{"field","reason"}}`.
 
 use crate::test_api::{answer, id_number, station, TestApi};
-use civsync_protocol::model::date_format;
+use civsync_protocol::domain::model::date_format;
 use civsync_protocol::{DocumentId, Month, Tier};
 use serde_json::{json, Value};
 use time::Date;

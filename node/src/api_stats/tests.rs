@@ -6,9 +6,9 @@
 use super::*;
 use crate::config::NodeConfig;
 use crate::store::{SledStorage, Store};
+use civsync_protocol::domain::model::{Activity, Category, Form, Hours, ServiceRecord};
+use civsync_protocol::domain::pii::IdentityKey;
 use civsync_protocol::layout::put_activity;
-use civsync_protocol::model::{Activity, Category, Form, Hours, ServiceRecord};
-use civsync_protocol::pii::IdentityKey;
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::stats::{recompute_from_scratch, stats_key};
 use civsync_protocol::storage::{Storage, WriteBatch};

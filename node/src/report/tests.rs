@@ -4,9 +4,9 @@
 use super::*;
 use automerge::AutoCommit;
 use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
-use civsync_protocol::actor::actor_for;
+use civsync_protocol::domain::model::{Category, Form, RecordId, ServiceRecord, Sex};
+use civsync_protocol::identity::actor::actor_for;
 use civsync_protocol::layout::{init_document, put_activity, put_volunteer};
-use civsync_protocol::model::{Category, Form, RecordId, ServiceRecord, Sex};
 use civsync_protocol::stats::Quarter;
 use civsync_protocol::{DocumentId, Month};
 use std::collections::BTreeMap;

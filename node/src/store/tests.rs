@@ -4,7 +4,7 @@
 use super::*;
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
-use civsync_protocol::document_id::Month;
+use civsync_protocol::identity::document_id::Month;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};

@@ -1,3 +1,8 @@
+//! Layer: the document layout. May use `domain` and `identity`. Must never
+//! use `replica`, `sync`, `stats` or `service`: it maps one Automerge
+//! document to model values and back, and knows nothing of where the
+//! document is kept or how it travels.
+//!
 //! How the domain model lives in Automerge documents.
 //!
 //! ```text
@@ -35,14 +40,14 @@ pub use registry::{
 
 pub(crate) use view::{keys_of, maps_at, records, root_maps, scalar_at};
 
-use crate::actor::station_of;
-use crate::document_id::DocumentId;
-use crate::model::{
+use crate::domain::model::{
     date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId,
     ServiceRecord, Sex, Team, Volunteer, HOURS_PER_DAY_CENTI_MAX, SERVICE_RECORDS_PER_ACTIVITY_MAX,
 };
-use crate::schema::{current_schema, META_KEY, SCHEMA_KEY};
-use crate::station::StationId;
+use crate::identity::actor::station_of;
+use crate::identity::document_id::DocumentId;
+use crate::identity::schema::{current_schema, META_KEY, SCHEMA_KEY};
+use crate::identity::station::StationId;
 use automerge::transaction::Transactable;
 use automerge::{
     AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef, ROOT,
@@ -1238,8 +1243,8 @@ pub fn resolve_conflict(doc: &mut AutoCommit, path: &str, value: &str) -> Layout
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actor::actor_for;
-    use crate::model::{Category, Form, Hours, Sex};
+    use crate::domain::model::{Category, Form, Hours, Sex};
+    use crate::identity::actor::actor_for;
     use time::macros::date;
 
     fn station(text: &str) -> StationId {

@@ -24,9 +24,9 @@ use super::{
     keys_of, maps_at, put_changed, root_maps, root_records, s, upsert_record, view, Fields,
     LayoutResult, ITEMS,
 };
-use crate::document_id::{DocumentId, DocumentKind};
-use crate::model::date_format;
-use crate::station::{Station, StationId, Tier};
+use crate::domain::model::date_format;
+use crate::identity::document_id::{DocumentId, DocumentKind};
+use crate::identity::station::{Station, StationId, Tier};
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

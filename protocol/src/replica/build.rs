@@ -22,8 +22,8 @@
 
 use super::layout::{index_key, seal, snapshot_key};
 use super::{CommitError, IndexEntry, Replica};
-use crate::document_id::DocumentId;
-use crate::station::StationId;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::StationId;
 use crate::storage::{Storage, StorageError, WriteBatch};
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ChangeHash};

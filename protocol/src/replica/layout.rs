@@ -20,10 +20,10 @@
 //! loaded as something else (automerge would silently skip a change whose
 //! hash no longer matches a dependency).
 
-use crate::document_id::DocumentId;
-use crate::station::StationId;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::StationId;
 use crate::storage::display_key;
-use crate::sync_host::{heads_digest, HeadsDigest};
+use crate::sync::host::{heads_digest, HeadsDigest};
 use automerge::ChangeHash;
 use sha2::{Digest, Sha256};
 

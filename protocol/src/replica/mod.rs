@@ -1,3 +1,8 @@
+//! Layer: the replica. May use `sync` (it implements `SyncHost` and checks
+//! `authority` per change), `layout`, `storage`, `domain`, `identity`. Must
+//! never use `stats` or `service` (they are built on it), and reads no clock:
+//! the owner passes the time in (`set_now_ms`).
+//!
 //! The document store: Automerge documents over a [`Storage`], shared by the
 //! node (over sled) and the simulator (over [`crate::storage::MemoryStorage`]).
 //!
@@ -22,25 +27,26 @@
 //!
 //! The key layout and value framing are in [`layout`].
 //!
-//! [`SyncHost::generate_sync_message`]: crate::sync_host::SyncHost::generate_sync_message
+//! [`SyncHost::generate_sync_message`]: crate::sync::host::SyncHost::generate_sync_message
 
 mod build;
 mod chunks;
+pub mod freshness;
 pub mod layout;
 mod lru;
 mod sync;
 #[cfg(test)]
 mod tests;
 
-use crate::actor::actor_for;
-use crate::document_id::DocumentId;
-use crate::station::StationId;
-use crate::stats::Freshness;
+use crate::identity::actor::actor_for;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::StationId;
 use crate::storage::{Entries, Storage, StorageError, WriteBatch};
-use crate::sync_host::HeadsDigest;
+use crate::sync::host::HeadsDigest;
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 pub use build::{BuiltDocument, DocumentBuilder, StoreBuiltError};
+use freshness::Freshness;
 use layout::{
     document_of_key, increment_key, increment_seq, increments_prefix, index_key, seal,
     snapshot_key, unseal, INCREMENT_PREFIX, INDEX_PREFIX, LAYOUT_KEY, LAYOUT_VERSION,

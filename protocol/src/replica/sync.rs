@@ -26,12 +26,12 @@
 use super::chunks;
 use super::layout::{seal, sync_state_key, unseal};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
-use crate::authority::{check_change, check_document};
-use crate::document_id::DocumentId;
-use crate::schema;
-use crate::station::StationId;
+use crate::identity::document_id::DocumentId;
+use crate::identity::schema;
+use crate::identity::station::StationId;
 use crate::storage::{Storage, WriteBatch};
-use crate::sync_host::{HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost};
+use crate::sync::authority::{check_change, check_document};
+use crate::sync::host::{HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost};
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
 use std::collections::BTreeSet;

@@ -3,12 +3,12 @@
 //! replicas through the `SyncHost` methods.
 
 use super::*;
-use crate::actor::actor_for;
-use crate::authority::AuthorityError;
-use crate::document_id::Month;
-use crate::schema;
+use crate::identity::actor::actor_for;
+use crate::identity::document_id::Month;
+use crate::identity::schema;
 use crate::storage::MemoryStorage;
-use crate::sync_host::{ReceiveError, SyncHost};
+use crate::sync::authority::AuthorityError;
+use crate::sync::host::{ReceiveError, SyncHost};
 use automerge::sync::SyncDoc;
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};

@@ -7,7 +7,7 @@
 //! that cannot be read is listed as unreadable instead of hiding the others,
 //! and the listing is bounded.
 
-use crate::document_id::DocumentId;
+use crate::identity::document_id::DocumentId;
 use crate::layout::{conflicts, FieldConflict};
 use automerge::ReadDoc;
 use serde::{Deserialize, Serialize};

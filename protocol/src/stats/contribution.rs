@@ -21,10 +21,10 @@
 //! entries, so two contributions of equal content compare equal.
 
 use super::scan::{scan, CollectionShape};
-use crate::document_id::{DocumentId, DocumentKind, Month};
+use crate::domain::model::{date_format, Category, Form, OrderStatus, RecordId};
+use crate::identity::document_id::{DocumentId, DocumentKind, Month};
+use crate::identity::station::StationId;
 use crate::layout::{self, LayoutError};
-use crate::model::{date_format, Category, Form, OrderStatus, RecordId};
-use crate::station::StationId;
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValueRef, ValueRef, ROOT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -402,7 +402,7 @@ impl Record {
     fn parsed<T>(
         &self,
         key: &str,
-        parse: fn(&str) -> Result<T, crate::model::FieldError>,
+        parse: fn(&str) -> Result<T, crate::domain::model::FieldError>,
     ) -> Result<T, LayoutError> {
         parse(self.text(key)?).map_err(|e| malformed(format!("{}.{key}", self.path), &e.reason))
     }

@@ -19,13 +19,13 @@
 //! [`super::recompute_from_scratch`]).
 
 use super::contribution::{checked_less, ActivityCounts, Contribution, OrderCounts};
-use super::freshness::{Freshness, StationFreshness};
 use super::retired::RetiredStations;
 use super::scratch::{MonthStatistics, StationStatistics, Statistics, VolunteerTally};
 use super::{CategoryCounts, CellCounts, Figures, FormCounts, Period, Quarter, StatsError};
-use crate::document_id::{DocumentId, DocumentKind, Month};
-use crate::model::{star_level, Category, Form, Hours, RecordId};
-use crate::station::{Station, StationId, Tier};
+use crate::domain::model::{star_level, Category, Form, Hours, RecordId};
+use crate::identity::document_id::{DocumentId, DocumentKind, Month};
+use crate::identity::station::{Station, StationId, Tier};
+use crate::replica::freshness::{Freshness, StationFreshness};
 use automerge::ReadDoc;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

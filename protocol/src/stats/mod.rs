@@ -1,3 +1,8 @@
+//! Layer: statistics. May use `replica`, `sync` (heads digests), `layout`,
+//! `storage`, `domain`, `identity`. Must never use `service` (figures are
+//! read from documents, never from the operations that wrote them) and never
+//! write a document.
+//!
 //! County statistics ("每月一统计、每季一通报"), kept up to date incrementally.
 //!
 //! - [`Contribution`]: what one document adds (computed from it alone).
@@ -19,13 +24,13 @@
 
 mod conflicts;
 mod contribution;
-mod freshness;
 mod index;
 mod retired;
 mod scan;
 mod scratch;
 mod stored;
 
+pub use crate::replica::freshness::{Freshness, QuietStation, StationFreshness, DAY_MS};
 pub use conflicts::{
     list_conflicts, ConflictListing, DocumentConflict, UnreadableDocument, CONFLICTS_LISTED_MAX,
 };
@@ -33,7 +38,6 @@ pub use contribution::{
     month_of, ActivitiesContribution, ActivityCounts, CellCounts, Contribution, MonthCount,
     OrderCounts, OrdersContribution, RosterContribution, RosterEntry, VolunteerService,
 };
-pub use freshness::{Freshness, QuietStation, StationFreshness, DAY_MS};
 pub use index::{Coverage, StationRow, StatsIndex, StatsSnapshot, VolunteerStanding};
 pub use retired::RetiredStations;
 pub use scratch::{
@@ -44,8 +48,8 @@ pub use stored::{
     StoredStats, CONTRIBUTION_FORMAT, STATS_BATCH_ENTRIES_MAX, STATS_ENTRY_BYTES_MAX,
 };
 
-use crate::document_id::{DocumentId, Month};
-use crate::model::{Category, Form};
+use crate::domain::model::{Category, Form};
+use crate::identity::document_id::{DocumentId, Month};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -14,7 +14,7 @@
 //!   retirement, count as recorded (nothing is dropped or hidden).
 
 use super::Period;
-use crate::station::StationId;
+use crate::identity::station::StationId;
 use std::collections::BTreeMap;
 use time::{Date, Month as CalendarMonth};
 
@@ -64,7 +64,7 @@ impl RetiredStations {
     }
 }
 
-fn first_day(month: crate::document_id::Month) -> Option<Date> {
+fn first_day(month: crate::identity::document_id::Month) -> Option<Date> {
     let calendar = CalendarMonth::try_from(month.month).ok()?;
     Date::from_calendar_date(i32::from(month.year), calendar, 1).ok()
 }
@@ -72,7 +72,7 @@ fn first_day(month: crate::document_id::Month) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::document_id::Month;
+    use crate::identity::document_id::Month;
     use crate::stats::Quarter;
     use time::macros::date;
 

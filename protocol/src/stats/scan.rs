@@ -164,13 +164,13 @@ mod tests {
         activities_by_record, activities_scanned, roster_by_record, roster_scanned,
     };
     use super::super::{recompute_from_scratch, StatsIndex};
-    use crate::actor::actor_for;
-    use crate::document_id::{DocumentId, Month};
-    use crate::layout::{delete_activity, init_document, put_activity, put_team, put_volunteer};
-    use crate::model::{
+    use crate::domain::model::{
         Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Team, Volunteer,
     };
-    use crate::station::StationId;
+    use crate::identity::actor::actor_for;
+    use crate::identity::document_id::{DocumentId, Month};
+    use crate::identity::station::StationId;
+    use crate::layout::{delete_activity, init_document, put_activity, put_team, put_volunteer};
     use automerge::AutoCommit;
     use time::macros::date;
 

@@ -13,10 +13,10 @@
 
 use super::contribution::{month_of, ActivityCounts, CellCounts, OrderCounts};
 use super::{Quarter, StatsError};
-use crate::document_id::{DocumentId, DocumentKind, Month};
+use crate::domain::model::{Category, Form, OrderStatus, RecordId};
+use crate::identity::document_id::{DocumentId, DocumentKind, Month};
+use crate::identity::station::StationId;
 use crate::layout;
-use crate::model::{Category, Form, OrderStatus, RecordId};
-use crate::station::StationId;
 use automerge::ReadDoc;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

@@ -29,13 +29,13 @@
 //!   holds it to a rebuild from scratch).
 
 use super::contribution::Contribution;
-use super::freshness::Freshness;
 use super::index::StatsIndex;
-use crate::document_id::DocumentId;
+use crate::identity::document_id::DocumentId;
+use crate::replica::freshness::Freshness;
 use crate::replica::layout::{document_of_key, seal, unseal, STATS_PREFIX};
 use crate::replica::{CorruptValue, LoadError, Replica};
 use crate::storage::{Storage, StorageError, WriteBatch};
-use crate::sync_host::HeadsDigest;
+use crate::sync::host::HeadsDigest;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Version of what [`Contribution::of`] computes and how it is encoded.

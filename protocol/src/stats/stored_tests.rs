@@ -4,10 +4,12 @@
 //! with a recomputation from scratch.
 
 use super::*;
+use crate::domain::model::{
+    Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
+};
+use crate::identity::station::StationId;
 use crate::layout::{delete_activity, put_activity, put_volunteer};
-use crate::model::{Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer};
 use crate::replica::ReplicaConfig;
-use crate::station::StationId;
 use crate::stats::{recompute_from_scratch, Statistics};
 use crate::storage::MemoryStorage;
 use automerge::AutoCommit;

@@ -2,15 +2,15 @@
 //! property, against the from-scratch recomputation.
 
 use super::*;
-use crate::actor::actor_for;
-use crate::layout::{
-    self, delete_activity, init_document, put_activity, put_order, put_team, put_volunteer,
-};
-use crate::model::{
+use crate::domain::model::{
     Activity, Category, Form, Hours, Order, OrderStatus, RecordId, ServiceRecord, Sex, Team,
     Volunteer,
 };
-use crate::station::{Station, StationId, Tier};
+use crate::identity::actor::actor_for;
+use crate::identity::station::{Station, StationId, Tier};
+use crate::layout::{
+    self, delete_activity, init_document, put_activity, put_order, put_team, put_volunteer,
+};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ObjType, ReadDoc, ROOT};
 use proptest::prelude::*;

@@ -6,9 +6,9 @@
 //! states. Keeping this a trait lets the session be tested with an in-memory
 //! host and driven by the simulator without any IO.
 
-use crate::authority::AuthorityError;
-use crate::document_id::DocumentId;
-use crate::station::StationId;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::StationId;
+use crate::sync::authority::AuthorityError;
 use automerge::ChangeHash;
 use sha2::{Digest, Sha256};
 

@@ -14,7 +14,7 @@
 //!
 //! Any station may write a document it owns or that is owned below it.
 
-use crate::station::{StationId, StationIdError};
+use crate::identity::station::{StationId, StationIdError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

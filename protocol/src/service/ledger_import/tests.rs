@@ -3,8 +3,8 @@
 //! recording the same activities one by one.
 
 use super::*;
-use crate::input::VolunteerInput;
-use crate::pii::IdentityKey;
+use crate::domain::input::VolunteerInput;
+use crate::domain::pii::IdentityKey;
 use crate::replica::ReplicaConfig;
 use crate::storage::MemoryStorage;
 use proptest::prelude::*;
@@ -19,7 +19,7 @@ fn s(text: &str) -> StationId {
 
 /// A valid resident ID number born in `1970 + serial / 1000`.
 fn id_number(serial: u32) -> String {
-    crate::pii::with_check_digit(&format!(
+    crate::domain::pii::with_check_digit(&format!(
         "110105{}0101{:03}",
         1970 + serial / 1000,
         serial % 1000

@@ -29,13 +29,13 @@
 //!   activities, [`LEDGER_RECORDS_PER_ACTIVITY_MAX`] records per activity;
 //!   a file over a file-wide limit is refused whole, naming the limit.
 
-use crate::document_id::{DocumentId, Month};
-use crate::input::{ActivityInput, HoursInput, ServiceRecordInput};
+use crate::domain::input::{ActivityInput, HoursInput, ServiceRecordInput};
+use crate::domain::model::{Activity, FieldError, RecordId, SERVICE_RECORDS_PER_ACTIVITY_MAX};
+use crate::identity::document_id::{DocumentId, Month};
+use crate::identity::station::StationId;
 use crate::layout::{self, LayoutError};
-use crate::model::{Activity, FieldError, RecordId, SERVICE_RECORDS_PER_ACTIVITY_MAX};
 use crate::replica::Replica;
 use crate::service::{self, RowRefusal, ServiceError};
-use crate::station::StationId;
 use crate::storage::Storage;
 use automerge::AutoCommit;
 use serde::{Deserialize, Serialize};

@@ -5,12 +5,12 @@
 //! refusal can name the field and the reason, rather than failing somewhere
 //! inside a deserialiser. `today` is the recording node's date, passed in.
 
-use crate::model::{
+use crate::domain::model::{
     self, date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId,
     ServiceRecord, Sex, Team, Validated, Volunteer, CONTENT_CHARS_MAX, TEXT_CHARS_MAX,
 };
-use crate::pii::{IdNumber, IdentityKey};
-use crate::station::StationId;
+use crate::domain::pii::{IdNumber, IdentityKey};
+use crate::identity::station::StationId;
 use serde::{Deserialize, Serialize};
 use time::Date;
 

@@ -13,8 +13,8 @@
 //! Invariant: a [`ScopeDigest`] holds each document id at most once, each in
 //! the bucket [`bucket_of`] names, sorted by id within the bucket.
 
-use crate::document_id::DocumentId;
-use crate::sync_host::HeadsDigest;
+use crate::identity::document_id::DocumentId;
+use crate::sync::host::HeadsDigest;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 
@@ -161,7 +161,7 @@ pub fn differing_documents(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::station::StationId;
+    use crate::identity::station::StationId;
     use proptest::prelude::*;
 
     fn roster(i: usize) -> DocumentId {

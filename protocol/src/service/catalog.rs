@@ -25,12 +25,12 @@
 //! - an item that cannot be read (written by a newer or foreign program) is
 //!   reported with its document, key and reason, and never hides the rest.
 
-use crate::document_id::{DocumentId, DocumentKind, Month};
+use crate::domain::model::{self, Category, FieldError, RecordId};
+use crate::identity::document_id::{DocumentId, DocumentKind, Month};
+use crate::identity::station::StationId;
 use crate::layout;
-use crate::model::{self, Category, FieldError, RecordId};
 use crate::replica::{CommitError, Replica};
 use crate::service::ErrorClass;
-use crate::station::StationId;
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
 
@@ -434,7 +434,7 @@ fn commit_error(error: CommitError<CatalogError>) -> CatalogError {
 
 /// A month as clerks write it, `YYYY-MM`.
 mod month_text {
-    use crate::document_id::Month;
+    use crate::identity::document_id::Month;
     use serde::de::Error;
     use serde::{Deserialize, Deserializer, Serializer};
 

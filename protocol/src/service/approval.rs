@@ -31,12 +31,12 @@
 //!   ever lost) but flagged `edited_after_approval`, and the approved figures
 //!   stay the stored ones until the month is approved again.
 
-use crate::actor::station_of;
-use crate::document_id::{DocumentId, Month};
+use crate::domain::model::{text, FieldError, TEXT_CHARS_MAX};
+use crate::identity::actor::station_of;
+use crate::identity::document_id::{DocumentId, Month};
+use crate::identity::schema::META_KEY;
+use crate::identity::station::StationId;
 use crate::layout::{init_document, LayoutError};
-use crate::model::{text, FieldError, TEXT_CHARS_MAX};
-use crate::schema::META_KEY;
-use crate::station::StationId;
 use crate::stats::Figures;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ChangeHash, ObjId, ReadDoc, ScalarValue, Value, ROOT};
@@ -464,9 +464,9 @@ pub fn approval_history<D: ReadDoc>(doc: &D) -> Result<Vec<Decision>, ApprovalEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actor::actor_for;
+    use crate::domain::model::{Activity, Category, Form, Hours, RecordId, ServiceRecord};
+    use crate::identity::actor::actor_for;
     use crate::layout::{conflicts, put_activity};
-    use crate::model::{Activity, Category, Form, Hours, RecordId, ServiceRecord};
     use crate::stats::{Period, StatsIndex};
     use time::macros::date;
 

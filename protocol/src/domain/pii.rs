@@ -6,7 +6,7 @@
 //! key held per county, which finds duplicate registrations without revealing
 //! the number, and (b) a masked form a clerk can recognise.
 
-use crate::model::FieldError;
+use crate::domain::model::FieldError;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

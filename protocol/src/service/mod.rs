@@ -1,3 +1,18 @@
+//! Service: what a clerk does, as operations over a [`Replica`] — the one
+//! write path the HTTP API, the CLI, the benchmarks and the simulator share.
+//!
+//! Owns: registering volunteers, teams, activities and orders and settling
+//! conflicts (this file); `approval` (the rules of a month's approval) and
+//! `approval_ops` (approving over a replica); `registry` (the station
+//! registry: register, rename, retire); `catalog` (menus and themes sent
+//! down); `order_flow` (dispatch, take, rate, cancel); `ledger_import` (an
+//! activity ledger's rows → activities).
+//!
+//! May use: every layer below (`stats`, `replica`, `sync`, `layout`,
+//! `storage`, `domain`, `identity`).
+//! Must never use: anything outside this crate that does IO; `today`, the
+//! clock and id nonces are passed in by the caller.
+//!
 //! What a clerk does — register volunteers, form teams, record activities,
 //! take orders, import a roster, settle conflicts — as operations over a
 //! [`Replica`].
@@ -7,13 +22,20 @@
 //! makes exactly one Automerge commit (or none): a refusal never leaves a
 //! partial record. `today` and the id nonce come from the caller.
 
-use crate::document_id::{DocumentId, DocumentKind, Month};
-use crate::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
+pub mod approval;
+pub mod approval_ops;
+pub mod catalog;
+pub mod ledger_import;
+pub mod order_flow;
+pub mod registry;
+
+use crate::domain::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
+use crate::domain::model::{Activity, FieldError, Order, RecordId, Team, Volunteer};
+use crate::domain::pii::IdentityKey;
+use crate::identity::document_id::{DocumentId, DocumentKind, Month};
+use crate::identity::station::StationId;
 use crate::layout::{self, FieldConflict, LayoutError};
-use crate::model::{Activity, FieldError, Order, RecordId, Team, Volunteer};
-use crate::pii::IdentityKey;
 use crate::replica::{BuiltDocument, CommitError, DocumentBuilder, Replica};
-use crate::station::StationId;
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -647,7 +669,7 @@ pub fn resolve_conflict<S: Storage>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::{HoursInput, ServiceRecordInput};
+    use crate::domain::input::{HoursInput, ServiceRecordInput};
     use crate::replica::{ReplicaConfig, StoreBuiltError};
     use crate::storage::MemoryStorage;
     use time::macros::date;
@@ -789,7 +811,7 @@ mod tests {
     /// A valid resident ID number born in `1950 + serial / 1000`, with its
     /// check character.
     fn id_number(serial: u32) -> String {
-        crate::pii::with_check_digit(&format!(
+        crate::domain::pii::with_check_digit(&format!(
             "110105{}0101{:03}",
             1950 + serial / 1000,
             serial % 1000

@@ -29,10 +29,10 @@
 //! reassembles at most one message at a time, at most
 //! [`SYNC_MESSAGE_BYTES_MAX`] bytes.
 
-use crate::digest::{BucketHash, RootHash, DIGEST_BUCKETS, EMPTY_BUCKET};
-use crate::document_id::DocumentId;
-use crate::station::{StationId, Tier};
-use crate::sync_host::HeadsDigest;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::{StationId, Tier};
+use crate::sync::digest::{BucketHash, RootHash, DIGEST_BUCKETS, EMPTY_BUCKET};
+use crate::sync::host::HeadsDigest;
 use serde::{Deserialize, Serialize};
 
 /// Highest version of this wire protocol this node speaks. Bump on any

@@ -2,9 +2,9 @@
 
 use super::test_host::{DigestHost, MemoryHost};
 use super::*;
-use crate::actor::actor_for;
-use crate::document_id::Month;
-use crate::wire::{decode_payload, FRAME_BYTES_MAX};
+use crate::identity::actor::actor_for;
+use crate::identity::document_id::Month;
+use crate::sync::wire::{decode_payload, FRAME_BYTES_MAX};
 use proptest::prelude::*;
 
 fn station(text: &str) -> StationId {
@@ -480,8 +480,8 @@ fn a_hello_of_a_version_we_do_not_speak_is_refused_with_the_versions_named() {
         SessionConfig::default(),
     );
     // What a version-2 node sends first: its one version, then its station.
-    let older = crate::wire::PROTOCOL_VERSION_MIN - 1;
-    let mut payload = vec![crate::wire::message_type::HELLO];
+    let older = crate::sync::wire::PROTOCOL_VERSION_MIN - 1;
+    let mut payload = vec![crate::sync::wire::message_type::HELLO];
     payload.extend(postcard::to_allocvec(&older).unwrap());
     payload.extend(postcard::to_allocvec(&"xh/t1").unwrap());
     let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
@@ -650,8 +650,8 @@ fn a_peer_listing_a_document_outside_the_scope_gets_it_refused_and_the_rest_goes
         SessionConfig::default(),
     );
     let foreign = DocumentId::roster(&station("xh/t2/v1"));
-    let bucket = crate::digest::bucket_of(&foreign);
-    let mut hashes = vec![crate::digest::EMPTY_BUCKET; crate::digest::DIGEST_BUCKETS];
+    let bucket = crate::sync::digest::bucket_of(&foreign);
+    let mut hashes = vec![crate::sync::digest::EMPTY_BUCKET; crate::sync::digest::DIGEST_BUCKETS];
     hashes[bucket as usize] = [1; 16];
     let village = Message::Hello {
         versions: VersionRange::OURS,
@@ -818,7 +818,7 @@ fn digest_node(local: &str, peer: &str, documents: usize) -> Node<DigestHost> {
             let id = DocumentId::activities(&station(&format!("xh/t1/v{village}")), month);
             (
                 id,
-                crate::sync_host::heads_digest(&[automerge::ChangeHash([(i % 256) as u8; 32])]),
+                crate::sync::host::heads_digest(&[automerge::ChangeHash([(i % 256) as u8; 32])]),
             )
         })
         .collect();

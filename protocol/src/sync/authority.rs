@@ -17,9 +17,9 @@
 //! county change over a fallback link cannot pass it to its township; the
 //! township gets it from its own parent instead.
 
-use crate::actor::station_of;
-use crate::document_id::DocumentId;
-use crate::station::StationId;
+use crate::identity::actor::station_of;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::StationId;
 use automerge::ActorId;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,8 +87,8 @@ pub fn check_document(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actor::actor_for;
-    use crate::document_id::Month;
+    use crate::identity::actor::actor_for;
+    use crate::identity::document_id::Month;
 
     fn s(text: &str) -> StationId {
         StationId::parse(text).unwrap()

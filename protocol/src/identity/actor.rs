@@ -7,7 +7,7 @@
 //! a backup (reusing an actor after a restore would duplicate sequence
 //! numbers and corrupt history).
 
-use crate::station::StationId;
+use crate::identity::station::StationId;
 use automerge::ActorId;
 
 const SEPARATOR: u8 = 0;

@@ -4,7 +4,7 @@
 //! writes nothing; concurrent dispatches are both kept as a conflict.
 
 use super::*;
-use crate::input::OrderInput;
+use crate::domain::input::OrderInput;
 use crate::service;
 use crate::storage::MemoryStorage;
 use crate::test_support::{all_heads, node, station, sync_document};
@@ -40,7 +40,7 @@ fn village_with_order() -> Replica<MemoryStorage> {
 fn orders_document() -> DocumentId {
     DocumentId::orders(
         &station(VILLAGE),
-        crate::document_id::Month::new(2026, 10).unwrap(),
+        crate::identity::document_id::Month::new(2026, 10).unwrap(),
     )
 }
 
@@ -48,7 +48,7 @@ fn status_at(replica: &mut Replica<MemoryStorage>) -> Order {
     let orders = service::orders(
         replica,
         &station(VILLAGE),
-        crate::document_id::Month::new(2026, 10).unwrap(),
+        crate::identity::document_id::Month::new(2026, 10).unwrap(),
     )
     .unwrap();
     orders.into_iter().find(|o| o.id == order_id()).unwrap()
@@ -106,7 +106,7 @@ fn placed_in_a_village_dispatched_by_the_county_taken_and_rated() {
 #[test]
 fn steps_out_of_turn_or_out_of_place_are_refused_naming_the_field_and_write_nothing() {
     let mut village = village_with_order();
-    let team = crate::input::TeamInput {
+    let team = crate::domain::input::TeamInput {
         id: Some("T1".into()),
         name: "东村志愿服务队".into(),
         category: "health".into(),

@@ -1,7 +1,7 @@
 //! Monthly approval as clerk operations over a [`Replica`]: approve a
 //! month, send it back, and list where every month of a subtree stands.
 //!
-//! [`crate::approval`] decides on one approval document; this module
+//! [`crate::service::approval`] decides on one approval document; this module
 //! gathers what a decision needs from the store — the station's figures for
 //! the month, the heads of its activities document, the standing of the
 //! stations directly below — and makes exactly one commit (or none).
@@ -22,15 +22,15 @@
 //!   it holds. A village that never synced anything is not waited for (there
 //!   is no registry yet); its month can still be approved on its own.
 
-use crate::approval::{self, ApprovalError, ApprovalRequest, ApprovalStatus, Decision};
-use crate::document_id::{DocumentId, DocumentKind, Month};
-use crate::model::FieldError;
+use crate::domain::model::FieldError;
+use crate::identity::document_id::{DocumentId, DocumentKind, Month};
+use crate::identity::station::StationId;
 use crate::replica::Replica;
+use crate::service::approval::{self, ApprovalError, ApprovalRequest, ApprovalStatus, Decision};
 use crate::service::ServiceError;
-use crate::station::StationId;
 use crate::stats::{Figures, Period, StatsIndex};
 use crate::storage::Storage;
-use crate::sync_host::HeadsDigest;
+use crate::sync::host::HeadsDigest;
 use automerge::AutoCommit;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -378,9 +378,9 @@ fn undecided(station: &StationId, month: Month) -> Result<ApprovalStatus, Servic
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::ApprovalState;
-    use crate::input::ActivityInput;
+    use crate::domain::input::ActivityInput;
     use crate::replica::ReplicaConfig;
+    use crate::service::approval::ApprovalState;
     use crate::service::{self, ErrorClass};
     use crate::storage::MemoryStorage;
     use time::macros::date;

@@ -4,11 +4,11 @@
 //! applied, on a scratch copy that Automerge's own receive applied the
 //! message to; the scratch copy replaces the document only if all pass.
 
-use crate::actor::actor_for;
-use crate::authority::{check_change, check_document};
-use crate::document_id::DocumentId;
-use crate::station::StationId;
-use crate::sync_host::{
+use crate::identity::actor::actor_for;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::StationId;
+use crate::sync::authority::{check_change, check_document};
+use crate::sync::host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
 use automerge::sync::{Message, State, SyncDoc};

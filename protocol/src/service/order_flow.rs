@@ -26,13 +26,13 @@
 //! the same order apart) merge like any field: both values are kept and
 //! listed by `service::conflicts` for a person to settle.
 
-use crate::document_id::{DocumentId, DocumentKind};
+use crate::domain::model::TEXT_CHARS_MAX;
+use crate::domain::model::{self, FieldError, Order, OrderStatus, RecordId};
+use crate::identity::document_id::{DocumentId, DocumentKind};
+use crate::identity::station::StationId;
 use crate::layout;
-use crate::model::TEXT_CHARS_MAX;
-use crate::model::{self, FieldError, Order, OrderStatus, RecordId};
 use crate::replica::Replica;
 use crate::service::ServiceError;
-use crate::station::StationId;
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
 

@@ -17,8 +17,8 @@
 //! Timestamps come from village clocks, which may be wrong; a timestamp from
 //! the future is kept as written (it is evidence, not a clock).
 
-use crate::actor::station_of;
-use crate::station::StationId;
+use crate::identity::actor::station_of;
+use crate::identity::station::StationId;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

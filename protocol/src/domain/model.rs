@@ -6,7 +6,7 @@
 //! an import report) can act on it. Nothing here touches a document; see
 //! `layout` for how these map onto Automerge.
 
-use crate::station::StationId;
+use crate::identity::station::StationId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use time::{Date, Duration, Weekday};

@@ -58,12 +58,12 @@
 //!   replica's `peer_disconnected`): a message lost with a connection would
 //!   otherwise leave Automerge waiting for a reply forever.
 
-use crate::authority::check_document;
-use crate::digest::{bucket_of, differing_documents, ScopeDigest};
-use crate::document_id::DocumentId;
-use crate::station::{StationId, Tier};
-use crate::sync_host::{HeadsDigest, ReceiveError, SyncHost};
-use crate::wire::{
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::{StationId, Tier};
+use crate::sync::authority::check_document;
+use crate::sync::digest::{bucket_of, differing_documents, ScopeDigest};
+use crate::sync::host::{HeadsDigest, ReceiveError, SyncHost};
+use crate::sync::wire::{
     encode_frame, FrameDecoder, Message, VersionRange, WireError, BUCKET_ENTRIES_PER_FRAME_MAX,
     PROTOCOL_VERSION, REASON_BYTES_MAX, SYNC_CHUNK_BYTES_MAX, SYNC_MESSAGE_BYTES_MAX,
 };

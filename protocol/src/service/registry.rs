@@ -40,12 +40,12 @@
 //! - retirement hides nothing: a retired station stays in the registry and
 //!   its documents and figures stay as they are.
 
-use crate::document_id::DocumentId;
+use crate::domain::model::{date_format, FieldError};
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::{Station, StationId, Tier};
 use crate::layout::{self, Retirement, UnreadableEntry};
-use crate::model::{date_format, FieldError};
 use crate::replica::{CommitError, Replica};
 use crate::service::ErrorClass;
-use crate::station::{Station, StationId, Tier};
 use crate::stats::RetiredStations;
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};

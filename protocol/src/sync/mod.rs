@@ -1,0 +1,18 @@
+//! Sync: how two nodes agree on what they hold and exchange what differs.
+//!
+//! Owns: `authority` (may this change be applied here, carried by this
+//! peer), `host` (the `SyncHost` trait between a session and a document
+//! store), `digest` (the scope digest two peers compare), `wire` (framing,
+//! versions, bounds) and `session` (the sans-IO state machine: bytes and
+//! events in, bytes and events out, time passed in).
+//!
+//! May use: `identity`.
+//! Must never use: `replica` (a session talks to any store through
+//! `SyncHost`: the node's, the simulator's, a test's), the domain model or
+//! layout (sync moves documents, it does not read them), clocks, sockets.
+
+pub mod authority;
+pub mod digest;
+pub mod host;
+pub mod session;
+pub mod wire;
