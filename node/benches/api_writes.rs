@@ -9,7 +9,7 @@
 //! cargo bench -p civsync-node --bench api_writes
 
 use civsync_node::config::NodeConfig;
-use civsync_node::node::NodeContext;
+use civsync_node::context::NodeContext;
 use civsync_node::store::Store;
 use civsync_protocol::domain::pii::IdentityKey;
 use civsync_protocol::replica::ReplicaConfig;

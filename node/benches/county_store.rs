@@ -14,7 +14,7 @@
 
 use automerge::AutoCommit;
 
-use civsync_node::bulk;
+use civsync_node::store::bulk;
 use civsync_node::store::SledStorage;
 use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,

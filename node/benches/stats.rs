@@ -20,8 +20,8 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValue, ROOT};
 use civsync_node::config::NodeConfig;
-use civsync_node::node::NodeContext;
-use civsync_node::report::statistics_report;
+use civsync_node::context::NodeContext;
+use civsync_node::files::report::statistics_report;
 use civsync_node::store::{SledStorage, Store};
 use civsync_protocol::domain::model::date_format;
 use civsync_protocol::domain::model::{
@@ -523,9 +523,10 @@ async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duratio
         stats: Default::default(),
         registry: Default::default(),
     });
-    let reread = civsync_node::api_stats::refresh(&ctx)
+    let reread = ctx
+        .refresh_stats()
         .await
-        .map_err(|e| format!("{}: {}", e.field, e.reason))
+        .map_err(|e| e.to_string())
         .unwrap();
     (ctx, started.elapsed(), reread)
 }

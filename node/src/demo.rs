@@ -7,10 +7,10 @@
 //! keeps recording offline while the county's figures stand still, and the
 //! figures catch up once the link heals. Ctrl-C stops every process.
 
-use crate::client::ApiClient;
+use crate::cli::client::ApiClient;
 use crate::config::{NodeConfig, PeerConfig};
-use crate::local_ports::{tcp_port_is_free, udp_port_is_free, PortPicker};
-use crate::relay::Relay;
+use crate::net::local_ports::{tcp_port_is_free, udp_port_is_free, PortPicker};
+use crate::net::relay::Relay;
 use anyhow::{bail, Context};
 use civsync_protocol::domain::input::{
     ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput,
@@ -174,10 +174,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 async fn prepare(root: &Path) -> anyhow::Result<(Vec<Office>, SocketAddr)> {
     let ca = root.join("county-ca");
     let county = StationId::parse("xh")?;
-    crate::pki::init_county_ca(&ca, &county, 30)?;
+    crate::net::pki::init_county_ca(&ca, &county, 30)?;
     let identity = civsync_protocol::domain::pii::IdentityKey::from_bytes(rand::random());
-    crate::node::write_secret(
-        &ca.join(crate::node::IDENTITY_KEY_FILE),
+    crate::secrets::write_secret(
+        &ca.join(crate::context::IDENTITY_KEY_FILE),
         identity.to_hex().as_bytes(),
     )?;
     let mut offices = Vec::new();
@@ -185,9 +185,9 @@ async fn prepare(root: &Path) -> anyhow::Result<(Vec<Office>, SocketAddr)> {
     for (station, tier, name) in OFFICES {
         let station = StationId::parse(station)?;
         let dir = root.join(station.as_str().replace('/', "-"));
-        crate::pki::issue_node_certificate(&ca, &station, tier, &dir.join("pki"), 30)?;
-        crate::node::write_secret(
-            &dir.join("pki").join(crate::node::IDENTITY_KEY_FILE),
+        crate::net::pki::issue_node_certificate(&ca, &station, tier, &dir.join("pki"), 30)?;
+        crate::secrets::write_secret(
+            &dir.join("pki").join(crate::context::IDENTITY_KEY_FILE),
             identity.to_hex().as_bytes(),
         )?;
         offices.push(Office {
@@ -309,7 +309,7 @@ fn client(office: &Office) -> anyhow::Result<ApiClient> {
 }
 
 fn this_month_dates() -> (Month, Vec<String>) {
-    let today = crate::node::today();
+    let today = crate::clock::today();
     let month = Month {
         year: today.year() as u16,
         month: u8::from(today.month()),
@@ -475,7 +475,7 @@ fn print_table(title: &str, rows: &BTreeMap<StationId, Row>, offices: &[Office])
         let mut out = String::from("  ");
         for (i, cell) in cells.iter().enumerate() {
             if i < 2 {
-                out.push_str(&crate::tables::pad(cell, widths[i]));
+                out.push_str(&crate::cli::tables::pad(cell, widths[i]));
             } else {
                 let shown: usize = cell.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
                 out.push_str(&" ".repeat(widths[i].saturating_sub(shown)));
@@ -567,7 +567,7 @@ async fn show_menu_arrived(village: &Office) -> anyhow::Result<()> {
                 "\nThe menu reached {} through its township in {:.1} s (`civsync menu list` there):\n{}",
                 village.station,
                 started.elapsed().as_secs_f64(),
-                crate::tables::menu_table(&menu).trim_end()
+                crate::cli::tables::menu_table(&menu).trim_end()
             );
             return Ok(());
         }
@@ -658,12 +658,12 @@ async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::R
         .await?;
     println!(
         "\nCounty volunteer standings (`civsync volunteer standing --limit 5`):\n{}",
-        crate::tables::standings_table(&standings).trim_end()
+        crate::cli::tables::standings_table(&standings).trim_end()
     );
     let status: Value = client(county)?.get("status", &[]).await?;
     println!(
         "\nCounty sync status (`civsync status`):\n{}",
-        crate::tables::status_table(&status)
+        crate::cli::tables::status_table(&status)
     );
     Ok(())
 }

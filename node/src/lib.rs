@@ -2,32 +2,32 @@
 //!
 //! The binary (`src/main.rs`) is the `civsync` CLI; everything it drives
 //! lives in these modules so integration tests can use it too.
+//!
+//! The folders are layers, by job. Each may use only the layers beneath it
+//! (the `layering` test in `tests/` checks every `crate::` path against this
+//! table, so it stays true):
+//!
+//! | layer      | owns                                                          | may use |
+//! |------------|---------------------------------------------------------------|---------|
+//! | `demo`     | `civsync demo`: a county of node processes on one machine     | everything below |
+//! | `cli/`     | the `civsync` commands, their API client and tables            | node, api, context, files, net, store, base |
+//! | `node`     | starts and stops a node: listener, store, peers, API           | api, context, net, store, base |
+//! | `api/`     | the HTTP API, one file per resource                            | context, files, net, store, base |
+//! | `context/` | `NodeContext` and the caches queries share                     | net, store, base |
+//! | `files/`   | spreadsheets in (rosters, ledgers), reports out                | base |
+//! | `net/`     | QUIC transport, peers, PKI, the fault relay, local ports        | store, base |
+//! | `store/`   | sled under the protocol's `Storage`, the owner thread, bulk builds | base |
+//! | base       | `clock`, `config`, `logging`, `secrets`                         | nothing (each other: config uses none) |
 
 pub mod api;
-pub mod api_approval;
-pub mod api_catalog;
-pub mod api_freshness;
-pub mod api_import_activities;
-pub mod api_order_flow;
-pub mod api_standings;
-pub mod api_stations;
-pub mod api_stats;
-pub mod bulk;
-pub mod client;
+pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod context;
 pub mod demo;
-pub mod import;
-pub mod import_activities;
-pub mod local_ports;
+pub mod files;
 pub mod logging;
+pub mod net;
 pub mod node;
-pub mod peers;
-pub mod pki;
-pub mod relay;
-pub mod report;
-pub mod spreadsheet;
+pub mod secrets;
 pub mod store;
-pub mod tables;
-#[cfg(test)]
-mod test_api;
-pub mod transport;

@@ -4,8 +4,10 @@
 //!
 //! Every test node listens on loopback only, and every wait is bounded.
 
+pub mod layering;
+
 use anyhow::{bail, Context};
-use civsync_node::local_ports::{tcp_port_is_free, udp_port_is_free, PortPicker};
+use civsync_node::net::local_ports::{tcp_port_is_free, udp_port_is_free, PortPicker};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -658,7 +660,7 @@ mod tests {
 
     #[test]
     fn harness_ports_are_distinct_free_and_outside_the_ephemeral_range() {
-        let ephemeral = civsync_node::local_ports::ephemeral_ports();
+        let ephemeral = civsync_node::net::local_ports::ephemeral_ports();
         let ports: Vec<u16> = (0..20)
             .flat_map(|_| [free_tcp_addr().port(), free_udp_addr().port()])
             .collect();

@@ -12,7 +12,7 @@
 //! - a certified village that forges writes to documents it may not write is
 //!   refused, and nothing of the forgery is applied anywhere.
 
-use civsync_node::relay::Relay;
+use civsync_node::net::relay::Relay;
 use civsync_tests::{
     civsync, describe_nodes, pki_init, pki_issue, replicas_agree, wait_until, TestNode,
 };
@@ -535,13 +535,13 @@ async fn rogue_session(
     timeout: Duration,
 ) -> (
     BTreeMap<String, String>,
-    civsync_node::transport::PeerLink,
-    civsync_node::transport::NodeEndpoint,
+    civsync_node::net::transport::PeerLink,
+    civsync_node::net::transport::NodeEndpoint,
 ) {
     use civsync_protocol::sync::wire::{encode_frame, FrameDecoder, Message, VersionRange};
-    let identity = civsync_node::pki::NodeIdentity::load(v1_pki).expect("v1's certificate");
+    let identity = civsync_node::net::pki::NodeIdentity::load(v1_pki).expect("v1's certificate");
     let endpoint =
-        civsync_node::transport::NodeEndpoint::bind(civsync_tests::free_udp_addr(), &identity)
+        civsync_node::net::transport::NodeEndpoint::bind(civsync_tests::free_udp_addr(), &identity)
             .expect("bind");
     let expected = civsync_protocol::StationId::parse("xh/t1").unwrap();
     let mut link = endpoint

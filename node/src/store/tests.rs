@@ -310,14 +310,14 @@ fn every_change_committed_through_the_store_carries_the_node_clock() {
     use civsync_protocol::stats::Freshness;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), station("xh/t1/v1"), ReplicaConfig::default()).unwrap();
-    let before_ms = i64::try_from(crate::node::now_ms()).unwrap();
+    let before_ms = i64::try_from(crate::clock::now_ms()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     runtime
         .block_on(store.commit(village_document(1), |doc| doc.put(ROOT, "a", 1)))
         .unwrap();
-    let after_ms = i64::try_from(crate::node::now_ms()).unwrap();
+    let after_ms = i64::try_from(crate::clock::now_ms()).unwrap();
     let newest = store
         .call_blocking(|replica| {
             let mut freshness = Freshness::default();

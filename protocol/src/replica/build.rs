@@ -1,3 +1,6 @@
+//! One unit with `mod.rs`: the first commit of a new document, built on any
+//! thread and stored by `Replica::store_built` with the same checks.
+//!
 //! New documents built away from the replica, then stored by it.
 //!
 //! A bulk import creates thousands of documents that share nothing: their

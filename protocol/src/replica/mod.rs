@@ -1,3 +1,7 @@
+//! One unit with `build.rs`: a document built off the owner's thread is
+//! stored by `Replica::store_built` under the checks of a first commit, so
+//! the two share the replica's internals (`check_local_write`, the index).
+//!
 //! Layer: the replica. May use `sync` (it implements `SyncHost` and checks
 //! `authority` per change), `layout`, `storage`, `domain`, `identity`. Must
 //! never use `stats` or `service` (they are built on it), and reads no clock:

@@ -1,3 +1,6 @@
+//! One unit: the replica's tests (commits, compaction, crashes, sync,
+//! authority), sharing one set of fixtures.
+//!
 //! Replica tests over `MemoryStorage`: durability across crashes, rollback,
 //! injected faults, compaction, eviction, corruption, and sync between
 //! replicas through the `SyncHost` methods.

@@ -1,3 +1,6 @@
+//! One unit with `scan.rs`, its one-pass reader: `scan` walks a document
+//! into the `Fields` this file defines, so neither stands alone.
+//!
 //! What one document adds to the statistics: its [`Contribution`].
 //!
 //! A contribution is computed from one document alone and is small: an

@@ -19,9 +19,10 @@
 //! [`super::recompute_from_scratch`]).
 
 use super::contribution::{checked_less, ActivityCounts, Contribution, OrderCounts};
+use super::contribution::{CellCounts, RosterContribution, VolunteerService};
+use super::figures::{CategoryCounts, Figures, FormCounts, Period, Quarter, StatsError};
 use super::retired::RetiredStations;
 use super::scratch::{MonthStatistics, StationStatistics, Statistics, VolunteerTally};
-use super::{CategoryCounts, CellCounts, Figures, FormCounts, Period, Quarter, StatsError};
 use crate::domain::model::{star_level, Category, Form, Hours, RecordId};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::{Station, StationId, Tier};
@@ -440,7 +441,7 @@ impl StatsIndex {
         // and only a quarter with several months needs a union. (The
         // per-station table asks this of every station: a set per station
         // was most of its cost.)
-        let lists: Vec<&[super::VolunteerService]> = period
+        let lists: Vec<&[VolunteerService]> = period
             .months()
             .into_iter()
             .filter(|month| own.months.contains_key(month))
@@ -782,7 +783,7 @@ fn fold_orders(month: &mut MonthTotals, counts: &OrderCounts, sign: Sign) {
     }
 }
 
-fn fold_roster(totals: &mut StationTotals, roster: &super::RosterContribution, sign: Sign) {
+fn fold_roster(totals: &mut StationTotals, roster: &RosterContribution, sign: Sign) {
     for registration in &roster.registrations {
         let month = totals.months.entry(registration.month).or_default();
         match sign {

@@ -13,7 +13,7 @@
 //!   activities and hours a retired station recorded, before or after its
 //!   retirement, count as recorded (nothing is dropped or hidden).
 
-use super::Period;
+use super::figures::Period;
 use crate::identity::station::StationId;
 use std::collections::BTreeMap;
 use time::{Date, Month as CalendarMonth};

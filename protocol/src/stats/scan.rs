@@ -1,3 +1,6 @@
+//! One unit with `contribution.rs`: the one-pass read of a document into
+//! the `Fields` a contribution is computed from.
+//!
 //! One sequential pass over a whole document, collecting the fields the
 //! contributions need: the fast path of a statistics rebuild.
 //!

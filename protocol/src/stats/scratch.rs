@@ -12,7 +12,7 @@
 //! equal figures compare and serialise equal.
 
 use super::contribution::{month_of, ActivityCounts, CellCounts, OrderCounts};
-use super::{Quarter, StatsError};
+use super::figures::{Quarter, StatsError};
 use crate::domain::model::{Category, Form, OrderStatus, RecordId};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::StationId;

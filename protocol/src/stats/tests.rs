@@ -1,3 +1,6 @@
+//! One unit: the statistics' tests and property tests (incremental equals
+//! from scratch), sharing one set of document builders.
+//!
 //! Tests of the statistics index against hand-computed figures and, by
 //! property, against the from-scratch recomputation.
 
@@ -7,6 +10,7 @@ use crate::domain::model::{
     Volunteer,
 };
 use crate::identity::actor::actor_for;
+use crate::identity::document_id::{DocumentId, Month};
 use crate::identity::station::{Station, StationId, Tier};
 use crate::layout::{
     self, delete_activity, init_document, put_activity, put_order, put_team, put_volunteer,

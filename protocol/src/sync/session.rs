@@ -1,3 +1,8 @@
+//! One unit: the whole state machine of a session — every state, every
+//! event and every output in one place, as quinn-proto keeps a connection —
+//! so that a transition can be read against all the others. Its tests are
+//! in `session/tests.rs`.
+//!
 //! The sync session with one peer: a sans-IO state machine in the manner of
 //! quinn-proto. It reads no clock, draws no randomness and does no IO; the
 //! driver (the QUIC node, the simulator, the tests) feeds it bytes, time and

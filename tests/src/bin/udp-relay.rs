@@ -1,11 +1,11 @@
 //! A stand-alone impairing UDP relay for the network fault tests: the
-//! node's relay (`civsync_node::relay::Relay`) as a process, so it can run
+//! node's relay (`civsync_node::net::relay::Relay`) as a process, so it can run
 //! inside a network namespace.
 //!
 //! `udp-relay --listen ADDR --upstream ADDR [--loss F] [--delay-ms N]
 //! [--jitter-ms N] [--duplicate F]`; runs until killed.
 
-use civsync_node::relay::{Impairment, Relay, DELAY_MAX};
+use civsync_node::net::relay::{Impairment, Relay, DELAY_MAX};
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,3 +1,6 @@
+//! One unit: the session's tests, driving two sessions against each other
+//! through the shared test hosts.
+//!
 //! Two sessions wired back to back over in-memory hosts.
 
 use super::test_host::{DigestHost, MemoryHost};

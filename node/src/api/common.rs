@@ -1,0 +1,194 @@
+//! What every resource of the API shares: the error answer
+//! (`{"error": {"field", "reason"}}`), bounded JSON bodies, and the
+//! `?station=` / `?month=` parameters.
+
+use crate::context::NodeContext;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civsync_protocol::service::{ErrorClass, ServiceError};
+use civsync_protocol::{Month, StationId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Largest JSON body accepted.
+pub const JSON_BODY_BYTES_MAX: usize = 1024 * 1024;
+/// Largest roster file accepted by the import endpoint.
+pub const IMPORT_BODY_BYTES_MAX: usize = crate::files::roster::IMPORT_BYTES_MAX;
+
+/// An API refusal: HTTP status plus the field and reason a clerk can act on.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    field: &'a str,
+    reason: &'a str,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn internal(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "node", reason)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(field = %self.field, reason = %self.reason, "request failed");
+        } else {
+            tracing::info!(status = self.status.as_u16(), field = %self.field, reason = %self.reason, "request refused");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                field: &self.field,
+                reason: &self.reason,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The HTTP status of a refusal of this class, for every service's errors.
+pub(crate) fn status_of(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::BadInput => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::NotFound => StatusCode::NOT_FOUND,
+        ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        ApiError::new(status_of(error.class()), error.field(), error.reason())
+    }
+}
+
+impl From<crate::store::StoreUnavailable> for ApiError {
+    fn from(error: crate::store::StoreUnavailable) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", error.to_string())
+    }
+}
+
+impl From<crate::store::StoreClosed> for ApiError {
+    fn from(error: crate::store::StoreClosed) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", error.to_string())
+    }
+}
+
+/// Read a bounded body and decode JSON, naming the offending field.
+pub(crate) fn json_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(body_rejection)?;
+    // Structs also deserialise from arrays; a clerk's tool sending one is a mistake.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "expected a JSON object",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." || path == "?" {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, field, error.inner().to_string())
+    })
+}
+
+pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the request body is larger than the {JSON_BODY_BYTES_MAX} bytes accepted")
+    } else {
+        rejection.body_text()
+    };
+    ApiError::new(status, "body", reason)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationQuery {
+    /// Station to act on; this node's own when absent.
+    pub station: Option<String>,
+    pub month: Option<String>,
+    #[serde(default)]
+    pub subtree: bool,
+    pub format: Option<String>,
+}
+
+impl StationQuery {
+    pub(crate) fn station(&self, ctx: &NodeContext) -> Result<StationId, ApiError> {
+        station_param(ctx, self.station.as_deref())
+    }
+
+    pub(crate) fn month(&self) -> Result<Month, ApiError> {
+        month_param(self.month.as_deref())
+    }
+}
+
+/// `?station=`: the node's own station when absent.
+pub(crate) fn station_param(
+    ctx: &NodeContext,
+    station: Option<&str>,
+) -> Result<StationId, ApiError> {
+    match station {
+        None => Ok(ctx.config.station.clone()),
+        Some(text) => StationId::parse(text)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "station", e.to_string())),
+    }
+}
+
+/// `?month=YYYY-MM`: this month (Beijing time) when absent.
+pub(crate) fn month_param(month: Option<&str>) -> Result<Month, ApiError> {
+    match month {
+        None => Ok(crate::clock::this_month()),
+        Some(text) => Month::parse(text).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "month",
+                format!("{text:?} is not YYYY-MM"),
+            )
+        }),
+    }
+}
+
+pub(crate) type Ctx = State<Arc<NodeContext>>;
+pub(crate) type QueryResult = Result<Query<StationQuery>, axum::extract::rejection::QueryRejection>;
+
+pub(crate) fn query(q: QueryResult) -> Result<StationQuery, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
+}

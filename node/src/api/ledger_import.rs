@@ -1,0 +1,164 @@
+//! `POST /api/v1/import/activities?station=&format=csv|xlsx`: an activity
+//! ledger (活动台账) file as the body, answered with a report of every row.
+//!
+//! The file is read on a blocking thread; the ledger is planned (grouped,
+//! validated, names checked against the rosters) in one job on the store's
+//! owner thread, which writes nothing. Month documents the station does not
+//! hold yet are then built on every core ([`crate::store::bulk::build_in_parallel`])
+//! and only stored on the owner thread, with the months already held
+//! committed there in the same durable job — one commit or one stored
+//! document per month. A month created meanwhile (`AlreadyHeld`) is
+//! committed the ordinary way, which answers exactly as the build would
+//! have. Every refusal of the request itself is a 4xx with
+//! `{"error":{"field","reason"}}` and writes nothing; a store failure part
+//! way leaves whole months (each month is atomic) and is harmless to retry,
+//! as a re-import is.
+
+use crate::api::common::{station_param, ApiError};
+use crate::context::NodeContext;
+use crate::store::bulk::{build_in_parallel, build_threads, Built};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use civsync_protocol::replica::StoreBuiltError;
+use civsync_protocol::service::ledger_import::{
+    self, ActivityImportReport, MonthBatch, MonthWritten,
+};
+use civsync_protocol::service::ServiceError;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Largest ledger body accepted: the largest ledger file.
+pub const LEDGER_BODY_BYTES_MAX: usize = crate::files::ledger::LEDGER_BYTES_MAX;
+
+pub fn routes() -> Router<Arc<NodeContext>> {
+    Router::new()
+        .route("/api/v1/import/activities", post(import_activities))
+        .layer(DefaultBodyLimit::max(LEDGER_BODY_BYTES_MAX))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerQuery {
+    /// Station whose ledger this is; the node's own when absent.
+    station: Option<String>,
+    /// `csv` (default) or `xlsx`.
+    format: Option<String>,
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "the file is larger than the {LEDGER_BODY_BYTES_MAX} bytes accepted (LEDGER_BYTES_MAX)"
+        )
+    } else {
+        rejection.body_text()
+    };
+    ApiError::new(status, "body", reason)
+}
+
+async fn import_activities(
+    State(ctx): State<Arc<NodeContext>>,
+    query: Result<Query<LedgerQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))?;
+    let station = station_param(&ctx, query.station.as_deref())?;
+    let name = match query.format.as_deref() {
+        Some("xlsx") => "upload.xlsx",
+        Some("csv") | None => "upload.csv",
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "format",
+                format!("unknown format {other:?}; use csv or xlsx"),
+            ))
+        }
+    };
+    let bytes = body.map_err(body_rejection)?;
+    let rows =
+        tokio::task::spawn_blocking(move || crate::files::ledger::parse_file_bytes(name, &bytes))
+            .await
+            .map_err(|e| ApiError::internal(format!("reading the ledger failed: {e}")))?
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "file", e.to_string()))?;
+
+    let today = crate::clock::today();
+    let (plan, builder) = ctx
+        .store
+        .call(move |replica| {
+            let plan = ledger_import::plan_ledger(replica, &station, &rows, today)?;
+            Ok::<_, ServiceError>((plan, replica.document_builder()))
+        })
+        .await??;
+    let mut report = ActivityImportReport::of_plan(&plan);
+    let (new, held): (Vec<MonthBatch>, Vec<MonthBatch>) = plan
+        .months
+        .into_iter()
+        .filter(|batch| !batch.activities.is_empty())
+        .partition(|batch| !batch.held);
+
+    // New months: all Automerge work here, off the owner thread.
+    let (new, built) = tokio::task::spawn_blocking(move || {
+        let mut built: Vec<Option<Built<MonthWritten, ServiceError>>> =
+            new.iter().map(|_| None).collect();
+        let jobs: Vec<_> = new
+            .iter()
+            .map(|batch| {
+                let job =
+                    move |doc: &mut automerge::AutoCommit| ledger_import::put_month(doc, batch);
+                (batch.document.clone(), job)
+            })
+            .collect();
+        build_in_parallel(&builder, jobs, build_threads(), |position, answer| {
+            built[position] = Some(answer);
+        });
+        (new, built)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("building the ledger's months failed: {e}")))?;
+
+    let written = ctx
+        .store
+        .call_durable(move |replica| {
+            let mut written = Vec::with_capacity(held.len() + new.len());
+            for batch in &held {
+                written.push(ledger_import::commit_month(replica, batch)?);
+            }
+            for (batch, answer) in new.iter().zip(built) {
+                let month = match answer {
+                    Some(Ok((document, month))) => match replica.store_built(document) {
+                        Ok(()) => month,
+                        // Someone wrote this month meanwhile: commit the same
+                        // activities to it, answered against what it holds.
+                        Err(StoreBuiltError::AlreadyHeld { .. }) => {
+                            ledger_import::commit_month(replica, batch)?
+                        }
+                        Err(other) => {
+                            return Err(ServiceError::Store {
+                                reason: other.to_string(),
+                            })
+                        }
+                    },
+                    // A failed or panicked build: the ordinary commit gives
+                    // the month its answer (or the same error, reported).
+                    Some(Err(_)) | None => ledger_import::commit_month(replica, batch)?,
+                };
+                written.push(month);
+            }
+            Ok(written)
+        })
+        .await??;
+    for month in written {
+        report.add(month);
+    }
+    Ok(Json(report.finished()).into_response())
+}
+
+#[cfg(test)]
+mod tests;

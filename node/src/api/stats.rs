@@ -1,0 +1,253 @@
+//! Statistics, reports and certificates in the API.
+//!
+//! The node keeps one `StatsIndex` of contributions per document, persisted
+//! in the store next to the documents (`StoredStats`, `stats|` keys in the
+//! same sled tree). Before a query it refreshes the index on the store's
+//! owner thread: only documents whose heads digest moved since the last
+//! refresh are read again (a local write or a sync since then), so a query
+//! costs the changes since the last one, not the county. The first refresh
+//! (at start) loads the persisted entries and reads again only documents
+//! whose entry is missing, stale, of an old format or corrupt; it logs why.
+
+use crate::api::common::ApiError;
+use crate::context::NodeContext;
+use crate::files::report;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use civsync_protocol::domain::model::RecordId;
+use civsync_protocol::service::registry;
+use civsync_protocol::stats::{Period, Quarter, StatsIndex};
+use civsync_protocol::{layout, DocumentId, Month, Station, StationId};
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<NodeContext>> {
+    Router::new()
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/reports/monthly", get(monthly_report))
+        .route("/api/v1/reports/quarterly", get(quarterly_report))
+        .route("/api/v1/certificates/{number}", get(certificate))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    station: Option<String>,
+    month: Option<String>,
+    quarter: Option<String>,
+    format: Option<String>,
+}
+
+impl ReportQuery {
+    fn station(&self, ctx: &NodeContext) -> Result<StationId, ApiError> {
+        crate::api::common::station_param(ctx, self.station.as_deref())
+    }
+
+    fn month(&self) -> Result<Month, ApiError> {
+        crate::api::common::month_param(self.month.as_deref())
+    }
+
+    fn quarter(&self) -> Result<Quarter, ApiError> {
+        match &self.quarter {
+            None => Ok(Quarter::of(crate::clock::this_month())),
+            Some(text) => Quarter::parse(text).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "quarter",
+                    format!("{text:?} is not YYYYQn"),
+                )
+            }),
+        }
+    }
+}
+
+type Ctx = State<Arc<NodeContext>>;
+type QueryResult = Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>;
+
+fn query(q: QueryResult) -> Result<ReportQuery, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
+}
+
+/// Station names and tiers for the statistics: every registry this node
+/// holds, and itself (`api_stations::registry`). Once the registries name
+/// any station besides this one, stations seen in the index but not
+/// registered are added with their tier from their depth, so coverage
+/// counts the registered villages that never reported *and* the reporting
+/// ones nobody registered. With no registry, coverage infers villages from
+/// what was seen, as before.
+fn with_seen(ctx: &NodeContext, registry: Vec<Station>, index: &StatsIndex) -> Vec<Station> {
+    let own = &ctx.config.station;
+    if registry.iter().all(|s| &s.id == own) {
+        return registry;
+    }
+    registry::with_unregistered(&registry, index.stations(own, &[]), own, ctx.config.tier)
+}
+
+async fn build_report(
+    ctx: &NodeContext,
+    station: &StationId,
+    period: Period,
+) -> Result<report::StatisticsReport, ApiError> {
+    ctx.refresh_stats().await?;
+    let (registry, retired) = ctx.registry_retiring().await?;
+    let mut report = {
+        let mut state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+        // Retired stations are not expected to report after retiring.
+        state.index_mut().set_retired(retired);
+        let registry = with_seen(ctx, registry, state.index());
+        report::statistics_report(state.index(), station, period, &registry).map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "station", e.to_string())
+        })?
+    };
+    crate::api::approvals::mark_report(ctx, &mut report).await?;
+    Ok(report)
+}
+
+async fn stats(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let report = build_report(&ctx, &q.station(&ctx)?, Period::Month(q.month()?)).await?;
+    Ok(Json(report).into_response())
+}
+
+fn render(report: &report::StatisticsReport, format: Option<&str>) -> Result<Response, ApiError> {
+    let file = format!(
+        "civsync-{}-{}",
+        report.root.as_str().replace('/', "-"),
+        report.period
+    );
+    match format.unwrap_or("json") {
+        "json" => Ok(Json(report).into_response()),
+        "csv" => {
+            let mut bytes = Vec::new();
+            report::write_csv(report, &mut bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{file}.csv\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        "xlsx" => {
+            let bytes =
+                report::xlsx_bytes(report).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                            .to_string(),
+                    ),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{file}.xlsx\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "format",
+            format!("unknown format {other:?}; use json, csv or xlsx"),
+        )),
+    }
+}
+
+async fn monthly_report(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let report = build_report(&ctx, &q.station(&ctx)?, Period::Month(q.month()?)).await?;
+    render(&report, q.format.as_deref())
+}
+
+async fn quarterly_report(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let report = build_report(&ctx, &q.station(&ctx)?, Period::Quarter(q.quarter()?)).await?;
+    render(&report, q.format.as_deref())
+}
+
+/// A volunteer's service certificate: their record from the roster of their
+/// home station (`?station=`, this node's own by default) and every activity
+/// this node holds that they served on.
+async fn certificate(
+    State(ctx): Ctx,
+    q: QueryResult,
+    Path(number): Path<String>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let station = q.station(&ctx)?;
+    let number = RecordId::parse("number", &number)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.field, e.reason))?;
+    let roster = DocumentId::roster(&station);
+    let lookup = number.clone();
+    // Only the documents where the volunteer served (the statistics index
+    // knows them) are read: a county holds thousands of activity months.
+    ctx.refresh_stats().await?;
+    let serving = {
+        let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+        state.index().documents_serving(&number)
+    };
+    let (volunteer, activities) = ctx
+        .store
+        .call(move |replica| {
+            let volunteer = replica
+                .with_document(&roster, |doc| layout::volunteer(doc, &lookup))
+                .ok()
+                .flatten();
+            let mut activities = Vec::new();
+            for id in serving {
+                if let Ok(Some(Ok(found))) = replica.with_document(&id, layout::activities) {
+                    activities.extend(
+                        found
+                            .into_iter()
+                            .filter(|a| a.records.iter().any(|r| r.volunteer == lookup)),
+                    );
+                }
+            }
+            (volunteer, activities)
+        })
+        .await?;
+    let volunteer = match volunteer {
+        Some(Ok(Some(volunteer))) => volunteer,
+        Some(Err(e)) => return Err(ApiError::internal(e.to_string())),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "number",
+                format!("unknown volunteer {number} at {station}"),
+            ))
+        }
+    };
+    let recording = Station {
+        id: ctx.config.station.clone(),
+        name: ctx.config.name.clone(),
+        tier: ctx.config.tier,
+    };
+    let certificate = report::service_certificate(
+        &volunteer,
+        activities.iter(),
+        &recording,
+        crate::clock::today(),
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "number", e.to_string()))?;
+    if q.format.as_deref() == Some("text") {
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            report::certificate_text(&certificate),
+        )
+            .into_response());
+    }
+    Ok(Json(certificate).into_response())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! An in-process node for API tests: the real router over a sled store in a
+//! temporary folder, on 127.0.0.1, and an HTTP client that answers
+//! `(status, JSON body)`. Test files add the calls they need in their own
+//! `impl TestApi` blocks.
+
+use crate::config::NodeConfig;
+use crate::context::NodeContext;
+use crate::store::Store;
+use civsync_protocol::domain::pii::IdentityKey;
+use civsync_protocol::replica::ReplicaConfig;
+use civsync_protocol::{DocumentId, StationId, Tier};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A valid resident ID number born in `1980 + serial / 1000`.
+pub(crate) fn id_number(serial: u32) -> String {
+    civsync_protocol::domain::pii::with_check_digit(&format!(
+        "110105{}0101{:03}",
+        1980 + serial / 1000,
+        serial % 1000
+    ))
+}
+
+pub(crate) fn station(text: &str) -> StationId {
+    StationId::parse(text).unwrap()
+}
+
+pub(crate) struct TestApi {
+    pub(crate) addr: SocketAddr,
+    pub(crate) ctx: Arc<NodeContext>,
+    pub(crate) http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApi {
+    /// A node of station `at` at `tier`, serving until the test ends.
+    pub(crate) async fn start(at: &str, tier: Tier) -> TestApi {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("store"),
+            station(at),
+            ReplicaConfig::default(),
+        )
+        .unwrap();
+        let ctx = Arc::new(NodeContext {
+            config: NodeConfig::new(station(at), tier),
+            data_dir: dir.path().to_path_buf(),
+            identity_key: IdentityKey::from_bytes([9; 32]),
+            store,
+            peers: Default::default(),
+            stats: Default::default(),
+            registry: Default::default(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = crate::api::router(ctx.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        TestApi {
+            addr,
+            ctx,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    /// `path` is after `/api/v1/`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v1/{path}", self.addr)
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        answer(self.http.post(self.url(path)).json(&body)).await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        answer(self.http.get(self.url(path))).await
+    }
+
+    /// Every document's heads at this node.
+    pub(crate) async fn heads(&self) -> Vec<(DocumentId, Vec<automerge::ChangeHash>)> {
+        self.ctx
+            .store
+            .call(|replica| {
+                replica
+                    .documents()
+                    .into_iter()
+                    .map(|d| {
+                        let heads = replica.heads(&d).unwrap().to_vec();
+                        (d, heads)
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn stop(self) {
+        self.ctx.store.close().await;
+    }
+}
+
+/// Send `request`; its status and JSON body (`Null` when not JSON).
+pub(crate) async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}

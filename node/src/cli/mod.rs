@@ -1,0 +1,112 @@
+//! The `civsync` command line: its arguments (`args`), the commands grouped
+//! by what they act on, the client that talks to a running node's API
+//! (`client`) and the plain-text tables it prints (`tables`).
+//!
+//! Layer: above `node` (it runs one) and the API (it calls one over HTTP);
+//! below only `demo`. Data commands go through the API, never the store.
+
+pub mod catalog;
+pub mod client;
+pub mod orders;
+pub mod records;
+pub mod reports;
+pub mod setup;
+pub mod stations;
+pub mod tables;
+
+use crate::cli::client::ApiClient;
+use crate::config::NodeConfig;
+use anyhow::Context;
+use civsync_protocol::StationId;
+use clap::Args;
+use serde_json::Value;
+use std::path::PathBuf;
+
+#[derive(Args, Clone)]
+pub struct Target {
+    /// The node's data directory (its civsync.toml says where its API listens).
+    #[arg(
+        long,
+        short = 'd',
+        env = "CIVSYNC_DATA_DIR",
+        default_value = "civsync-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Talk to this API instead, e.g. http://127.0.0.1:7400.
+    #[arg(long, env = "CIVSYNC_API")]
+    pub api: Option<String>,
+    /// Act on this station instead of the node's own (a station below it).
+    #[arg(long)]
+    pub station: Option<StationId>,
+}
+
+impl Target {
+    pub(crate) fn client(&self) -> anyhow::Result<ApiClient> {
+        let base = match &self.api {
+            Some(api) => api.clone(),
+            None => format!("http://{}", NodeConfig::load(&self.data_dir)?.api_listen),
+        };
+        ApiClient::new(&base)
+    }
+
+    /// POST `body` to the node and print its answer.
+    pub(crate) async fn post_and_print<B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<()> {
+        let answer: Value = self.client()?.post(path, &self.query(), body).await?;
+        print_json(&answer);
+        Ok(())
+    }
+
+    /// POST a spreadsheet (CSV, or XLSX by its extension) to an import
+    /// endpoint and return the node's report.
+    pub(crate) async fn post_spreadsheet(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> anyhow::Result<Value> {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mut query = self.query();
+        let is_xlsx = file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+        query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
+        self.client()?.post_bytes(path, &query, bytes).await
+    }
+
+    /// GET from the node and print its answer.
+    pub(crate) async fn get_and_print(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<()> {
+        let answer: Value = self.client()?.get(path, query).await?;
+        print_json(&answer);
+        Ok(())
+    }
+
+    /// `--station`, which a decision on a month must name.
+    pub(crate) fn required_station(&self) -> anyhow::Result<String> {
+        match &self.station {
+            Some(station) => Ok(station.to_string()),
+            None => anyhow::bail!("--station is required: the station whose month is decided"),
+        }
+    }
+
+    pub(crate) fn query(&self) -> Vec<(&'static str, String)> {
+        self.station
+            .iter()
+            .map(|s| ("station", s.to_string()))
+            .collect()
+    }
+}
+
+pub(crate) fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}

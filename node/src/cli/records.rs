@@ -1,0 +1,274 @@
+//! A station's records: `volunteer`, `team`, `activity`, and `import` (a roster file).
+
+use super::{print_json, Target};
+use anyhow::Context;
+use civsync_protocol::domain::input::{
+    ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput,
+};
+use clap::Subcommand;
+use serde_json::Value;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum VolunteerCommand {
+    /// Register a volunteer. The ID number is checked, digested and masked; it is never stored.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// 男/女 or male/female.
+        #[arg(long)]
+        sex: String,
+        #[arg(long)]
+        id_number: String,
+        #[arg(long, default_value = "")]
+        phone: String,
+        #[arg(long)]
+        number: Option<String>,
+        /// Comma-separated skills.
+        #[arg(long, value_delimiter = ',')]
+        skills: Vec<String>,
+        /// Comma-separated service categories (health, culture, 理论宣讲, ...).
+        #[arg(long, value_delimiter = ',')]
+        categories: Vec<String>,
+        #[arg(long)]
+        consent: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Volunteers of --station's subtree (this node's own by default), most
+    /// hours first: hours, service records, star level, points (积分).
+    Standing {
+        /// How many to list (1 to 1,000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TeamCommand {
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        leader: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ActivityCommand {
+    /// Record an activity; each --record is VOLUNTEER=HOURS.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// lecture/appraise/help/entertain/advocate/celebrate/create or 讲评帮乐倡庆创.
+        #[arg(long)]
+        form: String,
+        #[arg(long)]
+        category: String,
+        #[arg(long, default_value = "")]
+        place: String,
+        #[arg(long, default_value_t = 0)]
+        beneficiaries: u32,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long = "record")]
+        records: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    List {
+        #[arg(long)]
+        month: Option<String>,
+        /// Include every station below.
+        #[arg(long)]
+        subtree: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Import an activity ledger (活动台账) from a CSV or XLSX file, one row
+    /// per service record; prints the report of every row.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// The roster import (flattened into the top level).
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Import a roster of volunteers from a CSV or XLSX file.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+pub async fn volunteer(command: VolunteerCommand) -> anyhow::Result<()> {
+    match command {
+        VolunteerCommand::Add {
+            name,
+            sex,
+            id_number,
+            phone,
+            number,
+            skills,
+            categories,
+            consent,
+            target,
+        } => {
+            let input = VolunteerInput {
+                number,
+                name,
+                sex,
+                id_number,
+                phone,
+                skills,
+                categories,
+                consent,
+                ..VolunteerInput::default()
+            };
+            target.post_and_print("volunteers", &input).await
+        }
+        VolunteerCommand::List { target } => {
+            target.get_and_print("volunteers", &target.query()).await
+        }
+        VolunteerCommand::Standing {
+            limit,
+            json,
+            target,
+        } => {
+            let mut query = target.query();
+            query.push(("limit", limit.to_string()));
+            let answer: Value = target.client()?.get("standings", &query).await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print!("{}", crate::cli::tables::standings_table(&answer));
+            }
+            Ok(())
+        }
+    }
+}
+
+pub async fn team(command: TeamCommand) -> anyhow::Result<()> {
+    match command {
+        TeamCommand::Add {
+            name,
+            category,
+            leader,
+            members,
+            target,
+        } => {
+            let input = TeamInput {
+                name,
+                category,
+                leader,
+                members,
+                ..TeamInput::default()
+            };
+            target.post_and_print("teams", &input).await
+        }
+        TeamCommand::List { target } => target.get_and_print("teams", &target.query()).await,
+    }
+}
+
+pub async fn activity(command: ActivityCommand) -> anyhow::Result<()> {
+    match command {
+        ActivityCommand::Add {
+            name,
+            date,
+            form,
+            category,
+            place,
+            beneficiaries,
+            team,
+            records,
+            target,
+        } => {
+            let records = records
+                .iter()
+                .map(|r| {
+                    let (volunteer, hours) = r
+                        .split_once('=')
+                        .context("--record takes VOLUNTEER=HOURS")?;
+                    Ok(ServiceRecordInput {
+                        volunteer: volunteer.to_string(),
+                        hours: HoursInput::Text(hours.to_string()),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let input = ActivityInput {
+                name,
+                date,
+                form,
+                category,
+                place,
+                beneficiaries,
+                team,
+                records,
+                ..ActivityInput::default()
+            };
+            target.post_and_print("activities", &input).await
+        }
+        ActivityCommand::Import { file, target } => {
+            let report = target.post_spreadsheet("import/activities", &file).await?;
+            print_json(&report);
+            eprintln!(
+                "{} rows: {} accepted, {} refused; {} activities written, {} refused",
+                report["rows"],
+                report["accepted"],
+                report["refused"].as_array().map_or(0, Vec::len),
+                report["activities"].as_array().map_or(0, Vec::len),
+                report["activities_refused"],
+            );
+            Ok(())
+        }
+        ActivityCommand::List {
+            month,
+            subtree,
+            target,
+        } => {
+            let mut query = target.query();
+            query.extend(month.map(|m| ("month", m)));
+            if subtree {
+                query.push(("subtree", "true".into()));
+            }
+            let list: Value = target.client()?.get("activities", &query).await?;
+            print_json(&list);
+            Ok(())
+        }
+    }
+}
+
+pub async fn import(command: ImportCommand) -> anyhow::Result<()> {
+    match command {
+        ImportCommand::Import { file, target } => {
+            let report = target.post_spreadsheet("import/volunteers", &file).await?;
+            print_json(&report);
+            Ok(())
+        }
+    }
+}

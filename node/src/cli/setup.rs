@@ -1,0 +1,178 @@
+//! Setting a node up and running it: `init`, `run`, `renew-actor`, `pki`.
+
+use crate::config::{NodeConfig, PeerConfig};
+use anyhow::Context;
+use civsync_protocol::{StationId, Tier};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Commands that set up or run this node (flattened into the top level).
+#[derive(Subcommand)]
+pub enum SetupCommand {
+    /// Create a node: its station, tier, parent and listening addresses.
+    Init(InitArgs),
+    /// Run the node: serve the local API and sync with peers until Ctrl-C.
+    Run {
+        #[arg(
+            long,
+            short = 'd',
+            env = "CIVSYNC_DATA_DIR",
+            default_value = "civsync-data"
+        )]
+        data_dir: PathBuf,
+    },
+    /// After restoring a store from a backup: give this node a new Automerge
+    /// actor, so changes made since the backup are never reused. Run it with
+    /// the node stopped, before `civsync run`.
+    RenewActor {
+        #[arg(
+            long,
+            short = 'd',
+            env = "CIVSYNC_DATA_DIR",
+            default_value = "civsync-data"
+        )]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    #[arg(
+        long,
+        short = 'd',
+        env = "CIVSYNC_DATA_DIR",
+        default_value = "civsync-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Full station path, e.g. xh/t03/v12 (county xh, township t03, village v12).
+    #[arg(long)]
+    pub station: StationId,
+    /// province, prefecture, county, township, village or point.
+    #[arg(long)]
+    pub tier: Tier,
+    /// Human name, e.g. 东村新时代文明实践站.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// The parent's QUIC address, e.g. 10.1.2.3:7401 (its station is this station's parent).
+    #[arg(long)]
+    pub parent_address: Option<SocketAddr>,
+    /// A fallback office to dial when the parent is down: STATION=ADDRESS.
+    #[arg(long)]
+    pub fallback: Option<String>,
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub api_listen: SocketAddr,
+    #[arg(long, default_value = "0.0.0.0:7401")]
+    pub quic_listen: SocketAddr,
+}
+
+#[derive(Subcommand)]
+pub enum PkiCommand {
+    /// Create the county certificate authority (run once, at the county).
+    Init {
+        /// Folder for ca.crt, ca.key and identity.key (keep ca.key offline).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The county's station path, e.g. xh.
+        #[arg(long)]
+        county: StationId,
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue a node certificate for one station, signed by the county CA.
+    Issue {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        tier: Tier,
+        /// Folder to write node.crt, node.key, ca.crt and identity.key into
+        /// (usually <data-dir>/pki).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+}
+
+pub async fn setup(command: SetupCommand) -> anyhow::Result<()> {
+    match command {
+        SetupCommand::Init(args) => {
+            let mut config = NodeConfig::new(args.station.clone(), args.tier);
+            config.name = args.name;
+            config.api_listen = args.api_listen;
+            config.quic_listen = args.quic_listen;
+            if let Some(address) = args.parent_address {
+                let station = args
+                    .station
+                    .parent()
+                    .context("a station at the top has no parent to dial")?;
+                config.parent = Some(PeerConfig { station, address });
+            }
+            if let Some(fallback) = args.fallback {
+                let (station, address) = fallback
+                    .split_once('=')
+                    .context("--fallback takes STATION=ADDRESS")?;
+                config.fallback = Some(PeerConfig {
+                    station: StationId::parse(station)?,
+                    address: address.parse().context("--fallback address")?,
+                });
+            }
+            crate::node::init(&args.data_dir, &config)?;
+            println!(
+                "initialised {} ({}) in {}",
+                config.station,
+                config.tier,
+                args.data_dir.display()
+            );
+            Ok(())
+        }
+        SetupCommand::Run { data_dir } => crate::node::run(&data_dir).await,
+        SetupCommand::RenewActor { data_dir } => {
+            let store = data_dir.join(crate::context::STORE_DIR);
+            let incarnation = crate::store::renew_incarnation(&store).with_context(|| {
+                format!("cannot renew the actor of the store in {}", store.display())
+            })?;
+            println!(
+                "the store in {} now writes as incarnation {incarnation:016x}",
+                store.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {
+    match command {
+        PkiCommand::Init { dir, county, days } => {
+            crate::net::pki::init_county_ca(&dir, &county, days)?;
+            let key = civsync_protocol::domain::pii::IdentityKey::from_bytes(rand::random());
+            crate::secrets::write_secret(
+                &dir.join(crate::context::IDENTITY_KEY_FILE),
+                key.to_hex().as_bytes(),
+            )?;
+            println!("county CA for {county} written to {}", dir.display());
+            Ok(())
+        }
+        PkiCommand::Issue {
+            ca,
+            station,
+            tier,
+            out,
+            days,
+        } => {
+            crate::net::pki::issue_node_certificate(&ca, &station, tier, &out, days)?;
+            let key =
+                std::fs::read(ca.join(crate::context::IDENTITY_KEY_FILE)).with_context(|| {
+                    format!("cannot read the county identity key in {}", ca.display())
+                })?;
+            crate::secrets::write_secret(&out.join(crate::context::IDENTITY_KEY_FILE), &key)?;
+            println!(
+                "certificate for {station} ({tier}) written to {}",
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}

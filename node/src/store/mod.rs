@@ -1,0 +1,570 @@
+//! The node's document store: the protocol's [`Replica`] over sled, owned by
+//! one dedicated thread, with group commit.
+//!
+//! - [`SledStorage`] implements the sans-IO [`Storage`] on one sled tree:
+//!   `apply_batch` is atomic within a tree, `flush` makes it durable.
+//! - [`Store`] is the handle async code uses. A dedicated OS thread owns the
+//!   `Replica<SledStorage>`; callers send closures over a bounded channel and
+//!   await a oneshot reply, so Automerge and fsync work never blocks the
+//!   tokio runtime. The owner drains every queued command, runs each commit
+//!   with `commit_unflushed`, then hands ONE flush for all of them to the
+//!   flush thread, which replies to them only after that flush returns: a
+//!   write is acknowledged only after a flush that covers it, concurrent
+//!   writers share the cost of that flush, and the owner goes on with the
+//!   next commits while the disk works (sled's flush covers every write
+//!   applied before it starts, from any thread; [`Flusher`] counts applied
+//!   batches so that a flush already covered is not repeated).
+//! - The store persists the node's incarnation (`node|incarnation`), drawn at
+//!   random when the store is created; [`renew_incarnation`] draws a new one
+//!   after a backup is restored, so an actor id is never reused.
+//!
+//! A panic inside a closure is caught on the owner thread; the replica is
+//! then reopened from storage (its index is the truth), so a half-finished
+//! operation cannot leave memory disagreeing with disk.
+
+//!
+//! Layer: may use only the base modules (`clock`). `bulk` builds new
+//! documents on worker threads for imports and hands them back to be stored
+//! here. Must never use `net`, `context` or `api`.
+
+pub mod bulk;
+
+use automerge::AutoCommit;
+use civsync_protocol::identity::document_id::DocumentId;
+use civsync_protocol::identity::station::StationId;
+use civsync_protocol::replica::{CommitError, CommitOutcome, OpenError, Replica, ReplicaConfig};
+use civsync_protocol::storage::{display_key, Entries, Storage, StorageError, WriteBatch, WriteOp};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands that may wait for the owner thread; senders wait beyond this.
+pub const STORE_QUEUE_DEPTH: usize = 1024;
+/// Most commits that share one flush.
+pub const GROUP_COMMIT_MAX: usize = 256;
+/// Flush requests queued for the flush thread; the owner waits beyond this.
+pub const FLUSH_QUEUE_MAX: usize = 64;
+/// sled's page cache; the default (1 GiB) is too much for an office PC.
+pub const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Background flush interval of sled; acknowledged writes never rely on it.
+pub const SLED_FLUSH_EVERY_MS: u64 = 1000;
+const TREE_NAME: &str = "civsync";
+const INCARNATION_KEY: &[u8] = b"node|incarnation";
+
+fn sled_reason(error: sled::Error) -> String {
+    error.to_string()
+}
+
+/// [`Storage`] on one sled tree.
+pub struct SledStorage {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// Batches applied so far (owner thread only).
+    applied: u64,
+    /// Batches known durable: every batch numbered up to this one was
+    /// applied before a flush that returned `Ok` started. Shared with the
+    /// [`Flusher`], which flushes while the owner goes on committing.
+    durable: Arc<AtomicU64>,
+}
+
+/// Flushes a [`SledStorage`] from another thread. sled makes durable every
+/// write applied before `flush` is called, whichever thread applied it.
+#[derive(Clone)]
+pub struct Flusher {
+    db: sled::Db,
+    durable: Arc<AtomicU64>,
+}
+
+impl Flusher {
+    /// Make every batch numbered up to `applied` durable; returns at once
+    /// if an earlier flush already covered them.
+    pub fn flush_through(&self, applied: u64) -> Result<(), StorageError> {
+        if self.durable.load(Ordering::Acquire) >= applied {
+            return Ok(());
+        }
+        self.db.flush().map_err(|error| StorageError::Flush {
+            reason: sled_reason(error),
+        })?;
+        self.durable.fetch_max(applied, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+impl SledStorage {
+    pub fn open(path: &Path) -> Result<SledStorage, StorageError> {
+        let unavailable = |error: sled::Error| StorageError::Unavailable {
+            reason: format!("opening sled at {}: {}", path.display(), sled_reason(error)),
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
+            .open()
+            .map_err(unavailable)?;
+        let tree = db.open_tree(TREE_NAME).map_err(unavailable)?;
+        Ok(SledStorage {
+            db,
+            tree,
+            applied: 0,
+            durable: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// A handle that flushes this storage from another thread.
+    pub fn flusher(&self) -> Flusher {
+        Flusher {
+            db: self.db.clone(),
+            durable: self.durable.clone(),
+        }
+    }
+
+    /// Batches applied so far: [`Flusher::flush_through`] of this number
+    /// makes all of them durable.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Bytes sled occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.db
+            .size_on_disk()
+            .map_err(|error| StorageError::Unavailable {
+                reason: sled_reason(error),
+            })
+    }
+}
+
+impl Storage for SledStorage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.tree
+            .get(key)
+            .map(|value| value.map(|value| value.to_vec()))
+            .map_err(|error| StorageError::Read {
+                key: display_key(key),
+                reason: sled_reason(error),
+            })
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
+        let mut entries = Vec::new();
+        for item in self.tree.scan_prefix(prefix) {
+            let (key, value) = item.map_err(|error| StorageError::Read {
+                key: display_key(prefix),
+                reason: sled_reason(error),
+            })?;
+            entries.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    fn apply(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+        let first_key = batch.first_key();
+        let operations = batch.len();
+        let mut sled_batch = sled::Batch::default();
+        for operation in batch.into_operations() {
+            match operation {
+                WriteOp::Put { key, value } => sled_batch.insert(key, value),
+                WriteOp::Delete { key } => sled_batch.remove(key),
+            }
+        }
+        self.tree
+            .apply_batch(sled_batch)
+            .map_err(|error| StorageError::Write {
+                first_key,
+                operations,
+                reason: sled_reason(error),
+            })?;
+        self.applied += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        self.flusher().flush_through(self.applied)
+    }
+}
+
+/// The incarnation stored in `storage`, drawing and durably storing a new
+/// random one if there is none yet.
+pub fn load_or_draw_incarnation(storage: &mut SledStorage) -> Result<u64, StorageError> {
+    if let Some(bytes) = storage.get(INCARNATION_KEY)? {
+        let raw: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StorageError::Read {
+                key: display_key(INCARNATION_KEY),
+                reason: format!("{} bytes, expected 8", bytes.len()),
+            })?;
+        return Ok(u64::from_be_bytes(raw));
+    }
+    store_new_incarnation(storage)
+}
+
+fn store_new_incarnation(storage: &mut SledStorage) -> Result<u64, StorageError> {
+    let incarnation: u64 = rand::random();
+    let mut batch = WriteBatch::new();
+    batch.put(INCARNATION_KEY.to_vec(), incarnation.to_be_bytes().to_vec());
+    storage.apply(batch)?;
+    storage.flush()?;
+    Ok(incarnation)
+}
+
+/// Give the store at `path` a new incarnation: call after restoring a
+/// backup, before the node writes anything, so its actor is new.
+pub fn renew_incarnation(path: &Path) -> Result<u64, StorageError> {
+    let mut storage = SledStorage::open(path)?;
+    store_new_incarnation(&mut storage)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreOpenError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Replica(#[from] OpenError),
+    #[error("could not start the store thread: {reason}")]
+    Thread { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the store is closed")]
+pub struct StoreClosed;
+
+/// Why a durable call could not be acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreUnavailable {
+    #[error("the store is closed")]
+    Closed,
+    #[error("the store could not make the write durable: {reason}")]
+    FlushFailed { reason: String },
+}
+
+impl From<StoreClosed> for StorageError {
+    fn from(_: StoreClosed) -> StorageError {
+        StorageError::Unavailable {
+            reason: "the store is closed".to_string(),
+        }
+    }
+}
+
+/// Called with the result of the flush that covers a commit.
+type FlushWaiter = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+/// Work for the owner thread; returns a waiter when it needs the next flush.
+type Job = Box<dyn FnOnce(&mut Replica<SledStorage>) -> Option<FlushWaiter> + Send>;
+
+enum Command {
+    Run(Job),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Handle to the store; cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct Store {
+    sender: mpsc::Sender<Command>,
+    local: StationId,
+    incarnation: u64,
+    owner: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Store {
+    /// Open (or create) the store at `path` for station `local` and start
+    /// its owner thread. Blocking: call it before the runtime or in
+    /// `spawn_blocking`.
+    pub fn open(
+        path: &Path,
+        local: StationId,
+        config: ReplicaConfig,
+    ) -> Result<Store, StoreOpenError> {
+        let mut storage = SledStorage::open(path)?;
+        let incarnation = load_or_draw_incarnation(&mut storage)?;
+        let replica = Replica::open(storage, local.clone(), incarnation, config)?;
+        let (sender, receiver) = mpsc::channel(STORE_QUEUE_DEPTH);
+        let owner = std::thread::Builder::new()
+            .name("civsync-store".to_string())
+            .spawn(move || owner_loop(replica, receiver, incarnation))
+            .map_err(|error| StoreOpenError::Thread {
+                reason: error.to_string(),
+            })?;
+        Ok(Store {
+            sender,
+            local,
+            incarnation,
+            owner: Arc::new(Mutex::new(Some(owner))),
+        })
+    }
+
+    pub fn local(&self) -> &StationId {
+        &self.local
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Commit one local change; `Ok` means it is durable (group commit).
+    pub async fn commit<T, E, F>(
+        &self,
+        document: DocumentId,
+        mutate: F,
+    ) -> Result<CommitOutcome<T>, CommitError<E>>
+    where
+        F: FnOnce(&mut AutoCommit) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let closed_document = document.clone();
+        let job: Job = Box::new(
+            move |replica| match replica.commit_unflushed(&document, mutate) {
+                Ok(outcome) if outcome.changes > 0 => {
+                    Some(Box::new(move |flushed: Result<(), StorageError>| {
+                        let result = match flushed {
+                            Ok(()) => Ok(outcome),
+                            Err(source) => Err(CommitError::Storage { document, source }),
+                        };
+                        let _ = reply.send(result);
+                    }))
+                }
+                other => {
+                    let _ = reply.send(other);
+                    None
+                }
+            },
+        );
+        let closed = || CommitError::Storage {
+            document: closed_document.clone(),
+            source: StoreClosed.into(),
+        };
+        self.sender
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Run `work` on the owner thread with the replica (sync sessions drive
+    /// the `SyncHost` methods this way). Writes it makes without flushing
+    /// are flushed before the next batch of replies.
+    pub async fn call<R, W>(&self, work: W) -> Result<R, StoreClosed>
+    where
+        W: FnOnce(&mut Replica<SledStorage>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |replica| {
+            let _ = reply.send(work(replica));
+            None
+        });
+        self.sender
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| StoreClosed)?;
+        answer.await.map_err(|_| StoreClosed)
+    }
+
+    /// Run `work` (which may commit through `Replica::commit`) and answer
+    /// only after the flush that covers its commits: concurrent callers share
+    /// one flush (group commit). A failed flush answers `FlushFailed`:
+    /// nothing the work committed is acknowledged.
+    pub async fn call_durable<R, W>(&self, work: W) -> Result<R, StoreUnavailable>
+    where
+        W: FnOnce(&mut Replica<SledStorage>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |replica| {
+            replica.set_flush_deferred(true);
+            let result = work(replica);
+            replica.set_flush_deferred(false);
+            if !replica.has_unflushed_writes() {
+                let _ = reply.send(Ok(result));
+                return None;
+            }
+            Some(Box::new(move |flushed: Result<(), StorageError>| {
+                let _ = reply.send(match flushed {
+                    Ok(()) => Ok(result),
+                    Err(error) => Err(StoreUnavailable::FlushFailed {
+                        reason: error.to_string(),
+                    }),
+                });
+            }))
+        });
+        self.sender
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| StoreUnavailable::Closed)?;
+        answer.await.map_err(|_| StoreUnavailable::Closed)?
+    }
+
+    /// [`Store::call`] for code outside the async runtime (CLI commands,
+    /// tests). Panics if called from within an async context.
+    pub fn call_blocking<R, W>(&self, work: W) -> Result<R, StoreClosed>
+    where
+        W: FnOnce(&mut Replica<SledStorage>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |replica| {
+            let _ = reply.send(work(replica));
+            None
+        });
+        self.sender
+            .blocking_send(Command::Run(job))
+            .map_err(|_| StoreClosed)?;
+        answer.blocking_recv().map_err(|_| StoreClosed)
+    }
+
+    /// Flush, stop the owner thread and close sled. Later calls on any
+    /// clone fail with [`StoreClosed`].
+    pub async fn close(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(Command::Stop(reply)).await.is_ok() {
+            let _ = answer.await;
+        }
+        self.join_owner();
+    }
+
+    /// [`Store::close`] outside the async runtime.
+    pub fn close_blocking(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.blocking_send(Command::Stop(reply)).is_ok() {
+            let _ = answer.blocking_recv();
+        }
+        self.join_owner();
+    }
+
+    fn join_owner(&self) {
+        let owner = self
+            .owner
+            .lock()
+            .map(|mut slot| slot.take())
+            .unwrap_or(None);
+        if let Some(owner) = owner {
+            let _ = owner.join();
+        }
+    }
+}
+
+/// A flush the flusher thread owes: make batches up to `applied` durable,
+/// then answer `waiters`.
+struct FlushRequest {
+    applied: u64,
+    waiters: Vec<FlushWaiter>,
+}
+
+fn owner_loop(
+    mut replica: Replica<SledStorage>,
+    mut receiver: mpsc::Receiver<Command>,
+    incarnation: u64,
+) {
+    // The flush runs on its own thread, so the owner goes on with the next
+    // commits while the disk works; requests queue in order and a write is
+    // still answered only after a flush that covers it.
+    let (flush_sender, flush_receiver) = std::sync::mpsc::sync_channel(FLUSH_QUEUE_MAX);
+    let flusher = replica.storage().flusher();
+    let flush_thread = std::thread::Builder::new()
+        .name("civsync-flush".to_string())
+        .spawn(move || flush_loop(&flusher, &flush_receiver));
+    let flush_thread = match flush_thread {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, "could not start the flush thread; the store flushes inline");
+            None
+        }
+    };
+    let mut requested = replica.storage().applied();
+    let mut stop_reply = None;
+    while let Some(first) = receiver.blocking_recv() {
+        let mut waiters: Vec<FlushWaiter> = Vec::new();
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            // Every job sees the time it runs at, so every local change
+            // carries it (the replica itself reads no clock).
+            replica.set_now_ms(i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX));
+            match command {
+                Command::Run(job) => match catch_unwind(AssertUnwindSafe(|| job(&mut replica))) {
+                    Ok(Some(waiter)) => waiters.push(waiter),
+                    Ok(None) => {}
+                    Err(_) => replica = reopen_after_panic(replica, incarnation),
+                },
+                Command::Stop(reply) => {
+                    stop_reply = Some(reply);
+                    break;
+                }
+            }
+            if waiters.len() < GROUP_COMMIT_MAX {
+                next = receiver.try_recv().ok();
+            }
+        }
+        let applied = replica.storage().applied();
+        if !waiters.is_empty() || applied > requested {
+            requested = applied;
+            let request = FlushRequest { applied, waiters };
+            let unsent = match &flush_thread {
+                Some(_) => flush_sender.send(request).err().map(|e| e.0),
+                None => Some(request),
+            };
+            // No flush thread (it could not start, or it is gone): flush here.
+            if let Some(request) = unsent {
+                answer(request, &replica.storage().flusher());
+            }
+        }
+        if stop_reply.is_some() {
+            break;
+        }
+    }
+    receiver.close();
+    drop(flush_sender);
+    if let Some(handle) = flush_thread {
+        let _ = handle.join();
+    }
+    if let Err(error) = replica.flush() {
+        tracing::error!(%error, "final store flush failed");
+    }
+    drop(replica);
+    if let Some(reply) = stop_reply {
+        let _ = reply.send(());
+    }
+}
+
+/// The flush thread: take every queued request, flush once for all of
+/// them, answer them all; until the owner hangs up.
+fn flush_loop(flusher: &Flusher, requests: &std::sync::mpsc::Receiver<FlushRequest>) {
+    while let Ok(mut request) = requests.recv() {
+        while let Ok(more) = requests.try_recv() {
+            debug_assert!(more.applied >= request.applied, "requests come in order");
+            request.applied = request.applied.max(more.applied);
+            request.waiters.extend(more.waiters);
+        }
+        answer(request, flusher);
+    }
+}
+
+fn answer(request: FlushRequest, flusher: &Flusher) {
+    let flushed = flusher.flush_through(request.applied);
+    if let Err(error) = &flushed {
+        tracing::error!(%error, commits = request.waiters.len(), "store flush failed; commits not acknowledged");
+    }
+    for waiter in request.waiters {
+        waiter(flushed.clone());
+    }
+}
+
+/// After a panic mid-operation, rebuild the replica from what storage holds.
+fn reopen_after_panic(replica: Replica<SledStorage>, incarnation: u64) -> Replica<SledStorage> {
+    tracing::error!("a store operation panicked; reopening the replica from storage");
+    let local = replica.local().clone();
+    let config = replica.config().clone();
+    let storage = replica.into_storage();
+    match Replica::open(storage, local, incarnation, config) {
+        Ok(replica) => replica,
+        // The index was readable a moment ago; if it no longer is, the disk
+        // is failing and continuing would risk acknowledging lost writes.
+        Err(error) => panic!("store cannot reopen after a panic: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
