@@ -33,6 +33,7 @@
 //!
 //! [`SyncHost::generate_sync_message`]: crate::sync::host::SyncHost::generate_sync_message
 
+pub mod bounds;
 mod build;
 mod chunks;
 pub mod freshness;
@@ -49,6 +50,7 @@ use crate::storage::{Entries, Storage, StorageError, WriteBatch};
 use crate::sync::host::HeadsDigest;
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ChangeHash};
+pub use bounds::{BoundError, DecodeCost, DecodeLimits};
 pub use build::{BuiltDocument, DocumentBuilder, StoreBuiltError};
 use freshness::Freshness;
 use layout::{
@@ -87,6 +89,9 @@ pub struct ReplicaConfig {
     pub compaction_bytes_min: u64,
     pub sync_message_bytes_max: usize,
     pub sync_message_changes_max: usize,
+    /// What a peer's changes may cost once inflated and expanded, checked
+    /// before automerge decodes them (see `bounds`).
+    pub decode_limits: DecodeLimits,
 }
 
 impl Default for ReplicaConfig {
@@ -98,6 +103,7 @@ impl Default for ReplicaConfig {
             compaction_bytes_min: COMPACTION_BYTES_MIN,
             sync_message_bytes_max: SYNC_MESSAGE_BYTES_MAX,
             sync_message_changes_max: SYNC_MESSAGE_CHANGES_MAX,
+            decode_limits: DecodeLimits::DEFAULT,
         }
     }
 }

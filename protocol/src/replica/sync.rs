@@ -23,6 +23,7 @@
 //! their encoding (the shared heads) is persisted whenever it changes, so a
 //! reconnect resumes with a small Bloom filter instead of the whole history.
 
+use super::bounds::{self, DecodeCost, DecodeLimits};
 use super::chunks;
 use super::layout::{seal, sync_state_key, unseal};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
@@ -99,6 +100,40 @@ impl<S: Storage> Replica<S> {
             document: document.clone(),
             reason: reason.to_string(),
         }
+    }
+
+    /// Refuse a message whose changes would cost more than the configured
+    /// [`DecodeLimits`] once inflated and expanded, before automerge decodes
+    /// any of them: automerge inflates and expands run-length columns
+    /// without a limit, so a few KB from a peer could stand for gigabytes.
+    /// The stream totals apply across every chunk of the message.
+    fn check_decode_cost(
+        &self,
+        document: &DocumentId,
+        decoded: &Message,
+    ) -> Result<DecodeCost, ReceiveError> {
+        let limits = self.config.decode_limits;
+        let mut total = DecodeCost::default();
+        for chunk in decoded.changes.iter() {
+            let left = DecodeLimits {
+                chunks_max: limits
+                    .chunks_max
+                    .saturating_sub(usize::try_from(total.chunks).unwrap_or(usize::MAX)),
+                inflated_bytes_total_max: limits
+                    .inflated_bytes_total_max
+                    .saturating_sub(total.inflated_bytes),
+                ops_total_max: limits.ops_total_max.saturating_sub(total.ops),
+                ..limits
+            };
+            let cost = bounds::check_chunks(chunk, &left).map_err(|error| {
+                Self::malformed(document, format!("over the decode limits: {error}"))
+            })?;
+            total.chunks += cost.chunks;
+            total.inflated_bytes += cost.inflated_bytes;
+            total.ops += cost.ops;
+            total.changes += cost.changes;
+        }
+        Ok(total)
     }
 
     /// A whole document sent to us while we hold none of it (a cold
@@ -305,6 +340,7 @@ impl<S: Storage> SyncHost for Replica<S> {
             ));
         }
         let decoded = Message::decode(message).map_err(|error| Self::malformed(document, error))?;
+        self.check_decode_cost(document, &decoded)?;
         if !self.holds(document) && decoded.changes.len() == 1 {
             let whole = decoded
                 .changes

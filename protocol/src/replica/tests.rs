@@ -1194,3 +1194,62 @@ fn a_failed_store_of_a_built_document_leaves_nothing() {
     let replica = crash_and_reopen(replica);
     assert!(replica.documents().is_empty());
 }
+
+/// A sync message from `village()` for its activities carrying `chunks` as
+/// its changes, as a hostile but certified peer would send it.
+fn hostile_message(chunks: Vec<Vec<u8>>) -> Vec<u8> {
+    automerge::sync::Message {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: chunks.into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+    .encode()
+}
+
+#[test]
+fn changes_that_would_inflate_or_expand_past_the_limits_are_refused_before_decoding() {
+    use crate::replica::bounds::attack::{deflate_bomb_change, run_length_ops_change};
+    let mut t = fresh(&station("xh/t1"));
+    let attacks = [
+        (
+            "a change inflating to 4 GiB",
+            vec![deflate_bomb_change(4 << 30)],
+        ),
+        (
+            "10^8 run-length ops",
+            vec![run_length_ops_change(100_000_000)],
+        ),
+        (
+            "many small changes over the total",
+            vec![run_length_ops_change(900_000); 10],
+        ),
+    ];
+    for (attack, chunks) in attacks {
+        let wire_bytes: usize = chunks.iter().map(Vec::len).sum();
+        assert!(
+            wire_bytes < 8 << 20,
+            "{attack}: {wire_bytes} bytes on the wire"
+        );
+        let keys_before = t.storage().keys();
+        let error = t
+            .receive_sync_message(&village(), &activities(), &hostile_message(chunks))
+            .unwrap_err();
+        match &error {
+            ReceiveError::Malformed { reason, .. } => assert!(
+                reason.starts_with("over the decode limits: "),
+                "{attack}: {reason}"
+            ),
+            other => panic!("{attack}: refused for another reason: {other}"),
+        }
+        assert!(!t.holds(&activities()), "{attack}: nothing stored");
+        assert_eq!(t.storage().keys(), keys_before, "{attack}: nothing written");
+    }
+    // An honest message of the same shape still passes.
+    let mut v = fresh(&village());
+    v.commit(&activities(), put("a", 1)).unwrap();
+    sync_pair(&mut v, &mut t);
+    assert_eq!(read(&mut t, &activities(), "a"), Some(1));
+}
