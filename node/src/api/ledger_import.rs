@@ -86,7 +86,14 @@ async fn import_activities(
         tokio::task::spawn_blocking(move || crate::files::ledger::parse_file_bytes(name, &bytes))
             .await
             .map_err(|e| ApiError::internal(format!("reading the ledger failed: {e}")))?
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "file", e.to_string()))?;
+            .map_err(|e| {
+                let status = if e.is_too_large() {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                ApiError::new(status, "file", e.to_string())
+            })?;
 
     let today = crate::clock::today();
     let (plan, builder) = ctx

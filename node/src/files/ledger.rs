@@ -24,11 +24,27 @@ pub enum LedgerFileError {
     TooManyRows { max: usize },
     #[error("the header row has no column for {missing}; expected e.g. 活动名称/name, 活动日期/date, 活动形式/form, 服务类别/category")]
     MissingColumn { missing: &'static str },
+    /// The sheet is larger than an office's file can be (columns, cells,
+    /// inflated bytes): refused before it is laid out in memory.
+    #[error("the sheet is too large: {reason}")]
+    SheetTooLarge { reason: String },
     #[error("the file cannot be read as {format}: {reason}")]
     Unreadable {
         format: &'static str,
         reason: String,
     },
+}
+
+impl LedgerFileError {
+    /// The file is refused for its size (HTTP 413), not its content (422).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            LedgerFileError::TooLarge { .. }
+                | LedgerFileError::TooManyRows { .. }
+                | LedgerFileError::SheetTooLarge { .. }
+        )
+    }
 }
 
 /// A ledger column: the field of [`LedgerRow`] it fills.
@@ -183,6 +199,16 @@ fn sheet_error(error: SheetError) -> LedgerFileError {
             max: LEDGER_ROWS_MAX,
         },
         SheetError::Unreadable { format, reason } => LedgerFileError::Unreadable { format, reason },
+        // Everything else names what was too big or which cell was wrong.
+        too_large @ (SheetError::TooManyColumns | SheetError::TooLarge { .. }) => {
+            LedgerFileError::SheetTooLarge {
+                reason: too_large.to_string(),
+            }
+        }
+        bad_cell @ SheetError::BadCell { .. } => LedgerFileError::Unreadable {
+            format: "XLSX",
+            reason: bad_cell.to_string(),
+        },
     }
 }
 

@@ -25,11 +25,27 @@ pub enum ImportError {
     TooManyRows { max: usize },
     #[error("the header row has no column for {missing}; expected e.g. 姓名/name, 性别/sex, 身份证号/id_number")]
     MissingColumn { missing: &'static str },
+    /// The sheet is larger than an office's file can be (columns, cells,
+    /// inflated bytes): refused before it is laid out in memory.
+    #[error("the sheet is too large: {reason}")]
+    SheetTooLarge { reason: String },
     #[error("the file cannot be read as {format}: {reason}")]
     Unreadable {
         format: &'static str,
         reason: String,
     },
+}
+
+impl ImportError {
+    /// The file is refused for its size (HTTP 413), not its content (422).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            ImportError::TooLarge { .. }
+                | ImportError::TooManyRows { .. }
+                | ImportError::SheetTooLarge { .. }
+        )
+    }
 }
 
 /// Known columns: (field, accepted header names).
@@ -158,6 +174,16 @@ fn sheet_error(error: SheetError) -> ImportError {
             max: IMPORT_ROWS_MAX,
         },
         SheetError::Unreadable { format, reason } => ImportError::Unreadable { format, reason },
+        // Everything else names what was too big or which cell was wrong.
+        too_large @ (SheetError::TooManyColumns | SheetError::TooLarge { .. }) => {
+            ImportError::SheetTooLarge {
+                reason: too_large.to_string(),
+            }
+        }
+        bad_cell @ SheetError::BadCell { .. } => ImportError::Unreadable {
+            format: "XLSX",
+            reason: bad_cell.to_string(),
+        },
     }
 }
 

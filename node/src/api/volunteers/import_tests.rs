@@ -129,3 +129,56 @@ async fn a_file_without_a_valid_row_creates_no_roster() {
     assert_eq!(refusals(&report)[0].1, "id_number");
     assert!(!api.holds(DocumentId::roster(&station(village))).await);
 }
+
+/// Spreadsheets built to exhaust the node — a grid of 1.7×10¹⁰ cells, a
+/// sheet and a shared-text table inflating to a gigabyte — are refused as
+/// too large (413), a date no calendar holds as unreadable naming its cell
+/// (422); the node answers the next request and nothing was imported.
+#[tokio::test(flavor = "multi_thread")]
+async fn spreadsheet_bombs_are_refused_with_the_reason_and_the_node_stays_up() {
+    use crate::files::spreadsheet::tests::{
+        book, gigabyte_sheet, with_shared_strings, Streamed, FAR_CORNERS, MAIN_NS,
+    };
+    let api = TestApi::start("xh/t1/v1", Tier::Village).await;
+    let shared_text_bomb = with_shared_strings(
+        r#"<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row></sheetData>"#,
+        Streamed {
+            name: "xl/sharedStrings.xml",
+            head: format!(r#"<sst xmlns="{MAIN_NS}"><si><t>"#).into_bytes(),
+            repeated: vec![b'A'; 4096],
+            times: 256 * 256,
+            tail: b"</t></si></sst>".to_vec(),
+        },
+    );
+    let bombs: [(&str, Vec<u8>); 3] = [
+        ("cells at A1 and XFD1048576", book(FAR_CORNERS)),
+        ("a sheet inflating to 1 GiB", gigabyte_sheet().to_vec()),
+        ("shared texts inflating to 256 MiB", shared_text_bomb),
+    ];
+    for (what, bytes) in bombs {
+        for endpoint in ["import/volunteers", "import/activities"] {
+            let url = api.url(&format!("{endpoint}?format=xlsx"));
+            let (status, body) = answer(api.http.post(url).body(bytes.clone())).await;
+            assert_eq!(status, 413, "{what} to {endpoint}: {body}");
+            assert_eq!(body["error"]["field"], "file", "{what}: {body}");
+            let reason = body["error"]["reason"].as_str().unwrap();
+            assert!(
+                reason.starts_with("the sheet is too large: ")
+                    || reason.starts_with("the file has more than "),
+                "{what}: {body}"
+            );
+        }
+    }
+    let impossible_date = book(
+        r#"<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>活动名称</t></is></c><c r="B1" t="inlineStr"><is><t>活动日期</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>义诊</t></is></c><c r="B2" s="1"><v>1e15</v></c></row></sheetData>"#,
+    );
+    let url = api.url("import/activities?format=xlsx");
+    let (status, body) = answer(api.http.post(url).body(impossible_date)).await;
+    assert_eq!(status, 422, "{body}");
+    let reason = body["error"]["reason"].as_str().unwrap();
+    assert!(reason.contains("cell B2 "), "{reason}");
+
+    let (status, _) = api.get("volunteers").await;
+    assert_eq!(status, 200, "the node still answers");
+    assert!(api.numbers("xh/t1/v1").await.is_empty(), "nothing imported");
+}
