@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI sweep of the county simulation: many seeds of a small county under
 # harsh faults must pass every checker, and every injected bug must be
-# caught by its checker. Release build; a few minutes on two cores.
+# caught by its checker. Release build (or PROFILE=ci); a few minutes on two cores.
 #
 # Usage: sim/sweep.sh [SEEDS] (default 24). Env JOBS=parallel runs (default 2).
 set -euo pipefail
@@ -11,8 +11,10 @@ seeds="${1:-24}"
 jobs="${JOBS:-2}"
 started=$(date +%s)
 
-cargo build --release --quiet -p civsync-sim
-sim="${CARGO_TARGET_DIR:-target}/release/civsync-sim"
+# PROFILE=ci builds with assertions on (what CI runs); release by default.
+profile="${PROFILE:-release}"
+cargo build --profile "$profile" --quiet -p civsync-sim
+sim="${CARGO_TARGET_DIR:-target}/$profile/civsync-sim"
 small=(--townships 3 --villages-per-township 5 --days 14 --faults harsh
        --offline-fraction 0.3 --max-offline-days 3 --misbehaving 1)
 

@@ -34,7 +34,13 @@ pub fn civsync_binary() -> PathBuf {
                 .parent()
                 .and_then(Path::parent)
                 .expect("target profile folder");
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            // `debug` is cargo's dev profile; any other folder names its profile
+            // (`release`, or `ci`: release with assertions on).
+            let profile = profile_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| *n != "debug")
+                .map(str::to_string);
             let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .parent()
                 .expect("workspace root");
@@ -48,8 +54,8 @@ pub fn civsync_binary() -> PathBuf {
                 "--bin",
                 "civsync",
             ]);
-            if release {
-                build.arg("--release");
+            if let Some(profile) = profile {
+                build.args(["--profile", &profile]);
             }
             let status = build
                 .status()

@@ -95,8 +95,14 @@ pub const CONTROL_FRAMES_MAX: usize = 4096;
 /// Events kept for the driver; older ones are dropped past this (counted in
 /// [`SessionStatus::events_dropped`]).
 pub const EVENTS_QUEUED_MAX: usize = 65_536;
-/// Entries one side may list in a single bucket (16.7 M documents in all).
+/// Entries one side may list in a single bucket.
 pub const BUCKET_ENTRIES_MAX: usize = 65_536;
+/// Entries of the peer's differing buckets held at once, over all buckets,
+/// before the scope filter runs on a finished bucket. Without it a peer
+/// could make a session hold 256 full buckets (16.7 M entries, gigabytes).
+/// A county holds ~8,500 documents and a prefecture ten times that, all of
+/// which a peer may honestly list; 2^18 entries are ~40 MB at most.
+pub const BUCKET_ENTRIES_BUFFERED_MAX: usize = 262_144;
 /// Sync messages sent for one document within one exchange. Automerge
 /// settles in a handful; more means a loop, and the document is given up for
 /// this session instead of spinning forever.
@@ -320,6 +326,8 @@ struct Reconciliation {
     peer_buckets_seen: bool,
     /// Buckets whose peer entries we await, with those received so far.
     awaited: BTreeMap<u8, Vec<(DocumentId, HeadsDigest)>>,
+    /// Entries held in `awaited`, over all buckets.
+    buffered_entries: usize,
     /// Buckets whose entries we still have to send, and the next entry.
     to_send: VecDeque<u8>,
     to_send_offset: usize,
@@ -916,6 +924,13 @@ impl Session {
                 "more than {BUCKET_ENTRIES_MAX} entries in bucket {bucket}"
             ));
         }
+        let buffered = self.reconciliation.buffered_entries + entries.len();
+        if buffered > BUCKET_ENTRIES_BUFFERED_MAX {
+            return self.violation(format!(
+                "more than {BUCKET_ENTRIES_BUFFERED_MAX} bucket entries listed before the buckets \
+                 were complete"
+            ));
+        }
         if let Some((document, _)) = entries
             .iter()
             .find(|(document, _)| bucket_of(document) != bucket)
@@ -925,6 +940,7 @@ impl Session {
             ));
         }
         received.extend(entries);
+        self.reconciliation.buffered_entries = buffered;
         if !last {
             return;
         }
@@ -933,6 +949,7 @@ impl Session {
             .awaited
             .remove(&bucket)
             .unwrap_or_default();
+        self.reconciliation.buffered_entries -= theirs.len();
         theirs.sort_by(|a, b| a.0.cmp(&b.0));
         theirs.dedup_by(|a, b| a.0 == b.0);
         let ours = self

@@ -1432,3 +1432,57 @@ mod with_the_replica {
         );
     }
 }
+
+#[test]
+fn a_peer_listing_more_bucket_entries_than_the_session_buffers_is_closed() {
+    use crate::sync::digest::{bucket_of, DIGEST_BUCKETS};
+    let mut township = Node::new(
+        MemoryHost::new("xh/t1"),
+        "xh/t1/v1",
+        SessionConfig::default(),
+    );
+    // Documents the village may hold (invented stations below it), spread
+    // over every bucket, none bucket finished: every entry stays buffered.
+    let mut buckets: Vec<Vec<(DocumentId, HeadsDigest)>> = vec![Vec::new(); DIGEST_BUCKETS];
+    let listed = BUCKET_ENTRIES_BUFFERED_MAX + DIGEST_BUCKETS * 8;
+    for n in 0..listed {
+        let document = DocumentId::roster(&station(&format!("xh/t1/v1/p{n}")));
+        buckets[usize::from(bucket_of(&document))].push((document, [3; 16]));
+    }
+    assert!(buckets.iter().all(|b| b.len() < BUCKET_ENTRIES_MAX));
+    let mut bytes = [
+        frame(&Message::Hello {
+            versions: VersionRange::OURS,
+            station: station("xh/t1/v1"),
+            tier: Tier::Village,
+        }),
+        frame(&Message::ScopeRoot {
+            documents: listed as u64,
+            root: [2; 16],
+        }),
+        frame(&Message::BucketHashes {
+            hashes: vec![[1; 16]; DIGEST_BUCKETS],
+        }),
+    ]
+    .concat();
+    for (bucket, entries) in buckets.into_iter().enumerate() {
+        for part in entries.chunks(BUCKET_ENTRIES_PER_FRAME_MAX) {
+            bytes.extend(frame(&Message::BucketContents {
+                bucket: bucket as u8,
+                entries: part.to_vec(),
+                last: false,
+            }));
+        }
+    }
+    township.deliver(&bytes, usize::MAX, 1);
+    let reason = township
+        .closed_reason()
+        .expect("the flooding peer's session is closed")
+        .to_string();
+    assert!(
+        reason.contains(&format!(
+            "more than {BUCKET_ENTRIES_BUFFERED_MAX} bucket entries"
+        )),
+        "{reason}"
+    );
+}
