@@ -192,3 +192,14 @@ pub(crate) fn query(q: QueryResult) -> Result<StationQuery, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))
 }
+
+/// A file refused while reading: 413 when refused for its size (bytes,
+/// rows, columns, inflated size), 422 for its content; the field is `file`.
+pub(crate) fn file_refusal(too_large: bool, reason: String) -> ApiError {
+    let status = if too_large {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    ApiError::new(status, "file", reason)
+}

@@ -14,7 +14,7 @@
 //! way leaves whole months (each month is atomic) and is harmless to retry,
 //! as a re-import is.
 
-use crate::api::common::{station_param, ApiError};
+use crate::api::common::{file_refusal, station_param, ApiError};
 use crate::context::NodeContext;
 use crate::store::bulk::{build_in_parallel, build_threads, Built};
 use axum::body::Bytes;
@@ -86,14 +86,7 @@ async fn import_activities(
         tokio::task::spawn_blocking(move || crate::files::ledger::parse_file_bytes(name, &bytes))
             .await
             .map_err(|e| ApiError::internal(format!("reading the ledger failed: {e}")))?
-            .map_err(|e| {
-                let status = if e.is_too_large() {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
-                ApiError::new(status, "file", e.to_string())
-            })?;
+            .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
 
     let today = crate::clock::today();
     let (plan, builder) = ctx

@@ -111,14 +111,7 @@ async fn import_volunteers(
         tokio::task::spawn_blocking(move || crate::files::roster::parse_file_bytes(name, &bytes))
             .await
             .map_err(|e| ApiError::internal(format!("the roster file could not be read: {e}")))?
-            .map_err(|e| {
-                let status = if e.is_too_large() {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
-                ApiError::new(status, "file", e.to_string())
-            })?;
+            .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
     let (key, today) = (ctx.identity_key.clone(), crate::clock::today());
     let document = DocumentId::roster(&station);
     let asked = station.clone();

@@ -14,7 +14,7 @@ const CHUNK_TYPE_DEFLATED_CHANGE: u8 = 2;
 /// column id 4, type 2 (unsigned LEB, run-length encoded).
 const CHANGE_ACTION_SPEC: u64 = 4 << 4 | 2;
 
-fn uleb(mut value: u64, out: &mut Vec<u8>) {
+pub(crate) fn uleb(mut value: u64, out: &mut Vec<u8>) {
     loop {
         let byte = (value & 0x7f) as u8;
         value >>= 7;
@@ -26,7 +26,7 @@ fn uleb(mut value: u64, out: &mut Vec<u8>) {
     }
 }
 
-fn sleb(mut value: i64, out: &mut Vec<u8>) {
+pub(crate) fn sleb(mut value: i64, out: &mut Vec<u8>) {
     loop {
         let byte = (value & 0x7f) as u8;
         value >>= 7;
@@ -41,7 +41,7 @@ fn sleb(mut value: i64, out: &mut Vec<u8>) {
 
 /// A chunk with a zero checksum: the bounds refuse it before anyone would
 /// look at the checksum.
-fn chunk(chunk_type: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn chunk(chunk_type: u8, body: &[u8]) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.extend([0, 0, 0, 0, chunk_type]);
     uleb(body.len() as u64, &mut out);
@@ -53,9 +53,14 @@ fn chunk(chunk_type: u8, body: &[u8]) -> Vec<u8> {
 /// bytes (about 1,000 times its size on the wire), built without ever
 /// holding the inflated bytes.
 pub fn deflate_bomb_change(inflated_bytes: u64) -> Vec<u8> {
+    chunk(CHUNK_TYPE_DEFLATED_CHANGE, &deflated_zeros(inflated_bytes))
+}
+
+/// `zeros_bytes` zero bytes deflated, without ever holding them.
+pub(crate) fn deflated_zeros(zeros_bytes: u64) -> Vec<u8> {
     let block = vec![0u8; 1 << 20];
     let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-    let mut left = inflated_bytes;
+    let mut left = zeros_bytes;
     while left > 0 {
         let step = left.min(block.len() as u64) as usize;
         encoder
@@ -63,8 +68,7 @@ pub fn deflate_bomb_change(inflated_bytes: u64) -> Vec<u8> {
             .expect("writing to a Vec cannot fail");
         left -= step as u64;
     }
-    let body = encoder.finish().expect("writing to a Vec cannot fail");
-    chunk(CHUNK_TYPE_DEFLATED_CHANGE, &body)
+    encoder.finish().expect("writing to a Vec cannot fail")
 }
 
 /// A change chunk of a few dozen bytes whose action column claims `ops` op

@@ -1,3 +1,4 @@
+use super::attack::{chunk, deflated_zeros, sleb, uleb};
 use super::*;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, Change, ObjType, ReadDoc, ROOT};
@@ -16,56 +17,9 @@ const DOC_CHANGE_ACTOR_SPEC: u32 = 1;
 const DOC_OP_ID_ACTOR_SPEC: u32 = 2 << 4 | 1;
 const DOC_OP_ACTION_SPEC: u32 = 4 << 4 | 2;
 
-fn uleb(mut value: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn sleb(mut value: i64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        let done = (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0);
-        if done {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// A chunk with a zero checksum: the checker never looks at it.
-fn chunk(chunk_type: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = MAGIC_BYTES.to_vec();
-    out.extend([0, 0, 0, 0, chunk_type]);
-    uleb(body.len() as u64, &mut out);
-    out.extend(body);
-    out
-}
-
 fn deflate(data: &[u8]) -> Vec<u8> {
     let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
-}
-
-/// Deflates `zeros_bytes` zero bytes without ever holding them.
-fn deflated_zeros(zeros_bytes: u64) -> Vec<u8> {
-    let block = vec![0u8; 1 << 20];
-    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-    let mut left = zeros_bytes;
-    while left > 0 {
-        let step = left.min(block.len() as u64) as usize;
-        encoder.write_all(&block[..step]).unwrap();
-        left -= step as u64;
-    }
     encoder.finish().unwrap()
 }
 
