@@ -54,7 +54,10 @@ fn connected(node: &TestNode, station: &str) -> Result<(), String> {
     if status["connected"].as_bool() == Some(true) {
         Ok(())
     } else {
-        Err(format!("{} not connected to {station}: {status}", node.station))
+        Err(format!(
+            "{} not connected to {station}: {status}",
+            node.station
+        ))
     }
 }
 
@@ -82,7 +85,14 @@ fn a_revoked_village_is_cut_off_refused_and_the_list_reaches_the_county_unforged
     // The technician revokes v2 at the county and publishes the list.
     let ca_text = ca.to_string_lossy().into_owned();
     let printed = civsync(&[
-        "pki", "revoke", "--ca", &ca_text, "--station", "xh/t1/v2", "--reason", REASON,
+        "pki",
+        "revoke",
+        "--ca",
+        &ca_text,
+        "--station",
+        "xh/t1/v2",
+        "--reason",
+        REASON,
     ])
     .unwrap();
     assert!(printed.contains("version 1"), "{printed}");
@@ -171,9 +181,6 @@ fn a_revoked_village_is_cut_off_refused_and_the_list_reaches_the_county_unforged
     for node in [&county, &township, &v1] {
         assert_eq!(revocation_version(node), Ok(1), "{}", node.station);
     }
-    assert_eq!(
-        county.get("status").unwrap()["revocation_list_version"],
-        1
-    );
+    assert_eq!(county.get("status").unwrap()["revocation_list_version"], 1);
     assert!(connected(&township, "xh/t1/v2").is_err());
 }
