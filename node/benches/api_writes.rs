@@ -33,6 +33,8 @@ async fn serve(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<NodeContext>
         peers: Default::default(),
         stats: Default::default(),
         registry: Default::default(),
+        revocations: Default::default(),
+        certificate: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -522,6 +522,8 @@ async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duratio
         peers: Default::default(),
         stats: Default::default(),
         registry: Default::default(),
+        revocations: Default::default(),
+        certificate: None,
     });
     let reread = ctx
         .refresh_stats()

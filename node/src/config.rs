@@ -43,8 +43,11 @@ pub struct NodeConfig {
     pub name: String,
     /// Local HTTP API; keep it on loopback unless a firewall is in front.
     pub api_listen: SocketAddr,
-    /// QUIC listener for children and siblings.
-    pub quic_listen: SocketAddr,
+    /// QUIC listener for children and siblings. When absent, see
+    /// [`NodeConfig::quic_listen_address`]: offices that have children or
+    /// siblings listen on every interface, the rest on loopback only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_listen: Option<SocketAddr>,
     /// The parent office (township for a village, county for a township).
     #[serde(default)]
     pub parent: Option<PeerConfig>,
@@ -102,7 +105,7 @@ impl NodeConfig {
             tier,
             name: String::new(),
             api_listen: SocketAddr::from(([127, 0, 0, 1], API_PORT_DEFAULT)),
-            quic_listen: SocketAddr::from(([0, 0, 0, 0], QUIC_PORT_DEFAULT)),
+            quic_listen: None,
             parent: None,
             fallback: None,
             siblings: Vec::new(),
@@ -110,6 +113,25 @@ impl NodeConfig {
             quiet_days_max: QUIET_DAYS_DEFAULT,
             points_per_hour: POINTS_PER_HOUR_DEFAULT,
         }
+    }
+
+    /// Where QUIC listens: `quic_listen` if given; otherwise every
+    /// interface for an office that has children (a township or above) or
+    /// siblings, and loopback only for a village or point without siblings —
+    /// nobody dials it, so a LAN neighbour gets no handshake to flood. (A
+    /// village with points below it names `quic_listen`.)
+    pub fn quic_listen_address(&self) -> SocketAddr {
+        if let Some(address) = self.quic_listen {
+            return address;
+        }
+        let dialled_by_others =
+            !matches!(self.tier, Tier::Village | Tier::Point) || !self.siblings.is_empty();
+        let host = if dialled_by_others {
+            [0, 0, 0, 0]
+        } else {
+            [127, 0, 0, 1]
+        };
+        SocketAddr::from((host, QUIC_PORT_DEFAULT))
     }
 
     /// Every peer this node dials, parent first.
@@ -279,6 +301,39 @@ mod tests {
                 assert!(reason.contains("points_per_hour"), "{reason}");
             }
         }
+    }
+
+    #[test]
+    fn only_offices_with_children_or_siblings_listen_beyond_loopback_by_default() {
+        let public = SocketAddr::from(([0, 0, 0, 0], QUIC_PORT_DEFAULT));
+        let loopback = SocketAddr::from(([127, 0, 0, 1], QUIC_PORT_DEFAULT));
+        for (station, tier, listen) in [
+            ("xh", Tier::County, public),
+            ("xh/t1", Tier::Township, public),
+            ("xh/t1/v1", Tier::Village, loopback),
+            ("xh/t1/v1/p1", Tier::Point, loopback),
+        ] {
+            let config = NodeConfig::new(s(station), tier);
+            assert_eq!(config.quic_listen_address(), listen, "{station}");
+        }
+        let mut village = NodeConfig::new(s("xh/t1/v1"), Tier::Village);
+        village.siblings.push(PeerConfig {
+            station: s("xh/t1/v2"),
+            address: "10.0.0.2:7401".parse().unwrap(),
+        });
+        assert_eq!(village.quic_listen_address(), public);
+        let named: SocketAddr = "10.0.0.1:7501".parse().unwrap();
+        village.quic_listen = Some(named);
+        assert_eq!(village.quic_listen_address(), named);
+        // A configuration written before this default keeps its address.
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = NodeConfig::new(s("xh/t1/v1"), Tier::Village);
+        old.quic_listen = Some(public);
+        old.save(dir.path()).unwrap();
+        assert_eq!(
+            NodeConfig::load(dir.path()).unwrap().quic_listen_address(),
+            public
+        );
     }
 
     #[test]

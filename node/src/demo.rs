@@ -222,7 +222,7 @@ async fn start_processes(
         let mut config = NodeConfig::new(office.station.clone(), office.tier);
         config.name = office.name.to_string();
         config.api_listen = office.api;
-        config.quic_listen = office.quic;
+        config.quic_listen = Some(office.quic);
         if let Some(parent) = office.station.parent() {
             let address = if office.station == cut {
                 relay.listen

@@ -61,7 +61,8 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
             data_dir.join(STORE_DIR).display()
         )
     })?;
-    let manager = start_peers(&config, &pki_dir, store.clone())?;
+    let revocations = crate::net::revocation::RevocationSet::default();
+    let (manager, certificate) = start_peers(&config, &pki_dir, store.clone(), &revocations)?;
     let peers = manager.as_ref().map(|m| m.board()).unwrap_or_default();
     let ctx = Arc::new(NodeContext {
         config: config.clone(),
@@ -71,6 +72,8 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         peers,
         stats: Default::default(),
         registry: Default::default(),
+        revocations,
+        certificate,
     });
 
     // Build the statistics index now, so the first query answers quickly.
@@ -79,7 +82,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         .await
         .context("the store closed while building the statistics index")?;
     tracing::info!(documents = reread, "statistics index built");
-    tracing::info!(node = %describe(&config), api = %config.api_listen, quic = %config.quic_listen, "node started");
+    tracing::info!(node = %describe(&config), api = %config.api_listen, quic = %config.quic_listen_address(), "node started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api =
         axum::serve(listener, crate::api::router(ctx.clone())).with_graceful_shutdown(async move {
@@ -100,17 +103,25 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `start_peers` started: the connection manager and this node's
+/// certificate, or neither.
+type StartedPeers = (
+    Option<crate::net::peers::PeerManager>,
+    Option<crate::context::OwnCertificate>,
+);
+
 /// Bind QUIC and start the connection manager, or run without sync (with a
 /// warning) when the node has no certificate yet.
 fn start_peers(
     config: &NodeConfig,
     pki_dir: &Path,
     store: Store,
-) -> anyhow::Result<Option<crate::net::peers::PeerManager>> {
+    revocations: &crate::net::revocation::RevocationSet,
+) -> anyhow::Result<StartedPeers> {
     use crate::net::peers::{DialledPeer, PeerManager, PeerRole};
     if !pki_dir.join("node.crt").exists() {
         tracing::warn!(pki = %pki_dir.display(), "no node certificate: running without sync. Issue one with `civsync pki issue`");
-        return Ok(None);
+        return Ok((None, None));
     }
     let identity = crate::net::pki::NodeIdentity::load(pki_dir).with_context(|| {
         format!(
@@ -126,8 +137,26 @@ fn start_peers(
             config.station
         );
     }
-    let endpoint = crate::net::transport::NodeEndpoint::bind(config.quic_listen, &identity)
-        .with_context(|| format!("cannot listen for QUIC on {}", config.quic_listen))?;
+    let certificate = crate::context::OwnCertificate {
+        county: identity.county.clone(),
+        ca_cert: identity.ca_cert.clone(),
+        not_after_unix_s: identity.not_after_unix_s,
+    };
+    let (_, warning) = crate::net::pki::certificate_expiry(
+        crate::net::pki::now_unix_s(),
+        identity.not_after_unix_s,
+    );
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    let quic_listen = config.quic_listen_address();
+    let endpoint = crate::net::transport::NodeEndpoint::bind_with(
+        quic_listen,
+        &identity,
+        Default::default(),
+        revocations.clone(),
+    )
+    .with_context(|| format!("cannot listen for QUIC on {quic_listen}"))?;
     let mut dialled = Vec::new();
     if let Some(parent) = &config.parent {
         dialled.push(DialledPeer {
@@ -150,13 +179,14 @@ fn start_peers(
             address: sibling.address,
         });
     }
-    Ok(Some(PeerManager::start(
+    let manager = PeerManager::start(
         Arc::new(endpoint),
         store,
         config.tier,
         dialled,
         Default::default(),
-    )))
+    );
+    Ok((Some(manager), Some(certificate)))
 }
 
 async fn shutdown_signal() {

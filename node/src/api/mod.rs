@@ -24,6 +24,7 @@ pub mod ledger_import;
 pub mod node_status;
 pub mod order_flow;
 pub mod orders;
+pub mod revocations;
 pub mod standings;
 pub mod stations;
 pub mod stats;
@@ -56,6 +57,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .merge(order_flow::routes())
         .merge(freshness::routes())
         .merge(stations::routes())
+        .merge(revocations::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .merge(import)
         .merge(ledger_import::routes())

@@ -1,4 +1,6 @@
-//! `GET health`, `GET node`, `GET status` (sync status per peer) and
+//! `GET health`, `GET node`, `GET status` (sync status per peer, days until
+//! this node's certificate ends with a warning inside 30 days, the
+//! revocation list version in force) and
 //! `GET documents` (every document held, with its heads digest).
 
 use super::common::*;
@@ -93,6 +95,13 @@ pub struct StatusReport {
     pub tier: Tier,
     pub documents: usize,
     pub documents_loaded: usize,
+    /// Whole days until this node's certificate ends (negative once it
+    /// has); absent without a certificate.
+    pub certificate_expires_in_days: Option<i64>,
+    /// What the office must act on: the certificate ends within 30 days.
+    pub warning: Option<String>,
+    /// The county revocation list in force here (0: none yet).
+    pub revocation_list_version: u64,
     pub peers: Vec<crate::net::peers::PeerStatus>,
 }
 
@@ -101,11 +110,23 @@ pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClose
         .store
         .call(|replica| (replica.documents().len(), replica.cached_documents()))
         .await?;
+    let now_unix_s = i64::try_from(crate::clock::now_ms() / 1_000).unwrap_or(i64::MAX);
+    let (certificate_expires_in_days, warning) = match &ctx.certificate {
+        Some(certificate) => {
+            let (days, warning) =
+                crate::net::pki::certificate_expiry(now_unix_s, certificate.not_after_unix_s);
+            (Some(days), warning)
+        }
+        None => (None, None),
+    };
     Ok(StatusReport {
         station: ctx.config.station.clone(),
         tier: ctx.config.tier,
         documents,
         documents_loaded,
+        certificate_expires_in_days,
+        warning,
+        revocation_list_version: ctx.revocations.version(),
         peers: ctx.peers.snapshot(),
     })
 }

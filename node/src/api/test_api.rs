@@ -51,6 +51,8 @@ impl TestApi {
             peers: Default::default(),
             stats: Default::default(),
             registry: Default::default(),
+            revocations: Default::default(),
+            certificate: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -62,8 +62,11 @@ pub struct InitArgs {
     pub fallback: Option<String>,
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub api_listen: SocketAddr,
-    #[arg(long, default_value = "0.0.0.0:7401")]
-    pub quic_listen: SocketAddr,
+    /// QUIC listener for children and siblings. Default: every interface
+    /// (port 7401) for a township or above, or a village with siblings;
+    /// 127.0.0.1 for a village or point (nobody dials it).
+    #[arg(long)]
+    pub quic_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +96,69 @@ pub enum PkiCommand {
         out: PathBuf,
         #[arg(long, default_value_t = 825)]
         days: u32,
+    },
+    /// Issue a fresh certificate for a station into its PKI folder: for the
+    /// key already there (or a new one with --new-key; a folder without a
+    /// key gets one, as with issue). Replaced files are kept as *.previous.
+    Renew {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// The station's PKI folder (node.crt, node.key, ca.crt).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+        /// Make a new key pair too (the old key may have been copied).
+        #[arg(long)]
+        new_key: bool,
+    },
+    /// Revoke a station's certificates (a stolen or broken office PC): adds
+    /// it to the county's signed revocation list in the CA folder
+    /// (revocations.json). Then publish that file to the county node.
+    Revoke {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// Why, shown on every node that refuses the certificate.
+        #[arg(long)]
+        reason: String,
+        /// Revoke only this certificate file (default: every certificate
+        /// of the station issued up to now).
+        #[arg(long)]
+        certificate: Option<PathBuf>,
+    },
+    /// Give a signed revocation list (from `pki revoke`) to the running
+    /// county node, which sends it down the whole county.
+    PublishRevocations {
+        /// The signed list, e.g. <ca folder>/revocations.json.
+        #[arg(long)]
+        file: PathBuf,
+        /// The county node's data directory.
+        #[arg(
+            long,
+            short = 'd',
+            env = "CIVSYNC_DATA_DIR",
+            default_value = "civsync-data"
+        )]
+        data_dir: PathBuf,
+        /// Talk to this API instead, e.g. http://127.0.0.1:7400.
+        #[arg(long, env = "CIVSYNC_API")]
+        api: Option<String>,
+    },
+    /// The revocation list in force at a running node.
+    Revocations {
+        #[arg(
+            long,
+            short = 'd',
+            env = "CIVSYNC_DATA_DIR",
+            default_value = "civsync-data"
+        )]
+        data_dir: PathBuf,
+        #[arg(long, env = "CIVSYNC_API")]
+        api: Option<String>,
     },
 }
 
@@ -173,6 +239,93 @@ pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {
                 out.display()
             );
             Ok(())
+        }
+        PkiCommand::Renew {
+            ca,
+            station,
+            out,
+            days,
+            new_key,
+        } => {
+            wait_past_revocation(&ca, &station).await;
+            let renewed =
+                crate::net::pki::renew_node_certificate(&ca, &station, &out, days, new_key)?;
+            let identity_key = out.join(crate::context::IDENTITY_KEY_FILE);
+            if !identity_key.exists() {
+                let key = std::fs::read(ca.join(crate::context::IDENTITY_KEY_FILE)).with_context(
+                    || format!("cannot read the county identity key in {}", ca.display()),
+                )?;
+                crate::secrets::write_secret(&identity_key, &key)?;
+            }
+            println!(
+                "certificate for {station} ({}) renewed in {}, valid until unix time {}{}; restart the node to use it",
+                renewed.issued.tier,
+                out.display(),
+                renewed.issued.validity.not_after_unix_s,
+                if renewed.new_key { ", with a new key" } else { "" },
+            );
+            Ok(())
+        }
+        PkiCommand::Revoke {
+            ca,
+            station,
+            reason,
+            certificate,
+        } => {
+            let revoked = crate::net::revocation::revoke_at_county(
+                &ca,
+                &station,
+                certificate.as_deref(),
+                &reason,
+                crate::net::pki::now_unix_s(),
+            )?;
+            println!(
+                "revocation list version {} ({} entries) written to {}\nnow publish it at the county node: civsync pki publish-revocations --file {} -d <county data dir>",
+                revoked.list.version,
+                revoked.list.entries.len(),
+                revoked.path.display(),
+                revoked.path.display(),
+            );
+            Ok(())
+        }
+        PkiCommand::PublishRevocations {
+            file,
+            data_dir,
+            api,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let target = crate::cli::Target {
+                data_dir,
+                api,
+                station: None,
+            };
+            let answer: serde_json::Value = target
+                .client()?
+                .post_bytes("revocations", &[], bytes)
+                .await?;
+            crate::cli::print_json(&answer);
+            Ok(())
+        }
+        PkiCommand::Revocations { data_dir, api } => {
+            let target = crate::cli::Target {
+                data_dir,
+                api,
+                station: None,
+            };
+            target.get_and_print("revocations", &[]).await
+        }
+    }
+}
+
+/// A station-wide revocation covers certificates issued up to its second:
+/// a renewal in that same second would be revoked at birth, so wait it out.
+async fn wait_past_revocation(ca: &std::path::Path, station: &StationId) {
+    if let Some(revoked_at) = crate::net::revocation::latest_station_revocation(ca, station) {
+        let wait_s = revoked_at + 1 - crate::net::pki::now_unix_s();
+        if wait_s > 0 {
+            let wait_s = u64::try_from(wait_s.min(2)).unwrap_or(2);
+            tokio::time::sleep(std::time::Duration::from_secs(wait_s)).await;
         }
     }
 }

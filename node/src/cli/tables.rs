@@ -367,6 +367,16 @@ pub fn status_table(answer: &Value) -> String {
         text(&answer["documents"]),
         text(&answer["documents_loaded"]),
     );
+    if let Some(days) = answer["certificate_expires_in_days"].as_i64() {
+        let _ = writeln!(
+            out,
+            "certificate ends in {days} days; revocation list version {}",
+            text(&answer["revocation_list_version"])
+        );
+    }
+    if let Some(warning) = answer["warning"].as_str() {
+        let _ = writeln!(out, "WARNING: {warning}");
+    }
     let peers = answer["peers"]
         .as_array()
         .map(Vec::as_slice)

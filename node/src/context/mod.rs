@@ -35,6 +35,19 @@ pub struct NodeContext {
     pub stats: crate::context::stats::SharedStats,
     /// The merged station registry, read again only when a registry changed.
     pub registry: crate::context::registry::SharedRegistry,
+    /// The county's revocation list in force here (empty without one).
+    pub revocations: crate::net::revocation::RevocationSet,
+    /// This node's certificate; `None` when it runs without one.
+    pub certificate: Option<OwnCertificate>,
+}
+
+/// What queries need of this node's certificate: the county CA that
+/// verifies revocation lists, and when the certificate ends.
+#[derive(Debug, Clone)]
+pub struct OwnCertificate {
+    pub county: civsync_protocol::StationId,
+    pub ca_cert: rustls::pki_types::CertificateDer<'static>,
+    pub not_after_unix_s: i64,
 }
 
 impl NodeContext {

@@ -12,4 +12,5 @@ pub mod local_ports;
 pub mod peers;
 pub mod pki;
 pub mod relay;
+pub mod revocation;
 pub mod transport;

@@ -51,11 +51,18 @@
 //!   (`document_changed`) through `take_changed_documents`, polled every
 //!   `LIVE_PUSH_POLL_MS`. A session that falls behind that feed is closed and
 //!   reconnects, which reconciles everything by digest.
+//! - Revocation: the county's revocation document is followed
+//!   (`revocation::follow_revocation_document`), and whenever a newer list
+//!   is put in force — and every `REVOCATION_SWEEP_MS` besides — every link
+//!   in session is checked against it; a link with a revoked peer is closed
+//!   (`CLOSE_REVOKED`, the list's reason as the close reason, also shown on
+//!   the status board). New links with it are refused at the handshake.
 //! - `PeerStatusBoard` holds what the API and CLI show per peer.
 
+use crate::net::revocation::follow_revocation_document;
 use crate::net::transport::{
     closed_for_another_link, NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_DUPLICATE,
-    CLOSE_LINK_REFUSED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, HANDSHAKE_TIMEOUT_MS,
+    CLOSE_LINK_REFUSED, CLOSE_REVOKED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, HANDSHAKE_TIMEOUT_MS,
 };
 use crate::store::Store;
 use civsync_protocol::identity::document_id::DocumentId;
@@ -108,6 +115,9 @@ pub const LINK_SUPERSEDES_MAX: usize = 5;
 pub const SUPERSEDE_WINDOW_MS: u64 = 60_000;
 /// How long new links from a flapping station are refused.
 pub const SUPERSEDE_BACKOFF_MS: u64 = 300_000;
+/// Links in session are checked against the revocation list at least this
+/// often, besides at once whenever a newer list is put in force.
+pub const REVOCATION_SWEEP_MS: u64 = 30_000;
 
 /// Why we talk to a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -571,9 +581,18 @@ impl PeerManager {
             .iter()
             .find(|peer| peer.role == PeerRole::Parent)
             .map(|peer| peer.station.clone());
+        let identity = shared.endpoint.identity();
         let mut tasks = vec![
             tokio::spawn(change_feed(shared.clone())),
             tokio::spawn(accept_loop(shared.clone())),
+            tokio::spawn(follow_revocation_document(
+                shared.store.clone(),
+                shared.endpoint.revocations().clone(),
+                identity.ca_cert.clone(),
+                identity.county.clone(),
+                shared.stop.clone(),
+            )),
+            tokio::spawn(revocation_sweep(shared.clone())),
         ];
         for peer in dialled {
             tasks.push(tokio::spawn(dial_loop(
@@ -614,6 +633,51 @@ impl PeerManager {
         }
         self.shared.endpoint.close();
     }
+}
+
+/// Closes every link in session whose peer's certificate the list in force
+/// revokes: at once when a newer list is put in force, and every
+/// `REVOCATION_SWEEP_MS`.
+async fn revocation_sweep(shared: Arc<Shared>) {
+    let revocations = shared.endpoint.revocations().clone();
+    let mut newer = revocations.subscribe();
+    let mut stop = shared.stop.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(REVOCATION_SWEEP_MS)) => {}
+            changed = newer.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+        let links = shared.links();
+        for (station, slot) in &links.slots {
+            let Some(entry) = peer_certificate(&slot.connection)
+                .and_then(|certificate| revocations.revoking(&certificate))
+            else {
+                continue;
+            };
+            let reason = format!(
+                "certificate of {station} was revoked by the county: {}",
+                entry.reason
+            );
+            warn!(peer = %station, %reason, "closing the link with a revoked peer");
+            slot.connection
+                .close(CLOSE_REVOKED.into(), reason.as_bytes());
+            shared
+                .board
+                .update(station, PeerRole::Incoming, None, |status| {
+                    status.last_error = Some(reason.clone());
+                });
+        }
+    }
+}
+
+/// The certificate the peer showed at the handshake (the leaf).
+fn peer_certificate(connection: &quinn::Connection) -> Option<Vec<u8>> {
+    let identity = connection.peer_identity()?;
+    let chain = identity
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    chain.first().map(|leaf| leaf.to_vec())
 }
 
 /// Collects changed documents from the store and offers them to every session.
@@ -1065,6 +1129,15 @@ async fn run_session(
     let lost_a_crossing = closed_for_another_link(&connection);
     if was_superseded || lost_a_crossing {
         link_error = None;
+    }
+    // Closed because the county revoked the peer: say so, not "closed".
+    if let Some(entry) = peer_certificate(&connection)
+        .and_then(|certificate| shared.endpoint.revocations().revoking(&certificate))
+    {
+        link_error = Some(format!(
+            "certificate of {peer_station} was revoked by the county: {}",
+            entry.reason
+        ));
     }
 
     // Let the goodbye go out, then end the stream and the connection.

@@ -413,31 +413,8 @@ pub fn issue_node_certificate_for_period(
     out_dir: &Path,
     validity: ValidityPeriod,
 ) -> Result<IssuedCertificate, PkiError> {
-    validity.check()?;
     let ca = CountyCa::load(ca_dir)?;
-    let county = &ca.identity.station;
-    if !county.is_ancestor_or_self_of(station) {
-        return Err(PkiError::OutsideCounty {
-            station: station.clone(),
-            county: county.clone(),
-        });
-    }
-    let expected = tier_below_county(county, station)?;
-    if expected != tier {
-        return Err(PkiError::TierMismatch {
-            station: station.clone(),
-            county: county.clone(),
-            expected,
-            requested: tier,
-        });
-    }
-    if validity.not_after_unix_s > ca.identity.not_after_unix_s {
-        return Err(PkiError::OutlivesCa {
-            ca_path: ca.cert_path.clone(),
-            not_after_unix_s: validity.not_after_unix_s,
-            ca_not_after_unix_s: ca.identity.not_after_unix_s,
-        });
-    }
+    ca.check_issue(station, tier, validity)?;
 
     let cert_path = out_dir.join(NODE_CERT_FILE);
     let key_path = out_dir.join(NODE_KEY_FILE);
@@ -459,28 +436,14 @@ pub fn issue_node_certificate_for_period(
     };
 
     let key_pair = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = distinguished_name(station.as_str());
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    // Every node is both a TLS client (towards its parent) and a server (for
-    // its children), so the certificate serves both ends.
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    params.subject_alt_names = identity_names(station, tier)?;
-    params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial_number());
-    set_validity(&mut params, validity)?;
-    let certificate = params.signed_by(&key_pair, &ca.issuer, &ca.key_pair)?;
+    let certificate_pem = ca.sign_node(station, tier, &key_pair, validity)?;
 
     write_new_file(
         &key_path,
         key_pair.serialize_pem().as_bytes(),
         KEY_FILE_MODE,
     )?;
-    write_new_file(&cert_path, certificate.pem().as_bytes(), CERT_FILE_MODE)?;
+    write_new_file(&cert_path, certificate_pem.as_bytes(), CERT_FILE_MODE)?;
     if ca_copy_needed {
         write_new_file(&ca_copy_path, ca.cert_pem.as_bytes(), CERT_FILE_MODE)?;
     }
@@ -491,6 +454,15 @@ pub fn issue_node_certificate_for_period(
         key_path,
         validity,
     })
+}
+
+/// The county CA's certificate, what it says, and its key (PKCS#8 DER),
+/// for signing a revocation list.
+pub fn load_ca_signing_key(
+    dir: &Path,
+) -> Result<(CertificateDer<'static>, CertificateIdentity, Vec<u8>), PkiError> {
+    let ca = CountyCa::load(dir)?;
+    Ok((ca.cert_der, ca.identity, ca.key_pair.serialize_der()))
 }
 
 /// The tier a station has by its depth below the county: the county itself,
@@ -588,6 +560,7 @@ pub fn now_unix_s() -> i64 {
 /// A CA ready to sign: its certificate, key, and an rcgen issuer built from them.
 struct CountyCa {
     cert_path: PathBuf,
+    cert_der: CertificateDer<'static>,
     cert_pem: String,
     identity: CertificateIdentity,
     key_pair: KeyPair,
@@ -621,11 +594,73 @@ impl CountyCa {
         let issuer = params.self_signed(&key_pair)?;
         Ok(CountyCa {
             cert_path,
+            cert_der: certificate,
             cert_pem,
             identity,
             key_pair,
             issuer,
         })
+    }
+
+    /// May this CA issue `station` a certificate at `tier` for `validity`?
+    fn check_issue(
+        &self,
+        station: &StationId,
+        tier: Tier,
+        validity: ValidityPeriod,
+    ) -> Result<(), PkiError> {
+        validity.check()?;
+        let county = &self.identity.station;
+        if !county.is_ancestor_or_self_of(station) {
+            return Err(PkiError::OutsideCounty {
+                station: station.clone(),
+                county: county.clone(),
+            });
+        }
+        let expected = tier_below_county(county, station)?;
+        if expected != tier {
+            return Err(PkiError::TierMismatch {
+                station: station.clone(),
+                county: county.clone(),
+                expected,
+                requested: tier,
+            });
+        }
+        if validity.not_after_unix_s > self.identity.not_after_unix_s {
+            return Err(PkiError::OutlivesCa {
+                ca_path: self.cert_path.clone(),
+                not_after_unix_s: validity.not_after_unix_s,
+                ca_not_after_unix_s: self.identity.not_after_unix_s,
+            });
+        }
+        Ok(())
+    }
+
+    /// A node certificate (PEM) for `key_pair`, signed by this CA.
+    fn sign_node(
+        &self,
+        station: &StationId,
+        tier: Tier,
+        key_pair: &KeyPair,
+        validity: ValidityPeriod,
+    ) -> Result<String, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = distinguished_name(station.as_str());
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // Every node is both a TLS client (towards its parent) and a server
+        // (for its children), so the certificate serves both ends.
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.subject_alt_names = identity_names(station, tier)?;
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial_number());
+        set_validity(&mut params, validity)?;
+        Ok(params
+            .signed_by(key_pair, &self.issuer, &self.key_pair)?
+            .pem())
     }
 }
 
@@ -835,6 +870,11 @@ fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> 
     }
     Ok(())
 }
+
+mod renewal;
+pub use renewal::{
+    certificate_expiry, renew_node_certificate, Renewed, EXPIRY_WARNING_DAYS, PREVIOUS_SUFFIX,
+};
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,7 @@
 use crate::net::pki::{
     read_certificate_identity, CertificateIdentity, IdentityError, NodeIdentity,
 };
+use crate::net::revocation::RevocationSet;
 use civsync_protocol::{StationId, Tier};
 use hmac::{Hmac, Mac};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -48,8 +49,10 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Mutex, Semaphore};
@@ -81,6 +84,9 @@ pub const CLOSE_LINK_REFUSED: u32 = 4;
 /// same two stations is in session and wins over it (two dials crossed).
 /// Not an error: the stations are linked, by the other link.
 pub const CLOSE_LINK_DUPLICATE: u32 = 5;
+/// Close code: the county revoked the peer's certificate; the reason says
+/// which entry of the revocation list.
+pub const CLOSE_REVOKED: u32 = 6;
 
 /// Did the peer close `connection` because another link between us wins?
 /// Either it refused this one for a link in session
@@ -106,6 +112,14 @@ pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const INCOMING_CONNECTIONS_MAX: usize = 1_024;
 /// Incoming connections whose handshake is still in progress.
 pub const INCOMING_HANDSHAKES_MAX: usize = 64;
+/// Handshakes in progress beyond which a new incoming connection must first
+/// prove it can receive at its source address (a QUIC Retry, one round
+/// trip): a flood of spoofed sources then costs us no TLS work.
+pub const RETRY_ABOVE_HANDSHAKES: usize = 16;
+/// Handshakes in progress from one IP address; more are refused (and
+/// counted). A village behind a carrier's NAT shares its address with
+/// others, so this is generous; one LAN neighbour cannot fill the table.
+pub const HANDSHAKES_PER_SOURCE_MAX: usize = 8;
 /// Accepted links waiting for `accept()`; set-up of more waits meanwhile.
 pub const ACCEPTED_QUEUE_LEN: usize = 16;
 /// Flow-control window of the link's stream and of the whole connection:
@@ -119,6 +133,8 @@ pub const SEND_WINDOW_BYTES: u64 = 2 << 20;
 pub struct TransportLimits {
     pub incoming_connections_max: usize,
     pub incoming_handshakes_max: usize,
+    pub retry_above_handshakes: usize,
+    pub handshakes_per_source_max: usize,
     pub handshake_timeout_ms: u64,
     pub keep_alive_interval_ms: u64,
     pub idle_timeout_ms: u32,
@@ -129,6 +145,8 @@ impl Default for TransportLimits {
         TransportLimits {
             incoming_connections_max: INCOMING_CONNECTIONS_MAX,
             incoming_handshakes_max: INCOMING_HANDSHAKES_MAX,
+            retry_above_handshakes: RETRY_ABOVE_HANDSHAKES,
+            handshakes_per_source_max: HANDSHAKES_PER_SOURCE_MAX,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
             keep_alive_interval_ms: KEEP_ALIVE_INTERVAL_MS,
             idle_timeout_ms: IDLE_TIMEOUT_MS,
@@ -157,6 +175,10 @@ pub enum TransportError {
     BadPreface { addr: SocketAddr },
     #[error("refused connection from {addr}: already {max} incoming connections")]
     OverCapacity { addr: SocketAddr, max: usize },
+    #[error(
+        "refused connection from {addr}: already {max} handshakes in progress from that address"
+    )]
+    TooManyHandshakesFromSource { addr: SocketAddr, max: usize },
 }
 
 /// Why a peer's certificate was refused after its chain checked out.
@@ -174,6 +196,8 @@ pub enum PeerRefusal {
         expected: StationId,
         actual: StationId,
     },
+    #[error("certificate of {station} was revoked by the county: {reason}")]
+    Revoked { station: StationId, reason: String },
 }
 
 // rustls shows a custom certificate error with `Debug`, and that text is what
@@ -204,6 +228,7 @@ pub struct NodeEndpoint {
     limits: TransportLimits,
     accepted: Mutex<mpsc::Receiver<Result<PeerLink, TransportError>>>,
     acceptor: tokio::task::JoinHandle<()>,
+    handshakes: Arc<HandshakeCounts>,
 }
 
 impl fmt::Debug for NodeEndpoint {
@@ -233,9 +258,21 @@ impl NodeEndpoint {
         identity: &NodeIdentity,
         limits: TransportLimits,
     ) -> Result<NodeEndpoint, TransportError> {
+        NodeEndpoint::bind_with(addr, identity, limits, RevocationSet::default())
+    }
+
+    /// As `bind_with_limits`, refusing every certificate `revocations`
+    /// revokes (now or once a newer list is put in force).
+    pub fn bind_with(
+        addr: SocketAddr,
+        identity: &NodeIdentity,
+        limits: TransportLimits,
+        revocations: RevocationSet,
+    ) -> Result<NodeEndpoint, TransportError> {
         assert!(limits.incoming_connections_max > 0 && limits.incoming_handshakes_max > 0);
+        assert!(limits.handshakes_per_source_max > 0);
         assert!(limits.keep_alive_interval_ms < u64::from(limits.idle_timeout_ms));
-        let trust = Arc::new(CountyTrust::new(identity)?);
+        let trust = Arc::new(CountyTrust::new(identity, revocations)?);
         let transport = Arc::new(transport_config(limits));
         let mut server_config =
             quinn::ServerConfig::with_crypto(Arc::new(server_crypto(identity, &trust)?));
@@ -259,7 +296,13 @@ impl NodeEndpoint {
         )
         .map_err(|source| TransportError::Bind { addr, source })?;
         let (sender, receiver) = mpsc::channel(ACCEPTED_QUEUE_LEN);
-        let acceptor = tokio::spawn(run_acceptor(endpoint.clone(), limits, sender));
+        let handshakes = Arc::new(HandshakeCounts::default());
+        let acceptor = tokio::spawn(run_acceptor(
+            endpoint.clone(),
+            limits,
+            sender,
+            handshakes.clone(),
+        ));
         Ok(NodeEndpoint {
             endpoint,
             identity: identity.clone(),
@@ -268,7 +311,27 @@ impl NodeEndpoint {
             limits,
             accepted: Mutex::new(receiver),
             acceptor,
+            handshakes,
         })
+    }
+
+    /// The revocation list this endpoint's verifiers consult.
+    pub fn revocations(&self) -> &RevocationSet {
+        &self.trust.revocations
+    }
+
+    /// The county CA certificate and county this endpoint trusts.
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.identity
+    }
+
+    /// Incoming connections refused because their source address had too
+    /// many handshakes in progress, and those asked to Retry, so far.
+    pub fn handshakes_refused(&self) -> (u64, u64) {
+        (
+            self.handshakes.refused_per_source.load(Ordering::Relaxed),
+            self.handshakes.retried.load(Ordering::Relaxed),
+        )
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -513,10 +576,41 @@ async fn run_acceptor(
     endpoint: quinn::Endpoint,
     limits: TransportLimits,
     sender: mpsc::Sender<Result<PeerLink, TransportError>>,
+    handshakes: Arc<HandshakeCounts>,
 ) {
     let connection_slots = Arc::new(Semaphore::new(limits.incoming_connections_max));
     while let Some(incoming) = endpoint.accept().await {
         let addr = incoming.remote_address();
+        let (in_progress, from_source) = handshakes.counts(addr.ip());
+        match judge_incoming(
+            in_progress,
+            from_source,
+            incoming.remote_address_validated(),
+            &limits,
+        ) {
+            IncomingVerdict::Accept => {}
+            IncomingVerdict::Retry => {
+                handshakes.retried.fetch_add(1, Ordering::Relaxed);
+                debug!(%addr, in_progress, "asking an incoming connection to prove its address (Retry)");
+                // Fails only if the address was validated already, which
+                // the verdict ruled out; then the packet is simply dropped.
+                let _ = incoming.retry();
+                continue;
+            }
+            IncomingVerdict::Refuse { max } => {
+                let refused = handshakes
+                    .refused_per_source
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                warn!(%addr, max, refused, "refusing incoming connection: too many handshakes in progress from its address");
+                incoming.refuse();
+                let _ = sender.try_send(Err(TransportError::TooManyHandshakesFromSource {
+                    addr,
+                    max,
+                }));
+                continue;
+            }
+        }
         let Ok(slot) = connection_slots.clone().try_acquire_owned() else {
             let max = limits.incoming_connections_max;
             warn!(%addr, max, "refusing incoming connection: too many connections");
@@ -525,6 +619,7 @@ async fn run_acceptor(
             continue;
         };
         let sender = sender.clone();
+        let handshake = HandshakeGuard::start(&handshakes, addr.ip());
         tokio::spawn(async move {
             let timeout_ms = limits.handshake_timeout_ms;
             let set_up = tokio::time::timeout(
@@ -535,6 +630,7 @@ async fn run_acceptor(
                 Ok(result) => result,
                 Err(_) => Err(TransportError::HandshakeTimeout { addr, timeout_ms }),
             };
+            drop(handshake);
             match result {
                 Ok(link) => {
                     debug!(%addr, peer = %link.peer_station, "link accepted");
@@ -553,6 +649,94 @@ async fn run_acceptor(
                 }
             }
         });
+    }
+}
+
+/// What to do with a new incoming connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncomingVerdict {
+    Accept,
+    /// Send a QUIC Retry: the peer must echo a token to the address it
+    /// claims before we spend any TLS work on it.
+    Retry,
+    /// Refuse: its address already has `max` handshakes in progress.
+    Refuse {
+        max: usize,
+    },
+}
+
+/// The admission rule under handshake floods, pure: with `in_progress`
+/// handshakes running (`from_source` of them from the new connection's IP
+/// address), refuse it past the per-source limit, else make it prove its
+/// address once past the Retry threshold, else accept.
+pub fn judge_incoming(
+    in_progress: usize,
+    from_source: usize,
+    address_validated: bool,
+    limits: &TransportLimits,
+) -> IncomingVerdict {
+    if from_source >= limits.handshakes_per_source_max {
+        IncomingVerdict::Refuse {
+            max: limits.handshakes_per_source_max,
+        }
+    } else if !address_validated && in_progress >= limits.retry_above_handshakes {
+        IncomingVerdict::Retry
+    } else {
+        IncomingVerdict::Accept
+    }
+}
+
+/// Handshakes in progress, in total and per source IP, and what was turned
+/// away.
+#[derive(Debug, Default)]
+struct HandshakeCounts {
+    in_progress: AtomicUsize,
+    per_source: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    refused_per_source: AtomicU64,
+    retried: AtomicU64,
+}
+
+impl HandshakeCounts {
+    fn per_source(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_source
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn counts(&self, source: IpAddr) -> (usize, usize) {
+        let from_source = self.per_source().get(&source).copied().unwrap_or(0);
+        (self.in_progress.load(Ordering::Relaxed), from_source)
+    }
+}
+
+/// One handshake in progress, counted until dropped (whatever way the
+/// set-up ends: done, refused, timed out or its task aborted).
+struct HandshakeGuard {
+    counts: Arc<HandshakeCounts>,
+    source: IpAddr,
+}
+
+impl HandshakeGuard {
+    fn start(counts: &Arc<HandshakeCounts>, source: IpAddr) -> HandshakeGuard {
+        counts.in_progress.fetch_add(1, Ordering::Relaxed);
+        *counts.per_source().entry(source).or_insert(0) += 1;
+        HandshakeGuard {
+            counts: counts.clone(),
+            source,
+        }
+    }
+}
+
+impl Drop for HandshakeGuard {
+    fn drop(&mut self) {
+        self.counts.in_progress.fetch_sub(1, Ordering::Relaxed);
+        let mut per_source = self.counts.per_source();
+        if let Some(count) = per_source.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                per_source.remove(&self.source);
+            }
+        }
     }
 }
 
@@ -626,10 +810,16 @@ struct CountyTrust {
     county: StationId,
     provider: Arc<CryptoProvider>,
     algorithms: WebPkiSupportedAlgorithms,
+    /// Consulted at every handshake, so a list put in force applies to the
+    /// next one without rebuilding any TLS configuration.
+    revocations: RevocationSet,
 }
 
 impl CountyTrust {
-    fn new(identity: &NodeIdentity) -> Result<CountyTrust, TransportError> {
+    fn new(
+        identity: &NodeIdentity,
+        revocations: RevocationSet,
+    ) -> Result<CountyTrust, TransportError> {
         let mut roots = RootCertStore::empty();
         roots.add(identity.ca_cert.clone()).map_err(config_error)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -639,11 +829,12 @@ impl CountyTrust {
             county: identity.county.clone(),
             provider,
             algorithms,
+            revocations,
         })
     }
 
     /// The checks on top of the chain: the certificate names a station in
-    /// our county (and the expected one, if any).
+    /// our county (and the expected one, if any), and is not revoked.
     fn check_identity(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -663,6 +854,12 @@ impl CountyTrust {
                     actual: identity.station,
                 });
             }
+        }
+        if let Some(entry) = self.revocations.revoking(end_entity) {
+            return Err(PeerRefusal::Revoked {
+                station: identity.station,
+                reason: entry.reason,
+            });
         }
         Ok(identity)
     }

@@ -28,6 +28,7 @@ pub mod catalog;
 pub mod ledger_import;
 pub mod order_flow;
 pub mod registry;
+pub mod revocations;
 
 use crate::domain::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
 use crate::domain::model::{Activity, FieldError, Order, RecordId, Team, Volunteer};

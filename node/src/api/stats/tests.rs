@@ -35,6 +35,8 @@ fn start(dir: &Path) -> Arc<NodeContext> {
         peers: Default::default(),
         stats: Default::default(),
         registry: Default::default(),
+        revocations: Default::default(),
+        certificate: None,
     })
 }
 

@@ -310,3 +310,66 @@ fn tiers_follow_depth_below_the_county() {
         Tier::Point
     );
 }
+
+#[test]
+fn the_expiry_warning_starts_thirty_days_before_the_end() {
+    let now = 1_800_000_000;
+    let day = SECONDS_PER_DAY;
+    let (days, warning) = certificate_expiry(now, now + 31 * day);
+    assert_eq!((days, warning), (31, None));
+    assert_eq!(certificate_expiry(now, now + 30 * day + 1).1, None);
+    let (days, warning) = certificate_expiry(now, now + 30 * day);
+    assert_eq!(days, 30);
+    assert!(warning.unwrap().contains("expires in 30 days"));
+    let (days, warning) = certificate_expiry(now, now + day / 2);
+    assert_eq!(days, 0);
+    assert!(warning.unwrap().contains("expires in 0 days"));
+    let (days, warning) = certificate_expiry(now, now - 1);
+    assert_eq!(days, -1);
+    assert!(warning.unwrap().contains("has expired"));
+}
+
+#[test]
+fn renewal_keeps_the_key_unless_asked_and_keeps_the_replaced_files() {
+    let root = tempfile::tempdir().unwrap();
+    let ca_dir = root.path().join("ca");
+    let node_dir = root.path().join("v1");
+    init_county_ca(&ca_dir, &id("xh"), 3650).unwrap();
+    issue_node_certificate(&ca_dir, &id("xh/t1/v1"), Tier::Village, &node_dir, 10).unwrap();
+    let key_before = fs::read(node_dir.join(NODE_KEY_FILE)).unwrap();
+    let cert_before = fs::read(node_dir.join(NODE_CERT_FILE)).unwrap();
+
+    let renewed = renew_node_certificate(&ca_dir, &id("xh/t1/v1"), &node_dir, 400, false).unwrap();
+    assert!(!renewed.new_key);
+    assert_eq!(renewed.issued.tier, Tier::Village);
+    assert_eq!(fs::read(node_dir.join(NODE_KEY_FILE)).unwrap(), key_before);
+    assert_ne!(
+        fs::read(node_dir.join(NODE_CERT_FILE)).unwrap(),
+        cert_before
+    );
+    assert_eq!(
+        fs::read(node_dir.join("node.crt.previous")).unwrap(),
+        cert_before
+    );
+    let identity = NodeIdentity::load(&node_dir).unwrap();
+    assert!(identity.not_after_unix_s > now_unix_s() + 399 * SECONDS_PER_DAY);
+
+    let renewed = renew_node_certificate(&ca_dir, &id("xh/t1/v1"), &node_dir, 400, true).unwrap();
+    assert!(renewed.new_key);
+    assert_ne!(fs::read(node_dir.join(NODE_KEY_FILE)).unwrap(), key_before);
+    assert_eq!(mode_of(&node_dir.join(NODE_KEY_FILE)), 0o600);
+    assert_eq!(
+        fs::read(node_dir.join("node.key.previous")).unwrap(),
+        key_before
+    );
+    NodeIdentity::load(&node_dir).expect("the new key and certificate belong together");
+
+    // An empty folder (the replacement PC): a first certificate, as `issue`.
+    let fresh = root.path().join("v1-new");
+    let renewed = renew_node_certificate(&ca_dir, &id("xh/t1/v1"), &fresh, 400, false).unwrap();
+    assert!(renewed.new_key && renewed.previous.is_empty());
+    NodeIdentity::load(&fresh).unwrap();
+    // Outside the county: refused, naming it.
+    let error = renew_node_certificate(&ca_dir, &id("zz/t1"), &fresh, 400, false).unwrap_err();
+    assert!(matches!(error, PkiError::OutsideCounty { .. }), "{error}");
+}

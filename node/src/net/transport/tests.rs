@@ -432,3 +432,156 @@ async fn only_one_stream_per_connection_is_allowed() {
     let uni = tokio::time::timeout(Duration::from_millis(300), link.connection.open_uni()).await;
     assert!(uni.is_err(), "a unidirectional stream opened");
 }
+
+/// A revocation set holding the county's list revoking `station`.
+fn revoking(county: &County, station: &str, reason: &str) -> RevocationSet {
+    crate::net::revocation::revoke_at_county(
+        &county.ca_dir,
+        &id(station),
+        None,
+        reason,
+        now_unix_s() + 1,
+    )
+    .unwrap();
+    let signed = std::fs::read_to_string(
+        county
+            .ca_dir
+            .join(crate::net::revocation::REVOCATION_LIST_FILE),
+    )
+    .unwrap();
+    let (ca_cert, _) =
+        crate::net::pki::load_ca_certificate(&county.ca_dir.join(CA_CERT_FILE)).unwrap();
+    let set = RevocationSet::default();
+    set.accept_signed(&signed, &ca_cert).unwrap();
+    set
+}
+
+fn bind_revoking(identity: &NodeIdentity, revocations: RevocationSet) -> NodeEndpoint {
+    NodeEndpoint::bind_with(
+        "127.0.0.1:0".parse().unwrap(),
+        identity,
+        TransportLimits::default(),
+        revocations,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_at_the_handshake_naming_the_reason() {
+    let county = County::new("xh");
+    let stolen_identity = county.node("xh/t03/v12", Tier::Village);
+    let honest = bind(&county.node("xh/t03/v13", Tier::Village));
+    let stolen = bind(&stolen_identity);
+    let revocations = revoking(&county, "xh/t03/v12", "office PC stolen on 1 Dec");
+    let township = bind_revoking(&county.node("xh/t03", Tier::Township), revocations.clone());
+    let addr = township.local_addr().unwrap();
+
+    // The thief dials the township: refused, and told why.
+    let reason = assert_refused(&stolen, &township, None).await;
+    assert!(
+        reason.contains("revoked") && reason.contains("office PC stolen on 1 Dec"),
+        "{reason}"
+    );
+    // The township dials the stolen PC (as a sibling would): refused too.
+    let reason = assert_refused(&township, &stolen, None).await;
+    assert!(reason.contains("revoked"), "{reason}");
+    // Everyone else links up as before.
+    let (connected, accepted) = tokio::join!(honest.connect(addr, None), next_accepted(&township));
+    connected.unwrap();
+    assert_eq!(accepted.unwrap().peer_station, id("xh/t03/v13"));
+}
+
+#[tokio::test]
+async fn a_list_put_in_force_later_applies_to_the_next_handshake() {
+    let county = County::new("xh");
+    let village = bind(&county.node("xh/t03/v12", Tier::Village));
+    let revocations = RevocationSet::default();
+    let township = bind_revoking(&county.node("xh/t03", Tier::Township), revocations.clone());
+    let addr = township.local_addr().unwrap();
+    let (connected, accepted) = tokio::join!(village.connect(addr, None), next_accepted(&township));
+    connected.unwrap();
+    accepted.unwrap();
+
+    let list = revoking(&county, "xh/t03/v12", "broken beyond repair").list();
+    revocations.accept((*list.unwrap()).clone()).unwrap();
+    let reason = assert_refused(&village, &township, None).await;
+    assert!(reason.contains("broken beyond repair"), "{reason}");
+}
+
+#[test]
+fn past_the_per_source_limit_a_connection_is_refused_whatever_else() {
+    let limits = TransportLimits {
+        retry_above_handshakes: 4,
+        handshakes_per_source_max: 2,
+        ..TransportLimits::default()
+    };
+    for (in_progress, validated) in [(2, false), (2, true), (10, true), (10, false)] {
+        assert_eq!(
+            judge_incoming(in_progress, 2, validated, &limits),
+            IncomingVerdict::Refuse { max: 2 }
+        );
+    }
+    assert_eq!(
+        judge_incoming(3, 3, true, &limits),
+        IncomingVerdict::Refuse { max: 2 }
+    );
+}
+
+#[test]
+fn past_the_retry_threshold_an_unproven_address_must_retry_first() {
+    let limits = TransportLimits {
+        retry_above_handshakes: 4,
+        handshakes_per_source_max: 2,
+        ..TransportLimits::default()
+    };
+    assert_eq!(
+        judge_incoming(3, 1, false, &limits),
+        IncomingVerdict::Accept
+    );
+    assert_eq!(judge_incoming(4, 1, false, &limits), IncomingVerdict::Retry);
+    assert_eq!(
+        judge_incoming(40, 0, false, &limits),
+        IncomingVerdict::Retry
+    );
+    // An address proven by a Retry is let through (its token came back).
+    assert_eq!(
+        judge_incoming(40, 1, true, &limits),
+        IncomingVerdict::Accept
+    );
+    // The defaults: Retry first, well before the per-source limit of a
+    // shared (NATed) address is the only thing left.
+    let defaults = TransportLimits::default();
+    assert!(defaults.retry_above_handshakes <= defaults.incoming_handshakes_max);
+    assert_eq!(
+        judge_incoming(RETRY_ABOVE_HANDSHAKES, 0, false, &defaults),
+        IncomingVerdict::Retry
+    );
+    assert_eq!(
+        judge_incoming(0, HANDSHAKES_PER_SOURCE_MAX, true, &defaults),
+        IncomingVerdict::Refuse {
+            max: HANDSHAKES_PER_SOURCE_MAX
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_connection_asked_to_retry_proves_its_address_and_links_up() {
+    let county = County::new("xh");
+    let limits = TransportLimits {
+        retry_above_handshakes: 0,
+        ..TransportLimits::default()
+    };
+    let township = NodeEndpoint::bind_with_limits(
+        "127.0.0.1:0".parse().unwrap(),
+        &county.node("xh/t03", Tier::Township),
+        limits,
+    )
+    .unwrap();
+    let village = bind(&county.node("xh/t03/v01", Tier::Village));
+    let addr = township.local_addr().unwrap();
+    let (connected, accepted) = tokio::join!(village.connect(addr, None), next_accepted(&township));
+    connected.unwrap();
+    assert_eq!(accepted.unwrap().peer_station, id("xh/t03/v01"));
+    let (refused, retried) = township.handshakes_refused();
+    assert_eq!((refused, retried), (0, 1));
+}
