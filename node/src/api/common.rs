@@ -59,10 +59,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // The clerk's answer names the value they sent ("\"12\" is not a
+        // phone number"); the log never does: it is kept for months and read
+        // by whoever runs the office PC.
+        let reason = reason_without_values(&self.reason);
         if self.status.is_server_error() {
-            tracing::error!(field = %self.field, reason = %self.reason, "request failed");
+            tracing::error!(field = %self.field, %reason, "request failed");
         } else {
-            tracing::info!(status = self.status.as_u16(), field = %self.field, reason = %self.reason, "request refused");
+            tracing::info!(status = self.status.as_u16(), field = %self.field, %reason, "request refused");
         }
         let body = ErrorBody {
             error: ErrorDetail {
@@ -72,6 +76,56 @@ impl IntoResponse for ApiError {
         };
         (self.status, Json(body)).into_response()
     }
+}
+
+/// Shortest run of digits (an `X` may end it) taken for a number someone
+/// sent: ID numbers have 18 characters, phone numbers 7 to 15 digits.
+const LOGGED_DIGITS_MAX: usize = 4;
+
+/// A refusal's reason fit for the log: the kind of refusal without the value
+/// that was refused. Every quoted span (`"..."`, as `{value:?}` and serde
+/// print a string; `` `...` `` as serde prints other values) and every run
+/// of more than [`LOGGED_DIGITS_MAX`] digits becomes `…`; limits and counts
+/// ("at most 24 a day") stay readable.
+pub(crate) fn reason_without_values(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut chars = reason.chars().peekable();
+    let mut digits = String::new();
+    let flush_digits = |digits: &mut String, out: &mut String| {
+        if digits.chars().count() > LOGGED_DIGITS_MAX {
+            out.push('…');
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || (c == 'X' || c == 'x') && !digits.is_empty() {
+            digits.push(c);
+            continue;
+        }
+        flush_digits(&mut digits, &mut out);
+        if c == '"' || c == '`' {
+            // Skip to the closing quote (a backslash escapes the next char).
+            let mut escaped = false;
+            for inner in chars.by_ref() {
+                if escaped {
+                    escaped = false;
+                } else if inner == '\\' {
+                    escaped = true;
+                } else if inner == c {
+                    break;
+                }
+            }
+            out.push(c);
+            out.push('…');
+            out.push(c);
+            continue;
+        }
+        out.push(c);
+    }
+    flush_digits(&mut digits, &mut out);
+    out
 }
 
 /// The HTTP status of a refusal of this class, for every service's errors.
@@ -202,4 +256,33 @@ pub(crate) fn file_refusal(too_large: bool, reason: String) -> ApiError {
         StatusCode::UNPROCESSABLE_ENTITY
     };
     ApiError::new(status, "file", reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_without_values;
+
+    #[test]
+    fn a_logged_reason_keeps_the_kind_of_refusal_and_drops_the_value() {
+        assert_eq!(
+            reason_without_values(r#""138-0013 8000" is not a phone number (7 to 15 digits)"#),
+            r#""…" is not a phone number (7 to 15 digits)"#
+        );
+        assert_eq!(
+            reason_without_values("invalid type: integer `110105194912310021`, expected a string"),
+            "invalid type: integer `…`, expected a string"
+        );
+        assert_eq!(
+            reason_without_values(r#"entry "a \"b\" c" may not contain a comma"#),
+            r#"entry "…" may not contain a comma"#
+        );
+        assert_eq!(
+            reason_without_values("ID 11010519491231002X, phone 13800138000"),
+            "ID …, phone …"
+        );
+        assert_eq!(
+            reason_without_values("hours must be at most 24 a day, got 25"),
+            "hours must be at most 24 a day, got 25"
+        );
+    }
 }

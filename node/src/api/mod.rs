@@ -17,6 +17,7 @@
 pub mod activities;
 pub mod approvals;
 pub mod catalog;
+pub mod certificates;
 pub mod common;
 pub mod conflicts;
 pub mod freshness;
@@ -51,6 +52,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .merge(orders::routes())
         .merge(conflicts::routes())
         .merge(stats::routes())
+        .merge(certificates::routes())
         .merge(approvals::routes())
         .merge(catalog::routes())
         .merge(standings::routes())

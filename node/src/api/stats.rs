@@ -1,4 +1,4 @@
-//! Statistics, reports and certificates in the API.
+//! Statistics and reports in the API.
 //!
 //! The node keeps one `StatsIndex` of contributions per document, persisted
 //! in the store next to the documents (`StoredStats`, `stats|` keys in the
@@ -12,15 +12,14 @@
 use crate::api::common::ApiError;
 use crate::context::NodeContext;
 use crate::files::report;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use civsync_protocol::domain::model::RecordId;
 use civsync_protocol::service::registry;
 use civsync_protocol::stats::{Period, Quarter, StatsIndex};
-use civsync_protocol::{layout, DocumentId, Month, Station, StationId};
+use civsync_protocol::{Month, Station, StationId};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -29,7 +28,6 @@ pub fn routes() -> Router<Arc<NodeContext>> {
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/reports/monthly", get(monthly_report))
         .route("/api/v1/reports/quarterly", get(quarterly_report))
-        .route("/api/v1/certificates/{number}", get(certificate))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,80 +171,6 @@ async fn quarterly_report(State(ctx): Ctx, q: QueryResult) -> Result<Response, A
     let q = query(q)?;
     let report = build_report(&ctx, &q.station(&ctx)?, Period::Quarter(q.quarter()?)).await?;
     render(&report, q.format.as_deref())
-}
-
-/// A volunteer's service certificate: their record from the roster of their
-/// home station (`?station=`, this node's own by default) and every activity
-/// this node holds that they served on.
-async fn certificate(
-    State(ctx): Ctx,
-    q: QueryResult,
-    Path(number): Path<String>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
-    let station = q.station(&ctx)?;
-    let number = RecordId::parse("number", &number)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.field, e.reason))?;
-    let roster = DocumentId::roster(&station);
-    let lookup = number.clone();
-    // Only the documents where the volunteer served (the statistics index
-    // knows them) are read: a county holds thousands of activity months.
-    ctx.refresh_stats().await?;
-    let serving = {
-        let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
-        state.index().documents_serving(&number)
-    };
-    let (volunteer, activities) = ctx
-        .store
-        .call(move |replica| {
-            let volunteer = replica
-                .with_document(&roster, |doc| layout::volunteer(doc, &lookup))
-                .ok()
-                .flatten();
-            let mut activities = Vec::new();
-            for id in serving {
-                if let Ok(Some(Ok(found))) = replica.with_document(&id, layout::activities) {
-                    activities.extend(
-                        found
-                            .into_iter()
-                            .filter(|a| a.records.iter().any(|r| r.volunteer == lookup)),
-                    );
-                }
-            }
-            (volunteer, activities)
-        })
-        .await?;
-    let volunteer = match volunteer {
-        Some(Ok(Some(volunteer))) => volunteer,
-        Some(Err(e)) => return Err(ApiError::internal(e.to_string())),
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "number",
-                format!("unknown volunteer {number} at {station}"),
-            ))
-        }
-    };
-    let recording = Station {
-        id: ctx.config.station.clone(),
-        name: ctx.config.name.clone(),
-        tier: ctx.config.tier,
-    };
-    let certificate = report::service_certificate(
-        &volunteer,
-        activities.iter(),
-        &recording,
-        crate::clock::today(),
-    )
-    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "number", e.to_string()))?;
-    if q.format.as_deref() == Some("text") {
-        return Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            report::certificate_text(&certificate),
-        )
-            .into_response());
-    }
-    Ok(Json(certificate).into_response())
 }
 
 #[cfg(test)]

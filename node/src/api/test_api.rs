@@ -34,9 +34,21 @@ pub(crate) struct TestApi {
 }
 
 impl TestApi {
-    /// A node of station `at` at `tier`, serving until the test ends.
+    /// A node of station `at` at `tier`, serving until the test ends. When
+    /// `tier` is the one `at`'s depth gives below its first segment (the
+    /// county), the node holds a certificate from that county's CA (made
+    /// in the test's folder, `county-ca/`), so it can sign certificates.
     pub(crate) async fn start(at: &str, tier: Tier) -> TestApi {
         let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig::new(station(at), tier);
+        let county = station(at.split('/').next().unwrap());
+        if crate::net::pki::tier_below_county(&county, &station(at)).ok() == Some(tier) {
+            let ca_dir = dir.path().join("county-ca");
+            crate::net::pki::init_county_ca(&ca_dir, &county, 3650).unwrap();
+            let pki = config.pki_path(dir.path());
+            crate::net::pki::issue_node_certificate(&ca_dir, &station(at), tier, &pki, 365)
+                .unwrap();
+        }
         let store = Store::open(
             &dir.path().join("store"),
             station(at),
@@ -44,7 +56,7 @@ impl TestApi {
         )
         .unwrap();
         let ctx = Arc::new(NodeContext {
-            config: NodeConfig::new(station(at), tier),
+            config,
             data_dir: dir.path().to_path_buf(),
             identity_key: IdentityKey::from_bytes([9; 32]),
             store,

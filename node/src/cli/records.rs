@@ -7,19 +7,28 @@ use civsync_protocol::domain::input::{
 };
 use clap::Subcommand;
 use serde_json::Value;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum VolunteerCommand {
     /// Register a volunteer. The ID number is checked, digested and masked; it is never stored.
+    /// It is read from standard input (`echo 11010519491231002X | civsync volunteer add
+    /// --name 张伟 --sex 男 --id-number-stdin`) or asked for at a prompt, never taken from
+    /// the command line, which shell history and `ps` show to others.
     Add {
         #[arg(long)]
         name: String,
         /// 男/女 or male/female.
         #[arg(long)]
         sex: String,
+        /// Read the ID number from the first line of standard input. Without
+        /// it, a terminal is prompted and piped input is read all the same.
         #[arg(long)]
-        id_number: String,
+        id_number_stdin: bool,
+        /// Refused: use --id-number-stdin or the prompt (see above).
+        #[arg(long, hide = true, value_name = "REFUSED")]
+        id_number: Option<String>,
         #[arg(long, default_value = "")]
         phone: String,
         #[arg(long)]
@@ -131,6 +140,7 @@ pub async fn volunteer(command: VolunteerCommand) -> anyhow::Result<()> {
         VolunteerCommand::Add {
             name,
             sex,
+            id_number_stdin,
             id_number,
             phone,
             number,
@@ -139,6 +149,12 @@ pub async fn volunteer(command: VolunteerCommand) -> anyhow::Result<()> {
             consent,
             target,
         } => {
+            if id_number.is_some() {
+                anyhow::bail!("{ID_NUMBER_ARGV_REFUSED}");
+            }
+            let stdin = std::io::stdin();
+            let prompt = !id_number_stdin && stdin.is_terminal();
+            let id_number = read_id_number(stdin.lock(), prompt)?;
             let input = VolunteerInput {
                 number,
                 name,
@@ -171,6 +187,32 @@ pub async fn volunteer(command: VolunteerCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Why `--id-number VALUE` is refused (the value is not repeated).
+pub const ID_NUMBER_ARGV_REFUSED: &str =
+    "--id-number is refused: an ID number on the command line \
+stays in shell history and is shown by `ps` to every user of this computer. Pipe it in \
+instead (echo <ID number> | civsync volunteer add ... --id-number-stdin), or leave both \
+out and type it at the prompt";
+
+/// The ID number: the first line of `input`, trimmed; `prompt` asks for it
+/// on stderr first (a terminal). Never echoed back.
+pub fn read_id_number(mut input: impl std::io::BufRead, prompt: bool) -> anyhow::Result<String> {
+    if prompt {
+        eprint!("身份证号 (ID number): ");
+    }
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("cannot read the ID number from standard input")?;
+    let number = line.trim();
+    if number.is_empty() {
+        anyhow::bail!(
+            "no ID number on standard input: pipe it in (echo <ID number> | civsync volunteer add ... --id-number-stdin) or type it at the prompt"
+        );
+    }
+    Ok(number.to_string())
 }
 
 pub async fn team(command: TeamCommand) -> anyhow::Result<()> {
@@ -270,5 +312,21 @@ pub async fn import(command: ImportCommand) -> anyhow::Result<()> {
             print_json(&report);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_number_is_the_first_line_of_input_trimmed() {
+        let input = b"11010519491231002X\nnext line\n";
+        assert_eq!(
+            read_id_number(&input[..], false).unwrap(),
+            "11010519491231002X"
+        );
+        let error = read_id_number(&b"\n"[..], false).unwrap_err().to_string();
+        assert!(error.contains("no ID number on standard input"), "{error}");
     }
 }

@@ -32,12 +32,9 @@ pub enum ReportCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// A volunteer's service certificate (志愿服务证明), with its verification code.
-    Certificate {
-        number: String,
-        #[command(flatten)]
-        target: Target,
-    },
+    /// A volunteer's service certificate (志愿服务证明), signed by the node,
+    /// with its verification code; `certificate verify FILE` checks one.
+    Certificate(CertificateArgs),
     /// Approve a station's month (as the level above it): its figures as
     /// this node holds them now become the approved ones.
     Approve {
@@ -95,6 +92,118 @@ pub enum ReportCommand {
     },
 }
 
+/// `civsync certificate V1 [--out FILE]` or `civsync certificate verify FILE`.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct CertificateArgs {
+    #[command(subcommand)]
+    verify: Option<CertificateCommand>,
+    /// The volunteer's number.
+    #[arg(required = true)]
+    number: Option<String>,
+    /// Also write the signed certificate's JSON here (what `verify` reads).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Subcommand)]
+pub enum CertificateCommand {
+    /// Check a certificate's JSON: valid, or what was altered or is wrong.
+    /// Needs only the county CA certificate; exits 1 when not valid.
+    Verify {
+        /// The certificate's JSON (`civsync certificate V1 --out FILE`).
+        file: PathBuf,
+        /// The county CA certificate; by default the one in the data
+        /// directory's PKI folder.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// A node's data directory, whose PKI folder holds the county CA.
+        #[arg(
+            long,
+            short = 'd',
+            env = "CIVSYNC_DATA_DIR",
+            default_value = "civsync-data"
+        )]
+        data_dir: PathBuf,
+    },
+}
+
+/// Largest certificate file `verify` reads (the API's body bound).
+pub const CERTIFICATE_FILE_BYTES_MAX: u64 = crate::api::JSON_BODY_BYTES_MAX as u64;
+
+async fn certificate(args: CertificateArgs) -> anyhow::Result<()> {
+    if let Some(CertificateCommand::Verify { file, ca, data_dir }) = args.verify {
+        return verify_certificate_file(&file, ca, &data_dir);
+    }
+    let number = args.number.context("name the volunteer's number")?;
+    let target = args.target;
+    // One request: each issue is signed anew (the code differs), so the
+    // printed text is made from the very JSON written to --out.
+    let json: Value = target
+        .client()?
+        .get(&format!("certificates/{number}"), &target.query())
+        .await?;
+    let certificate: crate::files::report::ServiceCertificate =
+        serde_json::from_value(json.clone()).context("the node sent no certificate")?;
+    if let Some(out) = &args.out {
+        let mut text = serde_json::to_string_pretty(&json)?;
+        text.push('\n');
+        std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    println!("{}", crate::files::report::certificate_text(&certificate));
+    Ok(())
+}
+
+fn verify_certificate_file(
+    file: &std::path::Path,
+    ca: Option<PathBuf>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use crate::net::pki;
+    let ca_path = match ca {
+        Some(path) => path,
+        None => crate::config::NodeConfig::load(data_dir)
+            .with_context(|| {
+                format!(
+                    "no --ca given and no node in {} to take the county CA from",
+                    data_dir.display()
+                )
+            })?
+            .pki_path(data_dir)
+            .join(pki::CA_CERT_FILE),
+    };
+    let (ca, ca_identity) = pki::load_ca_certificate(&ca_path)?;
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
+    if size > CERTIFICATE_FILE_BYTES_MAX {
+        anyhow::bail!(
+            "{}: {size} bytes; a certificate is at most {CERTIFICATE_FILE_BYTES_MAX}",
+            file.display()
+        );
+    }
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let certificate: crate::files::report::ServiceCertificate = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a certificate's JSON", file.display()))?;
+    let verdict = crate::context::certificates::verify_certificate(
+        &certificate,
+        &ca,
+        &ca_identity.station,
+        pki::now_unix_s(),
+    );
+    println!("{}", verdict.summary);
+    for problem in &verdict.problems {
+        println!("  {}: {}", problem.field, problem.reason);
+    }
+    if !verdict.valid {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
     match command {
         ReportCommand::Stats { month, target } => {
@@ -136,16 +245,7 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
             println!("{}", json["title"].as_str().unwrap_or_default());
             Ok(())
         }
-        ReportCommand::Certificate { number, target } => {
-            let mut query = target.query();
-            query.push(("format", "text".into()));
-            let bytes = target
-                .client()?
-                .get_bytes(&format!("certificates/{number}"), &query)
-                .await?;
-            println!("{}", String::from_utf8_lossy(&bytes));
-            Ok(())
-        }
+        ReportCommand::Certificate(args) => certificate(args).await,
         ReportCommand::Approve { month, target } => {
             let body = serde_json::json!({
                 "station": target.required_station()?, "month": month, "decision": "approve",

@@ -5,6 +5,7 @@
 //! Layer: above `store`, `net`, `files`, `config`, `clock`; below `api`,
 //! `node`, `cli`, `demo`, which all use it and which it never uses.
 
+pub mod certificates;
 pub mod registry;
 pub mod stats;
 

@@ -7,11 +7,16 @@
 //! here reads a clock (the issue date is passed in) or a store. The JSON
 //! structs are what the API serves; the CSV/XLSX writers only lay them out.
 //!
-//! The certificate's verification code is the SHA-256 of the certificate's
-//! canonical JSON (with an empty code), first 16 hex digits: anyone holding
-//! the JSON can recompute it, and a printed certificate whose text was
-//! altered no longer matches. It is not a signature: an issuing office
-//! confirms a certificate by looking the code up among those it issued.
+//! A certificate is signed by the issuing node (the signing itself, with
+//! the node's certificate key, is done above this layer; see
+//! `context::certificates`). What is signed is laid out here: the SHA-256
+//! of every field's canonical JSON, one per activity line, listed in a
+//! [`CertificateSeal`]; the signature covers that list
+//! ([`seal_message`]). A verifier recomputes the digests from the fields it
+//! reads, so an altered certificate is answered with the very fields that
+//! changed ([`changed_fields`]). The printed verification code is derived
+//! from the signature ([`verification_code_of`]): short, and checkable
+//! against the JSON.
 
 use civsync_protocol::domain::model::{date_format, Activity, Hours, Volunteer};
 use civsync_protocol::service::approval::ApprovalState;
@@ -20,7 +25,7 @@ use civsync_protocol::{Station, StationId, Tier};
 use rust_xlsxwriter::{Format, Workbook};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use time::Date;
 
@@ -30,6 +35,9 @@ pub const REPORT_ROWS_MAX: usize = 20_000;
 pub const CERTIFICATE_ACTIVITIES_MAX: usize = 10_000;
 /// Hex digits of SHA-256 kept in a verification code.
 pub const VERIFICATION_HEX_DIGITS: usize = 16;
+/// What a seal's message starts with: the layout's name and version, so a
+/// signature over anything else never reads as one over a certificate.
+pub const SEAL_MESSAGE_HEADER: &str = "civsync service certificate seal 1\n";
 
 /// Column headers of the statistics table, in order.
 pub const HEADERS: [&str; 19] = [
@@ -405,6 +413,9 @@ pub struct ServiceCertificate {
     pub id_masked: String,
     /// The unified volunteer number.
     pub volunteer_number: String,
+    /// Where the volunteer is registered: the issuer must be this station
+    /// or above it.
+    pub home_station: StationId,
     pub total_hours_centi: u64,
     /// Oldest first.
     pub activities: Vec<CertificateActivity>,
@@ -412,13 +423,31 @@ pub struct ServiceCertificate {
     pub recording_station_name: String,
     /// `YYYY-MM-DD`.
     pub issued_on: String,
-    /// Four groups of four hex digits (e.g. `402D-C0E8-EE61-EC5C`), see [`verification_code`].
+    /// Four groups of four hex digits (e.g. `402D-C0E8-EE61-EC5C`) derived
+    /// from the seal's signature ([`verification_code_of`]); empty until sealed.
     pub verification_code: String,
+    /// The issuing node's signature and certificate; absent until sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<CertificateSeal>,
+}
+
+/// What makes a certificate verifiable with only the county CA certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSeal {
+    /// `ECDSA-P256-SHA256`.
+    pub algorithm: String,
+    /// The issuing node's certificate (PEM), chained to the county CA.
+    pub issuer_certificate: String,
+    /// SHA-256 (hex) of each signed field's canonical JSON, by field name;
+    /// `activities[i]` per activity line. See [`certificate_fields`].
+    pub fields: BTreeMap<String, String>,
+    /// The signature (ASN.1 DER, hex) over [`seal_message`] of `fields`.
+    pub signature: String,
 }
 
 /// Issue a certificate from the volunteer's record and the activities they
 /// served on (others in `activities` are ignored, as are deleted activities
-/// and deleted service records).
+/// and deleted service records). Not yet sealed: the caller signs it.
 pub fn service_certificate<'a>(
     volunteer: &Volunteer,
     activities: impl IntoIterator<Item = &'a Activity>,
@@ -463,43 +492,150 @@ pub fn service_certificate<'a>(
     }
     lines.sort_by(|a, b| (a.0, &a.1, &a.2.station).cmp(&(b.0, &b.1, &b.2.station)));
     let activities: Vec<CertificateActivity> = lines.into_iter().map(|(_, _, line)| line).collect();
-    let mut certificate = ServiceCertificate {
+    Ok(ServiceCertificate {
         volunteer_name: volunteer.name.clone(),
         id_masked: volunteer.id_masked.clone(),
         volunteer_number: volunteer.number.to_string(),
+        home_station: volunteer.home_station.clone(),
         total_hours_centi: activities.iter().map(|a| a.hours_centi).sum(),
         activities,
         recording_station: recording_station.id.clone(),
         recording_station_name: recording_station.name.clone(),
         issued_on: date_format::format(issued_on),
         verification_code: String::new(),
-    };
-    certificate.verification_code = verification_code(&certificate);
-    Ok(certificate)
+        seal: None,
+    })
 }
 
-/// SHA-256 over the certificate's canonical JSON (field order as declared,
-/// `verification_code` empty), first 16 hex digits, upper case, in groups
-/// of four.
-pub fn verification_code(certificate: &ServiceCertificate) -> String {
-    let canonical = ServiceCertificate {
-        verification_code: String::new(),
-        ..certificate.clone()
-    };
-    let json = serde_json::to_vec(&canonical).expect("a certificate always serialises");
-    let digest = Sha256::digest(&json);
+fn digest_of<T: Serialize + ?Sized>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("certificate fields always serialise");
+    Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The name of activity line `index` among a seal's fields.
+pub fn activity_field(index: usize) -> String {
+    format!("activities[{index}]")
+}
+
+/// Every signed field of the certificate and the SHA-256 (hex) of its
+/// canonical JSON: each field but the code and the seal, and one entry per
+/// activity line (so an added, removed or altered line is named).
+pub fn certificate_fields(certificate: &ServiceCertificate) -> BTreeMap<String, String> {
+    let c = certificate;
+    let mut fields = BTreeMap::from([
+        ("volunteer_name".to_string(), digest_of(&c.volunteer_name)),
+        ("id_masked".to_string(), digest_of(&c.id_masked)),
+        (
+            "volunteer_number".to_string(),
+            digest_of(&c.volunteer_number),
+        ),
+        ("home_station".to_string(), digest_of(&c.home_station)),
+        (
+            "total_hours_centi".to_string(),
+            digest_of(&c.total_hours_centi),
+        ),
+        (
+            "recording_station".to_string(),
+            digest_of(&c.recording_station),
+        ),
+        (
+            "recording_station_name".to_string(),
+            digest_of(&c.recording_station_name),
+        ),
+        ("issued_on".to_string(), digest_of(&c.issued_on)),
+    ]);
+    for (index, line) in c.activities.iter().enumerate() {
+        fields.insert(activity_field(index), digest_of(line));
+    }
+    fields
+}
+
+/// The bytes a seal's signature covers: a header, then `name=digest` a
+/// line, in name order. Names and digests are checked to hold neither `=`
+/// nor a line break before this is trusted (see [`changed_fields`]).
+pub fn seal_message(fields: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut message = SEAL_MESSAGE_HEADER.as_bytes().to_vec();
+    for (name, digest) in fields {
+        message.extend_from_slice(name.as_bytes());
+        message.push(b'=');
+        message.extend_from_slice(digest.as_bytes());
+        message.push(b'\n');
+    }
+    message
+}
+
+/// The printed verification code of a signature: its SHA-256, first 16
+/// hex digits, upper case, in groups of four.
+pub fn verification_code_of(signature: &[u8]) -> String {
+    let digest = Sha256::digest(signature);
     let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
-    let hex = &hex[..VERIFICATION_HEX_DIGITS];
-    hex.as_bytes()
+    hex.as_bytes()[..VERIFICATION_HEX_DIGITS]
         .chunks(4)
         .map(|c| std::str::from_utf8(c).unwrap_or_default())
         .collect::<Vec<_>>()
         .join("-")
 }
 
-/// Does the certificate's code match its content?
-pub fn verify_certificate(certificate: &ServiceCertificate) -> bool {
-    certificate.verification_code == verification_code(certificate)
+/// What differs between the fields a seal signed and the certificate as
+/// read, field by field: `(field, what happened)`. Empty when nothing
+/// changed. A seal whose field list is not one this layout produces (an
+/// unknown name, a gap in the activity lines, a digest that is not 64 hex
+/// digits) is reported as `seal.fields`.
+pub fn changed_fields(
+    certificate: &ServiceCertificate,
+    signed: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let now = certificate_fields(certificate);
+    let signed_lines = (0..)
+        .take_while(|i| signed.contains_key(&activity_field(*i)))
+        .count();
+    let expected: BTreeSet<String> = now
+        .keys()
+        .filter(|name| !name.starts_with("activities["))
+        .cloned()
+        .chain((0..signed_lines).map(activity_field))
+        .collect();
+    let malformed = signed.iter().any(|(name, digest)| {
+        !expected.contains(name)
+            || digest.len() != 64
+            || !digest.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    if malformed {
+        return vec![(
+            "seal.fields".to_string(),
+            "not a field list this node issues (unknown names, a gap in the activity lines, or a digest that is not 64 hex digits)".to_string(),
+        )];
+    }
+    let mut changed = Vec::new();
+    for (name, digest) in &now {
+        match signed.get(name) {
+            Some(signed_digest) if signed_digest == digest => {}
+            Some(_) => changed.push((
+                name.clone(),
+                "changed since signing: the signature does not cover this value".to_string(),
+            )),
+            None => changed.push((
+                name.clone(),
+                if name.starts_with("activities[") {
+                    "added since signing: the signature covers no such line".to_string()
+                } else {
+                    "not covered by the signature".to_string()
+                },
+            )),
+        }
+    }
+    for name in signed.keys() {
+        if !now.contains_key(name) {
+            changed.push((
+                name.clone(),
+                "removed since signing: the signature covers a line that is not here".to_string(),
+            ));
+        }
+    }
+    changed
 }
 
 fn centi_text(centi: u64) -> String {

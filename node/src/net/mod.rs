@@ -1,5 +1,6 @@
 //! The network: QUIC endpoints with mutual TLS (`transport`), the county's
-//! certificate authority and node certificates (`pki`), the connection
+//! certificate authority and node certificates (`pki`), signing with the
+//! node's key and checking a signer against the county CA (`seal`), the connection
 //! manager that runs one sync session per peer against the store (`peers`),
 //! a userspace UDP relay that injects faults (`relay`, for the demo and
 //! tests), and ports for several nodes on one machine (`local_ports`).
@@ -13,4 +14,5 @@ pub mod peers;
 pub mod pki;
 pub mod relay;
 pub mod revocation;
+pub mod seal;
 pub mod transport;

@@ -721,7 +721,7 @@ fn check_key_matches(
 
 /// Chain check with the same code the transport uses, so a node refuses to
 /// start with credentials its peers would refuse.
-fn verify_issued_by(
+pub(crate) fn verify_issued_by(
     chain: &[CertificateDer<'static>],
     ca_cert: &CertificateDer<'static>,
     now_unix_s: i64,

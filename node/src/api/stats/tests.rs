@@ -6,12 +6,13 @@
 use super::*;
 use crate::config::NodeConfig;
 use crate::store::{SledStorage, Store};
-use civsync_protocol::domain::model::{Activity, Category, Form, Hours, ServiceRecord};
+use civsync_protocol::domain::model::{Activity, Category, Form, Hours, RecordId, ServiceRecord};
 use civsync_protocol::domain::pii::IdentityKey;
 use civsync_protocol::layout::put_activity;
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::stats::{recompute_from_scratch, stats_key};
 use civsync_protocol::storage::{Storage, WriteBatch};
+use civsync_protocol::DocumentId;
 use civsync_protocol::Tier;
 use std::path::Path;
 use time::macros::date;

@@ -265,7 +265,7 @@ fn the_quarterly_bulletin_sums_its_three_months() {
 }
 
 #[test]
-fn a_certificate_lists_the_service_and_its_code_verifies() {
+fn a_certificate_lists_the_service_and_each_changed_field_is_named() {
     let (docs, _) = county();
     let activities: Vec<Activity> = docs
         .values()
@@ -277,12 +277,13 @@ fn a_certificate_lists_the_service_and_its_code_verifies() {
         tier: Tier::Village,
     };
     let v1 = volunteer("V1", "xh/t1/v1");
-    let certificate =
+    let mut certificate =
         service_certificate(&v1, &activities, &office, date!(2026 - 11 - 23)).unwrap();
     assert_eq!(certificate.activities.len(), 2);
     assert_eq!(certificate.total_hours_centi, 450);
     assert_eq!(certificate.activities[0].date, "2026-11-03");
-    assert!(verify_certificate(&certificate));
+    assert_eq!(certificate.home_station, station("xh/t1/v1"));
+    certificate.verification_code = verification_code_of(b"a signature");
     assert_eq!(certificate.verification_code.len(), 19);
 
     let text = certificate_text(&certificate);
@@ -301,17 +302,28 @@ fn a_certificate_lists_the_service_and_its_code_verifies() {
     }
     assert!(!text.contains("id_digest"));
 
-    // The JSON a verifier receives recomputes to the same code...
+    // The field list a seal signs, read back from JSON, matches...
+    let signed = certificate_fields(&certificate);
     let json = serde_json::to_string(&certificate).unwrap();
     let received: ServiceCertificate = serde_json::from_str(&json).unwrap();
-    assert!(verify_certificate(&received));
-    // ...and any alteration breaks it.
+    assert!(changed_fields(&received, &signed).is_empty());
+    // ...and names each alteration.
     let mut forged = received.clone();
     forged.total_hours_centi = 45_000;
-    assert!(!verify_certificate(&forged));
-    let mut forged = received;
     forged.activities[0].hours_centi += 1;
-    assert!(!verify_certificate(&forged));
+    let named: Vec<String> = changed_fields(&forged, &signed)
+        .into_iter()
+        .map(|(field, _)| field)
+        .collect();
+    assert_eq!(named, ["activities[0]", "total_hours_centi"]);
+    // A field list with a name this layout does not produce is malformed.
+    let mut odd = signed.clone();
+    odd.insert("activities[7]".to_string(), "0".repeat(64));
+    assert_eq!(changed_fields(&received, &odd)[0].0, "seal.fields");
+    // The signed message lists every field once, after the header.
+    let message = String::from_utf8(seal_message(&signed)).unwrap();
+    assert!(message.starts_with(SEAL_MESSAGE_HEADER));
+    assert_eq!(message.lines().count(), 1 + signed.len());
 }
 
 #[test]
