@@ -53,7 +53,10 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(
         &data_dir.join(STORE_DIR),
         config.station.clone(),
-        ReplicaConfig::default(),
+        ReplicaConfig {
+            tier: Some(config.tier),
+            ..ReplicaConfig::default()
+        },
     )
     .with_context(|| {
         format!(

@@ -40,7 +40,10 @@ impl TestApi {
         let store = Store::open(
             &dir.path().join("store"),
             station(at),
-            ReplicaConfig::default(),
+            ReplicaConfig {
+                tier: Some(tier),
+                ..ReplicaConfig::default()
+            },
         )
         .unwrap();
         let ctx = Arc::new(NodeContext {
