@@ -19,6 +19,7 @@ pub mod approvals;
 pub mod catalog;
 pub mod common;
 pub mod conflicts;
+pub mod duplicates;
 pub mod freshness;
 pub mod ledger_import;
 pub mod node_status;
@@ -49,6 +50,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .merge(activities::routes())
         .merge(orders::routes())
         .merge(conflicts::routes())
+        .merge(duplicates::routes())
         .merge(stats::routes())
         .merge(approvals::routes())
         .merge(catalog::routes())

@@ -40,11 +40,7 @@ async fn register_volunteer(
 ) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
     let input: VolunteerInput = json_body(body)?;
-    let (key, today, nonce) = (
-        ctx.identity_key.clone(),
-        crate::clock::today(),
-        rand::random(),
-    );
+    let (key, today, nonce) = (ctx.id_sealer.clone(), crate::clock::today(), rand::random());
     let volunteer = ctx
         .store
         .call_durable(move |replica| {
@@ -68,7 +64,7 @@ async fn update_volunteer(
             "is required to correct a volunteer",
         ));
     }
-    let (key, today) = (ctx.identity_key.clone(), crate::clock::today());
+    let (key, today) = (ctx.id_sealer.clone(), crate::clock::today());
     let volunteer = ctx
         .store
         .call_durable(move |replica| {
@@ -108,7 +104,7 @@ async fn import_volunteers(
     };
     let rows = crate::files::roster::parse_file_bytes(name, &bytes)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "file", e.to_string()))?;
-    let (key, today) = (ctx.identity_key.clone(), crate::clock::today());
+    let (key, today) = (ctx.id_sealer.clone(), crate::clock::today());
     let document = DocumentId::roster(&station);
     let asked = station.clone();
     let (held, builder) = ctx
