@@ -6,7 +6,9 @@
 #       --pki ./v12-pki
 #
 # --pki is the folder `civsync pki issue` wrote at the county for this
-# station (node.crt, node.key, ca.crt, identity.key). The binary is built
+# station (node.crt, node.key, ca.crt, county-id.pub; for the county office
+# also county-id.key). An old identity.key left in the data directory is
+# removed below the county: it confirms guessed ID numbers. The binary is built
 # from this checkout unless --binary points at one.
 set -euo pipefail
 
@@ -44,8 +46,12 @@ if [ ! -f "$data_dir/civsync.toml" ]; then
 fi
 if [ -n "$pki" ]; then
   install -d -m 0700 -o civsync -g civsync "$data_dir/pki"
-  for f in node.crt ca.crt; do install -m 0644 -o civsync -g civsync "$pki/$f" "$data_dir/pki/$f"; done
-  for f in node.key identity.key; do install -m 0600 -o civsync -g civsync "$pki/$f" "$data_dir/pki/$f"; done
+  for f in node.crt ca.crt county-id.pub; do install -m 0644 -o civsync -g civsync "$pki/$f" "$data_dir/pki/$f"; done
+  install -m 0600 -o civsync -g civsync "$pki/node.key" "$data_dir/pki/node.key"
+  if [ "$tier" = county ] && [ -f "$pki/county-id.key" ]; then
+    install -m 0600 -o civsync -g civsync "$pki/county-id.key" "$data_dir/pki/county-id.key"
+  fi
+  if [ "$tier" != county ]; then rm -f "$data_dir/pki/identity.key" "$data_dir/pki/county-id.key"; fi
 fi
 
 install -m 0644 "$here/civsync.service" /etc/systemd/system/civsync.service

@@ -11,7 +11,7 @@
 use civsync_node::config::NodeConfig;
 use civsync_node::context::NodeContext;
 use civsync_node::store::Store;
-use civsync_protocol::domain::pii::IdentityKey;
+use civsync_protocol::domain::pii::{CountyOpenKey, IdSealer};
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::{StationId, Tier};
 use std::sync::Arc;
@@ -28,7 +28,8 @@ async fn serve(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<NodeContext>
     let ctx = Arc::new(NodeContext {
         config,
         data_dir: dir.to_path_buf(),
-        identity_key: IdentityKey::from_bytes([9; 32]),
+        id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32]),
+        county_id_key: Some(CountyOpenKey::generate([9; 32])),
         store,
         peers: Default::default(),
         stats: Default::default(),

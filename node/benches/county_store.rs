@@ -77,6 +77,7 @@ fn volunteer(station: &StationId, n: usize) -> Volunteer {
         residence_area: "村".into(),
         phone: format!("138{n:08}"),
         id_digest: format!("{:064x}", n),
+        id_sealed: String::new(),
         id_masked: "4116**********0001".into(),
         skills: vec![],
         categories: vec![Category::Culture],

@@ -27,7 +27,7 @@ use civsync_protocol::domain::model::date_format;
 use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
 };
-use civsync_protocol::domain::pii::IdentityKey;
+use civsync_protocol::domain::pii::{CountyOpenKey, IdSealer};
 use civsync_protocol::identity::actor::actor_for;
 use civsync_protocol::layout::{self, init_document, put_activity};
 use civsync_protocol::replica::layout::STATS_PREFIX;
@@ -85,6 +85,7 @@ fn volunteer(number: &str, home: &StationId) -> Volunteer {
         residence_area: String::new(),
         phone: String::new(),
         id_digest: String::new(),
+        id_sealed: String::new(),
         id_masked: String::new(),
         skills: vec![],
         categories: vec![],
@@ -517,7 +518,8 @@ async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duratio
     let ctx = Arc::new(NodeContext {
         config: NodeConfig::new(county, Tier::County),
         data_dir: data_dir.to_path_buf(),
-        identity_key: IdentityKey::from_bytes([9; 32]),
+        id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32]),
+        county_id_key: Some(CountyOpenKey::generate([9; 32])),
         store,
         peers: Default::default(),
         stats: Default::default(),

@@ -175,21 +175,25 @@ async fn prepare(root: &Path) -> anyhow::Result<(Vec<Office>, SocketAddr)> {
     let ca = root.join("county-ca");
     let county = StationId::parse("xh")?;
     crate::net::pki::init_county_ca(&ca, &county, 30)?;
-    let identity = civsync_protocol::domain::pii::IdentityKey::from_bytes(rand::random());
-    crate::secrets::write_secret(
-        &ca.join(crate::context::IDENTITY_KEY_FILE),
-        identity.to_hex().as_bytes(),
-    )?;
+    let identity = civsync_protocol::domain::pii::CountyOpenKey::generate(rand::random());
     let mut offices = Vec::new();
     let mut probes = PortProbes::new();
     for (station, tier, name) in OFFICES {
         let station = StationId::parse(station)?;
         let dir = root.join(station.as_str().replace('/', "-"));
         crate::net::pki::issue_node_certificate(&ca, &station, tier, &dir.join("pki"), 30)?;
-        crate::secrets::write_secret(
-            &dir.join("pki").join(crate::context::IDENTITY_KEY_FILE),
-            identity.to_hex().as_bytes(),
+        // As `pki issue` does: the public ID key everywhere, the private
+        // one at the county only.
+        std::fs::write(
+            dir.join("pki").join(crate::context::COUNTY_ID_PUBLIC_FILE),
+            identity.seal_key().to_hex(),
         )?;
+        if tier == Tier::County {
+            crate::secrets::write_secret(
+                &dir.join("pki").join(crate::context::COUNTY_ID_PRIVATE_FILE),
+                identity.to_hex().as_bytes(),
+            )?;
+        }
         offices.push(Office {
             station,
             tier,

@@ -5,7 +5,7 @@
 //! (`today`, `now_ms`); everything below it gets time passed in.
 
 use crate::config::NodeConfig;
-use crate::context::{load_identity_key, NodeContext, STORE_DIR};
+use crate::context::{load_county_id_keys, NodeContext, STORE_DIR};
 use crate::store::Store;
 use anyhow::Context;
 use civsync_protocol::replica::ReplicaConfig;
@@ -43,7 +43,7 @@ fn describe(config: &NodeConfig) -> String {
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let config = NodeConfig::load(data_dir)?;
     let pki_dir = config.pki_path(data_dir);
-    let identity_key = load_identity_key(&pki_dir)?;
+    let (id_sealer, county_id_key) = load_county_id_keys(&pki_dir, config.tier)?;
     // Listen before anything else: a node that cannot have its API (the
     // port is taken, often by another node) must stop before it opens the
     // store or syncs a byte, not after.
@@ -53,7 +53,10 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(
         &data_dir.join(STORE_DIR),
         config.station.clone(),
-        ReplicaConfig::default(),
+        ReplicaConfig {
+            tier: Some(config.tier),
+            ..ReplicaConfig::default()
+        },
     )
     .with_context(|| {
         format!(
@@ -67,7 +70,8 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let ctx = Arc::new(NodeContext {
         config: config.clone(),
         data_dir: data_dir.to_path_buf(),
-        identity_key,
+        id_sealer,
+        county_id_key,
         store,
         peers,
         stats: Default::default(),

@@ -61,3 +61,13 @@ pub(crate) fn sync_document(
     }
     panic!("{document} did not converge");
 }
+
+/// The county key pair the unit tests seal to.
+pub(crate) fn county_key() -> crate::domain::pii::CountyOpenKey {
+    crate::domain::pii::CountyOpenKey::generate([3; 32])
+}
+
+/// A sealer to [`county_key`], seeded for repeatable tests.
+pub(crate) fn sealer() -> crate::domain::pii::IdSealer {
+    crate::domain::pii::IdSealer::new(county_key().seal_key(), [4; 32])
+}

@@ -49,6 +49,7 @@ pub fn inject_forged_change(
     forged.commit();
     let increment = forged.save_after(&before);
     let local = replica.local().clone();
+    let config = replica.config().clone();
     let mut storage = replica.into_storage();
     let sealed = seal(&increment);
     let mut updated = entry.clone();
@@ -62,7 +63,7 @@ pub fn inject_forged_change(
     if let Err(error) = storage.apply(batch).and_then(|_| storage.flush()) {
         return Err((None, error.to_string()));
     }
-    match Replica::open(storage, local, incarnation, crate::world::replica_config()) {
+    match Replica::open(storage, local, incarnation, config) {
         Ok(replica) => Ok((
             Box::new(replica),
             format!("change by {forger} written into {document} at the county"),

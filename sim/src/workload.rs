@@ -23,7 +23,7 @@ use automerge::AutoCommit;
 use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Team, Volunteer,
 };
-use civsync_protocol::domain::pii::{self, IdNumber, IdentityKey};
+use civsync_protocol::domain::pii::{self, CountyOpenKey, IdNumber, IdSealer};
 use civsync_protocol::layout::{self, LayoutResult};
 use civsync_protocol::{DocumentId, Month, StationId, Tier};
 use rand::Rng;
@@ -244,7 +244,8 @@ struct Clerk {
 /// Draws the details of actions.
 pub struct Workload {
     rng: ChaCha8Rng,
-    identity_key: IdentityKey,
+    /// Seals ID numbers to the county (seeded: the run stays deterministic).
+    id_sealer: IdSealer,
     clerks: BTreeMap<NodeIndex, Clerk>,
     serial: u64,
 }
@@ -259,7 +260,10 @@ impl Workload {
         let mut identity = rng::stream(config.seed, Stream::Identity);
         Workload {
             rng: rng::stream(config.seed ^ 0x5eed, Stream::Workload),
-            identity_key: IdentityKey::from_bytes(identity.gen()),
+            id_sealer: IdSealer::new(
+                CountyOpenKey::generate(identity.gen()).seal_key(),
+                identity.gen(),
+            ),
             clerks: BTreeMap::new(),
             serial: 0,
         }
@@ -371,7 +375,8 @@ impl Workload {
                 [3, 5, 8][rng.gen_range(0..3)],
                 rng.gen_range(0..1_000_000_000u64)
             ),
-            id_digest: self.identity_key.digest(&id_number),
+            id_digest: String::new(),
+            id_sealed: self.id_sealer.seal(&id_number),
             id_masked: id_number.masked(),
             skills: Vec::new(),
             categories,

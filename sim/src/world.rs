@@ -52,9 +52,12 @@ pub const SIM_IDLE_TIMEOUT_MS: u64 = 6 * HOUR_MS;
 /// the simulated offices are given the memory a county PC has.
 pub const SIM_DOCUMENTS_CACHED_MAX: usize = 4_096;
 
-pub fn replica_config() -> ReplicaConfig {
+/// A simulated office's replica configuration; its tier decides whether it
+/// may hold the personal documents below it (a prefecture may not).
+pub fn replica_config(tier: Tier) -> ReplicaConfig {
     ReplicaConfig {
         documents_cached_max: SIM_DOCUMENTS_CACHED_MAX,
+        tier: Some(tier),
         ..ReplicaConfig::default()
     }
 }
@@ -250,7 +253,7 @@ impl World {
                 MemoryStorage::new(),
                 spec.station.clone(),
                 incarnation,
-                crate::world::replica_config(),
+                crate::world::replica_config(spec.tier),
             )
             .expect("an empty store opens");
             let misbehaving = liars.contains(&index);
@@ -853,7 +856,7 @@ impl World {
             storage,
             state.station.clone(),
             state.incarnation,
-            crate::world::replica_config(),
+            crate::world::replica_config(state.tier),
         ) {
             Ok(replica) => {
                 state.replica = Some(replica);

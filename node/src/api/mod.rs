@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod certificates;
 pub mod common;
 pub mod conflicts;
+pub mod duplicates;
 pub mod freshness;
 pub mod ledger_import;
 pub mod node_status;
@@ -51,6 +52,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .merge(activities::routes())
         .merge(orders::routes())
         .merge(conflicts::routes())
+        .merge(duplicates::routes())
         .merge(stats::routes())
         .merge(certificates::routes())
         .merge(approvals::routes())

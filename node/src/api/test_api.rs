@@ -6,7 +6,7 @@
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
 use crate::store::Store;
-use civsync_protocol::domain::pii::IdentityKey;
+use civsync_protocol::domain::pii::{CountyOpenKey, IdSealer};
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::{DocumentId, StationId, Tier};
 use serde_json::Value;
@@ -52,13 +52,17 @@ impl TestApi {
         let store = Store::open(
             &dir.path().join("store"),
             station(at),
-            ReplicaConfig::default(),
+            ReplicaConfig {
+                tier: Some(tier),
+                ..ReplicaConfig::default()
+            },
         )
         .unwrap();
         let ctx = Arc::new(NodeContext {
             config,
             data_dir: dir.path().to_path_buf(),
-            identity_key: IdentityKey::from_bytes([9; 32]),
+            id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32]),
+            county_id_key: Some(CountyOpenKey::generate([9; 32])),
             store,
             peers: Default::default(),
             stats: Default::default(),

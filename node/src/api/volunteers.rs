@@ -40,11 +40,7 @@ async fn register_volunteer(
 ) -> Result<Response, ApiError> {
     let station = query(q)?.station(&ctx)?;
     let input: VolunteerInput = json_body(body)?;
-    let (key, today, nonce) = (
-        ctx.identity_key.clone(),
-        crate::clock::today(),
-        rand::random(),
-    );
+    let (key, today, nonce) = (ctx.id_sealer.clone(), crate::clock::today(), rand::random());
     let volunteer = ctx
         .store
         .call_durable(move |replica| {
@@ -68,7 +64,7 @@ async fn update_volunteer(
             "is required to correct a volunteer",
         ));
     }
-    let (key, today) = (ctx.identity_key.clone(), crate::clock::today());
+    let (key, today) = (ctx.id_sealer.clone(), crate::clock::today());
     let volunteer = ctx
         .store
         .call_durable(move |replica| {
@@ -112,7 +108,7 @@ async fn import_volunteers(
             .await
             .map_err(|e| ApiError::internal(format!("the roster file could not be read: {e}")))?
             .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
-    let (key, today) = (ctx.identity_key.clone(), crate::clock::today());
+    let (key, today) = (ctx.id_sealer.clone(), crate::clock::today());
     let document = DocumentId::roster(&station);
     let asked = station.clone();
     let (held, builder) = ctx

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum VolunteerCommand {
-    /// Register a volunteer. The ID number is checked, digested and masked; it is never stored.
-    /// It is read from standard input (`echo 11010519491231002X | civsync volunteer add
-    /// --name 张伟 --sex 男 --id-number-stdin`) or asked for at a prompt, never taken from
-    /// the command line, which shell history and `ps` show to others.
+    /// Register a volunteer. The ID number is checked, sealed to the county
+    /// and masked; it is never stored in clear. It is read from standard input
+    /// (`echo 11010519491231002X | civsync volunteer add --name 张伟 --sex 男
+    /// --id-number-stdin`) or asked for at a prompt, never taken from the
+    /// command line, which shell history and `ps` show to others.
     Add {
         #[arg(long)]
         name: String,
@@ -54,6 +55,15 @@ pub enum VolunteerCommand {
         /// How many to list (1 to 1,000).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// People registered more than once under --station (the county's
+    /// office only: it alone opens the sealed ID numbers). Reported, never
+    /// merged.
+    Duplicates {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -183,6 +193,15 @@ pub async fn volunteer(command: VolunteerCommand) -> anyhow::Result<()> {
                 print_json(&answer);
             } else {
                 print!("{}", crate::cli::tables::standings_table(&answer));
+            }
+            Ok(())
+        }
+        VolunteerCommand::Duplicates { json, target } => {
+            let answer: Value = target.client()?.get("duplicates", &target.query()).await?;
+            if json {
+                print_json(&answer);
+            } else {
+                print!("{}", crate::cli::tables::duplicates_table(&answer));
             }
             Ok(())
         }

@@ -1,7 +1,9 @@
 //! Setting a node up and running it: `init`, `run`, `renew-actor`, `pki`.
 
 use crate::config::{NodeConfig, PeerConfig};
+use crate::context::{COUNTY_ID_PRIVATE_FILE, COUNTY_ID_PUBLIC_FILE};
 use anyhow::Context;
+use civsync_protocol::domain::pii::CountyOpenKey;
 use civsync_protocol::{StationId, Tier};
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
@@ -73,7 +75,8 @@ pub struct InitArgs {
 pub enum PkiCommand {
     /// Create the county certificate authority (run once, at the county).
     Init {
-        /// Folder for ca.crt, ca.key and identity.key (keep ca.key offline).
+        /// Folder for ca.crt, ca.key, county-id.pub and county-id.key (keep
+        /// ca.key and county-id.key offline).
         #[arg(long)]
         dir: PathBuf,
         /// The county's station path, e.g. xh.
@@ -90,8 +93,8 @@ pub enum PkiCommand {
         station: StationId,
         #[arg(long)]
         tier: Tier,
-        /// Folder to write node.crt, node.key, ca.crt and identity.key into
-        /// (usually <data-dir>/pki).
+        /// Folder to write node.crt, node.key, ca.crt and county-id.pub into
+        /// (usually <data-dir>/pki); for a county office also county-id.key.
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 825)]
@@ -213,12 +216,18 @@ pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {
     match command {
         PkiCommand::Init { dir, county, days } => {
             crate::net::pki::init_county_ca(&dir, &county, days)?;
-            let key = civsync_protocol::domain::pii::IdentityKey::from_bytes(rand::random());
+            let key = CountyOpenKey::generate(rand::random());
             crate::secrets::write_secret(
-                &dir.join(crate::context::IDENTITY_KEY_FILE),
+                &dir.join(COUNTY_ID_PRIVATE_FILE),
                 key.to_hex().as_bytes(),
             )?;
-            println!("county CA for {county} written to {}", dir.display());
+            std::fs::write(dir.join(COUNTY_ID_PUBLIC_FILE), key.seal_key().to_hex()).with_context(
+                || format!("cannot write the county ID key into {}", dir.display()),
+            )?;
+            println!(
+                "county CA and ID key pair for {county} written to {} (keep ca.key and {COUNTY_ID_PRIVATE_FILE} off the offices' PCs)",
+                dir.display()
+            );
             Ok(())
         }
         PkiCommand::Issue {
@@ -229,14 +238,27 @@ pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {
             days,
         } => {
             crate::net::pki::issue_node_certificate(&ca, &station, tier, &out, days)?;
-            let key =
-                std::fs::read(ca.join(crate::context::IDENTITY_KEY_FILE)).with_context(|| {
-                    format!("cannot read the county identity key in {}", ca.display())
+            let public = std::fs::read(ca.join(COUNTY_ID_PUBLIC_FILE)).with_context(|| {
+                format!("cannot read the county's public ID key in {}", ca.display())
+            })?;
+            std::fs::write(out.join(COUNTY_ID_PUBLIC_FILE), public)
+                .with_context(|| format!("cannot write into {}", out.display()))?;
+            // Only the county's own office opens seals; every other office
+            // gets the public key alone, so its disk confirms no ID number.
+            let private = (tier == Tier::County).then_some(COUNTY_ID_PRIVATE_FILE);
+            if let Some(file) = private {
+                let key = std::fs::read(ca.join(file)).with_context(|| {
+                    format!(
+                        "cannot read the county's private ID key in {}",
+                        ca.display()
+                    )
                 })?;
-            crate::secrets::write_secret(&out.join(crate::context::IDENTITY_KEY_FILE), &key)?;
+                crate::secrets::write_secret(&out.join(file), &key)?;
+            }
             println!(
-                "certificate for {station} ({tier}) written to {}",
-                out.display()
+                "certificate for {station} ({tier}) written to {} with the county's public ID key{}",
+                out.display(),
+                if private.is_some() { " and its private ID key (county office only)" } else { "" }
             );
             Ok(())
         }
@@ -250,12 +272,15 @@ pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {
             wait_past_revocation(&ca, &station).await;
             let renewed =
                 crate::net::pki::renew_node_certificate(&ca, &station, &out, days, new_key)?;
-            let identity_key = out.join(crate::context::IDENTITY_KEY_FILE);
-            if !identity_key.exists() {
-                let key = std::fs::read(ca.join(crate::context::IDENTITY_KEY_FILE)).with_context(
-                    || format!("cannot read the county identity key in {}", ca.display()),
-                )?;
-                crate::secrets::write_secret(&identity_key, &key)?;
+            // A renewed folder holds the county's public ID key, as an issued
+            // one does; the private one is never copied by a renewal.
+            let public_key = out.join(COUNTY_ID_PUBLIC_FILE);
+            if !public_key.exists() {
+                let public = std::fs::read(ca.join(COUNTY_ID_PUBLIC_FILE)).with_context(|| {
+                    format!("cannot read the county's public ID key in {}", ca.display())
+                })?;
+                std::fs::write(&public_key, public)
+                    .with_context(|| format!("cannot write into {}", out.display()))?;
             }
             println!(
                 "certificate for {station} ({}) renewed in {}, valid until unix time {}{}; restart the node to use it",

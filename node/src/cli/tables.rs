@@ -421,6 +421,58 @@ pub fn status_table(answer: &Value) -> String {
     out
 }
 
+/// `GET duplicates` as text: one block per group of registrations that carry
+/// the same ID number, then the seals the county could not open.
+pub fn duplicates_table(answer: &Value) -> String {
+    let mut out = String::new();
+    let groups = answer["groups"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{} volunteers checked, {} probable duplicate people",
+        text(&answer["volunteers_checked"]),
+        groups.len()
+    );
+    for (index, group) in groups.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "#{} (matched by {})",
+            index + 1,
+            text(&group["matched_by"])
+        );
+        for member in group["members"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let _ = writeln!(
+                out,
+                "  {:<18} {:<18} {}  {}",
+                text(&member["home_station"]),
+                text(&member["number"]),
+                pad(&text(&member["name"]), 12),
+                text(&member["id_masked"]),
+            );
+        }
+    }
+    for seal in answer["unopened"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let _ = writeln!(
+            out,
+            "not opened: {} {}: {}",
+            text(&seal["home_station"]),
+            text(&seal["number"]),
+            text(&seal["reason"]),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! `NodeContext`: what every request handler and peer task of a running
-//! node shares — configuration, the county's ID-digest key, the store, the
+//! node shares — configuration, the county's ID keys, the store, the
 //! peer board, and the caches queries refresh (statistics, registry).
 //!
 //! Layer: above `store`, `net`, `files`, `config`, `clock`; below `api`,
@@ -13,14 +13,21 @@ use crate::config::NodeConfig;
 use crate::secrets::write_secret;
 use crate::store::{Store, StoreClosed};
 use anyhow::Context;
-use civsync_protocol::domain::pii::IdentityKey;
+use civsync_protocol::domain::pii::{CountyOpenKey, CountySealKey, IdSealer};
 use civsync_protocol::service::registry::RegistryRead;
 use civsync_protocol::stats::RetiredStations;
 use civsync_protocol::Station;
 use std::path::{Path, PathBuf};
 
-/// The file (in the PKI folder) holding the county's ID-digest key, hex.
-pub const IDENTITY_KEY_FILE: &str = "identity.key";
+/// The file (in the PKI folder) holding the county's public ID key, hex:
+/// every office has it, to seal ID numbers to the county.
+pub const COUNTY_ID_PUBLIC_FILE: &str = "county-id.pub";
+/// The county's private ID key, hex: only the county's own office has it
+/// (it opens seals to find duplicates).
+pub const COUNTY_ID_PRIVATE_FILE: &str = "county-id.key";
+/// The county-wide digest key of earlier releases. No node reads it; an
+/// office below the county should delete it (it confirms old digests).
+pub const OLD_IDENTITY_KEY_FILE: &str = "identity.key";
 /// The store folder inside the data directory.
 pub const STORE_DIR: &str = "store";
 
@@ -28,7 +35,10 @@ pub const STORE_DIR: &str = "store";
 pub struct NodeContext {
     pub config: NodeConfig,
     pub data_dir: PathBuf,
-    pub identity_key: IdentityKey,
+    /// Seals ID numbers to the county's public key.
+    pub id_sealer: IdSealer,
+    /// The county's private ID key: only at the county's office.
+    pub county_id_key: Option<CountyOpenKey>,
     pub store: Store,
     /// Per-peer sync status; empty when the node runs without certificates.
     pub peers: crate::net::peers::PeerStatusBoard,
@@ -75,19 +85,63 @@ impl NodeContext {
     }
 }
 
-/// Read the county's ID-digest key; a node initialised without a county PKI
-/// makes its own (de-duplication then works within this node only).
-pub fn load_identity_key(pki_dir: &Path) -> anyhow::Result<IdentityKey> {
-    let path = pki_dir.join(IDENTITY_KEY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => IdentityKey::from_hex(&text)
-            .with_context(|| format!("{} does not hold a 64-digit hex key", path.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(path = %path.display(), "no county identity key; creating one for this node only");
-            let key = IdentityKey::from_bytes(rand::random());
-            write_secret(&path, key.to_hex().as_bytes())?;
-            Ok(key)
-        }
-        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+/// The county's ID keys as this office holds them: the public key (always)
+/// and the private key (the county's office only). A node initialised
+/// without a county PKI makes a pair of its own (it is then its own county).
+pub fn load_county_id_keys(
+    pki_dir: &Path,
+    tier: civsync_protocol::Tier,
+) -> anyhow::Result<(IdSealer, Option<CountyOpenKey>)> {
+    let public_path = pki_dir.join(COUNTY_ID_PUBLIC_FILE);
+    let private_path = pki_dir.join(COUNTY_ID_PRIVATE_FILE);
+    let old = pki_dir.join(OLD_IDENTITY_KEY_FILE);
+    if old.exists() && tier != civsync_protocol::Tier::County {
+        tracing::warn!(path = %old.display(), "the old county-wide ID digest key is still on this office's disk: delete it (it confirms guessed ID numbers against old rosters)");
     }
+    let private = match std::fs::read_to_string(&private_path) {
+        Ok(text) => Some(CountyOpenKey::from_hex(&text).with_context(|| {
+            format!(
+                "{} does not hold a 64-digit hex key",
+                private_path.display()
+            )
+        })?),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", private_path.display()))
+        }
+    };
+    let public = match std::fs::read_to_string(&public_path) {
+        Ok(text) => CountySealKey::from_hex(&text).with_context(|| {
+            format!(
+                "{} does not hold a 64-digit hex X25519 public key",
+                public_path.display()
+            )
+        })?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => match &private {
+            Some(private) => private.seal_key(),
+            None => {
+                tracing::warn!(path = %public_path.display(), "no county ID key; creating a pair for this node only");
+                let private = CountyOpenKey::generate(rand::random());
+                write_secret(&private_path, private.to_hex().as_bytes())?;
+                std::fs::write(&public_path, private.seal_key().to_hex())
+                    .with_context(|| format!("cannot write {}", public_path.display()))?;
+                return Ok((
+                    IdSealer::new(private.seal_key(), rand::random()),
+                    Some(private),
+                ));
+            }
+        },
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", public_path.display()))
+        }
+    };
+    if let Some(private) = &private {
+        anyhow::ensure!(
+            private.seal_key() == public,
+            "{} and {} are not one key pair",
+            private_path.display(),
+            public_path.display()
+        );
+    }
+    Ok((IdSealer::new(public, rand::random()), private))
 }

@@ -9,7 +9,7 @@ use crate::domain::model::{
     self, date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId,
     ServiceRecord, Sex, Team, Validated, Volunteer, CONTENT_CHARS_MAX, TEXT_CHARS_MAX,
 };
-use crate::domain::pii::{IdNumber, IdentityKey};
+use crate::domain::pii::{IdNumber, IdSealer};
 use crate::identity::station::StationId;
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -42,7 +42,7 @@ pub struct VolunteerInput {
     pub birth_date: Option<String>,
     pub residence_area: String,
     pub phone: String,
-    /// Resident ID number: validated, digested and masked, never stored.
+    /// Resident ID number: validated, sealed to the county and masked, never stored.
     pub id_number: String,
     pub skills: Vec<String>,
     pub categories: Vec<String>,
@@ -55,7 +55,7 @@ pub struct VolunteerInput {
 impl VolunteerInput {
     pub fn validate(
         &self,
-        key: &IdentityKey,
+        key: &IdSealer,
         home: &StationId,
         today: Date,
         nonce: u64,
@@ -110,7 +110,8 @@ impl VolunteerInput {
                 TEXT_CHARS_MAX,
             )?,
             phone: model::phone("phone", &self.phone)?,
-            id_digest: key.digest(&id_number),
+            id_digest: String::new(),
+            id_sealed: key.seal(&id_number),
             id_masked: id_number.masked(),
             skills: model::tags("skills", &self.skills)?,
             categories,
@@ -294,8 +295,11 @@ mod tests {
     use super::*;
     use time::macros::date;
 
-    fn key() -> IdentityKey {
-        IdentityKey::from_bytes([7; 32])
+    fn key() -> IdSealer {
+        IdSealer::new(
+            crate::domain::pii::CountyOpenKey::generate([7; 32]).seal_key(),
+            [1; 32],
+        )
     }
 
     fn home() -> StationId {
@@ -321,7 +325,7 @@ mod tests {
             .unwrap();
         assert_eq!(v.number.as_str(), "V000000000000002a");
         assert_eq!(v.birth_date, date!(1949 - 12 - 31));
-        assert_eq!(v.id_masked, "1101**********002X");
+        assert_eq!(v.id_masked, "110105************");
         let stored = serde_json::to_string(&v).unwrap();
         assert!(!stored.contains("11010519491231002X"));
         assert_eq!(v.registered_on, date!(2026 - 11 - 23));

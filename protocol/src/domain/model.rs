@@ -315,7 +315,7 @@ impl fmt::Display for Hours {
 }
 
 /// A registered volunteer as stored: keyed by the unified volunteer number;
-/// the ID-card number exists only as a keyed digest and a masked form.
+/// the ID-card number exists only sealed to the county and as a masked form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volunteer {
     pub number: RecordId,
@@ -325,9 +325,14 @@ pub struct Volunteer {
     pub birth_date: Date,
     pub residence_area: String,
     pub phone: String,
-    /// Hex HMAC-SHA-256 of the ID number under the county key (de-duplication).
+    /// Rosters written before sealing: hex HMAC-SHA-256 of the ID number
+    /// under the old county-wide key. Empty for every new write.
     pub id_digest: String,
-    /// `4101**********123X`: enough for a clerk to recognise, useless to a thief.
+    /// The ID number sealed to the county's public key (`hpke1:<hex>`):
+    /// only the county opens it. Empty in rosters written before sealing.
+    #[serde(default)]
+    pub id_sealed: String,
+    /// `410105************`: the region only (old rosters: `4101**********123X`).
     pub id_masked: String,
     pub skills: Vec<String>,
     pub categories: Vec<Category>,

@@ -1,62 +1,244 @@
-//! Personal information: the ID-card number never rests or travels in clear.
+//! Personal information: the ID-card number never rests or travels in clear,
+//! and nothing an office below the county holds can confirm a guess at it.
 //!
 //! The national records standard keys volunteers by a unified volunteer
-//! number; the Personal Information Protection Law asks for the minimum. We
-//! keep only (a) an HMAC-SHA-256 of the normalised ID number under a secret
-//! key held per county, which finds duplicate registrations without revealing
-//! the number, and (b) a masked form a clerk can recognise.
+//! number; the Personal Information Protection Law asks for the minimum. A
+//! roster keeps only
+//!
+//! (a) the number **sealed to the county's public key** (HPKE, RFC 9180:
+//!     X25519, HKDF-SHA256, ChaCha20-Poly1305, base mode). Sealing is
+//!     randomised, so two seals of one number differ and a seal confirms
+//!     nothing to whoever holds only the public key; the county alone holds
+//!     the private key, opens seals to find the same person registered twice
+//!     (by an HMAC digest under a key derived from that private key, computed
+//!     in memory) and for exports;
+//! (b) a masked form keeping only the six region characters
+//!     (`110105************`). With the birth date and sex stored beside it,
+//!     a thief still faces the three sequence digits, one of whose parity the
+//!     sex fixes, and the check character they determine: 500 equally likely
+//!     numbers, each of which nothing on the PC can confirm.
+//!
+//! Rosters written before sealing hold an HMAC digest under the old county
+//! key (`id_digest`) and the old eight-character mask; they stay readable,
+//! and the county still matches equal old digests as duplicates, but no new
+//! write makes one and no office reads the old key any more.
 
 use crate::domain::model::FieldError;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use seal_rng::rand_core::SeedableRng;
+use seal_rng::ChaCha20Rng;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
 
-pub const IDENTITY_KEY_BYTES: usize = 32;
+type SealKem = hpke::kem::X25519HkdfSha256;
+type SealKdf = hpke::kdf::HkdfSha256;
+type SealAead = hpke::aead::ChaCha20Poly1305;
 
-/// The county's secret for ID-number digests. Every node of a county holds
-/// the same key (distributed with its certificate), so digests match across
-/// the county and nowhere else.
-#[derive(Clone)]
-pub struct IdentityKey([u8; IDENTITY_KEY_BYTES]);
+/// Bytes of an X25519 key, public or private.
+pub const COUNTY_ID_KEY_BYTES: usize = 32;
+/// What a seal starts with: the scheme, so a later one can be told apart.
+pub const SEALED_PREFIX: &str = "hpke1:";
+/// HPKE's `info`: binds a seal to this use of the key.
+const SEAL_INFO: &[u8] = b"civsync resident id number v1";
+/// Encapsulated key (32) + ID number (18) + tag (16).
+const SEALED_BYTES: usize = 32 + 18 + 16;
 
-impl IdentityKey {
-    pub fn from_bytes(bytes: [u8; IDENTITY_KEY_BYTES]) -> IdentityKey {
-        IdentityKey(bytes)
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) {
+        return None;
     }
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok())
+        .collect()
+}
 
-    pub fn from_hex(text: &str) -> Option<IdentityKey> {
-        let text = text.trim();
-        if text.len() != IDENTITY_KEY_BYTES * 2 {
-            return None;
-        }
-        let mut bytes = [0u8; IDENTITY_KEY_BYTES];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
-        }
-        Some(IdentityKey(bytes))
+fn key_from_hex(text: &str) -> Option<[u8; COUNTY_ID_KEY_BYTES]> {
+    from_hex(text)?.try_into().ok()
+}
+
+/// The county's public key for ID numbers. Every office holds it (written
+/// by `pki issue`); it seals, and confirms nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CountySealKey([u8; COUNTY_ID_KEY_BYTES]);
+
+impl CountySealKey {
+    pub fn from_hex(text: &str) -> Option<CountySealKey> {
+        let bytes = key_from_hex(text)?;
+        <SealKem as hpke::Kem>::PublicKey::from_bytes(&bytes).ok()?;
+        Some(CountySealKey(bytes))
     }
 
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        to_hex(&self.0)
     }
 
-    /// Digest of a (validated, normalised) ID number.
-    pub fn digest(&self, id_number: &IdNumber) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        mac.update(id_number.0.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    /// Seal a (validated, normalised) ID number, drawing the ephemeral key
+    /// from `rng`. Never the same text twice for a fresh `rng` state.
+    pub fn seal(&self, id_number: &IdNumber, rng: &mut ChaCha20Rng) -> String {
+        let public = <SealKem as hpke::Kem>::PublicKey::from_bytes(&self.0)
+            .expect("checked when the key was read");
+        let (encapped, ciphertext) = hpke::single_shot_seal::<SealAead, SealKdf, SealKem, _>(
+            &OpModeS::Base,
+            &public,
+            SEAL_INFO,
+            id_number.0.as_bytes(),
+            &[],
+            rng,
+        )
+        .expect("sealing to a valid X25519 key cannot fail");
+        let mut bytes = encapped.to_bytes().to_vec();
+        bytes.extend_from_slice(&ciphertext);
+        format!("{SEALED_PREFIX}{}", to_hex(&bytes))
     }
 }
 
-impl std::fmt::Debug for IdentityKey {
+impl std::fmt::Debug for CountySealKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IdentityKey(..)")
+        write!(f, "CountySealKey({})", self.to_hex())
     }
 }
+
+/// Why a seal could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("id_sealed is not {SEALED_PREFIX} followed by {SEALED_BYTES} hex bytes")]
+    Shape,
+    #[error(
+        "id_sealed does not open with this county's key (sealed to another county, or altered)"
+    )]
+    WrongKey,
+    #[error("id_sealed opens to something that is not an ID number: {0}")]
+    NotAnIdNumber(String),
+}
+
+/// The county's private key for ID numbers. Only the county's PC holds it
+/// (`pki init` makes it; `pki issue` copies it to the county's own office
+/// and nowhere else).
+#[derive(Clone)]
+pub struct CountyOpenKey([u8; COUNTY_ID_KEY_BYTES]);
+
+impl CountyOpenKey {
+    /// A key pair derived from 32 random bytes (the caller draws them).
+    pub fn generate(seed: [u8; 32]) -> CountyOpenKey {
+        let (private, _) = SealKem::derive_keypair(&seed);
+        let bytes = private.to_bytes();
+        let mut out = [0u8; COUNTY_ID_KEY_BYTES];
+        out.copy_from_slice(&bytes);
+        CountyOpenKey(out)
+    }
+
+    pub fn from_hex(text: &str) -> Option<CountyOpenKey> {
+        let bytes = key_from_hex(text)?;
+        <SealKem as hpke::Kem>::PrivateKey::from_bytes(&bytes).ok()?;
+        Some(CountyOpenKey(bytes))
+    }
+
+    pub fn to_hex(&self) -> String {
+        to_hex(&self.0)
+    }
+
+    fn private(&self) -> <SealKem as hpke::Kem>::PrivateKey {
+        <SealKem as hpke::Kem>::PrivateKey::from_bytes(&self.0)
+            .expect("checked when the key was made or read")
+    }
+
+    /// The public half, for every office of the county.
+    pub fn seal_key(&self) -> CountySealKey {
+        let public = SealKem::sk_to_pk(&self.private());
+        let mut out = [0u8; COUNTY_ID_KEY_BYTES];
+        out.copy_from_slice(&public.to_bytes());
+        CountySealKey(out)
+    }
+
+    /// Open a seal made by [`CountySealKey::seal`] with our public key.
+    pub fn open(&self, sealed: &str) -> Result<IdNumber, SealError> {
+        let bytes = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .and_then(from_hex)
+            .filter(|b| b.len() == SEALED_BYTES)
+            .ok_or(SealError::Shape)?;
+        let encapped = <SealKem as hpke::Kem>::EncappedKey::from_bytes(&bytes[..32])
+            .map_err(|_| SealError::Shape)?;
+        let clear = hpke::single_shot_open::<SealAead, SealKdf, SealKem>(
+            &OpModeR::Base,
+            &self.private(),
+            &encapped,
+            SEAL_INFO,
+            &bytes[32..],
+            &[],
+        )
+        .map_err(|_| SealError::WrongKey)?;
+        let text =
+            String::from_utf8(clear).map_err(|_| SealError::NotAnIdNumber("not text".into()))?;
+        IdNumber::parse("id_sealed", &text).map_err(|e| SealError::NotAnIdNumber(e.reason))
+    }
+
+    /// The de-duplication digest of an ID number: HMAC-SHA-256 under a key
+    /// derived from the private key, so only the county can compute it.
+    /// Equal numbers give equal digests; computed in memory, never stored
+    /// below the county.
+    pub fn dedup_digest(&self, id_number: &IdNumber) -> String {
+        let key = Sha256::new()
+            .chain_update(b"civsync id-number dedup key v1")
+            .chain_update(self.0)
+            .finalize();
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes keys of any length");
+        mac.update(id_number.0.as_bytes());
+        to_hex(&mac.finalize().into_bytes())
+    }
+}
+
+impl std::fmt::Debug for CountyOpenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountyOpenKey(..)")
+    }
+}
+
+/// What a registration seals with: the county's public key and a random
+/// stream seeded once by the caller (the node from the OS, the simulation
+/// from its seed — the protocol draws no randomness itself). Clones share
+/// the stream, so no two seals ever reuse an ephemeral key.
+#[derive(Clone)]
+pub struct IdSealer {
+    key: CountySealKey,
+    rng: Arc<Mutex<ChaCha20Rng>>,
+}
+
+impl IdSealer {
+    pub fn new(key: CountySealKey, seed: [u8; 32]) -> IdSealer {
+        IdSealer {
+            key,
+            rng: Arc::new(Mutex::new(ChaCha20Rng::from_seed(seed))),
+        }
+    }
+
+    pub fn key(&self) -> &CountySealKey {
+        &self.key
+    }
+
+    pub fn seal(&self, id_number: &IdNumber) -> String {
+        // A panic elsewhere while sealing leaves the stream usable: it only
+        // ever moves forward.
+        let mut rng = self.rng.lock().unwrap_or_else(|poison| poison.into_inner());
+        self.key.seal(id_number, &mut rng)
+    }
+}
+
+impl std::fmt::Debug for IdSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdSealer({:?})", self.key)
+    }
+}
+
+/// Characters of the ID number a masked form keeps: the region code.
+pub const MASK_KEPT_CHARS: usize = 6;
 
 /// A resident identity card number (18 characters, GB 11643 checksum). Held
 /// only transiently while a registration is processed; not `Serialize`.
@@ -83,9 +265,14 @@ impl IdNumber {
         Ok(IdNumber(normalised))
     }
 
-    /// First four and last four characters, the rest starred.
+    /// The six region characters, the rest starred: with the birth date
+    /// and sex stored beside it, 500 numbers remain possible.
     pub fn masked(&self) -> String {
-        format!("{}{}{}", &self.0[..4], "*".repeat(10), &self.0[14..])
+        format!(
+            "{}{}",
+            &self.0[..MASK_KEPT_CHARS],
+            "*".repeat(18 - MASK_KEPT_CHARS)
+        )
     }
 
     /// The birth date encoded in the number (YYYYMMDD at positions 7–14).
@@ -101,7 +288,7 @@ impl std::fmt::Debug for IdNumber {
 }
 
 /// The check character (GB 11643) that follows 17 digits.
-fn check_character(first_17: &[u8]) -> u8 {
+pub fn check_character(first_17: &[u8]) -> u8 {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
     let sum: u32 = first_17
@@ -120,13 +307,18 @@ pub fn with_check_digit(first_17: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const VALID: &str = "11010519491231002X";
 
+    fn county(seed: u8) -> CountyOpenKey {
+        CountyOpenKey::generate([seed; 32])
+    }
+
     #[test]
-    fn valid_numbers_parse_and_mask() {
+    fn valid_numbers_parse_and_mask_to_the_region() {
         let id = IdNumber::parse("id_number", VALID).unwrap();
-        assert_eq!(id.masked(), "1101**********002X");
+        assert_eq!(id.masked(), "110105************");
         assert_eq!(id.birth_date_text(), "1949-12-31");
         assert!(
             !format!("{id:?}").contains("19491231"),
@@ -148,18 +340,64 @@ mod tests {
     }
 
     #[test]
-    fn digests_depend_on_the_key_and_are_stable() {
+    fn a_seal_opens_at_its_county_and_nowhere_else() {
+        let id = IdNumber::parse("id", VALID).unwrap();
+        let sealer = IdSealer::new(county(1).seal_key(), [5; 32]);
+        let sealed = sealer.seal(&id);
+        assert!(sealed.starts_with(SEALED_PREFIX));
+        assert!(!sealed.to_uppercase().contains(VALID));
+        assert_eq!(county(1).open(&sealed).unwrap().0, VALID);
+        assert_eq!(county(2).open(&sealed).unwrap_err(), SealError::WrongKey);
+        assert_eq!(county(1).open("hpke1:00").unwrap_err(), SealError::Shape);
+        let mut altered = sealed.clone().into_bytes();
+        let last = altered.len() - 1;
+        altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            county(1)
+                .open(&String::from_utf8(altered).unwrap())
+                .unwrap_err(),
+            SealError::WrongKey
+        );
+    }
+
+    #[test]
+    fn sealing_is_randomised_and_digests_match_only_under_one_county() {
         let id = IdNumber::parse("id", VALID).unwrap();
         let lower = IdNumber::parse("id", &VALID.to_lowercase()).unwrap();
-        let a = IdentityKey::from_bytes([1; 32]);
-        let b = IdentityKey::from_bytes([2; 32]);
-        assert_eq!(a.digest(&id), a.digest(&lower));
-        assert_ne!(a.digest(&id), b.digest(&id));
-        assert_eq!(a.digest(&id).len(), 64);
-        assert!(!a.digest(&id).contains(VALID));
+        let sealer = IdSealer::new(county(1).seal_key(), [5; 32]);
+        let (a, b) = (sealer.seal(&id), sealer.clone().seal(&id));
+        assert_ne!(a, b, "a clone shares the stream: no ephemeral key reused");
+        let digest = |s: &str| county(1).dedup_digest(&county(1).open(s).unwrap());
+        assert_eq!(digest(&a), digest(&b));
+        assert_eq!(county(1).dedup_digest(&lower), digest(&a));
+        assert_ne!(county(2).dedup_digest(&id), digest(&a));
+    }
+
+    #[test]
+    fn keys_survive_their_hex_form() {
+        let key = county(3);
+        let read = CountyOpenKey::from_hex(&key.to_hex()).unwrap();
+        assert_eq!(read.seal_key(), key.seal_key());
         assert_eq!(
-            IdentityKey::from_hex(&a.to_hex()).unwrap().digest(&id),
-            a.digest(&id)
+            CountySealKey::from_hex(&key.seal_key().to_hex()).unwrap(),
+            key.seal_key()
         );
+        assert!(CountySealKey::from_hex("00").is_none());
+        assert!(!format!("{key:?}").contains(&key.to_hex()));
+    }
+
+    proptest! {
+        #[test]
+        fn every_valid_number_seals_opens_and_masks(digits in "[0-9]{17}", seed in any::<[u8; 32]>()) {
+            let text = with_check_digit(&digits);
+            let id = IdNumber::parse("id", &text).unwrap();
+            let masked = id.masked();
+            prop_assert_eq!(masked.len(), 18);
+            prop_assert_eq!(&masked[..6], &text[..6]);
+            prop_assert!(masked[6..].bytes().all(|b| b == b'*'));
+            let sealed = IdSealer::new(county(7).seal_key(), seed).seal(&id);
+            prop_assert_eq!(county(7).open(&sealed).unwrap().0, text);
+            prop_assert!(county(8).open(&sealed).is_err());
+        }
     }
 }

@@ -8,13 +8,19 @@
 //! - roster / activities / orders / approval documents carry personal or
 //!   operational data of one station; they live at the owner and its
 //!   ancestors (data flows up, never sideways or down);
+//! - personal data (roster, activities with their service records, orders
+//!   with their requesters) stops at the county: an ancestor above the
+//!   county tier (prefecture, province) never holds it, and receives only
+//!   statistics. Which ancestor is the county cannot be read from a path (a
+//!   deployment may add levels on top), so the holder's tier — from its
+//!   configuration, or for a peer from its certificate — is an input;
 //! - reference documents (station registry, menus, themes, dispatches) are
 //!   written above and read below: they live at the owner, its whole subtree
 //!   and its ancestors.
 //!
 //! Any station may write a document it owns or that is owned below it.
 
-use crate::identity::station::{StationId, StationIdError};
+use crate::identity::station::{StationId, StationIdError, Tier};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -106,6 +112,16 @@ impl DocumentKind {
         matches!(self, DocumentKind::Reference(_))
     }
 
+    /// Does this kind hold people's personal data (volunteers, who served,
+    /// who asked for a service)? Such documents stop at the county tier.
+    /// Approval documents hold decisions and figures, not people.
+    pub fn is_personal(&self) -> bool {
+        matches!(
+            self,
+            DocumentKind::Roster | DocumentKind::Activities(_) | DocumentKind::Orders(_)
+        )
+    }
+
     pub fn month(&self) -> Option<Month> {
         match self {
             DocumentKind::Activities(m) | DocumentKind::Orders(m) | DocumentKind::Approval(m) => {
@@ -130,6 +146,12 @@ pub enum DocumentIdError {
     BadReferenceName { id: String, name: String },
     #[error("document id {id:?} has a bad station: {source}")]
     BadStation { id: String, source: StationIdError },
+}
+
+/// May a node of this tier hold personal documents owned by stations below
+/// it? The county and everything below: personal data stops at the county.
+pub fn holds_others_personal_data(tier: Tier) -> bool {
+    tier >= Tier::County
 }
 
 /// `roster:xh/t03/v12`, `activities:xh/t03/v12:2026-11`, `reference:xh:menu`.
@@ -233,8 +255,16 @@ impl DocumentId {
         Ok(DocumentId { owner, kind })
     }
 
-    /// Does a node of station `holder` keep (and receive) this document?
-    pub fn in_scope_of(&self, holder: &StationId) -> bool {
+    /// Does a node of station `holder`, of tier `holder_tier`, keep (and
+    /// receive) this document? Personal documents reach an ancestor only if
+    /// it is at the county tier or below.
+    pub fn in_scope_of(&self, holder: &StationId, holder_tier: Tier) -> bool {
+        if self.kind.is_personal()
+            && holder != &self.owner
+            && !holds_others_personal_data(holder_tier)
+        {
+            return false;
+        }
         holder.is_ancestor_or_self_of(&self.owner)
             || (self.kind.flows_down() && self.owner.is_ancestor_or_self_of(holder))
     }
@@ -354,34 +384,65 @@ mod tests {
     #[test]
     fn personal_data_flows_up_never_sideways_or_down() {
         let roster = DocumentId::roster(&station("xh/t03/v12"));
-        assert!(roster.in_scope_of(&station("xh/t03/v12")));
-        assert!(roster.in_scope_of(&station("xh/t03")));
-        assert!(roster.in_scope_of(&station("xh")));
+        assert!(roster.in_scope_of(&station("xh/t03/v12"), Tier::County));
+        assert!(roster.in_scope_of(&station("xh/t03"), Tier::County));
+        assert!(roster.in_scope_of(&station("xh"), Tier::County));
         assert!(
-            !roster.in_scope_of(&station("xh/t03/v13")),
+            !roster.in_scope_of(&station("xh/t03/v13"), Tier::County),
             "sibling village"
         );
-        assert!(!roster.in_scope_of(&station("xh/t04")), "other township");
         assert!(
-            !roster.in_scope_of(&station("xh/t03/v12/p1")),
+            !roster.in_scope_of(&station("xh/t04"), Tier::County),
+            "other township"
+        );
+        assert!(
+            !roster.in_scope_of(&station("xh/t03/v12/p1"), Tier::County),
             "point below the village"
+        );
+    }
+
+    #[test]
+    fn personal_data_stops_at_the_county() {
+        let month = Month::new(2026, 11).unwrap();
+        let village = station("zk/xh/t03/v12");
+        let prefecture = station("zk");
+        for document in [
+            DocumentId::roster(&village),
+            DocumentId::activities(&village, month),
+            DocumentId::orders(&village, month),
+            DocumentId::roster(&station("zk/xh")),
+        ] {
+            assert!(document.in_scope_of(&station("zk/xh"), Tier::County));
+            assert!(
+                !document.in_scope_of(&prefecture, Tier::Prefecture),
+                "{document} reached the prefecture"
+            );
+            assert!(!document.in_scope_of(&prefecture, Tier::Province));
+        }
+        assert!(
+            DocumentId::approval(&village, month).in_scope_of(&prefecture, Tier::Prefecture),
+            "approvals hold decisions, not people"
+        );
+        assert!(
+            DocumentId::roster(&prefecture).in_scope_of(&prefecture, Tier::Prefecture),
+            "an office above the county keeps its own roster"
         );
     }
 
     #[test]
     fn reference_data_flows_down_the_subtree_only() {
         let menu = DocumentId::reference(&station("zk/xh"), "menu").unwrap();
-        assert!(menu.in_scope_of(&station("zk/xh/t03/v12")));
+        assert!(menu.in_scope_of(&station("zk/xh/t03/v12"), Tier::County));
         assert!(
-            menu.in_scope_of(&station("zk")),
+            menu.in_scope_of(&station("zk"), Tier::Prefecture),
             "the prefecture above sees it"
         );
         assert!(
-            !menu.in_scope_of(&station("zk/other")),
+            !menu.in_scope_of(&station("zk/other"), Tier::County),
             "a neighbouring county does not"
         );
         let township_menu = DocumentId::reference(&station("xh/t03"), "menu").unwrap();
-        assert!(!township_menu.in_scope_of(&station("xh/t04/v1")));
+        assert!(!township_menu.in_scope_of(&station("xh/t04/v1"), Tier::County));
     }
 
     #[test]
@@ -424,7 +485,7 @@ mod tests {
             let month = Month::new(2026, 11).unwrap();
             for doc in [DocumentId::roster(&owner), DocumentId::reference(&owner, "menu").unwrap(), DocumentId::approval(&owner, month)] {
                 if doc.writable_by(&writer) {
-                    prop_assert!(doc.in_scope_of(&writer));
+                    prop_assert!(doc.in_scope_of(&writer, Tier::County));
                 }
             }
         }

@@ -193,6 +193,16 @@ impl Tier {
         Tier::ALL.into_iter().find(|tier| tier.as_str() == text)
     }
 
+    /// The tier of a station `levels` below (negative: above) one of this
+    /// tier: one tier per level of the tree, as the registry assigns them.
+    /// `None` off either end.
+    pub fn shifted(self, levels: isize) -> Option<Tier> {
+        let at = Tier::ALL.iter().position(|t| *t == self)? as isize + levels;
+        usize::try_from(at)
+            .ok()
+            .and_then(|at| Tier::ALL.get(at).copied())
+    }
+
     pub fn chinese(self) -> &'static str {
         match self {
             Tier::Province => "省",

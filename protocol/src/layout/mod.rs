@@ -337,6 +337,7 @@ fn volunteer_fields(v: &Volunteer) -> Vec<(&'static str, Scalar)> {
         ("residence_area", s(&v.residence_area)),
         ("phone", s(&v.phone)),
         ("id_digest", s(&v.id_digest)),
+        ("id_sealed", s(&v.id_sealed)),
         ("id_masked", s(&v.id_masked)),
         ("skills", s(v.skills.join(","))),
         (
@@ -482,6 +483,7 @@ fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, maps: Vec<ObjId>) -> LayoutRes
         residence_area: f.str("residence_area")?,
         phone: f.str("phone")?,
         id_digest: f.str("id_digest")?,
+        id_sealed: f.str("id_sealed")?,
         id_masked: f.str("id_masked")?,
         skills: f.list("skills")?,
         categories: f

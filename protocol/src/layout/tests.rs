@@ -16,6 +16,7 @@ fn sample_volunteer(number: &str, digest: &str) -> Volunteer {
         residence_area: "城关镇东村".into(),
         phone: "13800000000".into(),
         id_digest: digest.into(),
+        id_sealed: String::new(),
         id_masked: "4101**********123X".into(),
         skills: vec!["剪纸".into(), "急救".into()],
         categories: vec![Category::Culture, Category::Health],

@@ -26,7 +26,7 @@
 use super::layout::{index_key, seal, snapshot_key};
 use super::{CommitError, IndexEntry, Replica};
 use crate::identity::document_id::DocumentId;
-use crate::identity::station::StationId;
+use crate::identity::station::{StationId, Tier};
 use crate::storage::{Storage, StorageError, WriteBatch};
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ChangeHash};
@@ -36,6 +36,7 @@ use automerge::{ActorId, AutoCommit, ChangeHash};
 #[derive(Debug, Clone)]
 pub struct DocumentBuilder {
     local: StationId,
+    tier: Tier,
     actor: ActorId,
     now_ms: i64,
 }
@@ -74,7 +75,7 @@ impl DocumentBuilder {
         document: &DocumentId,
         mutate: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<(BuiltDocument, T), CommitError<E>> {
-        super::check_local_write(&self.local, document)?;
+        super::check_local_write(&self.local, self.tier, document)?;
         let mut doc = AutoCommit::new().with_actor(self.actor.clone());
         crate::layout::init_document(&mut doc, document).map_err(|error| {
             CommitError::Automerge {
@@ -118,6 +119,7 @@ impl<S: Storage> Replica<S> {
     pub fn document_builder(&self) -> DocumentBuilder {
         DocumentBuilder {
             local: self.local.clone(),
+            tier: self.tier,
             actor: self.actor.clone(),
             now_ms: self.now_ms,
         }

@@ -45,7 +45,7 @@ mod tests;
 
 use crate::identity::actor::actor_for;
 use crate::identity::document_id::DocumentId;
-use crate::identity::station::StationId;
+use crate::identity::station::{StationId, Tier};
 use crate::storage::{Entries, Storage, StorageError, WriteBatch};
 use crate::sync::host::HeadsDigest;
 use automerge::transaction::CommitOptions;
@@ -92,6 +92,21 @@ pub struct ReplicaConfig {
     /// What a peer's changes may cost once inflated and expanded, checked
     /// before automerge decodes them (see `bounds`).
     pub decode_limits: DecodeLimits,
+    /// The local station's tier: decides whether personal documents of
+    /// stations below may be held here (they stop at the county). `None`:
+    /// the county is the top of the tree, one tier per level below it.
+    pub tier: Option<Tier>,
+}
+
+impl ReplicaConfig {
+    /// The tier of `local` under this configuration.
+    pub fn tier_of(&self, local: &StationId) -> Tier {
+        self.tier.unwrap_or_else(|| {
+            Tier::County
+                .shifted(local.depth() as isize - 1)
+                .unwrap_or(Tier::Point)
+        })
+    }
 }
 
 impl Default for ReplicaConfig {
@@ -104,6 +119,7 @@ impl Default for ReplicaConfig {
             sync_message_bytes_max: SYNC_MESSAGE_BYTES_MAX,
             sync_message_changes_max: SYNC_MESSAGE_CHANGES_MAX,
             decode_limits: DecodeLimits::DEFAULT,
+            tier: None,
         }
     }
 }
@@ -190,6 +206,8 @@ pub struct Replica<S: Storage> {
     local: StationId,
     actor: ActorId,
     config: ReplicaConfig,
+    /// `config.tier_of(local)`, once.
+    tier: Tier,
     index: BTreeMap<DocumentId, IndexEntry>,
     documents: Lru<DocumentId, AutoCommit>,
     sync_states: Lru<(StationId, DocumentId), SyncSlot>,
@@ -252,7 +270,7 @@ impl<S: Storage> Replica<S> {
         for (key, value) in index_entries {
             let document = document_of_key(INDEX_PREFIX, &key)?;
             let entry = IndexEntry::decode(&key, unseal(&key, &value)?)?;
-            if !document.in_scope_of(&local) {
+            if !document.in_scope_of(&local, config.tier_of(&local)) {
                 return Err(OpenError::ForeignDocument {
                     document,
                     station: local,
@@ -260,12 +278,14 @@ impl<S: Storage> Replica<S> {
             }
             index.insert(document, entry);
         }
+        let tier = config.tier_of(&local);
         Ok(Replica {
             storage,
             actor: actor_for(&local, incarnation),
             local,
             documents: Lru::new(config.documents_cached_max),
             sync_states: Lru::new(config.sync_states_cached_max),
+            tier,
             config,
             index,
             changed: BTreeSet::new(),
@@ -425,7 +445,7 @@ impl<S: Storage> Replica<S> {
         document: &DocumentId,
         mutate: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<CommitOutcome<T>, CommitError<E>> {
-        check_local_write(&self.local, document)?;
+        check_local_write(&self.local, self.tier, document)?;
         let existing = self
             .take_document(document)
             .map_err(|source| CommitError::Load {
@@ -834,8 +854,12 @@ impl<S: Storage> Replica<S> {
 
 /// May station `local` write `document` here? The same answer for a commit
 /// and for a document built away from the replica.
-fn check_local_write<E>(local: &StationId, document: &DocumentId) -> Result<(), CommitError<E>> {
-    if !document.in_scope_of(local) {
+fn check_local_write<E>(
+    local: &StationId,
+    tier: Tier,
+    document: &DocumentId,
+) -> Result<(), CommitError<E>> {
+    if !document.in_scope_of(local, tier) {
         return Err(CommitError::OutOfScope {
             document: document.clone(),
             station: local.clone(),

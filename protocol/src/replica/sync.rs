@@ -29,9 +29,9 @@ use super::layout::{seal, sync_state_key, unseal};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
 use crate::identity::document_id::DocumentId;
 use crate::identity::schema;
-use crate::identity::station::StationId;
+use crate::identity::station::{StationId, Tier};
 use crate::storage::{Storage, WriteBatch};
-use crate::sync::authority::{check_change, check_document};
+use crate::sync::authority::{check_change, check_document, Side};
 use crate::sync::host::{HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost};
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
@@ -168,7 +168,7 @@ impl<S: Storage> Replica<S> {
             ));
         }
         for actor in &actors {
-            check_change(document, actor, peer, &self.local)?;
+            check_change(document, actor, self.peer_side(peer), self.local_side())?;
         }
         if let Err(found) = schema::check_supported(&doc) {
             return Err(ReceiveError::SchemaTooNew {
@@ -279,6 +279,26 @@ impl<S: Storage> Replica<S> {
     }
 }
 
+impl<S: Storage> Replica<S> {
+    fn local_side(&self) -> Side<'_> {
+        Side::new(&self.local, self.tier)
+    }
+
+    /// The peer's tier, from its depth relative to ours (one tier per level,
+    /// as the registry assigns them). The session checks the tier in the
+    /// peer's certificate too; here it keeps a replica from handing personal
+    /// documents to an office above the county even if asked directly.
+    fn peer_side<'a>(&self, peer: &'a StationId) -> Side<'a> {
+        let levels = peer.depth() as isize - self.local.depth() as isize;
+        let tier = self.tier.shifted(levels).unwrap_or(if levels < 0 {
+            Tier::Province
+        } else {
+            Tier::Point
+        });
+        Side::new(peer, tier)
+    }
+}
+
 impl<S: Storage> SyncHost for Replica<S> {
     fn local_station(&self) -> &StationId {
         &self.local
@@ -287,7 +307,9 @@ impl<S: Storage> SyncHost for Replica<S> {
     fn shared_documents(&mut self, peer: &StationId) -> Vec<(DocumentId, HeadsDigest)> {
         self.index
             .iter()
-            .filter(|(document, _)| check_document(document, peer, &self.local).is_ok())
+            .filter(|(document, _)| {
+                check_document(document, self.peer_side(peer), self.local_side()).is_ok()
+            })
             .map(|(document, entry)| (document.clone(), entry.digest))
             .collect()
     }
@@ -297,8 +319,10 @@ impl<S: Storage> SyncHost for Replica<S> {
         peer: &StationId,
         document: &DocumentId,
     ) -> Result<Option<Vec<u8>>, HostError> {
-        check_document(document, peer, &self.local).map_err(|error| HostError {
-            reason: error.to_string(),
+        check_document(document, self.peer_side(peer), self.local_side()).map_err(|error| {
+            HostError {
+                reason: error.to_string(),
+            }
         })?;
         if self.unflushed {
             self.flush().map_err(|error| HostError {
@@ -328,7 +352,7 @@ impl<S: Storage> SyncHost for Replica<S> {
         document: &DocumentId,
         message: &[u8],
     ) -> Result<ReceiveOutcome, ReceiveError> {
-        check_document(document, peer, &self.local)?;
+        check_document(document, self.peer_side(peer), self.local_side())?;
         if message.len() > self.config.sync_message_bytes_max {
             return Err(Self::malformed(
                 document,
@@ -374,7 +398,12 @@ impl<S: Storage> SyncHost for Replica<S> {
             })
             .collect();
         for change in &fresh {
-            if let Err(refusal) = check_change(document, change.actor_id(), peer, &self.local) {
+            if let Err(refusal) = check_change(
+                document,
+                change.actor_id(),
+                self.peer_side(peer),
+                self.local_side(),
+            ) {
                 if held {
                     self.keep_document(document, doc);
                 }

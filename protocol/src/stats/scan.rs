@@ -228,6 +228,7 @@ mod tests {
             residence_area: String::new(),
             phone: String::new(),
             id_digest: String::new(),
+            id_sealed: String::new(),
             id_masked: String::new(),
             skills: vec![],
             categories: vec![],

@@ -43,6 +43,7 @@ fn volunteer(number: &str, home: &str, registered_on: Date) -> Volunteer {
         residence_area: String::new(),
         phone: String::new(),
         id_digest: String::new(),
+        id_sealed: String::new(),
         id_masked: String::new(),
         skills: vec![],
         categories: vec![],

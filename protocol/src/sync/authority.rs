@@ -4,7 +4,8 @@
 //! is applied by the local node only if all of these hold:
 //!
 //! 1. the document is in the local node's scope and in the peer's scope
-//!    (a peer never sends what it may not hold);
+//!    (a peer never sends what it may not hold), each side with its tier
+//!    (personal documents stop at the county tier);
 //! 2. the actor's station may write the document (owner or an ancestor);
 //! 3. the peer may carry the actor's changes: the actor's station is in the
 //!    peer's subtree (changes travel up from where they were made), or the
@@ -19,7 +20,7 @@
 
 use crate::identity::actor::station_of;
 use crate::identity::document_id::DocumentId;
-use crate::identity::station::StationId;
+use crate::identity::station::{StationId, Tier};
 use automerge::ActorId;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,15 +41,29 @@ pub enum AuthorityError {
     NotCarriable { peer: StationId, writer: StationId },
 }
 
-/// Check rules 1–3 for one change's actor. `local` is this node's station and
-/// `peer` the certified station of the connection the change came over.
+/// A station and its tier: one side of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Side<'a> {
+    pub station: &'a StationId,
+    pub tier: Tier,
+}
+
+impl<'a> Side<'a> {
+    pub fn new(station: &'a StationId, tier: Tier) -> Side<'a> {
+        Side { station, tier }
+    }
+}
+
+/// Check rules 1–3 for one change's actor. `local` is this node and `peer`
+/// the certified station and tier of the connection the change came over.
 pub fn check_change(
     document: &DocumentId,
     actor: &ActorId,
-    peer: &StationId,
-    local: &StationId,
+    peer: Side,
+    local: Side,
 ) -> Result<(), AuthorityError> {
     check_document(document, peer, local)?;
+    let (peer, local) = (peer.station, local.station);
     let writer = station_of(actor).ok_or_else(|| AuthorityError::UnknownActor {
         actor: actor.to_hex_string(),
     })?;
@@ -70,14 +85,14 @@ pub fn check_change(
 /// Rule 1 alone: may this document be exchanged between `local` and `peer`?
 pub fn check_document(
     document: &DocumentId,
-    peer: &StationId,
-    local: &StationId,
+    peer: Side,
+    local: Side,
 ) -> Result<(), AuthorityError> {
-    for station in [local, peer] {
-        if !document.in_scope_of(station) {
+    for side in [local, peer] {
+        if !document.in_scope_of(side.station, side.tier) {
             return Err(AuthorityError::OutOfScope {
                 document: document.clone(),
-                station: station.clone(),
+                station: side.station.clone(),
             });
         }
     }
@@ -94,15 +109,23 @@ mod tests {
         StationId::parse(text).unwrap()
     }
 
+    /// A side at the county tier or below (the tier does not matter here).
+    fn c(station: &StationId) -> Side<'_> {
+        Side::new(station, Tier::County)
+    }
+
     #[test]
     fn village_changes_travel_up() {
         let doc = DocumentId::roster(&s("xh/t1/v1"));
         let village = actor_for(&s("xh/t1/v1"), 1);
         assert_eq!(
-            check_change(&doc, &village, &s("xh/t1/v1"), &s("xh/t1")),
+            check_change(&doc, &village, c(&s("xh/t1/v1")), c(&s("xh/t1"))),
             Ok(())
         );
-        assert_eq!(check_change(&doc, &village, &s("xh/t1"), &s("xh")), Ok(()));
+        assert_eq!(
+            check_change(&doc, &village, c(&s("xh/t1")), c(&s("xh"))),
+            Ok(())
+        );
     }
 
     #[test]
@@ -110,7 +133,7 @@ mod tests {
         let menu = DocumentId::reference(&s("xh"), "menu").unwrap();
         let county = actor_for(&s("xh"), 7);
         assert_eq!(
-            check_change(&menu, &county, &s("xh/t1"), &s("xh/t1/v1")),
+            check_change(&menu, &county, c(&s("xh/t1")), c(&s("xh/t1/v1"))),
             Ok(())
         );
     }
@@ -120,7 +143,7 @@ mod tests {
         let menu = DocumentId::reference(&s("xh"), "menu").unwrap();
         let forged = actor_for(&s("xh"), 7);
         assert!(matches!(
-            check_change(&menu, &forged, &s("xh/t1/v1"), &s("xh/t1")),
+            check_change(&menu, &forged, c(&s("xh/t1/v1")), c(&s("xh/t1"))),
             Err(AuthorityError::NotCarriable { .. })
         ));
     }
@@ -131,12 +154,12 @@ mod tests {
         let village = actor_for(&s("xh/t1/v1"), 1);
         // Carried by the village itself: the document is not even in its scope.
         assert!(matches!(
-            check_change(&neighbour, &village, &s("xh/t1/v1"), &s("xh/t1")),
+            check_change(&neighbour, &village, c(&s("xh/t1/v1")), c(&s("xh/t1"))),
             Err(AuthorityError::OutOfScope { .. })
         ));
         // Smuggled through the township: the writer may not write it.
         assert!(matches!(
-            check_change(&neighbour, &village, &s("xh/t1"), &s("xh")),
+            check_change(&neighbour, &village, c(&s("xh/t1")), c(&s("xh"))),
             Err(AuthorityError::NotWritable { .. })
         ));
     }
@@ -145,8 +168,33 @@ mod tests {
     fn foreign_actors_are_refused() {
         let doc = DocumentId::roster(&s("xh/t1/v1"));
         assert!(matches!(
-            check_change(&doc, &ActorId::random(), &s("xh/t1/v1"), &s("xh/t1")),
+            check_change(&doc, &ActorId::random(), c(&s("xh/t1/v1")), c(&s("xh/t1"))),
             Err(AuthorityError::UnknownActor { .. })
         ));
+    }
+
+    #[test]
+    fn a_county_never_passes_personal_documents_to_its_prefecture() {
+        let (county, prefecture) = (s("zk/xh"), s("zk"));
+        let roster = DocumentId::roster(&s("zk/xh/t1/v1"));
+        let village = actor_for(&s("zk/xh/t1/v1"), 1);
+        assert!(matches!(
+            check_change(
+                &roster,
+                &village,
+                c(&county),
+                Side::new(&prefecture, Tier::Prefecture)
+            ),
+            Err(AuthorityError::OutOfScope { station, .. }) if station == prefecture
+        ));
+        let approval = DocumentId::approval(&s("zk/xh/t1/v1"), Month::new(2026, 11).unwrap());
+        assert_eq!(
+            check_document(
+                &approval,
+                Side::new(&prefecture, Tier::Prefecture),
+                c(&county)
+            ),
+            Ok(())
+        );
     }
 }

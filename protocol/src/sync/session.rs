@@ -65,7 +65,7 @@
 
 use crate::identity::document_id::DocumentId;
 use crate::identity::station::{StationId, Tier};
-use crate::sync::authority::check_document;
+use crate::sync::authority::{check_document, Side};
 use crate::sync::digest::{bucket_of, differing_documents, ScopeDigest};
 use crate::sync::host::{HeadsDigest, ReceiveError, SyncHost};
 use crate::sync::wire::{
@@ -407,6 +407,15 @@ fn bounded_reason(mut reason: String) -> String {
 }
 
 impl Session {
+    /// The peer as certified: its tier is the certificate's, not its hello's.
+    fn peer_side(&self) -> Side<'_> {
+        Side::new(&self.peer, self.peer_certified_tier)
+    }
+
+    fn local_side(&self) -> Side<'_> {
+        Side::new(&self.local, self.local_tier)
+    }
+
     /// A session with `peer`, whose station and tier the transport has
     /// certified.
     pub fn new(
@@ -522,7 +531,7 @@ impl Session {
             return;
         }
         self.start(host);
-        if check_document(document, &self.peer, &self.local).is_err()
+        if check_document(document, self.peer_side(), self.local_side()).is_err()
             || self.refused.contains(document)
         {
             return;
@@ -683,9 +692,9 @@ impl Session {
             &self.local,
             "host and session disagree on the local station"
         );
-        let (peer, local) = (&self.peer, &self.local);
+        let (peer, local) = (self.peer_side(), self.local_side());
         let shared: Vec<(DocumentId, HeadsDigest)> = host
-            .shared_documents(peer)
+            .shared_documents(&self.peer)
             .into_iter()
             .filter(|(document, _)| check_document(document, peer, local).is_ok())
             .collect();
@@ -957,7 +966,7 @@ impl Session {
             .as_ref()
             .map_or(&[][..], |digest| digest.bucket(bucket));
         for document in differing_documents(ours, &theirs) {
-            if let Err(error) = check_document(&document, &self.peer, &self.local) {
+            if let Err(error) = check_document(&document, self.peer_side(), self.local_side()) {
                 self.refuse(
                     &document,
                     format!("listed by the peer but not shared: {error}"),
@@ -1034,7 +1043,7 @@ impl Session {
             // Sent before the peer heard of the refusal; it was told.
             return;
         }
-        if let Err(error) = check_document(&document, &self.peer, &self.local) {
+        if let Err(error) = check_document(&document, self.peer_side(), self.local_side()) {
             return self.refuse(&document, error.to_string(), host);
         }
         let exchange = self.exchanges.entry(document.clone()).or_default();
@@ -1091,7 +1100,7 @@ impl Session {
         reason: String,
         host: &mut impl SyncHost,
     ) {
-        if check_document(&document, &self.peer, &self.local).is_err() {
+        if check_document(&document, self.peer_side(), self.local_side()).is_err() {
             return self.violation(format!("a refusal of {document}, which we do not share"));
         }
         self.last_error = Some(format!(
@@ -1116,7 +1125,7 @@ impl Session {
             reason: reason.clone(),
         });
         self.forget(document);
-        if check_document(document, &self.peer, &self.local).is_ok() {
+        if check_document(document, self.peer_side(), self.local_side()).is_ok() {
             host.reset_sync_state(&self.peer, document);
             // Only shared documents are remembered: the set stays bounded by
             // the scope whatever ids a peer makes up.

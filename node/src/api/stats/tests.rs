@@ -7,7 +7,7 @@ use super::*;
 use crate::config::NodeConfig;
 use crate::store::{SledStorage, Store};
 use civsync_protocol::domain::model::{Activity, Category, Form, Hours, RecordId, ServiceRecord};
-use civsync_protocol::domain::pii::IdentityKey;
+use civsync_protocol::domain::pii::{CountyOpenKey, IdSealer};
 use civsync_protocol::layout::put_activity;
 use civsync_protocol::replica::ReplicaConfig;
 use civsync_protocol::stats::{recompute_from_scratch, stats_key};
@@ -31,7 +31,8 @@ fn start(dir: &Path) -> Arc<NodeContext> {
     Arc::new(NodeContext {
         config: NodeConfig::new(county, Tier::County),
         data_dir: dir.to_path_buf(),
-        identity_key: IdentityKey::from_bytes([9; 32]),
+        id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32]),
+        county_id_key: Some(CountyOpenKey::generate([9; 32])),
         store,
         peers: Default::default(),
         stats: Default::default(),

@@ -76,6 +76,7 @@ fn volunteer(number: &str, home: &str) -> Volunteer {
         residence_area: String::new(),
         phone: String::new(),
         id_digest: String::new(),
+        id_sealed: String::new(),
         id_masked: "4101**********123X".into(),
         skills: vec![],
         categories: vec![],

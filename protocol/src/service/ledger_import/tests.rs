@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::domain::input::VolunteerInput;
-use crate::domain::pii::IdentityKey;
 use crate::replica::ReplicaConfig;
 use crate::storage::MemoryStorage;
 use proptest::prelude::*;
@@ -35,7 +34,7 @@ fn village() -> Replica<MemoryStorage> {
         ReplicaConfig::default(),
     )
     .unwrap();
-    let key = IdentityKey::from_bytes([3; 32]);
+    let key = crate::test_support::sealer();
     for serial in 1..=4 {
         let input = VolunteerInput {
             number: Some(format!("V{serial}")),

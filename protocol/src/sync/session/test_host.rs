@@ -7,7 +7,8 @@
 use crate::identity::actor::actor_for;
 use crate::identity::document_id::DocumentId;
 use crate::identity::station::StationId;
-use crate::sync::authority::{check_change, check_document};
+use crate::identity::station::Tier;
+use crate::sync::authority::{check_change, check_document, Side};
 use crate::sync::host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
@@ -82,6 +83,12 @@ impl MemoryHost {
     }
 }
 
+/// The memory host's sessions are all within a county, where every tier
+/// holds the personal documents below it.
+fn side(station: &StationId) -> Side<'_> {
+    Side::new(station, Tier::County)
+}
+
 impl SyncHost for MemoryHost {
     fn local_station(&self) -> &StationId {
         &self.local
@@ -92,7 +99,7 @@ impl SyncHost for MemoryHost {
         let local = self.local.clone();
         self.documents
             .iter_mut()
-            .filter(|(document, _)| check_document(document, peer, &local).is_ok())
+            .filter(|(document, _)| check_document(document, side(peer), side(&local)).is_ok())
             .map(|(document, doc)| (document.clone(), heads_digest(&doc.get_heads())))
             .collect()
     }
@@ -103,7 +110,7 @@ impl SyncHost for MemoryHost {
         document: &DocumentId,
     ) -> Result<Option<Vec<u8>>, HostError> {
         self.calls.generate += 1;
-        check_document(document, peer, &self.local).map_err(|error| HostError {
+        check_document(document, side(peer), side(&self.local)).map_err(|error| HostError {
             reason: error.to_string(),
         })?;
         let state = self
@@ -124,7 +131,7 @@ impl SyncHost for MemoryHost {
         message: &[u8],
     ) -> Result<ReceiveOutcome, ReceiveError> {
         self.calls.receive += 1;
-        check_document(document, peer, &self.local)?;
+        check_document(document, side(peer), side(&self.local))?;
         let malformed = |reason: String| ReceiveError::Malformed {
             document: document.clone(),
             reason,
@@ -152,7 +159,7 @@ impl SyncHost for MemoryHost {
             .map_err(|error| malformed(error.to_string()))?;
         let fresh = scratch.get_changes(&heads_before);
         for change in &fresh {
-            check_change(document, change.actor_id(), peer, &self.local)?;
+            check_change(document, change.actor_id(), side(peer), side(&self.local))?;
         }
         let changes_applied = fresh.len();
         // Commit what Automerge's own receive made of the message: it keeps
