@@ -51,6 +51,9 @@ pub const FLUSH_QUEUE_MAX: usize = 64;
 pub const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Background flush interval of sled; acknowledged writes never rely on it.
 pub const SLED_FLUSH_EVERY_MS: u64 = 1000;
+/// Opening a store whose lock is still held: tries, and the pause between.
+pub const SLED_LOCK_TRIES_MAX: u32 = 50;
+pub const SLED_LOCK_RETRY_MS: u64 = 40;
 const TREE_NAME: &str = "civsync";
 const INCARNATION_KEY: &[u8] = b"node|incarnation";
 
@@ -98,12 +101,27 @@ impl SledStorage {
         let unavailable = |error: sled::Error| StorageError::Unavailable {
             reason: format!("opening sled at {}: {}", path.display(), sled_reason(error)),
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(SLED_CACHE_BYTES)
-            .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
-            .open()
-            .map_err(unavailable)?;
+            .flush_every_ms(Some(SLED_FLUSH_EVERY_MS));
+        // A store closed a moment ago in this process (a restart, a test)
+        // may still be locked while sled's background threads let go of it:
+        // try again for a bounded time. Another process holding the store
+        // is still refused, after the last try.
+        let mut tries_left = SLED_LOCK_TRIES_MAX;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(error))
+                    if error.kind() == std::io::ErrorKind::WouldBlock && tries_left > 1 =>
+                {
+                    tries_left -= 1;
+                    std::thread::sleep(std::time::Duration::from_millis(SLED_LOCK_RETRY_MS));
+                }
+                Err(error) => return Err(unavailable(error)),
+            }
+        };
         let tree = db.open_tree(TREE_NAME).map_err(unavailable)?;
         Ok(SledStorage {
             db,
