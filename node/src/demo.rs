@@ -25,6 +25,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+/// The demo's certificates last a year, so its status shows no expiry
+/// warning (those start 30 days before the end).
+const DEMO_CERTIFICATE_DAYS: u32 = 365;
+
 /// How long the demo waits for the county to see a village's records.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a node process may take to start answering.
@@ -174,14 +178,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 async fn prepare(root: &Path) -> anyhow::Result<(Vec<Office>, SocketAddr)> {
     let ca = root.join("county-ca");
     let county = StationId::parse("xh")?;
-    crate::net::pki::init_county_ca(&ca, &county, 30)?;
+    crate::net::pki::init_county_ca(&ca, &county, DEMO_CERTIFICATE_DAYS)?;
     let identity = civsync_protocol::domain::pii::CountyOpenKey::generate(rand::random());
     let mut offices = Vec::new();
     let mut probes = PortProbes::new();
     for (station, tier, name) in OFFICES {
         let station = StationId::parse(station)?;
         let dir = root.join(station.as_str().replace('/', "-"));
-        crate::net::pki::issue_node_certificate(&ca, &station, tier, &dir.join("pki"), 30)?;
+        crate::net::pki::issue_node_certificate(
+            &ca,
+            &station,
+            tier,
+            &dir.join("pki"),
+            DEMO_CERTIFICATE_DAYS,
+        )?;
         // As `pki issue` does: the public ID key everywhere, the private
         // one at the county only.
         std::fs::write(
