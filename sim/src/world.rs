@@ -1,3 +1,9 @@
+//! One unit: the event loop of the simulated county — every event kind
+//! (delivery, timers, cuts, crashes, restarts, workload) is dispatched by one
+//! `impl World` over the shared node, link and connection tables, and the
+//! driver contract below must hold across all of them. Splitting it by event
+//! kind is the next cut if it grows.
+//!
 //! The simulated county: nodes, connections and the event loop.
 //!
 //! Each node runs the real [`Replica`] over a [`MemoryStorage`] and one real

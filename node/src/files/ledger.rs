@@ -9,7 +9,7 @@
 //! spreadsheet shows (header = 1, blank rows counted); a file that cannot be
 //! read is a [`LedgerFileError`] naming why, never a panic.
 
-use crate::files::spreadsheet::{csv_table, xlsx_table, SheetError};
+use crate::files::spreadsheet::{csv_table, xlsx_table, SheetError, SheetRefusal};
 use civsync_protocol::service::ledger_import::{LedgerRow, LEDGER_ROWS_MAX};
 
 /// Largest ledger file we read: a year of a county's village ledgers is a
@@ -194,21 +194,14 @@ fn check_size(bytes: &[u8]) -> Result<(), LedgerFileError> {
 }
 
 fn sheet_error(error: SheetError) -> LedgerFileError {
-    match error {
-        SheetError::TooManyRows => LedgerFileError::TooManyRows {
+    match error.refusal() {
+        SheetRefusal::TooManyRows => LedgerFileError::TooManyRows {
             max: LEDGER_ROWS_MAX,
         },
-        SheetError::Unreadable { format, reason } => LedgerFileError::Unreadable { format, reason },
-        // Everything else names what was too big or which cell was wrong.
-        too_large @ (SheetError::TooManyColumns | SheetError::TooLarge { .. }) => {
-            LedgerFileError::SheetTooLarge {
-                reason: too_large.to_string(),
-            }
+        SheetRefusal::TooLarge { reason } => LedgerFileError::SheetTooLarge { reason },
+        SheetRefusal::Unreadable { format, reason } => {
+            LedgerFileError::Unreadable { format, reason }
         }
-        bad_cell @ SheetError::BadCell { .. } => LedgerFileError::Unreadable {
-            format: "XLSX",
-            reason: bad_cell.to_string(),
-        },
     }
 }
 

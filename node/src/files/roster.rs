@@ -8,7 +8,7 @@
 //! the same ID number maps to the same volunteer). Committing the rows is
 //! `civsync_protocol::service::import_volunteers`; this module only reads files.
 
-use crate::files::spreadsheet::{csv_table, xlsx_table, SheetError};
+use crate::files::spreadsheet::{csv_table, xlsx_table, SheetError, SheetRefusal};
 use civsync_protocol::domain::input::VolunteerInput;
 use civsync_protocol::domain::model::FieldError;
 
@@ -169,21 +169,12 @@ fn check_size(bytes: &[u8]) -> Result<(), ImportError> {
 }
 
 fn sheet_error(error: SheetError) -> ImportError {
-    match error {
-        SheetError::TooManyRows => ImportError::TooManyRows {
+    match error.refusal() {
+        SheetRefusal::TooManyRows => ImportError::TooManyRows {
             max: IMPORT_ROWS_MAX,
         },
-        SheetError::Unreadable { format, reason } => ImportError::Unreadable { format, reason },
-        // Everything else names what was too big or which cell was wrong.
-        too_large @ (SheetError::TooManyColumns | SheetError::TooLarge { .. }) => {
-            ImportError::SheetTooLarge {
-                reason: too_large.to_string(),
-            }
-        }
-        bad_cell @ SheetError::BadCell { .. } => ImportError::Unreadable {
-            format: "XLSX",
-            reason: bad_cell.to_string(),
-        },
+        SheetRefusal::TooLarge { reason } => ImportError::SheetTooLarge { reason },
+        SheetRefusal::Unreadable { format, reason } => ImportError::Unreadable { format, reason },
     }
 }
 

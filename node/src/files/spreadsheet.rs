@@ -118,6 +118,41 @@ pub enum SheetError {
     },
 }
 
+/// What an import tells its clerk about a [`SheetError`], in three kinds:
+/// over its own row limit (the import names the limit), too large in some
+/// other way (413), or unreadable (422, a bad cell named).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SheetRefusal {
+    TooManyRows,
+    TooLarge {
+        reason: String,
+    },
+    Unreadable {
+        format: &'static str,
+        reason: String,
+    },
+}
+
+impl SheetError {
+    pub fn refusal(self) -> SheetRefusal {
+        match self {
+            SheetError::TooManyRows => SheetRefusal::TooManyRows,
+            SheetError::Unreadable { format, reason } => {
+                SheetRefusal::Unreadable { format, reason }
+            }
+            too_large @ (SheetError::TooManyColumns | SheetError::TooLarge { .. }) => {
+                SheetRefusal::TooLarge {
+                    reason: too_large.to_string(),
+                }
+            }
+            bad_cell @ SheetError::BadCell { .. } => SheetRefusal::Unreadable {
+                format: "XLSX",
+                reason: bad_cell.to_string(),
+            },
+        }
+    }
+}
+
 impl fmt::Display for SheetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
