@@ -25,6 +25,7 @@ async fn serve(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<NodeContext>
     let station = StationId::parse("xh/t1/v1").unwrap();
     let config = NodeConfig::new(station.clone(), Tier::Village);
     let store = Store::open(&dir.join("store"), station, ReplicaConfig::default()).unwrap();
+    let access = Arc::new(civsync_node::access::Access::open(&store, dir, 0, vec![]).unwrap());
     let ctx = Arc::new(NodeContext {
         config,
         data_dir: dir.to_path_buf(),
@@ -36,6 +37,7 @@ async fn serve(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<NodeContext>
         registry: Default::default(),
         revocations: Default::default(),
         certificate: None,
+        access,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -515,6 +515,7 @@ async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duratio
         .await
         .unwrap();
     let county = StationId::parse("xh").unwrap();
+    let access = Arc::new(civsync_node::access::Access::open(&store, data_dir, 0, vec![]).unwrap());
     let ctx = Arc::new(NodeContext {
         config: NodeConfig::new(county, Tier::County),
         data_dir: data_dir.to_path_buf(),
@@ -526,6 +527,7 @@ async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duratio
         registry: Default::default(),
         revocations: Default::default(),
         certificate: None,
+        access,
     });
     let reread = ctx
         .refresh_stats()

@@ -43,6 +43,11 @@ pub struct NodeConfig {
     pub name: String,
     /// Local HTTP API; keep it on loopback unless a firewall is in front.
     pub api_listen: SocketAddr,
+    /// Names (besides IP addresses and `localhost`) the web pages and API
+    /// answer to, e.g. `civsync.xh.local` on an office LAN; any other Host
+    /// header is refused (it is how DNS rebinding reaches a local server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_host_names: Vec<String>,
     /// QUIC listener for children and siblings. When absent, see
     /// [`NodeConfig::quic_listen_address`]: offices that have children or
     /// siblings listen on every interface, the rest on loopback only.
@@ -105,6 +110,7 @@ impl NodeConfig {
             tier,
             name: String::new(),
             api_listen: SocketAddr::from(([127, 0, 0, 1], API_PORT_DEFAULT)),
+            api_host_names: Vec::new(),
             quic_listen: None,
             parent: None,
             fallback: None,

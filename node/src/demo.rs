@@ -36,8 +36,13 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Keep the county running after the script, until Ctrl-C.
+    /// Stop every node when the script ends, instead of keeping the county
+    /// running for the web pages until Ctrl-C (for scripts and CI).
     #[arg(long)]
+    pub exit: bool,
+    /// Kept for scripts written for earlier releases: the county now keeps
+    /// running by default.
+    #[arg(long, hide = true)]
     pub keep_running: bool,
     /// Put the nodes' data here instead of a temporary folder (kept afterwards).
     #[arg(long)]
@@ -151,7 +156,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         Err(error) => Err(error),
     };
-    if outcome.is_ok() && args.keep_running {
+    if outcome.is_ok() && !args.exit {
+        print_web_addresses(&offices);
         println!(
             "\nThe county keeps running (data in {}). Press Ctrl-C to stop.",
             root.display()
@@ -277,7 +283,7 @@ async fn start_processes(
 }
 
 async fn wait_healthy(office: &Office) -> anyhow::Result<()> {
-    let client = ApiClient::new(&format!("http://{}", office.api))?;
+    let client = self::client(office)?;
     let started = Instant::now();
     while started.elapsed() < START_TIMEOUT {
         if client.get::<Value>("node", &[]).await.is_ok() {
@@ -319,7 +325,7 @@ async fn stop_all(offices: &mut [Office]) {
 }
 
 fn client(office: &Office) -> anyhow::Result<ApiClient> {
-    ApiClient::new(&format!("http://{}", office.api))
+    ApiClient::for_data_dir(&format!("http://{}", office.api), &office.dir)
 }
 
 fn this_month_dates() -> (Month, Vec<String>) {
@@ -595,7 +601,35 @@ async fn show_menu_arrived(village: &Office) -> anyhow::Result<()> {
     }
 }
 
+/// The demo's login at every office (an administrator: it sees every page).
+pub const DEMO_ACCOUNT: &str = "demo";
+pub const DEMO_PASSWORD: &str = "civsync2026";
+
+/// An administrator account at every office, for the web pages.
+async fn add_demo_accounts(offices: &[Office]) -> anyhow::Result<()> {
+    for office in offices {
+        let body =
+            serde_json::json!({"name": DEMO_ACCOUNT, "role": "admin", "password": DEMO_PASSWORD});
+        let _: Value = client(office)?
+            .post("users", &[], &body)
+            .await
+            .with_context(|| format!("adding the demo account at {}", office.station))?;
+    }
+    Ok(())
+}
+
+fn print_web_addresses(offices: &[Office]) {
+    println!("\nOpen the offices' web pages (用户 {DEMO_ACCOUNT}，密码 {DEMO_PASSWORD}):");
+    for office in offices {
+        if office.tier == Tier::County || office.station.as_str() == "xh/t1/v1" {
+            println!("  {:<28} http://{}/", office.name, office.api);
+        }
+    }
+    println!("  (every other office too: see the addresses at the top)");
+}
+
 async fn script(args: &DemoArgs, offices: &[Office], relay: &Relay) -> anyhow::Result<()> {
+    add_demo_accounts(offices).await?;
     let county = offices
         .iter()
         .find(|o| o.tier == Tier::County)

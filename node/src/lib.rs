@@ -10,15 +10,18 @@
 //! | layer      | owns                                                          | may use |
 //! |------------|---------------------------------------------------------------|---------|
 //! | `demo`     | `civsync demo`: a county of node processes on one machine     | everything below |
-//! | `cli/`     | the `civsync` commands, their API client and tables            | node, api, context, files, net, store, base |
-//! | `node`     | starts and stops a node: listener, store, peers, API           | api, context, net, store, base |
-//! | `api/`     | the HTTP API, one file per resource                            | context, files, net, store, base |
-//! | `context/` | `NodeContext` and the caches queries share                     | net, store, base |
+//! | `cli/`     | the `civsync` commands, their API client and tables            | node, web, api, context, access, files, net, store, base |
+//! | `node`     | starts and stops a node: listener, store, peers, web app       | web, api, context, access, net, store, base |
+//! | `web/`     | the office web app (pages) and the guarded router of everything | api, context, access, files, net, store, base |
+//! | `api/`     | the HTTP API, one file per resource                            | context, access, files, net, store, base |
+//! | `context/` | `NodeContext` and the caches queries share                     | access, net, store, base |
+//! | `access/`  | accounts, sessions, the API token, the audit log, the guard    | store, base |
 //! | `files/`   | spreadsheets in (rosters, ledgers), reports out                | base |
 //! | `net/`     | QUIC transport, peers, PKI, the fault relay, local ports        | store, base |
 //! | `store/`   | sled under the protocol's `Storage`, the owner thread, bulk builds | base |
 //! | base       | `clock`, `config`, `logging`, `secrets`                         | nothing (each other: config uses none) |
 
+pub mod access;
 pub mod api;
 pub mod cli;
 pub mod clock;
@@ -31,3 +34,4 @@ pub mod net;
 pub mod node;
 pub mod secrets;
 pub mod store;
+pub mod web;

@@ -4,7 +4,7 @@
 //! This file is only the top of the command tree and the runtime; each
 //! group of commands lives in `civsync_node::cli`.
 
-use civsync_node::cli::{catalog, orders, records, reports, setup, stations};
+use civsync_node::cli::{catalog, orders, records, reports, setup, stations, users};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -54,6 +54,11 @@ enum Command {
     Import(records::ImportCommand),
     #[command(flatten)]
     Report(reports::ReportCommand),
+    /// Accounts of this office's web pages: add, list, unlock, password, remove.
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// The audit log: logins, failed logins, changes and exports, newest first.
+    Audit(users::AuditArgs),
     /// Run a small county on this machine: 1 county, 2 townships, 4 villages.
     Demo(civsync_node::demo::DemoArgs),
 }
@@ -90,6 +95,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Menu(command) => catalog::menu(command).await,
         Command::Theme(command) => catalog::theme(command).await,
         Command::Report(command) => reports::report(command).await,
+        Command::User(command) => users::user(command).await,
+        Command::Audit(args) => users::audit(args).await,
         Command::Demo(args) => civsync_node::demo::run(args).await,
     }
 }

@@ -22,6 +22,7 @@ pub fn init(data_dir: &Path, config: &NodeConfig) -> anyhow::Result<()> {
         );
     }
     config.save(data_dir)?;
+    crate::access::token::ApiToken::load_or_create(data_dir)?;
     Ok(())
 }
 
@@ -67,6 +68,21 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let revocations = crate::net::revocation::RevocationSet::default();
     let (manager, certificate) = start_peers(&config, &pki_dir, store.clone(), &revocations)?;
     let peers = manager.as_ref().map(|m| m.board()).unwrap_or_default();
+    let access = crate::access::Access::open(
+        &store,
+        data_dir,
+        config.api_listen.port(),
+        config.api_host_names.clone(),
+    )
+    .context("cannot open the accounts and the audit log")?;
+    match access.audit.prune(crate::clock::now_ms()) {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "audit entries past their retention removed"),
+        Err(reason) => tracing::warn!(%reason, "could not prune the audit log"),
+    }
+    if access.accounts.is_empty() {
+        tracing::info!("no accounts yet: add one with `civsync user add NAME --role admin` to use the web pages");
+    }
     let ctx = Arc::new(NodeContext {
         config: config.clone(),
         data_dir: data_dir.to_path_buf(),
@@ -78,6 +94,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         registry: Default::default(),
         revocations,
         certificate,
+        access: Arc::new(access),
     });
 
     // Build the statistics index now, so the first query answers quickly.
@@ -88,11 +105,14 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     tracing::info!(documents = reread, "statistics index built");
     tracing::info!(node = %describe(&config), api = %config.api_listen, quic = %config.quic_listen_address(), "node started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let api =
-        axum::serve(listener, crate::api::router(ctx.clone())).with_graceful_shutdown(async move {
-            let mut stop_rx = stop_rx;
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        });
+    let api = axum::serve(
+        listener,
+        crate::web::app(ctx.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
     let api_task = tokio::spawn(async move { api.await });
 
     shutdown_signal().await;

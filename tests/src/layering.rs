@@ -73,34 +73,44 @@ pub const NODE: LayerTable = LayerTable {
         ("store", &["clock"]),
         ("files", &[]),
         ("net", &["store", "clock", "config", "secrets"]),
+        ("access", &["store", "clock", "config", "secrets"]),
         (
             "context",
-            &["net", "store", "files", "clock", "config", "secrets"],
+            &[
+                "access", "net", "store", "files", "clock", "config", "secrets",
+            ],
         ),
         (
             "api",
             &[
-                "context", "net", "store", "files", "clock", "config", "secrets",
+                "context", "access", "net", "store", "files", "clock", "config", "secrets",
+            ],
+        ),
+        (
+            "web",
+            &[
+                "api", "context", "access", "net", "store", "files", "clock", "config", "secrets",
             ],
         ),
         (
             "node",
             &[
-                "api", "context", "net", "store", "files", "clock", "config", "secrets", "logging",
+                "web", "api", "context", "access", "net", "store", "files", "clock", "config",
+                "secrets", "logging",
             ],
         ),
         (
             "cli",
             &[
-                "node", "api", "context", "net", "store", "files", "clock", "config", "secrets",
-                "logging",
+                "node", "web", "api", "context", "access", "net", "store", "files", "clock",
+                "config", "secrets", "logging",
             ],
         ),
         (
             "demo",
             &[
-                "cli", "node", "api", "context", "net", "store", "files", "clock", "config",
-                "secrets", "logging",
+                "cli", "node", "web", "api", "context", "access", "net", "store", "files", "clock",
+                "config", "secrets", "logging",
             ],
         ),
     ],

@@ -5,6 +5,7 @@
 //! Every test node listens on loopback only, and every wait is bounded.
 
 pub mod layering;
+pub mod web;
 
 use anyhow::{bail, Context};
 use civsync_node::net::local_ports::{tcp_port_is_free, udp_port_is_free, PortPicker};
@@ -218,9 +219,28 @@ impl TestNode {
         format!("http://{}/api/v1/{path}", self.api)
     }
 
+    /// The node's API token (`civsync init` writes it into the data
+    /// directory), as scripts and the CLI send it.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("api-token"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// A request to the node's API with its token.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(self.token())
+    }
+
     /// GET; `Err` on transport failure or a non-2xx status.
     pub fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self.http.get(self.url(path)).send()?;
+        let response = self.request(reqwest::Method::GET, path).send()?;
         let status = response.status();
         let text = response.text()?;
         if !status.is_success() {
@@ -236,8 +256,7 @@ impl TestNode {
 
     pub fn post_raw(&self, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
         let response = self
-            .http
-            .post(self.url(path))
+            .request(reqwest::Method::POST, path)
             .header("content-type", "application/json")
             .body(body)
             .send()?;

@@ -309,10 +309,13 @@ fn county_receives_every_record_through_outage_and_cut() {
     );
     // The clerk's view of both, through the CLI.
     let api = format!("http://{}", county.api);
+    let county_dir = county.dir.to_string_lossy().into_owned();
     let table = civsync(&[
         "approvals",
         "--api",
         &api,
+        "--data-dir",
+        &county_dir,
         "--station",
         "xh/t1",
         "--month",
@@ -325,7 +328,7 @@ fn county_receives_every_record_through_outage_and_cut() {
             .any(|l| l.starts_with("xh/t1/v1 ") && l.contains("approved") && l.contains("xh/t1 ")),
         "{table}"
     );
-    let table = civsync(&["freshness", "--api", &api]).unwrap();
+    let table = civsync(&["freshness", "--api", &api, "--data-dir", &county_dir]).unwrap();
     assert!(table.starts_with("as of "), "{table}");
     assert!(table.lines().any(|l| l.starts_with("xh/t2/v4 ")), "{table}");
 

@@ -29,6 +29,7 @@ struct Ledger {
 
 fn write_until_killed(
     node_api: std::net::SocketAddr,
+    token: String,
     writer: usize,
     round: usize,
     ledger: Arc<Mutex<Ledger>>,
@@ -49,6 +50,7 @@ fn write_until_killed(
                 + n) as u64;
             let response = http
                 .post(format!("http://{node_api}/api/v1/volunteers"))
+                .bearer_auth(&token)
                 .json(&volunteer_body(seed))
                 .send();
             match response {
@@ -80,6 +82,7 @@ fn write_until_killed(
             let body = activity_body(&id, &format!("{MONTH}-{day:02}"), &[], 1.0);
             match http
                 .post(format!("http://{node_api}/api/v1/activities"))
+                .bearer_auth(&token)
                 .json(&body)
                 .send()
             {
@@ -151,8 +154,11 @@ fn every_acknowledged_write_survives_sigkill() {
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..WRITERS)
             .map(|writer| {
-                let (ledger, stop, api) = (ledger.clone(), stop.clone(), node.api);
-                std::thread::spawn(move || write_until_killed(api, writer, kill, ledger, stop))
+                let (ledger, stop, api, token) =
+                    (ledger.clone(), stop.clone(), node.api, node.token());
+                std::thread::spawn(move || {
+                    write_until_killed(api, token, writer, kill, ledger, stop)
+                })
             })
             .collect();
         std::thread::sleep(Duration::from_millis(rng.gen_range(30..400)));

@@ -105,6 +105,8 @@ fn a_revoked_village_is_cut_off_refused_and_the_list_reaches_the_county_unforged
         &list_file.to_string_lossy(),
         "--api",
         &api,
+        "--data-dir",
+        &county.dir.to_string_lossy(),
     ])
     .unwrap();
     assert!(published.contains(REASON), "{published}");

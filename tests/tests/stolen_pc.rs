@@ -184,8 +184,10 @@ fn a_stolen_village_pc_reveals_no_id_number_and_the_county_still_finds_duplicate
     );
     // A village cannot look.
     let (status, refusal) = {
-        let response =
-            reqwest::blocking::get(format!("http://{}/api/v1/duplicates", v1.api)).unwrap();
+        let response = v1
+            .request(reqwest::Method::GET, "duplicates")
+            .send()
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json::<Value>().unwrap())
     };

@@ -16,6 +16,7 @@
 
 pub mod activities;
 pub mod approvals;
+pub mod audit;
 pub mod catalog;
 pub mod certificates;
 pub mod common;
@@ -33,6 +34,7 @@ pub mod stats;
 pub mod teams;
 #[cfg(test)]
 pub(crate) mod test_api;
+pub mod users;
 pub mod volunteers;
 
 pub use common::{ApiError, IMPORT_BODY_BYTES_MAX, JSON_BODY_BYTES_MAX};
@@ -62,6 +64,8 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .merge(freshness::routes())
         .merge(stations::routes())
         .merge(revocations::routes())
+        .merge(users::routes())
+        .merge(audit::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .merge(import)
         .merge(ledger_import::routes())

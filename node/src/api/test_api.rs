@@ -58,6 +58,7 @@ impl TestApi {
             },
         )
         .unwrap();
+        let access = Arc::new(crate::access::Access::open(&store, dir.path(), 0, vec![]).unwrap());
         let ctx = Arc::new(NodeContext {
             config,
             data_dir: dir.path().to_path_buf(),
@@ -69,6 +70,7 @@ impl TestApi {
             registry: Default::default(),
             revocations: Default::default(),
             certificate: None,
+            access,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -16,6 +16,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    /// The node's bearer token (its data directory's `api-token`).
+    token: Option<String>,
 }
 
 impl ApiClient {
@@ -27,7 +29,28 @@ impl ApiClient {
         Ok(ApiClient {
             base: base.trim_end_matches('/').to_string(),
             http,
+            token: None,
         })
+    }
+
+    /// Send this bearer token with every request.
+    pub fn with_token(mut self, token: Option<String>) -> ApiClient {
+        self.token = token;
+        self
+    }
+
+    /// A client of the node whose data directory is `data_dir`, with its
+    /// token.
+    pub fn for_data_dir(base: &str, data_dir: &std::path::Path) -> anyhow::Result<ApiClient> {
+        Ok(ApiClient::new(base)?.with_token(crate::access::token::read(data_dir)?))
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -63,15 +86,18 @@ impl ApiClient {
         path: &str,
         query: &[(&str, String)],
     ) -> anyhow::Result<T> {
-        let response = self.http.get(self.url(path)).query(query).send().await;
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .query(query)
+            .send()
+            .await;
         self.finish(response).await
     }
 
     /// GET raw bytes (CSV, XLSX, text).
     pub async fn get_bytes(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Vec<u8>> {
         let response = self
-            .http
-            .get(self.url(path))
+            .request(reqwest::Method::GET, path)
             .query(query)
             .send()
             .await
@@ -91,8 +117,7 @@ impl ApiClient {
         body: &B,
     ) -> anyhow::Result<T> {
         let response = self
-            .http
-            .post(self.url(path))
+            .request(reqwest::Method::POST, path)
             .query(query)
             .json(body)
             .send()
@@ -100,20 +125,32 @@ impl ApiClient {
         self.finish(response).await
     }
 
+    /// POST a body as is: a file to import (`application/octet-stream`), or
+    /// JSON read from a file (`application/json`).
     pub async fn post_bytes<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
         body: Vec<u8>,
+        content_type: &str,
     ) -> anyhow::Result<T> {
         let response = self
-            .http
-            .post(self.url(path))
+            .request(reqwest::Method::POST, path)
             .query(query)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body)
             .send()
             .await;
         self.finish(response).await
+    }
+}
+
+impl ApiClient {
+    /// DELETE; the node answers 204 with no body.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        let response = self.request(reqwest::Method::DELETE, path).send().await;
+        let _: Value = self.finish(response).await?;
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ pub mod reports;
 pub mod setup;
 pub mod stations;
 pub mod tables;
+pub mod users;
 
 use crate::cli::client::ApiClient;
 use crate::config::NodeConfig;
@@ -46,7 +47,12 @@ impl Target {
             Some(api) => api.clone(),
             None => format!("http://{}", NodeConfig::load(&self.data_dir)?.api_listen),
         };
-        ApiClient::new(&base)
+        // The token: given for a remote API, else the node's own file.
+        let token = match std::env::var("CIVSYNC_API_TOKEN") {
+            Ok(token) if !token.trim().is_empty() => Some(token.trim().to_string()),
+            _ => crate::access::token::read(&self.data_dir)?,
+        };
+        Ok(ApiClient::new(&base)?.with_token(token))
     }
 
     /// POST `body` to the node and print its answer.
@@ -74,7 +80,9 @@ impl Target {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
         query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
-        self.client()?.post_bytes(path, &query, bytes).await
+        self.client()?
+            .post_bytes(path, &query, bytes, "application/octet-stream")
+            .await
     }
 
     /// GET from the node and print its answer.

@@ -327,7 +327,7 @@ pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {
             };
             let answer: serde_json::Value = target
                 .client()?
-                .post_bytes("revocations", &[], bytes)
+                .post_bytes("revocations", &[], bytes, "application/json")
                 .await?;
             crate::cli::print_json(&answer);
             Ok(())

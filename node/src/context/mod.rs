@@ -2,13 +2,14 @@
 //! node shares — configuration, the county's ID keys, the store, the
 //! peer board, and the caches queries refresh (statistics, registry).
 //!
-//! Layer: above `store`, `net`, `files`, `config`, `clock`; below `api`,
+//! Layer: above `access`, `store`, `net`, `files`, `config`, `clock`; below `api`,
 //! `node`, `cli`, `demo`, which all use it and which it never uses.
 
 pub mod certificates;
 pub mod registry;
 pub mod stats;
 
+use crate::access::Access;
 use crate::config::NodeConfig;
 use crate::secrets::write_secret;
 use crate::store::{Store, StoreClosed};
@@ -18,6 +19,7 @@ use civsync_protocol::service::registry::RegistryRead;
 use civsync_protocol::stats::RetiredStations;
 use civsync_protocol::Station;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The file (in the PKI folder) holding the county's public ID key, hex:
 /// every office has it, to seal ID numbers to the county.
@@ -50,6 +52,8 @@ pub struct NodeContext {
     pub revocations: crate::net::revocation::RevocationSet,
     /// This node's certificate; `None` when it runs without one.
     pub certificate: Option<OwnCertificate>,
+    /// Accounts, sessions, the API token and the audit log.
+    pub access: Arc<Access>,
 }
 
 /// What queries need of this node's certificate: the county CA that

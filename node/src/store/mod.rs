@@ -131,6 +131,12 @@ impl SledStorage {
         })
     }
 
+    /// The sled database, for node-local trees that never sync (accounts,
+    /// the audit log): sled trees are safe to use from any thread.
+    pub fn db(&self) -> sled::Db {
+        self.db.clone()
+    }
+
     /// A handle that flushes this storage from another thread.
     pub fn flusher(&self) -> Flusher {
         Flusher {
@@ -284,6 +290,10 @@ pub struct Store {
     local: StationId,
     incarnation: u64,
     owner: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// For node-local trees; let go of at close, so that the store can be
+    /// opened again in this process (a tree handed out keeps the database
+    /// open until it is dropped too).
+    db: Arc<Mutex<Option<sled::Db>>>,
 }
 
 impl Store {
@@ -297,6 +307,7 @@ impl Store {
     ) -> Result<Store, StoreOpenError> {
         let mut storage = SledStorage::open(path)?;
         let incarnation = load_or_draw_incarnation(&mut storage)?;
+        let db = storage.db();
         let replica = Replica::open(storage, local.clone(), incarnation, config)?;
         let (sender, receiver) = mpsc::channel(STORE_QUEUE_DEPTH);
         let owner = std::thread::Builder::new()
@@ -310,11 +321,27 @@ impl Store {
             local,
             incarnation,
             owner: Arc::new(Mutex::new(Some(owner))),
+            db: Arc::new(Mutex::new(Some(db))),
         })
     }
 
     pub fn local(&self) -> &StationId {
         &self.local
+    }
+
+    /// A node-local sled tree beside the documents: never synced, never
+    /// seen by the replica. For accounts and the audit log.
+    pub fn local_tree(&self, name: &str) -> Result<sled::Tree, StorageError> {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(db) = db else {
+            return Err(StorageError::Unavailable {
+                reason: "the store is closed".to_string(),
+            });
+        };
+        db.open_tree(format!("local|{name}"))
+            .map_err(|error| StorageError::Unavailable {
+                reason: format!("opening the local tree {name}: {}", sled_reason(error)),
+            })
     }
 
     pub fn incarnation(&self) -> u64 {
@@ -454,6 +481,7 @@ impl Store {
     }
 
     fn join_owner(&self) {
+        self.db.lock().unwrap_or_else(|e| e.into_inner()).take();
         let owner = self
             .owner
             .lock()

@@ -28,6 +28,7 @@ fn november() -> Month {
 fn start(dir: &Path) -> Arc<NodeContext> {
     let county = station("xh");
     let store = Store::open(&dir.join("store"), county.clone(), ReplicaConfig::default()).unwrap();
+    let access = Arc::new(crate::access::Access::open(&store, dir, 0, vec![]).unwrap());
     Arc::new(NodeContext {
         config: NodeConfig::new(county, Tier::County),
         data_dir: dir.to_path_buf(),
@@ -39,6 +40,7 @@ fn start(dir: &Path) -> Arc<NodeContext> {
         registry: Default::default(),
         revocations: Default::default(),
         certificate: None,
+        access,
     })
 }
 

@@ -1,0 +1,86 @@
+//! Calling the JSON API from a page handler, in-process: no socket, no
+//! token; the guard has already checked the page's own request, and a
+//! page's permission (`/web/x`) is the permission of the API resource it
+//! calls (`/api/v1/x`), or one it implies (see `access::roles`).
+
+use super::Web;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Largest API answer a page reads (a county's freshness table is ~100 KB).
+pub const ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// An API answer: its status and JSON (or `Null`).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn ok(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The refusal's field and reason, as the API put them.
+    pub fn refusal(&self) -> Option<(String, String)> {
+        if self.ok() {
+            return None;
+        }
+        let error = self.body.get("error")?;
+        Some((
+            error.get("field")?.as_str()?.to_string(),
+            error.get("reason")?.as_str()?.to_string(),
+        ))
+    }
+}
+
+/// `path_and_query` starts after `/api/v1/`.
+pub async fn call(web: &Web, method: Method, path_and_query: &str, body: Option<&Value>) -> Answer {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("/api/v1/{path_and_query}"));
+    let body = match body {
+        Some(value) => {
+            request = request.header("content-type", "application/json");
+            Body::from(serde_json::to_vec(value).unwrap_or_default())
+        }
+        None => Body::empty(),
+    };
+    let request = match request.body(body) {
+        Ok(request) => request,
+        Err(error) => return failed(error.to_string()),
+    };
+    let response = match web.api.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let status = response.status();
+    match axum::body::to_bytes(response.into_body(), ANSWER_BYTES_MAX).await {
+        Ok(bytes) if bytes.is_empty() => Answer {
+            status,
+            body: Value::Null,
+        },
+        Ok(bytes) => Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        },
+        Err(error) => failed(error.to_string()),
+    }
+}
+
+pub async fn get(web: &Web, path_and_query: &str) -> Answer {
+    call(web, Method::GET, path_and_query, None).await
+}
+
+pub async fn post(web: &Web, path_and_query: &str, body: &Value) -> Answer {
+    call(web, Method::POST, path_and_query, Some(body)).await
+}
+
+fn failed(reason: String) -> Answer {
+    Answer {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        body: serde_json::json!({"error": {"field": "node", "reason": reason}}),
+    }
+}
