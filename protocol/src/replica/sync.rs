@@ -289,6 +289,11 @@ impl<S: Storage> Replica<S> {
             .collect()
     }
 
+    /// What `peer` brought in today, if it brought or was refused anything.
+    pub fn peer_intake_of(&self, peer: &StationId) -> Option<PeerIntake> {
+        self.intake.peer(peer).cloned()
+    }
+
     /// Is `document` new here, from `peer`'s subtree, for a station below
     /// the peer that must be registered first and that no registry held
     /// lists?

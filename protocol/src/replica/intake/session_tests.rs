@@ -223,7 +223,8 @@ fn a_document_for_a_registered_station_is_taken_at_once() {
     pump(&mut t, &mut v, now);
     assert!(t.replica.holds(&layout::registry_document(&village)));
     write(&mut v.replica, &roster_of(&point), "a registered point");
-    v.session.document_changed(&roster_of(&point), &mut v.replica);
+    v.session
+        .document_changed(&roster_of(&point), &mut v.replica);
     pump(&mut t, &mut v, now);
     assert!(t.replica.holds(&roster_of(&point)));
     assert!(refused_for_now(&t).is_empty());
