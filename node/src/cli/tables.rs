@@ -437,6 +437,11 @@ fn intake_lines(peer: &Value, out: &mut String) {
             let _ = writeln!(out, "{station}: last error: {error}");
         }
     }
+    if let Some(refusal) = peer["last_refused"].as_str() {
+        if peer["last_error"].as_str() != Some(refusal) {
+            let _ = writeln!(out, "{station}: last refused: {refusal}");
+        }
+    }
     if !refused {
         return;
     }
@@ -685,12 +690,18 @@ mod tests {
              "intake": {"day": 20_412, "documents_accepted": 3, "bytes_accepted": 4_200,
                "refused_unregistered": 10_000, "refused_over_quota": 0,
                "last_refusal": "station xh/t1/v1/s1 is not in the station registry this node holds"}},
-            {"station": "xh/t1/v2", "role": "incoming", "connected": true,
+            {"station": "xh/t1/v2", "role": "incoming", "connected": false,
+             "last_error": "the link was lost",
+             "last_refused": "activities:xh/t1/v2:2025-07: over the decode limits",
              "intake": {"documents_accepted": 1, "refused_unregistered": 0, "refused_over_quota": 0}}
         ]});
         let table = status_table(&status);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 6, "{table}");
+        assert_eq!(lines.len(), 7, "{table}");
+        assert_eq!(
+            lines[6],
+            "xh/t1/v2: last refused: activities:xh/t1/v2:2025-07: over the decode limits"
+        );
         assert_eq!(
             lines[4],
             "xh/t1/v1: last error: roster:xh/t1/v1/s1: refused for now: ..."

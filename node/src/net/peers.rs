@@ -163,6 +163,9 @@ pub struct PeerStatus {
     pub links_superseded: u64,
     pub connect_failures: u64,
     pub last_error: Option<String>,
+    /// The last document of the peer's this node refused, and why. Kept
+    /// when the link ends, which overwrites `last_error`.
+    pub last_refused: Option<String>,
     /// What the peer brought in today and what was refused for now
     /// (unregistered stations, daily quotas); absent until it sent anything.
     pub intake: Option<PeerIntake>,
@@ -189,6 +192,7 @@ impl PeerStatus {
             links_superseded: 0,
             connect_failures: 0,
             last_error: None,
+            last_refused: None,
             intake: None,
         }
     }
@@ -1222,6 +1226,7 @@ fn absorb(
                     // able to find later, not only while the link is up.
                     warn!(%peer, %document, %reason, "refused changes from peer; nothing applied");
                     status.last_error = Some(format!("{document}: {reason}"));
+                    status.last_refused = status.last_error.clone();
                 }
                 SessionEvent::RefusedByPeer { document, reason } => {
                     warn!(%peer, %document, %reason, "peer refused our changes");
