@@ -452,6 +452,13 @@ fn scope(world: &World) -> CheckResult {
 
 fn authority(world: &mut World) -> CheckResult {
     let mut changes_checked = 0u64;
+    // The simulated county registers nothing: its stations are the topology's.
+    let known: std::collections::BTreeSet<_> = world
+        .topology
+        .nodes
+        .iter()
+        .map(|node| node.station.clone())
+        .collect();
     for node in 0..world.node_count() {
         if !world.is_honest(node) {
             continue;
@@ -461,6 +468,11 @@ fn authority(world: &mut World) -> CheckResult {
             continue;
         };
         for document in replica.documents() {
+            if !known.contains(&document.owner) {
+                return CheckResult::fail(format!(
+                    "{document} at {station}: a document of a station no registry lists"
+                ));
+            }
             let verdict = replica.with_document(&document, |doc| {
                 let changes = changes_of(doc);
                 for (_, actor) in &changes {

@@ -59,14 +59,19 @@ pub enum InjectedBug {
     /// One document is fed twice into the county's statistics. Caught by:
     /// aggregates.
     MiscountAggregate,
+    /// Replicas take in documents of stations no registry lists (nothing
+    /// below a village need be registered), and one village at least
+    /// misbehaves by inventing stations below it. Caught by: authority.
+    AdmitInventedStations,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 4] = [
+    pub const ALL: [InjectedBug; 5] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
         InjectedBug::MiscountAggregate,
+        InjectedBug::AdmitInventedStations,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +80,7 @@ impl InjectedBug {
             InjectedBug::SkipDocumentSync => "skip-document-sync",
             InjectedBug::ApplyUnauthorized => "apply-unauthorized",
             InjectedBug::MiscountAggregate => "miscount-aggregate",
+            InjectedBug::AdmitInventedStations => "admit-invented-stations",
         }
     }
 
@@ -85,6 +91,7 @@ impl InjectedBug {
             InjectedBug::SkipDocumentSync => "convergence",
             InjectedBug::ApplyUnauthorized => "authority",
             InjectedBug::MiscountAggregate => "aggregates",
+            InjectedBug::AdmitInventedStations => "authority",
         }
     }
 

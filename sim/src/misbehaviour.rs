@@ -2,7 +2,9 @@
 //!
 //! A misbehaving village serves, through its host wrapper, documents whose
 //! changes carry other stations' actors (`actor::actor_for` is public: any
-//! node can *claim* any actor), plus a document outside its scope. Its
+//! node can *claim* any actor), a document outside its scope, and documents
+//! of stations it invented below itself (its own to write, but no registry
+//! lists those stations). Its
 //! honest peers must refuse every one of them; the authority and scope
 //! checkers then confirm that nothing forged was applied anywhere.
 
@@ -16,6 +18,8 @@ use civsync_protocol::{DocumentId, Month, StationId, Tier};
 
 /// The incarnation forged actors claim (any value works; that is the point).
 const FORGED_INCARNATION: u64 = 0x0bad_0bad;
+/// Stations a misbehaving village invents below itself.
+const INVENTED_STATIONS: usize = 3;
 
 fn forged_document(
     document: &DocumentId,
@@ -70,6 +74,17 @@ pub fn forge(topology: &Topology, village: NodeIndex) -> Forgery {
     let foreign = topology.of_tier(Tier::Village).find(|v| {
         topology.nodes[*v].parent != Some(township) && topology.county_of(*v) == Some(county)
     });
+    // 4. Rosters of stations it made up below itself, written by itself.
+    for n in 0..INVENTED_STATIONS {
+        let invented = StationId::parse(&format!("{}/invented{n}", me.station))
+            .expect("a valid station below the village");
+        let roster = DocumentId::roster(&invented);
+        forgery.documents.insert(
+            roster.clone(),
+            forged_document(&roster, &me.station, "invented", "虚构的站点"),
+        );
+    }
+
     if let Some(foreign) = foreign {
         let station = &topology.nodes[foreign].station;
         let roster = DocumentId::roster(station);

@@ -60,12 +60,16 @@ pub const SIM_DOCUMENTS_CACHED_MAX: usize = 4_096;
 
 /// A simulated office's replica configuration; its tier decides whether it
 /// may hold the personal documents below it (a prefecture may not).
-pub fn replica_config(tier: Tier) -> ReplicaConfig {
-    ReplicaConfig {
+pub fn replica_config(tier: Tier, bug: Option<InjectedBug>) -> ReplicaConfig {
+    let mut config = ReplicaConfig {
         documents_cached_max: SIM_DOCUMENTS_CACHED_MAX,
         tier: Some(tier),
         ..ReplicaConfig::default()
+    };
+    if bug == Some(InjectedBug::AdmitInventedStations) {
+        config.peer_quotas.registration_required_below = Tier::Point;
     }
+    config
 }
 
 /// A dialer waits this long (at most) before redialling after a cut.
@@ -239,7 +243,14 @@ impl World {
         let mut misbehaving_rng = rng::stream(config.seed, RngStream::Misbehaviour);
         let mut villages: Vec<NodeIndex> = topology.of_tier(Tier::Village).collect();
         villages.shuffle(&mut misbehaving_rng);
-        let liars: Vec<NodeIndex> = villages.into_iter().take(config.misbehaving).collect();
+        // The bug that admits invented stations comes with a village that
+        // invents them.
+        let liars_wanted = if config.inject_bug == Some(InjectedBug::AdmitInventedStations) {
+            config.misbehaving.max(1)
+        } else {
+            config.misbehaving
+        };
+        let liars: Vec<NodeIndex> = villages.into_iter().take(liars_wanted).collect();
         for (index, spec) in topology.nodes.iter().enumerate() {
             let mut rng = rng::node_stream(config.seed, index);
             let clock = NodeClock::new(
@@ -259,7 +270,7 @@ impl World {
                 MemoryStorage::new(),
                 spec.station.clone(),
                 incarnation,
-                crate::world::replica_config(spec.tier),
+                crate::world::replica_config(spec.tier, config.inject_bug),
             )
             .expect("an empty store opens");
             let misbehaving = liars.contains(&index);
@@ -862,7 +873,7 @@ impl World {
             storage,
             state.station.clone(),
             state.incarnation,
-            crate::world::replica_config(state.tier),
+            crate::world::replica_config(state.tier, self.config.inject_bug),
         ) {
             Ok(replica) => {
                 state.replica = Some(replica);

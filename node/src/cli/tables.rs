@@ -418,7 +418,43 @@ pub fn status_table(answer: &Value) -> String {
             short_error(&peer["last_error"]),
         );
     }
+    for peer in peers {
+        intake_lines(peer, &mut out);
+    }
     out
+}
+
+/// Below the table, for a peer that was refused something: the whole last
+/// error (the table cuts it), and what it brought in and was refused today.
+fn intake_lines(peer: &Value, out: &mut String) {
+    let station = text(&peer["station"]);
+    let intake = &peer["intake"];
+    let refused = ["refused_unregistered", "refused_over_quota"]
+        .iter()
+        .any(|field| intake[field].as_u64().unwrap_or(0) > 0);
+    if let Some(error) = peer["last_error"].as_str() {
+        if refused || error.chars().count() > 72 {
+            let _ = writeln!(out, "{station}: last error: {error}");
+        }
+    }
+    if let Some(refusal) = peer["last_refused"].as_str() {
+        if peer["last_error"].as_str() != Some(refusal) {
+            let _ = writeln!(out, "{station}: last refused: {refusal}");
+        }
+    }
+    if !refused {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{station}: today {} new documents and {} accepted; refused for now: {} for unregistered stations, {} \
+         over the daily quota; last refusal: {}",
+        text(&intake["documents_accepted"]),
+        bytes(&intake["bytes_accepted"]),
+        text(&intake["refused_unregistered"]),
+        text(&intake["refused_over_quota"]),
+        text(&intake["last_refusal"]),
+    );
 }
 
 /// `GET duplicates` as text: one block per group of registrations that carry
@@ -647,6 +683,35 @@ mod tests {
     }
 
     #[test]
+    fn the_status_table_names_a_peer_refused_for_now_and_why() {
+        let status = json!({"station": "xh/t1", "tier": "township", "peers": [
+            {"station": "xh/t1/v1", "role": "incoming", "tier": "village", "connected": true,
+             "up_to_date": true, "last_error": "roster:xh/t1/v1/s1: refused for now: ...",
+             "intake": {"day": 20_412, "documents_accepted": 3, "bytes_accepted": 4_200,
+               "refused_unregistered": 10_000, "refused_over_quota": 0,
+               "last_refusal": "station xh/t1/v1/s1 is not in the station registry this node holds"}},
+            {"station": "xh/t1/v2", "role": "incoming", "connected": false,
+             "last_error": "the link was lost",
+             "last_refused": "activities:xh/t1/v2:2025-07: over the decode limits",
+             "intake": {"documents_accepted": 1, "refused_unregistered": 0, "refused_over_quota": 0}}
+        ]});
+        let table = status_table(&status);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 7, "{table}");
+        assert_eq!(
+            lines[6],
+            "xh/t1/v2: last refused: activities:xh/t1/v2:2025-07: over the decode limits"
+        );
+        assert_eq!(
+            lines[4],
+            "xh/t1/v1: last error: roster:xh/t1/v1/s1: refused for now: ..."
+        );
+        assert!(lines[5].starts_with("xh/t1/v1: today 3 new documents and 4.2 KB accepted"));
+        assert!(lines[5].contains("10000 for unregistered stations, 0 over the daily quota"));
+        assert!(lines[5].ends_with("xh/t1/v1/s1 is not in the station registry this node holds"));
+    }
+
+    #[test]
     fn the_status_table_says_per_peer_whether_sync_caught_up_and_why_not() {
         let long_error = "x".repeat(200);
         let status = json!({"station": "xh/t1", "tier": "township", "documents": 12,
@@ -663,7 +728,7 @@ mod tests {
         ]});
         let table = status_table(&status);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 6, "{table}");
+        assert_eq!(lines.len(), 7, "{table}");
         assert_eq!(lines[0], "xh/t1 (township): 12 documents, 3 loaded");
         assert!(lines[2].starts_with("xh ") && lines[2].contains("up to date"));
         assert!(lines[2].contains("2026-11-02 08:00"));
@@ -679,6 +744,12 @@ mod tests {
         assert!(
             lines[5].starts_with('-'),
             "a malformed peer prints as dashes"
+        );
+
+        assert_eq!(
+            lines[6],
+            format!("xh/t1/v2: last error: {long_error}"),
+            "the whole error follows the table"
         );
 
         let alone = status_table(&json!({"station": "xh", "tier": "county", "peers": []}));

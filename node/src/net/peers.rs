@@ -66,6 +66,7 @@ use crate::net::transport::{
 };
 use crate::store::Store;
 use civsync_protocol::identity::document_id::DocumentId;
+use civsync_protocol::replica::PeerIntake;
 use civsync_protocol::sync::session::{
     CertifiedPeer, Session, SessionConfig, SessionEvent, SessionStatus,
 };
@@ -162,6 +163,12 @@ pub struct PeerStatus {
     pub links_superseded: u64,
     pub connect_failures: u64,
     pub last_error: Option<String>,
+    /// The last document of the peer's this node refused, and why. Kept
+    /// when the link ends, which overwrites `last_error`.
+    pub last_refused: Option<String>,
+    /// What the peer brought in today and what was refused for now
+    /// (unregistered stations, daily quotas); absent until it sent anything.
+    pub intake: Option<PeerIntake>,
 }
 
 impl PeerStatus {
@@ -185,6 +192,8 @@ impl PeerStatus {
             links_superseded: 0,
             connect_failures: 0,
             last_error: None,
+            last_refused: None,
+            intake: None,
         }
     }
 }
@@ -916,6 +925,7 @@ struct StepOutput {
     status: SessionStatus,
     timeout_ms: Option<u64>,
     closed: bool,
+    intake: Option<PeerIntake>,
 }
 
 /// Runs `input` through the session on the owner thread and returns the
@@ -962,6 +972,7 @@ async fn step(
             let status = session.status();
             let timeout_ms = session.poll_timeout();
             let closed = session.is_closed();
+            let intake = replica.peer_intake_of(session.peer());
             (
                 session,
                 StepOutput {
@@ -970,6 +981,7 @@ async fn step(
                     status,
                     timeout_ms,
                     closed,
+                    intake,
                 },
             )
         })
@@ -1214,6 +1226,7 @@ fn absorb(
                     // able to find later, not only while the link is up.
                     warn!(%peer, %document, %reason, "refused changes from peer; nothing applied");
                     status.last_error = Some(format!("{document}: {reason}"));
+                    status.last_refused = status.last_error.clone();
                 }
                 SessionEvent::RefusedByPeer { document, reason } => {
                     warn!(%peer, %document, %reason, "peer refused our changes");
@@ -1229,6 +1242,9 @@ fn absorb(
         status.changes_applied = out.status.changes_applied;
         status.bytes_sent = out.status.bytes_sent;
         status.bytes_received = out.status.bytes_received;
+        if out.intake.is_some() {
+            status.intake = out.intake.clone();
+        }
     });
 }
 

@@ -37,6 +37,7 @@ pub mod bounds;
 mod build;
 mod chunks;
 pub mod freshness;
+pub mod intake;
 pub mod layout;
 mod lru;
 mod sync;
@@ -53,6 +54,7 @@ use automerge::{ActorId, AutoCommit, ChangeHash};
 pub use bounds::{BoundError, DecodeCost, DecodeLimits};
 pub use build::{BuiltDocument, DocumentBuilder, StoreBuiltError};
 use freshness::Freshness;
+pub use intake::{IntakeRefusal, PeerIntake, PeerQuotas};
 use layout::{
     document_of_key, increment_key, increment_seq, increments_prefix, index_key, seal,
     snapshot_key, unseal, INCREMENT_PREFIX, INDEX_PREFIX, LAYOUT_KEY, LAYOUT_VERSION,
@@ -92,6 +94,9 @@ pub struct ReplicaConfig {
     /// What a peer's changes may cost once inflated and expanded, checked
     /// before automerge decodes them (see `bounds`).
     pub decode_limits: DecodeLimits,
+    /// What one peer may bring in per day, and which stations below it must
+    /// be registered first (see `intake`).
+    pub peer_quotas: PeerQuotas,
     /// The local station's tier: decides whether personal documents of
     /// stations below may be held here (they stop at the county). `None`:
     /// the county is the top of the tree, one tier per level below it.
@@ -119,6 +124,7 @@ impl Default for ReplicaConfig {
             sync_message_bytes_max: SYNC_MESSAGE_BYTES_MAX,
             sync_message_changes_max: SYNC_MESSAGE_CHANGES_MAX,
             decode_limits: DecodeLimits::DEFAULT,
+            peer_quotas: PeerQuotas::DEFAULT,
             tier: None,
         }
     }
@@ -220,6 +226,9 @@ pub struct Replica<S: Storage> {
     /// The owner's clock (Unix ms), stamped on every local change; see
     /// [`Replica::set_now_ms`].
     now_ms: i64,
+    /// What each peer brought in today (counts live in memory: a restart
+    /// starts the day's quotas again).
+    intake: intake::Intake,
 }
 
 impl<S: Storage> Replica<S> {
@@ -279,6 +288,7 @@ impl<S: Storage> Replica<S> {
             index.insert(document, entry);
         }
         let tier = config.tier_of(&local);
+        let config_quotas = config.peer_quotas;
         Ok(Replica {
             storage,
             actor: actor_for(&local, incarnation),
@@ -292,6 +302,7 @@ impl<S: Storage> Replica<S> {
             unflushed: false,
             flush_deferred: false,
             now_ms: 0,
+            intake: intake::Intake::new(config_quotas),
         })
     }
 

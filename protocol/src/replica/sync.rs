@@ -25,6 +25,7 @@
 
 use super::bounds::{self, DecodeCost, DecodeLimits};
 use super::chunks;
+use super::intake::{self, IntakeRefusal, PeerIntake};
 use super::layout::{seal, sync_state_key, unseal};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
 use crate::identity::document_id::DocumentId;
@@ -280,79 +281,82 @@ impl<S: Storage> Replica<S> {
 }
 
 impl<S: Storage> Replica<S> {
-    fn local_side(&self) -> Side<'_> {
-        Side::new(&self.local, self.tier)
-    }
-
-    /// The peer's tier, from its depth relative to ours (one tier per level,
-    /// as the registry assigns them). The session checks the tier in the
-    /// peer's certificate too; here it keeps a replica from handing personal
-    /// documents to an office above the county even if asked directly.
-    fn peer_side<'a>(&self, peer: &'a StationId) -> Side<'a> {
-        let levels = peer.depth() as isize - self.local.depth() as isize;
-        let tier = self.tier.shifted(levels).unwrap_or(if levels < 0 {
-            Tier::Province
-        } else {
-            Tier::Point
-        });
-        Side::new(peer, tier)
-    }
-}
-
-impl<S: Storage> SyncHost for Replica<S> {
-    fn local_station(&self) -> &StationId {
-        &self.local
-    }
-
-    fn shared_documents(&mut self, peer: &StationId) -> Vec<(DocumentId, HeadsDigest)> {
-        self.index
-            .iter()
-            .filter(|(document, _)| {
-                check_document(document, self.peer_side(peer), self.local_side()).is_ok()
-            })
-            .map(|(document, entry)| (document.clone(), entry.digest))
+    /// What each peer brought in today, by station (the status page).
+    pub fn peer_intake(&self) -> Vec<(StationId, PeerIntake)> {
+        self.intake
+            .peers()
+            .map(|(peer, counts)| (peer.clone(), counts.clone()))
             .collect()
     }
 
-    fn generate_sync_message(
+    /// What `peer` brought in today, if it brought or was refused anything.
+    pub fn peer_intake_of(&self, peer: &StationId) -> Option<PeerIntake> {
+        self.intake.peer(peer).cloned()
+    }
+
+    /// Is `document` new here, from `peer`'s subtree, for a station below
+    /// the peer that must be registered first and that no registry held
+    /// lists?
+    fn unregistered_below(&mut self, peer: &StationId, document: &DocumentId) -> bool {
+        !self.holds(document)
+            && intake::registration_required(
+                self.intake.quotas(),
+                &self.local,
+                self.tier,
+                peer,
+                &document.owner,
+            )
+            && !self.registered(&document.owner)
+    }
+
+    /// Does a registry held here list `station`? A registry lists only
+    /// stations of its owner's subtree, so only those of `station` and its
+    /// ancestors are read. An unreadable registry lists nothing.
+    fn registered(&mut self, station: &StationId) -> bool {
+        let mut owner = Some(station.clone());
+        while let Some(at) = owner {
+            let registry = crate::layout::registry_document(&at);
+            if let Ok(Some(doc)) = self.cached_document(&registry) {
+                if crate::layout::registry_lists(doc, station).unwrap_or(false) {
+                    return true;
+                }
+            }
+            owner = at.parent();
+        }
+        false
+    }
+
+    /// The intake's verdict on a message from a peer that is not our
+    /// ancestor: a station it may not create yet, or a daily quota used up.
+    fn admit(
         &mut self,
         peer: &StationId,
         document: &DocumentId,
-    ) -> Result<Option<Vec<u8>>, HostError> {
-        check_document(document, self.peer_side(peer), self.local_side()).map_err(|error| {
-            HostError {
-                reason: error.to_string(),
-            }
-        })?;
-        if self.unflushed {
-            self.flush().map_err(|error| HostError {
-                reason: format!("flushing before sending: {error}"),
-            })?;
-        }
-        let mut slot = self.take_sync_slot(peer, document);
-        let message = match self.cached_document(document) {
-            Ok(Some(doc)) => doc.sync().generate_sync_message(&mut slot.state),
-            Ok(None) => AutoCommit::new()
-                .sync()
-                .generate_sync_message(&mut slot.state),
-            Err(error) => {
-                self.keep_sync_slot(peer, document, slot);
-                return Err(HostError {
-                    reason: format!("loading {document}: {error}"),
-                });
-            }
+        new_document: bool,
+        bytes: u64,
+        day: i64,
+    ) -> Result<(), ReceiveError> {
+        let deferred = |refusal: IntakeRefusal| ReceiveError::Deferred {
+            document: document.clone(),
+            reason: refusal.to_string(),
         };
-        self.keep_sync_slot(peer, document, slot);
-        Ok(message.map(Message::encode))
+        if self.unregistered_below(peer, document) {
+            let refusal = self.intake.refuse_unregistered(peer, day, &document.owner);
+            return Err(deferred(refusal));
+        }
+        self.intake
+            .check(peer, day, new_document, bytes)
+            .map_err(deferred)
     }
 
-    fn receive_sync_message(
+    /// [`SyncHost::receive_sync_message`] once the peer's intake admitted
+    /// the message.
+    fn receive_admitted(
         &mut self,
         peer: &StationId,
         document: &DocumentId,
         message: &[u8],
     ) -> Result<ReceiveOutcome, ReceiveError> {
-        check_document(document, self.peer_side(peer), self.local_side())?;
         if message.len() > self.config.sync_message_bytes_max {
             return Err(Self::malformed(
                 document,
@@ -446,6 +450,97 @@ impl<S: Storage> SyncHost for Replica<S> {
             heads_changed,
         })
     }
+}
+
+impl<S: Storage> Replica<S> {
+    fn local_side(&self) -> Side<'_> {
+        Side::new(&self.local, self.tier)
+    }
+
+    /// The peer's tier, from its depth relative to ours (one tier per level,
+    /// as the registry assigns them). The session checks the tier in the
+    /// peer's certificate too; here it keeps a replica from handing personal
+    /// documents to an office above the county even if asked directly.
+    fn peer_side<'a>(&self, peer: &'a StationId) -> Side<'a> {
+        let levels = peer.depth() as isize - self.local.depth() as isize;
+        let tier = self.tier.shifted(levels).unwrap_or(if levels < 0 {
+            Tier::Province
+        } else {
+            Tier::Point
+        });
+        Side::new(peer, tier)
+    }
+}
+
+impl<S: Storage> SyncHost for Replica<S> {
+    fn local_station(&self) -> &StationId {
+        &self.local
+    }
+
+    fn shared_documents(&mut self, peer: &StationId) -> Vec<(DocumentId, HeadsDigest)> {
+        self.index
+            .iter()
+            .filter(|(document, _)| {
+                check_document(document, self.peer_side(peer), self.local_side()).is_ok()
+            })
+            .map(|(document, entry)| (document.clone(), entry.digest))
+            .collect()
+    }
+
+    fn generate_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, HostError> {
+        check_document(document, self.peer_side(peer), self.local_side()).map_err(|error| {
+            HostError {
+                reason: error.to_string(),
+            }
+        })?;
+        if self.unflushed {
+            self.flush().map_err(|error| HostError {
+                reason: format!("flushing before sending: {error}"),
+            })?;
+        }
+        let mut slot = self.take_sync_slot(peer, document);
+        let message = match self.cached_document(document) {
+            Ok(Some(doc)) => doc.sync().generate_sync_message(&mut slot.state),
+            Ok(None) => AutoCommit::new()
+                .sync()
+                .generate_sync_message(&mut slot.state),
+            Err(error) => {
+                self.keep_sync_slot(peer, document, slot);
+                return Err(HostError {
+                    reason: format!("loading {document}: {error}"),
+                });
+            }
+        };
+        self.keep_sync_slot(peer, document, slot);
+        Ok(message.map(Message::encode))
+    }
+
+    fn receive_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        message: &[u8],
+    ) -> Result<ReceiveOutcome, ReceiveError> {
+        check_document(document, self.peer_side(peer), self.local_side())?;
+        // What a parent sends comes from above, which the county controls.
+        let metered = !peer.is_strict_ancestor_of(&self.local);
+        let new_document = !self.holds(document);
+        let day = intake::day_of(self.now_ms);
+        let bytes = message.len() as u64;
+        if metered {
+            self.admit(peer, document, new_document, bytes, day)?;
+        }
+        let outcome = self.receive_admitted(peer, document, message)?;
+        if metered {
+            let created = new_document && self.holds(document);
+            self.intake.accept(peer, day, created, bytes);
+        }
+        Ok(outcome)
+    }
 
     fn reset_sync_state(&mut self, peer: &StationId, document: &DocumentId) {
         self.sync_states.remove(&(peer.clone(), document.clone()));
@@ -458,6 +553,11 @@ impl<S: Storage> SyncHost for Replica<S> {
         } else {
             self.unflushed = true;
         }
+    }
+
+    fn refusal_lifted(&mut self, peer: &StationId, document: &DocumentId) -> bool {
+        let day = intake::day_of(self.now_ms);
+        !self.intake.over_quota_today(peer, day) && !self.unregistered_below(peer, document)
     }
 }
 

@@ -59,6 +59,14 @@ pub enum ReceiveError {
         found: String,
         supported: String,
     },
+    /// Not taken in for now (a station the registry does not list yet, a
+    /// daily quota used up); nothing was applied. The peer offers it again
+    /// in a later session, once [`SyncHost::refusal_lifted`] says so.
+    #[error("refused for now: {reason}")]
+    Deferred {
+        document: DocumentId,
+        reason: String,
+    },
     /// The local store failed; nothing was acknowledged.
     #[error("storage failed while receiving {document}: {reason}")]
     Storage {
@@ -106,6 +114,14 @@ pub trait SyncHost {
     /// Forget the sync state of (`peer`, `document`), so the next exchange
     /// starts from scratch (after a refusal, or when the peer asks).
     fn reset_sync_state(&mut self, peer: &StationId, document: &DocumentId);
+
+    /// Would `document`, refused from `peer` as [`ReceiveError::Deferred`],
+    /// be taken in now (its station registered since, a new day's quota)?
+    /// Asked now and then while such refusals stand; cheap, reads no
+    /// document content beyond the registry.
+    fn refusal_lifted(&mut self, _peer: &StationId, _document: &DocumentId) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -107,6 +107,15 @@ pub const BUCKET_ENTRIES_BUFFERED_MAX: usize = 262_144;
 /// settles in a handful; more means a loop, and the document is given up for
 /// this session instead of spinning forever.
 pub const SYNC_MESSAGES_PER_EXCHANGE_MAX: u32 = 256;
+/// Documents refused for now (`ReceiveError::Deferred`) that the session
+/// remembers to ask the host about again; more are refused all the same
+/// and come back at the next reconnect for another reason.
+pub const DEFERRED_DOCUMENTS_MAX: usize = 1024;
+/// How often the host is asked whether a deferred refusal is lifted (a
+/// station registered since, a new day's quota). When one is, the session
+/// closes so that the peer, on the new session, offers those documents again:
+/// a refusal holds for the rest of a session on both sides.
+pub const DEFERRED_RECHECK_MS: u64 = 2_000;
 /// Input is decoded in slices of this size, so one huge `handle_bytes` call
 /// never makes the decoder buffer more than a frame and a slice.
 const INPUT_SLICE_BYTES: usize = 64 * 1024;
@@ -373,6 +382,9 @@ pub struct Session {
     exchanges: BTreeMap<DocumentId, Exchange>,
     due: VecDeque<DocumentId>,
     refused: BTreeSet<DocumentId>,
+    /// Refused for now; see [`DEFERRED_DOCUMENTS_MAX`].
+    deferred: BTreeSet<DocumentId>,
+    deferred_checked_ms: u64,
 
     events: VecDeque<SessionEvent>,
     up_to_date: bool,
@@ -455,6 +467,8 @@ impl Session {
             exchanges: BTreeMap::new(),
             due: VecDeque::new(),
             refused: BTreeSet::new(),
+            deferred: BTreeSet::new(),
+            deferred_checked_ms: now_ms,
             events: VecDeque::new(),
             up_to_date: false,
             counters: Counters::default(),
@@ -566,6 +580,23 @@ impl Session {
             );
             return;
         }
+        if !self.deferred.is_empty()
+            && self.now_ms >= self.deferred_checked_ms + DEFERRED_RECHECK_MS
+        {
+            self.deferred_checked_ms = self.now_ms;
+            let peer = self.peer.clone();
+            if let Some(document) = self
+                .deferred
+                .iter()
+                .find(|document| host.refusal_lifted(&peer, document))
+            {
+                let reason = format!(
+                    "{document}, refused earlier for now, may be taken in now; reconnecting so that station {peer} \
+                     offers it again"
+                );
+                return self.close(&reason);
+            }
+        }
         if self.now_ms >= self.last_sent_ms + self.config.keepalive_interval_ms {
             // Frames already waiting keep the peer awake as well as a ping.
             if self.control.is_empty() {
@@ -633,7 +664,12 @@ impl Session {
         }
         let idle = self.last_received_ms + self.config.idle_timeout_ms;
         let keepalive = self.last_sent_ms + self.config.keepalive_interval_ms;
-        Some(idle.min(keepalive))
+        let recheck = if self.deferred.is_empty() {
+            u64::MAX
+        } else {
+            self.deferred_checked_ms + DEFERRED_RECHECK_MS
+        };
+        Some(idle.min(keepalive).min(recheck))
     }
 
     pub fn status(&self) -> SessionStatus {
@@ -1066,7 +1102,16 @@ impl Session {
                     });
                 }
             }
-            Err(error) => return self.refuse(&document, receive_error_reason(&error), host),
+            Err(error) => {
+                self.refuse(&document, receive_error_reason(&error), host);
+                if matches!(error, ReceiveError::Deferred { .. })
+                    && self.refused.contains(&document)
+                    && self.deferred.len() < DEFERRED_DOCUMENTS_MAX
+                {
+                    self.deferred.insert(document);
+                }
+                return;
+            }
         }
         if let Some(exchange) = self.exchanges.get_mut(&document) {
             exchange.replies_owed += 1;
@@ -1374,6 +1419,7 @@ fn receive_error_reason(error: &ReceiveError) -> String {
     match error {
         ReceiveError::Refused(authority) => format!("not authorised: {authority}"),
         ReceiveError::Malformed { reason, .. } => format!("malformed sync message: {reason}"),
+        ReceiveError::Deferred { reason, .. } => format!("refused for now: {reason}"),
         ReceiveError::SchemaTooNew { found, supported, .. } => format!(
             "the document has schema version {found} but this node understands up to {supported}: upgrade civsync \
              on this node"
