@@ -495,9 +495,9 @@ fn print_table(title: &str, rows: &BTreeMap<StationId, Row>, offices: &[Office])
         let mut out = String::from("  ");
         for (i, cell) in cells.iter().enumerate() {
             if i < 2 {
-                out.push_str(&crate::cli::tables::pad(cell, widths[i]));
+                out.push_str(&crate::cli::columns::pad(cell, widths[i]));
             } else {
-                let shown: usize = cell.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+                let shown = crate::cli::columns::width(cell);
                 out.push_str(&" ".repeat(widths[i].saturating_sub(shown)));
                 out.push_str(cell);
             }

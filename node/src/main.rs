@@ -100,3 +100,32 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => civsync_node::demo::run(args).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command's arguments are consistent (no two `--json`, no
+    /// clashing short flags): clap checks it only when a command is built.
+    #[test]
+    fn the_command_tree_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_data_command_takes_json() {
+        for args in [
+            &["civsync", "stats", "--json"][..],
+            &["civsync", "volunteer", "list", "--json"],
+            &["civsync", "team", "list", "--json"],
+            &["civsync", "activity", "list", "--json"],
+            &["civsync", "conflicts", "--json"],
+            &["civsync", "status", "--json"],
+            &["civsync", "order", "list", "--json"],
+            &["civsync", "pki", "revocations", "--json"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! What offices send down: `menu add|list`, `theme set|list`.
 
-use super::{print_json, Target};
+use super::Target;
+use crate::cli::{tables, views};
 use clap::Subcommand;
-use serde_json::Value;
 
 #[derive(Subcommand)]
 pub enum MenuCommand {
@@ -29,8 +29,6 @@ pub enum MenuCommand {
     },
     /// What --station (this node's own by default) is offered.
     List {
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -55,8 +53,6 @@ pub enum ThemeCommand {
         /// YYYY-MM; every month when absent.
         #[arg(long)]
         month: Option<String>,
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -85,16 +81,14 @@ pub async fn menu(command: MenuCommand) -> anyhow::Result<()> {
                 provider,
                 withdrawn,
             };
-            target.post_and_print("menu", &body).await
+            target
+                .post_and_show("menu", &body, views::menu_item_written)
+                .await
         }
-        MenuCommand::List { json, target } => {
-            let answer: Value = target.client()?.get("menu", &target.query()).await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print!("{}", crate::cli::tables::menu_table(&answer));
-            }
-            Ok(())
+        MenuCommand::List { target } => {
+            target
+                .get_and_show("menu", &target.query(), tables::menu_table)
+                .await
         }
     }
 }
@@ -116,22 +110,16 @@ pub async fn theme(command: ThemeCommand) -> anyhow::Result<()> {
                 title,
                 description,
             };
-            target.post_and_print("themes", &body).await
+            target
+                .post_and_show("themes", &body, views::theme_written)
+                .await
         }
-        ThemeCommand::List {
-            month,
-            json,
-            target,
-        } => {
+        ThemeCommand::List { month, target } => {
             let mut query = target.query();
             query.extend(month.map(|m| ("month", m)));
-            let answer: Value = target.client()?.get("themes", &query).await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print!("{}", crate::cli::tables::themes_table(&answer));
-            }
-            Ok(())
+            target
+                .get_and_show("themes", &query, tables::themes_table)
+                .await
         }
     }
 }

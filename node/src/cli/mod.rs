@@ -1,12 +1,14 @@
-//! The `civsync` command line: its arguments (`args`), the commands grouped
-//! by what they act on, the client that talks to a running node's API
-//! (`client`) and the plain-text tables it prints (`tables`).
+//! The `civsync` command line: the commands grouped by what they act on,
+//! the client that talks to a running node's API (`client`), and what they
+//! print: aligned columns (`columns`), the tables and sentences a clerk
+//! reads (`tables`, `views`), or with `--json` the API's answer as it came.
 //!
 //! Layer: above `node` (it runs one) and the API (it calls one over HTTP);
 //! below only `demo`. Data commands go through the API, never the store.
 
 pub mod catalog;
 pub mod client;
+pub mod columns;
 pub mod orders;
 pub mod records;
 pub mod reports;
@@ -14,6 +16,7 @@ pub mod setup;
 pub mod stations;
 pub mod tables;
 pub mod users;
+pub mod views;
 
 use crate::cli::client::ApiClient;
 use crate::config::NodeConfig;
@@ -39,6 +42,10 @@ pub struct Target {
     /// Act on this station instead of the node's own (a station below it).
     #[arg(long)]
     pub station: Option<StationId>,
+    /// Print the API's JSON answer, for scripts, instead of a table or a
+    /// sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl Target {
@@ -55,15 +62,25 @@ impl Target {
         Ok(ApiClient::new(&base)?.with_token(token))
     }
 
-    /// POST `body` to the node and print its answer.
-    pub(crate) async fn post_and_print<B: serde::Serialize>(
+    /// POST `body` to the node and show its answer (`view`, or `--json`).
+    pub(crate) async fn post_and_show<B: serde::Serialize>(
         &self,
         path: &str,
         body: &B,
+        view: fn(&Value) -> String,
     ) -> anyhow::Result<()> {
         let answer: Value = self.client()?.post(path, &self.query(), body).await?;
-        print_json(&answer);
+        self.show(&answer, view);
         Ok(())
+    }
+
+    /// The API's answer as JSON with `--json`, else as `view` renders it.
+    pub(crate) fn show(&self, answer: &Value, view: fn(&Value) -> String) {
+        if self.json {
+            print_json(answer);
+        } else {
+            print!("{}", view(answer));
+        }
     }
 
     /// POST a spreadsheet (CSV, or XLSX by its extension) to an import
@@ -85,14 +102,15 @@ impl Target {
             .await
     }
 
-    /// GET from the node and print its answer.
-    pub(crate) async fn get_and_print(
+    /// GET from the node and show its answer (`view`, or `--json`).
+    pub(crate) async fn get_and_show(
         &self,
         path: &str,
         query: &[(&str, String)],
+        view: fn(&Value) -> String,
     ) -> anyhow::Result<()> {
         let answer: Value = self.client()?.get(path, query).await?;
-        print_json(&answer);
+        self.show(&answer, view);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Citizens' service orders (四单): `order place|list|dispatch|take|rate|cancel`.
 
-use super::{print_json, Target};
+use super::Target;
+use crate::cli::{tables, views};
 use crate::config::NodeConfig;
 use anyhow::Context;
 use clap::Subcommand;
@@ -27,8 +28,6 @@ pub enum OrderCommand {
         /// YYYY-MM; this month when absent.
         #[arg(long)]
         month: Option<String>,
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -83,22 +82,16 @@ pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
                 requester,
                 placed_on,
             };
-            target.post_and_print("orders", &body).await
+            target
+                .post_and_show("orders", &body, views::order_written)
+                .await
         }
-        OrderCommand::List {
-            month,
-            json,
-            target,
-        } => {
+        OrderCommand::List { month, target } => {
             let mut query = target.query();
             query.extend(month.map(|m| ("month", m)));
-            let answer: Value = target.client()?.get("orders", &query).await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print!("{}", crate::cli::tables::orders_table(&answer));
-            }
-            Ok(())
+            target
+                .get_and_show("orders", &query, tables::orders_table)
+                .await
         }
         OrderCommand::Dispatch {
             order,
@@ -106,11 +99,15 @@ pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
             target,
         } => {
             let body = order_step_body(&target, order, [("team", Value::from(team))])?;
-            target.post_and_print("orders/dispatch", &body).await
+            target
+                .post_and_show("orders/dispatch", &body, views::order_written)
+                .await
         }
         OrderCommand::Take { order, target } => {
             let body = order_step_body(&target, order, [])?;
-            target.post_and_print("orders/take", &body).await
+            target
+                .post_and_show("orders/take", &body, views::order_written)
+                .await
         }
         OrderCommand::Rate {
             order,
@@ -123,7 +120,9 @@ pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
                 ("comment", Value::from(comment)),
             ];
             let body = order_step_body(&target, order, fields)?;
-            target.post_and_print("orders/rate", &body).await
+            target
+                .post_and_show("orders/rate", &body, views::order_written)
+                .await
         }
         OrderCommand::Cancel {
             order,
@@ -131,7 +130,9 @@ pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
             target,
         } => {
             let body = order_step_body(&target, order, [("reason", Value::from(reason))])?;
-            target.post_and_print("orders/cancel", &body).await
+            target
+                .post_and_show("orders/cancel", &body, views::order_written)
+                .await
         }
     }
 }

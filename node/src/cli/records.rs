@@ -1,12 +1,12 @@
 //! A station's records: `volunteer`, `team`, `activity`, and `import` (a roster file).
 
-use super::{print_json, Target};
+use super::Target;
+use crate::cli::{tables, views};
 use anyhow::Context;
 use civsync_protocol::domain::input::{
     ActivityInput, HoursInput, ServiceRecordInput, TeamInput, VolunteerInput,
 };
 use clap::Subcommand;
-use serde_json::Value;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -55,8 +55,6 @@ pub enum VolunteerCommand {
         /// How many to list (1 to 1,000).
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -64,8 +62,6 @@ pub enum VolunteerCommand {
     /// office only: it alone opens the sealed ID numbers). Reported, never
     /// merged.
     Duplicates {
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -176,34 +172,26 @@ pub async fn volunteer(command: VolunteerCommand) -> anyhow::Result<()> {
                 consent,
                 ..VolunteerInput::default()
             };
-            target.post_and_print("volunteers", &input).await
+            target
+                .post_and_show("volunteers", &input, views::volunteer_written)
+                .await
         }
         VolunteerCommand::List { target } => {
-            target.get_and_print("volunteers", &target.query()).await
+            target
+                .get_and_show("volunteers", &target.query(), views::volunteers_view)
+                .await
         }
-        VolunteerCommand::Standing {
-            limit,
-            json,
-            target,
-        } => {
+        VolunteerCommand::Standing { limit, target } => {
             let mut query = target.query();
             query.push(("limit", limit.to_string()));
-            let answer: Value = target.client()?.get("standings", &query).await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print!("{}", crate::cli::tables::standings_table(&answer));
-            }
-            Ok(())
+            target
+                .get_and_show("standings", &query, tables::standings_table)
+                .await
         }
-        VolunteerCommand::Duplicates { json, target } => {
-            let answer: Value = target.client()?.get("duplicates", &target.query()).await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print!("{}", crate::cli::tables::duplicates_table(&answer));
-            }
-            Ok(())
+        VolunteerCommand::Duplicates { target } => {
+            target
+                .get_and_show("duplicates", &target.query(), tables::duplicates_table)
+                .await
         }
     }
 }
@@ -250,9 +238,15 @@ pub async fn team(command: TeamCommand) -> anyhow::Result<()> {
                 members,
                 ..TeamInput::default()
             };
-            target.post_and_print("teams", &input).await
+            target
+                .post_and_show("teams", &input, views::team_written)
+                .await
         }
-        TeamCommand::List { target } => target.get_and_print("teams", &target.query()).await,
+        TeamCommand::List { target } => {
+            target
+                .get_and_show("teams", &target.query(), views::teams_view)
+                .await
+        }
     }
 }
 
@@ -292,11 +286,18 @@ pub async fn activity(command: ActivityCommand) -> anyhow::Result<()> {
                 records,
                 ..ActivityInput::default()
             };
-            target.post_and_print("activities", &input).await
+            target
+                .post_and_show("activities", &input, views::activity_written)
+                .await
         }
         ActivityCommand::Import { file, target } => {
             let report = target.post_spreadsheet("import/activities", &file).await?;
-            print_json(&report);
+            target.show(&report, views::import_view);
+            if !target.json {
+                return Ok(());
+            }
+            // Scripts read the JSON on stdout; the person running them
+            // still sees the outcome.
             eprintln!(
                 "{} rows: {} accepted, {} refused; {} activities written, {} refused",
                 report["rows"],
@@ -317,9 +318,9 @@ pub async fn activity(command: ActivityCommand) -> anyhow::Result<()> {
             if subtree {
                 query.push(("subtree", "true".into()));
             }
-            let list: Value = target.client()?.get("activities", &query).await?;
-            print_json(&list);
-            Ok(())
+            target
+                .get_and_show("activities", &query, views::activities_view)
+                .await
         }
     }
 }
@@ -328,7 +329,7 @@ pub async fn import(command: ImportCommand) -> anyhow::Result<()> {
     match command {
         ImportCommand::Import { file, target } => {
             let report = target.post_spreadsheet("import/volunteers", &file).await?;
-            print_json(&report);
+            target.show(&report, views::import_view);
             Ok(())
         }
     }

@@ -1,7 +1,8 @@
 //! What a node shows and decides: `stats`, `report`, `certificate`, `approve`,
 //! `send-back`, `approvals`, `freshness`, `status`, `conflicts`.
 
-use super::{print_json, Target};
+use super::Target;
+use crate::cli::{tables, views};
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
@@ -60,25 +61,16 @@ pub enum ReportCommand {
         /// YYYY-MM; this month when absent.
         #[arg(long)]
         month: Option<String>,
-        /// Print the JSON answer instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
     /// How fresh each station's data is here; quiet stations are flagged.
     Freshness {
-        /// Print the JSON answer instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
     /// Sync status: peers, last seen, backlog, last error.
     Status {
-        /// Print the API's JSON answer instead of the table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -153,7 +145,11 @@ async fn certificate(args: CertificateArgs) -> anyhow::Result<()> {
         std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
-    println!("{}", crate::files::report::certificate_text(&certificate));
+    if target.json {
+        super::print_json(&json);
+    } else {
+        println!("{}", crate::files::report::certificate_text(&certificate));
+    }
     Ok(())
 }
 
@@ -209,9 +205,9 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
         ReportCommand::Stats { month, target } => {
             let mut query = target.query();
             query.extend(month.map(|m| ("month", m)));
-            let stats: Value = target.client()?.get("stats", &query).await?;
-            print_json(&stats);
-            Ok(())
+            target
+                .get_and_show("stats", &query, views::stats_view)
+                .await
         }
         ReportCommand::Report {
             month,
@@ -240,9 +236,17 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
                 let file = out.join(format!("{stem}.{format}"));
                 std::fs::write(&file, bytes)
                     .with_context(|| format!("cannot write {}", file.display()))?;
-                println!("wrote {}", file.display());
+                if target.json {
+                    eprintln!("wrote {}", file.display());
+                } else {
+                    println!("wrote {}", file.display());
+                }
             }
-            println!("{}", json["title"].as_str().unwrap_or_default());
+            if target.json {
+                super::print_json(&json);
+            } else {
+                println!("{}", json["title"].as_str().unwrap_or_default());
+            }
             Ok(())
         }
         ReportCommand::Certificate(args) => certificate(args).await,
@@ -251,7 +255,7 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
                 "station": target.required_station()?, "month": month, "decision": "approve",
             });
             let answer: Value = target.client()?.post("approvals", &[], &body).await?;
-            print_json(&answer);
+            target.show(&answer, views::decision_written);
             Ok(())
         }
         ReportCommand::SendBack {
@@ -264,41 +268,25 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
                 "decision": "send_back", "reason": reason,
             });
             let answer: Value = target.client()?.post("approvals", &[], &body).await?;
-            print_json(&answer);
+            target.show(&answer, views::decision_written);
             Ok(())
         }
-        ReportCommand::Approvals {
-            month,
-            json,
-            target,
-        } => {
+        ReportCommand::Approvals { month, target } => {
             let mut query = target.query();
             query.extend(month.map(|m| ("month", m)));
-            let answer: Value = target.client()?.get("approvals", &query).await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print!("{}", crate::cli::tables::approvals_table(&answer));
-            }
-            Ok(())
+            target
+                .get_and_show("approvals", &query, tables::approvals_table)
+                .await
         }
-        ReportCommand::Freshness { json, target } => {
-            let answer: Value = target.client()?.get("freshness", &target.query()).await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print!("{}", crate::cli::tables::freshness_table(&answer));
-            }
-            Ok(())
+        ReportCommand::Freshness { target } => {
+            target
+                .get_and_show("freshness", &target.query(), tables::freshness_table)
+                .await
         }
-        ReportCommand::Status { json, target } => {
-            let status: Value = target.client()?.get("status", &[]).await?;
-            if json {
-                print_json(&status);
-            } else {
-                print!("{}", crate::cli::tables::status_table(&status));
-            }
-            Ok(())
+        ReportCommand::Status { target } => {
+            target
+                .get_and_show("status", &[], tables::status_table)
+                .await
         }
         ReportCommand::Conflicts { resolve, target } => {
             let client = target.client()?;
@@ -308,7 +296,10 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
                     let _: Value = client.post("conflicts/resolve", &[], &body).await?;
                     println!("resolved {} {}", parts[0], parts[1]);
                 }
-                None => print_json(&client.get::<Value>("conflicts", &target.query()).await?),
+                None => target.show(
+                    &client.get::<Value>("conflicts", &target.query()).await?,
+                    views::conflicts_view,
+                ),
             }
             Ok(())
         }

@@ -150,6 +150,9 @@ pub enum PkiCommand {
         /// Talk to this API instead, e.g. http://127.0.0.1:7400.
         #[arg(long, env = "CIVSYNC_API")]
         api: Option<String>,
+        /// Print the API's JSON answer instead of the list as a table.
+        #[arg(long)]
+        json: bool,
     },
     /// The revocation list in force at a running node.
     Revocations {
@@ -162,6 +165,9 @@ pub enum PkiCommand {
         data_dir: PathBuf,
         #[arg(long, env = "CIVSYNC_API")]
         api: Option<String>,
+        /// Print the API's JSON answer instead of the list as a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -317,6 +323,7 @@ pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {
             file,
             data_dir,
             api,
+            json,
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -324,21 +331,29 @@ pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {
                 data_dir,
                 api,
                 station: None,
+                json,
             };
             let answer: serde_json::Value = target
                 .client()?
                 .post_bytes("revocations", &[], bytes, "application/json")
                 .await?;
-            crate::cli::print_json(&answer);
+            target.show(&answer, crate::cli::views::revocations_view);
             Ok(())
         }
-        PkiCommand::Revocations { data_dir, api } => {
+        PkiCommand::Revocations {
+            data_dir,
+            api,
+            json,
+        } => {
             let target = crate::cli::Target {
                 data_dir,
                 api,
                 station: None,
+                json,
             };
-            target.get_and_print("revocations", &[]).await
+            target
+                .get_and_show("revocations", &[], crate::cli::views::revocations_view)
+                .await
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The station registry: `station add|retire|unretire|import|list`.
 
-use super::{print_json, Target};
+use super::Target;
+use crate::cli::{tables, views};
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
@@ -53,9 +54,6 @@ pub enum StationCommand {
     },
     /// Registered stations under --station (this node's own by default).
     List {
-        /// Print the JSON answer instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -75,7 +73,7 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
             );
             let body = civsync_protocol::service::registry::StationInput { id, name, tier };
             let answer: Value = target.client()?.post("stations", &[], &body).await?;
-            print_json(&answer);
+            target.show(&answer, views::station_written);
             Ok(())
         }
         StationCommand::Retire {
@@ -94,7 +92,7 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
                 merged_into,
             };
             let answer: Value = target.client()?.post("stations/retire", &[], &body).await?;
-            print_json(&answer);
+            target.show(&answer, views::station_written);
             Ok(())
         }
         StationCommand::Unretire { id, target } => {
@@ -108,7 +106,7 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
                 merged_into: None,
             };
             let answer: Value = target.client()?.post("stations/retire", &[], &body).await?;
-            print_json(&answer);
+            target.show(&answer, views::station_written);
             Ok(())
         }
         StationCommand::Import { file, target } => {
@@ -129,19 +127,15 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
             anyhow::ensure!(refused == 0, "{refused} rows refused");
             Ok(())
         }
-        StationCommand::List { json, target } => {
+        StationCommand::List { target } => {
             let query: Vec<(&str, String)> = target
                 .station
                 .iter()
                 .map(|s| ("under", s.to_string()))
                 .collect();
-            let answer: Value = target.client()?.get("stations", &query).await?;
-            if json {
-                print_json(&answer);
-            } else {
-                print!("{}", crate::cli::tables::stations_table(&answer));
-            }
-            Ok(())
+            target
+                .get_and_show("stations", &query, tables::stations_table)
+                .await
         }
     }
 }

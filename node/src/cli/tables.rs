@@ -6,6 +6,7 @@
 //! other), so a field the node did not send prints as `-`, never a panic.
 //! Times print in Beijing time, to the minute.
 
+use crate::cli::columns::pad;
 use serde_json::Value;
 use std::fmt::Write;
 use time::{OffsetDateTime, UtcOffset};
@@ -161,13 +162,6 @@ pub fn stations_table(answer: &Value) -> String {
         );
     }
     out
-}
-
-/// `text` followed by spaces up to `width` terminal columns, counting a
-/// non-ASCII character (Chinese) as two.
-pub fn pad(text: &str, width: usize) -> String {
-    let shown: usize = text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
-    format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
 }
 
 /// `GET /api/v1/standings`: stars over the subtree, then one line per

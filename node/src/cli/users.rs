@@ -21,9 +21,6 @@ pub enum UserCommand {
     },
     /// The accounts of this office (no password hashes).
     List {
-        /// Print the JSON answer instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -59,9 +56,6 @@ pub struct AuditArgs {
     /// At most this many entries, newest first (up to 1,000).
     #[arg(long, default_value_t = 100)]
     limit: usize,
-    /// Print the JSON answer instead of a table.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -98,9 +92,9 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
                 answer["role_label"].as_str().unwrap_or("")
             );
         }
-        UserCommand::List { json, target } => {
+        UserCommand::List { target } => {
             let answer: Value = target.client()?.get("users", &[]).await?;
-            if json {
+            if target.json {
                 print_json(&answer);
             } else {
                 println!("{:<20} {:<10} {:<8}", "name", "role", "state");
@@ -154,7 +148,7 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
         query.push(("action", action));
     }
     let answer: Value = args.target.client()?.get("audit", &query).await?;
-    if args.json {
+    if args.target.json {
         print_json(&answer);
         return Ok(());
     }

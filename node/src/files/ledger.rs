@@ -109,6 +109,19 @@ const REQUIRED: &[(Column, &str)] = &[
     (Column::Category, "category"),
 ];
 
+/// Every column a ledger may have: (field, header names accepted,
+/// required), as the reference documentation lists them; the field is the
+/// English header, listed first.
+pub fn accepted_columns() -> Vec<(&'static str, &'static [&'static str], bool)> {
+    COLUMNS
+        .iter()
+        .map(|(column, names)| {
+            let required = REQUIRED.iter().any(|(r, _)| r == column);
+            (names[0], *names, required)
+        })
+        .collect()
+}
+
 fn header_columns(header: &[String]) -> Result<Vec<Option<Column>>, LedgerFileError> {
     let columns: Vec<Option<Column>> = header
         .iter()

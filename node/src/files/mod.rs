@@ -10,3 +10,6 @@ pub mod ledger;
 pub mod report;
 pub mod roster;
 pub mod spreadsheet;
+
+#[cfg(test)]
+mod reference_tests;

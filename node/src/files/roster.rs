@@ -71,6 +71,15 @@ const COLUMNS: &[(&str, &[&str])] = &[
 ];
 const REQUIRED: &[&str] = &["name", "sex", "id_number"];
 
+/// Every column a roster may have: (field, header names accepted, required),
+/// as the reference documentation lists them.
+pub fn accepted_columns() -> Vec<(&'static str, &'static [&'static str], bool)> {
+    COLUMNS
+        .iter()
+        .map(|(field, names)| (*field, *names, REQUIRED.contains(field)))
+        .collect()
+}
+
 /// Map header cells to field names; unknown columns are ignored.
 fn header_fields(header: &[String]) -> Result<Vec<Option<&'static str>>, ImportError> {
     let fields: Vec<Option<&'static str>> = header

@@ -135,6 +135,26 @@ impl fmt::Debug for RecordId {
     }
 }
 
+/// The choices of a vocabulary as a refusal lists them: `中文 (english), ...`.
+pub fn choices<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    entries
+        .into_iter()
+        .map(|(key, label)| format!("{label} ({key})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every closed vocabulary of the model, as (field, [(key, Chinese label)]):
+/// what the reference documentation must list.
+pub fn vocabularies() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    vec![
+        (Sex::FIELD, Sex::entries()),
+        (Form::FIELD, Form::entries()),
+        (Category::FIELD, Category::entries()),
+        (OrderStatus::FIELD, OrderStatus::entries()),
+    ]
+}
+
 /// Defines a closed vocabulary with stable machine keys and Chinese labels.
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $name:ident, $field:literal, { $($variant:ident => ($key:literal, $label:literal)),+ $(,)? }) => {
@@ -145,15 +165,22 @@ macro_rules! vocabulary {
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The field a refusal names.
+            pub const FIELD: &'static str = $field;
             pub fn key(self) -> &'static str { match self { $($name::$variant => $key),+ } }
             pub fn label(self) -> &'static str { match self { $($name::$variant => $label),+ } }
-            /// Accepts the machine key or the Chinese label.
+            /// Accepts the machine key or the Chinese label; a refusal lists
+            /// every choice as `中文 (english)`, since clerks type the Chinese.
             pub fn parse(text: &str) -> Validated<$name> {
                 let text = text.trim();
                 $name::ALL.iter().copied().find(|v| v.key() == text || v.label() == text).ok_or_else(|| {
-                    let keys: Vec<&str> = $name::ALL.iter().map(|v| v.key()).collect();
-                    FieldError::new($field, format!("unknown value {text:?}; expected one of {}", keys.join(", ")))
+                    let choices = choices($name::ALL.iter().map(|v| (v.key(), v.label())));
+                    FieldError::new($field, format!("unknown value {text:?}; expected one of {choices}"))
                 })
+            }
+            /// Every entry as (key, Chinese label), in order.
+            pub fn entries() -> Vec<(&'static str, &'static str)> {
+                $name::ALL.iter().map(|v| (v.key(), v.label())).collect()
             }
         }
         impl fmt::Display for $name {
@@ -580,6 +607,31 @@ mod tests {
         let error = Form::parse("dance").unwrap_err();
         assert_eq!(error.field, "form");
         assert!(error.reason.contains("lecture"));
+    }
+
+    #[test]
+    fn a_chinese_label_is_accepted_and_a_wrong_value_is_answered_with_the_chinese_choices() {
+        assert_eq!(Category::parse(" 医疗健身 ").unwrap(), Category::Health);
+        assert_eq!(Sex::parse("女").unwrap(), Sex::Female);
+        assert_eq!(OrderStatus::parse("派单").unwrap(), OrderStatus::Dispatched);
+        // A near miss a clerk types (the label is 扶老助残).
+        let error = Category::parse("助老助残").unwrap_err();
+        assert_eq!(error.field, "category");
+        assert!(
+            error.reason.starts_with("unknown value \"助老助残\""),
+            "{error}"
+        );
+        for (key, label) in Category::entries() {
+            assert!(
+                error.reason.contains(&format!("{label} ({key})")),
+                "{label} ({key}) missing from: {error}"
+            );
+        }
+        let error = Form::parse("dance").unwrap_err();
+        assert!(
+            error.reason.contains("讲 (lecture), 评 (appraise)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -189,8 +189,30 @@ impl Tier {
         }
     }
 
+    /// The key as certificates, documents and `civsync.toml` carry it; never
+    /// the Chinese label (a certificate's tier is read strictly).
     pub fn parse(text: &str) -> Option<Tier> {
         Tier::ALL.into_iter().find(|tier| tier.as_str() == text)
+    }
+
+    /// What a person types: the key or the Chinese label (`站`, `所`, `中心`).
+    pub fn parse_input(text: &str) -> Option<Tier> {
+        let text = text.trim();
+        Tier::ALL
+            .into_iter()
+            .find(|tier| tier.as_str() == text || tier.chinese() == text)
+    }
+
+    /// The refusal of an unknown tier, every choice as `中文 (english)`.
+    pub fn unknown(text: &str) -> String {
+        let choices: Vec<String> = Tier::ALL
+            .iter()
+            .map(|tier| format!("{} ({})", tier.chinese(), tier.as_str()))
+            .collect();
+        format!(
+            "unknown tier {text:?}; expected one of {}",
+            choices.join(", ")
+        )
     }
 
     /// The tier of a station `levels` below (negative: above) one of this
@@ -224,9 +246,7 @@ impl fmt::Display for Tier {
 impl std::str::FromStr for Tier {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Tier::parse(s).ok_or_else(|| {
-            format!("unknown tier {s:?}; expected one of province, prefecture, county, township, village, point")
-        })
+        Tier::parse_input(s).ok_or_else(|| Tier::unknown(s))
     }
 }
 
@@ -245,6 +265,18 @@ mod tests {
 
     fn id(text: &str) -> StationId {
         StationId::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_tier_is_typed_as_its_key_or_its_chinese_label_and_a_refusal_lists_both() {
+        assert_eq!("站".parse::<Tier>(), Ok(Tier::Village));
+        assert_eq!("township".parse::<Tier>(), Ok(Tier::Township));
+        assert_eq!(Tier::parse("站"), None, "certificates carry the key only");
+        let error = "村".parse::<Tier>().unwrap_err();
+        assert!(
+            error.contains("中心 (county), 所 (township), 站 (village), 点 (point)"),
+            "{error}"
+        );
     }
 
     #[test]

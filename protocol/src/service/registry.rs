@@ -143,15 +143,8 @@ pub fn validate_station(
             ),
         });
     }
-    let tier = Tier::parse(input.tier.trim()).ok_or_else(|| {
-        invalid(
-            "tier",
-            format!(
-                "unknown tier {:?}; expected one of province, prefecture, county, township, village, point",
-                input.tier
-            ),
-        )
-    })?;
+    let tier = Tier::parse_input(&input.tier)
+        .ok_or_else(|| invalid("tier", Tier::unknown(&input.tier)))?;
     let levels = id.depth() - local.depth();
     let expected = tier_below(local, local_tier, &id).ok_or_else(|| {
         invalid(
