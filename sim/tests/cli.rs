@@ -94,7 +94,8 @@ fn bug_names_are_listed_one_per_line() {
             "drop-acknowledged-write",
             "skip-document-sync",
             "apply-unauthorized",
-            "miscount-aggregate"
+            "miscount-aggregate",
+            "admit-invented-stations",
         ]
     );
 }
