@@ -474,36 +474,67 @@ fn candidate_rosters<S: Storage>(replica: &Replica<S>, station: &StationId) -> V
     out
 }
 
-/// Everyone an activity names must be known here: a key lookup per name in
-/// the station's roster, then the recording node's own. Shared by
-/// [`record_activity`] and the ledger import, so both refuse alike.
-pub fn check_named_known<S: Storage>(
+/// Everyone an activity names must be known here, and each volunteer is
+/// pinned to one person: a number qualified with its home station is
+/// looked up in that roster; a bare number in the station's roster and in
+/// the recording node's own, and refused as ambiguous when both hold it
+/// (numbers are unique only per roster). A volunteer found in the recording
+/// node's roster gets that home station written on the record, so hours are
+/// never counted for someone else who has the number at the activity's
+/// station. Shared by [`record_activity`] and the ledger import, so both
+/// refuse alike.
+pub fn resolve_named_known<S: Storage>(
     replica: &mut Replica<S>,
     station: &StationId,
-    activity: &Activity,
+    activity: &mut Activity,
 ) -> Result<(), ServiceError> {
     let rosters = candidate_rosters(replica, station);
-    let mut missing_volunteer = None;
-    'records: for (index, record) in activity.records.iter().enumerate() {
-        for roster in &rosters {
+    for (index, record) in activity.records.iter_mut().enumerate() {
+        let field = || format!("records[{index}].volunteer");
+        let looked_in: Vec<DocumentId> = match &record.home_station {
+            Some(home) => vec![DocumentId::roster(home)],
+            None => rosters.clone(),
+        };
+        let mut found_in = Vec::new();
+        for roster in &looked_in {
             let found = replica
                 .with_document(roster, |doc| {
                     layout::volunteer_registered(doc, &record.volunteer)
                 })
                 .map_err(store_error)?;
             if found.transpose()?.unwrap_or(false) {
-                continue 'records;
+                found_in.push(roster.owner.clone());
             }
         }
-        missing_volunteer = Some((index, record.volunteer.to_string()));
-        break;
-    }
-    if let Some((index, id)) = missing_volunteer {
-        return Err(ServiceError::NotFound {
-            field: format!("records[{index}].volunteer"),
-            kind: "volunteer",
-            id,
-        });
+        match found_in.as_slice() {
+            [] => {
+                let id = match &record.home_station {
+                    Some(home) => format!("{home}:{}", record.volunteer),
+                    None => record.volunteer.to_string(),
+                };
+                return Err(ServiceError::NotFound {
+                    field: field(),
+                    kind: "volunteer",
+                    id,
+                });
+            }
+            [home] => record.home_station = (home != station).then(|| home.clone()),
+            several => {
+                let names: Vec<String> = several
+                    .iter()
+                    .map(|home| format!("{home}:{}", record.volunteer))
+                    .collect();
+                return Err(ServiceError::Invalid(FieldError::new(
+                    field(),
+                    format!(
+                        "volunteer number {} is registered at {} stations: name one of {}",
+                        record.volunteer,
+                        several.len(),
+                        names.join(", ")
+                    ),
+                )));
+            }
+        }
     }
     if let Some(team) = &activity.team {
         let mut known = false;
@@ -534,8 +565,8 @@ pub fn record_activity<S: Storage>(
     nonce: u64,
 ) -> Result<Activity, ServiceError> {
     check_station(replica, station)?;
-    let activity = input.validate(station, today, nonce)?;
-    check_named_known(replica, station, &activity)?;
+    let mut activity = input.validate(station, today, nonce)?;
+    resolve_named_known(replica, station, &mut activity)?;
     let document = DocumentId::activities(station, month_of(activity.date));
     let outcome = replica.commit(&document, |doc| {
         layout::put_activity(doc, &activity)?;
@@ -700,6 +731,73 @@ mod tests {
     }
 
     const TODAY: Date = date!(2026 - 11 - 23);
+
+    #[test]
+    fn a_bare_number_held_by_two_rosters_is_refused_and_a_qualified_one_pins_the_person() {
+        let key = crate::test_support::sealer();
+        let (township, village) = (s("xh/t1"), s("xh/t1/v1"));
+        let mut r = replica("xh/t1");
+        let numbered = |id_number: &str, number: &str| VolunteerInput {
+            number: Some(number.into()),
+            ..volunteer(id_number)
+        };
+        register_volunteer(
+            &mut r,
+            &village,
+            &numbered("11010519491231002X", "001"),
+            &key,
+            TODAY,
+            1,
+        )
+        .unwrap();
+        let record = |volunteer: &str| ActivityInput {
+            name: "义诊".into(),
+            date: "2026-11-20".into(),
+            form: "help".into(),
+            category: "health".into(),
+            records: vec![ServiceRecordInput {
+                volunteer: volunteer.into(),
+                hours: HoursInput::Number(2.0),
+            }],
+            ..ActivityInput::default()
+        };
+        // Only the village holds "001": the record names the village's
+        // volunteer, stored without a home station (the activity's own).
+        let only = record_activity(&mut r, &village, &record("001"), TODAY, 2).unwrap();
+        assert_eq!(only.records[0].home_station, None);
+
+        register_volunteer(
+            &mut r,
+            &township,
+            &numbered("11010519491231002X", "001"),
+            &key,
+            TODAY,
+            3,
+        )
+        .unwrap();
+        let error = record_activity(&mut r, &village, &record("001"), TODAY, 4).unwrap_err();
+        assert_eq!(error.field(), "records[0].volunteer");
+        assert_eq!(error.class(), ErrorClass::BadInput);
+        assert!(
+            error.reason().contains("xh/t1/v1:001") && error.reason().contains("xh/t1:001"),
+            "the refusal names both candidates: {}",
+            error.reason()
+        );
+        let pinned = record_activity(&mut r, &village, &record("xh/t1:001"), TODAY, 5).unwrap();
+        assert_eq!(pinned.records[0].home_station, Some(township.clone()));
+        assert_eq!(
+            pinned.records[0].volunteer_id(&village).to_string(),
+            "xh/t1:001"
+        );
+        let own = record_activity(&mut r, &village, &record("xh/t1/v1:001"), TODAY, 6).unwrap();
+        assert_eq!(
+            own.records[0].home_station, None,
+            "the default is not stored"
+        );
+        let error =
+            record_activity(&mut r, &village, &record("xh/t1/v2:001"), TODAY, 7).unwrap_err();
+        assert_eq!(error.reason(), "unknown volunteer xh/t1/v2:001");
+    }
 
     #[test]
     fn register_record_and_list() {
