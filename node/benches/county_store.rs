@@ -118,6 +118,7 @@ fn month_job(
                         &format!("V{:07}", numbers[(a * 7 + r) % numbers.len()]),
                     )
                     .unwrap(),
+                    home_station: None,
                     hours: Hours { centi: 150 },
                     recorded_on: date!(2025 - 12 - 01),
                     late: false,
@@ -285,9 +286,13 @@ fn main() {
     // A service certificate of the county's busiest volunteer: reading
     // every activities document held (what the API did) against reading
     // those the statistics index says the volunteer served in.
-    let busiest = index.volunteers_in(&StationId::parse("xh").unwrap(), 1)[0]
-        .number
-        .clone();
+    let busiest = {
+        let standing = &index.volunteers_in(&StationId::parse("xh").unwrap(), 1)[0];
+        civsync_protocol::domain::model::VolunteerId::new(
+            standing.home_station.clone(),
+            standing.number.clone(),
+        )
+    };
     let all_activities: Vec<DocumentId> = replica
         .documents()
         .into_iter()
@@ -308,7 +313,12 @@ fn main() {
                 .unwrap();
             records += found
                 .iter()
-                .filter(|a| !a.deleted && a.records.iter().any(|r| r.volunteer == busiest))
+                .filter(|a| {
+                    !a.deleted
+                        && a.records
+                            .iter()
+                            .any(|r| r.volunteer_id(&a.station) == busiest)
+                })
                 .count();
         }
         (records, started.elapsed().as_secs_f64())

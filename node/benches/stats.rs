@@ -118,6 +118,7 @@ fn activity(id: &str, at: &StationId, n: usize, volunteers: &[String]) -> Activi
             .iter()
             .map(|v| ServiceRecord {
                 volunteer: rid(v),
+                home_station: None,
                 hours: Hours { centi: 150 },
                 recorded_on: day(n),
                 late: false,

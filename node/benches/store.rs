@@ -31,6 +31,7 @@ fn record_activity(doc: &mut AutoCommit, writer: usize, n: usize) -> Result<(), 
         .map(|r| ServiceRecord {
             // A volunteer per record: the daily 24-hour rule stays out of the way.
             volunteer: RecordId::parse("v", &format!("V{writer:02}n{n:04}r{r:02}")).unwrap(),
+            home_station: None,
             hours: Hours { centi: 150 },
             recorded_on: date!(2026 - 11 - 15),
             late: false,

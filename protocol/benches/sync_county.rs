@@ -134,6 +134,7 @@ fn activity(
         records: (0..records)
             .map(|r| ServiceRecord {
                 volunteer: volunteers[(seed * 7 + r) % volunteers.len()].clone(),
+                home_station: None,
                 hours: Hours {
                     centi: 150 + 50 * (r as u32 % 4),
                 },

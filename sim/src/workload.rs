@@ -442,6 +442,7 @@ impl Workload {
             let volunteer = participants.swap_remove(rng.gen_range(0..participants.len()));
             records.push(ServiceRecord {
                 volunteer,
+                home_station: None,
                 hours: Hours {
                     centi: rng.gen_range(2..=8) * 50,
                 },

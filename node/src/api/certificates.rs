@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use civsync_protocol::domain::model::RecordId;
+use civsync_protocol::domain::model::VolunteerId;
 use civsync_protocol::{layout, DocumentId, Station};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -74,9 +74,12 @@ async fn verify(
 }
 
 /// A volunteer's service certificate: their record from the roster of their
-/// home station (`?station=`, this node's own by default, at or below it)
-/// and every activity this node holds that they served on, signed with this
-/// node's certificate key.
+/// home station and every activity this node holds that they served on,
+/// signed with this node's certificate key. The volunteer is named by
+/// number and home station — `{number}?station=`, or `<home station>:<number>`
+/// in the path — since numbers are unique only per roster. A bare number
+/// names the one volunteer of this node's subtree who has it; when several
+/// have it the answer is 409 naming each of them.
 async fn certificate(
     State(ctx): Ctx,
     q: QueryResult,
@@ -85,7 +88,52 @@ async fn certificate(
     let q = q
         .map(|Query(q)| q)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))?;
-    let station = crate::api::common::station_param(&ctx, q.station.as_deref())?;
+    let (qualified, number) = VolunteerId::parse_qualified("number", &number)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.field, e.reason))?;
+    let named = match (qualified, &q.station) {
+        (Some(home), Some(station)) if home.as_str() != station.as_str() => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "station",
+                format!("the path names home station {home}, the query {station}"),
+            ))
+        }
+        (Some(home), _) => Some(home),
+        (None, Some(station)) => Some(crate::api::common::station_param(&ctx, Some(station))?),
+        (None, None) => None,
+    };
+    // Only the documents where the volunteer served (the statistics index
+    // knows them) are read: a county holds thousands of activity months.
+    ctx.refresh_stats().await?;
+    let station = match named {
+        Some(station) => station,
+        None => {
+            let candidates = {
+                let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
+                state
+                    .index()
+                    .volunteers_numbered(&number, &ctx.config.station)
+            };
+            match candidates.as_slice() {
+                // Unknown here: looked up at this node's own station, as
+                // before home stations were asked for, so the answer is 404.
+                [] => ctx.config.station.clone(),
+                [only] => only.home_station.clone(),
+                several => {
+                    let names: Vec<String> = several.iter().map(|v| v.to_string()).collect();
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "number",
+                        format!(
+                            "volunteer number {number} is held by {} volunteers of different stations: name one with ?station= or as <home station>:<number>: {}",
+                            several.len(),
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
     if !ctx.config.station.is_ancestor_or_self_of(&station) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -96,32 +144,28 @@ async fn certificate(
             ),
         ));
     }
-    let number = RecordId::parse("number", &number)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.field, e.reason))?;
+    let person = VolunteerId::new(station.clone(), number.clone());
     let roster = DocumentId::roster(&station);
-    let lookup = number.clone();
-    // Only the documents where the volunteer served (the statistics index
-    // knows them) are read: a county holds thousands of activity months.
-    ctx.refresh_stats().await?;
     let serving = {
         let state = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
-        state.index().documents_serving(&number)
+        state.index().documents_serving(&person)
     };
+    let lookup = person.clone();
     let (volunteer, activities) = ctx
         .store
         .call(move |replica| {
             let volunteer = replica
-                .with_document(&roster, |doc| layout::volunteer(doc, &lookup))
+                .with_document(&roster, |doc| layout::volunteer(doc, &lookup.number))
                 .ok()
                 .flatten();
             let mut activities = Vec::new();
             for id in serving {
                 if let Ok(Some(Ok(found))) = replica.with_document(&id, layout::activities) {
-                    activities.extend(
-                        found
-                            .into_iter()
-                            .filter(|a| a.records.iter().any(|r| r.volunteer == lookup)),
-                    );
+                    activities.extend(found.into_iter().filter(|a| {
+                        a.records
+                            .iter()
+                            .any(|r| r.volunteer_id(&a.station) == lookup)
+                    }));
                 }
             }
             (volunteer, activities)

@@ -15,6 +15,9 @@
 //! data flows up, so a node holds the rosters of its subtree); a volunteer
 //! whose roster is not held is listed without a name. At most
 //! [`STANDINGS_LIMIT_MAX`] volunteers are listed.
+//!
+//! A volunteer is their home station and number: numbers are unique only
+//! per roster, so two villages' "001" are two rows, each with its own hours.
 
 use crate::api::common::{station_param, ApiError};
 use crate::context::NodeContext;
@@ -55,7 +58,8 @@ pub struct StandingRow {
     /// From the home roster, when this node holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    pub home_station: Option<StationId>,
+    /// With `number`, who the volunteer is.
+    pub home_station: StationId,
     /// Decimal hours, e.g. `12.5`.
     pub hours: f64,
     pub service_records: u64,
@@ -71,7 +75,7 @@ pub struct Standings {
     pub points_per_hour: u32,
     /// Volunteers homed in the subtree at star level 0, 1, … 5.
     pub star_levels: [u64; 6],
-    /// Most hours first (then by number), at most `limit`.
+    /// Most hours first (then by number, then home station), at most `limit`.
     pub volunteers: Vec<StandingRow>,
 }
 
@@ -108,7 +112,9 @@ async fn standings(
     let volunteers = listed
         .into_iter()
         .map(|standing| StandingRow {
-            name: names.get(&standing.number).cloned(),
+            name: names
+                .get(&(standing.home_station.clone(), standing.number.clone()))
+                .cloned(),
             hours: standing.hours_centi as f64 / 100.0,
             points: points(standing.hours_centi, points_per_hour),
             number: standing.number,
@@ -126,19 +132,18 @@ async fn standings(
     .into_response())
 }
 
-/// The names of `listed` from their home rosters, each roster read once.
+/// The names of `listed` by home station and number, from their home
+/// rosters, each roster read once.
 async fn names_of(
     ctx: &NodeContext,
     listed: &[VolunteerStanding],
-) -> Result<BTreeMap<RecordId, String>, ApiError> {
+) -> Result<BTreeMap<(StationId, RecordId), String>, ApiError> {
     let mut by_home: BTreeMap<StationId, Vec<RecordId>> = BTreeMap::new();
     for standing in listed {
-        if let Some(home) = &standing.home_station {
-            by_home
-                .entry(home.clone())
-                .or_default()
-                .push(standing.number.clone());
-        }
+        by_home
+            .entry(standing.home_station.clone())
+            .or_default()
+            .push(standing.number.clone());
     }
     let names = ctx
         .store
@@ -150,7 +155,9 @@ async fn names_of(
                     numbers
                         .iter()
                         .filter_map(|number| match layout::volunteer(doc, number) {
-                            Ok(Some(volunteer)) => Some((number.clone(), volunteer.name)),
+                            Ok(Some(volunteer)) => {
+                                Some(((home.clone(), number.clone()), volunteer.name))
+                            }
                             _ => None,
                         })
                         .collect::<Vec<_>>()

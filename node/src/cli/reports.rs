@@ -90,7 +90,9 @@ pub enum ReportCommand {
 pub struct CertificateArgs {
     #[command(subcommand)]
     verify: Option<CertificateCommand>,
-    /// The volunteer's number.
+    /// The volunteer's number, or `<home station>:<number>` (numbers are
+    /// unique only per station: a number two stations use must name one,
+    /// here or with `--station`).
     #[arg(required = true)]
     number: Option<String>,
     /// Also write the signed certificate's JSON here (what `verify` reads).
@@ -130,7 +132,20 @@ async fn certificate(args: CertificateArgs) -> anyhow::Result<()> {
         return verify_certificate_file(&file, ca, &data_dir);
     }
     let number = args.number.context("name the volunteer's number")?;
-    let target = args.target;
+    let mut target = args.target;
+    // A qualified number travels as `?station=`: a station path has slashes.
+    let number = match number.rsplit_once(':') {
+        Some((home, bare)) => {
+            let home = civsync_protocol::StationId::parse(home)
+                .with_context(|| format!("{number}: not <home station>:<number>"))?;
+            if target.station.as_ref().is_some_and(|s| *s != home) {
+                anyhow::bail!("{number} names home station {home}, --station another");
+            }
+            target.station = Some(home);
+            bare.to_string()
+        }
+        None => number,
+    };
     // One request: each issue is signed anew (the code differs), so the
     // printed text is made from the very JSON written to --out.
     let json: Value = target

@@ -18,7 +18,7 @@
 //! from the signature ([`verification_code_of`]): short, and checkable
 //! against the JSON.
 
-use civsync_protocol::domain::model::{date_format, Activity, Hours, Volunteer};
+use civsync_protocol::domain::model::{date_format, Activity, Hours, Volunteer, VolunteerId};
 use civsync_protocol::service::approval::ApprovalState;
 use civsync_protocol::stats::{Figures, Period, StatsIndex};
 use civsync_protocol::{Station, StationId, Tier};
@@ -447,7 +447,10 @@ pub struct CertificateSeal {
 
 /// Issue a certificate from the volunteer's record and the activities they
 /// served on (others in `activities` are ignored, as are deleted activities
-/// and deleted service records). Not yet sealed: the caller signs it.
+/// and deleted service records). A service record counts only for the
+/// person it names — home station and number — so another station's
+/// volunteer with the same number never adds hours. Not yet sealed: the
+/// caller signs it.
 pub fn service_certificate<'a>(
     volunteer: &Volunteer,
     activities: impl IntoIterator<Item = &'a Activity>,
@@ -459,6 +462,7 @@ pub fn service_certificate<'a>(
             number: volunteer.number.to_string(),
         });
     }
+    let person = VolunteerId::new(volunteer.home_station.clone(), volunteer.number.clone());
     let mut lines = Vec::new();
     for activity in activities {
         if activity.deleted {
@@ -467,7 +471,7 @@ pub fn service_certificate<'a>(
         let Some(record) = activity
             .records
             .iter()
-            .find(|r| r.volunteer == volunteer.number && !r.deleted)
+            .find(|r| !r.deleted && r.volunteer_id(&activity.station) == person)
         else {
             continue;
         };

@@ -127,6 +127,8 @@ impl VolunteerInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRecordInput {
+    /// `<number>`, or `<home station>:<number>` for a volunteer registered
+    /// at another station than the activity's.
     pub volunteer: String,
     pub hours: HoursInput,
 }
@@ -174,8 +176,16 @@ impl ActivityInput {
             .iter()
             .enumerate()
             .map(|(i, r)| {
+                let (home, volunteer) = model::VolunteerId::parse_qualified(
+                    &format!("records[{i}].volunteer"),
+                    &r.volunteer,
+                )?;
                 Ok(ServiceRecord {
-                    volunteer: RecordId::parse(&format!("records[{i}].volunteer"), &r.volunteer)?,
+                    volunteer,
+                    // Kept even when it is the activity's station, so the
+                    // lookup (`service::resolve_named_known`) knows the clerk
+                    // named the roster; that one is dropped before storing.
+                    home_station: home,
                     hours: r.hours.validate(&format!("records[{i}].hours"))?,
                     recorded_on: today,
                     late,

@@ -155,6 +155,68 @@ pub fn vocabularies() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> 
     ]
 }
 
+/// Who a volunteer is across the deployment. Volunteer numbers are unique
+/// only within one roster (two villages may both import "001"), so every
+/// figure, standing and certificate keys a person by the station whose
+/// roster holds them and their number there — never by the number alone.
+/// Serialised as `<home station>:<number>`, so it can key a JSON map.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VolunteerId {
+    pub home_station: StationId,
+    pub number: RecordId,
+}
+
+impl VolunteerId {
+    pub fn new(home_station: StationId, number: RecordId) -> VolunteerId {
+        VolunteerId {
+            home_station,
+            number,
+        }
+    }
+
+    /// `<home station>:<number>` (`xh/t1/v1:001`), or a bare number, which
+    /// names no station (`None`): the caller decides where to look for it.
+    pub fn parse_qualified(field: &str, text: &str) -> Validated<(Option<StationId>, RecordId)> {
+        match text.rsplit_once(':') {
+            None => Ok((None, RecordId::parse(field, text)?)),
+            Some((station, number)) => {
+                let station = StationId::parse(station).map_err(|e| {
+                    FieldError::new(
+                        field,
+                        format!("{e}; name a volunteer as <number> or <home station>:<number>"),
+                    )
+                })?;
+                Ok((Some(station), RecordId::parse(field, number)?))
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for VolunteerId {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match VolunteerId::parse_qualified("volunteer", &value)? {
+            (Some(home), number) => Ok(VolunteerId::new(home, number)),
+            (None, _) => Err(FieldError::new(
+                "volunteer",
+                "names no home station; expected <home station>:<number>",
+            )),
+        }
+    }
+}
+impl From<VolunteerId> for String {
+    fn from(value: VolunteerId) -> Self {
+        value.to_string()
+    }
+}
+
+impl fmt::Display for VolunteerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.home_station, self.number)
+    }
+}
+
 /// Defines a closed vocabulary with stable machine keys and Chinese labels.
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $name:ident, $field:literal, { $($variant:ident => ($key:literal, $label:literal)),+ $(,)? }) => {
@@ -390,12 +452,30 @@ pub struct Team {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     pub volunteer: RecordId,
+    /// The station whose roster holds the volunteer, when it is not the
+    /// activity's own (a township's volunteer serving at a village); absent
+    /// means the activity's station, as in every record written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_station: Option<StationId>,
     pub hours: Hours,
     #[serde(with = "date_format")]
     pub recorded_on: Date,
     /// Recorded more than ten working days after the activity.
     pub late: bool,
     pub deleted: bool,
+}
+
+impl ServiceRecord {
+    /// The person who served, given the station of the activity the record
+    /// is on.
+    pub fn volunteer_id(&self, activity_station: &StationId) -> VolunteerId {
+        VolunteerId::new(
+            self.home_station
+                .clone()
+                .unwrap_or_else(|| activity_station.clone()),
+            self.volunteer.clone(),
+        )
+    }
 }
 
 /// An activity held by a station, with who served and for how long.

@@ -277,6 +277,11 @@ impl Fields {
     fn station(&self, key: &str) -> LayoutResult<StationId> {
         StationId::parse(&self.str(key)?).map_err(|e| self.malformed(key, &e.to_string()))
     }
+    fn opt_station(&self, key: &str) -> LayoutResult<Option<StationId>> {
+        self.opt_str(key)?
+            .map(|text| StationId::parse(&text).map_err(|e| self.malformed(key, &e.to_string())))
+            .transpose()
+    }
     fn record_id(&self, key: &str) -> LayoutResult<RecordId> {
         RecordId::parse(key, &self.str(key)?).map_err(|e| self.malformed(key, &e.reason))
     }
@@ -665,6 +670,13 @@ fn activity_fields(a: &Activity) -> Vec<(&'static str, Scalar)> {
 fn record_fields(r: &ServiceRecord) -> Vec<(&'static str, Scalar)> {
     vec![
         ("volunteer", s(r.volunteer.as_str())),
+        (
+            "home_station",
+            s(r.home_station
+                .as_ref()
+                .map(|h| h.as_str().to_string())
+                .unwrap_or_default()),
+        ),
         ("hours_centi", Scalar::Uint(u64::from(r.hours.centi))),
         ("recorded_on", s(date_format::format(r.recorded_on))),
         ("late", Scalar::Bool(r.late)),
@@ -672,7 +684,8 @@ fn record_fields(r: &ServiceRecord) -> Vec<(&'static str, Scalar)> {
     ]
 }
 
-/// Hours already logged on `date` in this document, per volunteer, on
+/// Hours already logged on `date` in this document, per volunteer
+/// (`<home station>:<number>`: two people sharing a number are two), on
 /// activities other than `except_activity`.
 fn hours_on_day<D: ReadDoc>(
     doc: &D,
@@ -706,6 +719,7 @@ fn hours_on_day<D: ReadDoc>(
         if activity.str("date")? != date_text || activity.bool("deleted")? {
             continue;
         }
+        let station = activity.station("station")?;
         for (volunteer, entry) in records(doc, &record_maps)? {
             let record = Fields::new(
                 doc,
@@ -714,7 +728,10 @@ fn hours_on_day<D: ReadDoc>(
             );
             if !record.bool("deleted")? {
                 let centi = u32::try_from(record.uint("hours_centi")?).unwrap_or(u32::MAX);
-                let total = hours.entry(volunteer).or_default();
+                let home = record
+                    .opt_station("home_station")?
+                    .unwrap_or_else(|| station.clone());
+                let total = hours.entry(format!("{home}:{volunteer}")).or_default();
                 *total = total.saturating_add(centi);
             }
         }
@@ -803,7 +820,10 @@ fn check_activity(activity: &Activity, logged: &BTreeMap<String, u32>) -> Layout
         if record.deleted {
             continue;
         }
-        let other = logged.get(record.volunteer.as_str()).copied().unwrap_or(0);
+        let other = logged
+            .get(&record.volunteer_id(&activity.station).to_string())
+            .copied()
+            .unwrap_or(0);
         if other + record.hours.centi > HOURS_PER_DAY_CENTI_MAX {
             return Err(FieldError::new(
                 format!("records[{index}].hours"),
@@ -898,7 +918,9 @@ pub fn put_activities(
                 continue;
             }
             for record in other.records.iter().filter(|r| !r.deleted) {
-                let total = logged.entry(record.volunteer.to_string()).or_default();
+                let total = logged
+                    .entry(record.volunteer_id(&other.station).to_string())
+                    .or_default();
                 *total = total.saturating_add(record.hours.centi);
             }
         }
@@ -990,6 +1012,7 @@ fn read_activity<D: ReadDoc>(doc: &D, key: &str, maps: Vec<ObjId>) -> LayoutResu
         let centi = r.uint("hours_centi")?;
         records.push(ServiceRecord {
             volunteer: r.record_id("volunteer")?,
+            home_station: r.opt_station("home_station")?,
             hours: Hours {
                 centi: u32::try_from(centi).map_err(|_| r.malformed("hours_centi", "too large"))?,
             },

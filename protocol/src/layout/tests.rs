@@ -49,6 +49,7 @@ fn sample_activity(id: &str, hours: &[(&str, u32)]) -> Activity {
             .iter()
             .map(|(v, centi)| ServiceRecord {
                 volunteer: RecordId::parse("v", v).unwrap(),
+                home_station: None,
                 hours: Hours { centi: *centi },
                 recorded_on: date!(2026 - 11 - 04),
                 late: false,

@@ -501,6 +501,7 @@ mod tests {
             deleted: false,
             records: vec![ServiceRecord {
                 volunteer: RecordId::parse("v", "V1").unwrap(),
+                home_station: None,
                 hours: Hours { centi: hours_centi },
                 recorded_on: date!(2026 - 11 - 03),
                 late: false,

@@ -4,7 +4,7 @@
 //! The file is read elsewhere (the node reads CSV and XLSX into
 //! [`LedgerRow`]s); this module groups rows into activities, validates
 //! them exactly as the one-by-one path does ([`ActivityInput::validate`],
-//! [`service::check_named_known`], and the daily-hours rule of
+//! [`service::resolve_named_known`], and the daily-hours rule of
 //! [`layout::put_activities`], which is [`layout::put_activity`]'s answer
 //! in file order), and writes one commit per month document.
 //!
@@ -560,7 +560,7 @@ fn plan_activity<S: Storage>(
         Ok(activity) => activity,
         Err(e) => return Ok(Err(refusal(&e.field, e.reason))),
     };
-    match service::check_named_known(replica, station, &activity) {
+    match service::resolve_named_known(replica, station, &mut activity) {
         Ok(()) => {}
         Err(e @ (ServiceError::NotFound { .. } | ServiceError::Invalid(_))) => {
             return Ok(Err(refusal(e.field(), e.reason())))

@@ -24,7 +24,7 @@
 //! entries, so two contributions of equal content compare equal.
 
 use super::scan::{scan, CollectionShape};
-use crate::domain::model::{date_format, Category, Form, OrderStatus, RecordId};
+use crate::domain::model::{date_format, Category, Form, OrderStatus, RecordId, VolunteerId};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::StationId;
 use crate::layout::{self, LayoutError};
@@ -143,7 +143,8 @@ pub struct CellCounts {
 /// One volunteer's service in one activities document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolunteerService {
-    pub volunteer: RecordId,
+    /// Home station and number: two stations' "001" are two people.
+    pub volunteer: VolunteerId,
     pub hours_centi: u64,
     pub service_records: u64,
 }
@@ -155,7 +156,8 @@ pub struct ActivitiesContribution {
     pub month: Month,
     /// Sorted by (category, form); no zero cells.
     pub cells: Vec<CellCounts>,
-    /// Sorted by volunteer; only volunteers with at least one live record.
+    /// Sorted by volunteer (home station, then number); only volunteers
+    /// with at least one live record.
     pub volunteers: Vec<VolunteerService>,
 }
 
@@ -423,7 +425,13 @@ const ACTIVITY_FIELDS: &[&str] = &[
     "form",
     layout::RECORDS,
 ];
-const RECORD_FIELDS: &[&str] = &["volunteer", "hours_centi", "late", "deleted"];
+const RECORD_FIELDS: &[&str] = &[
+    "volunteer",
+    "home_station",
+    "hours_centi",
+    "late",
+    "deleted",
+];
 const VOLUNTEER_FIELDS: &[&str] = &["number", "home_station", "registered_on", "deleted"];
 const TEAM_FIELDS: &[&str] = &["deleted"];
 
@@ -509,7 +517,7 @@ fn fold_activities(
     mut records_of: impl FnMut(&Record, Vec<Fields>) -> Result<Vec<Record>, LayoutError>,
 ) -> Result<ActivitiesContribution, LayoutError> {
     let mut cells: BTreeMap<(Category, Form), ActivityCounts> = BTreeMap::new();
-    let mut volunteers: BTreeMap<RecordId, VolunteerService> = BTreeMap::new();
+    let mut volunteers: BTreeMap<VolunteerId, VolunteerService> = BTreeMap::new();
     for (activity, nested) in activities {
         if activity.flag("deleted")? {
             continue;
@@ -531,7 +539,14 @@ fn fold_activities(
             if record.flag("deleted")? {
                 continue;
             }
-            let volunteer = record.record_id("volunteer")?;
+            // Absent: the activity's station, as `ServiceRecord::volunteer_id`.
+            let home_station = match record.text("home_station")? {
+                "" => station.clone(),
+                home => StationId::parse(home).map_err(|e| {
+                    malformed(format!("{}.home_station", record.path), &e.to_string())
+                })?,
+            };
+            let volunteer = VolunteerId::new(home_station, record.record_id("volunteer")?);
             let hours_centi = record.count("hours_centi")?;
             if hours_centi > u64::from(u32::MAX) {
                 return Err(malformed(

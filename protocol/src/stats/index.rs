@@ -23,7 +23,7 @@ use super::contribution::{CellCounts, RosterContribution, VolunteerService};
 use super::figures::{CategoryCounts, Figures, FormCounts, Period, Quarter, StatsError};
 use super::retired::RetiredStations;
 use super::scratch::{MonthStatistics, StationStatistics, Statistics, VolunteerTally};
-use crate::domain::model::{star_level, Category, Form, Hours, RecordId};
+use crate::domain::model::{star_level, Category, Form, Hours, RecordId, VolunteerId};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::{Station, StationId, Tier};
 use crate::replica::freshness::{Freshness, StationFreshness};
@@ -31,8 +31,8 @@ use automerge::ReadDoc;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Dense number of a volunteer inside the index (cheaper than cloning
-/// volunteer numbers into every distinct-count map).
+/// Dense number of a volunteer (home station and number) inside the index
+/// (cheaper than cloning identities into every distinct-count map).
 type VolunteerKey = u32;
 
 #[derive(Debug, Clone, Default)]
@@ -67,9 +67,9 @@ struct StationTotals {
 struct VolunteerTotals {
     hours_centi: u64,
     service_records: u64,
-    /// Rosters listing this number (normally one; two if a volunteer moved
-    /// and both rosters still list them).
-    homes: Vec<StationId>,
+    /// Live listings in the home station's roster (0 or 1; more only while
+    /// a roster's concurrent creations are being read as one).
+    registered: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,8 @@ enum Sign {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolunteerStanding {
     pub number: RecordId,
-    pub home_station: Option<StationId>,
+    /// With the number, who the volunteer is.
+    pub home_station: StationId,
     pub hours_centi: u64,
     pub service_records: u64,
     /// 0–5 stars at 100 / 300 / 600 / 1,000 / 1,500 hours.
@@ -137,8 +138,8 @@ pub struct StatsIndex {
     contributions: BTreeMap<DocumentId, Contribution>,
     own: HashMap<StationId, StationTotals>,
     rolled: HashMap<StationId, StationTotals>,
-    volunteer_keys: HashMap<RecordId, VolunteerKey>,
-    volunteers: Vec<(RecordId, VolunteerTotals)>,
+    volunteer_keys: HashMap<VolunteerId, VolunteerKey>,
+    volunteers: Vec<(VolunteerId, VolunteerTotals)>,
     unreadable: BTreeMap<DocumentId, String>,
     freshness: Freshness,
     /// Retired stations, as the registry said at the last query (set by
@@ -284,15 +285,15 @@ impl StatsIndex {
         &mut self.freshness
     }
 
-    fn volunteer_key(&mut self, number: &RecordId) -> VolunteerKey {
-        if let Some(key) = self.volunteer_keys.get(number) {
+    fn volunteer_key(&mut self, volunteer: &VolunteerId) -> VolunteerKey {
+        if let Some(key) = self.volunteer_keys.get(volunteer) {
             return *key;
         }
         let key =
             VolunteerKey::try_from(self.volunteers.len()).expect("fewer than 2^32 volunteers");
-        self.volunteer_keys.insert(number.clone(), key);
+        self.volunteer_keys.insert(volunteer.clone(), key);
         self.volunteers
-            .push((number.clone(), VolunteerTotals::default()));
+            .push((volunteer.clone(), VolunteerTotals::default()));
         key
     }
 
@@ -352,16 +353,16 @@ impl StatsIndex {
             }
             Contribution::Roster(r) => {
                 for entry in &r.volunteers {
-                    let key = self.volunteer_key(&entry.number);
-                    let homes = &mut self.volunteers[key as usize].1.homes;
+                    // The roster holding a volunteer is their home: the
+                    // station a service record's bare number is looked up in.
+                    let key = self
+                        .volunteer_key(&VolunteerId::new(r.station.clone(), entry.number.clone()));
+                    let registered = &mut self.volunteers[key as usize].1.registered;
                     match sign {
-                        Sign::Add => homes.push(entry.home_station.clone()),
+                        Sign::Add => *registered += 1,
                         Sign::Remove => {
-                            let at = homes.iter().position(|h| *h == entry.home_station);
-                            debug_assert!(at.is_some(), "removing a home never added");
-                            if let Some(at) = at {
-                                homes.remove(at);
-                            }
+                            debug_assert!(*registered > 0, "removing a listing never added");
+                            *registered = registered.saturating_sub(1);
                         }
                     }
                 }
@@ -463,7 +464,7 @@ impl StatsIndex {
             several => several
                 .iter()
                 .flat_map(|list| list.iter().map(|v| &v.volunteer))
-                .collect::<BTreeSet<&RecordId>>()
+                .collect::<BTreeSet<&VolunteerId>>()
                 .len(),
         };
         figures_from(Some(own), period, active as u64)
@@ -590,21 +591,40 @@ impl StatsIndex {
     }
 
     /// One volunteer's accumulated hours (over every document held here).
-    pub fn volunteer(&self, number: &RecordId) -> Option<VolunteerStanding> {
-        let key = self.volunteer_keys.get(number)?;
+    pub fn volunteer(&self, volunteer: &VolunteerId) -> Option<VolunteerStanding> {
+        let key = self.volunteer_keys.get(volunteer)?;
         Some(standing(&self.volunteers[*key as usize]))
     }
 
-    /// The activities documents in which `number` has at least one live
+    /// Every person known here under `number` whose home station lies
+    /// under `root` (listed in a roster or having served), by home station:
+    /// what a bare number may mean, since numbers are unique only per
+    /// roster. A lookup by number: costs O(volunteers known).
+    pub fn volunteers_numbered(&self, number: &RecordId, root: &StationId) -> Vec<VolunteerId> {
+        let mut out: Vec<VolunteerId> = self
+            .volunteers
+            .iter()
+            .filter(|(id, totals)| {
+                id.number == *number
+                    && root.is_ancestor_or_self_of(&id.home_station)
+                    && (totals.registered > 0 || totals.service_records > 0)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The activities documents in which `volunteer` has at least one live
     /// service record, in document order: what a certificate must read,
     /// instead of every activities document held.
-    pub fn documents_serving(&self, number: &RecordId) -> Vec<DocumentId> {
+    pub fn documents_serving(&self, volunteer: &VolunteerId) -> Vec<DocumentId> {
         self.contributions
             .iter()
             .filter(|(_, contribution)| match contribution {
                 Contribution::Activities(activities) => activities
                     .volunteers
-                    .binary_search_by(|service| service.volunteer.cmp(number))
+                    .binary_search_by(|service| service.volunteer.cmp(volunteer))
                     .is_ok(),
                 _ => false,
             })
@@ -618,17 +638,14 @@ impl StatsIndex {
         let mut out: Vec<VolunteerStanding> = self
             .volunteers
             .iter()
-            .filter(|(_, t)| {
-                t.homes
-                    .first()
-                    .is_some_and(|home| root.is_ancestor_or_self_of(home))
-            })
+            .filter(|(id, t)| t.registered > 0 && root.is_ancestor_or_self_of(&id.home_station))
             .map(standing)
             .collect();
         out.sort_by(|a, b| {
             b.hours_centi
                 .cmp(&a.hours_centi)
                 .then_with(|| a.number.cmp(&b.number))
+                .then_with(|| a.home_station.cmp(&b.home_station))
         });
         out.truncate(limit);
         out
@@ -637,12 +654,8 @@ impl StatsIndex {
     /// Number of volunteers homed under `root` at each star level 0–5.
     pub fn star_levels(&self, root: &StationId) -> [u64; 6] {
         let mut levels = [0u64; 6];
-        for (_, totals) in &self.volunteers {
-            if totals
-                .homes
-                .first()
-                .is_some_and(|home| root.is_ancestor_or_self_of(home))
-            {
+        for (id, totals) in &self.volunteers {
+            if totals.registered > 0 && root.is_ancestor_or_self_of(&id.home_station) {
                 levels[usize::from(star_level(hours(totals.hours_centi)))] += 1;
             }
         }
@@ -696,9 +709,9 @@ impl StatsIndex {
             .volunteers
             .iter()
             .filter(|(_, t)| t.service_records > 0)
-            .map(|(number, t)| {
+            .map(|(id, t)| {
                 (
-                    number.clone(),
+                    id.clone(),
                     VolunteerTally {
                         hours_centi: t.hours_centi,
                         service_records: t.service_records,
@@ -719,10 +732,10 @@ fn hours(centi: u64) -> Hours {
     }
 }
 
-fn standing((number, totals): &(RecordId, VolunteerTotals)) -> VolunteerStanding {
+fn standing((id, totals): &(VolunteerId, VolunteerTotals)) -> VolunteerStanding {
     VolunteerStanding {
-        number: number.clone(),
-        home_station: totals.homes.first().cloned(),
+        number: id.number.clone(),
+        home_station: id.home_station.clone(),
         hours_centi: totals.hours_centi,
         service_records: totals.service_records,
         star_level: star_level(hours(totals.hours_centi)),

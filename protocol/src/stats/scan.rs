@@ -210,6 +210,7 @@ mod tests {
                 .iter()
                 .map(|(v, centi)| ServiceRecord {
                     volunteer: rid(v),
+                    home_station: None,
                     hours: Hours { centi: *centi },
                     recorded_on: date!(2026 - 11 - 05),
                     late: false,

@@ -8,12 +8,12 @@
 //! both to that.
 //!
 //! [`Statistics`] is canonical: sorted maps keyed by text (`YYYY-MM`,
-//! `YYYYQn`, station paths, volunteer numbers), and no empty entries, so
-//! equal figures compare and serialise equal.
+//! `YYYYQn`, station paths, volunteers by home station and number), and no
+//! empty entries, so equal figures compare and serialise equal.
 
 use super::contribution::{month_of, ActivityCounts, CellCounts, OrderCounts};
 use super::figures::{Quarter, StatsError};
-use crate::domain::model::{Category, Form, OrderStatus, RecordId};
+use crate::domain::model::{Category, Form, OrderStatus, VolunteerId};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::StationId;
 use crate::layout;
@@ -70,8 +70,9 @@ pub struct VolunteerTally {
 pub struct Statistics {
     /// Every station that holds or rolls up anything, by path.
     pub stations: BTreeMap<StationId, StationStatistics>,
-    /// Volunteers with at least one live service record.
-    pub volunteers: BTreeMap<RecordId, VolunteerTally>,
+    /// Volunteers with at least one live service record, by home station
+    /// and number.
+    pub volunteers: BTreeMap<VolunteerId, VolunteerTally>,
 }
 
 #[derive(Default)]
@@ -79,13 +80,13 @@ struct MonthWork {
     cells: BTreeMap<(Category, Form), ActivityCounts>,
     orders: OrderCounts,
     registrations: u64,
-    active: BTreeSet<RecordId>,
+    active: BTreeSet<VolunteerId>,
 }
 
 #[derive(Default)]
 struct StationWork {
     months: BTreeMap<Month, MonthWork>,
-    quarters_active: BTreeMap<Quarter, BTreeSet<RecordId>>,
+    quarters_active: BTreeMap<Quarter, BTreeSet<VolunteerId>>,
     teams: u64,
 }
 
@@ -101,7 +102,7 @@ pub fn recompute_from_scratch<'a, D: ReadDoc + 'a>(
     documents: impl IntoIterator<Item = (&'a DocumentId, &'a D)>,
 ) -> Result<Statistics, StatsError> {
     let mut work: BTreeMap<StationId, StationWork> = BTreeMap::new();
-    let mut volunteers: BTreeMap<RecordId, VolunteerTally> = BTreeMap::new();
+    let mut volunteers: BTreeMap<VolunteerId, VolunteerTally> = BTreeMap::new();
     let unreadable = |id: &DocumentId, error: layout::LayoutError| StatsError::Unreadable {
         document: id.clone(),
         reason: error.to_string(),
@@ -126,7 +127,9 @@ pub fn recompute_from_scratch<'a, D: ReadDoc + 'a>(
                         counts.participations += 1;
                         counts.hours_centi += u64::from(record.hours.centi);
                         counts.late_records += u64::from(record.late);
-                        let tally = volunteers.entry(record.volunteer.clone()).or_default();
+                        let tally = volunteers
+                            .entry(record.volunteer_id(&id.owner))
+                            .or_default();
                         tally.hours_centi += u64::from(record.hours.centi);
                         tally.service_records += 1;
                     }
@@ -140,12 +143,12 @@ pub fn recompute_from_scratch<'a, D: ReadDoc + 'a>(
                             .add(&counts);
                         month_work
                             .active
-                            .extend(live.iter().map(|r| r.volunteer.clone()));
+                            .extend(live.iter().map(|r| r.volunteer_id(&id.owner)));
                         entry
                             .quarters_active
                             .entry(Quarter::of(*month))
                             .or_default()
-                            .extend(live.iter().map(|r| r.volunteer.clone()));
+                            .extend(live.iter().map(|r| r.volunteer_id(&id.owner)));
                     }
                 }
             }

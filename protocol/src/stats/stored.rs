@@ -42,7 +42,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Bump it whenever either changes (a new figure, a different reading of
 /// the documents such as the union of concurrent collection maps): entries
 /// of another format are recomputed at the next start.
-pub const CONTRIBUTION_FORMAT: u32 = 1;
+/// 2: an activities contribution keys volunteers by home station and
+/// number (1 keyed them by number alone).
+pub const CONTRIBUTION_FORMAT: u32 = 2;
 /// A stored entry larger than this is corrupt: a contribution lists at most
 /// one roster's volunteers or one station-month's volunteers.
 pub const STATS_ENTRY_BYTES_MAX: usize = 16 * 1024 * 1024;

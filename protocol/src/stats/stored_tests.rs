@@ -72,6 +72,7 @@ fn activity(id: &str, at: &str, served: &[&str], centi: u32) -> Activity {
             .iter()
             .map(|v| ServiceRecord {
                 volunteer: rid(v),
+                home_station: None,
                 hours: Hours { centi },
                 recorded_on: date!(2026 - 11 - 05),
                 late: false,

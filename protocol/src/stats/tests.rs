@@ -7,7 +7,7 @@
 use super::*;
 use crate::domain::model::{
     Activity, Category, Form, Hours, Order, OrderStatus, RecordId, ServiceRecord, Sex, Team,
-    Volunteer,
+    Volunteer, VolunteerId,
 };
 use crate::identity::actor::actor_for;
 use crate::identity::document_id::{DocumentId, Month};
@@ -28,6 +28,10 @@ fn station(text: &str) -> StationId {
 
 fn rid(text: &str) -> RecordId {
     RecordId::parse("id", text).unwrap()
+}
+
+fn vid(home: &str, number: &str) -> VolunteerId {
+    VolunteerId::new(station(home), rid(number))
 }
 
 fn month(text: &str) -> Month {
@@ -83,6 +87,7 @@ fn activity(
             .iter()
             .map(|(v, centi)| ServiceRecord {
                 volunteer: rid(v),
+                home_station: None,
                 hours: Hours { centi: *centi },
                 recorded_on: day,
                 late: false,
@@ -194,18 +199,17 @@ fn figures_roll_up_the_station_path_and_count_volunteers_once() {
         .unwrap();
     });
     county.edit(&v2, |d| {
-        put_activity(
-            d,
-            &activity(
-                "A1",
-                "xh/t1/v2",
-                day,
-                Form::Lecture,
-                Category::Theory,
-                &[("V1", 300)],
-            ),
-        )
-        .unwrap();
+        let mut a = activity(
+            "A1",
+            "xh/t1/v2",
+            day,
+            Form::Lecture,
+            Category::Theory,
+            &[("V1", 300)],
+        );
+        // v1's volunteer V1, serving in the neighbouring village.
+        a.records[0].home_station = Some(station("xh/t1/v1"));
+        put_activity(d, &a).unwrap();
     });
     county.edit(&v3, |d| {
         put_activity(
@@ -275,7 +279,14 @@ fn figures_roll_up_the_station_path_and_count_volunteers_once() {
             .hours_centi,
         50
     );
-    assert_eq!(county.index.volunteer(&rid("V1")).unwrap().hours_centi, 600);
+    assert_eq!(
+        county
+            .index
+            .volunteer(&vid("xh/t1/v1", "V1"))
+            .unwrap()
+            .hours_centi,
+        600
+    );
     county.check_against_scratch();
 }
 
@@ -325,7 +336,14 @@ fn corrections_and_deletions_replace_the_old_contribution() {
         ),
         (300, 1, 1)
     );
-    assert!(county.index.volunteer(&rid("V2")).unwrap().hours_centi == 0);
+    assert!(
+        county
+            .index
+            .volunteer(&vid("xh/t1/v1", "V2"))
+            .unwrap()
+            .hours_centi
+            == 0
+    );
 
     county.edit(&id, |d| delete_activity(d, &rid("A1")).unwrap());
     let figures = county.index.station_month(&station("xh"), nov);
@@ -547,7 +565,7 @@ fn stars_follow_accumulated_hours_across_months() {
     county.edit(&DocumentId::roster(&station("xh/t1/v1")), |d| {
         put_volunteer(d, &volunteer("V1", "xh/t1/v1", date!(2026 - 01 - 01))).unwrap();
     });
-    let standing = county.index.volunteer(&rid("V1")).unwrap();
+    let standing = county.index.volunteer(&vid("xh/t1/v1", "V1")).unwrap();
     assert_eq!(
         (
             standing.hours_centi,
@@ -814,7 +832,7 @@ enum Op {
         form: usize,
         category: usize,
         late: bool,
-        records: Vec<(u8, u32, bool)>,
+        records: Vec<(u8, u32, bool, Option<usize>)>,
     },
     DeleteActivity {
         at_b: bool,
@@ -860,7 +878,8 @@ fn op() -> impl Strategy<Value = Op> {
     let m = 0..MONTHS.len();
     prop_oneof![
         4 => (at, s.clone(), m.clone(), 0u8..4, 0..Form::ALL.len(), 0..3usize, any::<bool>(),
-            proptest::collection::vec((0u8..6, 1u32..500, any::<bool>()), 0..4))
+            proptest::collection::vec((0u8..6, 1u32..500, any::<bool>(),
+                proptest::option::weighted(0.3, 0..STATIONS.len())), 0..4))
             .prop_map(|(at_b, station, month, activity, form, category, late, records)| Op::PutActivity {
                 at_b, station, month, activity, form, category, late, records
             }),
@@ -935,17 +954,17 @@ impl TwoNodes {
             } => {
                 self.edit(&activities(s, m), at_b, |d| {
                     let mut seen = Vec::new();
-                    let records: Vec<(String, u32, bool)> = records
+                    let records: Vec<(String, u32, bool, Option<usize>)> = records
                         .into_iter()
                         .filter(|(v, ..)| {
                             let fresh = !seen.contains(v);
                             seen.push(*v);
                             fresh
                         })
-                        .map(|(v, centi, late)| (format!("V{v}"), centi, late))
+                        .map(|(v, centi, late, home)| (format!("V{v}"), centi, late, home))
                         .collect();
                     let listed: Vec<(&str, u32)> =
-                        records.iter().map(|(v, c, _)| (v.as_str(), *c)).collect();
+                        records.iter().map(|(v, c, ..)| (v.as_str(), *c)).collect();
                     let mut a = activity(
                         &format!("A{n}"),
                         STATIONS[s],
@@ -955,8 +974,11 @@ impl TwoNodes {
                         &listed,
                     );
                     a.late = late;
-                    for (record, (_, _, late)) in a.records.iter_mut().zip(&records) {
+                    for (record, (_, _, late, home)) in a.records.iter_mut().zip(&records) {
                         record.late = *late;
+                        // Another station's volunteer sharing the number: a
+                        // different person, whom the figures must keep apart.
+                        record.home_station = home.map(|h| station(STATIONS[h]));
                     }
                     // The 24-hours-a-day rule may refuse it: a refused edit changes nothing.
                     let _ = put_activity(d, &a);
@@ -1286,27 +1308,130 @@ fn documents_serving_lists_exactly_the_months_with_a_live_record_of_the_voluntee
             put_activity(d, &a).unwrap();
         });
     }
-    let serving = |county: &County, number: &str| county.index.documents_serving(&rid(number));
-    let v1 = vec![
-        DocumentId::activities(&station("xh/t1/v1"), month("2026-09")),
-        DocumentId::activities(&station("xh/t2/v3"), month("2026-10")),
-        DocumentId::activities(&station("xh/t2/v3"), month("2026-11")),
-    ];
-    let mut sorted = serving(&county, "V1");
-    sorted.sort();
-    let mut expected = v1.clone();
-    expected.sort();
-    assert_eq!(sorted, expected);
+    let serving = |county: &County, home: &str, number: &str| {
+        county.index.documents_serving(&vid(home, number))
+    };
+    // v1's V1 and v3's V1 are two people sharing a number.
     assert_eq!(
-        serving(&county, "V2"),
+        serving(&county, "xh/t1/v1", "V1"),
+        vec![DocumentId::activities(
+            &station("xh/t1/v1"),
+            month("2026-09")
+        )]
+    );
+    assert_eq!(
+        serving(&county, "xh/t2/v3", "V1"),
+        vec![
+            DocumentId::activities(&station("xh/t2/v3"), month("2026-10")),
+            DocumentId::activities(&station("xh/t2/v3"), month("2026-11")),
+        ]
+    );
+    assert_eq!(
+        serving(&county, "xh/t1/v1", "V2"),
         vec![DocumentId::activities(
             &station("xh/t1/v1"),
             month("2026-10")
         )]
     );
-    assert!(serving(&county, "V9").is_empty());
+    assert!(serving(&county, "xh/t1/v1", "V9").is_empty());
     // A deleted activity is no service: its month is no longer listed.
     let november = DocumentId::activities(&station("xh/t2/v3"), month("2026-11"));
     county.edit(&november, |d| delete_activity(d, &rid("A1")).unwrap());
-    assert!(!serving(&county, "V1").contains(&november));
+    assert!(!serving(&county, "xh/t2/v3", "V1").contains(&november));
+}
+
+#[test]
+fn two_villages_volunteer_001_stay_two_people_with_their_own_hours() {
+    let mut county = County::new();
+    let nov = month("2026-11");
+    let day = date!(2026 - 11 - 03);
+    for (village, centi) in [("xh/t1/v1", 300), ("xh/t2/v3", 500)] {
+        county.edit(&DocumentId::roster(&station(village)), |d| {
+            put_volunteer(d, &volunteer("001", village, date!(2026 - 10 - 01))).unwrap();
+        });
+        county.edit(&DocumentId::activities(&station(village), nov), |d| {
+            let a = activity(
+                "A1",
+                village,
+                day,
+                Form::Help,
+                Category::Health,
+                &[("001", centi)],
+            );
+            put_activity(d, &a).unwrap();
+        });
+    }
+    // The township's own "001" serves at v1, next to v1's "001": a third
+    // person, named on the record by home station.
+    county.edit(&DocumentId::roster(&station("xh/t1")), |d| {
+        put_volunteer(d, &volunteer("001", "xh/t1", date!(2026 - 10 - 01))).unwrap();
+    });
+    county.edit(&DocumentId::activities(&station("xh/t1/v1"), nov), |d| {
+        let mut a = activity(
+            "A2",
+            "xh/t1/v1",
+            day,
+            Form::Lecture,
+            Category::Theory,
+            &[("001", 200)],
+        );
+        a.records[0].home_station = Some(station("xh/t1"));
+        put_activity(d, &a).unwrap();
+    });
+
+    let top = county.index.station_month(&station("xh"), nov);
+    assert_eq!((top.counts.hours_centi, top.volunteers_active), (1_000, 3));
+    assert_eq!(
+        county
+            .index
+            .own_figures(&station("xh/t1/v1"), Period::Month(nov))
+            .volunteers_active,
+        2,
+        "v1's 001 and the township's 001 both served at v1"
+    );
+    let listed: Vec<(String, String, u64)> = county
+        .index
+        .volunteers_in(&station("xh"), 10)
+        .into_iter()
+        .map(|s| {
+            (
+                s.home_station.to_string(),
+                s.number.to_string(),
+                s.hours_centi,
+            )
+        })
+        .collect();
+    let row = |home: &str, centi| (home.to_string(), "001".to_string(), centi);
+    assert_eq!(
+        listed,
+        vec![
+            row("xh/t2/v3", 500),
+            row("xh/t1/v1", 300),
+            row("xh/t1", 200)
+        ]
+    );
+    assert_eq!(county.index.star_levels(&station("xh")), [3, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        county
+            .index
+            .volunteers_numbered(&rid("001"), &station("xh")),
+        vec![
+            vid("xh/t1", "001"),
+            vid("xh/t1/v1", "001"),
+            vid("xh/t2/v3", "001")
+        ]
+    );
+    assert_eq!(
+        county
+            .index
+            .volunteers_numbered(&rid("001"), &station("xh/t2")),
+        vec![vid("xh/t2/v3", "001")]
+    );
+    assert_eq!(
+        county.index.documents_serving(&vid("xh/t1", "001")),
+        vec![DocumentId::activities(&station("xh/t1/v1"), nov)]
+    );
+    county.check_against_scratch();
+    let restored = StatsIndex::restore(county.index.snapshot()).unwrap();
+    assert_eq!(restored.statistics(), county.index.statistics());
 }

@@ -163,3 +163,72 @@ async fn a_certificate_lists_every_activity_the_volunteer_served_in_and_no_other
         (vec!["健康义诊@2026-10-03".to_string()], 250)
     );
 }
+
+/// Volunteer numbers are unique only per station: two villages that both
+/// register "001" have two people, each with their own hours, at the county
+/// — in the standings and in each one's certificate.
+#[tokio::test]
+async fn two_villages_volunteer_001_are_two_people_at_the_county() {
+    let county = TestApi::start("xh", Tier::County).await;
+    for (serial, village, name, hours) in
+        [(1, "xh/t1/v1", "赵敏", 3.0), (2, "xh/t2/v3", "王伟", 5.5)]
+    {
+        let volunteer = json!({
+            "number": "001", "name": name, "sex": "女", "id_number": id_number(serial),
+        });
+        let (status, body) = county
+            .post(&format!("volunteers?station={village}"), volunteer)
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let activity = json!({
+            "name": "健康义诊", "date": "2026-10-03", "place": "村卫生室",
+            "content": "义诊", "form": "help", "category": "health",
+            "person_in_charge": "李明", "beneficiaries": 20,
+            "records": [{"volunteer": "001", "hours": hours}]
+        });
+        let (status, body) = county
+            .post(&format!("activities?station={village}"), activity)
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, answer) = county.get("standings").await;
+    assert_eq!(status, 200, "{answer}");
+    let listed: Vec<(String, String, String, f64)> = answer["volunteers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["home_station"].as_str().unwrap().to_string(),
+                row["number"].as_str().unwrap().to_string(),
+                row["name"].as_str().unwrap().to_string(),
+                row["hours"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let row = |home: &str, name: &str, hours| {
+        (home.to_string(), "001".to_string(), name.to_string(), hours)
+    };
+    assert_eq!(
+        listed,
+        vec![row("xh/t2/v3", "王伟", 5.5), row("xh/t1/v1", "赵敏", 3.0)]
+    );
+
+    // A bare number two stations use is refused, naming both.
+    let (status, body) = county.get("certificates/001").await;
+    assert_eq!(status, 409, "{body}");
+    let reason = body["error"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("xh/t1/v1:001") && reason.contains("xh/t2/v3:001"),
+        "{reason}"
+    );
+    for (asked, name, hours_centi) in [
+        ("001?station=xh/t1/v1", "赵敏", 300),
+        ("xh%2Ft2%2Fv3:001", "王伟", 550),
+    ] {
+        let (status, body) = county.get(&format!("certificates/{asked}")).await;
+        assert_eq!(status, 200, "{asked}: {body}");
+        assert_eq!(body["volunteer_name"], name, "{asked}");
+        assert_eq!(body["total_hours_centi"], hours_centi, "{asked}");
+    }
+}

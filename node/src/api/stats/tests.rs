@@ -66,6 +66,7 @@ async fn record(ctx: &NodeContext, village: &str, id: &str, centi: u32) {
             .iter()
             .map(|v| ServiceRecord {
                 volunteer: RecordId::parse("volunteer", v).unwrap(),
+                home_station: None,
                 hours: Hours { centi },
                 recorded_on: date!(2026 - 11 - 03),
                 late: false,

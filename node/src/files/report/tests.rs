@@ -58,6 +58,7 @@ fn activity(id: &str, at: &str, day: Date, records: &[(&str, u32)]) -> Activity 
             .iter()
             .map(|(v, centi)| ServiceRecord {
                 volunteer: rid(v),
+                home_station: None,
                 hours: Hours { centi: *centi },
                 recorded_on: day,
                 late: false,
