@@ -115,7 +115,11 @@ async fn stations(
         })
         .map(|(_, row)| *row)
         .collect();
-    let quiet = num(&freshness.body, "quiet");
+    let quiet = rows
+        .iter()
+        .filter(|r| text(r, "station") != own.as_str())
+        .filter(|r| r.get("quiet").and_then(Value::as_bool).unwrap_or(false))
+        .count();
     let body = html! {
         (month_nav("/web/stations", &month))
         div.cards {
@@ -150,18 +154,21 @@ async fn stations(
                 @for row in &rows {
                     @let station = text(row, "station");
                     @let f = figures.get(station).copied().cloned().unwrap_or(Value::Null);
-                    @let quiet = row.get("quiet").and_then(Value::as_bool).unwrap_or(false);
+                    // This office is never "quiet" on its own dashboard.
+                    @let quiet = station != own.as_str() && row.get("quiet").and_then(Value::as_bool).unwrap_or(false);
                     tr class=@if quiet { "quiet" } data-station=(station) {
                         td { (row.get("name").and_then(Value::as_str).unwrap_or(station)) }
                         td.muted { (station) }
                         td.last-heard {
                             @match row.get("as_of_ms").and_then(Value::as_i64) {
+                                _ if station == own.as_str() => "—",
                                 Some(at) => { (ago(at, now_ms)) br; span.muted { (super::layout::beijing_time(at)) } }
                                 None => "从未",
                             }
                         }
                         td {
-                            @if let Some(on) = row.get("retired_on").and_then(Value::as_str) { "已撤并（" (on) "）" }
+                            @if station == own.as_str() { "本节点" }
+                            @else if let Some(on) = row.get("retired_on").and_then(Value::as_str) { "已撤并（" (on) "）" }
                             @else if quiet { span.error { "无动态" } }
                             @else { "正常" }
                         }

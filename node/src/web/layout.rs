@@ -65,6 +65,13 @@ const NAV: &[NavItem] = &[
         tiers: &[],
     },
     NavItem {
+        href: "/web/orders",
+        label: "服务点单",
+        key: "orders",
+        needs: Permission::Read,
+        tiers: &[],
+    },
+    NavItem {
         href: "/web/approvals",
         label: "审核",
         key: "approvals",
@@ -75,6 +82,13 @@ const NAV: &[NavItem] = &[
         href: "/web/reports",
         label: "报表",
         key: "reports",
+        needs: Permission::Read,
+        tiers: &[],
+    },
+    NavItem {
+        href: "/web/sync",
+        label: "同步状态",
+        key: "sync",
         needs: Permission::Read,
         tiers: &[],
     },

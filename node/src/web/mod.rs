@@ -23,6 +23,8 @@ pub mod home;
 pub mod internal;
 pub mod layout;
 pub mod login;
+pub mod orders;
+pub mod sync;
 pub mod volunteers;
 
 use crate::context::NodeContext;
@@ -51,6 +53,8 @@ pub fn app(ctx: Arc<NodeContext>) -> Router {
         .merge(dashboard::routes())
         .merge(admin::routes())
         .merge(certificate::routes())
+        .merge(orders::routes())
+        .merge(sync::routes())
         .merge(assets::routes())
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::access::guard::FORM_BODY_BYTES_MAX,
