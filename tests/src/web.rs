@@ -116,4 +116,26 @@ impl WebSession {
         }
         WebSession::finish(request.send()?)
     }
+
+    /// POST a file's bytes as the import page's script sends them: the
+    /// file as the body, the CSRF token in its header.
+    pub fn post_file(
+        &self,
+        path: &str,
+        csrf: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Page> {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/octet-stream")
+            .body(bytes);
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        WebSession::finish(request.send()?)
+    }
 }

@@ -297,6 +297,34 @@ fn a_clerk_records_in_the_browser_and_the_county_sees_approves_and_downloads_it(
         );
         screenshot(&browser, "service-certificate.png").await;
 
+        // A roster file through the import page: the page's own script sends
+        // it (CSRF header, progress bar) and shows the per-row report.
+        let file = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        std::fs::write(
+            file.path(),
+            "编号,姓名,性别,身份证号,手机\n101,李强,男,110105199002020026,13800000002\n102,赵六,男,110105199002020027,13800000003\n",
+        )
+        .unwrap();
+        browser
+            .goto(&format!("http://{}/web/import", village.api))
+            .await
+            .unwrap();
+        element(&browser, "form[data-report='roster-report'] input[type='file']")
+            .await
+            .send_keys(&file.path().display().to_string())
+            .await
+            .unwrap();
+        element(&browser, "form[data-report='roster-report'] button[type='submit']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        let report = text_of(&browser, "#roster-report p[data-outcome='imported']").await;
+        assert!(report.contains("共 2 行，导入 1 行，未导入 1 行"), "{report}");
+        let refused = text_of(&browser, "#refused-rows").await;
+        assert!(refused.contains("身份证号"), "{refused}");
+        screenshot(&browser, "village-import.png").await;
+
         // Sync carries it to the county.
         let this_month = civsync_node::clock::this_month().to_string();
         blocking(|| {

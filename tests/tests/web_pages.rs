@@ -1,6 +1,8 @@
 //! The office pages that drive a workflow, through their forms as a browser
 //! posts them (session cookie, CSRF token), against a real `civsync run`:
-//! a citizen's order from placed to rated, and the sync-status page.
+//! a citizen's order from placed to rated, the sync-status page, a roster
+//! and a ledger through the import page, and teams, menus, themes and the
+//! station registry through theirs.
 
 use civsync_tests::web::{add_user, WebSession};
 use civsync_tests::TestNode;
@@ -87,4 +89,311 @@ fn an_order_goes_from_placed_to_rated_through_the_pages_and_a_step_out_of_turn_i
     let sync = session.get("/web/sync").unwrap();
     assert_eq!(sync.status, 200);
     assert!(sync.body.contains("没有同步对象"), "{}", sync.body);
+}
+
+#[test]
+fn a_roster_and_a_ledger_uploaded_on_the_import_page_are_stored_and_every_refused_row_is_reported()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::init(&dir.path().join("v1"), "xh/t1/v1", "village", None).unwrap();
+    node.start().unwrap();
+    add_user(&node, "wang", "clerk", "dongcun2026").unwrap();
+    let mut session = WebSession::new(&node);
+    assert_eq!(session.login("wang", "dongcun2026").unwrap().status, 303);
+    let page = session.get("/web/import").unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-upload"), "{}", page.body);
+    let csrf = page.csrf().unwrap();
+
+    let roster = "编号,姓名,性别,身份证号,手机\n\
+        001,王芳,女,110105198001010016,13800000001\n\
+        002,李强,男,110105199002020026,13800000002\n\
+        003,赵六,男,110105199002020027,13800000003\n";
+    // Without the CSRF token the upload is refused and nothing is stored.
+    let forged = session
+        .post_file(
+            "/web/import/volunteers?format=csv",
+            None,
+            roster.as_bytes().to_vec(),
+        )
+        .unwrap();
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(node.get("volunteers").unwrap().as_array().unwrap().len(), 0);
+
+    let imported = session
+        .post_file(
+            "/web/import/volunteers?format=csv",
+            Some(&csrf),
+            roster.as_bytes().to_vec(),
+        )
+        .unwrap();
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert!(
+        imported.body.contains("共 3 行，导入 2 行，未导入 1 行"),
+        "{}",
+        imported.body
+    );
+    // Row 4 of the sheet (header = row 1) has a wrong check digit.
+    assert!(
+        imported
+            .body
+            .contains("<td class=\"num\">4</td><td data-field=\"id_number\">身份证号</td>"),
+        "{}",
+        imported.body
+    );
+    let volunteers = node.get("volunteers").unwrap();
+    let numbers: Vec<&str> = volunteers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["001", "002"]);
+
+    let today = civsync_node::clock::today().to_string();
+    let ledger = format!(
+        "活动编号,活动名称,活动日期,活动形式,服务类别,志愿者编号,服务时长\n\
+         A1,理论宣讲进村,{today},讲,理论宣讲,001,2\n\
+         A1,理论宣讲进村,{today},讲,理论宣讲,002,1.5\n"
+    );
+    let imported = session
+        .post_file(
+            "/web/import/activities?format=csv",
+            Some(&csrf),
+            ledger.into_bytes(),
+        )
+        .unwrap();
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert!(
+        imported.body.contains("共 2 行，导入 2 行，未导入 0 行"),
+        "{}",
+        imported.body
+    );
+    assert!(imported.body.contains("写入活动 1 场"), "{}", imported.body);
+    let month = civsync_node::clock::this_month().to_string();
+    let activities = node.get(&format!("activities?month={month}")).unwrap();
+    assert_eq!(activities.as_array().unwrap().len(), 1, "{activities}");
+
+    // A file that is not a spreadsheet is refused with the API's reason.
+    let garbage = session
+        .post_file(
+            "/web/import/volunteers?format=xlsx",
+            Some(&csrf),
+            b"not a workbook".to_vec(),
+        )
+        .unwrap();
+    assert!((400..500).contains(&garbage.status), "{}", garbage.body);
+    assert!(
+        garbage.body.contains("data-outcome=\"refused\""),
+        "{}",
+        garbage.body
+    );
+}
+
+#[test]
+fn teams_menus_themes_and_the_registry_are_kept_through_their_pages_and_a_clerk_may_not_administer()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::init(&dir.path().join("t1"), "xh/t1", "township", None).unwrap();
+    node.start().unwrap();
+    add_user(&node, "li", "admin", "zhenli2026").unwrap();
+    add_user(&node, "wang", "clerk", "zhenwang2026").unwrap();
+    let mut admin = WebSession::new(&node);
+    assert_eq!(admin.login("li", "zhenli2026").unwrap().status, 303);
+    let csrf = admin.get("/web/registry").unwrap().csrf().unwrap();
+
+    // Registry: register, a refusal beside its field, retire, un-retire.
+    let registered = admin
+        .post_form(
+            "/web/registry",
+            &[
+                ("id", "xh/t1/v9"),
+                ("name", "新村"),
+                ("tier", "village"),
+                ("csrf", &csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(registered.status, 303, "{}", registered.body);
+    let outside = admin
+        .post_form(
+            "/web/registry",
+            &[
+                ("id", "xh/t2/v1"),
+                ("name", "外镇"),
+                ("tier", "village"),
+                ("csrf", &csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(outside.status, 422, "{}", outside.body);
+    assert!(
+        outside.body.contains("data-field=\"id\""),
+        "{}",
+        outside.body
+    );
+    let stations = node.get("stations").unwrap();
+    let ids: Vec<&str> = stations["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["xh/t1/v9"], "{stations}");
+    let yesterday = civsync_node::clock::today()
+        .previous_day()
+        .unwrap()
+        .to_string();
+    let retired = admin
+        .post_form(
+            "/web/registry/retire",
+            &[
+                ("id", "xh/t1/v9"),
+                ("retired_on", &yesterday),
+                ("merged_into", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(retired.status, 303, "{}", retired.body);
+    assert_eq!(
+        node.get("stations").unwrap()["stations"][0]["retired"]["retired_on"],
+        yesterday.as_str()
+    );
+    let listed = admin.get("/web/registry").unwrap();
+    assert!(listed.body.contains("已撤并"), "{}", listed.body);
+
+    // Menu and theme.
+    let item = admin
+        .post_form(
+            "/web/catalog/menu",
+            &[
+                ("name", "法律咨询"),
+                ("category", "law"),
+                ("provider", "镇司法所"),
+                ("csrf", &csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(item.status, 303, "{}", item.body);
+    let menu = node.get("menu").unwrap();
+    assert_eq!(menu["items"][0]["name"], "法律咨询", "{menu}");
+    let month = civsync_node::clock::this_month().to_string();
+    let theme = admin
+        .post_form(
+            "/web/catalog/theme",
+            &[("month", &month), ("title", "移风易俗"), ("csrf", &csrf)],
+        )
+        .unwrap();
+    assert_eq!(theme.status, 303, "{}", theme.body);
+    let shown = admin.get("/web/catalog").unwrap();
+    assert!(
+        shown.body.contains("法律咨询") && shown.body.contains("移风易俗"),
+        "{}",
+        shown.body
+    );
+
+    // Teams: register, then correct through the edit form.
+    let team = admin
+        .post_form(
+            "/web/teams",
+            &[
+                ("id", "T7"),
+                ("name", "镇法律服务队"),
+                ("category", "law"),
+                ("members", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(team.status, 303, "{}", team.body);
+    let edit = admin.get("/web/teams?edit=T7").unwrap();
+    assert!(
+        edit.body.contains("更正队伍 T7") && edit.body.contains("镇法律服务队"),
+        "{}",
+        edit.body
+    );
+    let corrected = admin
+        .post_form(
+            "/web/teams",
+            &[
+                ("id", "T7"),
+                ("name", "镇法律援助队"),
+                ("category", "law"),
+                ("members", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(corrected.status, 303, "{}", corrected.body);
+    let teams = node.get("teams").unwrap();
+    assert_eq!(teams.as_array().unwrap().len(), 1, "{teams}");
+    assert_eq!(teams[0]["name"], "镇法律援助队");
+
+    // A clerk sees the registry's navigation entry nowhere and may not write it.
+    let mut clerk = WebSession::new(&node);
+    assert_eq!(clerk.login("wang", "zhenwang2026").unwrap().status, 303);
+    let home = clerk.get("/web/teams").unwrap();
+    assert!(!home.body.contains("/web/registry"), "{}", home.body);
+    let clerk_csrf = home.csrf().unwrap();
+    let refused = clerk
+        .post_form(
+            "/web/registry",
+            &[
+                ("id", "xh/t1/v8"),
+                ("name", "旧村"),
+                ("tier", "village"),
+                ("csrf", &clerk_csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        node.get("stations").unwrap()["stations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn every_page_forbids_inline_script_and_framing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::init(&dir.path().join("v1"), "xh/t1/v1", "village", None).unwrap();
+    node.start().unwrap();
+    add_user(&node, "wang", "clerk", "dongcun2026").unwrap();
+    let mut session = WebSession::new(&node);
+    assert_eq!(session.login("wang", "dongcun2026").unwrap().status, 303);
+    for path in [
+        "/",
+        "/web/volunteers",
+        "/web/import",
+        "/web/teams",
+        "/web/catalog",
+    ] {
+        let response = session
+            .http
+            .get(format!("{}{path}", session.base))
+            .header("cookie", session.cookie.clone().unwrap())
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let policy = response
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(policy.contains("script-src 'self'"), "{path}: {policy:?}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy:?}"
+        );
+        let body = response.text().unwrap();
+        assert!(
+            !body.contains(" onclick=") && !body.contains("<script>"),
+            "{path} has inline script"
+        );
+    }
 }

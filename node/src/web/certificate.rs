@@ -79,7 +79,7 @@ async fn certificate(
                 style { (PreEscaped("@page { size: A4; margin: 18mm; } .a4 { max-width: 174mm; margin: 0 auto; background: #fff; padding: 12mm; border: 1px solid #ddd; } .a4 h1 { text-align: center; font-size: 26px; letter-spacing: 8px; } .a4 .qr { float: right; width: 34mm; } .a4 .sign { margin-top: 14mm; text-align: right; } @media print { .a4 { border: 0; padding: 0; } .noprint { display: none; } }")) }
             }
             body {
-                p.noprint style="text-align:center" { button onclick="window.print()" { "打印" } " " a href="/web/volunteers" { "返回" } }
+                p.noprint style="text-align:center" { button type="button" data-print { "打印" } " " a href="/web/volunteers" { "返回" } }
                 div.a4 #certificate {
                     div.qr { (PreEscaped(qr)) }
                     h1 { "志愿服务证明" }

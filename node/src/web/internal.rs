@@ -38,13 +38,50 @@ impl Answer {
 
 /// `path_and_query` starts after `/api/v1/`.
 pub async fn call(web: &Web, method: Method, path_and_query: &str, body: Option<&Value>) -> Answer {
+    match body {
+        Some(value) => {
+            let bytes = serde_json::to_vec(value).unwrap_or_default();
+            send(
+                web,
+                method,
+                path_and_query,
+                Some(("application/json", bytes.into())),
+            )
+            .await
+        }
+        None => send(web, method, path_and_query, None).await,
+    }
+}
+
+/// POST a file's bytes as they came (an import), with their content type.
+pub async fn post_file(
+    web: &Web,
+    path_and_query: &str,
+    content_type: &str,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    send(
+        web,
+        Method::POST,
+        path_and_query,
+        Some((content_type, bytes)),
+    )
+    .await
+}
+
+async fn send(
+    web: &Web,
+    method: Method,
+    path_and_query: &str,
+    body: Option<(&str, axum::body::Bytes)>,
+) -> Answer {
     let mut request = Request::builder()
         .method(method)
         .uri(format!("/api/v1/{path_and_query}"));
     let body = match body {
-        Some(value) => {
-            request = request.header("content-type", "application/json");
-            Body::from(serde_json::to_vec(value).unwrap_or_default())
+        Some((content_type, bytes)) => {
+            request = request.header("content-type", content_type);
+            Body::from(bytes)
         }
         None => Body::empty(),
     };

@@ -9,6 +9,8 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 pub const HTMX: &str = "/assets/htmx-2.0.11.min.js";
 pub const CSS: &str = "/assets/civsync.css";
+/// Our own script; a new version gets a new name (it is cached).
+pub const SCRIPT: &str = "/assets/civsync-1.js";
 
 /// What the shell needs to know of the node and the person.
 pub struct Shell<'a> {
@@ -58,6 +60,13 @@ const NAV: &[NavItem] = &[
         tiers: &[],
     },
     NavItem {
+        href: "/web/teams",
+        label: "队伍",
+        key: "teams",
+        needs: Permission::Read,
+        tiers: &[],
+    },
+    NavItem {
         href: "/web/activities",
         label: "活动记录",
         key: "activities",
@@ -68,6 +77,20 @@ const NAV: &[NavItem] = &[
         href: "/web/orders",
         label: "服务点单",
         key: "orders",
+        needs: Permission::Read,
+        tiers: &[],
+    },
+    NavItem {
+        href: "/web/import",
+        label: "导入",
+        key: "import",
+        needs: Permission::Record,
+        tiers: &[],
+    },
+    NavItem {
+        href: "/web/catalog",
+        label: "菜单主题",
+        key: "catalog",
         needs: Permission::Read,
         tiers: &[],
     },
@@ -91,6 +114,13 @@ const NAV: &[NavItem] = &[
         key: "sync",
         needs: Permission::Read,
         tiers: &[],
+    },
+    NavItem {
+        href: "/web/registry",
+        label: "站点名录",
+        key: "registry",
+        needs: Permission::Administer,
+        tiers: ABOVE_VILLAGE,
     },
     NavItem {
         href: "/web/users",
@@ -131,6 +161,7 @@ pub fn page(shell: &Shell, title: &str, body: Markup) -> Markup {
                 title { (title) " · " (shell.office) }
                 link rel="stylesheet" href=(CSS);
                 script src=(HTMX) defer {}
+                script src=(SCRIPT) defer {}
                 @if let Some(csrf) = &shell.principal.csrf {
                     meta name="csrf-token" content=(csrf);
                 }

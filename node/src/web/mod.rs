@@ -17,14 +17,18 @@
 pub mod activities;
 pub mod admin;
 pub mod assets;
+pub mod catalog;
 pub mod certificate;
 pub mod dashboard;
 pub mod home;
+pub mod import;
 pub mod internal;
 pub mod layout;
 pub mod login;
 pub mod orders;
+pub mod registry;
 pub mod sync;
+pub mod teams;
 pub mod volunteers;
 
 use crate::context::NodeContext;
@@ -55,10 +59,16 @@ pub fn app(ctx: Arc<NodeContext>) -> Router {
         .merge(certificate::routes())
         .merge(orders::routes())
         .merge(sync::routes())
+        .merge(teams::routes())
+        .merge(catalog::routes())
+        .merge(registry::routes())
         .merge(assets::routes())
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::access::guard::FORM_BODY_BYTES_MAX,
         ))
+        // Uploads carry a file, under the import's own limit (set inside).
+        .merge(import::routes())
+        .layer(axum::middleware::from_fn(assets::security_headers))
         .with_state(web.clone());
     pages
         .merge(web.api)
