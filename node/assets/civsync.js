@@ -18,6 +18,31 @@
     }
   });
 
+  // <input data-filter>: show only the picker's entries containing the text.
+  document.addEventListener("input", function (event) {
+    var box = event.target.closest("input[data-filter]");
+    if (!box) {
+      return;
+    }
+    var labels = box.parentNode.querySelectorAll(".picker label");
+    for (var i = 0; i < labels.length; i++) {
+      labels[i].hidden = labels[i].textContent.indexOf(box.value) < 0;
+    }
+  });
+
+  // <form data-confirm="question">: ask before sending (a deletion).
+  document.addEventListener(
+    "submit",
+    function (event) {
+      var form = event.target.closest("form[data-confirm]");
+      if (form && !window.confirm(form.getAttribute("data-confirm"))) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    },
+    true
+  );
+
   // <form data-upload>: send the chosen file as the request body (the
   // import endpoints take the file's own bytes), show the upload's progress,
   // then the server's per-row report in the form's [data-report] element.

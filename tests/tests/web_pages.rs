@@ -365,9 +365,22 @@ fn every_page_forbids_inline_script_and_framing() {
     add_user(&node, "wang", "clerk", "dongcun2026").unwrap();
     let mut session = WebSession::new(&node);
     assert_eq!(session.login("wang", "dongcun2026").unwrap().status, 303);
+    // A month with an activity, so its row's delete form is on the page.
+    let (status, recorded) = node
+        .post(
+            "activities",
+            &json!({"name": "宣讲", "date": civsync_node::clock::today().to_string(),
+                "place": "礼堂", "content": "宣讲", "form": "lecture", "category": "theory",
+                "person_in_charge": "李明", "beneficiaries": 0, "records": []}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{recorded}");
     for path in [
         "/",
         "/web/volunteers",
+        "/web/activities",
+        "/web/orders",
+        "/web/sync",
         "/web/import",
         "/web/teams",
         "/web/catalog",
@@ -391,9 +404,23 @@ fn every_page_forbids_inline_script_and_framing() {
             "{path}: {policy:?}"
         );
         let body = response.text().unwrap();
-        assert!(
-            !body.contains(" onclick=") && !body.contains("<script>"),
-            "{path} has inline script"
+        assert!(!body.contains("<script>"), "{path} has an inline script");
+        assert_eq!(
+            inline_handler(&body),
+            None,
+            "{path} has an inline event handler"
         );
     }
+}
+
+/// The first `on…=` attribute (an inline event handler) in `html`, if any.
+fn inline_handler(html: &str) -> Option<String> {
+    html.match_indices(" on").find_map(|(at, _)| {
+        let rest = &html[at + 1..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase())
+            .collect();
+        (name.len() > 2 && rest[name.len()..].starts_with('=')).then_some(name)
+    })
 }

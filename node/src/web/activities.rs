@@ -115,7 +115,7 @@ fn form(
             label.wide { "活动内容 *" textarea name="content" rows="2" required { (value(filled, "content")) } (field_error(errors, "content")) }
             fieldset.wide {
                 legend { "参加的志愿者（" (volunteers.len()) " 人可选）" }
-                input type="search" placeholder="筛选姓名" oninput="for (const l of this.parentNode.querySelectorAll('.picker label')) l.hidden = !l.textContent.includes(this.value)";
+                input type="search" placeholder="筛选姓名" data-filter;
                 div.picker {
                     @for v in volunteers {
                         label { input type="checkbox" name="volunteer" value=(text(v, "number")) checked[ticked.contains(&text(v, "number"))]; (text(v, "name")) " " span.muted { (text(v, "number")) } }
@@ -176,7 +176,7 @@ async fn render(
                         } }
                         td.num { (a.get("beneficiaries").and_then(Value::as_u64).unwrap_or(0)) }
                         @if may_record { td {
-                            form method="post" action="/web/activities/delete" onsubmit="return confirm('删除这条活动记录？删除后仍保留痕迹。')" {
+                            form method="post" action="/web/activities/delete" data-confirm="删除这条活动记录？删除后仍保留痕迹。" {
                                 (csrf_field(principal))
                                 input type="hidden" name="month" value=(month);
                                 input type="hidden" name="id" value=(text(a, "id"));
