@@ -77,9 +77,34 @@ pub const REDIAL_DELAY_MAX_MS: SimMs = 60 * SECOND_MS;
 /// How often convergence is probed after the final heal.
 pub const PROBE_INTERVAL_MS: SimMs = 10 * SECOND_MS;
 
-/// How `AuthorityError::NotCarriable` reads: the one refusal honest peers
-/// can provoke, when a node learned a change over a second path.
-const CARRIAGE_REFUSAL: &str = "may not relay changes";
+/// A receiver's refusal named by its reason, from how each error of
+/// `AuthorityError` and `ReceiveError` reads. `not_carriable` is the one
+/// refusal honest peers provoke, when a node learned a change over a
+/// second path.
+fn refusal_reason(reason: &str) -> &'static str {
+    const KINDS: [(&str, &str); 8] = [
+        ("may not relay changes", "not_carriable"),
+        ("is outside the scope of station", "out_of_scope"),
+        ("may not write document", "not_writable"),
+        ("belongs to no station", "unknown_actor"),
+        ("refused for now", "deferred"),
+        ("malformed sync message", "malformed"),
+        ("has schema version", "schema_too_new"),
+        ("storage failed", "storage"),
+    ];
+    KINDS
+        .iter()
+        .find(|(text, _)| reason.contains(text))
+        .map_or("other", |(_, kind)| kind)
+}
+
+fn link_kind_name(kind: LinkKind) -> &'static str {
+    match kind {
+        LinkKind::Parent => "parent",
+        LinkKind::Fallback => "fallback",
+        LinkKind::Sibling => "sibling",
+    }
+}
 
 // Trace record kinds.
 const TRACE_DELIVER: u8 = 1;
@@ -186,8 +211,10 @@ pub struct Counters {
     pub connections_cut: u64,
     pub sessions_closed: BTreeMap<String, u64>,
     pub refused_by_receiver: u64,
-    /// Refusals between honest nodes over fallback or sibling links.
-    pub refused_by_design: u64,
+    /// Refusals between honest nodes the authority rules make by design,
+    /// by reason and link kind (`not_carriable over fallback`, ...); any
+    /// other refusal of an honest peer is a run problem.
+    pub refused_by_design: BTreeMap<String, u64>,
     pub writes_acknowledged: u64,
     pub writes_refused: u64,
     pub writes_skipped_node_down: u64,
@@ -714,18 +741,29 @@ impl World {
                     return;
                 }
                 // The authority rule refuses, by design, changes an honest
-                // peer may not relay: over a fallback link a township's
-                // correction the village learned from its township; over the
-                // tree link a county change the village learned over its
-                // fallback link. Those changes travel the other path. Any
-                // other refusal of an honest peer (a change its writer may
-                // not make, a document out of scope) is a bug.
-                if kind != LinkKind::Parent || reason.contains(CARRIAGE_REFUSAL) {
-                    self.counters.refused_by_design += 1;
+                // peer may not relay (`NotCarriable`): over a fallback link
+                // a township's correction the village learned from its
+                // township; over a sibling link a county change the sibling
+                // learned from its township; over the tree link a county
+                // change the village learned over its fallback link. Those
+                // changes travel the other path. Nothing else is expected
+                // from an honest peer on any link: a document out of scope
+                // is never offered (the digest covers shared documents
+                // only), an honest writer writes only what it may, honest
+                // documents decode and are of stations that exist.
+                let why = refusal_reason(reason);
+                if why == "not_carriable" {
+                    *self
+                        .counters
+                        .refused_by_design
+                        .entry(format!("{why} over {}", link_kind_name(kind)))
+                        .or_default() += 1;
                 } else {
                     self.problems.push(RunProblem(format!(
-                        "{} refused {document} from honest peer {}: {reason}",
-                        self.nodes[node].station, self.nodes[peer].station
+                        "{} refused {document} from honest peer {} over a {} link ({why}): {reason}",
+                        self.nodes[node].station,
+                        self.nodes[peer].station,
+                        link_kind_name(kind)
                     )));
                 }
             }
