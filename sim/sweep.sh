@@ -44,6 +44,7 @@ caught_by() {
         skip-document-sync) echo convergence ;;
         apply-unauthorized) echo authority ;;
         miscount-aggregate) echo aggregates ;;
+        admit-invented-stations) echo authority ;;
         *) echo "" ;;
     esac
 }

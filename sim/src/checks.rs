@@ -17,7 +17,6 @@
 //! but everything honest nodes hold is.
 
 use crate::canonical;
-use crate::config::InjectedBug;
 use crate::topology::NodeIndex;
 use crate::truth::{MonthFigures, Statistics};
 use crate::world::World;
@@ -285,7 +284,6 @@ fn durability(world: &mut World) -> CheckResult {
 fn aggregates(world: &mut World) -> CheckResult {
     let expected_all = world.truth.statistics();
     let counties: Vec<NodeIndex> = world.topology.of_tier(Tier::County).collect();
-    let miscount = world.config.inject_bug == Some(InjectedBug::MiscountAggregate);
     let mut compared = 0;
     let mut detail = String::new();
     for county in counties {
@@ -297,27 +295,9 @@ fn aggregates(world: &mut World) -> CheckResult {
         // The county's statistics, as the product computes them (the
         // statistics index over the documents it holds) ...
         let mut index = StatsIndex::new();
-        let mut doubled = !miscount;
         for document in replica.documents_owned_within(&station) {
-            let applied = replica.with_document(&document, |doc| {
-                let result = index.apply_document(&document, doc);
-                // The injected bug: one month's activities counted twice,
-                // as if a point below the village had filed a copy of them.
-                if !doubled {
-                    if let DocumentKind::Activities(month) = document.kind {
-                        let has_activities =
-                            civsync_protocol::layout::activities(doc).is_ok_and(|a| !a.is_empty());
-                        if let (true, Ok(copy_owner)) =
-                            (has_activities, document.owner.child("dup"))
-                        {
-                            doubled = true;
-                            let _ = index
-                                .apply_document(&DocumentId::activities(&copy_owner, month), doc);
-                        }
-                    }
-                }
-                result
-            });
+            let applied =
+                replica.with_document(&document, |doc| index.apply_document(&document, doc));
             match applied {
                 Ok(Some(Ok(_))) | Ok(None) => {}
                 Ok(Some(Err(error))) => {

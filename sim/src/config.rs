@@ -41,9 +41,13 @@ impl std::str::FromStr for FaultLevel {
     }
 }
 
-/// A deliberate defect, each of which one checker must catch. They live in
-/// the simulator (the host wrapper, the crash path, the statistics feed), so
-/// production code carries no bug switches.
+/// A deliberate defect, each of which one checker must catch. Most live in
+/// the simulator (the host wrapper, the crash path, the replica's
+/// configuration); the ones that break a rule of the product itself
+/// (`miscount-aggregate`) are armed in the product's
+/// own code through `civsync_protocol::faults` (compiled in only with the
+/// `injected-faults` feature the simulator turns on), so the checker is
+/// shown to catch a bug of the product, not one of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InjectedBug {
@@ -56,8 +60,9 @@ pub enum InjectedBug {
     /// A forged change is applied straight into the county's copy of a
     /// reference document, bypassing the receive path. Caught by: authority.
     ApplyUnauthorized,
-    /// One document is fed twice into the county's statistics. Caught by:
-    /// aggregates.
+    /// The product's statistics count the first live activity of every
+    /// activities document twice (`faults::Fault::MiscountAggregate`).
+    /// Caught by: aggregates.
     MiscountAggregate,
     /// Replicas take in documents of stations no registry lists (nothing
     /// below a village need be registered), and one village at least
@@ -92,6 +97,18 @@ impl InjectedBug {
             InjectedBug::ApplyUnauthorized => "authority",
             InjectedBug::MiscountAggregate => "aggregates",
             InjectedBug::AdmitInventedStations => "authority",
+        }
+    }
+
+    /// The defect armed in the product's own code, if this bug is one.
+    pub fn product_fault(self) -> Option<civsync_protocol::faults::Fault> {
+        use civsync_protocol::faults::Fault;
+        match self {
+            InjectedBug::MiscountAggregate => Some(Fault::MiscountAggregate),
+            InjectedBug::DropAcknowledgedWrite
+            | InjectedBug::SkipDocumentSync
+            | InjectedBug::ApplyUnauthorized
+            | InjectedBug::AdmitInventedStations => None,
         }
     }
 
