@@ -45,6 +45,7 @@ caught_by() {
         apply-unauthorized) echo authority ;;
         miscount-aggregate) echo aggregates ;;
         admit-invented-stations) echo authority ;;
+        resurrect-deleted) echo deletions ;;
         *) echo "" ;;
     esac
 }

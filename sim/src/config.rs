@@ -44,7 +44,7 @@ impl std::str::FromStr for FaultLevel {
 /// A deliberate defect, each of which one checker must catch. Most live in
 /// the simulator (the host wrapper, the crash path, the replica's
 /// configuration); the ones that break a rule of the product itself
-/// (`miscount-aggregate`) are armed in the product's
+/// (`resurrect-deleted`, `miscount-aggregate`) are armed in the product's
 /// own code through `civsync_protocol::faults` (compiled in only with the
 /// `injected-faults` feature the simulator turns on), so the checker is
 /// shown to catch a bug of the product, not one of its own.
@@ -68,15 +68,21 @@ pub enum InjectedBug {
     /// below a village need be registered), and one village at least
     /// misbehaves by inventing stations below it. Caught by: authority.
     AdmitInventedStations,
+    /// The service takes a correction of a deleted activity and the layout
+    /// writes its `deleted: false` over the flag
+    /// (`faults::Fault::ResurrectDeleted`): a township's stale form brings
+    /// the activity back. Caught by: deletions.
+    ResurrectDeleted,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 5] = [
+    pub const ALL: [InjectedBug; 6] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
         InjectedBug::MiscountAggregate,
         InjectedBug::AdmitInventedStations,
+        InjectedBug::ResurrectDeleted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +92,7 @@ impl InjectedBug {
             InjectedBug::ApplyUnauthorized => "apply-unauthorized",
             InjectedBug::MiscountAggregate => "miscount-aggregate",
             InjectedBug::AdmitInventedStations => "admit-invented-stations",
+            InjectedBug::ResurrectDeleted => "resurrect-deleted",
         }
     }
 
@@ -97,6 +104,7 @@ impl InjectedBug {
             InjectedBug::ApplyUnauthorized => "authority",
             InjectedBug::MiscountAggregate => "aggregates",
             InjectedBug::AdmitInventedStations => "authority",
+            InjectedBug::ResurrectDeleted => "deletions",
         }
     }
 
@@ -105,6 +113,7 @@ impl InjectedBug {
         use civsync_protocol::faults::Fault;
         match self {
             InjectedBug::MiscountAggregate => Some(Fault::MiscountAggregate),
+            InjectedBug::ResurrectDeleted => Some(Fault::ResurrectDeleted),
             InjectedBug::DropAcknowledgedWrite
             | InjectedBug::SkipDocumentSync
             | InjectedBug::ApplyUnauthorized

@@ -32,10 +32,12 @@ use crate::time::{Date, NodeClock, SimMs, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS}
 use crate::topology::{LinkIndex, LinkKind, NodeIndex, Topology};
 use crate::trace::Trace;
 use crate::truth::Truth;
-use crate::workload::{self, Action, ReadActivity, Workload};
-use civsync_protocol::domain::model::{Activity, RecordId};
+use crate::workload::{self, Action, Change, ReadActivity, Workload};
+use civsync_protocol::domain::input::{ActivityInput, HoursInput, ServiceRecordInput};
+use civsync_protocol::domain::model::{date_format, Activity, RecordId};
 use civsync_protocol::layout;
 use civsync_protocol::replica::{Replica, ReplicaConfig};
+use civsync_protocol::service::{self, ServiceError};
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync::session::{
     CertifiedPeer, CloseReason, Session, SessionConfig, SessionEvent,
@@ -217,6 +219,11 @@ pub struct Counters {
     pub refused_by_design: BTreeMap<String, u64>,
     pub writes_acknowledged: u64,
     pub writes_refused: u64,
+    /// Stale corrections of a deleted activity refused because the node
+    /// had received the delete (the rest were taken: the delete had not
+    /// arrived, and wins when it does).
+    pub stale_corrections_refused_deleted: u64,
+    pub stale_corrections_taken: u64,
     pub writes_skipped_node_down: u64,
     pub crashes: u64,
     pub restarts: u64,
@@ -1029,16 +1036,53 @@ impl World {
         // The change carries the node's own (skewed) clock, as on a real PC.
         replica.set_now_ms(i64::try_from(local_now_ms).unwrap_or(i64::MAX));
         let commit_started = std::time::Instant::now();
-        let committed = replica.commit(&edit.document, |doc| edit.apply(doc));
+        let committed = match &edit.change {
+            Change::StaleCorrection { activity } => {
+                let written = submit_correction(replica, &edit.document, activity, today);
+                match &written {
+                    Ok(_) => self.counters.stale_corrections_taken += 1,
+                    Err(ServiceError::Deleted { .. }) => {
+                        self.counters.stale_corrections_refused_deleted += 1
+                    }
+                    Err(_) => {}
+                }
+                written.map_err(|e| e.to_string())
+            }
+            _ => replica
+                .commit(&edit.document, |doc| edit.apply(doc))
+                .map(|outcome| outcome.heads)
+                .map_err(|e| e.to_string()),
+        };
         *self.profile.entry(action.profile_key()).or_default() +=
             commit_started.elapsed().as_secs_f64();
         match committed {
-            Ok(outcome) => {
+            Ok(heads) => {
                 self.counters.writes_acknowledged += 1;
                 self.trace
                     .record(TRACE_WRITE, now, node as u64, edit.describe().as_bytes());
-                self.truth.acknowledge(node, now, &edit, outcome.heads);
+                self.truth.acknowledge(node, now, &edit, heads);
                 self.workload.acknowledged(node, &edit);
+                if let (Change::DeleteActivity { snapshot }, Some(township)) =
+                    (&edit.change, self.topology.nodes[node].parent)
+                {
+                    // The township had the activity open in a form (within
+                    // the run's days: nothing is written after the heal).
+                    let at = now + self.workload.stale_correction_delay();
+                    let horizon = self.config.days * DAY_MS;
+                    let action = Action::StaleCorrection {
+                        of: node,
+                        id: snapshot.id.clone(),
+                    };
+                    if at < horizon && !self.nodes[township].misbehaving {
+                        self.schedule(
+                            at,
+                            Event::Work {
+                                node: township,
+                                action,
+                            },
+                        );
+                    }
+                }
                 if arm_rollback {
                     // Power fails right after the clerk was told "saved".
                     self.dropped_write = true;
@@ -1126,6 +1170,50 @@ impl World {
     pub fn now(&self) -> SimMs {
         self.sched.now()
     }
+}
+
+/// A clerk's correction of `activity` from a form, submitted as the API
+/// submits it: through `service::record_activity`, which refuses it if this
+/// node holds the activity deleted. The heads of the document after the
+/// write, or the refusal.
+fn submit_correction(
+    replica: &mut Replica<MemoryStorage>,
+    document: &DocumentId,
+    activity: &Activity,
+    today: Date,
+) -> Result<Vec<automerge::ChangeHash>, ServiceError> {
+    let input = ActivityInput {
+        id: Some(activity.id.to_string()),
+        name: activity.name.clone(),
+        date: date_format::format(activity.date),
+        place: activity.place.clone(),
+        content: activity.content.clone(),
+        form: activity.form.key().to_string(),
+        category: activity.category.key().to_string(),
+        team: activity.team.as_ref().map(ToString::to_string),
+        person_in_charge: activity.person_in_charge.clone(),
+        beneficiaries: activity.beneficiaries,
+        theme: activity.theme.clone(),
+        records: activity
+            .records
+            .iter()
+            .filter(|r| !r.deleted)
+            .map(|r| ServiceRecordInput {
+                volunteer: match &r.home_station {
+                    Some(home) => format!("{home}:{}", r.volunteer),
+                    None => r.volunteer.to_string(),
+                },
+                hours: HoursInput::Text(r.hours.to_string()),
+            })
+            .collect(),
+    };
+    let station = activity.station.clone();
+    // The id is given: no nonce is drawn.
+    service::record_activity(replica, &station, &input, workload::to_date(&today), 0)?;
+    Ok(replica
+        .heads(document)
+        .map(<[_]>::to_vec)
+        .unwrap_or_default())
 }
 
 /// Reads activities for the clerks through the real layout code.
