@@ -44,6 +44,8 @@ caught_by() {
         skip-document-sync) echo convergence ;;
         apply-unauthorized) echo authority ;;
         miscount-aggregate) echo aggregates ;;
+        admit-invented-stations) echo authority ;;
+        resurrect-deleted) echo deletions ;;
         *) echo "" ;;
     esac
 }

@@ -12,15 +12,17 @@
 //! | layer       | owns                                                        | may use |
 //! |-------------|-------------------------------------------------------------|---------|
 //! | `service/`  | what a clerk does: register, record, orders, approvals, registry, menus, ledger import | everything below |
-//! | `stats/`    | figures per document, the incremental index, conflicts       | replica, sync, layout, storage, domain, identity |
+//! | `stats/`    | figures per document, the incremental index, conflicts       | replica, sync, layout, storage, domain, identity, faults |
 //! | `replica/`  | the document store logic over `Storage`; implements `SyncHost` | sync, layout, storage, domain, identity |
 //! | `sync/`     | authority, the host trait, digest, wire, the session machine | identity |
-//! | `layout/`   | model ↔ Automerge                                           | domain, identity |
+//! | `layout/`   | model ↔ Automerge                                           | domain, identity, faults |
 //! | `storage`   | the `Storage` trait and `MemoryStorage`                     | nothing |
 //! | `domain/`   | model, validated input, personal data (ID numbers)           | identity |
 //! | `identity/` | station ids, document ids, actors, schema version           | nothing |
+//! | `faults`    | defects the simulator injects (feature `injected-faults`)    | nothing |
 
 pub mod domain;
+pub mod faults;
 pub mod identity;
 pub mod layout;
 pub mod replica;

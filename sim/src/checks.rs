@@ -10,6 +10,10 @@
 //! - scope: no node holds a document outside its scope;
 //! - authority: every change in every document was made by a station that
 //!   may write it;
+//! - deletions: no deleted record comes back — every activity a clerk's
+//!   acknowledged delete removed reads deleted at every honest node holding
+//!   its document (whatever corrections were submitted after, from stale
+//!   forms, before or after the delete arrived), and the truth agrees;
 //! - run: nothing went wrong in the machinery itself (a replica that did not
 //!   reopen, an honest peer's message refused).
 //!
@@ -17,12 +21,13 @@
 //! but everything honest nodes hold is.
 
 use crate::canonical;
-use crate::config::InjectedBug;
 use crate::topology::NodeIndex;
 use crate::truth::{MonthFigures, Statistics};
 use crate::world::World;
 use automerge::{ActorId, AutoCommit, ChangeHash};
+use civsync_protocol::domain::model::RecordId;
 use civsync_protocol::identity::actor::station_of;
+use civsync_protocol::layout;
 use civsync_protocol::stats::{Period, StatsIndex};
 use civsync_protocol::{DocumentId, DocumentKind, Month, StationId, Tier};
 use serde::Serialize;
@@ -139,13 +144,14 @@ pub fn heads_agree(world: &World) -> Result<usize, String> {
 
 pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
     type Checker = fn(&mut World) -> CheckResult;
-    let checkers: [(&'static str, Checker); 7] = [
+    let checkers: [(&'static str, Checker); 8] = [
         ("convergence", convergence),
         ("liveness", |w| liveness(w)),
         ("durability", durability),
         ("aggregates", aggregates),
         ("scope", |w| scope(w)),
         ("authority", authority),
+        ("deletions", deletions),
         ("run", |w| run_problems(w)),
     ];
     let mut out = BTreeMap::new();
@@ -282,10 +288,74 @@ fn durability(world: &mut World) -> CheckResult {
     }
 }
 
+fn deletions(world: &mut World) -> CheckResult {
+    let deleted: Vec<(DocumentId, RecordId, bool)> = world
+        .truth
+        .deleted_activities()
+        .into_iter()
+        .map(|(document, id, in_truth)| (document.clone(), id.clone(), in_truth))
+        .collect();
+    let mut problems = Vec::new();
+    let mut reads = 0;
+    let mut came_back = BTreeSet::new();
+    for (document, id, in_truth) in &deleted {
+        if !in_truth {
+            came_back.insert((document, id));
+            problems.push(format!(
+                "the truth holds activity {id} of {document} live again"
+            ));
+        }
+        for node in expected_holders(world, document) {
+            let station = world.topology.nodes[node].station.clone();
+            let Some(replica) = world.replica_mut(node) else {
+                problems.push(format!("{station} is down"));
+                continue;
+            };
+            // A document not held is the convergence checker's to report.
+            match replica.with_document(document, |doc| layout::activity(doc, id)) {
+                Ok(None) => {}
+                Ok(Some(Ok(Some(activity)))) => {
+                    reads += 1;
+                    if !activity.deleted {
+                        came_back.insert((document, id));
+                        problems.push(format!(
+                            "{station} reads activity {id} of {document} as live after its delete"
+                        ));
+                    }
+                }
+                Ok(Some(Ok(None))) => problems.push(format!(
+                    "{station} holds {document} without activity {id}, which was deleted"
+                )),
+                Ok(Some(Err(error))) => problems.push(format!("{station}: {document}: {error}")),
+                Err(error) => {
+                    problems.push(format!("{station}: {document} does not load: {error}"))
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        CheckResult::pass(format!(
+            "{} deleted activities read deleted at every holder ({reads} reads); {} stale \
+             corrections refused as deleted, {} taken before the delete arrived",
+            deleted.len(),
+            world.counters.stale_corrections_refused_deleted,
+            world.counters.stale_corrections_taken
+        ))
+    } else {
+        let examples: Vec<String> = problems.iter().take(EXAMPLES_MAX).cloned().collect();
+        CheckResult::fail(format!(
+            "{} of {} deleted activities came back ({} problems): {}",
+            came_back.len(),
+            deleted.len(),
+            problems.len(),
+            examples.join("; ")
+        ))
+    }
+}
+
 fn aggregates(world: &mut World) -> CheckResult {
     let expected_all = world.truth.statistics();
     let counties: Vec<NodeIndex> = world.topology.of_tier(Tier::County).collect();
-    let miscount = world.config.inject_bug == Some(InjectedBug::MiscountAggregate);
     let mut compared = 0;
     let mut detail = String::new();
     for county in counties {
@@ -297,27 +367,9 @@ fn aggregates(world: &mut World) -> CheckResult {
         // The county's statistics, as the product computes them (the
         // statistics index over the documents it holds) ...
         let mut index = StatsIndex::new();
-        let mut doubled = !miscount;
         for document in replica.documents_owned_within(&station) {
-            let applied = replica.with_document(&document, |doc| {
-                let result = index.apply_document(&document, doc);
-                // The injected bug: one month's activities counted twice,
-                // as if a point below the village had filed a copy of them.
-                if !doubled {
-                    if let DocumentKind::Activities(month) = document.kind {
-                        let has_activities =
-                            civsync_protocol::layout::activities(doc).is_ok_and(|a| !a.is_empty());
-                        if let (true, Ok(copy_owner)) =
-                            (has_activities, document.owner.child("dup"))
-                        {
-                            doubled = true;
-                            let _ = index
-                                .apply_document(&DocumentId::activities(&copy_owner, month), doc);
-                        }
-                    }
-                }
-                result
-            });
+            let applied =
+                replica.with_document(&document, |doc| index.apply_document(&document, doc));
             match applied {
                 Ok(Some(Ok(_))) | Ok(None) => {}
                 Ok(Some(Err(error))) => {

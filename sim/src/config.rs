@@ -41,9 +41,13 @@ impl std::str::FromStr for FaultLevel {
     }
 }
 
-/// A deliberate defect, each of which one checker must catch. They live in
-/// the simulator (the host wrapper, the crash path, the statistics feed), so
-/// production code carries no bug switches.
+/// A deliberate defect, each of which one checker must catch. Most live in
+/// the simulator (the host wrapper, the crash path, the replica's
+/// configuration); the ones that break a rule of the product itself
+/// (`resurrect-deleted`, `miscount-aggregate`) are armed in the product's
+/// own code through `civsync_protocol::faults` (compiled in only with the
+/// `injected-faults` feature the simulator turns on), so the checker is
+/// shown to catch a bug of the product, not one of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InjectedBug {
@@ -56,22 +60,29 @@ pub enum InjectedBug {
     /// A forged change is applied straight into the county's copy of a
     /// reference document, bypassing the receive path. Caught by: authority.
     ApplyUnauthorized,
-    /// One document is fed twice into the county's statistics. Caught by:
-    /// aggregates.
+    /// The product's statistics count the first live activity of every
+    /// activities document twice (`faults::Fault::MiscountAggregate`).
+    /// Caught by: aggregates.
     MiscountAggregate,
     /// Replicas take in documents of stations no registry lists (nothing
     /// below a village need be registered), and one village at least
     /// misbehaves by inventing stations below it. Caught by: authority.
     AdmitInventedStations,
+    /// The service takes a correction of a deleted activity and the layout
+    /// writes its `deleted: false` over the flag
+    /// (`faults::Fault::ResurrectDeleted`): a township's stale form brings
+    /// the activity back. Caught by: deletions.
+    ResurrectDeleted,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 5] = [
+    pub const ALL: [InjectedBug; 6] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
         InjectedBug::MiscountAggregate,
         InjectedBug::AdmitInventedStations,
+        InjectedBug::ResurrectDeleted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +92,7 @@ impl InjectedBug {
             InjectedBug::ApplyUnauthorized => "apply-unauthorized",
             InjectedBug::MiscountAggregate => "miscount-aggregate",
             InjectedBug::AdmitInventedStations => "admit-invented-stations",
+            InjectedBug::ResurrectDeleted => "resurrect-deleted",
         }
     }
 
@@ -92,6 +104,20 @@ impl InjectedBug {
             InjectedBug::ApplyUnauthorized => "authority",
             InjectedBug::MiscountAggregate => "aggregates",
             InjectedBug::AdmitInventedStations => "authority",
+            InjectedBug::ResurrectDeleted => "deletions",
+        }
+    }
+
+    /// The defect armed in the product's own code, if this bug is one.
+    pub fn product_fault(self) -> Option<civsync_protocol::faults::Fault> {
+        use civsync_protocol::faults::Fault;
+        match self {
+            InjectedBug::MiscountAggregate => Some(Fault::MiscountAggregate),
+            InjectedBug::ResurrectDeleted => Some(Fault::ResurrectDeleted),
+            InjectedBug::DropAcknowledgedWrite
+            | InjectedBug::SkipDocumentSync
+            | InjectedBug::ApplyUnauthorized
+            | InjectedBug::AdmitInventedStations => None,
         }
     }
 

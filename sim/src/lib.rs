@@ -66,6 +66,9 @@ impl Report {
 /// only; nothing in the simulation reads it.
 pub fn run(config: &SimConfig, wall_clock: impl Fn() -> f64) -> Report {
     let started = wall_clock();
+    // A product defect is armed for this run only, on this thread (the
+    // simulation is single-threaded), and disarmed when the guard drops.
+    let _armed = civsync_protocol::faults::arm(config.inject_bug.and_then(|b| b.product_fault()));
     let mut world = world::World::new(config.clone());
     world.run();
     let checks_started = wall_clock();

@@ -11,6 +11,11 @@
 //! any replica. Counted fields have a single writer at a time (hours: the
 //! village; beneficiaries: the township after the village created the
 //! record), so their final value does not depend on merge order.
+//!
+//! Deletion is final: once a clerk's delete of an activity is acknowledged
+//! the activity is deleted in the truth for good, whatever correction is
+//! acknowledged after it (one the product took from a node that had not
+//! seen the delete yet; delete wins).
 
 use crate::time::SimMs;
 use crate::topology::NodeIndex;
@@ -136,6 +141,8 @@ pub struct Truth {
     activities: BTreeMap<(DocumentId, RecordId), ActivityTruth>,
     volunteers: BTreeMap<StationId, BTreeMap<RecordId, bool>>,
     teams: BTreeMap<StationId, BTreeMap<RecordId, bool>>,
+    /// Activities a clerk's acknowledged write deleted.
+    deletes: std::collections::BTreeSet<(DocumentId, RecordId)>,
 }
 
 impl Truth {
@@ -187,7 +194,7 @@ impl Truth {
                             entry.station = Some(activity.station.clone());
                             entry.month = edit.document.month();
                         }
-                        entry.deleted = activity.deleted;
+                        entry.deleted |= activity.deleted;
                         for record in &activity.records {
                             let centi = if record.deleted {
                                 0
@@ -199,8 +206,30 @@ impl Truth {
                     }
                 }
             }
+            Change::DeleteActivity { snapshot } => {
+                let key = (edit.document.clone(), snapshot.id.clone());
+                self.activities.entry(key.clone()).or_default().deleted = true;
+                self.deletes.insert(key);
+            }
+            // Taken only where the delete had not arrived: it may change
+            // the beneficiaries, never bring the activity back.
+            Change::StaleCorrection { activity } => {
+                let key = (edit.document.clone(), activity.id.clone());
+                let entry = self.activities.entry(key).or_default();
+                entry.beneficiaries = u64::from(activity.beneficiaries);
+            }
             Change::Theme { .. } => {}
         }
+    }
+
+    /// Every activity a clerk's acknowledged delete removed, with whether
+    /// the truth still holds it deleted (it must: deletion is final).
+    pub fn deleted_activities(&self) -> Vec<(&DocumentId, &RecordId, bool)> {
+        self.activities
+            .iter()
+            .filter(|(key, _)| self.deletes.contains(key))
+            .map(|((document, id), truth)| (document, id, truth.deleted))
+            .collect()
     }
 
     pub fn statistics(&self) -> Statistics {

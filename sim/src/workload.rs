@@ -38,6 +38,13 @@ pub const PARTICIPANTS_MAX: usize = 12;
 pub const VILLAGE_CORRECTION_PROBABILITY: f64 = 0.25;
 /// Township corrections per child village per week.
 pub const TOWNSHIP_CORRECTIONS_PER_VILLAGE_WEEK: f64 = 0.5;
+/// Activities a village deletes per week.
+pub const VILLAGE_DELETIONS_PER_WEEK: f64 = 1.0;
+/// After a village's delete, its township submits a correction of the
+/// deleted activity from a form opened before it, this long after at most
+/// (drawn from 0: sometimes before the delete has reached the township,
+/// sometimes after).
+pub const STALE_CORRECTION_DELAY_MAX_MS: SimMs = 36 * HOUR_MS;
 /// Name of the county's reference document of monthly themes: the
 /// product's (`catalog`), so the simulated county writes what nodes read.
 pub use civsync_protocol::service::catalog::THEMES;
@@ -53,6 +60,16 @@ pub enum Action {
     CorrectActivity,
     /// A township corrects one of its villages' activities.
     TownshipCorrection,
+    /// A village deletes one of its activities.
+    DeleteActivity,
+    /// A township submits, through the service layer, a correction of
+    /// activity `id` that its village `of` deleted, from a form filled in
+    /// before the delete (it may or may not have received the delete yet).
+    /// Scheduled by the world when the delete is acknowledged.
+    StaleCorrection {
+        of: NodeIndex,
+        id: RecordId,
+    },
     /// The county publishes the theme of a month.
     PublishTheme(Month),
 }
@@ -67,6 +84,8 @@ impl Action {
             Action::RecordActivity => "commit_record_activity",
             Action::CorrectActivity => "commit_correct_activity",
             Action::TownshipCorrection => "commit_township_correction",
+            Action::DeleteActivity => "commit_delete_activity",
+            Action::StaleCorrection { .. } => "commit_stale_correction",
             Action::PublishTheme(_) => "commit_publish_theme",
         }
     }
@@ -94,6 +113,16 @@ pub enum Change {
         month: Month,
         theme: String,
     },
+    /// Mark an activity deleted; `snapshot` is how it read just before.
+    DeleteActivity {
+        snapshot: Activity,
+    },
+    /// A correction of a deleted activity from a stale form, submitted by
+    /// the world through `service::record_activity` (the whole record as
+    /// the form shows it, beneficiaries changed).
+    StaleCorrection {
+        activity: Activity,
+    },
 }
 
 impl Edit {
@@ -107,6 +136,10 @@ impl Edit {
                 .try_for_each(|volunteer| layout::put_volunteer(doc, volunteer)),
             Change::Team(team) => layout::put_team(doc, team),
             Change::Activity { activity, .. } => layout::put_activity(doc, activity),
+            Change::DeleteActivity { snapshot } => layout::delete_activity(doc, &snapshot.id),
+            // The world submits it through the service layer; this is the
+            // layout write that path ends in.
+            Change::StaleCorrection { activity } => layout::put_activity(doc, activity),
             Change::Theme { month, theme } => layout::put_reference_item(
                 doc,
                 &month.to_string(),
@@ -136,6 +169,13 @@ impl Edit {
                 )
             }
             Change::Theme { month, .. } => format!("publish theme of {month} in {}", self.document),
+            Change::DeleteActivity { snapshot } => {
+                format!("delete activity {} in {}", snapshot.id, self.document)
+            }
+            Change::StaleCorrection { activity } => format!(
+                "stale correction of deleted activity {} in {}",
+                activity.id, self.document
+            ),
         }
     }
 }
@@ -191,6 +231,13 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
                 out.push((at, village, Action::CorrectActivity));
             },
         );
+        poisson_in_working_hours(
+            &mut rng,
+            VILLAGE_DELETIONS_PER_WEEK / 7.0,
+            horizon,
+            DAY_MS,
+            |at| out.push((at, village, Action::DeleteActivity)),
+        );
         let township = topology.nodes[village]
             .parent
             .expect("a village has a township");
@@ -239,6 +286,8 @@ struct Clerk {
     volunteers: Vec<RecordId>,
     teams: Vec<(RecordId, Category)>,
     activities: Vec<(DocumentId, RecordId)>,
+    /// Activities this clerk deleted, as they read just before.
+    deleted: Vec<(DocumentId, Activity)>,
 }
 
 /// Draws the details of actions.
@@ -307,6 +356,8 @@ impl Workload {
             Action::RecordActivity => self.record_activity(node, &station, today),
             Action::CorrectActivity => self.correct_activity(node, today, docs),
             Action::TownshipCorrection => self.township_correction(topology, node, docs),
+            Action::DeleteActivity => self.delete_activity(node, docs),
+            Action::StaleCorrection { of, id } => self.stale_correction(*of, id),
             Action::PublishTheme(month) => Some(Edit {
                 document: DocumentId::reference(&station, THEMES).expect("valid reference name"),
                 change: Change::Theme {
@@ -330,7 +381,13 @@ impl Workload {
             } => clerk
                 .activities
                 .push((edit.document.clone(), activity.id.clone())),
-            Change::Activity { .. } | Change::Theme { .. } => {}
+            Change::DeleteActivity { snapshot } => {
+                clerk.activities.retain(|(_, id)| *id != snapshot.id);
+                clerk
+                    .deleted
+                    .push((edit.document.clone(), snapshot.clone()));
+            }
+            Change::Activity { .. } | Change::Theme { .. } | Change::StaleCorrection { .. } => {}
         }
     }
 
@@ -507,6 +564,38 @@ impl Workload {
                 activity,
                 correction_by: Some(Tier::Village),
             },
+        })
+    }
+
+    fn delete_activity(&mut self, node: NodeIndex, docs: &mut dyn ReadActivity) -> Option<Edit> {
+        let clerk = self.clerks.get(&node)?;
+        if clerk.activities.is_empty() {
+            return None;
+        }
+        let (document, id) =
+            clerk.activities[self.rng.gen_range(0..clerk.activities.len())].clone();
+        let snapshot = docs.activity(&document, &id)?;
+        Some(Edit {
+            document,
+            change: Change::DeleteActivity { snapshot },
+        })
+    }
+
+    /// When the township submits its stale correction of an activity its
+    /// village just deleted: this long from now.
+    pub fn stale_correction_delay(&mut self) -> SimMs {
+        self.rng.gen_range(0..=STALE_CORRECTION_DELAY_MAX_MS)
+    }
+
+    /// The township's clerk had activity `id` of village `of` open before
+    /// the village deleted it, and submits a correction now.
+    fn stale_correction(&mut self, of: NodeIndex, id: &RecordId) -> Option<Edit> {
+        let deleted = &self.clerks.get(&of)?.deleted;
+        let (document, mut activity) = deleted.iter().find(|(_, a)| a.id == *id)?.clone();
+        activity.beneficiaries = self.rng.gen_range(10..=200);
+        Some(Edit {
+            document,
+            change: Change::StaleCorrection { activity },
         })
     }
 

@@ -32,10 +32,12 @@ use crate::time::{Date, NodeClock, SimMs, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS}
 use crate::topology::{LinkIndex, LinkKind, NodeIndex, Topology};
 use crate::trace::Trace;
 use crate::truth::Truth;
-use crate::workload::{self, Action, ReadActivity, Workload};
-use civsync_protocol::domain::model::{Activity, RecordId};
+use crate::workload::{self, Action, Change, ReadActivity, Workload};
+use civsync_protocol::domain::input::{ActivityInput, HoursInput, ServiceRecordInput};
+use civsync_protocol::domain::model::{date_format, Activity, RecordId};
 use civsync_protocol::layout;
 use civsync_protocol::replica::{Replica, ReplicaConfig};
+use civsync_protocol::service::{self, ServiceError};
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync::session::{
     CertifiedPeer, CloseReason, Session, SessionConfig, SessionEvent,
@@ -77,9 +79,34 @@ pub const REDIAL_DELAY_MAX_MS: SimMs = 60 * SECOND_MS;
 /// How often convergence is probed after the final heal.
 pub const PROBE_INTERVAL_MS: SimMs = 10 * SECOND_MS;
 
-/// How `AuthorityError::NotCarriable` reads: the one refusal honest peers
-/// can provoke, when a node learned a change over a second path.
-const CARRIAGE_REFUSAL: &str = "may not relay changes";
+/// A receiver's refusal named by its reason, from how each error of
+/// `AuthorityError` and `ReceiveError` reads. `not_carriable` is the one
+/// refusal honest peers provoke, when a node learned a change over a
+/// second path.
+fn refusal_reason(reason: &str) -> &'static str {
+    const KINDS: [(&str, &str); 8] = [
+        ("may not relay changes", "not_carriable"),
+        ("is outside the scope of station", "out_of_scope"),
+        ("may not write document", "not_writable"),
+        ("belongs to no station", "unknown_actor"),
+        ("refused for now", "deferred"),
+        ("malformed sync message", "malformed"),
+        ("has schema version", "schema_too_new"),
+        ("storage failed", "storage"),
+    ];
+    KINDS
+        .iter()
+        .find(|(text, _)| reason.contains(text))
+        .map_or("other", |(_, kind)| kind)
+}
+
+fn link_kind_name(kind: LinkKind) -> &'static str {
+    match kind {
+        LinkKind::Parent => "parent",
+        LinkKind::Fallback => "fallback",
+        LinkKind::Sibling => "sibling",
+    }
+}
 
 // Trace record kinds.
 const TRACE_DELIVER: u8 = 1;
@@ -186,10 +213,17 @@ pub struct Counters {
     pub connections_cut: u64,
     pub sessions_closed: BTreeMap<String, u64>,
     pub refused_by_receiver: u64,
-    /// Refusals between honest nodes over fallback or sibling links.
-    pub refused_by_design: u64,
+    /// Refusals between honest nodes the authority rules make by design,
+    /// by reason and link kind (`not_carriable over fallback`, ...); any
+    /// other refusal of an honest peer is a run problem.
+    pub refused_by_design: BTreeMap<String, u64>,
     pub writes_acknowledged: u64,
     pub writes_refused: u64,
+    /// Stale corrections of a deleted activity refused because the node
+    /// had received the delete (the rest were taken: the delete had not
+    /// arrived, and wins when it does).
+    pub stale_corrections_refused_deleted: u64,
+    pub stale_corrections_taken: u64,
     pub writes_skipped_node_down: u64,
     pub crashes: u64,
     pub restarts: u64,
@@ -714,18 +748,29 @@ impl World {
                     return;
                 }
                 // The authority rule refuses, by design, changes an honest
-                // peer may not relay: over a fallback link a township's
-                // correction the village learned from its township; over the
-                // tree link a county change the village learned over its
-                // fallback link. Those changes travel the other path. Any
-                // other refusal of an honest peer (a change its writer may
-                // not make, a document out of scope) is a bug.
-                if kind != LinkKind::Parent || reason.contains(CARRIAGE_REFUSAL) {
-                    self.counters.refused_by_design += 1;
+                // peer may not relay (`NotCarriable`): over a fallback link
+                // a township's correction the village learned from its
+                // township; over a sibling link a county change the sibling
+                // learned from its township; over the tree link a county
+                // change the village learned over its fallback link. Those
+                // changes travel the other path. Nothing else is expected
+                // from an honest peer on any link: a document out of scope
+                // is never offered (the digest covers shared documents
+                // only), an honest writer writes only what it may, honest
+                // documents decode and are of stations that exist.
+                let why = refusal_reason(reason);
+                if why == "not_carriable" {
+                    *self
+                        .counters
+                        .refused_by_design
+                        .entry(format!("{why} over {}", link_kind_name(kind)))
+                        .or_default() += 1;
                 } else {
                     self.problems.push(RunProblem(format!(
-                        "{} refused {document} from honest peer {}: {reason}",
-                        self.nodes[node].station, self.nodes[peer].station
+                        "{} refused {document} from honest peer {} over a {} link ({why}): {reason}",
+                        self.nodes[node].station,
+                        self.nodes[peer].station,
+                        link_kind_name(kind)
                     )));
                 }
             }
@@ -991,16 +1036,53 @@ impl World {
         // The change carries the node's own (skewed) clock, as on a real PC.
         replica.set_now_ms(i64::try_from(local_now_ms).unwrap_or(i64::MAX));
         let commit_started = std::time::Instant::now();
-        let committed = replica.commit(&edit.document, |doc| edit.apply(doc));
+        let committed = match &edit.change {
+            Change::StaleCorrection { activity } => {
+                let written = submit_correction(replica, &edit.document, activity, today);
+                match &written {
+                    Ok(_) => self.counters.stale_corrections_taken += 1,
+                    Err(ServiceError::Deleted { .. }) => {
+                        self.counters.stale_corrections_refused_deleted += 1
+                    }
+                    Err(_) => {}
+                }
+                written.map_err(|e| e.to_string())
+            }
+            _ => replica
+                .commit(&edit.document, |doc| edit.apply(doc))
+                .map(|outcome| outcome.heads)
+                .map_err(|e| e.to_string()),
+        };
         *self.profile.entry(action.profile_key()).or_default() +=
             commit_started.elapsed().as_secs_f64();
         match committed {
-            Ok(outcome) => {
+            Ok(heads) => {
                 self.counters.writes_acknowledged += 1;
                 self.trace
                     .record(TRACE_WRITE, now, node as u64, edit.describe().as_bytes());
-                self.truth.acknowledge(node, now, &edit, outcome.heads);
+                self.truth.acknowledge(node, now, &edit, heads);
                 self.workload.acknowledged(node, &edit);
+                if let (Change::DeleteActivity { snapshot }, Some(township)) =
+                    (&edit.change, self.topology.nodes[node].parent)
+                {
+                    // The township had the activity open in a form (within
+                    // the run's days: nothing is written after the heal).
+                    let at = now + self.workload.stale_correction_delay();
+                    let horizon = self.config.days * DAY_MS;
+                    let action = Action::StaleCorrection {
+                        of: node,
+                        id: snapshot.id.clone(),
+                    };
+                    if at < horizon && !self.nodes[township].misbehaving {
+                        self.schedule(
+                            at,
+                            Event::Work {
+                                node: township,
+                                action,
+                            },
+                        );
+                    }
+                }
                 if arm_rollback {
                     // Power fails right after the clerk was told "saved".
                     self.dropped_write = true;
@@ -1088,6 +1170,50 @@ impl World {
     pub fn now(&self) -> SimMs {
         self.sched.now()
     }
+}
+
+/// A clerk's correction of `activity` from a form, submitted as the API
+/// submits it: through `service::record_activity`, which refuses it if this
+/// node holds the activity deleted. The heads of the document after the
+/// write, or the refusal.
+fn submit_correction(
+    replica: &mut Replica<MemoryStorage>,
+    document: &DocumentId,
+    activity: &Activity,
+    today: Date,
+) -> Result<Vec<automerge::ChangeHash>, ServiceError> {
+    let input = ActivityInput {
+        id: Some(activity.id.to_string()),
+        name: activity.name.clone(),
+        date: date_format::format(activity.date),
+        place: activity.place.clone(),
+        content: activity.content.clone(),
+        form: activity.form.key().to_string(),
+        category: activity.category.key().to_string(),
+        team: activity.team.as_ref().map(ToString::to_string),
+        person_in_charge: activity.person_in_charge.clone(),
+        beneficiaries: activity.beneficiaries,
+        theme: activity.theme.clone(),
+        records: activity
+            .records
+            .iter()
+            .filter(|r| !r.deleted)
+            .map(|r| ServiceRecordInput {
+                volunteer: match &r.home_station {
+                    Some(home) => format!("{home}:{}", r.volunteer),
+                    None => r.volunteer.to_string(),
+                },
+                hours: HoursInput::Text(r.hours.to_string()),
+            })
+            .collect(),
+    };
+    let station = activity.station.clone();
+    // The id is given: no nonce is drawn.
+    service::record_activity(replica, &station, &input, workload::to_date(&today), 0)?;
+    Ok(replica
+        .heads(document)
+        .map(<[_]>::to_vec)
+        .unwrap_or_default())
 }
 
 /// Reads activities for the clerks through the real layout code.

@@ -96,6 +96,7 @@ fn bug_names_are_listed_one_per_line() {
             "apply-unauthorized",
             "miscount-aggregate",
             "admit-invented-stations",
+            "resurrect-deleted",
         ]
     );
 }

@@ -58,6 +58,7 @@ fn a_small_county_with_faults_and_a_liar_passes_every_checker() {
             "aggregates",
             "scope",
             "authority",
+            "deletions",
             "run",
         ] {
             assert!(

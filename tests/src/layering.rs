@@ -39,8 +39,9 @@ pub const PROTOCOL: LayerTable = LayerTable {
     allowed: &[
         ("identity", &[]),
         ("storage", &[]),
+        ("faults", &[]),
         ("domain", &["identity"]),
-        ("layout", &["identity", "domain"]),
+        ("layout", &["identity", "domain", "faults"]),
         ("sync", &["identity"]),
         (
             "replica",
@@ -48,12 +49,14 @@ pub const PROTOCOL: LayerTable = LayerTable {
         ),
         (
             "stats",
-            &["identity", "domain", "layout", "storage", "sync", "replica"],
+            &[
+                "identity", "domain", "layout", "storage", "sync", "replica", "faults",
+            ],
         ),
         (
             "service",
             &[
-                "identity", "domain", "layout", "storage", "sync", "replica", "stats",
+                "identity", "domain", "layout", "storage", "sync", "replica", "stats", "faults",
             ],
         ),
         ("test_support", &["*"]),

@@ -73,3 +73,6 @@ async fn list_activities(State(ctx): Ctx, q: QueryResult) -> Result<Response, Ap
         .await??;
     Ok(Json(activities).into_response())
 }
+
+#[cfg(test)]
+mod tests;

@@ -50,6 +50,7 @@ use crate::domain::model::{
     date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId,
     ServiceRecord, Sex, Team, Volunteer, HOURS_PER_DAY_CENTI_MAX, SERVICE_RECORDS_PER_ACTIVITY_MAX,
 };
+use crate::faults::{self, Fault};
 use crate::identity::actor::station_of;
 use crate::identity::document_id::DocumentId;
 use crate::identity::schema::{current_schema, META_KEY, SCHEMA_KEY};
@@ -331,6 +332,19 @@ fn upsert_record(
     Ok(existing)
 }
 
+/// The `deleted` field of a volunteer, team or activity as a write puts
+/// it: only when set. Deletion is one way: a write whose record says "not
+/// deleted" leaves the field alone, so no correction — from a stale form,
+/// an import, a replica that has not seen the delete — clears a flag it
+/// sees set, and one made concurrently with the delete never touches the
+/// flag at all: after the merge the delete's `true` is the only value
+/// there, on every replica (delete wins). The injected fault
+/// [`Fault::ResurrectDeleted`] writes `false` over it again.
+fn deleted_flag(deleted: bool) -> Option<(&'static str, Scalar)> {
+    (deleted || faults::armed(Fault::ResurrectDeleted))
+        .then_some(("deleted", Scalar::Bool(deleted)))
+}
+
 // ---------------------------------------------------------------- volunteers
 
 fn volunteer_fields(v: &Volunteer) -> Vec<(&'static str, Scalar)> {
@@ -357,8 +371,10 @@ fn volunteer_fields(v: &Volunteer) -> Vec<(&'static str, Scalar)> {
         ("registered_on", s(date_format::format(v.registered_on))),
         ("consent", Scalar::Bool(v.consent)),
         ("party_member", Scalar::Bool(v.party_member)),
-        ("deleted", Scalar::Bool(v.deleted)),
     ]
+    .into_iter()
+    .chain(deleted_flag(v.deleted))
+    .collect()
 }
 
 /// The volunteer already holding `digest`, if it is someone other than
@@ -537,8 +553,10 @@ fn team_fields(team: &Team) -> Vec<(&'static str, Scalar)> {
                 .map(|l| l.as_str().to_string())
                 .unwrap_or_default()),
         ),
-        ("deleted", Scalar::Bool(team.deleted)),
     ]
+    .into_iter()
+    .chain(deleted_flag(team.deleted))
+    .collect()
 }
 
 pub fn put_team(doc: &mut AutoCommit, team: &Team) -> LayoutResult<()> {
@@ -663,8 +681,10 @@ fn activity_fields(a: &Activity) -> Vec<(&'static str, Scalar)> {
         ("theme", s(a.theme.clone().unwrap_or_default())),
         ("recorded_on", s(date_format::format(a.recorded_on))),
         ("late", Scalar::Bool(a.late)),
-        ("deleted", Scalar::Bool(a.deleted)),
     ]
+    .into_iter()
+    .chain(deleted_flag(a.deleted))
+    .collect()
 }
 
 fn record_fields(r: &ServiceRecord) -> Vec<(&'static str, Scalar)> {
@@ -1086,31 +1106,39 @@ pub fn put_order(doc: &mut AutoCommit, order: &Order) -> LayoutResult<()> {
     Ok(())
 }
 
+fn read_order<D: ReadDoc>(doc: &D, key: &str, maps: Vec<ObjId>) -> LayoutResult<Order> {
+    let f = Fields::new(doc, maps, format!("{ORDERS}.{key}"));
+    let rating = f.uint("rating")?;
+    Ok(Order {
+        id: f.record_id("id")?,
+        station: f.station("station")?,
+        menu_item: f.str("menu_item")?,
+        requester: f.str("requester")?,
+        placed_on: f.date("placed_on")?,
+        status: f.parse("status", OrderStatus::parse)?,
+        dispatched_by: f
+            .opt_str("dispatched_by")?
+            .map(|d| StationId::parse(&d).map_err(|e| f.malformed("dispatched_by", &e.to_string())))
+            .transpose()?,
+        team: f.opt_str("team")?,
+        rating: (1..=5).contains(&rating).then_some(rating as u8),
+        comment: f.str("comment")?,
+    })
+}
+
+/// One order, if the document holds it.
+pub fn order<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<Option<Order>> {
+    let maps = record_at(doc, ORDERS, id.as_str())?;
+    if maps.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(read_order(doc, id.as_str(), maps)?))
+}
+
 pub fn orders<D: ReadDoc>(doc: &D) -> LayoutResult<Vec<Order>> {
     root_records(doc, ORDERS)?
         .into_iter()
-        .map(|(key, maps)| {
-            let f = Fields::new(doc, maps, format!("{ORDERS}.{key}"));
-            let rating = f.uint("rating")?;
-            Ok(Order {
-                id: f.record_id("id")?,
-                station: f.station("station")?,
-                menu_item: f.str("menu_item")?,
-                requester: f.str("requester")?,
-                placed_on: f.date("placed_on")?,
-                status: f.parse("status", OrderStatus::parse)?,
-                dispatched_by: f
-                    .opt_str("dispatched_by")?
-                    .map(|d| {
-                        StationId::parse(&d)
-                            .map_err(|e| f.malformed("dispatched_by", &e.to_string()))
-                    })
-                    .transpose()?,
-                team: f.opt_str("team")?,
-                rating: (1..=5).contains(&rating).then_some(rating as u8),
-                comment: f.str("comment")?,
-            })
-        })
+        .map(|(key, maps)| read_order(doc, &key, maps))
         .collect()
 }
 

@@ -416,3 +416,138 @@ fn malformed_documents_are_reported_with_the_path() {
         "{error}"
     );
 }
+
+/// A month's document at the village holding activity A1, and a township
+/// copy of it (a fork with the township's actor), as after a sync.
+fn village_and_township_copies() -> (AutoCommit, AutoCommit) {
+    let mut village = doc("xh/t1/v1", 1);
+    let id = DocumentId::activities(&station("xh/t1/v1"), crate::Month::new(2026, 11).unwrap());
+    init_document(&mut village, &id).unwrap();
+    put_activity(&mut village, &sample_activity("A1", &[("V001", 200)])).unwrap();
+    village.commit();
+    let township = village.fork().with_actor(actor_for(&station("xh/t1"), 1));
+    (village, township)
+}
+
+fn a1(d: &AutoCommit) -> Activity {
+    activity(d, &RecordId::parse("id", "A1").unwrap())
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_write_never_clears_a_deleted_flag_it_sees() {
+    let (mut village, _) = village_and_township_copies();
+    delete_activity(&mut village, &RecordId::parse("id", "A1").unwrap()).unwrap();
+    let mut stale = sample_activity("A1", &[("V001", 200)]);
+    stale.name = "改过的".into();
+    assert!(!stale.deleted);
+    put_activity(&mut village, &stale).unwrap();
+    let held = a1(&village);
+    assert!(held.deleted, "still deleted");
+    assert_eq!(held.name, "改过的");
+    // The same for a volunteer and a team.
+    let mut roster = doc("xh/t1/v1", 1);
+    init_document(&mut roster, &DocumentId::roster(&station("xh/t1/v1"))).unwrap();
+    let volunteer = sample_volunteer("V001", "aa");
+    put_volunteer(
+        &mut roster,
+        &Volunteer {
+            deleted: true,
+            ..volunteer.clone()
+        },
+    )
+    .unwrap();
+    put_volunteer(&mut roster, &volunteer).unwrap();
+    assert!(volunteers(&roster).unwrap()[0].deleted);
+    let team = Team {
+        id: RecordId::parse("id", "T1").unwrap(),
+        name: "文艺队".into(),
+        category: Category::Culture,
+        station: station("xh/t1/v1"),
+        parent: None,
+        leader: None,
+        members: vec![volunteer.number.clone()],
+        deleted: true,
+    };
+    put_team(&mut roster, &team).unwrap();
+    put_team(
+        &mut roster,
+        &Team {
+            deleted: false,
+            ..team
+        },
+    )
+    .unwrap();
+    assert!(teams(&roster).unwrap()[0].deleted);
+}
+
+#[test]
+fn a_correction_concurrent_with_a_delete_converges_to_deleted_on_both() {
+    let (mut village, mut township) = village_and_township_copies();
+    delete_activity(&mut village, &RecordId::parse("id", "A1").unwrap()).unwrap();
+    let mut corrected = sample_activity("A1", &[("V001", 300)]);
+    corrected.name = "改过的".into();
+    put_activity(&mut township, &corrected).unwrap();
+    village.merge(&mut township.clone()).unwrap();
+    township.merge(&mut village.clone()).unwrap();
+    assert_eq!(village.get_heads(), township.get_heads());
+    for d in [&village, &township] {
+        let held = a1(d);
+        assert!(held.deleted, "delete wins");
+        assert_eq!(held.name, "改过的", "the correction's fields are kept");
+        assert_eq!(held.records[0].hours.centi, 300);
+    }
+    assert_eq!(
+        village.hydrate(ROOT, None).unwrap(),
+        township.hydrate(ROOT, None).unwrap()
+    );
+}
+
+proptest::proptest! {
+    /// Whatever each side wrote while apart — corrections before and after
+    /// the delete on the deleting side, any number of corrections on the
+    /// other — and in whichever order the two merge, both read the same
+    /// activity, and it is deleted.
+    #[test]
+    fn delete_wins_over_any_concurrent_corrections(
+        before in proptest::collection::vec(1u32..60, 0..3),
+        after in proptest::collection::vec(1u32..60, 0..3),
+        apart in proptest::collection::vec(1u32..60, 1..4),
+        township_deletes in proptest::bool::ANY,
+        village_merges_first in proptest::bool::ANY,
+    ) {
+        let (mut village, mut township) = village_and_township_copies();
+        let correct = |d: &mut AutoCommit, beneficiaries: u32| {
+            let mut a = sample_activity("A1", &[("V001", 200)]);
+            a.beneficiaries = beneficiaries;
+            put_activity(d, &a).unwrap();
+            d.commit();
+        };
+        let (deleter, other) = if township_deletes {
+            (&mut township, &mut village)
+        } else {
+            (&mut village, &mut township)
+        };
+        for b in &before {
+            correct(deleter, *b);
+        }
+        delete_activity(deleter, &RecordId::parse("id", "A1").unwrap()).unwrap();
+        deleter.commit();
+        for b in &after {
+            correct(deleter, *b);
+        }
+        for b in &apart {
+            correct(other, *b);
+        }
+        if village_merges_first {
+            village.merge(&mut township.clone()).unwrap();
+            township.merge(&mut village.clone()).unwrap();
+        } else {
+            township.merge(&mut village.clone()).unwrap();
+            village.merge(&mut township.clone()).unwrap();
+        }
+        proptest::prop_assert!(a1(&village).deleted);
+        proptest::prop_assert_eq!(a1(&village), a1(&township));
+    }
+}

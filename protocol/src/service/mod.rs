@@ -32,8 +32,9 @@ pub mod registry;
 pub mod revocations;
 
 use crate::domain::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
-use crate::domain::model::{Activity, FieldError, Order, RecordId, Team, Volunteer};
+use crate::domain::model::{Activity, FieldError, Order, OrderStatus, RecordId, Team, Volunteer};
 use crate::domain::pii::IdSealer;
+use crate::faults::{self, Fault};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::StationId;
 use crate::layout::{self, FieldConflict, LayoutError};
@@ -61,6 +62,15 @@ pub enum ServiceError {
     },
     #[error("station: {reason}")]
     Forbidden { reason: String },
+    /// A correction of a record that was deleted (or an order that was
+    /// cancelled): it stays gone, a form left open cannot bring it back.
+    #[error("id: {kind} {id} was {how}; a correction does not bring it back")]
+    Deleted {
+        kind: &'static str,
+        id: String,
+        /// "deleted", or "cancelled" for an order.
+        how: &'static str,
+    },
     #[error("the store failed: {reason}")]
     Store { reason: String },
 }
@@ -81,6 +91,7 @@ impl ServiceError {
             ServiceError::Invalid(e) => &e.field,
             ServiceError::Duplicate { field, .. } | ServiceError::NotFound { field, .. } => field,
             ServiceError::Forbidden { .. } => "station",
+            ServiceError::Deleted { .. } => "id",
             ServiceError::Store { .. } => "store",
         }
     }
@@ -93,6 +104,9 @@ impl ServiceError {
             }
             ServiceError::NotFound { kind, id, .. } => format!("unknown {kind} {id}"),
             ServiceError::Forbidden { reason } => reason.clone(),
+            ServiceError::Deleted { kind, id, how } => {
+                format!("{kind} {id} was {how}; a correction does not bring it back")
+            }
             ServiceError::Store { reason } => reason.clone(),
         }
     }
@@ -103,6 +117,7 @@ impl ServiceError {
             ServiceError::Duplicate { .. } => ErrorClass::Conflict,
             ServiceError::NotFound { .. } => ErrorClass::NotFound,
             ServiceError::Forbidden { .. } => ErrorClass::Forbidden,
+            ServiceError::Deleted { .. } => ErrorClass::Conflict,
             ServiceError::Store { .. } => ErrorClass::Internal,
         }
     }
@@ -172,6 +187,25 @@ fn check_station_of(local: &StationId, station: &StationId) -> Result<(), Servic
     }
 }
 
+/// Refuse a correction of a record held as deleted (or cancelled), naming
+/// it. Skipped only under the injected fault
+/// [`Fault::ResurrectDeleted`](crate::faults::Fault).
+fn refuse_if_deleted(
+    deleted: bool,
+    kind: &'static str,
+    id: &RecordId,
+    how: &'static str,
+) -> Result<(), ServiceError> {
+    if deleted && !faults::armed(Fault::ResurrectDeleted) {
+        return Err(ServiceError::Deleted {
+            kind,
+            id: id.to_string(),
+            how,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn month_of(date: Date) -> Month {
     Month {
         year: date.year() as u16,
@@ -208,7 +242,8 @@ pub fn register_volunteer<S: Storage>(
     Ok(outcome.value)
 }
 
-/// Correct a registered volunteer's fields (same number, same person).
+/// Correct a registered volunteer's fields (same number, same person); a
+/// deleted volunteer is refused ([`ServiceError::Deleted`]).
 pub fn update_volunteer<S: Storage>(
     replica: &mut Replica<S>,
     station: &StationId,
@@ -228,6 +263,7 @@ pub fn update_volunteer<S: Storage>(
                 id: number.clone(),
             });
         };
+        refuse_if_deleted(existing.deleted, "volunteer", &existing.number, "deleted")?;
         let mut corrected = volunteer.clone();
         corrected.registered_on = existing.registered_on;
         layout::put_volunteer(doc, &corrected)?;
@@ -423,7 +459,8 @@ pub fn volunteers<S: Storage>(
         .collect())
 }
 
-/// Create or correct a team in `station`'s roster.
+/// Create or correct a team in `station`'s roster; a correction of a
+/// deleted team is refused ([`ServiceError::Deleted`]).
 pub fn put_team<S: Storage>(
     replica: &mut Replica<S>,
     station: &StationId,
@@ -441,6 +478,9 @@ pub fn put_team<S: Storage>(
                     id: member.to_string(),
                 });
             }
+        }
+        if let Some(held) = layout::team(doc, &team.id)? {
+            refuse_if_deleted(held.deleted, "team", &held.id, "deleted")?;
         }
         layout::put_team(doc, &team)?;
         Ok(team.clone())
@@ -556,7 +596,9 @@ pub fn resolve_named_known<S: Storage>(
 }
 
 /// Record (or, with an existing id, correct) an activity with its service
-/// records, in the station's document for the activity's month.
+/// records, in the station's document for the activity's month. A
+/// correction of an activity deleted there is refused
+/// ([`ServiceError::Deleted`]): it never brings the activity back.
 pub fn record_activity<S: Storage>(
     replica: &mut Replica<S>,
     station: &StationId,
@@ -569,6 +611,9 @@ pub fn record_activity<S: Storage>(
     resolve_named_known(replica, station, &mut activity)?;
     let document = DocumentId::activities(station, month_of(activity.date));
     let outcome = replica.commit(&document, |doc| {
+        if let Some(held) = layout::activity(doc, &activity.id)? {
+            refuse_if_deleted(held.deleted, "activity", &held.id, "deleted")?;
+        }
         layout::put_activity(doc, &activity)?;
         Ok(activity.clone())
     })?;
@@ -617,7 +662,9 @@ pub fn activities<S: Storage>(
     Ok(out)
 }
 
-/// A citizen orders a service from the menu (群众点单).
+/// A citizen orders a service from the menu (群众点单). Placing again under
+/// a held order's id corrects it, except a cancelled order (撤单 is the
+/// order's delete), which is refused ([`ServiceError::Deleted`]).
 pub fn place_order<S: Storage>(
     replica: &mut Replica<S>,
     station: &StationId,
@@ -629,6 +676,10 @@ pub fn place_order<S: Storage>(
     let order = input.validate(station, today, nonce)?;
     let document = DocumentId::orders(station, month_of(order.placed_on));
     replica.commit(&document, |doc| {
+        if let Some(held) = layout::order(doc, &order.id)? {
+            let cancelled = held.status == OrderStatus::Cancelled;
+            refuse_if_deleted(cancelled, "order", &held.id, "cancelled")?;
+        }
         layout::put_order(doc, &order)?;
         Ok(())
     })?;
@@ -699,5 +750,7 @@ pub fn resolve_conflict<S: Storage>(
     Ok(())
 }
 
+#[cfg(test)]
+mod deletion_tests;
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,7 @@
 
 use super::scan::{scan, CollectionShape};
 use crate::domain::model::{date_format, Category, Form, OrderStatus, RecordId, VolunteerId};
+use crate::faults::{self, Fault};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::StationId;
 use crate::layout::{self, LayoutError};
@@ -518,6 +519,7 @@ fn fold_activities(
 ) -> Result<ActivitiesContribution, LayoutError> {
     let mut cells: BTreeMap<(Category, Form), ActivityCounts> = BTreeMap::new();
     let mut volunteers: BTreeMap<VolunteerId, VolunteerService> = BTreeMap::new();
+    let mut counted_twice = !faults::armed(Fault::MiscountAggregate);
     for (activity, nested) in activities {
         if activity.flag("deleted")? {
             continue;
@@ -533,6 +535,11 @@ fn fold_activities(
         }
         let cell = cells.entry((category, form)).or_default();
         cell.activities += 1;
+        if !counted_twice {
+            // The injected fault: the first live activity counted twice.
+            counted_twice = true;
+            cell.activities += 1;
+        }
         cell.beneficiaries += beneficiaries;
         cell.late_records += u64::from(activity.flag("late")?);
         for record in records_of(&activity, nested)? {

@@ -1,0 +1,96 @@
+//! Injected faults: deliberate defects in product code that the simulator
+//! switches on, one at a time, to show that each of its checkers catches a
+//! real bug of the product rather than one of its own.
+//!
+//! Layer: the bottom; uses nothing else in the crate. Used by `layout`,
+//! `stats` and `service`, at the few places a fault breaks them.
+//!
+//! Without the `injected-faults` feature (every node build) [`armed`] is a
+//! constant `false` and the faulty branches compile away. With it (the
+//! simulator's build) a fault is armed per thread, only by [`arm`], and only
+//! while the guard it returns lives; nothing else arms one, so a node
+//! binary built in the same workspace run still never takes a faulty
+//! branch. The simulation is single-threaded, so a run stays deterministic.
+
+/// A deliberate defect of the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A correction is not refused for a deleted record and writes every
+    /// field, the `deleted` flag included: the record comes back.
+    ResurrectDeleted,
+    /// The statistics count the first live activity of every activities
+    /// document twice.
+    MiscountAggregate,
+}
+
+impl Fault {
+    fn bit(self) -> u8 {
+        match self {
+            Fault::ResurrectDeleted => 1,
+            Fault::MiscountAggregate => 2,
+        }
+    }
+}
+
+#[cfg(feature = "injected-faults")]
+mod switch {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(super) static ARMED: Cell<u8> = const { Cell::new(0) };
+    }
+}
+
+/// Is `fault` armed on this thread? Always `false` without the
+/// `injected-faults` feature.
+#[inline]
+pub fn armed(fault: Fault) -> bool {
+    #[cfg(feature = "injected-faults")]
+    {
+        switch::ARMED.with(|armed| armed.get() & fault.bit() != 0)
+    }
+    #[cfg(not(feature = "injected-faults"))]
+    {
+        let _ = fault.bit();
+        false
+    }
+}
+
+/// Arms `fault` on this thread until the guard is dropped (`None` arms
+/// nothing). Only the simulator calls it.
+#[cfg(feature = "injected-faults")]
+pub fn arm(fault: Option<Fault>) -> Armed {
+    let bits = fault.map_or(0, Fault::bit);
+    let previous = switch::ARMED.with(|armed| armed.replace(bits));
+    Armed { previous }
+}
+
+/// Disarms on drop (restores what was armed before).
+#[cfg(feature = "injected-faults")]
+#[must_use = "the fault is disarmed when this guard is dropped"]
+pub struct Armed {
+    previous: u8,
+}
+
+#[cfg(feature = "injected-faults")]
+impl Drop for Armed {
+    fn drop(&mut self) {
+        switch::ARMED.with(|armed| armed.set(self.previous));
+    }
+}
+
+#[cfg(all(test, feature = "injected-faults"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_is_armed_only_while_its_guard_lives() {
+        assert!(!armed(Fault::ResurrectDeleted));
+        {
+            let _guard = arm(Some(Fault::ResurrectDeleted));
+            assert!(armed(Fault::ResurrectDeleted));
+            assert!(!armed(Fault::MiscountAggregate));
+        }
+        assert!(!armed(Fault::ResurrectDeleted));
+    }
+}
