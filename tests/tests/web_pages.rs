@@ -92,8 +92,8 @@ fn an_order_goes_from_placed_to_rated_through_the_pages_and_a_step_out_of_turn_i
 }
 
 #[test]
-fn a_roster_and_a_ledger_uploaded_on_the_import_page_are_stored_and_every_refused_row_is_reported()
-{
+fn a_roster_and_a_ledger_uploaded_on_the_import_page_are_stored_every_refused_row_is_reported_and_a_volunteer_is_corrected(
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut node = TestNode::init(&dir.path().join("v1"), "xh/t1/v1", "village", None).unwrap();
     node.start().unwrap();
@@ -173,6 +173,42 @@ fn a_roster_and_a_ledger_uploaded_on_the_import_page_are_stored_and_every_refuse
     let month = civsync_node::clock::this_month().to_string();
     let activities = node.get(&format!("activities?month={month}")).unwrap();
     assert_eq!(activities.as_array().unwrap().len(), 1, "{activities}");
+
+    // Correct a volunteer through the form the list's 更正 link opens: the
+    // ID number is asked again (it is stored sealed), the rest is filled in.
+    let edit = session.get("/web/volunteers?edit=001").unwrap();
+    assert!(
+        edit.body.contains("更正志愿者 001") && edit.body.contains("value=\"王芳\""),
+        "{}",
+        edit.body
+    );
+    let corrected = session
+        .post_form(
+            "/web/volunteers",
+            &[
+                ("correct", "1"),
+                ("number", "001"),
+                ("name", "王芳芳"),
+                ("sex", "female"),
+                ("id_number", "110105198001010016"),
+                ("phone", "13800000001"),
+                ("residence_area", "东村"),
+                ("csrf", &csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(corrected.status, 303, "{}", corrected.body);
+    let volunteers = node.get("volunteers").unwrap();
+    let first = &volunteers.as_array().unwrap()[0];
+    assert_eq!(
+        (first["number"].as_str(), first["name"].as_str()),
+        (Some("001"), Some("王芳芳"))
+    );
+    assert_eq!(
+        volunteers.as_array().unwrap().len(),
+        2,
+        "corrected, not added"
+    );
 
     // A file that is not a spreadsheet is refused with the API's reason.
     let garbage = session

@@ -45,6 +45,8 @@ const FIELDS: &[&str] = &[
 struct ListQuery {
     q: Option<String>,
     notice: Option<String>,
+    /// A volunteer number: the form opens filled with that volunteer.
+    edit: Option<String>,
 }
 
 type Pairs = Vec<(String, String)>;
@@ -90,21 +92,69 @@ fn volunteer_input(pairs: &Pairs) -> Value {
     })
 }
 
+/// A stored volunteer as the form's fields, for correcting it. The ID
+/// number is stored sealed and shown masked, so it is never filled in: a
+/// correction asks for it again.
+fn as_pairs(volunteer: &Value) -> Pairs {
+    let mut pairs: Pairs = vec![("correct".into(), "1".into())];
+    for field in [
+        "number",
+        "name",
+        "sex",
+        "phone",
+        "residence_area",
+        "birth_date",
+    ] {
+        pairs.push((field.into(), text(volunteer, field).into()));
+    }
+    let list = |field: &str| -> Vec<String> {
+        volunteer
+            .get(field)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    pairs.push(("skills".into(), list("skills").join("、")));
+    for category in list("categories") {
+        pairs.push(("categories".into(), category));
+    }
+    for flag in ["consent", "party_member"] {
+        if volunteer.get(flag).and_then(Value::as_bool) == Some(true) {
+            pairs.push((flag.into(), "on".into()));
+        }
+    }
+    pairs
+}
+
 fn form(principal: &Principal, filled: &Pairs, errors: &[(String, String)]) -> Markup {
     let chosen = values(filled, "categories");
+    let correcting = value(filled, "correct") == "1";
     html! {
-        h2 { "登记志愿者" }
+        h2 { @if correcting { "更正志愿者 " (value(filled, "number")) } @else { "登记志愿者" } }
         (other_errors(errors, FIELDS))
         form.record #volunteer-form method="post" action="/web/volunteers" {
             (csrf_field(principal))
+            @if correcting {
+                input type="hidden" name="correct" value="1";
+                input type="hidden" name="number" value=(value(filled, "number"));
+                // The number is not editable here; a refusal naming it
+                // (not found) still shows.
+                div.wide { (field_error(errors, "number")) }
+            }
             label { "姓名 *" input name="name" value=(value(filled, "name")) required; (field_error(errors, "name")) }
             label { "性别 *" select name="sex" {
                 @for sex in Sex::ALL { option value=(sex.key()) selected[value(filled, "sex") == sex.key()] { (sex.label()) } }
             } (field_error(errors, "sex")) }
-            label { "身份证号 *" input name="id_number" id="id_number" value=(value(filled, "id_number")) maxlength="18" autocomplete="off" required; (field_error(errors, "id_number")) }
+            label { @if correcting { "身份证号 *（更正须重新输入，本机只存密文）" } @else { "身份证号 *" } input name="id_number" id="id_number" value=(value(filled, "id_number")) maxlength="18" autocomplete="off" required; (field_error(errors, "id_number")) }
             label { "手机号 *" input name="phone" value=(value(filled, "phone")) maxlength="15" required; (field_error(errors, "phone")) }
             label { "居住地 *" input name="residence_area" value=(value(filled, "residence_area")) required; (field_error(errors, "residence_area")) }
-            label { "志愿者编号（空则自动生成）" input name="number" value=(value(filled, "number")); (field_error(errors, "number")) }
+            @if !correcting { label { "志愿者编号（空则自动生成）" input name="number" value=(value(filled, "number")); (field_error(errors, "number")) } }
             label { "技能（逗号分隔）" input name="skills" value=(value(filled, "skills")); (field_error(errors, "skills")) }
             fieldset.wide {
                 legend { "服务类别" }
@@ -118,7 +168,10 @@ fn form(principal: &Principal, filled: &Pairs, errors: &[(String, String)]) -> M
             }
             label { span { input type="checkbox" name="consent" checked[value(filled, "consent") == "on"]; " 本人同意其记录在本站以外展示" } }
             label { span { input type="checkbox" name="party_member" checked[value(filled, "party_member") == "on"]; " 中共党员" } }
-            div.wide { button.primary type="submit" id="register" { "登记" } }
+            div.wide {
+                button.primary type="submit" id="register" { @if correcting { "保存更正" } @else { "登记" } }
+                @if correcting { " " a href="/web/volunteers" { "取消" } }
+            }
         }
     }
 }
@@ -169,7 +222,10 @@ async fn render(
                             (Category::parse(c.as_str().unwrap_or("")).map(|c| c.label()).unwrap_or("")) " "
                         } }
                         td { (text(v, "registered_on")) }
-                        td { a href={ "/web/certificates/" (crate::access::guard::url_encode(text(v, "number"))) "?station=" (crate::access::guard::url_encode(text(v, "home_station"))) } { "服务证明" } }
+                        td {
+                            a href={ "/web/certificates/" (crate::access::guard::url_encode(text(v, "number"))) "?station=" (crate::access::guard::url_encode(text(v, "home_station"))) } { "服务证明" }
+                            @if principal.role.may(Permission::Record) { " " a href={ "/web/volunteers?edit=" (crate::access::guard::url_encode(text(v, "number"))) } { "更正" } }
+                        }
                     }
                 }
             }
@@ -184,12 +240,25 @@ async fn list(
     Extension(principal): Extension<Principal>,
     Query(query): Query<ListQuery>,
 ) -> Markup {
+    let filled = match query.edit.as_deref() {
+        Some(number) => internal::get(&web, "volunteers")
+            .await
+            .body
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|v| text(v, "number") == number)
+                    .map(as_pairs)
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     render(
         &web,
         &principal,
         query.q.as_deref().unwrap_or(""),
         query.notice.as_deref(),
-        &Vec::new(),
+        &filled,
         &[],
     )
     .await
@@ -200,11 +269,23 @@ async fn register(
     Extension(principal): Extension<Principal>,
     Form(pairs): Form<Pairs>,
 ) -> Response {
-    let answer = internal::post(&web, "volunteers", &volunteer_input(&pairs)).await;
+    let correcting = value(&pairs, "correct") == "1";
+    let answer = if correcting {
+        internal::call(
+            &web,
+            axum::http::Method::PUT,
+            "volunteers",
+            Some(&volunteer_input(&pairs)),
+        )
+        .await
+    } else {
+        internal::post(&web, "volunteers", &volunteer_input(&pairs)).await
+    };
     match answer.refusal() {
         None => {
             let notice = format!(
-                "已登记志愿者 {}（编号 {}）",
+                "{}志愿者 {}（编号 {}）",
+                if correcting { "已更正" } else { "已登记" },
                 text(&answer.body, "name"),
                 text(&answer.body, "number")
             );
