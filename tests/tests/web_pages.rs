@@ -460,3 +460,94 @@ fn inline_handler(html: &str) -> Option<String> {
         (name.len() > 2 && rest[name.len()..].starts_with('=')).then_some(name)
     })
 }
+
+#[test]
+fn an_activity_is_corrected_through_its_form_and_one_the_form_cannot_hold_is_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::init(&dir.path().join("v1"), "xh/t1/v1", "village", None).unwrap();
+    node.start().unwrap();
+    for (number, id) in [("001", "110105198001010016"), ("002", "110105199002020026")] {
+        let (status, body) = node
+            .post(
+                "volunteers",
+                &json!({"number": number, "name": format!("志愿者{number}"), "sex": "female",
+                    "id_number": id, "phone": "13800000001", "residence_area": "东村"}),
+            )
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    let today = civsync_node::clock::today().to_string();
+    let activity = |id: &str, hours: [&str; 2]| {
+        json!({"id": id, "name": "宣讲", "date": today, "place": "礼堂", "content": "宣讲",
+            "form": "lecture", "category": "theory", "person_in_charge": "李明",
+            "beneficiaries": 30, "team": null, "records": [
+                {"volunteer": "001", "hours": hours[0]}, {"volunteer": "002", "hours": hours[1]}]})
+    };
+    assert_eq!(
+        node.post("activities", &activity("A1", ["2", "2"]))
+            .unwrap()
+            .0,
+        201
+    );
+    assert_eq!(
+        node.post("activities", &activity("A2", ["2", "1.5"]))
+            .unwrap()
+            .0,
+        201
+    );
+    add_user(&node, "wang", "clerk", "dongcun2026").unwrap();
+    let mut session = WebSession::new(&node);
+    assert_eq!(session.login("wang", "dongcun2026").unwrap().status, 303);
+    let month = civsync_node::clock::this_month().to_string();
+
+    let edit = session
+        .get(&format!("/web/activities?month={month}&edit=A1"))
+        .unwrap();
+    assert!(edit.body.contains("更正活动 A1"), "{}", edit.body);
+    let csrf = edit.csrf().unwrap();
+    let corrected = session
+        .post_form(
+            "/web/activities",
+            &[
+                ("correct", "1"),
+                ("id", "A1"),
+                ("team", ""),
+                ("theme", ""),
+                ("name", "理论宣讲进村"),
+                ("date", &today),
+                ("place", "礼堂"),
+                ("content", "宣讲"),
+                ("form", "lecture"),
+                ("category", "theory"),
+                ("person_in_charge", "李明"),
+                ("beneficiaries", "30"),
+                ("hours", "2"),
+                ("volunteer", "001"),
+                ("volunteer", "002"),
+                ("csrf", &csrf),
+            ],
+        )
+        .unwrap();
+    assert_eq!(corrected.status, 303, "{}", corrected.body);
+    let listed = node.get(&format!("activities?month={month}")).unwrap();
+    let a1: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["id"] == "A1")
+        .collect();
+    assert_eq!(a1.len(), 1, "corrected in place: {listed}");
+    assert_eq!(a1[0]["name"], "理论宣讲进村");
+    assert_eq!(a1[0]["records"].as_array().unwrap().len(), 2);
+
+    // Different hours per person: the one-hours form would flatten them.
+    let refused = session
+        .get(&format!("/web/activities?month={month}&edit=A2"))
+        .unwrap();
+    assert!(
+        refused.body.contains("各人服务时长不同"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("更正活动 A2"), "{}", refused.body);
+}

@@ -44,6 +44,8 @@ const FIELDS: &[&str] = &[
 struct ListQuery {
     month: Option<String>,
     notice: Option<String>,
+    /// An activity id of the month: the form opens filled with it.
+    edit: Option<String>,
 }
 
 type Pairs = Vec<(String, String)>;
@@ -65,7 +67,14 @@ fn activity_input(pairs: &Pairs) -> Value {
         .map(|(_, number)| json!({"volunteer": number, "hours": hours}))
         .collect();
     let beneficiaries = value(pairs, "beneficiaries").trim();
+    let optional = |name: &str| {
+        let text = value(pairs, name).trim();
+        (!text.is_empty()).then(|| text.to_string())
+    };
     json!({
+        "id": optional("id"),
+        "team": optional("team"),
+        "theme": optional("theme"),
         "name": value(pairs, "name").trim(),
         "date": value(pairs, "date").trim(),
         "place": value(pairs, "place").trim(),
@@ -76,6 +85,65 @@ fn activity_input(pairs: &Pairs) -> Value {
         "beneficiaries": if beneficiaries.is_empty() { 0 } else { beneficiaries.parse::<u32>().unwrap_or(u32::MAX) },
         "records": records,
     })
+}
+
+/// A stored activity as the form's fields, for correcting it; `Err` with
+/// the reason when the form cannot hold it without losing something (the
+/// form gives every ticked volunteer the same hours and lists only this
+/// station's roster).
+fn as_pairs(activity: &Value, own_station: &str) -> Result<Pairs, &'static str> {
+    let live: Vec<&Value> = activity
+        .get("records")
+        .and_then(Value::as_array)
+        .map(|records| {
+            records
+                .iter()
+                .filter(|r| !r.get("deleted").and_then(Value::as_bool).unwrap_or(false))
+                .collect()
+        })
+        .unwrap_or_default();
+    let hours: Vec<f64> = live
+        .iter()
+        .map(|r| r.get("hours").and_then(Value::as_f64).unwrap_or(0.0))
+        .collect();
+    if hours.windows(2).any(|pair| pair[0] != pair[1]) {
+        return Err("此活动各人服务时长不同，网页表单只能填一个时长；请用台账导入或接口更正。");
+    }
+    if live.iter().any(|r| {
+        !matches!(
+            r.get("home_station").and_then(Value::as_str),
+            None | Some("")
+        ) && text(r, "home_station") != own_station
+    }) {
+        return Err("此活动含外站志愿者，网页表单只列本站花名册；请用台账导入或接口更正。");
+    }
+    let mut pairs: Pairs = vec![("correct".into(), "1".into())];
+    for field in [
+        "id",
+        "name",
+        "date",
+        "place",
+        "content",
+        "form",
+        "category",
+        "person_in_charge",
+        "team",
+        "theme",
+    ] {
+        pairs.push((field.into(), text(activity, field).into()));
+    }
+    let beneficiaries = activity
+        .get("beneficiaries")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    pairs.push(("beneficiaries".into(), beneficiaries.to_string()));
+    if let Some(first) = hours.first() {
+        pairs.push(("hours".into(), first.to_string()));
+    }
+    for record in live {
+        pairs.push(("volunteer".into(), text(record, "volunteer").into()));
+    }
+    Ok(pairs)
 }
 
 fn form(
@@ -95,11 +163,18 @@ fn form(
         .filter(|(k, _)| k == "volunteer")
         .map(|(_, v)| v.as_str())
         .collect();
+    let correcting = value(filled, "correct") == "1";
     html! {
-        h2 { "登记活动" }
+        h2 { @if correcting { "更正活动 " (value(filled, "id")) } @else { "登记活动" } }
         (other_errors(errors, FIELDS))
         form.record #activity-form method="post" action="/web/activities" {
             (csrf_field(principal))
+            @if correcting {
+                // Carried so a correction keeps what the form does not show.
+                @for field in ["correct", "id", "team", "theme"] {
+                    input type="hidden" name=(field) value=(value(filled, field));
+                }
+            }
             label { "活动名称 *" input name="name" value=(value(filled, "name")) required; (field_error(errors, "name")) }
             label { "日期 *" input name="date" type="date" value=(date) required; (field_error(errors, "date")) }
             label { "地点 *" input name="place" value=(value(filled, "place")) required; (field_error(errors, "place")) }
@@ -123,7 +198,10 @@ fn form(
                 }
                 (field_error(errors, "records"))
             }
-            div.wide { button.primary type="submit" id="record" { "登记活动" } }
+            div.wide {
+                button.primary type="submit" id="record" { @if correcting { "保存更正" } @else { "登记活动" } }
+                @if correcting { " " a href="/web/activities" { "取消" } }
+            }
         }
     }
 }
@@ -176,6 +254,7 @@ async fn render(
                         } }
                         td.num { (a.get("beneficiaries").and_then(Value::as_u64).unwrap_or(0)) }
                         @if may_record { td {
+                            a href={ "/web/activities?month=" (month) "&edit=" (url_encode(text(a, "id"))) } { "更正" }
                             form method="post" action="/web/activities/delete" data-confirm="删除这条活动记录？删除后仍保留痕迹。" {
                                 (csrf_field(principal))
                                 input type="hidden" name="month" value=(month);
@@ -199,13 +278,33 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Markup {
     let month = month_or_now(query.month.as_deref());
+    let (filled, errors) = match query.edit.as_deref() {
+        None => (Vec::new(), Vec::new()),
+        Some(id) => {
+            let listed = internal::get(&web, &format!("activities?month={month}")).await;
+            let own = web.ctx.config.station.as_str();
+            match listed
+                .body
+                .as_array()
+                .and_then(|all| all.iter().find(|a| text(a, "id") == id))
+                .map(|a| as_pairs(a, own))
+            {
+                Some(Ok(pairs)) => (pairs, Vec::new()),
+                Some(Err(reason)) => (Vec::new(), vec![("edit".to_string(), reason.to_string())]),
+                None => (
+                    Vec::new(),
+                    vec![("edit".to_string(), format!("本月没有编号为 {id} 的活动"))],
+                ),
+            }
+        }
+    };
     render(
         &web,
         &principal,
         &month,
         query.notice.as_deref(),
-        &Vec::new(),
-        &[],
+        &filled,
+        &errors,
     )
     .await
 }
@@ -220,7 +319,12 @@ async fn record(
         None => {
             let date = text(&answer.body, "date");
             let month = date.get(..7).unwrap_or("").to_string();
-            let notice = format!("已登记活动：{}（{}）", text(&answer.body, "name"), date);
+            let verb = if value(&pairs, "correct") == "1" {
+                "已更正"
+            } else {
+                "已登记"
+            };
+            let notice = format!("{verb}活动：{}（{}）", text(&answer.body, "name"), date);
             Redirect::to(&format!(
                 "/web/activities?month={month}&notice={}",
                 url_encode(&notice)
@@ -289,5 +393,31 @@ mod tests {
         let input: civsync_protocol::domain::input::ActivityInput =
             serde_json::from_value(body).unwrap();
         assert_eq!(input.records.len(), 2);
+    }
+
+    #[test]
+    fn a_stored_activity_fills_the_form_back_unless_the_form_would_lose_something() {
+        let stored = json!({"id": "A1", "name": "宣讲", "date": "2026-12-01", "place": "礼堂",
+            "content": "宣讲", "form": "lecture", "category": "theory", "team": "T1",
+            "person_in_charge": "李明", "beneficiaries": 30, "records": [
+                {"volunteer": "001", "hours": 2.5},
+                {"volunteer": "002", "hours": 2.5},
+                {"volunteer": "003", "hours": 1.0, "deleted": true}]});
+        let pairs = as_pairs(&stored, "xh/t1/v1").unwrap();
+        let body = activity_input(&pairs);
+        assert_eq!(
+            (body["id"].as_str(), body["team"].as_str()),
+            (Some("A1"), Some("T1"))
+        );
+        assert_eq!(
+            body["records"],
+            json!([{"volunteer": "001", "hours": "2.5"}, {"volunteer": "002", "hours": "2.5"}])
+        );
+        let mut mixed = stored.clone();
+        mixed["records"][1]["hours"] = json!(1.5);
+        assert!(as_pairs(&mixed, "xh/t1/v1").is_err());
+        let mut visiting = stored;
+        visiting["records"][0]["home_station"] = json!("xh/t1");
+        assert!(as_pairs(&visiting, "xh/t1/v1").is_err());
     }
 }
