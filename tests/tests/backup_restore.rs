@@ -279,6 +279,9 @@ fn damaged_or_newer_backups_and_occupied_folders_are_refused_and_a_keyless_backu
     );
     assert!(!empty.join("pki").exists() && !empty.join("api-token").exists());
     assert!(empty.join("civsync.toml").exists() && empty.join("store").exists());
+    // What deploy/README.md says to run on a folder copied back by hand.
+    let said = civsync(&["renew-actor", "-d", &path_text(&empty)]).unwrap();
+    assert!(said.contains("incarnation"), "{said}");
 }
 
 /// A certificate for a node that has no parent (so it runs alone).
