@@ -67,7 +67,7 @@ fn a_backup_taken_while_the_village_records_restores_every_acknowledged_record_o
     for n in 0..20 {
         let id = format!("b{n}");
         village
-            .record_activity(&id, &date(n), &[volunteer.clone()])
+            .record_activity(&id, &date(n), std::slice::from_ref(&volunteer))
             .unwrap();
         before.push(id);
     }
@@ -88,7 +88,12 @@ fn a_backup_taken_while_the_village_records_restores_every_acknowledged_record_o
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 let id = format!("d{n}");
-                let body = civsync_tests::activity_body(&id, &date(n), &[volunteer.clone()], 1.0);
+                let body = civsync_tests::activity_body(
+                    &id,
+                    &date(n),
+                    std::slice::from_ref(&volunteer),
+                    1.0,
+                );
                 let response = http
                     .post(format!("http://{api}/api/v1/activities"))
                     .bearer_auth(&token)
@@ -345,7 +350,7 @@ fn an_old_folder_put_back_without_renew_actor_renews_by_itself_and_loses_nothing
     let first: Vec<String> = (0..5).map(|n| format!("r1-{n}")).collect();
     for (n, id) in first.iter().enumerate() {
         village
-            .record_activity(id, &date(n), &[volunteer.clone()])
+            .record_activity(id, &date(n), std::slice::from_ref(&volunteer))
             .unwrap();
     }
     wait_for_records(
@@ -370,7 +375,7 @@ fn an_old_folder_put_back_without_renew_actor_renews_by_itself_and_loses_nothing
     let second: Vec<String> = (0..5).map(|n| format!("r2-{n}")).collect();
     for (n, id) in second.iter().enumerate() {
         village
-            .record_activity(id, &date(n + 5), &[volunteer.clone()])
+            .record_activity(id, &date(n + 5), std::slice::from_ref(&volunteer))
             .unwrap();
     }
     let mut so_far = keys("xh/t1/v1", &first);
@@ -419,7 +424,7 @@ fn an_old_folder_put_back_without_renew_actor_renews_by_itself_and_loses_nothing
     let third: Vec<String> = (0..5).map(|n| format!("r3-{n}")).collect();
     for (n, id) in third.iter().enumerate() {
         village
-            .record_activity(id, &date(n + 10), &[volunteer.clone()])
+            .record_activity(id, &date(n + 10), std::slice::from_ref(&volunteer))
             .unwrap();
     }
     let mut everything = so_far.clone();
