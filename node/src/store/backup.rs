@@ -364,6 +364,18 @@ fn staging_folder(target: &Path) -> Result<PathBuf, BackupError> {
     Ok(staging)
 }
 
+/// Create `path` (never over an existing file) with `mode` and `bytes`.
+fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Batches of this many entries while restoring a tree.
 const RESTORE_BATCH_ENTRIES: usize = 4096;
 
@@ -400,12 +412,8 @@ fn restore_into(backup: &Path, folder: &Path) -> Result<BackupSummary, BackupErr
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                if is_secret(&name) {
-                    crate::secrets::write_secret(&path, &bytes)
-                        .map_err(|error| BackupError::Target(error.to_string()))?;
-                } else {
-                    std::fs::write(&path, &bytes)?;
-                }
+                let mode = if is_secret(&name) { 0o600 } else { 0o644 };
+                write_new_file(&path, &bytes, mode)?;
                 files.push(name);
             }
             b'T' => {
