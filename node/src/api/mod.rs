@@ -17,12 +17,14 @@
 pub mod activities;
 pub mod approvals;
 pub mod audit;
+pub mod backup;
 pub mod catalog;
 pub mod certificates;
 pub mod common;
 pub mod conflicts;
 pub mod duplicates;
 pub mod freshness;
+pub mod health;
 pub mod ledger_import;
 pub mod node_status;
 pub mod order_flow;
@@ -49,6 +51,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
     let import = volunteers::import_routes().layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX));
     Router::new()
         .merge(node_status::routes())
+        .merge(backup::routes())
         .merge(volunteers::routes())
         .merge(teams::routes())
         .merge(activities::routes())

@@ -1,6 +1,7 @@
-//! `GET health`, `GET node`, `GET status` (sync status per peer, days until
-//! this node's certificate ends with a warning inside 30 days, the
-//! revocation list version in force) and
+//! `GET health` (the word only; see `health.rs`), `GET node`, `GET status`
+//! (sync status per peer, days until this node's certificate ends with a
+//! warning inside 30 days, the revocation list version in force, the
+//! health with its details, the actor and its renewals) and
 //! `GET documents` (every document held, with its heads digest).
 
 use super::common::*;
@@ -18,14 +19,10 @@ use std::sync::Arc;
 
 pub fn routes() -> Router<Arc<NodeContext>> {
     Router::new()
-        .route("/api/v1/health", get(health))
+        .route("/api/v1/health", get(super::health::health))
         .route("/api/v1/node", get(node_info))
         .route("/api/v1/status", get(status))
         .route("/api/v1/documents", get(list_documents))
-}
-
-async fn health() -> &'static str {
-    "ok"
 }
 
 #[derive(Serialize)]
@@ -103,6 +100,22 @@ pub struct StatusReport {
     /// The county revocation list in force here (0: none yet).
     pub revocation_list_version: u64,
     pub peers: Vec<crate::net::peers::PeerStatus>,
+    /// Store writable, disk, certificate, peers: what `GET health` judges.
+    pub health: super::health::Health,
+    pub actor: ActorStatus,
+}
+
+/// The Automerge actor this node writes with, and the times it took a new
+/// one by itself (a peer sent a change by its actor that its store lacked).
+#[derive(Debug, Serialize)]
+pub struct ActorStatus {
+    /// The incarnation (hex); the actor is the station path, 0, and this.
+    pub incarnation: String,
+    pub renewals: u64,
+    /// Unix ms of the last renewal.
+    pub renewed_at_unix_ms: Option<u64>,
+    pub renewal_peer: Option<String>,
+    pub renewal_document: Option<String>,
 }
 
 pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClosed> {
@@ -119,7 +132,18 @@ pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClose
         }
         None => (None, None),
     };
+    let health = super::health::health_of(ctx).await;
+    let renewals = ctx.store.actor_renewals();
+    let actor = ActorStatus {
+        incarnation: format!("{:016x}", ctx.store.incarnation()),
+        renewals: renewals.count,
+        renewed_at_unix_ms: renewals.last_at_ms,
+        renewal_peer: renewals.last_peer,
+        renewal_document: renewals.last_document,
+    };
     Ok(StatusReport {
+        health,
+        actor,
         station: ctx.config.station.clone(),
         tier: ctx.config.tier,
         documents,

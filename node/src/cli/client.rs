@@ -145,7 +145,44 @@ impl ApiClient {
     }
 }
 
+/// How long the CLI waits for a whole backup to arrive.
+pub const BACKUP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
 impl ApiClient {
+    /// POST `body` as JSON and write the answer's bytes into `out` as they
+    /// come, at most `max` of them; returns the answer's headers and the
+    /// bytes written. For backups: the timeout is [`BACKUP_TIMEOUT`].
+    pub async fn post_to_writer<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        out: &mut (impl std::io::Write + ?Sized),
+        max: u64,
+    ) -> anyhow::Result<(reqwest::header::HeaderMap, u64)> {
+        let mut response = self
+            .request(reqwest::Method::POST, path)
+            .timeout(BACKUP_TIMEOUT)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| self.not_answering())?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await?;
+            return Err(refusal(status, &bytes));
+        }
+        let headers = response.headers().clone();
+        let mut written = 0u64;
+        while let Some(chunk) = response.chunk().await? {
+            written += chunk.len() as u64;
+            if written > max {
+                anyhow::bail!("the node sent more than {max} bytes");
+            }
+            out.write_all(&chunk)?;
+        }
+        Ok((headers, written))
+    }
+
     /// DELETE; the node answers 204 with no body.
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         let response = self.request(reqwest::Method::DELETE, path).send().await;

@@ -24,6 +24,20 @@ pub enum SetupCommand {
         )]
         data_dir: PathBuf,
     },
+    /// Back up a running node into one file (the API and sync go on): every
+    /// write acknowledged before it started, checksummed. Keys only with
+    /// --with-keys.
+    Backup(BackupArgs),
+    /// Restore a backup into a new data directory (a new or empty folder):
+    /// checks the format and the checksum first, and gives the store a new
+    /// Automerge actor. Then start it with `civsync run`.
+    Restore {
+        /// The backup file `civsync backup` wrote.
+        file: PathBuf,
+        /// The new data directory; refused unless new or empty.
+        #[arg(long, short = 'd')]
+        data_dir: PathBuf,
+    },
     /// After restoring a store from a backup: give this node a new Automerge
     /// actor, so changes made since the backup are never reused. Run it with
     /// the node stopped, before `civsync run`.
@@ -36,6 +50,20 @@ pub enum SetupCommand {
         )]
         data_dir: PathBuf,
     },
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// Where to write the backup; refused if it exists.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Also put the node key, the certificates, the county ID keys, the API
+    /// token and the web accounts into the file (then keep it as safe as
+    /// the PC). Without it, a restore needs the office's certificate folder.
+    #[arg(long)]
+    pub with_keys: bool,
+    #[command(flatten)]
+    pub target: crate::cli::Target,
 }
 
 #[derive(Args)]
@@ -204,6 +232,8 @@ pub async fn setup(command: SetupCommand) -> anyhow::Result<()> {
             Ok(())
         }
         SetupCommand::Run { data_dir } => crate::node::run(&data_dir).await,
+        SetupCommand::Backup(args) => backup(args).await,
+        SetupCommand::Restore { file, data_dir } => restore(&file, &data_dir).await,
         SetupCommand::RenewActor { data_dir } => {
             let store = data_dir.join(crate::context::STORE_DIR);
             let incarnation = crate::store::renew_incarnation(&store).with_context(|| {
@@ -216,6 +246,112 @@ pub async fn setup(command: SetupCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `civsync backup`: stream the node's backup into `<to>.part`, check its
+/// checksum, then rename it to `<to>`.
+async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    use crate::store::backup::{verify, BACKUP_BYTES_MAX};
+    if args.to.exists() {
+        anyhow::bail!("{} exists; choose a new file name", args.to.display());
+    }
+    let mut partial = args.to.clone().into_os_string();
+    partial.push(".part");
+    let partial = PathBuf::from(partial);
+    let result = async {
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?
+        };
+        let body = serde_json::json!({ "with_keys": args.with_keys });
+        let mut out = std::io::BufWriter::new(&mut file);
+        let (headers, bytes) = args
+            .target
+            .client()?
+            .post_to_writer("backup", &body, &mut out, BACKUP_BYTES_MAX)
+            .await?;
+        std::io::Write::flush(&mut out)?;
+        drop(out);
+        file.sync_all()?;
+        let (header, sha256) = verify(&partial).with_context(|| {
+            format!(
+                "the backup received in {} does not check",
+                partial.display()
+            )
+        })?;
+        let announced = headers
+            .get(crate::api::backup::SHA256_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if announced != sha256 {
+            anyhow::bail!("the node announced checksum {announced}, the file has {sha256}");
+        }
+        std::fs::rename(&partial, &args.to)?;
+        anyhow::Ok((header, sha256, bytes))
+    }
+    .await;
+    let (header, sha256, bytes) = match result {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+    };
+    println!(
+        "backup of {} written to {}: {bytes} bytes, sha256 {sha256}",
+        header.station,
+        args.to.display()
+    );
+    if header.with_keys {
+        println!("WITH KEYS: the file holds the node key, the certificates, the API token and the web accounts; keep it as safe as the office PC");
+    } else {
+        println!("without keys: a restore needs the office's certificate folder (pki: node.crt, node.key, ca.crt, county-id.pub) copied back, and the web accounts added again");
+    }
+    Ok(())
+}
+
+/// `civsync restore FILE --data-dir DIR`.
+async fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let (file, data_dir) = (file.to_path_buf(), data_dir.to_path_buf());
+    let (header, summary, incarnation) = tokio::task::spawn_blocking({
+        let data_dir = data_dir.clone();
+        move || crate::store::backup::restore(&file, &data_dir)
+    })
+    .await??;
+    // Keys were carried as pki/...: point the configuration there.
+    if header.with_keys {
+        let mut config = NodeConfig::load(&data_dir)?;
+        if config.pki_dir != std::path::Path::new("pki") {
+            config.pki_dir = PathBuf::from("pki");
+            config.save(&data_dir)?;
+        }
+    }
+    println!(
+        "restored {} ({}) from its backup of unix ms {} into {}: {} entries in {} trees, sha256 {} checked; the store now writes as the new incarnation {incarnation:016x}",
+        header.station,
+        header.tier,
+        header.created_at_ms,
+        data_dir.display(),
+        summary.entries,
+        summary.trees,
+        summary.sha256,
+    );
+    if header.with_keys {
+        println!("the backup held the keys: the node key, the certificates, the API token and the web accounts are back");
+    } else {
+        println!(
+            "the backup held no keys. Before `civsync run`: copy the office's certificate folder (node.crt, node.key, ca.crt, county-id.pub; at the county also county-id.key) into {} (or issue new ones there with `civsync pki issue --out {}`); a new API token is made at the first run; add the web accounts again with `civsync user add`",
+            data_dir.join("pki").display(),
+            data_dir.join("pki").display()
+        );
+    }
+    println!("then start it: civsync run -d {}", data_dir.display());
+    Ok(())
 }
 
 pub async fn pki(command: PkiCommand) -> anyhow::Result<()> {

@@ -371,6 +371,7 @@ pub fn status_table(answer: &Value) -> String {
     if let Some(warning) = answer["warning"].as_str() {
         let _ = writeln!(out, "WARNING: {warning}");
     }
+    health_lines(answer, &mut out);
     let peers = answer["peers"]
         .as_array()
         .map(Vec::as_slice)
@@ -416,6 +417,50 @@ pub fn status_table(answer: &Value) -> String {
         intake_lines(peer, &mut out);
     }
     out
+}
+
+/// The node's health (word, store round trip, disk) and its actor.
+fn health_lines(answer: &Value, out: &mut String) {
+    let health = &answer["health"];
+    if health.is_object() {
+        let disk = match health["disk"]["free_bytes"].as_u64() {
+            Some(free) => format!("{} MiB free", free / (1024 * 1024)),
+            None => "free space unknown".to_string(),
+        };
+        let store = if health["store"]["writable"].as_bool() == Some(true) {
+            format!("writable ({} ms)", text(&health["store"]["latency_ms"]))
+        } else {
+            "NOT WRITABLE".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "health: {}; store {store}; disk {disk}",
+            text(&health["status"])
+        );
+        for problem in health["problems"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let _ = writeln!(out, "  - {}", text(problem));
+        }
+    }
+    let actor = &answer["actor"];
+    if actor.is_object() {
+        let _ = write!(out, "actor incarnation {}", text(&actor["incarnation"]));
+        match actor["renewals"].as_u64() {
+            Some(count) if count > 0 => {
+                let _ = writeln!(
+                    out,
+                    "; renewed by itself {count} time(s), last {} (an old copy of the store met {} on {})",
+                    beijing_minute(actor["renewed_at_unix_ms"].as_i64()),
+                    text(&actor["renewal_peer"]),
+                    text(&actor["renewal_document"]),
+                );
+            }
+            _ => out.push('\n'),
+        }
+    }
 }
 
 /// Below the table, for a peer that was refused something: the whole last

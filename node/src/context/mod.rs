@@ -30,8 +30,7 @@ pub const COUNTY_ID_PRIVATE_FILE: &str = "county-id.key";
 /// The county-wide digest key of earlier releases. No node reads it; an
 /// office below the county should delete it (it confirms old digests).
 pub const OLD_IDENTITY_KEY_FILE: &str = "identity.key";
-/// The store folder inside the data directory.
-pub const STORE_DIR: &str = "store";
+pub use crate::store::STORE_DIR;
 
 /// Everything a request handler or a peer task needs.
 pub struct NodeContext {

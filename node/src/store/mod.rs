@@ -16,7 +16,11 @@
 //!   batches so that a flush already covered is not repeated).
 //! - The store persists the node's incarnation (`node|incarnation`), drawn at
 //!   random when the store is created; [`renew_incarnation`] draws a new one
-//!   after a backup is restored, so an actor id is never reused.
+//!   after a backup is restored, so an actor id is never reused. When the
+//!   replica reports that a peer sent a change by its own actor that it does
+//!   not hold (`Replica::actor_reused`: the store is an old copy), the owner
+//!   thread draws and durably stores a new incarnation before it runs the
+//!   next job, and counts it (`node|actor-renewals`, shown by `status`).
 //!
 //! A panic inside a closure is caught on the owner thread; the replica is
 //! then reopened from storage (its index is the truth), so a half-finished
@@ -27,6 +31,7 @@
 //! documents on worker threads for imports and hands them back to be stored
 //! here. Must never use `net`, `context` or `api`.
 
+pub mod backup;
 pub mod bulk;
 
 use automerge::AutoCommit;
@@ -40,6 +45,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
+
+/// A write probe is reused for this long before the next one runs.
+pub const PROBE_EVERY_MS: u64 = 2_000;
+/// A write probe not answered within this long counts as not writable.
+pub const PROBE_TIMEOUT_MS: u64 = 5_000;
+const PROBE_KEY: &[u8] = b"node|probe";
+
+/// Whether the store took a write and made it durable, and how long that
+/// round trip through the owner thread and the disk took.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WriteProbe {
+    pub writable: bool,
+    pub latency_ms: u64,
+    /// Why not, when not writable.
+    pub error: Option<String>,
+}
 
 /// Commands that may wait for the owner thread; senders wait beyond this.
 pub const STORE_QUEUE_DEPTH: usize = 1024;
@@ -55,7 +76,22 @@ pub const SLED_FLUSH_EVERY_MS: u64 = 1000;
 pub const SLED_LOCK_TRIES_MAX: u32 = 50;
 pub const SLED_LOCK_RETRY_MS: u64 = 40;
 const TREE_NAME: &str = "civsync";
+/// The store folder inside the data directory.
+pub const STORE_DIR: &str = "store";
 const INCARNATION_KEY: &[u8] = b"node|incarnation";
+const RENEWALS_KEY: &[u8] = b"node|actor-renewals";
+
+/// The times this store took a new incarnation by itself, because a peer
+/// sent a change by its own actor that it did not hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActorRenewals {
+    pub count: u64,
+    /// When the last one was taken (Unix ms).
+    pub last_at_ms: Option<u64>,
+    /// The peer and document that showed the old actor, the last time.
+    pub last_peer: Option<String>,
+    pub last_document: Option<String>,
+}
 
 fn sled_reason(error: sled::Error) -> String {
     error.to_string()
@@ -151,6 +187,35 @@ impl SledStorage {
         self.applied
     }
 
+    /// Put node-local records (the incarnation, the renewals) beside the
+    /// documents in one batch and flush: durable when this returns.
+    fn put_node_records(&self, records: &[(&[u8], Vec<u8>)]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in records {
+            batch.insert(*key, value.clone());
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(|error| StorageError::Write {
+                first_key: display_key(records.first().map(|r| r.0).unwrap_or_default()),
+                operations: records.len(),
+                reason: sled_reason(error),
+            })?;
+        self.db.flush().map_err(|error| StorageError::Flush {
+            reason: sled_reason(error),
+        })?;
+        Ok(())
+    }
+
+    /// The renewals recorded in this store (none if never).
+    pub fn actor_renewals(&self) -> ActorRenewals {
+        self.get(RENEWALS_KEY)
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
     /// Bytes sled occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
         self.db
@@ -242,6 +307,53 @@ pub fn renew_incarnation(path: &Path) -> Result<u64, StorageError> {
     store_new_incarnation(&mut storage)
 }
 
+/// The replica saw its own actor in a change it did not hold: draw a new
+/// incarnation, store it with the renewal count durably, and only then let
+/// the replica write as it. On failure the replica goes on refusing writes.
+fn renew_after_reuse(
+    replica: &mut Replica<SledStorage>,
+    incarnation: &AtomicU64,
+    renewals: &Mutex<ActorRenewals>,
+) {
+    let Some(reuse) = replica.actor_reused().cloned() else {
+        return;
+    };
+    let old = incarnation.load(Ordering::Acquire);
+    let mut new: u64 = rand::random();
+    while new == old {
+        new = rand::random();
+    }
+    let mut counted = replica.storage().actor_renewals();
+    counted.count += 1;
+    counted.last_at_ms = Some(crate::clock::now_ms());
+    counted.last_peer = Some(reuse.peer.to_string());
+    counted.last_document = Some(reuse.document.to_string());
+    let encoded = serde_json::to_vec(&counted).unwrap_or_default();
+    let stored = replica.storage().put_node_records(&[
+        (INCARNATION_KEY, new.to_be_bytes().to_vec()),
+        (RENEWALS_KEY, encoded),
+    ]);
+    match stored {
+        Ok(()) => {
+            replica.renew_actor(new);
+            incarnation.store(new, Ordering::Release);
+            tracing::warn!(
+                peer = %reuse.peer,
+                document = %reuse.document,
+                seq = reuse.seq,
+                old = format!("{old:016x}"),
+                new = format!("{new:016x}"),
+                "a peer sent a change by this node's own actor that its store did not hold: the store is an old copy; took a new incarnation before writing anything else"
+            );
+            *renewals.lock().unwrap_or_else(|e| e.into_inner()) = counted;
+        }
+        Err(error) => tracing::error!(
+            %error,
+            "this node's actor is reused but a new incarnation could not be stored; writes stay refused"
+        ),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreOpenError {
     #[error(transparent)]
@@ -288,7 +400,12 @@ enum Command {
 pub struct Store {
     sender: mpsc::Sender<Command>,
     local: StationId,
-    incarnation: u64,
+    /// The owner thread replaces it when it renews the actor by itself.
+    incarnation: Arc<AtomicU64>,
+    renewals: Arc<Mutex<ActorRenewals>>,
+    /// The last write probe and when it ran (health asks at most every
+    /// `PROBE_EVERY_MS`, so anonymous health checks cannot load the disk).
+    probe: Arc<Mutex<Option<(std::time::Instant, WriteProbe)>>>,
     owner: Arc<Mutex<Option<JoinHandle<()>>>>,
     /// For node-local trees; let go of at close, so that the store can be
     /// opened again in this process (a tree handed out keeps the database
@@ -308,11 +425,17 @@ impl Store {
         let mut storage = SledStorage::open(path)?;
         let incarnation = load_or_draw_incarnation(&mut storage)?;
         let db = storage.db();
+        let renewals = Arc::new(Mutex::new(storage.actor_renewals()));
         let replica = Replica::open(storage, local.clone(), incarnation, config)?;
         let (sender, receiver) = mpsc::channel(STORE_QUEUE_DEPTH);
+        let incarnation = Arc::new(AtomicU64::new(incarnation));
+        let owned = Owned {
+            incarnation: incarnation.clone(),
+            renewals: renewals.clone(),
+        };
         let owner = std::thread::Builder::new()
             .name("civsync-store".to_string())
-            .spawn(move || owner_loop(replica, receiver, incarnation))
+            .spawn(move || owner_loop(replica, receiver, owned))
             .map_err(|error| StoreOpenError::Thread {
                 reason: error.to_string(),
             })?;
@@ -320,6 +443,8 @@ impl Store {
             sender,
             local,
             incarnation,
+            renewals,
+            probe: Arc::new(Mutex::new(None)),
             owner: Arc::new(Mutex::new(Some(owner))),
             db: Arc::new(Mutex::new(Some(db))),
         })
@@ -344,8 +469,67 @@ impl Store {
             })
     }
 
+    /// The incarnation the store writes as now.
     pub fn incarnation(&self) -> u64 {
-        self.incarnation
+        self.incarnation.load(Ordering::Acquire)
+    }
+
+    /// Write a small node-local record and flush it, through the owner
+    /// thread (so a stuck owner shows too); at most every `PROBE_EVERY_MS`,
+    /// the last answer is reused in between.
+    pub async fn probe_write(&self) -> WriteProbe {
+        let fresh_enough = std::time::Duration::from_millis(PROBE_EVERY_MS);
+        if let Some((at, probe)) = self.probe.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            if at.elapsed() < fresh_enough {
+                return probe;
+            }
+        }
+        let started = std::time::Instant::now();
+        let work = self.call(|replica| {
+            let now = crate::clock::now_ms().to_be_bytes().to_vec();
+            replica.storage().put_node_records(&[(PROBE_KEY, now)])
+        });
+        let timeout = std::time::Duration::from_millis(PROBE_TIMEOUT_MS);
+        let error = match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(error))) => Some(error.to_string()),
+            Ok(Err(closed)) => Some(closed.to_string()),
+            Err(_) => Some(format!("no answer within {PROBE_TIMEOUT_MS} ms")),
+        };
+        let probe = WriteProbe {
+            writable: error.is_none(),
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error,
+        };
+        *self.probe.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), probe.clone()));
+        probe
+    }
+
+    /// Write a backup of every tree (but `skip_trees`) into `file` on the
+    /// owner thread, in one pass: no document write interleaves, and every
+    /// write acknowledged before this call is in it.
+    pub async fn backup(
+        &self,
+        header: backup::BackupHeader,
+        files: Vec<(String, Vec<u8>)>,
+        skip_trees: Vec<String>,
+        file: std::fs::File,
+    ) -> Result<backup::BackupSummary, backup::BackupError> {
+        self.call(move |replica| {
+            let skip: Vec<&str> = skip_trees.iter().map(String::as_str).collect();
+            backup::write_backup(replica.storage(), &header, &files, &skip, file)
+        })
+        .await
+        .map_err(|closed| backup::BackupError::Store(closed.to_string()))?
+    }
+
+    /// The times the store took a new incarnation by itself.
+    pub fn actor_renewals(&self) -> ActorRenewals {
+        self.renewals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Commit one local change; `Ok` means it is durable (group commit).
@@ -500,10 +684,16 @@ struct FlushRequest {
     waiters: Vec<FlushWaiter>,
 }
 
+/// What the owner thread shares with the handles.
+struct Owned {
+    incarnation: Arc<AtomicU64>,
+    renewals: Arc<Mutex<ActorRenewals>>,
+}
+
 fn owner_loop(
     mut replica: Replica<SledStorage>,
     mut receiver: mpsc::Receiver<Command>,
-    incarnation: u64,
+    owned: Owned,
 ) {
     // The flush runs on its own thread, so the owner goes on with the next
     // commits while the disk works; requests queue in order and a write is
@@ -533,13 +723,18 @@ fn owner_loop(
                 Command::Run(job) => match catch_unwind(AssertUnwindSafe(|| job(&mut replica))) {
                     Ok(Some(waiter)) => waiters.push(waiter),
                     Ok(None) => {}
-                    Err(_) => replica = reopen_after_panic(replica, incarnation),
+                    Err(_) => {
+                        let incarnation = owned.incarnation.load(Ordering::Acquire);
+                        replica = reopen_after_panic(replica, incarnation);
+                    }
                 },
                 Command::Stop(reply) => {
                     stop_reply = Some(reply);
                     break;
                 }
             }
+            // Before the next job can write: a reused actor is renewed now.
+            renew_after_reuse(&mut replica, &owned.incarnation, &owned.renewals);
             if waiters.len() < GROUP_COMMIT_MAX {
                 next = receiver.try_recv().ok();
             }

@@ -59,6 +59,8 @@ pub enum StoreBuiltError {
     AlreadyHeld { document: DocumentId },
     #[error("document {document} was built by actor {actor}, not by this replica's")]
     OtherActor { document: DocumentId, actor: String },
+    #[error("this node's actor was seen in a change it does not hold; {document} is not stored until it takes a new incarnation")]
+    ActorReused { document: DocumentId },
     #[error("storage failed while storing {document}: {source}")]
     Storage {
         document: DocumentId,
@@ -145,6 +147,9 @@ impl<S: Storage> Replica<S> {
                 document,
                 actor: actor.to_hex_string(),
             });
+        }
+        if self.actor_reused.is_some() {
+            return Err(StoreBuiltError::ActorReused { document });
         }
         if self.index.contains_key(&document) {
             return Err(StoreBuiltError::AlreadyHeld { document });

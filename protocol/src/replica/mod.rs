@@ -186,6 +186,12 @@ pub enum CommitError<E> {
     },
     #[error("the mutation of {document} produced a change by actor {actor}, not this node's")]
     ForeignActor { document: DocumentId, actor: String },
+    /// A peer sent a change by this node's own actor that it did not hold:
+    /// its store is an old copy, so a local change now could reuse a
+    /// sequence number. Nothing is written until the owner gives the replica
+    /// a new incarnation ([`Replica::renew_actor`]).
+    #[error("this node's actor was seen in a change it does not hold (its store is an old copy); it writes nothing until it takes a new incarnation")]
+    ActorReused { document: DocumentId },
 }
 
 /// What a successful commit did.
@@ -229,6 +235,22 @@ pub struct Replica<S: Storage> {
     /// What each peer brought in today (counts live in memory: a restart
     /// starts the day's quotas again).
     intake: intake::Intake,
+    /// A peer sent a change by our own actor that we did not hold (see
+    /// [`Replica::actor_reused`]); local writes are refused until renewed.
+    actor_reused: Option<ActorReuse>,
+}
+
+/// Evidence that this replica's actor was used before: a peer holds a
+/// change by it that this store does not (the store was copied back from an
+/// older folder, or restored without a new incarnation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorReuse {
+    /// The peer that sent it.
+    pub peer: StationId,
+    /// The document it was in.
+    pub document: DocumentId,
+    /// Its sequence number under our actor.
+    pub seq: u64,
 }
 
 impl<S: Storage> Replica<S> {
@@ -303,6 +325,7 @@ impl<S: Storage> Replica<S> {
             flush_deferred: false,
             now_ms: 0,
             intake: intake::Intake::new(config_quotas),
+            actor_reused: None,
         })
     }
 
@@ -329,6 +352,38 @@ impl<S: Storage> Replica<S> {
 
     pub fn actor(&self) -> &ActorId {
         &self.actor
+    }
+
+    /// Whether a peer has sent a change by this replica's own actor that it
+    /// did not hold, and which. While set, every local write is refused
+    /// (`ActorReused`): the owner must draw a new incarnation, store it
+    /// durably, and call [`Replica::renew_actor`] before anything else. The
+    /// replica draws no randomness and stores no incarnation itself.
+    pub fn actor_reused(&self) -> Option<&ActorReuse> {
+        self.actor_reused.as_ref()
+    }
+
+    /// Write from now on as `incarnation` (the owner has stored it durably)
+    /// and clear [`Replica::actor_reused`]. Loaded documents are dropped so
+    /// that each reloads with the new actor.
+    pub fn renew_actor(&mut self, incarnation: u64) {
+        let actor = actor_for(&self.local, incarnation);
+        debug_assert_ne!(actor, self.actor, "a renewal draws a new incarnation");
+        self.actor = actor;
+        self.actor_reused = None;
+        self.documents.clear();
+    }
+
+    /// Note a change received from `peer` by our own actor that we did not
+    /// hold: the first such change is kept as the evidence.
+    fn note_own_actor(&mut self, peer: &StationId, document: &DocumentId, seq: u64) {
+        if self.actor_reused.is_none() {
+            self.actor_reused = Some(ActorReuse {
+                peer: peer.clone(),
+                document: document.clone(),
+                seq,
+            });
+        }
     }
 
     pub fn config(&self) -> &ReplicaConfig {
@@ -457,6 +512,11 @@ impl<S: Storage> Replica<S> {
         mutate: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<CommitOutcome<T>, CommitError<E>> {
         check_local_write(&self.local, self.tier, document)?;
+        if self.actor_reused.is_some() {
+            return Err(CommitError::ActorReused {
+                document: document.clone(),
+            });
+        }
         let existing = self
             .take_document(document)
             .map_err(|source| CommitError::Load {

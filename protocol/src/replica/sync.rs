@@ -171,6 +171,16 @@ impl<S: Storage> Replica<S> {
         for actor in &actors {
             check_change(document, actor, self.peer_side(peer), self.local_side())?;
         }
+        // We hold nothing of this document, so a change by our own actor in
+        // it is one our store lost: it is an old copy.
+        if let Some(seq) = doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .find(|meta| *meta.actor == self.actor)
+            .map(|meta| meta.seq)
+        {
+            self.note_own_actor(peer, document, seq);
+        }
         if let Err(found) = schema::check_supported(&doc) {
             return Err(ReceiveError::SchemaTooNew {
                 document: document.clone(),
@@ -401,6 +411,13 @@ impl<S: Storage> Replica<S> {
                     .is_none()
             })
             .collect();
+        // A change by our own actor that we do not hold: our store is an
+        // old copy (noted before applying, which may fail on a reused
+        // sequence number).
+        if let Some(change) = fresh.iter().find(|change| *change.actor_id() == self.actor) {
+            let seq = change.seq();
+            self.note_own_actor(peer, document, seq);
+        }
         for change in &fresh {
             if let Err(refusal) = check_change(
                 document,

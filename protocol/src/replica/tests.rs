@@ -1253,3 +1253,89 @@ fn changes_that_would_inflate_or_expand_past_the_limits_are_refused_before_decod
     sync_pair(&mut v, &mut t);
     assert_eq!(read(&mut t, &activities(), "a"), Some(1));
 }
+
+/// Every (actor, seq) of a document's history maps to one change.
+fn no_actor_reuses_a_sequence_number(replica: &mut Replica<MemoryStorage>, document: &DocumentId) {
+    let changes: Vec<(ActorId, u64, ChangeHash)> = replica
+        .with_document(document, |doc| {
+            let mut doc = doc.clone();
+            doc.get_changes_meta(&[])
+                .into_iter()
+                .map(|meta| (meta.actor.into_owned(), meta.seq, meta.hash))
+                .collect::<Vec<_>>()
+        })
+        .unwrap()
+        .unwrap();
+    let mut seen: BTreeMap<(ActorId, u64), ChangeHash> = BTreeMap::new();
+    for (actor, seq, hash) in changes {
+        if let Some(other) = seen.insert((actor.clone(), seq), hash) {
+            assert_eq!(other, hash, "actor {actor} has two changes numbered {seq}");
+        }
+    }
+}
+
+#[test]
+fn a_store_copied_back_from_an_old_folder_notices_its_own_actor_and_writes_nothing_until_renewed() {
+    let township = station("xh/t1");
+    let mut village_replica = fresh(&village());
+    let mut township_replica = fresh(&township);
+    village_replica.commit(&activities(), put("a", 1)).unwrap();
+    sync_pair(&mut village_replica, &mut township_replica);
+    // The office copies its folder away, writes on, and the township gets it.
+    let old_copy = village_replica.storage().clone();
+    village_replica.commit(&activities(), put("b", 2)).unwrap();
+    sync_pair(&mut village_replica, &mut township_replica);
+    assert!(township_replica.actor_reused().is_none());
+
+    // The old folder is put back, with the same incarnation (7).
+    let mut restored = open(old_copy, &village(), ReplicaConfig::default());
+    assert!(restored.actor_reused().is_none());
+    sync_pair(&mut restored, &mut township_replica);
+    let reuse = restored.actor_reused().cloned().expect("own actor noticed");
+    assert_eq!(reuse.peer, township);
+    assert_eq!(reuse.document, activities());
+    assert_eq!(
+        reuse.seq, 2,
+        "the first commit (meta and a), then b: b is the one the copy lacked"
+    );
+    // Nothing is written under the old actor once it is known to be reused.
+    let refused = restored.commit(&activities(), put("c", 3)).unwrap_err();
+    assert!(
+        matches!(refused, CommitError::ActorReused { .. }),
+        "{refused}"
+    );
+
+    restored.renew_actor(8);
+    assert!(restored.actor_reused().is_none());
+    assert_eq!(restored.actor(), &actor_for(&village(), 8));
+    restored.commit(&activities(), put("c", 3)).unwrap();
+    sync_pair(&mut restored, &mut township_replica);
+    assert_eq!(read(&mut township_replica, &activities(), "b"), Some(2));
+    assert_eq!(read(&mut township_replica, &activities(), "c"), Some(3));
+    no_actor_reuses_a_sequence_number(&mut township_replica, &activities());
+    no_actor_reuses_a_sequence_number(&mut restored, &activities());
+    // Its own changes coming back under the new actor are held: no alarm.
+    sync_pair(&mut restored, &mut township_replica);
+    assert!(restored.actor_reused().is_none());
+}
+
+#[test]
+fn a_whole_document_carrying_our_own_actor_into_an_empty_store_is_noticed() {
+    let township = station("xh/t1");
+    let mut village_replica = fresh(&village());
+    let mut township_replica = fresh(&township);
+    village_replica.commit(&activities(), put("a", 1)).unwrap();
+    sync_pair(&mut village_replica, &mut township_replica);
+    // A new, empty store given the old incarnation (a folder copied without
+    // its documents, or a restore that kept the incarnation).
+    let mut emptied = fresh(&village());
+    assert_eq!(emptied.actor(), village_replica.actor());
+    let (_, whole_documents) = sync_pair(&mut emptied, &mut township_replica);
+    assert!(whole_documents > 0, "the cold path was taken");
+    assert_eq!(emptied.actor_reused().map(|reuse| reuse.seq), Some(1));
+    // A replica that never wrote as that actor sees nothing wrong.
+    let mut other = open(MemoryStorage::new(), &village(), ReplicaConfig::default());
+    other.renew_actor(9);
+    sync_pair(&mut other, &mut township_replica);
+    assert!(other.actor_reused().is_none());
+}
