@@ -14,6 +14,10 @@
 //!   (status shows it), records again, and the township ends up with every
 //!   record from before and after, with no actor holding two different
 //!   changes under one sequence number.
+//! - A village's store lost (the folder deleted, certificate and
+//!   configuration kept): started again, its clerk records at once, every
+//!   document it owned comes back from its township, and records from
+//!   before and after the loss end up at both.
 
 use civsync_node::store::Store;
 use civsync_protocol::replica::ReplicaConfig;
@@ -468,4 +472,85 @@ fn an_old_folder_put_back_without_renew_actor_renews_by_itself_and_loses_nothing
 
 fn hex_of(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_village_whose_store_is_lost_gets_its_documents_back_from_its_township_and_records_on_at_once()
+{
+    let root = tempfile::tempdir().unwrap();
+    let (township, mut village) = township_and_village(root.path());
+    let volunteer = village.register_volunteer(5).unwrap();
+    let first: Vec<String> = (0..5).map(|n| format!("l1-{n}")).collect();
+    for (n, id) in first.iter().enumerate() {
+        village
+            .record_activity(id, &date(n), std::slice::from_ref(&volunteer))
+            .unwrap();
+    }
+    wait_for_records(
+        &township,
+        MONTH,
+        &keys("xh/t1/v1", &first),
+        SYNC_TIMEOUT,
+        "records before the loss",
+        &[&township, &village],
+    );
+    let before = village.documents().unwrap();
+
+    // The disk dies: the store is gone; the certificate and the
+    // configuration were reinstalled. The clerk records at once.
+    village.kill();
+    std::fs::remove_dir_all(village.dir.join(civsync_node::store::STORE_DIR)).unwrap();
+    village.start().unwrap();
+    village.record_activity("l2-0", &date(10), &[]).unwrap();
+
+    // Every document the village owned comes back from its township.
+    let refilled = wait_until(SYNC_TIMEOUT, || {
+        let now = village.documents().map_err(|e| e.to_string())?;
+        let missing: Vec<&String> = before.keys().filter(|d| !now.contains_key(*d)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not back yet: {missing:?}"))
+        }
+    });
+    if let Err(error) = refilled {
+        panic!(
+            "{error}\n{}",
+            civsync_tests::describe_nodes(&[&township, &village])
+        );
+    }
+    let volunteers = village.get("volunteers").unwrap();
+    assert!(
+        volunteers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["number"] == volunteer.as_str()),
+        "the roster is back: {volunteers}"
+    );
+
+    // And it goes on recording, on a new actor, with its old volunteers.
+    let second: Vec<String> = (1..5).map(|n| format!("l2-{n}")).collect();
+    for (n, id) in second.iter().enumerate() {
+        village
+            .record_activity(id, &date(n + 11), std::slice::from_ref(&volunteer))
+            .unwrap();
+    }
+    let mut all = keys("xh/t1/v1", &first);
+    all.extend(keys("xh/t1/v1", &second));
+    all.extend(keys("xh/t1/v1", &["l2-0".to_string()]));
+    for node in [&township, &village] {
+        wait_for_records(
+            node,
+            MONTH,
+            &all,
+            SYNC_TIMEOUT,
+            "every record, before and after the loss",
+            &[&township, &village],
+        );
+    }
+    wait_until(SYNC_TIMEOUT, || {
+        civsync_tests::replicas_agree(&[&township, &village])
+    })
+    .unwrap();
 }
