@@ -2,6 +2,7 @@
 //! long; record one (a volunteer picker and hours); delete one (kept,
 //! marked deleted, as the API does).
 
+use super::form::{optional, redirect_with_notice, value, Pairs};
 use super::internal;
 use super::layout::{
     csrf_field, field_error, month_nav, month_or_now, other_errors, page, shell, text,
@@ -11,7 +12,7 @@ use crate::access::guard::{url_encode, Principal};
 use crate::access::Permission;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use civsync_protocol::domain::model::{Category, Form as ActivityForm};
@@ -48,16 +49,6 @@ struct ListQuery {
     edit: Option<String>,
 }
 
-type Pairs = Vec<(String, String)>;
-
-fn value<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
 /// The API body: every ticked volunteer served the hours given.
 fn activity_input(pairs: &Pairs) -> Value {
     let hours = value(pairs, "hours").trim().to_string();
@@ -67,10 +58,7 @@ fn activity_input(pairs: &Pairs) -> Value {
         .map(|(_, number)| json!({"volunteer": number, "hours": hours}))
         .collect();
     let beneficiaries = value(pairs, "beneficiaries").trim();
-    let optional = |name: &str| {
-        let text = value(pairs, name).trim();
-        (!text.is_empty()).then(|| text.to_string())
-    };
+    let optional = |name: &str| optional(pairs, name);
     json!({
         "id": optional("id"),
         "team": optional("team"),
@@ -325,11 +313,7 @@ async fn record(
                 "已登记"
             };
             let notice = format!("{verb}活动：{}（{}）", text(&answer.body, "name"), date);
-            Redirect::to(&format!(
-                "/web/activities?month={month}&notice={}",
-                url_encode(&notice)
-            ))
-            .into_response()
+            redirect_with_notice(&format!("/web/activities?month={month}"), &notice)
         }
         Some(error) => {
             let month = month_or_now(value(&pairs, "date").get(..7));
@@ -357,12 +341,10 @@ async fn delete(
     );
     let answer = internal::call(&web, Method::DELETE, &path, None).await;
     match answer.refusal() {
-        None => Redirect::to(&format!(
-            "/web/activities?month={}&notice={}",
-            url_encode(&form.month),
-            url_encode("已删除（保留痕迹）")
-        ))
-        .into_response(),
+        None => redirect_with_notice(
+            &format!("/web/activities?month={}", url_encode(&form.month)),
+            "已删除（保留痕迹）",
+        ),
         Some(error) => {
             let page = render(&web, &principal, &form.month, None, &Vec::new(), &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()

@@ -5,14 +5,15 @@
 //! these down their subtree; a village sees what its township and county
 //! set. Writes are the API's (`POST menu`, `POST themes`).
 
+use super::form::{redirect_with_notice, value, Pairs};
 use super::internal;
 use super::layout::{csrf_field, field_error, month_or_now, other_errors, page, shell, text};
 use super::Web;
-use crate::access::guard::{url_encode, Principal};
+use crate::access::guard::Principal;
 use crate::access::Permission;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use civsync_protocol::domain::model::Category;
@@ -30,16 +31,6 @@ pub fn routes() -> Router<Web> {
 #[derive(Deserialize, Default)]
 struct ShowQuery {
     notice: Option<String>,
-}
-
-type Pairs = Vec<(String, String)>;
-
-fn value<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
 }
 
 fn menu_input(pairs: &Pairs) -> Value {
@@ -224,11 +215,7 @@ async fn written(
     notice: impl Fn(&Value) -> String,
 ) -> Response {
     match answer.refusal() {
-        None if answer.ok() => Redirect::to(&format!(
-            "/web/catalog?notice={}",
-            url_encode(&notice(&answer.body))
-        ))
-        .into_response(),
+        None if answer.ok() => redirect_with_notice("/web/catalog", &notice(&answer.body)),
         refusal => {
             let error =
                 refusal.unwrap_or_else(|| ("node".into(), "节点未给出结果，请查看节点日志".into()));

@@ -20,6 +20,7 @@ pub mod assets;
 pub mod catalog;
 pub mod certificate;
 pub mod dashboard;
+pub mod form;
 pub mod home;
 pub mod import;
 pub mod internal;

@@ -4,16 +4,17 @@
 //! (`POST orders`, `orders/dispatch|take|rate|cancel`); a step out of turn
 //! comes back as the API's refusal, shown above the table.
 
+use super::form::{redirect_with_notice, value, Pairs};
 use super::internal;
 use super::layout::{
     csrf_field, field_error, month_nav, month_or_now, other_errors, page, shell, text,
 };
 use super::Web;
-use crate::access::guard::{url_encode, Principal};
+use crate::access::guard::Principal;
 use crate::access::Permission;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use civsync_protocol::domain::model::OrderStatus;
@@ -31,16 +32,6 @@ pub fn routes() -> Router<Web> {
 struct ListQuery {
     month: Option<String>,
     notice: Option<String>,
-}
-
-type Pairs = Vec<(String, String)>;
-
-fn value<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
 }
 
 fn status_label(status: &str) -> &'static str {
@@ -190,9 +181,7 @@ async fn place(
     let body = json!({"menu_item": value(&pairs, "menu_item").trim(), "requester": value(&pairs, "requester").trim()});
     let answer = internal::post(&web, "orders", &body).await;
     match answer.refusal() {
-        None => {
-            Redirect::to(&format!("/web/orders?notice={}", url_encode("已点单"))).into_response()
-        }
+        None => redirect_with_notice("/web/orders", "已点单"),
         Some(error) => {
             let month = month_or_now(None);
             (
@@ -246,11 +235,7 @@ async fn step(
     match answer.refusal() {
         None => {
             let notice = format!("订单已{}", status_label(text(&answer.body, "status")));
-            Redirect::to(&format!(
-                "/web/orders?month={month}&notice={}",
-                url_encode(&notice)
-            ))
-            .into_response()
+            redirect_with_notice(&format!("/web/orders?month={month}"), &notice)
         }
         Some(error) => (
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -6,14 +6,15 @@
 //! (`POST stations`, `POST stations/retire`); its refusal is shown beside
 //! the field it names.
 
+use super::form::{optional, redirect_with_notice, value, Pairs};
 use super::internal;
 use super::layout::{csrf_field, field_error, other_errors, page, shell, text, tier_label};
 use super::Web;
-use crate::access::guard::{url_encode, Principal};
+use crate::access::guard::Principal;
 use crate::access::Permission;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use civsync_protocol::Tier;
@@ -32,16 +33,6 @@ struct ShowQuery {
     notice: Option<String>,
 }
 
-type Pairs = Vec<(String, String)>;
-
-fn value<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
 fn station_input(pairs: &Pairs) -> Value {
     json!({
         "id": value(pairs, "id").trim(),
@@ -52,10 +43,7 @@ fn station_input(pairs: &Pairs) -> Value {
 
 /// An empty date un-retires (a clerk's mistake undone).
 fn retire_input(pairs: &Pairs) -> Value {
-    let optional = |name: &str| {
-        let text = value(pairs, name).trim();
-        (!text.is_empty()).then(|| text.to_string())
-    };
+    let optional = |name: &str| optional(pairs, name);
     json!({
         "id": value(pairs, "id").trim(),
         "retired_on": optional("retired_on"),
@@ -191,11 +179,7 @@ async fn done(
     notice: impl Fn(&Value) -> String,
 ) -> Response {
     match answer.refusal() {
-        None if answer.ok() => Redirect::to(&format!(
-            "/web/registry?notice={}",
-            url_encode(&notice(&answer.body))
-        ))
-        .into_response(),
+        None if answer.ok() => redirect_with_notice("/web/registry", &notice(&answer.body)),
         refusal => {
             let (field, reason) =
                 refusal.unwrap_or_else(|| ("node".into(), "节点未给出结果，请查看节点日志".into()));

@@ -4,6 +4,7 @@
 //! The form's values become the API's `TeamInput` (`POST teams`); the API's
 //! refusal is shown beside the field it names, keeping what was typed.
 
+use super::form::{optional, redirect_with_notice, value, Pairs};
 use super::internal;
 use super::layout::{csrf_field, field_error, other_errors, page, shell, text};
 use super::Web;
@@ -11,7 +12,7 @@ use crate::access::guard::{url_encode, Principal};
 use crate::access::Permission;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Form, Router};
 use civsync_protocol::domain::model::Category;
@@ -31,16 +32,6 @@ struct ListQuery {
     notice: Option<String>,
 }
 
-type Pairs = Vec<(String, String)>;
-
-fn value<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
 /// Volunteer numbers as a clerk types them: separated by commas (either
 /// width), 、 or spaces.
 fn numbers(text: &str) -> Vec<&str> {
@@ -52,10 +43,7 @@ fn numbers(text: &str) -> Vec<&str> {
 
 /// The API body for the form's fields.
 fn team_input(pairs: &Pairs) -> Value {
-    let optional = |name: &str| {
-        let text = value(pairs, name).trim();
-        (!text.is_empty()).then(|| text.to_string())
-    };
+    let optional = |name: &str| optional(pairs, name);
     json!({
         "id": optional("id"),
         "name": value(pairs, "name").trim(),
@@ -181,7 +169,7 @@ async fn put(
                 text(&answer.body, "name"),
                 text(&answer.body, "id")
             );
-            Redirect::to(&format!("/web/teams?notice={}", url_encode(&notice))).into_response()
+            redirect_with_notice("/web/teams", &notice)
         }
         refusal => {
             let error =

@@ -5,6 +5,7 @@
 //! validates: the API's refusal names the field and the page puts the
 //! reason beside it, keeping what the clerk typed.
 
+use super::form::{optional, redirect_with_notice, value, values, Pairs};
 use super::internal;
 use super::layout::{csrf_field, field_error, other_errors, page, shell, text};
 use super::Web;
@@ -12,7 +13,7 @@ use crate::access::guard::Principal;
 use crate::access::Permission;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Form, Router};
 use civsync_protocol::domain::model::{Category, Sex};
@@ -49,30 +50,9 @@ struct ListQuery {
     edit: Option<String>,
 }
 
-type Pairs = Vec<(String, String)>;
-
-fn value<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
-fn values<'a>(pairs: &'a Pairs, name: &str) -> Vec<&'a str> {
-    pairs
-        .iter()
-        .filter(|(key, _)| key == name)
-        .map(|(_, v)| v.as_str())
-        .collect()
-}
-
 /// The API body for the form's fields.
 fn volunteer_input(pairs: &Pairs) -> Value {
-    let optional = |name: &str| {
-        let text = value(pairs, name).trim();
-        (!text.is_empty()).then(|| text.to_string())
-    };
+    let optional = |name: &str| optional(pairs, name);
     json!({
         "number": optional("number"),
         "name": value(pairs, "name").trim(),
@@ -289,11 +269,7 @@ async fn register(
                 text(&answer.body, "name"),
                 text(&answer.body, "number")
             );
-            Redirect::to(&format!(
-                "/web/volunteers?notice={}",
-                crate::access::guard::url_encode(&notice)
-            ))
-            .into_response()
+            redirect_with_notice("/web/volunteers", &notice)
         }
         Some(error) => {
             let page = render(&web, &principal, "", None, &pairs, &[error]).await;
