@@ -33,8 +33,8 @@ use crate::topology::{LinkIndex, LinkKind, NodeIndex, Topology};
 use crate::trace::Trace;
 use crate::truth::Truth;
 use crate::workload::{self, Action, Change, ReadActivity, Workload};
-use civsync_protocol::domain::input::{ActivityInput, HoursInput, ServiceRecordInput};
-use civsync_protocol::domain::model::{date_format, Activity, RecordId};
+use civsync_protocol::domain::input::ActivityInput;
+use civsync_protocol::domain::model::{Activity, RecordId};
 use civsync_protocol::layout;
 use civsync_protocol::replica::{Replica, ReplicaConfig};
 use civsync_protocol::service::{self, ServiceError};
@@ -1182,31 +1182,7 @@ fn submit_correction(
     activity: &Activity,
     today: Date,
 ) -> Result<Vec<automerge::ChangeHash>, ServiceError> {
-    let input = ActivityInput {
-        id: Some(activity.id.to_string()),
-        name: activity.name.clone(),
-        date: date_format::format(activity.date),
-        place: activity.place.clone(),
-        content: activity.content.clone(),
-        form: activity.form.key().to_string(),
-        category: activity.category.key().to_string(),
-        team: activity.team.as_ref().map(ToString::to_string),
-        person_in_charge: activity.person_in_charge.clone(),
-        beneficiaries: activity.beneficiaries,
-        theme: activity.theme.clone(),
-        records: activity
-            .records
-            .iter()
-            .filter(|r| !r.deleted)
-            .map(|r| ServiceRecordInput {
-                volunteer: match &r.home_station {
-                    Some(home) => format!("{home}:{}", r.volunteer),
-                    None => r.volunteer.to_string(),
-                },
-                hours: HoursInput::Text(r.hours.to_string()),
-            })
-            .collect(),
-    };
+    let input = ActivityInput::resubmitting(activity);
     let station = activity.station.clone();
     // The id is given: no nonce is drawn.
     service::record_activity(replica, &station, &input, workload::to_date(&today), 0)?;

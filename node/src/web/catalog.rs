@@ -215,10 +215,8 @@ async fn written(
     notice: impl Fn(&Value) -> String,
 ) -> Response {
     match answer.refusal() {
-        None if answer.ok() => redirect_with_notice("/web/catalog", &notice(&answer.body)),
-        refusal => {
-            let error =
-                refusal.unwrap_or_else(|| ("node".into(), "节点未给出结果，请查看节点日志".into()));
+        None => redirect_with_notice("/web/catalog", &notice(&answer.body)),
+        Some(error) => {
             let errors = [error];
             let filled = Filled {
                 form,

@@ -168,14 +168,7 @@ async fn upload(
             refusal_fragment(&format!("{field}：{reason}")),
         )
             .into_response(),
-        None if answer.ok() => {
-            (StatusCode::OK, report_fragment(kind, &answer.body)).into_response()
-        }
-        None => (
-            StatusCode::BAD_GATEWAY,
-            refusal_fragment("节点未给出导入结果，请查看节点日志"),
-        )
-            .into_response(),
+        None => (StatusCode::OK, report_fragment(kind, &answer.body)).into_response(),
     }
 }
 

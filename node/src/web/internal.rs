@@ -23,16 +23,28 @@ impl Answer {
         self.status.is_success()
     }
 
-    /// The refusal's field and reason, as the API put them.
+    /// `None` when the API did it; else its refusal's field and reason, as
+    /// the API put them — or, for a failure that names none (a bare 500),
+    /// `node` and its status, so no page takes a failure for success.
     pub fn refusal(&self) -> Option<(String, String)> {
         if self.ok() {
             return None;
         }
-        let error = self.body.get("error")?;
-        Some((
-            error.get("field")?.as_str()?.to_string(),
-            error.get("reason")?.as_str()?.to_string(),
-        ))
+        let named = self.body.get("error").and_then(|error| {
+            Some((
+                error.get("field")?.as_str()?.to_string(),
+                error.get("reason")?.as_str()?.to_string(),
+            ))
+        });
+        Some(named.unwrap_or_else(|| {
+            (
+                "node".to_string(),
+                format!(
+                    "节点未给出结果（HTTP {}），请查看节点日志",
+                    self.status.as_u16()
+                ),
+            )
+        }))
     }
 }
 
@@ -119,5 +131,31 @@ fn failed(reason: String) -> Answer {
     Answer {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         body: serde_json::json!({"error": {"field": "node", "reason": reason}}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_without_an_error_body_is_still_a_refusal() {
+        let named = Answer {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: serde_json::json!({"error": {"field": "name", "reason": "is empty"}}),
+        };
+        assert_eq!(named.refusal(), Some(("name".into(), "is empty".into())));
+        let bare = Answer {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: Value::Null,
+        };
+        let (field, reason) = bare.refusal().unwrap();
+        assert_eq!(field, "node");
+        assert!(reason.contains("500"), "{reason}");
+        let done = Answer {
+            status: StatusCode::CREATED,
+            body: Value::Null,
+        };
+        assert_eq!(done.refusal(), None);
     }
 }

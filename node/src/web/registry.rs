@@ -179,10 +179,8 @@ async fn done(
     notice: impl Fn(&Value) -> String,
 ) -> Response {
     match answer.refusal() {
-        None if answer.ok() => redirect_with_notice("/web/registry", &notice(&answer.body)),
-        refusal => {
-            let (field, reason) =
-                refusal.unwrap_or_else(|| ("node".into(), "节点未给出结果，请查看节点日志".into()));
+        None => redirect_with_notice("/web/registry", &notice(&answer.body)),
+        Some((field, reason)) => {
             // A retirement's refusal is shown above the table: its row has
             // no room for a message.
             let error = if value(&pairs, "form") == "retire" {

@@ -163,7 +163,7 @@ async fn put(
 ) -> Response {
     let answer = internal::post(&web, "teams", &team_input(&pairs)).await;
     match answer.refusal() {
-        None if answer.ok() => {
+        None => {
             let notice = format!(
                 "已保存队伍 {}（编号 {}）",
                 text(&answer.body, "name"),
@@ -171,9 +171,7 @@ async fn put(
             );
             redirect_with_notice("/web/teams", &notice)
         }
-        refusal => {
-            let error =
-                refusal.unwrap_or_else(|| ("node".into(), "节点未给出结果，请查看节点日志".into()));
+        Some(error) => {
             let page = render(&web, &principal, None, &pairs, &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }

@@ -152,6 +152,38 @@ pub struct ActivityInput {
 }
 
 impl ActivityInput {
+    /// The input that records `activity` again as it stands — what a form
+    /// left open on it submits: every field, its live service records
+    /// (qualified `<home>:<number>` when the volunteer is another
+    /// station's), the id given so it is a correction.
+    pub fn resubmitting(activity: &Activity) -> ActivityInput {
+        ActivityInput {
+            id: Some(activity.id.to_string()),
+            name: activity.name.clone(),
+            date: date_format::format(activity.date),
+            place: activity.place.clone(),
+            content: activity.content.clone(),
+            form: activity.form.key().to_string(),
+            category: activity.category.key().to_string(),
+            team: activity.team.as_ref().map(ToString::to_string),
+            person_in_charge: activity.person_in_charge.clone(),
+            beneficiaries: activity.beneficiaries,
+            theme: activity.theme.clone(),
+            records: activity
+                .records
+                .iter()
+                .filter(|r| !r.deleted)
+                .map(|r| ServiceRecordInput {
+                    volunteer: match &r.home_station {
+                        Some(home) => format!("{home}:{}", r.volunteer),
+                        None => r.volunteer.to_string(),
+                    },
+                    hours: HoursInput::Text(r.hours.to_string()),
+                })
+                .collect(),
+        }
+    }
+
     /// The activity's date alone, to find its month's document before the
     /// full validation.
     pub fn date(&self, today: Date) -> Validated<Date> {
@@ -369,6 +401,35 @@ mod tests {
                 .unwrap_err();
             assert_eq!(error.field, field, "{error}");
         }
+    }
+
+    #[test]
+    fn an_activity_resubmitted_as_it_stands_validates_to_the_same_activity() {
+        let input = ActivityInput {
+            name: "健康义诊".into(),
+            date: "2026-11-02".into(),
+            place: "村委会".into(),
+            form: "帮".into(),
+            category: "health".into(),
+            beneficiaries: 40,
+            theme: Some("移风易俗".into()),
+            records: vec![
+                ServiceRecordInput {
+                    volunteer: "V1".into(),
+                    hours: HoursInput::Number(2.5),
+                },
+                ServiceRecordInput {
+                    volunteer: "xh/t1:V9".into(),
+                    hours: HoursInput::Text("1.25".into()),
+                },
+            ],
+            ..ActivityInput::default()
+        };
+        let stored = input.validate(&home(), date!(2026 - 11 - 05), 9).unwrap();
+        let again = ActivityInput::resubmitting(&stored)
+            .validate(&home(), date!(2026 - 11 - 05), 10)
+            .unwrap();
+        assert_eq!(again, stored);
     }
 
     #[test]
