@@ -1,48 +1,56 @@
 #!/usr/bin/env bash
-# Install a civsync node on a Debian/Ubuntu office PC, as root.
+# Install and set up a civsync node on a Debian/Ubuntu office PC, as root.
 #
-#   deploy/install.sh --station xh/t03/v12 --tier village \
-#       --name 东村新时代文明实践站 --parent-address 10.0.3.1:7401 \
-#       --pki ./v12-pki
+#   deploy/install.sh --package civsync_0.1.0_amd64.deb \
+#       --station xh/t03/v12 --tier village --name 东村新时代文明实践站 \
+#       --parent-address 10.0.3.1:7401 --pki ./v12-pki
+#
+# --package is the .deb that deploy/package.sh built (no Rust toolchain is
+# needed on the office PC). Without --package the installed civsync package
+# is used (the package carries this script as /usr/share/civsync/install.sh),
+# and an installed package is upgraded by passing a newer one.
 #
 # --pki is the folder `civsync pki issue` wrote at the county for this
 # station (node.crt, node.key, ca.crt, county-id.pub; for the county office
 # also county-id.key). An old identity.key left in the data directory is
-# removed below the county: it confirms guessed ID numbers. The binary is built
-# from this checkout unless --binary points at one.
+# removed below the county: it confirms guessed ID numbers.
+#
+# Where systemd runs, the node is enabled and started; elsewhere (a container)
+# the script says how to start it by hand.
 set -euo pipefail
 
-station="" tier="" name="" parent="" pki="" binary=""
+station="" tier="" name="" parent="" pki="" package=""
 data_dir=/var/lib/civsync
 while [ $# -gt 0 ]; do
   case "$1" in
+    --package) package=$2; shift 2 ;;
     --station) station=$2; shift 2 ;;
     --tier) tier=$2; shift 2 ;;
     --name) name=$2; shift 2 ;;
     --parent-address) parent=$2; shift 2 ;;
     --pki) pki=$2; shift 2 ;;
-    --binary) binary=$2; shift 2 ;;
     --data-dir) data_dir=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
+    *) echo "install.sh: unknown option $1 (see the top of this file)" >&2; exit 2 ;;
   esac
 done
-[ -n "$station" ] && [ -n "$tier" ] || { echo "--station and --tier are required" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
+[ -n "$station" ] && [ -n "$tier" ] || { echo "install.sh: --station and --tier are required" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "install.sh: run as root" >&2; exit 2; }
 
-here=$(cd "$(dirname "$0")" && pwd)
-if [ -z "$binary" ]; then
-  (cd "$here/.." && cargo build --release -p civsync-node)
-  binary="$here/../target/release/civsync"
+if [ -n "$package" ]; then
+  [ -f "$package" ] || { echo "install.sh: no package file at $package" >&2; exit 2; }
+  dpkg -i "$package"
+elif ! dpkg-query -W -f='${Status}' civsync 2>/dev/null | grep -q "install ok installed"; then
+  echo "install.sh: the civsync package is not installed; pass --package civsync_<version>_<arch>.deb (built by deploy/package.sh)" >&2
+  exit 2
 fi
-install -m 0755 "$binary" /usr/local/bin/civsync
+civsync=/usr/bin/civsync
+echo "installed: $($civsync --version)"
 
-id civsync >/dev/null 2>&1 || useradd --system --home "$data_dir" --shell /usr/sbin/nologin civsync
 install -d -m 0750 -o civsync -g civsync "$data_dir"
-
 if [ ! -f "$data_dir/civsync.toml" ]; then
   args=(init --data-dir "$data_dir" --station "$station" --tier "$tier" --name "$name")
   [ -n "$parent" ] && args+=(--parent-address "$parent")
-  runuser -u civsync -- /usr/local/bin/civsync "${args[@]}"
+  runuser -u civsync -- "$civsync" "${args[@]}"
 fi
 if [ -n "$pki" ]; then
   install -d -m 0700 -o civsync -g civsync "$data_dir/pki"
@@ -54,7 +62,13 @@ if [ -n "$pki" ]; then
   if [ "$tier" != county ]; then rm -f "$data_dir/pki/identity.key" "$data_dir/pki/county-id.key"; fi
 fi
 
-install -m 0644 "$here/civsync.service" /etc/systemd/system/civsync.service
-systemctl daemon-reload
-systemctl enable --now civsync
-echo "civsync is running: systemctl status civsync; civsync status --data-dir $data_dir"
+if [ "$data_dir" != /var/lib/civsync ]; then
+  echo "note: the systemd unit runs /var/lib/civsync; for $data_dir start the node with:"
+  echo "  runuser -u civsync -- $civsync run --data-dir $data_dir"
+elif [ -d /run/systemd/system ]; then
+  systemctl enable --now civsync.service
+  echo "civsync is running: systemctl status civsync; civsync status --data-dir $data_dir"
+else
+  echo "systemd is not running here; start the node with:"
+  echo "  runuser -u civsync -- $civsync run --data-dir $data_dir"
+fi

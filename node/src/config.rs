@@ -89,18 +89,14 @@ fn default_points_per_hour() -> u32 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}. Run `civsync init` first, or pass --data-dir")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // The io error is part of the message, not a chained source: the CLI
+    // prints the chain, and would say it twice.
+    #[error("cannot read {path}: {io}. Run `civsync init` first, or pass --data-dir")]
+    Read { path: PathBuf, io: std::io::Error },
     #[error("{path} is not a valid configuration: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot write {path}: {io}")]
+    Write { path: PathBuf, io: std::io::Error },
 }
 
 impl NodeConfig {
@@ -190,9 +186,9 @@ impl NodeConfig {
 
     pub fn load(data_dir: &Path) -> Result<NodeConfig, ConfigError> {
         let path = data_dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(&path).map_err(|io| ConfigError::Read {
             path: path.clone(),
-            source,
+            io,
         })?;
         let config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.clone(),
@@ -210,11 +206,11 @@ impl NodeConfig {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        std::fs::create_dir_all(data_dir).map_err(|source| ConfigError::Write {
+        std::fs::create_dir_all(data_dir).map_err(|io| ConfigError::Write {
             path: path.clone(),
-            source,
+            io,
         })?;
-        std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
+        std::fs::write(&path, text).map_err(|io| ConfigError::Write { path, io })
     }
 
     pub fn pki_path(&self, data_dir: &Path) -> PathBuf {
