@@ -16,7 +16,10 @@
 //! and a hello's trailing bytes are ignored, so any node can read any newer
 //! peer's hello far enough to agree on a version or refuse it with a clear
 //! reason. A hello of version 2 or older (no range) is refused by its first
-//! field. Message type bytes are never reused.
+//! field. Message type bytes are never reused. The frames of every version
+//! still spoken are frozen in `tests/vectors/wire-vN/` and replayed against
+//! this code by `tests/wire_vectors.rs`: a change that fails those tests is
+//! a new wire version, never a new recording of an old one.
 //!
 //! Bucket hashes travel sparse: a bitmap of the buckets that hold entries,
 //! then only their hashes (an empty bucket's hash is the known
