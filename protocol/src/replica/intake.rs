@@ -25,6 +25,11 @@
 //!
 //! Nothing here reads a clock or a document; the replica passes the day and
 //! whether the registry lists the station.
+//!
+//! The day's counts are stored (`intake|<peer>`, riding on the next flush),
+//! so a node that restarts — or is made to crash and restart — does not
+//! give every peer a fresh quota. A crash may lose the counts of the last
+//! unflushed messages, never more.
 
 use crate::identity::station::{StationId, Tier};
 use serde::Serialize;
@@ -101,6 +106,52 @@ pub struct PeerIntake {
     pub last_refusal: Option<String>,
 }
 
+/// Bytes of a stored [`PeerIntake`]: a version byte and five u64/i64.
+const STORED_BYTES: usize = 1 + 5 * 8;
+const STORED_VERSION: u8 = 1;
+
+impl PeerIntake {
+    /// The counts as stored (the last refusal's text is not kept: it is
+    /// for the status page of the running node).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(STORED_BYTES);
+        out.push(STORED_VERSION);
+        out.extend_from_slice(&self.day.to_be_bytes());
+        for count in [
+            self.documents_accepted,
+            self.bytes_accepted,
+            self.refused_unregistered,
+            self.refused_over_quota,
+        ] {
+            out.extend_from_slice(&count.to_be_bytes());
+        }
+        out
+    }
+
+    /// Counts stored by [`PeerIntake::encode`], or why they are not.
+    pub fn decode(bytes: &[u8]) -> Result<PeerIntake, String> {
+        if bytes.len() != STORED_BYTES {
+            return Err(format!("{} bytes, expected {STORED_BYTES}", bytes.len()));
+        }
+        if bytes[0] != STORED_VERSION {
+            return Err(format!("unknown version {}", bytes[0]));
+        }
+        let word = |n: usize| -> [u8; 8] {
+            bytes[1 + 8 * n..1 + 8 * (n + 1)]
+                .try_into()
+                .expect("STORED_BYTES holds five words")
+        };
+        Ok(PeerIntake {
+            day: i64::from_be_bytes(word(0)),
+            documents_accepted: u64::from_be_bytes(word(1)),
+            bytes_accepted: u64::from_be_bytes(word(2)),
+            refused_unregistered: u64::from_be_bytes(word(3)),
+            refused_over_quota: u64::from_be_bytes(word(4)),
+            last_refusal: None,
+        })
+    }
+}
+
 /// The day of `now_ms` (Unix ms).
 pub fn day_of(now_ms: i64) -> i64 {
     now_ms.div_euclid(DAY_MS)
@@ -142,6 +193,11 @@ impl Intake {
 
     pub fn quotas(&self) -> &PeerQuotas {
         &self.quotas
+    }
+
+    /// Counts of `peer` read back from the store when the replica opens.
+    pub fn restore(&mut self, peer: StationId, counts: PeerIntake) {
+        self.peers.insert(peer, counts);
     }
 
     /// `peer`'s counts for `day`, started afresh on a new day.
@@ -240,6 +296,31 @@ mod tests {
             bytes_per_day_max: 1_000,
             ..PeerQuotas::DEFAULT
         })
+    }
+
+    #[test]
+    fn stored_counts_read_back_the_same_and_damaged_ones_are_named() {
+        let counts = PeerIntake {
+            day: 20_000,
+            documents_accepted: 7,
+            bytes_accepted: 1 << 40,
+            refused_unregistered: 2,
+            refused_over_quota: 3,
+            last_refusal: Some("not kept".to_string()),
+        };
+        let read = PeerIntake::decode(&counts.encode()).unwrap();
+        assert_eq!(
+            read,
+            PeerIntake {
+                last_refusal: None,
+                ..counts.clone()
+            }
+        );
+        let short = &counts.encode()[..10];
+        assert!(PeerIntake::decode(short).unwrap_err().contains("10 bytes"));
+        let mut newer = counts.encode();
+        newer[0] = 9;
+        assert!(PeerIntake::decode(&newer).unwrap_err().contains("version 9"));
     }
 
     #[test]

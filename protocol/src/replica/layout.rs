@@ -13,6 +13,7 @@
 //! | `sync|<peer station>|<doc id>`   | `sync::State::encode()` for that pair    |
 //! | `node|...`                       | reserved for the node (its incarnation)  |
 //! | `stats|<document id>`            | the statistics index's entry for it      |
+//! | `intake|<peer station>`          | `intake::PeerIntake`, the peer's day      |
 //!
 //! Every value except `meta|layout` is framed as
 //! `version (1 byte) ‖ first 8 bytes of SHA-256(payload) ‖ payload`, so a
@@ -40,6 +41,9 @@ pub const NODE_PREFIX: &[u8] = b"node|";
 /// (`crate::stats::StoredStats`): a cache, rebuildable from the documents.
 pub const STATS_PREFIX: &[u8] = b"stats|";
 
+/// Keys under this prefix hold each peer's intake counts of its day.
+pub const INTAKE_PREFIX: &[u8] = b"intake|";
+
 const FRAME_VERSION: u8 = 1;
 const FRAME_CHECKSUM_BYTES: usize = 8;
 const FRAME_HEADER_BYTES: usize = 1 + FRAME_CHECKSUM_BYTES;
@@ -63,6 +67,10 @@ impl CorruptValue {
             reason: reason.into(),
         }
     }
+}
+
+pub fn intake_key(peer: &StationId) -> Vec<u8> {
+    [INTAKE_PREFIX, peer.to_string().as_bytes()].concat()
 }
 
 pub fn index_key(document: &DocumentId) -> Vec<u8> {

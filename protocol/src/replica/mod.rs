@@ -310,7 +310,25 @@ impl<S: Storage> Replica<S> {
             index.insert(document, entry);
         }
         let tier = config.tier_of(&local);
-        let config_quotas = config.peer_quotas;
+        let mut intake = intake::Intake::new(config.peer_quotas);
+        for (key, value) in storage.scan_prefix(layout::INTAKE_PREFIX)? {
+            // Damaged counts cost a peer at most one fresh day of quota;
+            // they never keep the store from opening.
+            let peer = std::str::from_utf8(&key[layout::INTAKE_PREFIX.len()..])
+                .ok()
+                .and_then(|text| StationId::parse(text).ok());
+            let counts = unseal(&key, &value)
+                .map_err(|problem| problem.to_string())
+                .and_then(PeerIntake::decode);
+            match (peer, counts) {
+                (Some(peer), Ok(counts)) => intake.restore(peer, counts),
+                (_, counts) => tracing::warn!(
+                    key = %crate::storage::display_key(&key),
+                    problem = ?counts.err(),
+                    "stored intake counts are unreadable; that peer's day starts afresh"
+                ),
+            }
+        }
         Ok(Replica {
             storage,
             actor: actor_for(&local, incarnation),
@@ -324,7 +342,7 @@ impl<S: Storage> Replica<S> {
             unflushed: false,
             flush_deferred: false,
             now_ms: 0,
-            intake: intake::Intake::new(config_quotas),
+            intake,
             actor_reused: None,
         })
     }

@@ -26,7 +26,7 @@
 use super::bounds::{self, DecodeCost, DecodeLimits};
 use super::chunks;
 use super::intake::{self, IntakeRefusal, PeerIntake};
-use super::layout::{seal, sync_state_key, unseal};
+use super::layout::{self, seal, sync_state_key, unseal};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
 use crate::identity::document_id::DocumentId;
 use crate::identity::schema;
@@ -352,11 +352,29 @@ impl<S: Storage> Replica<S> {
         };
         if self.unregistered_below(peer, document) {
             let refusal = self.intake.refuse_unregistered(peer, day, &document.owner);
+            self.store_intake(peer);
             return Err(deferred(refusal));
         }
-        self.intake
-            .check(peer, day, new_document, bytes)
-            .map_err(deferred)
+        let checked = self.intake.check(peer, day, new_document, bytes);
+        if checked.is_err() {
+            self.store_intake(peer);
+        }
+        checked.map_err(deferred)
+    }
+
+    /// Write `peer`'s intake counts; they ride on the next flush, like the
+    /// sync states.
+    fn store_intake(&mut self, peer: &StationId) {
+        let Some(counts) = self.intake.peer(peer) else {
+            return;
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(layout::intake_key(peer), seal(&counts.encode()));
+        if let Err(error) = self.storage.apply(batch) {
+            tracing::warn!(peer = %peer, %error, "could not store the intake counts");
+        } else {
+            self.unflushed = true;
+        }
     }
 
     /// [`SyncHost::receive_sync_message`] once the peer's intake admitted
@@ -555,6 +573,7 @@ impl<S: Storage> SyncHost for Replica<S> {
         if metered {
             let created = new_document && self.holds(document);
             self.intake.accept(peer, day, created, bytes);
+            self.store_intake(peer);
         }
         Ok(outcome)
     }

@@ -306,3 +306,47 @@ fn a_parent_is_not_metered() {
     );
     assert!(!t.holds(&roster));
 }
+
+#[test]
+fn a_township_restarted_the_same_day_keeps_counting_a_peers_quota() {
+    let quotas = PeerQuotas {
+        documents_per_day_max: 2,
+        ..PeerQuotas::DEFAULT
+    };
+    let township = end(replica("xh/t1", Tier::Township, quotas));
+    let mut v = end(replica("xh/t1/v1", Tier::Village, quotas));
+    let village = s("xh/t1/v1");
+    let months: Vec<DocumentId> = (1..=3)
+        .map(|m| DocumentId::activities(&village, Month::new(2026, m).unwrap()))
+        .collect();
+    write(&mut v.replica, &months[0], "a month");
+    write(&mut v.replica, &months[1], "a month");
+    let now = NOON_MS as u64;
+    let (mut t, mut v) = connect(township, v, now);
+    pump(&mut t, &mut v, now);
+    assert_eq!(t.replica.peer_intake()[0].1.documents_accepted, 2);
+    t.replica.flush().unwrap();
+
+    // The township's node restarts (a crash keeps what was flushed); the
+    // village then brings a third new document the same day.
+    let storage = t.replica.into_storage().crashed_copy();
+    let config = ReplicaConfig {
+        tier: Some(Tier::Township),
+        peer_quotas: quotas,
+        ..ReplicaConfig::default()
+    };
+    let mut reopened = Replica::open(storage, s("xh/t1"), 3, config).unwrap();
+    reopened.set_now_ms(NOON_MS);
+    let counted = reopened.peer_intake();
+    assert_eq!(counted.len(), 1, "the counts are read back: {counted:?}");
+    assert_eq!(counted[0].1.documents_accepted, 2);
+    write(&mut v.replica, &months[2], "a month");
+    let (mut t, mut v) = connect(end(reopened), v, now);
+    pump(&mut t, &mut v, now);
+    assert!(!t.replica.holds(&months[2]), "the quota was not reset");
+    let refused = refused_for_now(&t);
+    assert!(
+        refused.iter().any(|r| r.contains("over the quota of 2 new documents a day")),
+        "{refused:?}"
+    );
+}
