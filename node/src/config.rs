@@ -4,6 +4,7 @@
 //! read at every start. Everything has a default a village office can live
 //! with; only the station, its tier and its parent's address are needed.
 
+use civsync_protocol::replica::{PeerQuotas, ReplicaConfig};
 use civsync_protocol::{StationId, Tier};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -25,6 +26,56 @@ pub const POINTS_PER_HOUR_DEFAULT: u32 = 10;
 pub const POINTS_PER_HOUR_MAX: u32 = 1_000;
 /// Most configured peers (parent, fallback, siblings).
 pub const PEERS_MAX: usize = 16;
+/// Bounds of `[peer_quotas]`: below them an honest township's cold refill
+/// (~105 documents, ~1 MB) would not fit in a day; above them the quota
+/// bounds nothing a PC's disk could hold.
+pub const PEER_DOCUMENTS_PER_DAY_RANGE: std::ops::RangeInclusive<u64> = 128..=1_000_000;
+pub const PEER_BYTES_PER_DAY_RANGE: std::ops::RangeInclusive<u64> = (4 << 20)..=(64 << 30);
+
+/// What one peer (a child or sibling; never the parent) may bring in a day:
+/// `[peer_quotas]` in civsync.toml. A county technician raises them for a
+/// township being refilled from a large backlog; the defaults suit a
+/// county's normal day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerQuotasConfig {
+    #[serde(default = "default_peer_documents_per_day")]
+    pub documents_per_day_max: u64,
+    #[serde(default = "default_peer_bytes_per_day")]
+    pub bytes_per_day_max: u64,
+}
+
+impl Default for PeerQuotasConfig {
+    fn default() -> Self {
+        PeerQuotasConfig {
+            documents_per_day_max: default_peer_documents_per_day(),
+            bytes_per_day_max: default_peer_bytes_per_day(),
+        }
+    }
+}
+
+impl PeerQuotasConfig {
+    fn is_default(&self) -> bool {
+        *self == PeerQuotasConfig::default()
+    }
+
+    /// The replica's quotas with these limits.
+    pub fn peer_quotas(&self) -> PeerQuotas {
+        PeerQuotas {
+            documents_per_day_max: self.documents_per_day_max,
+            bytes_per_day_max: self.bytes_per_day_max,
+            ..PeerQuotas::DEFAULT
+        }
+    }
+}
+
+fn default_peer_documents_per_day() -> u64 {
+    PeerQuotas::DEFAULT.documents_per_day_max
+}
+
+fn default_peer_bytes_per_day() -> u64 {
+    PeerQuotas::DEFAULT.bytes_per_day_max
+}
 
 /// A peer this node dials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +124,9 @@ pub struct NodeConfig {
     /// points off. From 0 to 1,000.
     #[serde(default = "default_points_per_hour")]
     pub points_per_hour: u32,
+    /// What each child or sibling may bring in a day (`[peer_quotas]`).
+    #[serde(default, skip_serializing_if = "PeerQuotasConfig::is_default")]
+    pub peer_quotas: PeerQuotasConfig,
 }
 
 fn default_pki_dir() -> PathBuf {
@@ -114,6 +168,7 @@ impl NodeConfig {
             pki_dir: default_pki_dir(),
             quiet_days_max: QUIET_DAYS_DEFAULT,
             points_per_hour: POINTS_PER_HOUR_DEFAULT,
+            peer_quotas: PeerQuotasConfig::default(),
         }
     }
 
@@ -134,6 +189,15 @@ impl NodeConfig {
             [127, 0, 0, 1]
         };
         SocketAddr::from((host, QUIC_PORT_DEFAULT))
+    }
+
+    /// How this node's replica is opened: its tier and the peers' quotas.
+    pub fn replica_config(&self) -> ReplicaConfig {
+        ReplicaConfig {
+            tier: Some(self.tier),
+            peer_quotas: self.peer_quotas.peer_quotas(),
+            ..ReplicaConfig::default()
+        }
     }
 
     /// Every peer this node dials, parent first.
@@ -173,6 +237,23 @@ impl NodeConfig {
             return Err(format!(
                 "points_per_hour is {}; it must be from 0 to {POINTS_PER_HOUR_MAX}",
                 self.points_per_hour
+            ));
+        }
+        let quotas = &self.peer_quotas;
+        if !PEER_DOCUMENTS_PER_DAY_RANGE.contains(&quotas.documents_per_day_max) {
+            return Err(format!(
+                "peer_quotas.documents_per_day_max is {}; it must be from {} to {}",
+                quotas.documents_per_day_max,
+                PEER_DOCUMENTS_PER_DAY_RANGE.start(),
+                PEER_DOCUMENTS_PER_DAY_RANGE.end()
+            ));
+        }
+        if !PEER_BYTES_PER_DAY_RANGE.contains(&quotas.bytes_per_day_max) {
+            return Err(format!(
+                "peer_quotas.bytes_per_day_max is {}; it must be from {} to {} bytes",
+                quotas.bytes_per_day_max,
+                PEER_BYTES_PER_DAY_RANGE.start(),
+                PEER_BYTES_PER_DAY_RANGE.end()
             ));
         }
         if self.dialled_peers().len() > PEERS_MAX {
@@ -336,6 +417,57 @@ mod tests {
             NodeConfig::load(dir.path()).unwrap().quic_listen_address(),
             public
         );
+    }
+
+    #[test]
+    fn peer_quotas_default_to_the_replicas_and_are_read_bounded_and_passed_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig::new(s("xh"), Tier::County);
+        config.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
+        assert!(
+            !text.contains("peer_quotas"),
+            "defaults are not written: {text}"
+        );
+        assert_eq!(config.peer_quotas.peer_quotas(), PeerQuotas::DEFAULT);
+
+        let raised = format!("{text}\n[peer_quotas]\ndocuments_per_day_max = 20000\n");
+        std::fs::write(dir.path().join(CONFIG_FILE), raised).unwrap();
+        let loaded = NodeConfig::load(dir.path()).unwrap();
+        let quotas = loaded.replica_config().peer_quotas;
+        assert_eq!(quotas.documents_per_day_max, 20_000);
+        assert_eq!(
+            quotas.bytes_per_day_max,
+            PeerQuotas::DEFAULT.bytes_per_day_max,
+            "an unnamed limit keeps its default"
+        );
+
+        for (documents, bytes, named) in [
+            (
+                0,
+                PeerQuotas::DEFAULT.bytes_per_day_max,
+                "documents_per_day_max",
+            ),
+            (
+                2_000_000,
+                PeerQuotas::DEFAULT.bytes_per_day_max,
+                "documents_per_day_max",
+            ),
+            (4_096, 1_000, "bytes_per_day_max"),
+        ] {
+            let mut config = NodeConfig::new(s("xh"), Tier::County);
+            config.peer_quotas = PeerQuotasConfig {
+                documents_per_day_max: documents,
+                bytes_per_day_max: bytes,
+            };
+            let reason = config.validate().unwrap_err();
+            assert!(reason.contains(named), "{reason}");
+        }
+
+        let misspelt = format!("{text}\n[peer_quotas]\ndocuments_per_day = 20000\n");
+        std::fs::write(dir.path().join(CONFIG_FILE), misspelt).unwrap();
+        let error = NodeConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("documents_per_day"), "{error}");
     }
 
     #[test]

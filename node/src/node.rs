@@ -8,7 +8,6 @@ use crate::config::NodeConfig;
 use crate::context::{load_county_id_keys, NodeContext, STORE_DIR};
 use crate::store::Store;
 use anyhow::Context;
-use civsync_protocol::replica::ReplicaConfig;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -54,10 +53,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(
         &data_dir.join(STORE_DIR),
         config.station.clone(),
-        ReplicaConfig {
-            tier: Some(config.tier),
-            ..ReplicaConfig::default()
-        },
+        config.replica_config(),
     )
     .with_context(|| {
         format!(
