@@ -44,6 +44,13 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let config = NodeConfig::load(data_dir)?;
     let pki_dir = config.pki_path(data_dir);
     let (id_sealer, county_id_key) = load_county_id_keys(&pki_dir, config.tier)?;
+    let phone_key = crate::context::load_phone_key(&pki_dir)?;
+    let id_sealer = id_sealer.with_home_phone_key(config.station.clone(), phone_key.seal_key());
+    let phone_reader = civsync_protocol::domain::phone::PhoneReader {
+        station: config.station.clone(),
+        home_key: Some(phone_key),
+        county_key: county_id_key.clone(),
+    };
     // Listen before anything else: a node that cannot have its API (the
     // port is taken, often by another node) must stop before it opens the
     // store or syncs a byte, not after.
@@ -84,6 +91,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         data_dir: data_dir.to_path_buf(),
         id_sealer,
         county_id_key,
+        phone_reader,
         store,
         peers,
         stats: Default::default(),

@@ -103,6 +103,7 @@ fn village_with_documents() -> Node {
                 birth_date: date!(1975 - 03 - 08),
                 residence_area: "东村三组".into(),
                 phone: format!("1380000000{n}"),
+                phone_seals: Default::default(),
                 id_digest: format!("{n:064x}"),
                 id_sealed: String::new(),
                 id_masked: "4116**********0001".into(),

@@ -427,10 +427,14 @@ impl Workload {
                 .name
                 .trim_end_matches("新时代文明实践站")
                 .to_string(),
-            phone: format!(
-                "1{}{:09}",
-                [3, 5, 8][rng.gen_range(0..3)],
-                rng.gen_range(0..1_000_000_000u64)
+            phone: String::new(),
+            phone_seals: self.id_sealer.seal_phone(
+                station,
+                &format!(
+                    "1{}{:09}",
+                    [3, 5, 8][rng.gen_range(0..3)],
+                    rng.gen_range(0..1_000_000_000u64)
+                ),
             ),
             id_digest: String::new(),
             id_sealed: self.id_sealer.seal(&id_number),

@@ -299,3 +299,97 @@ fn a_stolen_village_pc_reveals_no_id_number_and_the_county_still_finds_duplicate
     township.stop().unwrap();
     v2.stop().unwrap();
 }
+
+/// Every phone field a stored roster holds, as text.
+fn stored_phone_texts(volunteer: &Volunteer) -> Vec<String> {
+    vec![
+        volunteer.phone.clone(),
+        volunteer.phone_seals.masked.clone(),
+        volunteer.phone_seals.county.clone(),
+        volunteer.phone_seals.home.clone(),
+    ]
+}
+
+#[test]
+fn phones_are_read_at_the_home_station_and_the_county_and_only_masked_at_the_township() {
+    let root = tempfile::tempdir().unwrap();
+    let ca = root.path().join("county-ca");
+    pki_init(&ca, "xh").unwrap();
+    let mut county = certified(root.path(), &ca, "xh", "county", None);
+    county.start().unwrap();
+    let mut township = certified(root.path(), &ca, "xh/t1", "township", Some(county.quic));
+    township.start().unwrap();
+    let mut village = certified(root.path(), &ca, "xh/t1/v1", "village", Some(township.quic));
+    village.start().unwrap();
+    let body = json!({"number": "001", "name": "王秀英", "sex": "女",
+        "id_number": id_number(7), "phone": "138 1234 5678"});
+    let (status, answer) = village.post("volunteers", &body).unwrap();
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(
+        answer["phone"], "13812345678",
+        "the clerk sees what she typed"
+    );
+
+    let everyone = [&county, &township, &village];
+    let phone_at = |node: &TestNode| -> Result<String, String> {
+        let listed = node
+            .get("volunteers?station=xh/t1/v1")
+            .map_err(|e| e.to_string())?;
+        let found = listed.as_array().and_then(|all| all.first()).cloned();
+        match found {
+            Some(volunteer) => {
+                let text = volunteer.to_string();
+                if text.contains("phone1:") {
+                    return Err(format!("{}: a seal left the node: {text}", node.station));
+                }
+                Ok(volunteer["phone"].as_str().unwrap_or_default().to_string())
+            }
+            None => Err(format!("{} holds no volunteer yet", node.station)),
+        }
+    };
+    wait_until(CONVERGE_TIMEOUT, || phone_at(&county).map(|_| ()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", describe_nodes(&everyone)));
+    assert_eq!(phone_at(&village).unwrap(), "13812345678");
+    assert_eq!(phone_at(&county).unwrap(), "13812345678");
+    assert_eq!(phone_at(&township).unwrap(), "138****5678");
+
+    // The township's disk, read as a thief would: no clear phone anywhere,
+    // and none of its keys opens a phone seal.
+    township.stop().unwrap();
+    let storage = SledStorage::open(&township.dir.join("store")).unwrap();
+    let mut replica = Replica::open(
+        storage,
+        StationId::parse("xh/t1").unwrap(),
+        0x7418,
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    let roster = DocumentId::roster(&StationId::parse("xh/t1/v1").unwrap());
+    let volunteers = replica
+        .with_document(&roster, layout::volunteers)
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(volunteers.len(), 1);
+    let stored = stored_phone_texts(&volunteers[0]);
+    assert!(
+        stored
+            .iter()
+            .all(|text| !text.contains("5678") || text == "138****5678"),
+        "{stored:?}"
+    );
+    assert!(!stored[2].is_empty() && !stored[3].is_empty(), "{stored:?}");
+    for entry in std::fs::read_dir(township.dir.join("pki")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(key) = CountyOpenKey::from_hex(text.trim()) {
+            for seal in &stored[2..] {
+                assert!(
+                    civsync_protocol::domain::phone::open(&key, seal).is_err(),
+                    "{} opens a phone seal",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@
 use super::common::*;
 use crate::access::audit::AuditEntry;
 use crate::access::guard::Principal;
-use crate::context::{NodeContext, COUNTY_ID_PRIVATE_FILE, COUNTY_ID_PUBLIC_FILE};
+use crate::context::{NodeContext, COUNTY_ID_PRIVATE_FILE, COUNTY_ID_PUBLIC_FILE, PHONE_KEY_FILE};
 use crate::store::backup::{BackupHeader, BACKUP_BYTES_MAX, FILE_BYTES_MAX};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -32,8 +32,9 @@ const STREAM_CHUNK_BYTES: usize = 256 * 1024;
 /// The web accounts' tree (password hashes): only with the keys.
 const ACCOUNTS_TREE: &str = "local|accounts";
 /// The certificate folder's files a backup with keys carries.
-const PKI_FILES: [&str; 5] = [
+const PKI_FILES: [&str; 6] = [
     "node.key",
+    PHONE_KEY_FILE,
     "node.crt",
     "ca.crt",
     COUNTY_ID_PUBLIC_FILE,

@@ -62,8 +62,14 @@ impl TestApi {
         let ctx = Arc::new(NodeContext {
             config,
             data_dir: dir.path().to_path_buf(),
-            id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32]),
+            id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32])
+                .with_home_phone_key(station(at), CountyOpenKey::generate([7; 32]).seal_key()),
             county_id_key: Some(CountyOpenKey::generate([9; 32])),
+            phone_reader: civsync_protocol::domain::phone::PhoneReader {
+                station: station(at),
+                home_key: Some(CountyOpenKey::generate([7; 32])),
+                county_key: Some(CountyOpenKey::generate([9; 32])),
+            },
             store,
             peers: Default::default(),
             stats: Default::default(),

@@ -14,6 +14,7 @@ use crate::config::NodeConfig;
 use crate::secrets::write_secret;
 use crate::store::{Store, StoreClosed};
 use anyhow::Context;
+use civsync_protocol::domain::phone::PhoneReader;
 use civsync_protocol::domain::pii::{CountyOpenKey, CountySealKey, IdSealer};
 use civsync_protocol::service::registry::RegistryRead;
 use civsync_protocol::stats::RetiredStations;
@@ -27,6 +28,11 @@ pub const COUNTY_ID_PUBLIC_FILE: &str = "county-id.pub";
 /// The county's private ID key, hex: only the county's own office has it
 /// (it opens seals to find duplicates).
 pub const COUNTY_ID_PRIVATE_FILE: &str = "county-id.key";
+/// This office's own phone key (X25519 private key, hex, mode 0600): it
+/// opens the phones of the volunteers this office registered for its own
+/// station. Made at the first start; never leaves the PC but in a backup
+/// with keys.
+pub const PHONE_KEY_FILE: &str = "phone.key";
 /// The county-wide digest key of earlier releases. No node reads it; an
 /// office below the county should delete it (it confirms old digests).
 pub const OLD_IDENTITY_KEY_FILE: &str = "identity.key";
@@ -40,6 +46,9 @@ pub struct NodeContext {
     pub id_sealer: IdSealer,
     /// The county's private ID key: only at the county's office.
     pub county_id_key: Option<CountyOpenKey>,
+    /// Opens the phones this office may read (its own station's, and at
+    /// the county every one); everything else is shown masked.
+    pub phone_reader: PhoneReader,
     pub store: Store,
     /// Per-peer sync status; empty when the node runs without certificates.
     pub peers: crate::net::peers::PeerStatusBoard,
@@ -85,6 +94,24 @@ impl NodeContext {
     /// [`NodeContext::registry`], and which of its stations are retired.
     pub async fn registry_retiring(&self) -> Result<(Vec<Station>, RetiredStations), StoreClosed> {
         registry::registry_retiring(&self.registry, &self.store, &self.config).await
+    }
+}
+
+/// This office's phone key, made (mode 0600) when it has none yet.
+pub fn load_phone_key(pki_dir: &Path) -> anyhow::Result<CountyOpenKey> {
+    let path = pki_dir.join(PHONE_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => CountyOpenKey::from_hex(&text)
+            .with_context(|| format!("{} does not hold a 64-digit hex key", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = CountyOpenKey::generate(rand::random());
+            std::fs::create_dir_all(pki_dir)
+                .with_context(|| format!("cannot create {}", pki_dir.display()))?;
+            write_secret(&path, key.to_hex().as_bytes())?;
+            tracing::info!(path = %path.display(), "made this office's phone key");
+            Ok(key)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 

@@ -3,7 +3,8 @@
 //! Owns: Volunteer, Team, Activity, ServiceRecord, Order and their
 //! vocabularies (`model`), what a clerk submits and how it is validated
 //! (`input`: every refusal names the field), and ID-card numbers (`pii`:
-//! checksum, keyed digest, masking — the clear number is never stored).
+//! checksum, keyed digest, masking — the clear number is never stored), and
+//! phones (`phone`: masked, and sealed to the county and the home station).
 //!
 //! May use: `identity`.
 //! Must never use: Automerge, storage, sync, statistics — a rule about a
@@ -11,4 +12,5 @@
 
 pub mod input;
 pub mod model;
+pub mod phone;
 pub mod pii;

@@ -6,6 +6,7 @@
 //! an import report) can act on it. Nothing here touches a document; see
 //! `layout` for how these map onto Automerge.
 
+use crate::domain::phone::PhoneSeals;
 use crate::identity::station::StationId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -413,7 +414,13 @@ pub struct Volunteer {
     #[serde(with = "date_format")]
     pub birth_date: Date,
     pub residence_area: String,
+    /// Rosters written before phones were sealed hold the number here; new
+    /// writes leave it empty and keep [`Volunteer::phone_seals`]. What a
+    /// node shows is put here by `PhoneReader::reveal`.
     pub phone: String,
+    /// The phone masked and sealed (`domain::phone`).
+    #[serde(default, skip_serializing_if = "PhoneSeals::is_empty")]
+    pub phone_seals: PhoneSeals,
     /// Rosters written before sealing: hex HMAC-SHA-256 of the ID number
     /// under the old county-wide key. Empty for every new write.
     pub id_digest: String,

@@ -24,6 +24,8 @@
 //! write makes one and no office reads the old key any more.
 
 use crate::domain::model::FieldError;
+use crate::domain::phone::{self, PhoneSeals};
+use crate::identity::station::StationId;
 use hmac::{Hmac, Mac};
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use seal_rng::rand_core::SeedableRng;
@@ -76,6 +78,10 @@ impl CountySealKey {
 
     pub fn to_hex(&self) -> String {
         to_hex(&self.0)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; COUNTY_ID_KEY_BYTES] {
+        &self.0
     }
 
     /// Seal a (validated, normalised) ID number, drawing the ephemeral key
@@ -143,6 +149,10 @@ impl CountyOpenKey {
         to_hex(&self.0)
     }
 
+    pub(crate) fn as_bytes(&self) -> &[u8; COUNTY_ID_KEY_BYTES] {
+        &self.0
+    }
+
     fn private(&self) -> <SealKem as hpke::Kem>::PrivateKey {
         <SealKem as hpke::Kem>::PrivateKey::from_bytes(&self.0)
             .expect("checked when the key was made or read")
@@ -208,6 +218,9 @@ impl std::fmt::Debug for CountyOpenKey {
 #[derive(Clone)]
 pub struct IdSealer {
     key: CountySealKey,
+    /// This office's own phone key (public half), for the volunteers it
+    /// registers at its own station.
+    home_phone_key: Option<(StationId, CountySealKey)>,
     rng: Arc<Mutex<ChaCha20Rng>>,
 }
 
@@ -215,7 +228,32 @@ impl IdSealer {
     pub fn new(key: CountySealKey, seed: [u8; 32]) -> IdSealer {
         IdSealer {
             key,
+            home_phone_key: None,
             rng: Arc::new(Mutex::new(ChaCha20Rng::from_seed(seed))),
+        }
+    }
+
+    /// Also seal phones of `station`'s own volunteers to its phone key.
+    pub fn with_home_phone_key(mut self, station: StationId, key: CountySealKey) -> IdSealer {
+        self.home_phone_key = Some((station, key));
+        self
+    }
+
+    /// The stored forms of validated phone digits of a volunteer of `home`
+    /// (nothing for no phone).
+    pub fn seal_phone(&self, home: &StationId, digits: &str) -> PhoneSeals {
+        if digits.is_empty() {
+            return PhoneSeals::default();
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(|poison| poison.into_inner());
+        let home_seal = match &self.home_phone_key {
+            Some((station, key)) if station == home => phone::seal(key, digits, &mut rng),
+            _ => String::new(),
+        };
+        PhoneSeals {
+            masked: phone::mask(digits),
+            county: phone::seal(&self.key, digits, &mut rng),
+            home: home_seal,
         }
     }
 

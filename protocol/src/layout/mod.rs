@@ -50,6 +50,7 @@ use crate::domain::model::{
     date_format, Activity, Category, FieldError, Form, Hours, Order, OrderStatus, RecordId,
     ServiceRecord, Sex, Team, Volunteer, HOURS_PER_DAY_CENTI_MAX, SERVICE_RECORDS_PER_ACTIVITY_MAX,
 };
+use crate::domain::phone::PhoneSeals;
 use crate::faults::{self, Fault};
 use crate::identity::actor::station_of;
 use crate::identity::document_id::DocumentId;
@@ -355,6 +356,9 @@ fn volunteer_fields(v: &Volunteer) -> Vec<(&'static str, Scalar)> {
         ("birth_date", s(date_format::format(v.birth_date))),
         ("residence_area", s(&v.residence_area)),
         ("phone", s(&v.phone)),
+        ("phone_masked", s(&v.phone_seals.masked)),
+        ("phone_sealed", s(&v.phone_seals.county)),
+        ("phone_home_sealed", s(&v.phone_seals.home)),
         ("id_digest", s(&v.id_digest)),
         ("id_sealed", s(&v.id_sealed)),
         ("id_masked", s(&v.id_masked)),
@@ -503,6 +507,11 @@ fn read_volunteer<D: ReadDoc>(doc: &D, key: &str, maps: Vec<ObjId>) -> LayoutRes
         birth_date: f.date("birth_date")?,
         residence_area: f.str("residence_area")?,
         phone: f.str("phone")?,
+        phone_seals: PhoneSeals {
+            masked: f.str("phone_masked")?,
+            county: f.str("phone_sealed")?,
+            home: f.str("phone_home_sealed")?,
+        },
         id_digest: f.str("id_digest")?,
         id_sealed: f.str("id_sealed")?,
         id_masked: f.str("id_masked")?,

@@ -15,6 +15,7 @@ fn sample_volunteer(number: &str, digest: &str) -> Volunteer {
         birth_date: date!(1980 - 05 - 02),
         residence_area: "城关镇东村".into(),
         phone: "13800000000".into(),
+        phone_seals: Default::default(),
         id_digest: digest.into(),
         id_sealed: String::new(),
         id_masked: "4101**********123X".into(),

@@ -228,6 +228,7 @@ mod tests {
             birth_date: date!(1985 - 02 - 03),
             residence_area: String::new(),
             phone: String::new(),
+            phone_seals: Default::default(),
             id_digest: String::new(),
             id_sealed: String::new(),
             id_masked: String::new(),

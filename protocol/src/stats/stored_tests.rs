@@ -38,6 +38,7 @@ fn volunteer(number: &str, home: &str) -> Volunteer {
         birth_date: date!(1980 - 01 - 01),
         residence_area: String::new(),
         phone: String::new(),
+        phone_seals: Default::default(),
         id_digest: String::new(),
         id_sealed: String::new(),
         id_masked: String::new(),

@@ -34,6 +34,11 @@ fn start(dir: &Path) -> Arc<NodeContext> {
         data_dir: dir.to_path_buf(),
         id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32]),
         county_id_key: Some(CountyOpenKey::generate([9; 32])),
+        phone_reader: civsync_protocol::domain::phone::PhoneReader {
+            station: station("xh"),
+            home_key: None,
+            county_key: Some(CountyOpenKey::generate([9; 32])),
+        },
         store,
         peers: Default::default(),
         stats: Default::default(),

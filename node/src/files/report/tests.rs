@@ -76,6 +76,7 @@ fn volunteer(number: &str, home: &str) -> Volunteer {
         birth_date: date!(1980 - 05 - 02),
         residence_area: String::new(),
         phone: String::new(),
+        phone_seals: Default::default(),
         id_digest: String::new(),
         id_sealed: String::new(),
         id_masked: "4101**********123X".into(),
