@@ -66,6 +66,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         )
     })?;
     let revocations = crate::net::revocation::RevocationSet::default();
+    let progress = crate::progress::Progress::default();
     let (manager, certificate) = start_peers(&config, &pki_dir, store.clone(), &revocations)?;
     let peers = manager.as_ref().map(|m| m.board()).unwrap_or_default();
     let access = crate::access::Access::open(
@@ -95,6 +96,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         revocations,
         certificate,
         access: Arc::new(access),
+        progress,
     });
 
     // Build the statistics index now, so the first query answers quickly.
