@@ -304,7 +304,13 @@ impl Progress {
             last_logged_percent: Some(0),
         };
         entry.refresh(now);
-        info!(job = id, kind = kind.label(), total, "{}: started", entry.label());
+        info!(
+            job = id,
+            kind = kind.label(),
+            total,
+            "{}: started",
+            entry.label()
+        );
         jobs.entries.push_back(entry);
         ProgressJob {
             progress: self.clone(),
@@ -470,8 +476,11 @@ impl JobCounter {
 impl Drop for ProgressJob {
     fn drop(&mut self) {
         if !self.ended {
-            self.progress
-                .end(self.id, JobState::Failed, "stopped before the end".to_string());
+            self.progress.end(
+                self.id,
+                JobState::Failed,
+                "stopped before the end".to_string(),
+            );
         }
     }
 }
@@ -490,7 +499,10 @@ mod tests {
             counts_line(CountUnit::Rows, 41_000, Some(100_000), 0, true),
             "rows 41,000 / 100,000 (41%)"
         );
-        assert_eq!(counts_line(CountUnit::Rows, 7, None, 812, false), "rows 7, 812 B");
+        assert_eq!(
+            counts_line(CountUnit::Rows, 7, None, 812, false),
+            "rows 7, 812 B"
+        );
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000), "1,000");
@@ -546,7 +558,10 @@ mod tests {
             .collect();
         let jobs = progress.snapshot();
         assert_eq!(jobs.len(), JOBS_KEPT_MAX);
-        assert!(jobs.iter().all(|job| job.id != id), "the oldest finished job went first");
+        assert!(
+            jobs.iter().all(|job| job.id != id),
+            "the oldest finished job went first"
+        );
         assert!(jobs.iter().any(|job| job.id == dropped_id));
         let one_more = progress.start(JobKind::Report, "last", CountUnit::Rows, None);
         let jobs = progress.snapshot();
@@ -554,6 +569,8 @@ mod tests {
         assert!(jobs.iter().all(|job| job.id != dropped_id));
         assert!(jobs.iter().all(|job| job.state == JobState::Running));
         assert!(jobs.iter().any(|job| job.id == one_more.id()));
-        assert!(running.iter().all(|r| jobs.iter().any(|job| job.id == r.id())));
+        assert!(running
+            .iter()
+            .all(|r| jobs.iter().any(|job| job.id == r.id())));
     }
 }

@@ -87,13 +87,15 @@ pub const NODE: LayerTable = LayerTable {
         (
             "api",
             &[
-                "context", "access", "net", "store", "files", "clock", "config", "secrets", "progress",
+                "context", "access", "net", "store", "files", "clock", "config", "secrets",
+                "progress",
             ],
         ),
         (
             "web",
             &[
-                "api", "context", "access", "net", "store", "files", "clock", "config", "secrets", "progress",
+                "api", "context", "access", "net", "store", "files", "clock", "config", "secrets",
+                "progress",
             ],
         ),
         (

@@ -15,7 +15,11 @@ fn roster_csv(rows: u64) -> String {
     let mut text = String::from("编号,姓名,性别,身份证号\n");
     for seed in 0..rows {
         let sex = if seed % 2 == 0 { "女" } else { "男" };
-        text.push_str(&format!("{:05},志愿者{seed},{sex},{}\n", seed + 1, id_number(seed)));
+        text.push_str(&format!(
+            "{:05},志愿者{seed},{sex},{}\n",
+            seed + 1,
+            id_number(seed)
+        ));
     }
     text
 }
@@ -35,8 +39,7 @@ fn logged_counts(log: &str, station: &str) -> Vec<(u64, u64)> {
 }
 
 #[test]
-fn a_roster_import_of_twenty_thousand_rows_logs_its_progress_and_status_shows_the_final_counts()
-{
+fn a_roster_import_of_twenty_thousand_rows_logs_its_progress_and_status_shows_the_final_counts() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = TestNode::init(&dir.path().join("v1"), "xh/t1/v1", "village", None).unwrap();
     node.start().unwrap();

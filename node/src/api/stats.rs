@@ -11,8 +11,8 @@
 
 use crate::api::common::ApiError;
 use crate::context::NodeContext;
-use crate::progress::{CountUnit, JobKind};
 use crate::files::report;
+use crate::progress::{CountUnit, JobKind};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use civsync_protocol::domain::input::VolunteerInput;
-use civsync_protocol::replica::StoreBuiltError;
 use civsync_protocol::domain::model::FieldError;
 use civsync_protocol::domain::pii::IdSealer;
+use civsync_protocol::replica::StoreBuiltError;
 use civsync_protocol::service::{
     self, ImportReport, ServiceError, ValidatedRows, IMPORT_ROWS_PER_COMMIT,
 };
@@ -226,7 +226,11 @@ async fn import_into_held_roster(
             break;
         }
         let count = batch.len() as u64;
-        let (key, today, at) = (ctx.id_sealer.clone(), crate::clock::today(), station.clone());
+        let (key, today, at) = (
+            ctx.id_sealer.clone(),
+            crate::clock::today(),
+            station.clone(),
+        );
         let validated = tokio::task::spawn_blocking(move || {
             service::validate_volunteer_rows(&at, batch, &key, today, rand::random)
         })

@@ -58,8 +58,7 @@ pub async fn while_importing<T>(
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-        .expect("a valid progress template")
+    ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a valid progress template")
 }
 
 fn bar_style(unit: &str) -> ProgressStyle {

@@ -425,7 +425,11 @@ pub fn status_table(answer: &Value) -> String {
 /// One line per long job of `status`: `roster import xh/t1/v1: rows 41,000 /
 /// 100,000, 4.1 MB; checking rows (running, 12.3 s)`.
 fn job_lines(answer: &Value, out: &mut String) {
-    for job in answer["jobs"].as_array().map(Vec::as_slice).unwrap_or_default() {
+    for job in answer["jobs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
         let _ = writeln!(out, "{}", job_line(job));
     }
 }

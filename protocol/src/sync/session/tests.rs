@@ -243,7 +243,11 @@ fn a_cold_sync_counts_the_documents_received_against_the_peers_announced_count()
         township.host.edit(&roster, "v-1", "someone");
         documents.push(roster);
     }
-    assert_eq!(county.session.status().peer_documents, None, "not heard yet");
+    assert_eq!(
+        county.session.status().peer_documents,
+        None,
+        "not heard yet"
+    );
     pump(&mut township, &mut county, || usize::MAX);
     assert_converged(&mut township, &mut county, &documents);
     let status = county.session.status();
@@ -252,7 +256,10 @@ fn a_cold_sync_counts_the_documents_received_against_the_peers_announced_count()
     assert!(status.bytes_received > 0);
     // The township got nothing new: it counts none received.
     let status = township.session.status();
-    assert_eq!((status.peer_documents, status.documents_received), (Some(0), 0));
+    assert_eq!(
+        (status.peer_documents, status.documents_received),
+        (Some(0), 0)
+    );
 }
 
 #[test]
