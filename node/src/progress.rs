@@ -6,8 +6,9 @@
 //! A job is started with [`Progress::start`], which hands back a
 //! [`ProgressJob`]; the code doing the work reports into it per batch
 //! (never per row: each report takes the registry's lock once). The job
-//! logs one line at its start, one at most every [`LOG_EVERY_MS`] or every
-//! [`LOG_EVERY_PERCENT`] while it runs, and one at its end with its counts
+//! logs one line at its start, one at each new phase ("checking rows",
+//! "storing the roster") and otherwise at most every [`LOG_EVERY_MS`] or
+//! every [`LOG_EVERY_PERCENT`] while it runs, and one at its end with its counts
 //! and elapsed time. A finished job stays listed for [`FINISHED_KEPT_MS`]
 //! with its outcome; at most [`JOBS_KEPT_MAX`] jobs are kept, the oldest
 //! finished ones dropped first. A job dropped without `finish` (an error
@@ -126,7 +127,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -203,11 +204,11 @@ impl Entry {
         );
     }
 
-    /// The running line, if one is due.
-    fn log_if_due(&mut self, now: Instant) {
+    /// The running line, if one is due or `now_anyway` (a new phase).
+    fn log_if_due(&mut self, now: Instant, now_anyway: bool) {
         let since = millis(now.saturating_duration_since(self.last_logged));
         let percent = self.percent();
-        if !log_is_due(since, self.last_logged_percent, percent) {
+        if !now_anyway && !log_is_due(since, self.last_logged_percent, percent) {
             return;
         }
         self.last_logged = now;
@@ -245,7 +246,7 @@ impl Jobs {
         self.entries.retain(|entry| {
             entry
                 .finished
-                .map_or(true, |at| now.saturating_duration_since(at) < kept)
+                .is_none_or(|at| now.saturating_duration_since(at) < kept)
         });
         while self.entries.len() + room > JOBS_KEPT_MAX {
             let oldest_finished = self.entries.iter().position(|e| e.finished.is_some());
@@ -345,9 +346,11 @@ impl Progress {
             if entry.finished.is_some() {
                 return;
             }
+            let phase_before = entry.view.phase.clone();
             change(&mut entry.view);
             entry.refresh(now);
-            entry.log_if_due(now);
+            let new_phase = entry.view.phase != phase_before;
+            entry.log_if_due(now, new_phase);
         }
     }
 
