@@ -38,6 +38,7 @@ async fn serve(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<NodeContext>
         revocations: Default::default(),
         certificate: None,
         access,
+        progress: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -529,6 +529,7 @@ async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duratio
         revocations: Default::default(),
         certificate: None,
         access,
+        progress: Default::default(),
     });
     let reread = ctx
         .refresh_stats()

@@ -19,7 +19,7 @@
 //! | `files/`   | spreadsheets in (rosters, ledgers), reports out                | base |
 //! | `net/`     | QUIC transport, peers, PKI, the fault relay, local ports        | store, base |
 //! | `store/`   | sled under the protocol's `Storage`, the owner thread, bulk builds | base |
-//! | base       | `clock`, `config`, `logging`, `secrets`                         | nothing (each other: config uses none) |
+//! | base       | `clock`, `config`, `logging`, `progress`, `secrets`             | nothing (each other: config uses none) |
 
 pub mod access;
 pub mod api;
@@ -32,6 +32,7 @@ pub mod files;
 pub mod logging;
 pub mod net;
 pub mod node;
+pub mod progress;
 pub mod secrets;
 pub mod store;
 pub mod web;

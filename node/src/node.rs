@@ -69,7 +69,9 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         )
     })?;
     let revocations = crate::net::revocation::RevocationSet::default();
-    let (manager, certificate) = start_peers(&config, &pki_dir, store.clone(), &revocations)?;
+    let progress = crate::progress::Progress::default();
+    let (manager, certificate) =
+        start_peers(&config, &pki_dir, store.clone(), &revocations, &progress)?;
     let peers = manager.as_ref().map(|m| m.board()).unwrap_or_default();
     let access = crate::access::Access::open(
         &store,
@@ -99,6 +101,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         revocations,
         certificate,
         access: Arc::new(access),
+        progress,
     });
 
     // Build the statistics index now, so the first query answers quickly.
@@ -145,6 +148,7 @@ fn start_peers(
     pki_dir: &Path,
     store: Store,
     revocations: &crate::net::revocation::RevocationSet,
+    progress: &crate::progress::Progress,
 ) -> anyhow::Result<StartedPeers> {
     use crate::net::peers::{DialledPeer, PeerManager, PeerRole};
     if !pki_dir.join("node.crt").exists() {
@@ -207,12 +211,13 @@ fn start_peers(
             address: sibling.address,
         });
     }
-    let manager = PeerManager::start(
+    let manager = PeerManager::start_reporting(
         Arc::new(endpoint),
         store,
         config.tier,
         dialled,
         Default::default(),
+        progress.clone(),
     );
     Ok((Some(manager), Some(certificate)))
 }

@@ -72,48 +72,51 @@ pub const NODE: LayerTable = LayerTable {
         ("clock", &[]),
         ("config", &[]),
         ("logging", &[]),
+        ("progress", &[]),
         ("secrets", &[]),
-        ("store", &["clock"]),
+        ("store", &["clock", "progress"]),
         ("files", &[]),
-        ("net", &["store", "clock", "config", "secrets"]),
+        ("net", &["store", "clock", "config", "secrets", "progress"]),
         ("access", &["store", "clock", "config", "secrets"]),
         (
             "context",
             &[
-                "access", "net", "store", "files", "clock", "config", "secrets",
+                "access", "net", "store", "files", "clock", "config", "secrets", "progress",
             ],
         ),
         (
             "api",
             &[
                 "context", "access", "net", "store", "files", "clock", "config", "secrets",
+                "progress",
             ],
         ),
         (
             "web",
             &[
                 "api", "context", "access", "net", "store", "files", "clock", "config", "secrets",
+                "progress",
             ],
         ),
         (
             "node",
             &[
                 "web", "api", "context", "access", "net", "store", "files", "clock", "config",
-                "secrets", "logging",
+                "secrets", "logging", "progress",
             ],
         ),
         (
             "cli",
             &[
                 "node", "web", "api", "context", "access", "net", "store", "files", "clock",
-                "config", "secrets", "logging",
+                "config", "secrets", "logging", "progress",
             ],
         ),
         (
             "demo",
             &[
                 "cli", "node", "web", "api", "context", "access", "net", "store", "files", "clock",
-                "config", "secrets", "logging",
+                "config", "secrets", "logging", "progress",
             ],
         ),
     ],

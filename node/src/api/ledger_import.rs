@@ -12,10 +12,12 @@
 //! have. Every refusal of the request itself is a 4xx with
 //! `{"error":{"field","reason"}}` and writes nothing; a store failure part
 //! way leaves whole months (each month is atomic) and is harmless to retry,
-//! as a re-import is.
+//! as a re-import is. An import is a job in the node's progress registry,
+//! counting month documents as each is built or committed.
 
 use crate::api::common::{file_refusal, station_param, ApiError};
 use crate::context::NodeContext;
+use crate::progress::{thousands, CountUnit, JobCounter, JobKind};
 use crate::store::bulk::{build_in_parallel, build_threads, Built};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -29,6 +31,7 @@ use civsync_protocol::service::ledger_import::{
     self, ActivityImportReport, MonthBatch, MonthWritten,
 };
 use civsync_protocol::service::ServiceError;
+use civsync_protocol::StationId;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -82,12 +85,51 @@ async fn import_activities(
         }
     };
     let bytes = body.map_err(body_rejection)?;
+    let job = ctx.progress.start(
+        JobKind::LedgerImport,
+        station.to_string(),
+        CountUnit::Documents,
+        None,
+    );
+    job.add_bytes(bytes.len() as u64);
+    match import_ledger(&ctx, station, name, bytes, job.counter()).await {
+        Ok(report) => {
+            job.finish(format!(
+                "{} rows, {} refused",
+                thousands(report.rows as u64),
+                thousands(report.refused.len() as u64)
+            ));
+            Ok(Json(report).into_response())
+        }
+        Err(error) => {
+            // The field only: a reason may quote a cell of the file.
+            job.fail(format!(
+                "refused ({}): {}",
+                error.status.as_u16(),
+                error.field
+            ));
+            Err(error)
+        }
+    }
+}
+
+/// Read, plan and write one ledger file, counting each month document
+/// into `counter` as it is built or committed.
+async fn import_ledger(
+    ctx: &NodeContext,
+    station: StationId,
+    name: &'static str,
+    bytes: Bytes,
+    counter: JobCounter,
+) -> Result<ActivityImportReport, ApiError> {
+    counter.set_phase("reading the file");
     let rows =
         tokio::task::spawn_blocking(move || crate::files::ledger::parse_file_bytes(name, &bytes))
             .await
             .map_err(|e| ApiError::internal(format!("reading the ledger failed: {e}")))?
             .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
 
+    counter.set_phase("checking rows");
     let today = crate::clock::today();
     let (plan, builder) = ctx
         .store
@@ -102,6 +144,9 @@ async fn import_activities(
         .into_iter()
         .filter(|batch| !batch.activities.is_empty())
         .partition(|batch| !batch.held);
+    counter.set_total((new.len() + held.len()) as u64);
+    counter.set_phase("building months");
+    let built_counter = counter.clone();
 
     // New months: all Automerge work here, off the owner thread.
     let (new, built) = tokio::task::spawn_blocking(move || {
@@ -117,18 +162,22 @@ async fn import_activities(
             .collect();
         build_in_parallel(&builder, jobs, build_threads(), |position, answer| {
             built[position] = Some(answer);
+            built_counter.advance(1);
         });
         (new, built)
     })
     .await
     .map_err(|e| ApiError::internal(format!("building the ledger's months failed: {e}")))?;
 
+    counter.set_phase("storing months");
+    let held_counter = counter.clone();
     let written = ctx
         .store
         .call_durable(move |replica| {
             let mut written = Vec::with_capacity(held.len() + new.len());
             for batch in &held {
                 written.push(ledger_import::commit_month(replica, batch)?);
+                held_counter.advance(1);
             }
             for (batch, answer) in new.iter().zip(built) {
                 let month = match answer {
@@ -157,7 +206,7 @@ async fn import_activities(
     for month in written {
         report.add(month);
     }
-    Ok(Json(report.finished()).into_response())
+    Ok(report.finished())
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `GET health` (the word only; see `health.rs`), `GET node`, `GET status`
 //! (sync status per peer, days until this node's certificate ends with a
 //! warning inside 30 days, the revocation list version in force, the
-//! health with its details, the actor and its renewals) and
+//! health with its details, the actor and its renewals, the long work
+//! running or just finished with its counts) and
 //! `GET documents` (every document held, with its heads digest).
 
 use super::common::*;
@@ -103,6 +104,9 @@ pub struct StatusReport {
     /// Store writable, disk, certificate, peers: what `GET health` judges.
     pub health: super::health::Health,
     pub actor: ActorStatus,
+    /// Long work running or just finished (imports, cold syncs), oldest
+    /// first, with counts.
+    pub jobs: Vec<crate::progress::JobView>,
 }
 
 /// The Automerge actor this node writes with, and the times it took a new
@@ -152,5 +156,6 @@ pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClose
         warning,
         revocation_list_version: ctx.revocations.version(),
         peers: ctx.peers.snapshot(),
+        jobs: ctx.progress.snapshot(),
     })
 }

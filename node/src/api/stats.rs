@@ -12,6 +12,7 @@
 use crate::api::common::ApiError;
 use crate::context::NodeContext;
 use crate::files::report;
+use crate::progress::{CountUnit, JobKind};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -163,14 +164,38 @@ fn render(report: &report::StatisticsReport, format: Option<&str>) -> Result<Res
 
 async fn monthly_report(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let report = build_report(&ctx, &q.station(&ctx)?, Period::Month(q.month()?)).await?;
-    render(&report, q.format.as_deref())
+    let (station, period) = (q.station(&ctx)?, Period::Month(q.month()?));
+    report_file(&ctx, &station, period, q.format.as_deref()).await
 }
 
 async fn quarterly_report(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let report = build_report(&ctx, &q.station(&ctx)?, Period::Quarter(q.quarter()?)).await?;
-    render(&report, q.format.as_deref())
+    let (station, period) = (q.station(&ctx)?, Period::Quarter(q.quarter()?));
+    report_file(&ctx, &station, period, q.format.as_deref()).await
+}
+
+/// A report as a job of the node's progress registry: its station rows,
+/// counted once the file is written.
+async fn report_file(
+    ctx: &NodeContext,
+    station: &StationId,
+    period: Period,
+    format: Option<&str>,
+) -> Result<Response, ApiError> {
+    let job = ctx.progress.start(
+        JobKind::Report,
+        format!("{station} {period}"),
+        CountUnit::Rows,
+        None,
+    );
+    job.set_phase("reading the figures");
+    let report = build_report(ctx, station, period).await?;
+    job.set_total(report.rows.len() as u64);
+    job.set_phase("writing the file");
+    let response = render(&report, format)?;
+    job.advance(report.rows.len() as u64);
+    job.finish(format!("{} written", format.unwrap_or("json")));
+    Ok(response)
 }
 
 #[cfg(test)]

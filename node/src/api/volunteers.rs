@@ -3,9 +3,13 @@
 //! An import into a station whose roster does not exist yet builds the
 //! roster on a blocking thread and hands the owner thread only the finished
 //! snapshot to store, so a large file does not hold up every other write.
+//! An import is a job in the node's progress registry: rows are checked
+//! (and, into a held roster, written) in batches of
+//! `IMPORT_ROWS_PER_COMMIT`, each counted as it is done.
 
 use super::common::*;
 use crate::context::NodeContext;
+use crate::progress::{thousands, CountUnit, JobCounter, JobKind};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -14,10 +18,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use civsync_protocol::domain::input::VolunteerInput;
+use civsync_protocol::domain::model::FieldError;
+use civsync_protocol::domain::pii::IdSealer;
 use civsync_protocol::replica::StoreBuiltError;
-use civsync_protocol::service::{self, ServiceError};
-use civsync_protocol::DocumentId;
+use civsync_protocol::service::{
+    self, ImportReport, ServiceError, ValidatedRows, IMPORT_ROWS_PER_COMMIT,
+};
+use civsync_protocol::{DocumentId, StationId};
 use std::sync::Arc;
+
+/// One row of a roster file as read: its row number and input.
+type RosterRow = (usize, Result<VolunteerInput, FieldError>);
 
 pub fn routes() -> Router<Arc<NodeContext>> {
     Router::new().route(
@@ -108,12 +119,51 @@ async fn import_volunteers(
             ))
         }
     };
+    let job = ctx.progress.start(
+        JobKind::RosterImport,
+        station.to_string(),
+        CountUnit::Rows,
+        None,
+    );
+    job.add_bytes(bytes.len() as u64);
+    match import_roster(&ctx, station, name, bytes, job.counter()).await {
+        Ok(report) => {
+            job.finish(format!(
+                "{} accepted, {} refused",
+                thousands(report.accepted as u64),
+                thousands(report.refused.len() as u64)
+            ));
+            Ok(Json(report).into_response())
+        }
+        Err(error) => {
+            // The field only: a reason may quote a cell of the file.
+            job.fail(format!(
+                "refused ({}): {}",
+                error.status.as_u16(),
+                error.field
+            ));
+            Err(error)
+        }
+    }
+}
+
+/// Read, check and write one roster file, counting rows into `counter`
+/// per batch of [`IMPORT_ROWS_PER_COMMIT`].
+async fn import_roster(
+    ctx: &NodeContext,
+    station: StationId,
+    name: &'static str,
+    bytes: Bytes,
+    counter: JobCounter,
+) -> Result<ImportReport, ApiError> {
+    counter.set_phase("reading the file");
     // Parsing a county-sized workbook takes seconds: off the async runtime.
     let rows =
         tokio::task::spawn_blocking(move || crate::files::roster::parse_file_bytes(name, &bytes))
             .await
             .map_err(|e| ApiError::internal(format!("the roster file could not be read: {e}")))?
             .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
+    counter.set_total(rows.len() as u64);
     let (key, today) = (ctx.id_sealer.clone(), crate::clock::today());
     let document = DocumentId::roster(&station);
     let asked = station.clone();
@@ -125,20 +175,16 @@ async fn import_volunteers(
         })
         .await??;
     if held {
-        let report = ctx
-            .store
-            .call_durable(move |replica| {
-                service::import_volunteers(replica, &station, rows, &key, today, rand::random)
-            })
-            .await??;
-        return Ok(Json(report).into_response());
+        return import_into_held_roster(ctx, station, rows, counter).await;
     }
     // A new roster: validation and all Automerge work happen here, off the
     // store's owner thread, which then only writes the finished snapshot.
     let built_station = station.clone();
+    let built_counter = counter.clone();
     let (validated, built) = tokio::task::spawn_blocking(move || {
-        let validated =
-            service::validate_volunteer_rows(&built_station, rows, &key, today, rand::random);
+        built_counter.set_phase("checking rows");
+        let validated = validate_in_batches(&built_station, rows, &key, today, &built_counter);
+        built_counter.set_phase("building the roster");
         let built = service::build_new_roster(&builder, &built_station, &validated);
         (validated, built)
     })
@@ -146,8 +192,9 @@ async fn import_volunteers(
     .map_err(|e| ApiError::internal(format!("the roster build failed: {e}")))?;
     let (built, report) = built?;
     let Some(built) = built else {
-        return Ok(Json(report).into_response());
+        return Ok(report);
     };
+    counter.set_phase("storing the roster");
     let report = ctx
         .store
         .call_durable(move |replica| match replica.store_built(built) {
@@ -162,7 +209,80 @@ async fn import_volunteers(
             }),
         })
         .await??;
-    Ok(Json(report).into_response())
+    Ok(report)
+}
+
+/// Rows into a roster already held: each batch checked off the owner
+/// thread, then committed and flushed on it, before the next.
+async fn import_into_held_roster(
+    ctx: &NodeContext,
+    station: StationId,
+    rows: Vec<RosterRow>,
+    counter: JobCounter,
+) -> Result<ImportReport, ApiError> {
+    counter.set_phase("checking and writing rows");
+    let mut report = ImportReport {
+        rows: rows.len(),
+        ..ImportReport::default()
+    };
+    let mut rows = rows.into_iter();
+    loop {
+        let batch: Vec<RosterRow> = rows.by_ref().take(IMPORT_ROWS_PER_COMMIT).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let count = batch.len() as u64;
+        let (key, today, at) = (
+            ctx.id_sealer.clone(),
+            crate::clock::today(),
+            station.clone(),
+        );
+        let validated = tokio::task::spawn_blocking(move || {
+            service::validate_volunteer_rows(&at, batch, &key, today, rand::random)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("checking the roster rows failed: {e}")))?;
+        let at = station.clone();
+        let written = ctx
+            .store
+            .call_durable(move |replica| {
+                service::import_validated_volunteers(replica, &at, validated)
+            })
+            .await??;
+        report.accepted += written.accepted;
+        report.refused.extend(written.refused);
+        counter.advance(count);
+    }
+    report.refused.sort_by_key(|refusal| refusal.row);
+    Ok(report)
+}
+
+/// [`service::validate_volunteer_rows`] a batch at a time, counting each.
+fn validate_in_batches(
+    station: &StationId,
+    rows: Vec<RosterRow>,
+    key: &IdSealer,
+    today: time::Date,
+    counter: &JobCounter,
+) -> ValidatedRows {
+    let mut all = ValidatedRows {
+        rows: rows.len(),
+        valid: Vec::with_capacity(rows.len()),
+        refused: Vec::new(),
+    };
+    let mut rows = rows.into_iter();
+    loop {
+        let batch: Vec<RosterRow> = rows.by_ref().take(IMPORT_ROWS_PER_COMMIT).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let count = batch.len() as u64;
+        let validated = service::validate_volunteer_rows(station, batch, key, today, rand::random);
+        all.valid.extend(validated.valid);
+        all.refused.extend(validated.refused);
+        counter.advance(count);
+    }
+    all
 }
 
 #[cfg(test)]

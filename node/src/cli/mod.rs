@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod client;
 pub mod columns;
+pub mod import_progress;
 pub mod orders;
 pub mod records;
 pub mod reports;
@@ -84,11 +85,13 @@ impl Target {
     }
 
     /// POST a spreadsheet (CSV, or XLSX by its extension) to an import
-    /// endpoint and return the node's report.
+    /// endpoint and return the node's report; on a terminal, with a
+    /// progress bar of the node's job of `job_kind` meanwhile.
     pub(crate) async fn post_spreadsheet(
         &self,
         path: &str,
         file: &std::path::Path,
+        job_kind: &str,
     ) -> anyhow::Result<Value> {
         let bytes =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -97,9 +100,10 @@ impl Target {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
         query.push(("format", if is_xlsx { "xlsx" } else { "csv" }.to_string()));
-        self.client()?
-            .post_bytes(path, &query, bytes, "application/octet-stream")
-            .await
+        let client = self.client()?;
+        let file_bytes = bytes.len() as u64;
+        let upload = client.post_bytes(path, &query, bytes, "application/octet-stream");
+        import_progress::while_importing(&client, job_kind, file_bytes, upload).await
     }
 
     /// GET from the node and show its answer (`view`, or `--json`).

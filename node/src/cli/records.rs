@@ -291,7 +291,9 @@ pub async fn activity(command: ActivityCommand) -> anyhow::Result<()> {
                 .await
         }
         ActivityCommand::Import { file, target } => {
-            let report = target.post_spreadsheet("import/activities", &file).await?;
+            let report = target
+                .post_spreadsheet("import/activities", &file, "ledger_import")
+                .await?;
             target.show(&report, views::import_view);
             if !target.json {
                 return Ok(());
@@ -328,7 +330,9 @@ pub async fn activity(command: ActivityCommand) -> anyhow::Result<()> {
 pub async fn import(command: ImportCommand) -> anyhow::Result<()> {
     match command {
         ImportCommand::Import { file, target } => {
-            let report = target.post_spreadsheet("import/volunteers", &file).await?;
+            let report = target
+                .post_spreadsheet("import/volunteers", &file, "roster_import")
+                .await?;
             target.show(&report, views::import_view);
             Ok(())
         }

@@ -7,6 +7,7 @@
 //! Times print in Beijing time, to the minute.
 
 use crate::cli::columns::pad;
+use crate::progress::{counts_line, CountUnit};
 use serde_json::Value;
 use std::fmt::Write;
 use time::{OffsetDateTime, UtcOffset};
@@ -372,6 +373,7 @@ pub fn status_table(answer: &Value) -> String {
         let _ = writeln!(out, "WARNING: {warning}");
     }
     health_lines(answer, &mut out);
+    job_lines(answer, &mut out);
     let peers = answer["peers"]
         .as_array()
         .map(Vec::as_slice)
@@ -420,6 +422,41 @@ pub fn status_table(answer: &Value) -> String {
 }
 
 /// The node's health (word, store round trip, disk) and its actor.
+/// One line per long job of `status`: `roster import xh/t1/v1: rows 41,000 /
+/// 100,000, 4.1 MB; checking rows (running, 12.3 s)`.
+fn job_lines(answer: &Value, out: &mut String) {
+    for job in answer["jobs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let _ = writeln!(out, "{}", job_line(job));
+    }
+}
+
+/// A job of `status` (see `progress::JobView`) as one line.
+pub fn job_line(job: &Value) -> String {
+    let unit = match job["unit"].as_str() {
+        Some("documents") => CountUnit::Documents,
+        _ => CountUnit::Rows,
+    };
+    let counts = counts_line(
+        unit,
+        job["done"].as_u64().unwrap_or(0),
+        job["total"].as_u64(),
+        job["bytes"].as_u64().unwrap_or(0),
+        false,
+    );
+    format!(
+        "{} {}: {counts}; {} ({}, {:.1} s)",
+        text(&job["kind"]).replace('_', " "),
+        text(&job["subject"]),
+        text(&job["phase"]),
+        text(&job["state"]),
+        job["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1_000.0,
+    )
+}
+
 fn health_lines(answer: &Value, out: &mut String) {
     let health = &answer["health"];
     if health.is_object() {
@@ -789,6 +826,16 @@ mod tests {
             lines[6],
             format!("xh/t1/v2: last error: {long_error}"),
             "the whole error follows the table"
+        );
+
+        let with_jobs = status_table(&json!({"station": "xh", "tier": "county", "peers": [],
+            "jobs": [{"kind": "cold_sync", "subject": "xh/t1", "unit": "documents",
+                      "done": 1_234, "total": 2_600, "bytes": 4_100_000,
+                      "phase": "receiving documents", "state": "running",
+                      "elapsed_ms": 12_345}]}));
+        assert_eq!(
+            with_jobs.lines().nth(1),
+            Some("cold sync xh/t1: documents 1,234 / 2,600, 4.1 MB; receiving documents (running, 12.3 s)")
         );
 
         let alone = status_table(&json!({"station": "xh", "tier": "county", "peers": []}));

@@ -1,8 +1,8 @@
 //! `NodeContext`: what every request handler and peer task of a running
 //! node shares — configuration, the county's ID keys, the store, the
-//! peer board, and the caches queries refresh (statistics, registry).
+//! peer board, the progress of long work, and the caches queries refresh (statistics, registry).
 //!
-//! Layer: above `access`, `store`, `net`, `files`, `config`, `clock`; below `api`,
+//! Layer: above `access`, `store`, `net`, `files`, `config`, `clock`, `progress`; below `api`,
 //! `node`, `cli`, `demo`, which all use it and which it never uses.
 
 pub mod certificates;
@@ -62,6 +62,8 @@ pub struct NodeContext {
     pub certificate: Option<OwnCertificate>,
     /// Accounts, sessions, the API token and the audit log.
     pub access: Arc<Access>,
+    /// Long work running or just finished (imports, cold syncs), with counts.
+    pub progress: crate::progress::Progress,
 }
 
 /// What queries need of this node's certificate: the county CA that

@@ -464,6 +464,8 @@ struct Shared {
     session_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Session clock: monotonic ms since the manager started.
     epoch: Instant,
+    /// Where a cold sync reports its progress.
+    progress: crate::progress::Progress,
 }
 
 impl Shared {
@@ -567,6 +569,26 @@ impl PeerManager {
         dialled: Vec<DialledPeer>,
         session_config: SessionConfig,
     ) -> PeerManager {
+        let progress = crate::progress::Progress::default();
+        PeerManager::start_reporting(
+            endpoint,
+            store,
+            local_tier,
+            dialled,
+            session_config,
+            progress,
+        )
+    }
+
+    /// [`PeerManager::start`], with cold syncs reported into `progress`.
+    pub fn start_reporting(
+        endpoint: Arc<NodeEndpoint>,
+        store: Store,
+        local_tier: Tier,
+        dialled: Vec<DialledPeer>,
+        session_config: SessionConfig,
+        progress: crate::progress::Progress,
+    ) -> PeerManager {
         let board = PeerStatusBoard::default();
         for peer in &dialled {
             board.update(&peer.station, peer.role, Some(peer.address), |_| {});
@@ -585,6 +607,7 @@ impl PeerManager {
             stop: stop_receiver,
             session_tasks: Mutex::new(Vec::new()),
             epoch: Instant::now(),
+            progress,
         });
         let parent = dialled
             .iter()
@@ -1048,6 +1071,8 @@ async fn run_session(
     let mut stop_requested = false;
     let mut was_superseded = false;
     let mut outcome = SessionOutcome::default();
+    let mut cold_sync =
+        crate::net::cold_sync::ColdSyncProgress::new(shared.progress.clone(), peer_station.clone());
 
     while !closed || output_pending {
         let deadline = timeout_ms.map(|at| shared.epoch + Duration::from_millis(at));
@@ -1085,6 +1110,7 @@ async fn run_session(
                         permit.send(bytes);
                     }
                     absorb(board, &peer_station, role, remote_addr, &out);
+                    cold_sync.observe(&out.status);
                     outcome.greeted |= out.status.peer_tier.is_some();
                     closed |= out.closed;
                     timeout_ms = out.timeout_ms;
@@ -1128,6 +1154,7 @@ async fn run_session(
         // Any input may have produced output; the next permit asks for it.
         output_pending = true;
         absorb(board, &peer_station, role, remote_addr, &out);
+        cold_sync.observe(&out.status);
         outcome.greeted |= out.status.peer_tier.is_some();
         closed |= out.closed;
         timeout_ms = out.timeout_ms;
@@ -1167,6 +1194,7 @@ async fn run_session(
             move |replica| replica.peer_disconnected(&peer)
         })
         .await;
+    cold_sync.end(link_error.as_deref());
     board.update(&peer_station, role, Some(remote_addr), |status| {
         status.connected = false;
         status.up_to_date = false;

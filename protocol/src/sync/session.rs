@@ -268,6 +268,12 @@ pub struct SessionStatus {
     pub up_to_date: bool,
     /// Documents this node shares with the peer (at session start).
     pub documents_shared: usize,
+    /// Documents the peer said it shares with us (its scope root), once
+    /// heard: what a cold sync counts towards.
+    pub peer_documents: Option<u64>,
+    /// Documents the peer's messages changed here in this session (each
+    /// counted once per exchange): a cold sync's documents received.
+    pub documents_received: u64,
     /// Documents known to differ, not yet started.
     pub documents_pending: usize,
     /// Documents whose exchange is under way.
@@ -301,6 +307,9 @@ struct Exchange {
     scheduled: bool,
     /// `Sync` messages sent in this exchange (loop guard).
     messages_sent: u32,
+    /// The peer's messages changed the document in this exchange (counted
+    /// in `documents_received`).
+    received: bool,
 }
 
 impl Exchange {
@@ -377,6 +386,8 @@ pub struct Session {
     outgoing: Option<Outgoing>,
     incoming: Option<Incoming>,
 
+    /// The document count of the peer's scope root, once it came.
+    peer_documents: Option<u64>,
     pending: VecDeque<DocumentId>,
     pending_set: BTreeSet<DocumentId>,
     exchanges: BTreeMap<DocumentId, Exchange>,
@@ -395,6 +406,7 @@ pub struct Session {
 #[derive(Debug, Default)]
 struct Counters {
     documents_synced: u64,
+    documents_received: u64,
     sync_messages_sent: u64,
     sync_messages_received: u64,
     changes_applied: u64,
@@ -462,6 +474,7 @@ impl Session {
             control: VecDeque::new(),
             outgoing: None,
             incoming: None,
+            peer_documents: None,
             pending: VecDeque::new(),
             pending_set: BTreeSet::new(),
             exchanges: BTreeMap::new(),
@@ -680,6 +693,8 @@ impl Session {
             protocol_version: self.protocol_version,
             up_to_date: self.up_to_date,
             documents_shared: self.digest.as_ref().map_or(0, |digest| digest.documents()),
+            peer_documents: self.peer_documents,
+            documents_received: self.counters.documents_received,
             documents_pending: self.pending_set.len(),
             documents_in_flight: self.exchanges.len(),
             documents_synced: self.counters.documents_synced,
@@ -918,6 +933,7 @@ impl Session {
             return self.violation("a second scope root".to_string());
         }
         self.reconciliation.peer_root_seen = true;
+        self.peer_documents = Some(documents);
         let Some(digest) = &self.digest else {
             return self.violation("internal: no local digest".to_string());
         };
@@ -1095,6 +1111,12 @@ impl Session {
             Ok(outcome) => {
                 self.counters.changes_applied += outcome.changes_applied as u64;
                 if outcome.changes_applied > 0 || outcome.heads_changed {
+                    if let Some(exchange) = self.exchanges.get_mut(&document) {
+                        if !exchange.received {
+                            exchange.received = true;
+                            self.counters.documents_received += 1;
+                        }
+                    }
                     self.push_event(SessionEvent::DocumentUpdated {
                         document: document.clone(),
                         changes_applied: outcome.changes_applied,

@@ -46,6 +46,7 @@ fn start(dir: &Path) -> Arc<NodeContext> {
         revocations: Default::default(),
         certificate: None,
         access,
+        progress: Default::default(),
     })
 }
 

@@ -235,6 +235,34 @@ fn an_empty_node_gets_everything_on_cold_sync() {
 }
 
 #[test]
+fn a_cold_sync_counts_the_documents_received_against_the_peers_announced_count() {
+    let (mut township, mut county) = memory_pair("xh/t1", "xh");
+    let mut documents = Vec::new();
+    for village in 0..12 {
+        let roster = DocumentId::roster(&station(&format!("xh/t1/v{village}")));
+        township.host.edit(&roster, "v-1", "someone");
+        documents.push(roster);
+    }
+    assert_eq!(
+        county.session.status().peer_documents,
+        None,
+        "not heard yet"
+    );
+    pump(&mut township, &mut county, || usize::MAX);
+    assert_converged(&mut township, &mut county, &documents);
+    let status = county.session.status();
+    assert_eq!(status.peer_documents, Some(12));
+    assert_eq!(status.documents_received, 12);
+    assert!(status.bytes_received > 0);
+    // The township got nothing new: it counts none received.
+    let status = township.session.status();
+    assert_eq!(
+        (status.peer_documents, status.documents_received),
+        (Some(0), 0)
+    );
+}
+
+#[test]
 fn reconnect_after_sync_is_one_round_trip() {
     let (mut village, mut township) = memory_pair("xh/t1/v1", "xh/t1");
     let roster = DocumentId::roster(&station("xh/t1/v1"));
