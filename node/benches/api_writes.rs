@@ -31,6 +31,11 @@ async fn serve(dir: &std::path::Path) -> (std::net::SocketAddr, Arc<NodeContext>
         data_dir: dir.to_path_buf(),
         id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32]),
         county_id_key: Some(CountyOpenKey::generate([9; 32])),
+        phone_reader: civsync_protocol::domain::phone::PhoneReader {
+            station: civsync_protocol::StationId::parse("xh").unwrap(),
+            home_key: None,
+            county_key: Some(CountyOpenKey::generate([9; 32])),
+        },
         store,
         peers: Default::default(),
         stats: Default::default(),

@@ -76,6 +76,7 @@ fn volunteer(station: &StationId, n: usize) -> Volunteer {
         birth_date: date!(1980 - 01 - 01),
         residence_area: "村".into(),
         phone: format!("138{n:08}"),
+        phone_seals: Default::default(),
         id_digest: format!("{:064x}", n),
         id_sealed: String::new(),
         id_masked: "4116**********0001".into(),

@@ -166,6 +166,7 @@ fn village_history(village: &StationId, index: usize) -> (Node, Vec<RecordId>) {
                     birth_date: date!(1975 - 03 - 08),
                     residence_area: "东村三组".into(),
                     phone: format!("138{index:03}{n:05}"),
+                    phone_seals: Default::default(),
                     id_digest: format!("{index:032x}{n:032x}"),
                     id_sealed: String::new(),
                     id_masked: "4116**********0001".into(),
