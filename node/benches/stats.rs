@@ -523,7 +523,7 @@ async fn start(store_path: &Path, data_dir: &Path) -> (Arc<NodeContext>, Duratio
         data_dir: data_dir.to_path_buf(),
         id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32]),
         county_id_key: Some(CountyOpenKey::generate([9; 32])),
-        phone_reader: civsync_protocol::domain::phone::PhoneReader {
+        phone_reader: civsync_protocol::domain::phone_reader::PhoneReader {
             station: civsync_protocol::StationId::parse("xh").unwrap(),
             home_key: None,
             county_key: Some(CountyOpenKey::generate([9; 32])),

@@ -46,7 +46,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let (id_sealer, county_id_key) = load_county_id_keys(&pki_dir, config.tier)?;
     let phone_key = crate::context::load_phone_key(&pki_dir)?;
     let id_sealer = id_sealer.with_home_phone_key(config.station.clone(), phone_key.seal_key());
-    let phone_reader = civsync_protocol::domain::phone::PhoneReader {
+    let phone_reader = civsync_protocol::domain::phone_reader::PhoneReader {
         station: config.station.clone(),
         home_key: Some(phone_key),
         county_key: county_id_key.clone(),

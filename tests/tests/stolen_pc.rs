@@ -385,7 +385,7 @@ fn phones_are_read_at_the_home_station_and_the_county_and_only_masked_at_the_tow
         if let Some(key) = CountyOpenKey::from_hex(text.trim()) {
             for seal in &stored[2..] {
                 assert!(
-                    civsync_protocol::domain::phone::open(&key, seal).is_err(),
+                    key.open_phone(seal).is_err(),
                     "{} opens a phone seal",
                     path.display()
                 );

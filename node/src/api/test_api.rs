@@ -65,7 +65,7 @@ impl TestApi {
             id_sealer: IdSealer::new(CountyOpenKey::generate([9; 32]).seal_key(), [8; 32])
                 .with_home_phone_key(station(at), CountyOpenKey::generate([7; 32]).seal_key()),
             county_id_key: Some(CountyOpenKey::generate([9; 32])),
-            phone_reader: civsync_protocol::domain::phone::PhoneReader {
+            phone_reader: civsync_protocol::domain::phone_reader::PhoneReader {
                 station: station(at),
                 home_key: Some(CountyOpenKey::generate([7; 32])),
                 county_key: Some(CountyOpenKey::generate([9; 32])),

@@ -14,7 +14,7 @@ use crate::config::NodeConfig;
 use crate::secrets::write_secret;
 use crate::store::{Store, StoreClosed};
 use anyhow::Context;
-use civsync_protocol::domain::phone::PhoneReader;
+use civsync_protocol::domain::phone_reader::PhoneReader;
 use civsync_protocol::domain::pii::{CountyOpenKey, CountySealKey, IdSealer};
 use civsync_protocol::service::registry::RegistryRead;
 use civsync_protocol::stats::RetiredStations;

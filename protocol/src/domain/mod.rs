@@ -4,7 +4,8 @@
 //! vocabularies (`model`), what a clerk submits and how it is validated
 //! (`input`: every refusal names the field), and ID-card numbers (`pii`:
 //! checksum, keyed digest, masking — the clear number is never stored), and
-//! phones (`phone`: masked, and sealed to the county and the home station).
+//! phones (`phone`: masked, and sealed to the county and the home station;
+//! `phone_reader`: what a node shows).
 //!
 //! May use: `identity`.
 //! Must never use: Automerge, storage, sync, statistics — a rule about a
@@ -13,4 +14,5 @@
 pub mod input;
 pub mod model;
 pub mod phone;
+pub mod phone_reader;
 pub mod pii;

@@ -21,9 +21,6 @@
 //! Rosters written before hold the phone in clear (`Volunteer::phone`); they
 //! stay readable, and a correction seals them.
 
-use crate::domain::model::Volunteer;
-use crate::domain::pii::{CountyOpenKey, CountySealKey};
-use crate::identity::station::StationId;
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use seal_rng::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -81,11 +78,12 @@ pub fn mask(digits: &str) -> String {
         .collect()
 }
 
-/// Seal validated phone digits to `key`, drawing the ephemeral key from
+/// Seal validated phone digits to the X25519 public key `public` (checked
+/// when it was read: `pii::CountySealKey`), drawing the ephemeral key from
 /// `rng`.
-pub fn seal(key: &CountySealKey, digits: &str, rng: &mut ChaCha20Rng) -> String {
+pub fn seal(public: &[u8; 32], digits: &str, rng: &mut ChaCha20Rng) -> String {
     debug_assert!(digits.len() <= PHONE_DIGITS_MAX && digits.bytes().all(|b| b.is_ascii_digit()));
-    let public = <SealKem as hpke::Kem>::PublicKey::from_bytes(key.as_bytes())
+    let public = <SealKem as hpke::Kem>::PublicKey::from_bytes(public)
         .expect("checked when the key was read");
     let (encapped, ciphertext) = hpke::single_shot_seal::<SealAead, SealKdf, SealKem, _>(
         &OpModeS::Base,
@@ -112,8 +110,9 @@ pub enum PhoneSealError {
     NotDigits,
 }
 
-/// Open a seal made by [`seal`] to `key`'s public half.
-pub fn open(key: &CountyOpenKey, sealed: &str) -> Result<String, PhoneSealError> {
+/// Open a seal made by [`seal`], with the X25519 private key `private`
+/// (checked when it was made or read: `pii::CountyOpenKey::open_phone`).
+pub fn open(private: &[u8; 32], sealed: &str) -> Result<String, PhoneSealError> {
     let bytes = sealed
         .strip_prefix(PHONE_SEALED_PREFIX)
         .and_then(from_hex)
@@ -123,7 +122,7 @@ pub fn open(key: &CountyOpenKey, sealed: &str) -> Result<String, PhoneSealError>
         .ok_or(PhoneSealError::Shape)?;
     let encapped = <SealKem as hpke::Kem>::EncappedKey::from_bytes(&bytes[..32])
         .map_err(|_| PhoneSealError::Shape)?;
-    let private = <SealKem as hpke::Kem>::PrivateKey::from_bytes(key.as_bytes())
+    let private = <SealKem as hpke::Kem>::PrivateKey::from_bytes(private)
         .expect("checked when the key was made or read");
     let clear = hpke::single_shot_open::<SealAead, SealKdf, SealKem>(
         &OpModeR::Base,
@@ -139,40 +138,6 @@ pub fn open(key: &CountyOpenKey, sealed: &str) -> Result<String, PhoneSealError>
         return Err(PhoneSealError::NotDigits);
     }
     Ok(digits)
-}
-
-/// The keys one node holds to read phones: its own station's phone key,
-/// and at the county the county's ID key.
-#[derive(Clone)]
-pub struct PhoneReader {
-    pub station: StationId,
-    pub home_key: Option<CountyOpenKey>,
-    pub county_key: Option<CountyOpenKey>,
-}
-
-impl PhoneReader {
-    /// Put into `volunteer.phone` what this node may show: the number when
-    /// one of its keys opens a seal (or the roster is old and holds it in
-    /// clear), the masked form otherwise. Seals are never shown.
-    pub fn reveal(&self, volunteer: &mut Volunteer) {
-        let seals = std::mem::take(&mut volunteer.phone_seals);
-        if !volunteer.phone.is_empty() {
-            return;
-        }
-        let at_home = volunteer.home_station == self.station;
-        let from_home = self
-            .home_key
-            .as_ref()
-            .filter(|_| at_home && !seals.home.is_empty())
-            .and_then(|key| open(key, &seals.home).ok());
-        let from_county = || {
-            self.county_key
-                .as_ref()
-                .filter(|_| !seals.county.is_empty())
-                .and_then(|key| open(key, &seals.county).ok())
-        };
-        volunteer.phone = from_home.or_else(from_county).unwrap_or(seals.masked);
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -191,6 +156,7 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::pii::CountyOpenKey;
     use seal_rng::rand_core::SeedableRng;
 
     fn rng() -> ChaCha20Rng {
@@ -210,20 +176,21 @@ mod tests {
     fn a_seal_opens_only_with_its_key_and_never_as_an_id_number() {
         let county = CountyOpenKey::generate([1; 32]);
         let other = CountyOpenKey::generate([2; 32]);
-        let sealed = seal(&county.seal_key(), "13812345678", &mut rng());
+        let public = county.seal_key().to_bytes();
+        let sealed = seal(&public, "13812345678", &mut rng());
         assert!(sealed.starts_with(PHONE_SEALED_PREFIX));
         assert!(!sealed.contains("13812345678"));
-        assert_eq!(open(&county, &sealed).unwrap(), "13812345678");
-        assert_eq!(open(&other, &sealed), Err(PhoneSealError::WrongKey));
+        assert_eq!(county.open_phone(&sealed).unwrap(), "13812345678");
+        assert_eq!(other.open_phone(&sealed), Err(PhoneSealError::WrongKey));
         assert!(county.open(&sealed).is_err(), "a phone seal is no ID seal");
         let mut altered = sealed.clone();
         altered.replace_range(altered.len() - 2.., "00");
-        assert_eq!(open(&county, &altered), Err(PhoneSealError::WrongKey));
-        assert_eq!(open(&county, "phone1:zz"), Err(PhoneSealError::Shape));
-        let two = seal(&county.seal_key(), "13812345678", &mut rng());
+        assert_eq!(county.open_phone(&altered), Err(PhoneSealError::WrongKey));
+        assert_eq!(county.open_phone("phone1:zz"), Err(PhoneSealError::Shape));
+        let two = seal(&public, "13812345678", &mut rng());
         let mut again = rng();
-        let _ = seal(&county.seal_key(), "1", &mut again);
-        let three = seal(&county.seal_key(), "13812345678", &mut again);
+        let _ = seal(&public, "1", &mut again);
+        let three = seal(&public, "13812345678", &mut again);
         assert_eq!(sealed, two, "deterministic for one rng state");
         assert_ne!(sealed, three, "randomised across draws");
     }

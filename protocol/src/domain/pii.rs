@@ -80,8 +80,9 @@ impl CountySealKey {
         to_hex(&self.0)
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8; COUNTY_ID_KEY_BYTES] {
-        &self.0
+    /// The raw X25519 public key.
+    pub fn to_bytes(&self) -> [u8; COUNTY_ID_KEY_BYTES] {
+        self.0
     }
 
     /// Seal a (validated, normalised) ID number, drawing the ephemeral key
@@ -149,10 +150,6 @@ impl CountyOpenKey {
         to_hex(&self.0)
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8; COUNTY_ID_KEY_BYTES] {
-        &self.0
-    }
-
     fn private(&self) -> <SealKem as hpke::Kem>::PrivateKey {
         <SealKem as hpke::Kem>::PrivateKey::from_bytes(&self.0)
             .expect("checked when the key was made or read")
@@ -164,6 +161,11 @@ impl CountyOpenKey {
         let mut out = [0u8; COUNTY_ID_KEY_BYTES];
         out.copy_from_slice(&public.to_bytes());
         CountySealKey(out)
+    }
+
+    /// Open a phone seal made to our public key (`domain::phone`).
+    pub fn open_phone(&self, sealed: &str) -> Result<String, phone::PhoneSealError> {
+        phone::open(&self.0, sealed)
     }
 
     /// Open a seal made by [`CountySealKey::seal`] with our public key.
@@ -247,12 +249,12 @@ impl IdSealer {
         }
         let mut rng = self.rng.lock().unwrap_or_else(|poison| poison.into_inner());
         let home_seal = match &self.home_phone_key {
-            Some((station, key)) if station == home => phone::seal(key, digits, &mut rng),
+            Some((station, key)) if station == home => phone::seal(&key.0, digits, &mut rng),
             _ => String::new(),
         };
         PhoneSeals {
             masked: phone::mask(digits),
-            county: phone::seal(&self.key, digits, &mut rng),
+            county: phone::seal(&self.key.0, digits, &mut rng),
             home: home_seal,
         }
     }
