@@ -320,7 +320,9 @@ mod tests {
         assert!(PeerIntake::decode(short).unwrap_err().contains("10 bytes"));
         let mut newer = counts.encode();
         newer[0] = 9;
-        assert!(PeerIntake::decode(&newer).unwrap_err().contains("version 9"));
+        assert!(PeerIntake::decode(&newer)
+            .unwrap_err()
+            .contains("version 9"));
     }
 
     #[test]

@@ -346,7 +346,9 @@ fn a_township_restarted_the_same_day_keeps_counting_a_peers_quota() {
     assert!(!t.replica.holds(&months[2]), "the quota was not reset");
     let refused = refused_for_now(&t);
     assert!(
-        refused.iter().any(|r| r.contains("over the quota of 2 new documents a day")),
+        refused
+            .iter()
+            .any(|r| r.contains("over the quota of 2 new documents a day")),
         "{refused:?}"
     );
 }
