@@ -50,7 +50,6 @@ impl CountyStatistics {
     /// Do the county's figures differ from what it last published?
     pub fn behind(&mut self, replica: &mut Replica<MemoryStorage>) -> bool {
         self.stored.refresh(replica);
-        self.publisher
-            .behind(self.stored.index(), &replica.local().clone())
+        self.publisher.behind(self.stored.index(), replica.local())
     }
 }

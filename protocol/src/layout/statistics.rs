@@ -22,7 +22,7 @@
 //! operation for a value written again), so a county that rewrites an
 //! unchanged month makes no change at all.
 
-use super::{maps_at, put_changed, root_maps, root_records, upsert_record, view, Fields};
+use super::{keys_of, maps_at, put_changed, root_maps, root_records, upsert_record, view, Fields};
 use super::{LayoutError, LayoutResult, Scalar};
 use crate::identity::station::StationId;
 use automerge::{AutoCommit, ReadDoc, ROOT};
@@ -169,7 +169,7 @@ pub fn put_statistics(doc: &mut AutoCommit, stations: &MonthCounts) -> LayoutRes
                 .unwrap_or(false)
         })
         .collect();
-    let total = stations.len() + super::keys_of(doc, &held).len() - gone.len();
+    let total = stations.len() + keys_of(doc, &held).len() - gone.len();
     if stations.len() > STATIONS_PER_STATISTICS_DOCUMENT_MAX
         || total > STATIONS_PER_STATISTICS_DOCUMENT_MAX
     {
