@@ -46,6 +46,7 @@ caught_by() {
         miscount-aggregate) echo aggregates ;;
         admit-invented-stations) echo authority ;;
         resurrect-deleted) echo deletions ;;
+        stale-statistics) echo statistics ;;
         *) echo "" ;;
     esac
 }
@@ -57,7 +58,12 @@ for bug in $("$sim" --inject-bug list); do
         failed=1
         continue
     fi
-    if out=$("$sim" --seed 1 "${small[@]}" --inject-bug "$bug" --json 2>/dev/null); then
+    # Statistics travel only to an office above the county.
+    extra=()
+    if [ "$bug" = stale-statistics ]; then
+        extra=(--prefecture-counties 2)
+    fi
+    if out=$("$sim" --seed 1 "${small[@]}" "${extra[@]}" --inject-bug "$bug" --json 2>/dev/null); then
         echo "bug $bug: run passed, but $checker should have failed"
         failed=1
     elif echo "$out" | grep -Eq "\"$checker\":\{\"detail\":\"([^\"\\\\]|\\\\.)*\",\"passed\":false"; then

@@ -8,6 +8,7 @@ use crate::config::NodeConfig;
 use crate::context::{load_county_id_keys, NodeContext, STORE_DIR};
 use crate::store::Store;
 use anyhow::Context;
+use civsync_protocol::service::statistics::{publishes_statistics, STATISTICS_REWRITE_INTERVAL_MS};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -121,17 +122,51 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     });
     let api_task = tokio::spawn(async move { api.await });
+    let statistics_task = publishes_statistics(config.tier).then(|| {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { keep_statistics_current(&ctx).await })
+    });
 
     shutdown_signal().await;
     tracing::info!("stopping: finishing requests and flushing the store");
     let _ = stop_tx.send(true);
     let _ = api_task.await;
+    if let Some(task) = statistics_task {
+        task.abort();
+        let _ = task.await;
+    }
     if let Some(manager) = manager {
         manager.shutdown().await;
     }
     ctx.store.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// A county's statistics documents follow its figures: at start (every
+/// month compared with its document once) and then every
+/// `STATISTICS_REWRITE_INTERVAL_MS`, so the offices above receive at most
+/// one rewrite per interval however many writes and syncs came in between.
+async fn keep_statistics_current(ctx: &NodeContext) {
+    let every = std::time::Duration::from_millis(STATISTICS_REWRITE_INTERVAL_MS as u64);
+    loop {
+        match ctx.publish_statistics().await {
+            Ok(Ok(report)) if !report.months_written.is_empty() => {
+                let months: Vec<String> = report
+                    .months_written
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect();
+                tracing::info!(months = %months.join(","), "statistics documents rewritten");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(reason)) => tracing::warn!(%reason, "statistics documents not rewritten"),
+            Err(error) => {
+                tracing::warn!(%error, "statistics documents not rewritten: the store is unavailable");
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// What `start_peers` started: the connection manager and this node's

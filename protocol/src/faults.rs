@@ -3,7 +3,8 @@
 //! real bug of the product rather than one of its own.
 //!
 //! Layer: the bottom; uses nothing else in the crate. Used by `layout`,
-//! `stats` and `service`, at the few places a fault breaks them.
+//! `stats` and `service`, at the few places a fault breaks them
+//! (`StaleStatistics` in `service/statistics.rs`).
 //!
 //! Without the `injected-faults` feature (every node build) [`armed`] is a
 //! constant `false` and the faulty branches compile away. With it (the
@@ -21,6 +22,9 @@ pub enum Fault {
     /// The statistics count the first live activity of every activities
     /// document twice.
     MiscountAggregate,
+    /// A county writes a month's statistics document once and never again:
+    /// the offices above it keep the figures of that first write.
+    StaleStatistics,
 }
 
 impl Fault {
@@ -28,6 +32,7 @@ impl Fault {
         match self {
             Fault::ResurrectDeleted => 1,
             Fault::MiscountAggregate => 2,
+            Fault::StaleStatistics => 4,
         }
     }
 }

@@ -8,6 +8,9 @@
 //! - aggregates: the county's statistics equal those recomputed from the
 //!   ground truth;
 //! - scope: no node holds a document outside its scope;
+//! - statistics (prefecture runs): the figures an office above the county
+//!   reads from the statistics documents equal, per county, month and
+//!   station, the county's own statistics over the documents it holds;
 //! - authority: every change in every document was made by a station that
 //!   may write it;
 //! - deletions: no deleted record comes back — every activity a clerk's
@@ -28,7 +31,7 @@ use automerge::{ActorId, AutoCommit, ChangeHash};
 use civsync_protocol::domain::model::RecordId;
 use civsync_protocol::identity::actor::station_of;
 use civsync_protocol::layout;
-use civsync_protocol::stats::{Period, StatsIndex};
+use civsync_protocol::stats::{held_statistics, station_counts, Period, StatsIndex};
 use civsync_protocol::{DocumentId, DocumentKind, Month, StationId, Tier};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,12 +147,13 @@ pub fn heads_agree(world: &World) -> Result<usize, String> {
 
 pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
     type Checker = fn(&mut World) -> CheckResult;
-    let checkers: [(&'static str, Checker); 8] = [
+    let checkers: [(&'static str, Checker); 9] = [
         ("convergence", convergence),
         ("liveness", |w| liveness(w)),
         ("durability", durability),
         ("aggregates", aggregates),
         ("scope", |w| scope(w)),
+        ("statistics", statistics),
         ("authority", authority),
         ("deletions", deletions),
         ("run", |w| run_problems(w)),
@@ -466,6 +470,104 @@ fn aggregates(world: &mut World) -> CheckResult {
     }
     CheckResult::pass(format!(
         "statistics index of {compared} counties equals the ground truth, per station-month and rolled up ({detail})"
+    ))
+}
+
+/// The county's statistics as the product computes them: the index over
+/// every document it holds of its subtree.
+fn county_index(world: &mut World, county: NodeIndex) -> Result<StatsIndex, String> {
+    let station = world.topology.nodes[county].station.clone();
+    let Some(replica) = world.replica_mut(county) else {
+        return Err(format!("county {station} is down"));
+    };
+    let mut index = StatsIndex::new();
+    for document in replica.documents_owned_within(&station) {
+        match replica.with_document(&document, |doc| index.apply_document(&document, doc)) {
+            Ok(Some(Ok(_))) | Ok(None) => {}
+            Ok(Some(Err(error))) => return Err(format!("county {station}: {document}: {error}")),
+            Err(error) => {
+                return Err(format!(
+                    "county {station}: {document} does not load: {error}"
+                ))
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// Above the county only statistics travel; they must say what the county
+/// itself counts. For every county and every month it counts anything in
+/// (or published a document for), each station's figures as the office
+/// above reads them (`held_statistics`, what its API answers from) equal
+/// the county's own figures for that station, rolled up over its subtree.
+fn statistics(world: &mut World) -> CheckResult {
+    let above: Vec<NodeIndex> = (0..world.node_count())
+        .filter(|n| world.is_honest(*n) && above_county(world.topology.nodes[*n].tier))
+        .collect();
+    if above.is_empty() {
+        return CheckResult::pass("no office above the county: nothing published");
+    }
+    let counties: Vec<NodeIndex> = world.topology.of_tier(Tier::County).collect();
+    let mut compared = 0u64;
+    let mut months_compared = 0u64;
+    for county in counties {
+        let station = world.topology.nodes[county].station.clone();
+        let index = match county_index(world, county) {
+            Ok(index) => index,
+            Err(problem) => return CheckResult::fail(problem),
+        };
+        for &office in &above {
+            let office_station = world.topology.nodes[office].station.clone();
+            if !office_station.is_strict_ancestor_of(&station) {
+                continue;
+            }
+            let Some(replica) = world.replica_mut(office) else {
+                return CheckResult::fail(format!("{office_station} is down"));
+            };
+            let published: BTreeSet<Month> = replica
+                .documents_where(|d| {
+                    d.owner == station && matches!(d.kind, DocumentKind::Statistics(_))
+                })
+                .into_iter()
+                .filter_map(|d| d.month())
+                .collect();
+            let months: BTreeSet<Month> = index
+                .months_of(&station)
+                .into_iter()
+                .chain(published)
+                .collect();
+            for month in months {
+                let held = held_statistics(replica, &station, month);
+                if let Some((document, reason)) = held.unreadable.first() {
+                    return CheckResult::fail(format!(
+                        "{office_station} cannot read {document}: {reason}"
+                    ));
+                }
+                let found = held.counties.get(&station).cloned().unwrap_or_default();
+                // Written out here from the index's own figures, not asked
+                // of the publisher.
+                let mut expected = BTreeMap::new();
+                for s in index.stations(&station, &[]) {
+                    let counts = station_counts(&index.figures(&s, Period::Month(month)));
+                    if !counts.is_zero() {
+                        expected.insert(s, counts);
+                    }
+                }
+                months_compared += 1;
+                for s in expected.keys().chain(found.keys()).collect::<BTreeSet<_>>() {
+                    compared += 1;
+                    let (want, got) = (expected.get(s), found.get(s));
+                    if want != got {
+                        return CheckResult::fail(format!(
+                            "{office_station} reads {s} {month} as {got:?}; the county {station} counts {want:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    CheckResult::pass(format!(
+        "{months_compared} county-months, {compared} station lines read above the county equal the county's own figures"
     ))
 }
 

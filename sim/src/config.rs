@@ -44,7 +44,7 @@ impl std::str::FromStr for FaultLevel {
 /// A deliberate defect, each of which one checker must catch. Most live in
 /// the simulator (the host wrapper, the crash path, the replica's
 /// configuration); the ones that break a rule of the product itself
-/// (`resurrect-deleted`, `miscount-aggregate`) are armed in the product's
+/// (`resurrect-deleted`, `miscount-aggregate`, `stale-statistics`) are armed in the product's
 /// own code through `civsync_protocol::faults` (compiled in only with the
 /// `injected-faults` feature the simulator turns on), so the checker is
 /// shown to catch a bug of the product, not one of its own.
@@ -73,16 +73,22 @@ pub enum InjectedBug {
     /// (`faults::Fault::ResurrectDeleted`): a township's stale form brings
     /// the activity back. Caught by: deletions.
     ResurrectDeleted,
+    /// A county writes each month's statistics document once and never
+    /// brings it up to date (`faults::Fault::StaleStatistics`): the
+    /// prefecture keeps the first figures it received. Needs a prefecture
+    /// (`--prefecture-counties`). Caught by: statistics.
+    StaleStatistics,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 6] = [
+    pub const ALL: [InjectedBug; 7] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
         InjectedBug::MiscountAggregate,
         InjectedBug::AdmitInventedStations,
         InjectedBug::ResurrectDeleted,
+        InjectedBug::StaleStatistics,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +99,7 @@ impl InjectedBug {
             InjectedBug::MiscountAggregate => "miscount-aggregate",
             InjectedBug::AdmitInventedStations => "admit-invented-stations",
             InjectedBug::ResurrectDeleted => "resurrect-deleted",
+            InjectedBug::StaleStatistics => "stale-statistics",
         }
     }
 
@@ -105,6 +112,7 @@ impl InjectedBug {
             InjectedBug::MiscountAggregate => "aggregates",
             InjectedBug::AdmitInventedStations => "authority",
             InjectedBug::ResurrectDeleted => "deletions",
+            InjectedBug::StaleStatistics => "statistics",
         }
     }
 
@@ -114,11 +122,18 @@ impl InjectedBug {
         match self {
             InjectedBug::MiscountAggregate => Some(Fault::MiscountAggregate),
             InjectedBug::ResurrectDeleted => Some(Fault::ResurrectDeleted),
+            InjectedBug::StaleStatistics => Some(Fault::StaleStatistics),
             InjectedBug::DropAcknowledgedWrite
             | InjectedBug::SkipDocumentSync
             | InjectedBug::ApplyUnauthorized
             | InjectedBug::AdmitInventedStations => None,
         }
+    }
+
+    /// Does this bug show only where statistics go above the county (a run
+    /// with `--prefecture-counties`)?
+    pub fn needs_prefecture(self) -> bool {
+        self == InjectedBug::StaleStatistics
     }
 
     pub fn parse(name: &str) -> Option<InjectedBug> {
@@ -219,6 +234,12 @@ impl SimConfig {
         check(
             self.misbehaving < self.villages_total(),
             "--misbehaving must be fewer than the villages".into(),
+        )?;
+        check(
+            !self.inject_bug.is_some_and(InjectedBug::needs_prefecture)
+                || self.prefecture_counties > 0,
+            "--inject-bug stale-statistics needs --prefecture-counties (statistics go to a prefecture)"
+                .into(),
         )?;
         check(
             self.liveness_bound_s >= 60,

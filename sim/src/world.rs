@@ -27,6 +27,7 @@ use crate::host::{Forgery, SimHost};
 use crate::network::{Arrival, ConnectionId, Side, Stream, DIALER, LISTENER};
 use crate::rng::{self, Stream as RngStream};
 use crate::scheduler::Scheduler;
+use crate::statistics::{CountyStatistics, STATISTICS_LOOK_EVERY_MS};
 use crate::tamper;
 use crate::time::{Date, NodeClock, SimMs, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 use crate::topology::{LinkIndex, LinkKind, NodeIndex, Topology};
@@ -148,6 +149,10 @@ enum Event {
     Tamper,
     FinalHeal,
     Probe,
+    /// A county looks whether its statistics documents are due a rewrite.
+    Statistics {
+        node: NodeIndex,
+    },
 }
 
 impl Event {
@@ -163,6 +168,7 @@ impl Event {
             Event::Tamper => "tamper",
             Event::FinalHeal => "final_heal",
             Event::Probe => "probe",
+            Event::Statistics { .. } => "statistics",
         }
     }
 }
@@ -183,6 +189,9 @@ struct NodeState {
     rollback: Option<MemoryStorage>,
     /// The chunking stream of this node's outgoing bytes.
     rng: ChaCha8Rng,
+    /// A county's statistics index and publisher, in a prefecture run
+    /// (opened at its first look, dropped in a crash).
+    statistics: Option<CountyStatistics>,
 }
 
 #[derive(Default)]
@@ -225,6 +234,8 @@ pub struct Counters {
     pub stale_corrections_refused_deleted: u64,
     pub stale_corrections_taken: u64,
     pub writes_skipped_node_down: u64,
+    /// Statistics documents a county rewrote (prefecture runs).
+    pub statistics_written: u64,
     pub crashes: u64,
     pub restarts: u64,
     pub offline_periods: u64,
@@ -321,6 +332,7 @@ impl World {
                 forgery,
                 rollback: None,
                 rng,
+                statistics: None,
             });
         }
         let hidden = (config.inject_bug == Some(InjectedBug::SkipDocumentSync)).then(|| {
@@ -389,6 +401,12 @@ impl World {
         if self.config.inject_bug == Some(InjectedBug::ApplyUnauthorized) {
             self.schedule(horizon / 2, Event::Tamper);
         }
+        if self.config.prefecture_counties > 0 {
+            for node in self.topology.of_tier(Tier::County).collect::<Vec<_>>() {
+                let at = self.net_rng.gen_range(0..STATISTICS_LOOK_EVERY_MS);
+                self.schedule(at, Event::Statistics { node });
+            }
+        }
         for link in 0..self.links.len() {
             let delay = self.net_rng.gen_range(0..REDIAL_DELAY_MAX_MS);
             self.want_dial(link, delay);
@@ -442,6 +460,11 @@ impl World {
             Event::Tamper => self.tamper(),
             Event::FinalHeal => self.final_heal(),
             Event::Probe => self.probe(),
+            Event::Statistics { node } => {
+                self.statistics(node);
+                let next = self.sched.now() + STATISTICS_LOOK_EVERY_MS;
+                self.schedule(next, Event::Statistics { node });
+            }
         }
     }
 
@@ -898,6 +921,7 @@ impl World {
         self.counters.crashes += 1;
         self.cut_links_of(node, "node crashed");
         let state = &mut self.nodes[node];
+        state.statistics = None;
         let mut storage = state.replica.take().expect("checked above").into_storage();
         match state.rollback.take() {
             // The injected bug: the node comes back with an older disk.
@@ -996,12 +1020,59 @@ impl World {
 
     fn probe(&mut self) {
         let now = self.sched.now();
-        if crate::checks::heads_agree(self).is_ok() {
+        // Quiet only once every county has published its last figures (and
+        // they travelled): a prefecture must not be checked against a
+        // rewrite still waiting for its interval.
+        if crate::checks::heads_agree(self).is_ok() && !self.statistics_behind() {
             self.converged_at = Some(now);
             self.stopped = true;
             return;
         }
         self.schedule(now + PROBE_INTERVAL_MS, Event::Probe);
+    }
+
+    // ------------------------------------------------------------ statistics
+
+    /// A county's look at its statistics (see `crate::statistics`): the
+    /// product's refresh and publish, then what it wrote goes to its peers.
+    fn statistics(&mut self, node: NodeIndex) {
+        let local_now_ms = i64::try_from(self.local_now(node)).unwrap_or(i64::MAX);
+        let state = &mut self.nodes[node];
+        let Some(replica) = state.replica.as_mut() else {
+            return;
+        };
+        replica.set_now_ms(local_now_ms);
+        let county = state
+            .statistics
+            .get_or_insert_with(|| CountyStatistics::open(replica));
+        match county.look(replica, local_now_ms) {
+            Ok(Some(report)) => {
+                self.counters.statistics_written += report.months_written.len() as u64;
+            }
+            Ok(None) => {}
+            Err(problem) => self.problems.push(RunProblem(format!(
+                "{} did not publish its statistics: {problem}",
+                state.station
+            ))),
+        }
+        self.propagate(node);
+    }
+
+    /// Does a county hold figures it has not published yet? (Prefecture
+    /// runs only; a county that is down is the convergence check's.)
+    fn statistics_behind(&mut self) -> bool {
+        if self.config.prefecture_counties == 0 {
+            return false;
+        }
+        let counties: Vec<NodeIndex> = self.topology.of_tier(Tier::County).collect();
+        counties.into_iter().any(|node| {
+            let state = &mut self.nodes[node];
+            match (state.replica.as_mut(), state.statistics.as_mut()) {
+                (Some(replica), Some(county)) => county.behind(replica),
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+        })
     }
 
     // ------------------------------------------------------------ clerks

@@ -97,6 +97,7 @@ fn bug_names_are_listed_one_per_line() {
             "miscount-aggregate",
             "admit-invented-stations",
             "resurrect-deleted",
+            "stale-statistics",
         ]
     );
 }

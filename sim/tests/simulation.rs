@@ -72,10 +72,24 @@ fn a_small_county_with_faults_and_a_liar_passes_every_checker() {
 
 #[test]
 fn every_injected_bug_is_caught_by_its_checker_and_only_with_the_bug() {
-    let config = small(5);
-    let clean = simulate(&config);
-    assert!(clean.passed, "{:?}", clean.checks);
+    let county = small(5);
+    let clean_county = simulate(&county);
+    assert!(clean_county.passed, "{:?}", clean_county.checks);
+    // Statistics go only to an office above the county.
+    let prefecture = SimConfig {
+        prefecture_counties: 2,
+        townships: 2,
+        villages_per_township: 2,
+        ..small(5)
+    };
+    let clean_prefecture = simulate(&prefecture);
+    assert!(clean_prefecture.passed, "{:?}", clean_prefecture.checks);
     for bug in InjectedBug::ALL {
+        let (config, clean) = if bug.needs_prefecture() {
+            (&prefecture, &clean_prefecture)
+        } else {
+            (&county, &clean_county)
+        };
         let report = simulate(&SimConfig {
             inject_bug: Some(bug),
             ..config.clone()

@@ -8,6 +8,12 @@
 //! costs the changes since the last one, not the county. The first refresh
 //! (at start) loads the persisted entries and reads again only documents
 //! whose entry is missing, stale, of an old format or corrupt; it logs why.
+//!
+//! An office above the county (prefecture, province) holds no rosters,
+//! activities or orders: its figures are the counties' statistics documents
+//! (`statistics:<county>:<YYYY-MM>`), read at each query — one small
+//! document per county and month. They are monthly; a quarter is refused
+//! there, since active volunteers of three months do not add up.
 
 use crate::api::common::ApiError;
 use crate::context::NodeContext;
@@ -18,8 +24,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use civsync_protocol::identity::document_id::holds_others_personal_data;
 use civsync_protocol::service::registry;
-use civsync_protocol::stats::{Period, Quarter, StatsIndex};
+use civsync_protocol::stats::{figures_of, held_statistics, Period, Quarter, StatsIndex};
 use civsync_protocol::{Month, Station, StationId};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -91,6 +98,11 @@ async fn build_report(
     station: &StationId,
     period: Period,
 ) -> Result<report::StatisticsReport, ApiError> {
+    if !holds_others_personal_data(ctx.config.tier) {
+        let mut report = published_report(ctx, station, period).await?;
+        crate::api::approvals::mark_report(ctx, &mut report).await?;
+        return Ok(report);
+    }
     ctx.refresh_stats().await?;
     let (registry, retired) = ctx.registry_retiring().await?;
     let mut report = {
@@ -104,6 +116,45 @@ async fn build_report(
     };
     crate::api::approvals::mark_report(ctx, &mut report).await?;
     Ok(report)
+}
+
+/// The report of an office above the county, from the statistics
+/// documents its counties published.
+async fn published_report(
+    ctx: &NodeContext,
+    root: &StationId,
+    period: Period,
+) -> Result<report::StatisticsReport, ApiError> {
+    let Period::Month(month) = period else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "quarter",
+            "above the county figures come from the counties' monthly statistics; ask for each month"
+                .to_string(),
+        ));
+    };
+    let for_root = root.clone();
+    let held = ctx
+        .store
+        .call(move |replica| held_statistics(replica, &for_root, month))
+        .await?;
+    for (document, reason) in &held.unreadable {
+        tracing::warn!(%document, %reason, "statistics document unreadable; its county is left out");
+    }
+    let registry = ctx.registry().await?;
+    let rows = held
+        .stations_under(root)
+        .iter()
+        .map(|(station, counts)| (station.clone(), figures_of(counts)))
+        .collect();
+    report::published_report(
+        root,
+        period,
+        rows,
+        &figures_of(&held.station(root)),
+        &registry,
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "station", e.to_string()))
 }
 
 async fn stats(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {
@@ -198,5 +249,7 @@ async fn report_file(
     Ok(response)
 }
 
+#[cfg(test)]
+mod above_county_tests;
 #[cfg(test)]
 mod tests;

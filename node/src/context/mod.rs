@@ -82,6 +82,21 @@ impl NodeContext {
         stats::refresh(&self.stats, &self.store).await
     }
 
+    /// Rewrite this county's statistics documents whose figures changed
+    /// (see `stats::publish`); a node of another tier writes nothing.
+    pub async fn publish_statistics(
+        &self,
+    ) -> Result<
+        Result<civsync_protocol::service::statistics::PublishReport, String>,
+        crate::store::StoreUnavailable,
+    > {
+        if !civsync_protocol::service::statistics::publishes_statistics(self.config.tier) {
+            return Ok(Ok(Default::default()));
+        }
+        let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
+        stats::publish(&self.stats, &self.store, now_ms).await
+    }
+
     /// Every registry held, merged (see `registry::read`).
     pub async fn read_registry(&self) -> Result<RegistryRead, StoreClosed> {
         registry::read(&self.registry, &self.store).await

@@ -318,6 +318,59 @@ pub fn statistics_report(
     })
 }
 
+/// The table of `root`'s subtree at an office above the county, from the
+/// counties' statistics documents: `rows` are the station lines the counties
+/// published (each rolled up over its own subtree), `totals` the root's
+/// line (a county's own, or the sum of the counties below the root).
+/// Coverage is not published, so it is left empty.
+pub fn published_report(
+    root: &StationId,
+    period: Period,
+    rows: Vec<(StationId, Figures)>,
+    totals: &Figures,
+    registry: &[Station],
+) -> Result<StatisticsReport, ReportError> {
+    if rows.len() > REPORT_ROWS_MAX {
+        return Err(ReportError::TooManyRows {
+            rows: rows.len(),
+            max: REPORT_ROWS_MAX,
+        });
+    }
+    let by_id: HashMap<&StationId, &Station> = registry.iter().map(|s| (&s.id, s)).collect();
+    let rows = rows
+        .into_iter()
+        .map(|(station, figures)| {
+            let known = by_id.get(&station);
+            let name = known
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| station.to_string());
+            ReportRow::new(station, name, known.map(|s| s.tier), &figures, None)
+        })
+        .collect();
+    let root_name = by_id
+        .get(root)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| root.to_string());
+    let totals = ReportRow::new(
+        root.clone(),
+        "合计".to_string(),
+        by_id.get(root).map(|s| s.tier),
+        totals,
+        None,
+    );
+    Ok(StatisticsReport {
+        title: format!("{root_name} 新时代文明实践 {}", period_title(period)),
+        period: period.to_string(),
+        root: root.clone(),
+        rows,
+        totals,
+        villages: 0,
+        villages_active: 0,
+        townships: 0,
+        townships_active: 0,
+    })
+}
+
 /// The CSV form: a UTF-8 byte-order mark (so spreadsheet programs read the
 /// Chinese headers right), the header line, one line per station, and a
 /// final 合计 line.

@@ -16,9 +16,14 @@
 //!   configuration, or for a peer from its certificate — is an input;
 //! - reference documents (station registry, menus, themes, dispatches) are
 //!   written above and read below: they live at the owner, its whole subtree
-//!   and its ancestors.
+//!   and its ancestors;
+//! - statistics documents carry a county's figures of one month (counts and
+//!   sums per station, no people) to the offices above it: they live at the
+//!   owner and its ancestors, never its subtree (a township computes its own
+//!   figures from the documents it holds), and only the owner writes them.
 //!
-//! Any station may write a document it owns or that is owned below it.
+//! Any station may write a document it owns or that is owned below it, except
+//! an approval (only above its owner) and statistics (only the owner).
 
 use crate::identity::station::{StationId, StationIdError, Tier};
 use serde::{Deserialize, Serialize};
@@ -91,6 +96,10 @@ pub enum DocumentKind {
     Orders(Month),
     /// Approval state of the station's month (village → township → county).
     Approval(Month),
+    /// A county's figures of one month, per station of its subtree: what the
+    /// offices above the county (prefecture, province) receive instead of
+    /// rosters, activities and orders.
+    Statistics(Month),
     /// Reference data written at the owner and read by its whole subtree:
     /// `registry`, `menu`, `themes`, `dispatches`, `categories`.
     Reference(String),
@@ -104,6 +113,7 @@ impl DocumentKind {
             DocumentKind::Activities(_) => "activities",
             DocumentKind::Orders(_) => "orders",
             DocumentKind::Approval(_) => "approval",
+            DocumentKind::Statistics(_) => "statistics",
             DocumentKind::Reference(_) => "reference",
         }
     }
@@ -124,9 +134,10 @@ impl DocumentKind {
 
     pub fn month(&self) -> Option<Month> {
         match self {
-            DocumentKind::Activities(m) | DocumentKind::Orders(m) | DocumentKind::Approval(m) => {
-                Some(*m)
-            }
+            DocumentKind::Activities(m)
+            | DocumentKind::Orders(m)
+            | DocumentKind::Approval(m)
+            | DocumentKind::Statistics(m) => Some(*m),
             DocumentKind::Roster | DocumentKind::Reference(_) => None,
         }
     }
@@ -187,6 +198,12 @@ impl DocumentId {
             kind: DocumentKind::Approval(month),
         }
     }
+    pub fn statistics(owner: &StationId, month: Month) -> DocumentId {
+        DocumentId {
+            owner: owner.clone(),
+            kind: DocumentKind::Statistics(month),
+        }
+    }
     pub fn reference(owner: &StationId, name: &str) -> Result<DocumentId, DocumentIdError> {
         let id = DocumentId {
             owner: owner.clone(),
@@ -234,6 +251,7 @@ impl DocumentId {
             "activities" => DocumentKind::Activities(month(qualifier)?),
             "orders" => DocumentKind::Orders(month(qualifier)?),
             "approval" => DocumentKind::Approval(month(qualifier)?),
+            "statistics" => DocumentKind::Statistics(month(qualifier)?),
             "reference" => {
                 let name = qualifier.ok_or_else(shape)?;
                 if !valid_reference_name(name) {
@@ -272,10 +290,13 @@ impl DocumentId {
     /// May a change made by station `writer` be applied to this document?
     /// The owner or an ancestor; for an approval only an ancestor, so a
     /// station can never approve (or un-send-back) its own month, not even
-    /// by writing the document by hand.
+    /// by writing the document by hand; for statistics only the owner: the
+    /// figures are the county's own reckoning, and nobody else (a township
+    /// below, a prefecture above) may change what it reported.
     pub fn writable_by(&self, writer: &StationId) -> bool {
         match self.kind {
             DocumentKind::Approval(_) => writer.is_strict_ancestor_of(&self.owner),
+            DocumentKind::Statistics(_) => writer == &self.owner,
             _ => writer.is_ancestor_or_self_of(&self.owner),
         }
     }
@@ -300,6 +321,7 @@ impl fmt::Display for DocumentId {
             DocumentKind::Activities(m) => write!(f, "activities:{}:{m}", self.owner),
             DocumentKind::Orders(m) => write!(f, "orders:{}:{m}", self.owner),
             DocumentKind::Approval(m) => write!(f, "approval:{}:{m}", self.owner),
+            DocumentKind::Statistics(m) => write!(f, "statistics:{}:{m}", self.owner),
             DocumentKind::Reference(name) => write!(f, "reference:{}:{name}", self.owner),
         }
     }
@@ -347,6 +369,7 @@ mod tests {
             "activities:xh/t03/v12:2026-11",
             "orders:xh/t01:2026-01",
             "approval:xh/t03:2026-12",
+            "statistics:zk/xh:2026-12",
             "reference:xh:menu",
         ] {
             assert_eq!(DocumentId::parse(text).unwrap().to_string(), text);
@@ -430,6 +453,50 @@ mod tests {
     }
 
     #[test]
+    fn statistics_reach_the_county_and_the_offices_above_it_but_not_its_subtree() {
+        let statistics = DocumentId::statistics(&station("zk/xh"), Month::new(2026, 11).unwrap());
+        assert!(statistics.in_scope_of(&station("zk/xh"), Tier::County));
+        assert!(
+            statistics.in_scope_of(&station("zk"), Tier::Prefecture),
+            "the prefecture receives the county's figures"
+        );
+        assert!(
+            !statistics.in_scope_of(&station("sd"), Tier::Province),
+            "a province that is not above the county"
+        );
+        assert!(
+            DocumentId::statistics(&station("sd/zk/xh"), Month::new(2026, 11).unwrap())
+                .in_scope_of(&station("sd"), Tier::Province),
+            "the province above the prefecture"
+        );
+        assert!(
+            !statistics.in_scope_of(&station("zk/xh/t03"), Tier::Township),
+            "a township computes its own figures"
+        );
+        assert!(!statistics.in_scope_of(&station("zk/xh/t03/v12"), Tier::Village));
+        assert!(
+            !statistics.in_scope_of(&station("zk/other"), Tier::County),
+            "a neighbouring county does not"
+        );
+    }
+
+    #[test]
+    fn only_the_owner_county_writes_its_statistics() {
+        let statistics = DocumentId::statistics(&station("zk/xh"), Month::new(2026, 11).unwrap());
+        assert!(statistics.writable_by(&station("zk/xh")));
+        assert!(
+            !statistics.writable_by(&station("zk/xh/t03")),
+            "a township may not write the county's figures"
+        );
+        assert!(!statistics.writable_by(&station("zk/xh/t03/v12")));
+        assert!(
+            !statistics.writable_by(&station("zk")),
+            "the prefecture reads, never rewrites, what a county reported"
+        );
+        assert!(!statistics.writable_by(&station("zk/other")));
+    }
+
+    #[test]
     fn reference_data_flows_down_the_subtree_only() {
         let menu = DocumentId::reference(&station("zk/xh"), "menu").unwrap();
         assert!(menu.in_scope_of(&station("zk/xh/t03/v12"), Tier::County));
@@ -483,7 +550,7 @@ mod tests {
             let owner = station(&owner.join("/"));
             let writer = station(&writer.join("/"));
             let month = Month::new(2026, 11).unwrap();
-            for doc in [DocumentId::roster(&owner), DocumentId::reference(&owner, "menu").unwrap(), DocumentId::approval(&owner, month)] {
+            for doc in [DocumentId::roster(&owner), DocumentId::reference(&owner, "menu").unwrap(), DocumentId::approval(&owner, month), DocumentId::statistics(&owner, month)] {
                 if doc.writable_by(&writer) {
                     prop_assert!(doc.in_scope_of(&writer, Tier::County));
                 }

@@ -20,6 +20,9 @@
 //!
 //! orders:<station>:<YYYY-MM>       approval:<station>:<YYYY-MM>      reference:<station>:<name>
 //!   orders {<id>: {..}}              approval {state, by, at, ...}     items {<key>: {..}}
+//!
+//! statistics:<county>:<YYYY-MM>    (`statistics.rs`: counts per station, no people)
+//!   stations {<station>: {activities, hours_centi, ..}}
 //! ```
 //!
 //! Every record is a map of scalar fields (a `&str` put is an atomic string,
@@ -37,11 +40,17 @@
 //! reader must see the union, never just Automerge's winner.
 
 mod registry;
+mod statistics;
 mod view;
 
 pub use registry::{
     is_registry, put_registry_entry, put_registry_retirement, registry_document, registry_entries,
     registry_len, registry_lists, RegistryEntries, Retirement, UnreadableEntry, REGISTRY,
+};
+
+pub use statistics::{
+    put_statistics, statistics, MonthCounts, StationCounts, STATIONS,
+    STATIONS_PER_STATISTICS_DOCUMENT_MAX, STATION_COUNT_FIELDS,
 };
 
 pub(crate) use view::{keys_of, maps_at, records, root_maps, scalar_at};

@@ -118,7 +118,9 @@ fn month_index<S: Storage>(
             && match id.kind {
                 DocumentKind::Roster => true,
                 DocumentKind::Activities(m) | DocumentKind::Orders(m) => m == month,
-                DocumentKind::Approval(_) | DocumentKind::Reference(_) => false,
+                DocumentKind::Approval(_)
+                | DocumentKind::Statistics(_)
+                | DocumentKind::Reference(_) => false,
             }
     });
     for id in needed {

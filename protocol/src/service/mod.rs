@@ -30,6 +30,7 @@ pub mod ledger_import;
 pub mod order_flow;
 pub mod registry;
 pub mod revocations;
+pub mod statistics;
 
 use crate::domain::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
 use crate::domain::model::{Activity, FieldError, Order, OrderStatus, RecordId, Team, Volunteer};

@@ -246,7 +246,9 @@ impl Contribution {
             DocumentKind::Orders(month) => {
                 Ok(Contribution::Orders(orders(&id.owner, *month, doc)?))
             }
-            DocumentKind::Approval(_) | DocumentKind::Reference(_) => Ok(Contribution::Nothing),
+            DocumentKind::Approval(_)
+            | DocumentKind::Statistics(_)
+            | DocumentKind::Reference(_) => Ok(Contribution::Nothing),
         }
     }
 

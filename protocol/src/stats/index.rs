@@ -427,6 +427,16 @@ impl StatsIndex {
         figures_from(totals, period, active)
     }
 
+    /// The months in which `station` or a station below it has anything
+    /// counted (activities, orders or registrations), in order: the months
+    /// a county publishes statistics documents for.
+    pub fn months_of(&self, station: &StationId) -> Vec<Month> {
+        self.rolled
+            .get(station)
+            .map(|totals| totals.months.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Convenience for [`StatsIndex::figures`] over one month.
     pub fn station_month(&self, station: &StationId, month: Month) -> Figures {
         self.figures(station, Period::Month(month))
@@ -751,7 +761,10 @@ fn check_matches(id: &DocumentId, contribution: &Contribution) -> Result<(), Sta
         (DocumentKind::Orders(month), Contribution::Orders(o)) => {
             o.station == id.owner && o.month == *month
         }
-        (DocumentKind::Approval(_) | DocumentKind::Reference(_), Contribution::Nothing) => true,
+        (
+            DocumentKind::Approval(_) | DocumentKind::Statistics(_) | DocumentKind::Reference(_),
+            Contribution::Nothing,
+        ) => true,
         _ => false,
     };
     if fits {

@@ -17,6 +17,8 @@
 //!   was last heard from; quiet stations.
 //! - [`RetiredStations`]: who is no longer expected to report, from when.
 //! - [`list_conflicts`]: conflicting fields across many documents.
+//! - [`county_month`] / [`held_statistics`]: a county's figures as its
+//!   statistics documents carry them up, and as an office above reads them.
 //!
 //! Figures of a station are "rolled up" over its subtree: a township's figures
 //! include its villages', a county's include everything below it, because a
@@ -26,6 +28,7 @@ mod conflicts;
 mod contribution;
 mod figures;
 mod index;
+mod published;
 mod retired;
 mod scan;
 mod scratch;
@@ -41,6 +44,7 @@ pub use contribution::{
 };
 pub use figures::{CategoryCounts, Figures, FormCounts, Period, Quarter, StatsError};
 pub use index::{Coverage, StationRow, StatsIndex, StatsSnapshot, VolunteerStanding};
+pub use published::{county_month, figures_of, held_statistics, station_counts, HeldStatistics};
 pub use retired::RetiredStations;
 pub use scratch::{
     recompute_from_scratch, MonthStatistics, StationStatistics, Statistics, VolunteerTally,

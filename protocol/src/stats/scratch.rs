@@ -206,7 +206,9 @@ pub fn recompute_from_scratch<'a, D: ReadDoc + 'a>(
                     }
                 }
             }
-            DocumentKind::Approval(_) | DocumentKind::Reference(_) => {}
+            DocumentKind::Approval(_)
+            | DocumentKind::Statistics(_)
+            | DocumentKind::Reference(_) => {}
         }
     }
     let stations = work

@@ -190,3 +190,50 @@ async fn a_corrupt_entry_in_sled_is_rebuilt_not_trusted() {
     assert_matches_documents(&ctx).await;
     ctx.store.close().await;
 }
+
+/// The county's statistics document of `month`, read.
+async fn published(ctx: &NodeContext) -> Option<civsync_protocol::layout::MonthCounts> {
+    ctx.store
+        .call(|replica| {
+            replica
+                .with_document(
+                    &DocumentId::statistics(&station("xh"), november()),
+                    civsync_protocol::layout::statistics,
+                )
+                .unwrap()
+                .map(Result::unwrap)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_county_node_publishes_changed_months_only_and_a_restart_rewrites_nothing_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = start(dir.path());
+    for village in VILLAGES {
+        record(&ctx, village, "A1", 150).await;
+    }
+    let report = ctx.publish_statistics().await.unwrap().unwrap();
+    assert_eq!(report.months_written, vec![november()]);
+    let held = published(&ctx).await.expect("the month is published");
+    assert_eq!(held[&station("xh")].hours_centi, 3 * 2 * 150);
+    assert_eq!(held[&station("xh/t1")].activities, 2);
+    let again = ctx.publish_statistics().await.unwrap().unwrap();
+    assert!(again.months_written.is_empty(), "nothing changed");
+    ctx.store.close().await;
+    drop(ctx);
+
+    // A restart remembers nothing it wrote: every month is compared with
+    // its document, and an unchanged one makes no change.
+    let ctx = start(dir.path());
+    let cold = ctx.publish_statistics().await.unwrap().unwrap();
+    assert_eq!(cold.months_checked, 1);
+    assert!(cold.months_written.is_empty());
+    record(&ctx, "xh/t2/v3", "A2", 100).await;
+    let changed = ctx.publish_statistics().await.unwrap().unwrap();
+    assert_eq!(changed.months_written, vec![november()]);
+    let held = published(&ctx).await.unwrap();
+    assert_eq!(held[&station("xh")].hours_centi, 3 * 2 * 150 + 2 * 100);
+    ctx.store.close().await;
+}
