@@ -258,6 +258,30 @@ pub(crate) fn file_refusal(too_large: bool, reason: String) -> ApiError {
     ApiError::new(status, "file", reason)
 }
 
+/// End an import's progress job with its outcome and answer with it: the
+/// summary of a report, or for a refusal the field only (its reason may
+/// quote a cell of the file, and the job list is shown to every role).
+pub fn end_import_job<R: Serialize>(
+    job: crate::progress::ProgressJob,
+    outcome: Result<R, ApiError>,
+    summary: impl FnOnce(&R) -> String,
+) -> Result<Response, ApiError> {
+    match outcome {
+        Ok(report) => {
+            job.finish(summary(&report));
+            Ok(Json(report).into_response())
+        }
+        Err(error) => {
+            job.fail(format!(
+                "refused ({}): {}",
+                error.status.as_u16(),
+                error.field
+            ));
+            Err(error)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::reason_without_values;

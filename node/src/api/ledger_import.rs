@@ -15,7 +15,7 @@
 //! as a re-import is. An import is a job in the node's progress registry,
 //! counting month documents as each is built or committed.
 
-use crate::api::common::{file_refusal, station_param, ApiError};
+use crate::api::common::{end_import_job, file_refusal, station_param, ApiError};
 use crate::context::NodeContext;
 use crate::progress::{thousands, CountUnit, JobCounter, JobKind};
 use crate::store::bulk::{build_in_parallel, build_threads, Built};
@@ -23,9 +23,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use civsync_protocol::replica::StoreBuiltError;
 use civsync_protocol::service::ledger_import::{
     self, ActivityImportReport, MonthBatch, MonthWritten,
@@ -92,25 +92,14 @@ async fn import_activities(
         None,
     );
     job.add_bytes(bytes.len() as u64);
-    match import_ledger(&ctx, station, name, bytes, job.counter()).await {
-        Ok(report) => {
-            job.finish(format!(
-                "{} rows, {} refused",
-                thousands(report.rows as u64),
-                thousands(report.refused.len() as u64)
-            ));
-            Ok(Json(report).into_response())
-        }
-        Err(error) => {
-            // The field only: a reason may quote a cell of the file.
-            job.fail(format!(
-                "refused ({}): {}",
-                error.status.as_u16(),
-                error.field
-            ));
-            Err(error)
-        }
-    }
+    let outcome = import_ledger(&ctx, station, name, bytes, job.counter()).await;
+    end_import_job(job, outcome, |report| {
+        format!(
+            "{} rows, {} refused",
+            thousands(report.rows as u64),
+            thousands(report.refused.len() as u64)
+        )
+    })
 }
 
 /// Read, plan and write one ledger file, counting each month document

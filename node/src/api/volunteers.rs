@@ -126,25 +126,14 @@ async fn import_volunteers(
         None,
     );
     job.add_bytes(bytes.len() as u64);
-    match import_roster(&ctx, station, name, bytes, job.counter()).await {
-        Ok(report) => {
-            job.finish(format!(
-                "{} accepted, {} refused",
-                thousands(report.accepted as u64),
-                thousands(report.refused.len() as u64)
-            ));
-            Ok(Json(report).into_response())
-        }
-        Err(error) => {
-            // The field only: a reason may quote a cell of the file.
-            job.fail(format!(
-                "refused ({}): {}",
-                error.status.as_u16(),
-                error.field
-            ));
-            Err(error)
-        }
-    }
+    let outcome = import_roster(&ctx, station, name, bytes, job.counter()).await;
+    end_import_job(job, outcome, |report| {
+        format!(
+            "{} accepted, {} refused",
+            thousands(report.accepted as u64),
+            thousands(report.refused.len() as u64)
+        )
+    })
 }
 
 /// Read, check and write one roster file, counting rows into `counter`
