@@ -133,6 +133,9 @@ fn assert_village_scope(village: &TestNode) {
     }
 }
 
+/// Ports tried for the relay before the test gives up.
+const RELAY_PORT_TRIES: usize = 5;
+
 /// (a) + (b): townships down and links cut while villages record; every
 /// acknowledged record reaches the county, every replica converges, and no
 /// village holds anything outside its scope.
@@ -147,10 +150,16 @@ fn county_receives_every_record_through_outage_and_cut() {
     let mut county = certified(dir.path(), &ca, "xh", "county", None);
     let mut t1 = certified(dir.path(), &ca, "xh/t1", "township", Some(county.quic));
     let mut t2 = certified(dir.path(), &ca, "xh/t2", "township", Some(county.quic));
-    let relay = rt
-        // A harness port: one bound to 0 here could take the port of a node
-        // initialised but not started yet.
-        .block_on(Relay::start(civsync_tests::free_udp_addr(), t2.quic))
+    // A harness port: one bound to 0 here could take the port of a node
+    // initialised but not started yet. A port found free can still be taken
+    // by another process before the relay binds it (seen once in CI), so a
+    // taken one is given up for the next, a bounded number of times.
+    let relay = (0..RELAY_PORT_TRIES)
+        .find_map(|_| {
+            rt.block_on(Relay::start(civsync_tests::free_udp_addr(), t2.quic))
+                .map_err(|error| eprintln!("relay port taken, trying another: {error}"))
+                .ok()
+        })
         .expect("start the relay in front of xh/t2");
     let mut v1 = certified(dir.path(), &ca, "xh/t1/v1", "village", Some(t1.quic));
     let mut v2 = certified(dir.path(), &ca, "xh/t1/v2", "village", Some(t1.quic));
