@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! CIVSYNC_WRITE_VECTORS=1 cargo test -p civsync-protocol --test wire_vectors \
-//!     write_vectors_of_this_wire_version -- --ignored
+//!     the_wire_version_spoken_has_frozen_vectors
 //! ```
 
 use civsync_protocol::domain::model::{
@@ -522,19 +522,23 @@ fn read_documents(version: u16) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// Writes the vectors of [`PROTOCOL_VERSION`], only when asked to and only
-/// into a folder that does not exist: a released version's frames are
-/// frozen. A new wire version bumps `PROTOCOL_VERSION`, so this writes a new
-/// folder next to the old ones.
+/// The wire version this build speaks has its frames frozen. Run with
+/// `CIVSYNC_WRITE_VECTORS=1` it writes them instead, only into a folder that
+/// does not exist: a released version's frames are frozen. A new wire
+/// version bumps `PROTOCOL_VERSION`, so this test fails until its folder is
+/// written next to the old ones.
 #[test]
-#[ignore = "writes the frozen vectors; run only for a new wire version"]
-fn write_vectors_of_this_wire_version() {
-    if std::env::var("CIVSYNC_WRITE_VECTORS").as_deref() != Ok("1") {
-        panic!(
-            "set CIVSYNC_WRITE_VECTORS=1 to write the vectors of wire version {PROTOCOL_VERSION}"
-        );
-    }
+fn the_wire_version_spoken_has_frozen_vectors() {
     let dir = vectors_dir(PROTOCOL_VERSION);
+    if std::env::var("CIVSYNC_WRITE_VECTORS").as_deref() != Ok("1") {
+        assert!(
+            dir.join(VILLAGE_FRAMES).exists(),
+            "wire version {PROTOCOL_VERSION} has no frozen vectors in {}: write them with \
+             CIVSYNC_WRITE_VECTORS=1 cargo test -p civsync-protocol --test wire_vectors",
+            dir.display()
+        );
+        return;
+    }
     assert!(
         !dir.join(VILLAGE_FRAMES).exists(),
         "{} already holds frozen vectors; a released version's frames are never regenerated",

@@ -30,13 +30,26 @@ fn certificate_days(node: &TestNode) -> i64 {
         .unwrap_or_else(|| panic!("no certificate days in {status}"))
 }
 
+/// `civsync init` a node below `root` and give it a certificate from `ca`.
+fn certified(
+    root: &Path,
+    ca: &Path,
+    station: &str,
+    tier: &str,
+    parent: Option<std::net::SocketAddr>,
+) -> TestNode {
+    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
+        .unwrap_or_else(|e| panic!("init {station}: {e}"));
+    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
+    node
+}
+
 #[test]
 fn a_certificate_renewed_in_place_is_used_after_a_restart_and_the_office_syncs_on() {
     let root = tempfile::tempdir().unwrap();
     let ca = root.path().join("ca");
     pki_init(&ca, "xh").unwrap();
-    let mut township = TestNode::init(&root.path().join("t1"), "xh/t1", "township", None).unwrap();
-    pki_issue(&ca, &township, "township").unwrap();
+    let mut township = certified(root.path(), &ca, "xh/t1", "township", None);
     let mut village = TestNode::init(
         &root.path().join("v1"),
         "xh/t1/v1",
@@ -130,24 +143,9 @@ fn the_county_stopped_for_an_upgrade_catches_up_on_what_its_townships_and_villag
     let root = tempfile::tempdir().unwrap();
     let ca = root.path().join("ca");
     pki_init(&ca, "xh").unwrap();
-    let mut county = TestNode::init(&root.path().join("xh"), "xh", "county", None).unwrap();
-    pki_issue(&ca, &county, "county").unwrap();
-    let mut township = TestNode::init(
-        &root.path().join("t1"),
-        "xh/t1",
-        "township",
-        Some(county.quic),
-    )
-    .unwrap();
-    pki_issue(&ca, &township, "township").unwrap();
-    let mut village = TestNode::init(
-        &root.path().join("v1"),
-        "xh/t1/v1",
-        "village",
-        Some(township.quic),
-    )
-    .unwrap();
-    pki_issue(&ca, &village, "village").unwrap();
+    let mut county = certified(root.path(), &ca, "xh", "county", None);
+    let mut township = certified(root.path(), &ca, "xh/t1", "township", Some(county.quic));
+    let mut village = certified(root.path(), &ca, "xh/t1/v1", "village", Some(township.quic));
     county.start().unwrap();
     township.start().unwrap();
     village.start().unwrap();
