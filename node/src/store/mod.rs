@@ -132,6 +132,14 @@ impl Flusher {
     }
 }
 
+/// sled reports a held lock as `ErrorKind::Other` with the OS error only
+/// in its message ("could not acquire lock on …: … WouldBlock …"), so the
+/// kind alone never matches: read the message too.
+fn is_lock_held(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock
+        || error.to_string().contains("could not acquire lock")
+}
+
 impl SledStorage {
     pub fn open(path: &Path) -> Result<SledStorage, StorageError> {
         let unavailable = |error: sled::Error| StorageError::Unavailable {
@@ -149,9 +157,7 @@ impl SledStorage {
         let db = loop {
             match config.open() {
                 Ok(db) => break db,
-                Err(sled::Error::Io(error))
-                    if error.kind() == std::io::ErrorKind::WouldBlock && tries_left > 1 =>
-                {
+                Err(sled::Error::Io(error)) if is_lock_held(&error) && tries_left > 1 => {
                     tries_left -= 1;
                     std::thread::sleep(std::time::Duration::from_millis(SLED_LOCK_RETRY_MS));
                 }

@@ -49,6 +49,27 @@ fn sled_storage_keeps_flushed_writes_across_reopen() {
 }
 
 #[test]
+fn a_store_released_a_moment_later_in_this_process_opens_after_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = SledStorage::open(dir.path()).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(held);
+    });
+    let started = Instant::now();
+    let reopened = SledStorage::open(dir.path());
+    release.join().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let reopened = reopened.unwrap();
+    // Held for longer than every try: refused, naming the lock.
+    let refused = SledStorage::open(dir.path())
+        .err()
+        .expect("a held store is refused");
+    assert!(refused.to_string().contains("lock"), "{refused}");
+    drop(reopened);
+}
+
+#[test]
 fn the_incarnation_is_kept_until_renewed() {
     let dir = tempfile::tempdir().unwrap();
     let first = {
