@@ -12,6 +12,7 @@ use civsync_protocol::sync::host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
 use civsync_protocol::sync::session::{CertifiedPeer, Session, SessionConfig};
+use civsync_protocol::sync::signing::PayloadFormat;
 use civsync_protocol::{DocumentId, Month, StationId, Tier};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,7 @@ impl SyncHost for DigestHost {
         &mut self,
         _: &StationId,
         _: &DocumentId,
+        _: PayloadFormat,
     ) -> Result<Option<Vec<u8>>, HostError> {
         self.sync_calls += 1;
         Ok(None)
@@ -46,6 +48,7 @@ impl SyncHost for DigestHost {
         _: &StationId,
         _: &DocumentId,
         _: &[u8],
+        _: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         self.sync_calls += 1;
         Ok(ReceiveOutcome::default())

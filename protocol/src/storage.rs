@@ -85,6 +85,11 @@ impl WriteBatch {
         self.operations.push(WriteOp::Delete { key });
     }
 
+    /// Append `other`'s operations after this batch's.
+    pub fn extend(&mut self, other: WriteBatch) {
+        self.operations.extend(other.operations);
+    }
+
     pub fn len(&self) -> usize {
         self.operations.len()
     }

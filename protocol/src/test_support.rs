@@ -5,6 +5,7 @@ use crate::identity::station::StationId;
 use crate::replica::{Replica, ReplicaConfig};
 use crate::storage::MemoryStorage;
 use crate::sync::host::SyncHost;
+use crate::sync::signing::PayloadFormat;
 
 pub(crate) fn station(text: &str) -> StationId {
     StationId::parse(text).unwrap()
@@ -45,13 +46,19 @@ pub(crate) fn sync_document(
     let (a_station, b_station) = (a.local().clone(), b.local().clone());
     for _ in 0..20 {
         let mut moved = false;
-        if let Some(message) = a.generate_sync_message(&b_station, document).unwrap() {
-            b.receive_sync_message(&a_station, document, &message)
+        if let Some(message) = a
+            .generate_sync_message(&b_station, document, PayloadFormat::Signed)
+            .unwrap()
+        {
+            b.receive_sync_message(&a_station, document, &message, PayloadFormat::Signed)
                 .unwrap();
             moved = true;
         }
-        if let Some(message) = b.generate_sync_message(&a_station, document).unwrap() {
-            a.receive_sync_message(&b_station, document, &message)
+        if let Some(message) = b
+            .generate_sync_message(&a_station, document, PayloadFormat::Signed)
+            .unwrap()
+        {
+            a.receive_sync_message(&b_station, document, &message, PayloadFormat::Signed)
                 .unwrap();
             moved = true;
         }

@@ -24,29 +24,34 @@
 use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
 };
-use civsync_protocol::replica::{Replica, ReplicaConfig};
+use civsync_protocol::replica::{Replica, ReplicaConfig, Signing};
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync::digest::EMPTY_BUCKET;
 use civsync_protocol::sync::session::{
     CertifiedPeer, CloseReason, Session, SessionConfig, SessionEvent, SessionState,
     KEEPALIVE_INTERVAL_MS,
 };
+use civsync_protocol::sync::signing::keyed_hash::{KeyedHashSigner, KeyedHashVerifier};
 use civsync_protocol::sync::wire::{
     decode_payload, encode_frame, message_type, Message, VersionRange, FRAME_HEADER_BYTES,
-    PROTOCOL_VERSION,
+    PROTOCOL_VERSION, PROTOCOL_VERSION_MIN,
 };
 use civsync_protocol::{layout, DocumentId, Month, StationId, Tier};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::macros::date;
 
 type Node = Replica<MemoryStorage>;
 
 const VILLAGE: &str = "xh/t1/v1";
 const TOWNSHIP: &str = "xh/t1";
-/// The wire version whose frames the replay tests read. A release that stops
-/// speaking it deletes the folder and the tests of that version.
-const FROZEN_VERSION: u16 = 3;
+/// The wire versions whose frames the replay tests read. A release that
+/// stops speaking one deletes its folder and takes it off this list.
+const FROZEN_VERSIONS: [u16; 2] = [3, 4];
+/// What every recorded and live node signs with (version 4 on): the
+/// protocol's keyed-hash stand-in for certificates, deterministic.
+const SIGNING_SECRET: &[u8] = b"wire vectors county";
 const VILLAGE_FRAMES: &str = "village-to-township.hex";
 const TOWNSHIP_FRAMES: &str = "township-to-village.hex";
 const CATALOGUE_FRAMES: &str = "catalogue.hex";
@@ -76,6 +81,16 @@ fn replica(at: &str) -> Node {
         INCARNATION,
         ReplicaConfig::default(),
     )
+    .unwrap();
+    let tier = node.config().tier_of(&station(at));
+    node.set_signing(Signing {
+        signer: Some(Arc::new(KeyedHashSigner::new(
+            SIGNING_SECRET,
+            &station(at),
+            tier,
+        ))),
+        verifier: Arc::new(KeyedHashVerifier::new(SIGNING_SECRET)),
+    })
     .unwrap();
     node.set_now_ms(CLERK_TIME_MS);
     node
@@ -601,10 +616,16 @@ fn the_recorder_is_deterministic() {
 // ---- (a) every frozen frame still decodes to its values and encodes to its bytes ----
 
 #[test]
-fn every_frozen_v3_frame_decodes_to_its_values_and_encodes_to_the_same_bytes() {
+fn every_frozen_frame_decodes_to_its_values_and_encodes_to_the_same_bytes() {
+    for version in FROZEN_VERSIONS {
+        frozen_frames_decode_and_encode_back(version);
+    }
+}
+
+fn frozen_frames_decode_and_encode_back(version: u16) {
     let mut types_seen = std::collections::BTreeSet::new();
     for file in [VILLAGE_FRAMES, TOWNSHIP_FRAMES, CATALOGUE_FRAMES] {
-        for frame in read_frames(FROZEN_VERSION, file) {
+        for frame in read_frames(version, file) {
             let FrozenFrame {
                 file,
                 index,
@@ -636,7 +657,7 @@ fn every_frozen_v3_frame_decodes_to_its_values_and_encodes_to_the_same_bytes() {
             types_seen.insert(frame.bytes[FRAME_HEADER_BYTES]);
         }
     }
-    // Every type of version 3 is frozen somewhere.
+    // Every type of the version is frozen somewhere.
     use message_type::*;
     for kind in [
         HELLO,
@@ -706,7 +727,7 @@ fn replay(frames: &[FrozenFrame]) -> Replay {
     replay
 }
 
-fn assert_township_synced_with_frozen_village(replay: &Replay) {
+fn assert_township_synced_with_frozen_village(replay: &Replay, version: u16) {
     let status = replay
         .before_goodbye
         .clone()
@@ -714,7 +735,7 @@ fn assert_township_synced_with_frozen_village(replay: &Replay) {
     assert_eq!(status.last_error, None, "{status:?}");
     assert_eq!(status.state, SessionState::UpToDate, "{status:?}");
     assert!(status.up_to_date, "{status:?}");
-    assert_eq!(status.protocol_version, Some(FROZEN_VERSION));
+    assert_eq!(status.protocol_version, Some(version));
     assert_eq!(status.peer_tier, Some(Tier::Village));
     assert!(replay.events.contains(&SessionEvent::Connected {
         peer: station(VILLAGE),
@@ -725,7 +746,7 @@ fn assert_township_synced_with_frozen_village(replay: &Replay) {
         .iter()
         .any(|event| matches!(event, SessionEvent::UpToDate { .. })));
     // The township holds what the village held, change for change.
-    let expected = read_documents(FROZEN_VERSION);
+    let expected = read_documents(version);
     assert!(!expected.is_empty());
     let held: BTreeMap<String, Vec<String>> = replay
         .township
@@ -755,10 +776,12 @@ fn assert_township_synced_with_frozen_village(replay: &Replay) {
 }
 
 #[test]
-fn a_frozen_v3_village_syncs_its_documents_into_a_live_township() {
-    let frames = read_frames(FROZEN_VERSION, VILLAGE_FRAMES);
-    let replay = replay(&frames);
-    assert_township_synced_with_frozen_village(&replay);
+fn a_frozen_village_of_every_version_syncs_its_documents_into_a_live_township() {
+    for version in FROZEN_VERSIONS {
+        let frames = read_frames(version, VILLAGE_FRAMES);
+        let replay = replay(&frames);
+        assert_township_synced_with_frozen_village(&replay, version);
+    }
 }
 
 // ---- (c) no version in common: refused, naming both ----
@@ -843,14 +866,14 @@ fn a_hello_with_no_version_in_common_is_refused_naming_both_versions() {
 // ---- (d) a newer peer that still speaks version 3 ----
 
 #[test]
-fn a_newer_peer_with_appended_hello_fields_is_spoken_to_in_v3_and_syncs() {
-    let mut frames = read_frames(FROZEN_VERSION, VILLAGE_FRAMES);
+fn a_newer_peer_with_appended_hello_fields_is_spoken_to_in_our_version_and_syncs() {
+    let mut frames = read_frames(PROTOCOL_VERSION, VILLAGE_FRAMES);
     assert_eq!(frames[0].type_name, "hello");
     // Versions 3 to 4, and whatever fields version 4 appends to its hello.
     let mut newer = encode_frame(&Message::Hello {
         versions: VersionRange {
-            min: FROZEN_VERSION,
-            max: FROZEN_VERSION + 1,
+            min: PROTOCOL_VERSION_MIN,
+            max: PROTOCOL_VERSION + 1,
         },
         station: station(VILLAGE),
         tier: Tier::Village,
@@ -860,5 +883,5 @@ fn a_newer_peer_with_appended_hello_fields_is_spoken_to_in_v3_and_syncs() {
     newer.extend([0x04, 0xde, 0xad, 0xbe, 0xef, 0x01]);
     frames[0].bytes = frame_of(newer);
     let replay = replay(&frames);
-    assert_township_synced_with_frozen_village(&replay);
+    assert_township_synced_with_frozen_village(&replay, PROTOCOL_VERSION);
 }

@@ -18,6 +18,7 @@ use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync::host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
+use civsync_protocol::sync::signing::{PayloadFormat, SignedSyncMessage};
 use civsync_protocol::{DocumentId, StationId};
 use std::collections::BTreeMap;
 
@@ -76,6 +77,7 @@ impl SyncHost for SimHost<'_> {
         &mut self,
         peer: &StationId,
         document: &DocumentId,
+        format: PayloadFormat,
     ) -> Result<Option<Vec<u8>>, HostError> {
         if self.hidden == Some(document) {
             return Ok(None);
@@ -87,9 +89,13 @@ impl SyncHost for SimHost<'_> {
                 .states
                 .entry((peer.clone(), document.clone()))
                 .or_default();
-            return Ok(doc.sync().generate_sync_message(state).map(|m| m.encode()));
+            // A liar signs nothing it forges: its changes go unsigned.
+            return Ok(doc
+                .sync()
+                .generate_sync_message(state)
+                .map(|m| unsigned_payload(m.encode(), format)));
         }
-        self.replica.generate_sync_message(peer, document)
+        self.replica.generate_sync_message(peer, document, format)
     }
 
     fn receive_sync_message(
@@ -97,6 +103,7 @@ impl SyncHost for SimHost<'_> {
         peer: &StationId,
         document: &DocumentId,
         message: &[u8],
+        format: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         if self.hidden == Some(document) {
             // The buggy host drops what it hides, in both directions.
@@ -110,7 +117,16 @@ impl SyncHost for SimHost<'_> {
                 .states
                 .entry((peer.clone(), document.clone()))
                 .or_default();
-            let decoded = sync::Message::decode(message).map_err(|e| ReceiveError::Malformed {
+            let message = match format {
+                PayloadFormat::Plain => message.to_vec(),
+                PayloadFormat::Signed => SignedSyncMessage::decode(message, usize::MAX)
+                    .map(|envelope| envelope.automerge)
+                    .map_err(|reason| ReceiveError::Malformed {
+                        document: document.clone(),
+                        reason,
+                    })?,
+            };
+            let decoded = sync::Message::decode(&message).map_err(|e| ReceiveError::Malformed {
                 document: document.clone(),
                 reason: e.to_string(),
             })?;
@@ -118,7 +134,8 @@ impl SyncHost for SimHost<'_> {
             let _ = doc.sync().receive_sync_message(state, decoded);
             return Ok(ReceiveOutcome::default());
         }
-        self.replica.receive_sync_message(peer, document, message)
+        self.replica
+            .receive_sync_message(peer, document, message, format)
     }
 
     fn reset_sync_state(&mut self, peer: &StationId, document: &DocumentId) {
@@ -126,5 +143,18 @@ impl SyncHost for SimHost<'_> {
             forgery.states.remove(&(peer.clone(), document.clone()));
         }
         self.replica.reset_sync_state(peer, document)
+    }
+}
+
+/// Automerge's message as the session expects it in `format`, unsigned.
+fn unsigned_payload(automerge: Vec<u8>, format: PayloadFormat) -> Vec<u8> {
+    match format {
+        PayloadFormat::Plain => automerge,
+        PayloadFormat::Signed => SignedSyncMessage {
+            automerge,
+            credentials: Vec::new(),
+            signatures: Vec::new(),
+        }
+        .encode(),
     }
 }

@@ -15,6 +15,7 @@ pub mod names;
 pub mod network;
 pub mod rng;
 pub mod scheduler;
+pub mod signing;
 pub mod statistics;
 pub mod tamper;
 pub mod time;

@@ -67,6 +67,8 @@ pub fn replica_config(tier: Tier, bug: Option<InjectedBug>) -> ReplicaConfig {
     let mut config = ReplicaConfig {
         documents_cached_max: SIM_DOCUMENTS_CACHED_MAX,
         tier: Some(tier),
+        // Every simulated office runs a release that signs.
+        unsigned_changes: civsync_protocol::sync::authority::UnsignedChanges::FromWriterOnly,
         ..ReplicaConfig::default()
     };
     if bug == Some(InjectedBug::AdmitInventedStations) {
@@ -311,9 +313,10 @@ impl World {
                 },
             );
             let incarnation: u64 = rng.gen();
-            let replica = Replica::open(
+            let replica = crate::signing::open_replica(
                 MemoryStorage::new(),
-                spec.station.clone(),
+                &spec.station,
+                spec.tier,
                 incarnation,
                 crate::world::replica_config(spec.tier, config.inject_bug),
             )
@@ -938,9 +941,10 @@ impl World {
         let Some(storage) = state.parked.take() else {
             return;
         };
-        match Replica::open(
+        match crate::signing::open_replica(
             storage,
-            state.station.clone(),
+            &state.station,
+            state.tier,
             state.incarnation,
             crate::world::replica_config(state.tier, self.config.inject_bug),
         ) {

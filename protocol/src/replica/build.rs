@@ -48,6 +48,8 @@ pub struct BuiltDocument {
     sealed_snapshot: Vec<u8>,
     heads: Vec<ChangeHash>,
     changes: u64,
+    /// Every change's hash, signed when the document is stored.
+    change_hashes: Vec<ChangeHash>,
     /// Every change's author: the builder's actor.
     actor: ActorId,
 }
@@ -88,8 +90,9 @@ impl DocumentBuilder {
         let value = mutate(&mut doc).map_err(CommitError::Mutate)?;
         // Automerge's change time is in seconds, as in `Replica::commit`.
         doc.commit_with(CommitOptions::default().with_time(self.now_ms / 1000));
-        let actors: Vec<ActorId> = doc
-            .get_changes_meta(&[])
+        let metas = doc.get_changes_meta(&[]);
+        let change_hashes: Vec<ChangeHash> = metas.iter().map(|meta| meta.hash).collect();
+        let actors: Vec<ActorId> = metas
             .into_iter()
             .map(|meta| meta.actor.into_owned())
             .collect();
@@ -105,6 +108,7 @@ impl DocumentBuilder {
             sealed_snapshot: seal(&doc.save()),
             heads: doc.get_heads(),
             changes: actors.len() as u64,
+            change_hashes,
             actor: self.actor.clone(),
         };
         Ok((built, value))
@@ -137,6 +141,7 @@ impl<S: Storage> Replica<S> {
             sealed_snapshot,
             heads,
             changes,
+            change_hashes,
             actor,
         } = built;
         // A builder of another replica (another station, or an earlier
@@ -162,6 +167,7 @@ impl<S: Storage> Replica<S> {
         let mut batch = WriteBatch::new();
         batch.put(snapshot_key(&document), sealed_snapshot);
         batch.put(index_key(&document), seal(&entry.encode()));
+        batch.extend(self.sign_local(&document, &change_hashes));
         if let Err(source) = self.storage.apply(batch) {
             return Err(StoreBuiltError::Storage { document, source });
         }

@@ -40,6 +40,7 @@ pub mod freshness;
 pub mod intake;
 pub mod layout;
 mod lru;
+mod signatures;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -62,6 +63,7 @@ use layout::{
 };
 pub use layout::{CorruptValue, IndexEntry};
 use lru::Lru;
+pub use signatures::Signing;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Documents kept loaded at once, by default.
@@ -101,6 +103,9 @@ pub struct ReplicaConfig {
     /// stations below may be held here (they stop at the county). `None`:
     /// the county is the top of the tree, one tier per level below it.
     pub tier: Option<Tier>,
+    /// What becomes of an unsigned change relayed by a peer that did not
+    /// write it (see `sync::authority`).
+    pub unsigned_changes: crate::sync::authority::UnsignedChanges,
 }
 
 impl ReplicaConfig {
@@ -126,6 +131,7 @@ impl Default for ReplicaConfig {
             decode_limits: DecodeLimits::DEFAULT,
             peer_quotas: PeerQuotas::DEFAULT,
             tier: None,
+            unsigned_changes: crate::sync::authority::UnsignedChanges::HopByHop,
         }
     }
 }
@@ -238,6 +244,8 @@ pub struct Replica<S: Storage> {
     /// A peer sent a change by our own actor that we did not hold (see
     /// [`Replica::actor_reused`]); local writes are refused until renewed.
     actor_reused: Option<ActorReuse>,
+    /// Signing this replica's changes and checking its peers' (`signatures`).
+    signatures: signatures::SignatureBook,
 }
 
 /// Evidence that this replica's actor was used before: a peer holds a
@@ -344,6 +352,7 @@ impl<S: Storage> Replica<S> {
             now_ms: 0,
             intake,
             actor_reused: None,
+            signatures: signatures::SignatureBook::default(),
         })
     }
 
@@ -581,8 +590,9 @@ impl<S: Storage> Replica<S> {
         }
         // Metadata only: decoding the change again would cost about as
         // much as making it.
-        let actors: Vec<ActorId> = doc
-            .get_changes_meta(&heads_before)
+        let metas = doc.get_changes_meta(&heads_before);
+        let hashes: Vec<ChangeHash> = metas.iter().map(|meta| meta.hash).collect();
+        let actors: Vec<ActorId> = metas
             .into_iter()
             .map(|meta| meta.actor.into_owned())
             .collect();
@@ -593,7 +603,7 @@ impl<S: Storage> Replica<S> {
             });
         }
         let changes = actors.len();
-        let (batch, entry) = if created {
+        let (mut batch, entry) = if created {
             // A new document's first write is stored as its snapshot: one
             // encoding (`save`) instead of the raw changes and then, for a
             // large first write such as an import, a compaction on top.
@@ -603,6 +613,7 @@ impl<S: Storage> Replica<S> {
             debug_assert_eq!(chunks::chunk_count(&increment), Ok(changes));
             self.plan_write(document, &mut doc, &increment, changes as u64)
         };
+        batch.extend(self.sign_local(document, &hashes));
         self.storage
             .apply(batch)
             .map_err(|source| CommitError::Storage {

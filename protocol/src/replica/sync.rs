@@ -27,13 +27,15 @@ use super::bounds::{self, DecodeCost, DecodeLimits};
 use super::chunks;
 use super::intake::{self, IntakeRefusal, PeerIntake};
 use super::layout::{self, seal, sync_state_key, unseal};
+use super::signatures::SignatureTable;
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
 use crate::identity::document_id::DocumentId;
 use crate::identity::schema;
 use crate::identity::station::{StationId, Tier};
 use crate::storage::{Storage, WriteBatch};
-use crate::sync::authority::{check_change, check_document, Side};
+use crate::sync::authority::{check_document, Side};
 use crate::sync::host::{HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost};
+use crate::sync::signing::{PayloadFormat, SignedSyncMessage};
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
 use std::collections::BTreeSet;
@@ -42,6 +44,7 @@ impl<S: Storage> Replica<S> {
     /// The peer's connection closed: forget its in-memory sync states (their
     /// shared heads are persisted; a reconnect starts from those).
     pub fn peer_disconnected(&mut self, peer: &StationId) -> usize {
+        self.forget_credentials_sent(peer);
         self.sync_states
             .remove_where(|(state_peer, _)| state_peer == peer)
     }
@@ -89,14 +92,14 @@ impl<S: Storage> Replica<S> {
             .insert((peer.clone(), document.clone()), slot);
     }
 
-    fn storage_refusal(document: &DocumentId, reason: impl ToString) -> ReceiveError {
+    pub(super) fn storage_refusal(document: &DocumentId, reason: impl ToString) -> ReceiveError {
         ReceiveError::Storage {
             document: document.clone(),
             reason: reason.to_string(),
         }
     }
 
-    fn malformed(document: &DocumentId, reason: impl ToString) -> ReceiveError {
+    pub(super) fn malformed(document: &DocumentId, reason: impl ToString) -> ReceiveError {
         ReceiveError::Malformed {
             document: document.clone(),
             reason: reason.to_string(),
@@ -149,6 +152,7 @@ impl<S: Storage> Replica<S> {
         document: &DocumentId,
         decoded: Message,
         whole: &[u8],
+        table: &SignatureTable,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         debug_assert!(!self.holds(document));
         let options = LoadOptions::new()
@@ -157,19 +161,19 @@ impl<S: Storage> Replica<S> {
         let mut doc = AutoCommit::load_with_options(whole, options)
             .map_err(|error| Self::malformed(document, format!("bad document chunk: {error}")))?
             .with_actor(self.actor.clone());
-        let actors: Vec<automerge::ActorId> = doc
+        let authors: Vec<(ChangeHash, automerge::ActorId)> = doc
             .get_changes_meta(&[])
             .into_iter()
-            .map(|meta| meta.actor.into_owned())
+            .map(|meta| (meta.hash, meta.actor.into_owned()))
             .collect();
-        if actors.len() > self.config.sync_message_changes_max {
+        if authors.len() > self.config.sync_message_changes_max {
             return Err(Self::malformed(
                 document,
                 format!("more than {} changes", self.config.sync_message_changes_max),
             ));
         }
-        for actor in &actors {
-            check_change(document, actor, self.peer_side(peer), self.local_side())?;
+        for (hash, actor) in &authors {
+            self.check_incoming_change(document, hash, actor, peer, table)?;
         }
         // We hold nothing of this document, so a change by our own actor in
         // it is one our store lost: it is an old copy.
@@ -189,11 +193,16 @@ impl<S: Storage> Replica<S> {
             });
         }
         let slot = self.advance_sync_state(peer, document, &mut doc, decoded, &[])?;
-        let added = actors.len();
+        let added = authors.len();
         // An empty document (a peer that holds none either) is not stored:
         // only the sync state moves, as on the general path.
         let planned = (added > 0).then(|| {
-            let (batch, entry) = self.plan_received_snapshot(document, &mut doc, whole, added);
+            let (mut batch, entry) = self.plan_received_snapshot(document, &mut doc, whole, added);
+            batch.extend(Self::received_signatures(
+                document,
+                authors.iter().map(|(hash, _)| *hash),
+                table,
+            ));
             (batch, entry, added)
         });
         let heads_changed = planned.is_some();
@@ -384,6 +393,7 @@ impl<S: Storage> Replica<S> {
         peer: &StationId,
         document: &DocumentId,
         message: &[u8],
+        table: &SignatureTable,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         if message.len() > self.config.sync_message_bytes_max {
             return Err(Self::malformed(
@@ -405,7 +415,7 @@ impl<S: Storage> Replica<S> {
                 .and_then(chunks::single_document)
                 .map(<[u8]>::to_vec);
             if let Some(whole) = whole {
-                return self.receive_whole_document(peer, document, decoded, &whole);
+                return self.receive_whole_document(peer, document, decoded, &whole, table);
             }
         }
         let incoming = self.changes_of(document, &decoded)?;
@@ -436,13 +446,11 @@ impl<S: Storage> Replica<S> {
             let seq = change.seq();
             self.note_own_actor(peer, document, seq);
         }
-        for change in &fresh {
-            if let Err(refusal) = check_change(
-                document,
-                change.actor_id(),
-                self.peer_side(peer),
-                self.local_side(),
-            ) {
+        let fresh_hashes: Vec<ChangeHash> = fresh.iter().map(Change::hash).collect();
+        for (change, hash) in fresh.iter().zip(&fresh_hashes) {
+            if let Err(refusal) =
+                self.check_incoming_change(document, hash, change.actor_id(), peer, table)
+            {
                 if held {
                     self.keep_document(document, doc);
                 }
@@ -471,7 +479,8 @@ impl<S: Storage> Replica<S> {
             let increment = doc.save_after(&heads_before);
             let added = chunks::chunk_count(&increment)
                 .map_err(|reason| Self::malformed(document, reason))?;
-            let (write, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
+            let (mut write, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
+            write.extend(Self::received_signatures(document, fresh_hashes, table));
             Some((write, entry, added))
         } else {
             None
@@ -496,7 +505,7 @@ impl<S: Storage> Replica<S> {
     /// as the registry assigns them). The session checks the tier in the
     /// peer's certificate too; here it keeps a replica from handing personal
     /// documents to an office above the county even if asked directly.
-    fn peer_side<'a>(&self, peer: &'a StationId) -> Side<'a> {
+    pub(super) fn peer_side<'a>(&self, peer: &'a StationId) -> Side<'a> {
         let levels = peer.depth() as isize - self.local.depth() as isize;
         let tier = self.tier.shifted(levels).unwrap_or(if levels < 0 {
             Tier::Province
@@ -526,6 +535,7 @@ impl<S: Storage> SyncHost for Replica<S> {
         &mut self,
         peer: &StationId,
         document: &DocumentId,
+        format: PayloadFormat,
     ) -> Result<Option<Vec<u8>>, HostError> {
         check_document(document, self.peer_side(peer), self.local_side()).map_err(|error| {
             HostError {
@@ -551,7 +561,18 @@ impl<S: Storage> SyncHost for Replica<S> {
             }
         };
         self.keep_sync_slot(peer, document, slot);
-        Ok(message.map(Message::encode))
+        let Some(message) = message else {
+            return Ok(None);
+        };
+        match format {
+            PayloadFormat::Plain => Ok(Some(message.encode())),
+            PayloadFormat::Signed => self
+                .signed_envelope(peer, document, &message)
+                .map(Some)
+                .map_err(|reason| HostError {
+                    reason: format!("signing what goes to {peer} of {document}: {reason}"),
+                }),
+        }
     }
 
     fn receive_sync_message(
@@ -559,8 +580,31 @@ impl<S: Storage> SyncHost for Replica<S> {
         peer: &StationId,
         document: &DocumentId,
         message: &[u8],
+        format: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         check_document(document, self.peer_side(peer), self.local_side())?;
+        // Credentials next, whatever becomes of the changes: the peer
+        // names them by id in its next messages.
+        let (payload, table) = match format {
+            PayloadFormat::Plain => (None, SignatureTable::default()),
+            PayloadFormat::Signed => {
+                if message.len() > self.config.sync_message_bytes_max {
+                    return Err(Self::malformed(
+                        document,
+                        format!(
+                            "{} bytes exceeds the limit of {}",
+                            message.len(),
+                            self.config.sync_message_bytes_max
+                        ),
+                    ));
+                }
+                let envelope =
+                    SignedSyncMessage::decode(message, self.config.sync_message_changes_max)
+                        .map_err(|reason| Self::malformed(document, reason))?;
+                let table = self.check_envelope(document, &envelope)?;
+                (Some(envelope.automerge), table)
+            }
+        };
         // What a parent sends comes from above, which the county controls.
         let metered = !peer.is_strict_ancestor_of(&self.local);
         let new_document = !self.holds(document);
@@ -569,7 +613,8 @@ impl<S: Storage> SyncHost for Replica<S> {
         if metered {
             self.admit(peer, document, new_document, bytes, day)?;
         }
-        let outcome = self.receive_admitted(peer, document, message)?;
+        let automerge_message = payload.as_deref().unwrap_or(message);
+        let outcome = self.receive_admitted(peer, document, automerge_message, &table)?;
         if metered {
             let created = new_document && self.holds(document);
             self.intake.accept(peer, day, created, bytes);
@@ -580,6 +625,7 @@ impl<S: Storage> SyncHost for Replica<S> {
 
     fn reset_sync_state(&mut self, peer: &StationId, document: &DocumentId) {
         self.sync_states.remove(&(peer.clone(), document.clone()));
+        self.forget_credentials_sent(peer);
         let mut batch = WriteBatch::new();
         batch.delete(sync_state_key(peer, document));
         // Not flushed: a sync state that comes back after a crash is merely

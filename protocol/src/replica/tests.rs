@@ -12,6 +12,7 @@ use crate::identity::schema;
 use crate::storage::MemoryStorage;
 use crate::sync::authority::AuthorityError;
 use crate::sync::host::{ReceiveError, SyncHost};
+use crate::sync::signing::PayloadFormat;
 use automerge::sync::SyncDoc;
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
@@ -379,18 +380,24 @@ fn sync_pair(a: &mut Replica<MemoryStorage>, b: &mut Replica<MemoryStorage>) -> 
     for document in documents {
         for _round in 0..50 {
             let mut quiet = true;
-            if let Some(message) = a.generate_sync_message(&b_station, &document).unwrap() {
+            if let Some(message) = a
+                .generate_sync_message(&b_station, &document, PayloadFormat::Signed)
+                .unwrap()
+            {
                 quiet = false;
                 messages += 1;
                 whole_documents += carries_whole_document(&message) as usize;
-                b.receive_sync_message(&a_station, &document, &message)
+                b.receive_sync_message(&a_station, &document, &message, PayloadFormat::Signed)
                     .unwrap();
             }
-            if let Some(message) = b.generate_sync_message(&a_station, &document).unwrap() {
+            if let Some(message) = b
+                .generate_sync_message(&a_station, &document, PayloadFormat::Signed)
+                .unwrap()
+            {
                 quiet = false;
                 messages += 1;
                 whole_documents += carries_whole_document(&message) as usize;
-                a.receive_sync_message(&b_station, &document, &message)
+                a.receive_sync_message(&b_station, &document, &message, PayloadFormat::Signed)
                     .unwrap();
             }
             if quiet {
@@ -421,8 +428,16 @@ fn state_of(replica: &mut Replica<MemoryStorage>, document: &DocumentId) -> Vec<
         .unwrap()
 }
 
+/// Automerge's message inside a signed envelope, or the message itself.
+fn automerge_message(message: &[u8]) -> automerge::sync::Message {
+    match crate::sync::signing::SignedSyncMessage::decode(message, usize::MAX) {
+        Ok(envelope) => automerge::sync::Message::decode(&envelope.automerge).unwrap(),
+        Err(_) => automerge::sync::Message::decode(message).unwrap(),
+    }
+}
+
 fn carries_whole_document(message: &[u8]) -> bool {
-    let decoded = automerge::sync::Message::decode(message).unwrap();
+    let decoded = automerge_message(message);
     let whole = decoded
         .changes
         .iter()
@@ -517,16 +532,18 @@ fn drive_forger(
     let mut state = automerge::sync::State::new();
     for _ in 0..10 {
         let message = forged.sync().generate_sync_message(&mut state)?.encode();
-        if let Err(error) = to.receive_sync_message(carrier, document, &message) {
+        if let Err(error) =
+            to.receive_sync_message(carrier, document, &message, PayloadFormat::Plain)
+        {
             return Some((error, message));
         }
-        if let Some(reply) = to.generate_sync_message(carrier, document).unwrap() {
+        if let Some(reply) = to
+            .generate_sync_message(carrier, document, PayloadFormat::Plain)
+            .unwrap()
+        {
             forged
                 .sync()
-                .receive_sync_message(
-                    &mut state,
-                    automerge::sync::Message::decode(&reply).unwrap(),
-                )
+                .receive_sync_message(&mut state, automerge_message(&reply))
                 .unwrap();
         }
     }
@@ -617,7 +634,7 @@ fn unauthorised_changes_are_refused_with_nothing_applied() {
         .generate_sync_message(&mut automerge::sync::State::new())
         .unwrap();
     assert!(
-        t.receive_sync_message(&village(), &menu, &message.encode())
+        t.receive_sync_message(&village(), &menu, &message.encode(), PayloadFormat::Plain)
             .is_ok(),
         "no changes in a first message"
     );
@@ -628,7 +645,7 @@ fn unauthorised_changes_are_refused_with_nothing_applied() {
     let message = fake_menu.sync().generate_sync_message(&mut state).unwrap();
     assert!(!message.changes.is_empty());
     let error = t
-        .receive_sync_message(&village(), &menu, &message.encode())
+        .receive_sync_message(&village(), &menu, &message.encode(), PayloadFormat::Plain)
         .unwrap_err();
     assert!(
         matches!(
@@ -657,7 +674,12 @@ fn a_newer_schema_is_refused_and_nothing_is_stored() {
     let message = future.sync().generate_sync_message(&mut state).unwrap();
     let keys_before = t.storage().keys();
     let error = t
-        .receive_sync_message(&village(), &activities(), &message.encode())
+        .receive_sync_message(
+            &village(),
+            &activities(),
+            &message.encode(),
+            PayloadFormat::Plain,
+        )
         .unwrap_err();
     assert!(
         matches!(error, ReceiveError::SchemaTooNew { ref found, .. } if found == "2.0"),
@@ -677,12 +699,17 @@ fn garbage_messages_are_malformed_not_panics() {
         &[0xff; 40],
     ] {
         let error = t
-            .receive_sync_message(&village(), &activities(), message)
+            .receive_sync_message(&village(), &activities(), message, PayloadFormat::Plain)
             .unwrap_err();
         assert!(matches!(error, ReceiveError::Malformed { .. }), "{error}");
     }
     let error = t
-        .receive_sync_message(&station("xh/t2/v1"), &activities(), b"")
+        .receive_sync_message(
+            &station("xh/t2/v1"),
+            &activities(),
+            b"",
+            PayloadFormat::Plain,
+        )
         .unwrap_err();
     assert!(matches!(
         error,
@@ -853,11 +880,14 @@ fn deliver(
 ) {
     let to_station = to.local().clone();
     let from_station = from.local().clone();
-    if let Some(message) = from.generate_sync_message(&to_station, document).unwrap() {
-        to.receive_sync_message(&from_station, document, &message)
+    if let Some(message) = from
+        .generate_sync_message(&to_station, document, PayloadFormat::Signed)
+        .unwrap()
+    {
+        to.receive_sync_message(&from_station, document, &message, PayloadFormat::Signed)
             .unwrap();
         if duplicate {
-            to.receive_sync_message(&from_station, document, &message)
+            to.receive_sync_message(&from_station, document, &message, PayloadFormat::Signed)
                 .unwrap();
         }
     }
@@ -978,8 +1008,12 @@ fn crossing_rounds(edits: &[(bool, usize)], rounds_max: usize) -> Option<usize> 
                     .unwrap();
             }
         }
-        let from_village = v.generate_sync_message(&township, &document).unwrap();
-        let from_township = t.generate_sync_message(&village(), &document).unwrap();
+        let from_village = v
+            .generate_sync_message(&township, &document, PayloadFormat::Signed)
+            .unwrap();
+        let from_township = t
+            .generate_sync_message(&village(), &document, PayloadFormat::Signed)
+            .unwrap();
         let last_edit = edits.iter().map(|(_, at)| *at).max().unwrap_or(0);
         if from_village.is_none() && from_township.is_none() && round > last_edit {
             assert_eq!(v.heads(&document), t.heads(&document));
@@ -987,11 +1021,11 @@ fn crossing_rounds(edits: &[(bool, usize)], rounds_max: usize) -> Option<usize> 
             return Some(round);
         }
         if let Some(message) = from_village {
-            t.receive_sync_message(&village(), &document, &message)
+            t.receive_sync_message(&village(), &document, &message, PayloadFormat::Signed)
                 .unwrap();
         }
         if let Some(message) = from_township {
-            v.receive_sync_message(&township, &document, &message)
+            v.receive_sync_message(&township, &document, &message, PayloadFormat::Signed)
                 .unwrap();
         }
     }
@@ -1235,7 +1269,12 @@ fn changes_that_would_inflate_or_expand_past_the_limits_are_refused_before_decod
         );
         let keys_before = t.storage().keys();
         let error = t
-            .receive_sync_message(&village(), &activities(), &hostile_message(chunks))
+            .receive_sync_message(
+                &village(),
+                &activities(),
+                &hostile_message(chunks),
+                PayloadFormat::Plain,
+            )
             .unwrap_err();
         match &error {
             ReceiveError::Malformed { reason, .. } => assert!(

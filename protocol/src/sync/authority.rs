@@ -7,16 +7,20 @@
 //!    (a peer never sends what it may not hold), each side with its tier
 //!    (personal documents stop at the county tier);
 //! 2. the actor's station may write the document (owner or an ancestor);
-//! 3. the peer may carry the actor's changes: the actor's station is in the
-//!    peer's subtree (changes travel up from where they were made), or the
-//!    peer is an ancestor of the local node (a parent relays what its
-//!    ancestors wrote down to its children).
+//! 3. the writer is proven: the change is **signed** by the writer's node
+//!    key under a credential the county CA issued to the actor's station
+//!    (`signing.rs`; checked by the replica before it asks here) — then any
+//!    peer may carry it, so a county that lost its store refills from its
+//!    townships ([`check_signed_change`]); or, for an **unsigned** change
+//!    (written by a release before signing), by the link it came over
+//!    ([`check_unsigned_change`]): from the writer itself always; relayed,
+//!    only while `UnsignedChanges::HopByHop` holds and the writer's station
+//!    has never been seen signing, and then by the rule before signatures —
+//!    the writer in the peer's subtree, or the peer an ancestor of ours.
 //!
-//! Rule 3 is what stops a village from forging a county actor to rewrite the
-//! county's menu: the actor id alone proves nothing, the certified identity of
-//! the peer that carried it does. A consequence: a village that learned a
-//! county change over a fallback link cannot pass it to its township; the
-//! township gets it from its own parent instead.
+//! The hop rule alone let an ancestor write as anyone below it, or as the
+//! county into its subtree; a signature cannot be forged by a township, and
+//! a station seen signing is held to it.
 
 use crate::identity::actor::station_of;
 use crate::identity::document_id::DocumentId;
@@ -39,6 +43,34 @@ pub enum AuthorityError {
     },
     #[error("peer {peer} may not relay changes made by station {writer} (only from its own subtree, or from a parent)")]
     NotCarriable { peer: StationId, writer: StationId },
+    #[error("peer {peer} relayed an unsigned change said to be by station {writer}, which signs its changes: refused as a possible forgery")]
+    UnsignedFromSigner { peer: StationId, writer: StationId },
+    #[error("peer {peer} relayed an unsigned change by station {writer}: unsigned changes are taken only from their writer's own link")]
+    UnsignedRelayed { peer: StationId, writer: StationId },
+    #[error("change {change} is signed under a certificate of station {signer} but written as station {writer}")]
+    SignerIsNotWriter {
+        change: String,
+        signer: StationId,
+        writer: StationId,
+    },
+    #[error("the signature of change {change} by station {writer} does not verify")]
+    BadSignature { change: String, writer: StationId },
+    #[error("the certificate signing changes of station {writer} is refused: {reason}")]
+    BadCredential { writer: String, reason: String },
+}
+
+/// What becomes of an unsigned change relayed by a peer that did not write
+/// it (a change from its writer's own link is judged as before signing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnsignedChanges {
+    /// The rule before signatures (rule 3 of the hop-by-hop era), while the
+    /// writer's station has never been seen signing: offices upgrade one at
+    /// a time, and an older village's changes still reach the county
+    /// through an upgraded township.
+    #[default]
+    HopByHop,
+    /// Refused: every office runs a release that signs.
+    FromWriterOnly,
 }
 
 /// A station and its tier: one side of a link.
@@ -54,7 +86,63 @@ impl<'a> Side<'a> {
     }
 }
 
-/// Check rules 1–3 for one change's actor. `local` is this node and `peer`
+/// Rules 1–3 for a change whose signature verified under a credential of
+/// `writer`, the station of its actor: whoever carried it.
+pub fn check_signed_change(
+    document: &DocumentId,
+    writer: &StationId,
+    peer: Side,
+    local: Side,
+) -> Result<(), AuthorityError> {
+    check_document(document, peer, local)?;
+    if !document.writable_by(writer) {
+        return Err(AuthorityError::NotWritable {
+            document: document.clone(),
+            writer: writer.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Rules 1–3 for an unsigned change. `writer_signs`: this node has taken
+/// a signed change of the actor's station before.
+pub fn check_unsigned_change(
+    document: &DocumentId,
+    actor: &ActorId,
+    peer: Side,
+    local: Side,
+    policy: UnsignedChanges,
+    writer_signs: impl FnOnce(&StationId) -> bool,
+) -> Result<(), AuthorityError> {
+    check_document(document, peer, local)?;
+    let writer = station_of(actor).ok_or_else(|| AuthorityError::UnknownActor {
+        actor: actor.to_hex_string(),
+    })?;
+    if !document.writable_by(&writer) {
+        return Err(AuthorityError::NotWritable {
+            document: document.clone(),
+            writer,
+        });
+    }
+    if *peer.station == writer {
+        return Ok(());
+    }
+    if policy == UnsignedChanges::FromWriterOnly {
+        return Err(AuthorityError::UnsignedRelayed {
+            peer: peer.station.clone(),
+            writer,
+        });
+    }
+    if writer_signs(&writer) {
+        return Err(AuthorityError::UnsignedFromSigner {
+            peer: peer.station.clone(),
+            writer,
+        });
+    }
+    check_change(document, actor, peer, local)
+}
+
+/// Check rules 1–3 for one change's actor by the hop rule alone. `local` is this node and `peer`
 /// the certified station and tier of the connection the change came over.
 pub fn check_change(
     document: &DocumentId,
@@ -161,6 +249,77 @@ mod tests {
         assert!(matches!(
             check_change(&neighbour, &village, c(&s("xh/t1")), c(&s("xh"))),
             Err(AuthorityError::NotWritable { .. })
+        ));
+    }
+
+    #[test]
+    fn a_signed_change_is_taken_from_any_carrier_that_may_hold_it() {
+        let roster = DocumentId::roster(&s("xh/t1/v1"));
+        // The county's own write, handed back up by its township.
+        assert_eq!(
+            check_signed_change(&roster, &s("xh"), c(&s("xh/t1")), c(&s("xh"))),
+            Ok(())
+        );
+        // Signed or not, a writer outside the owner's ancestry writes nothing.
+        assert!(matches!(
+            check_signed_change(&roster, &s("xh/t2"), c(&s("xh/t1")), c(&s("xh"))),
+            Err(AuthorityError::NotWritable { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unsigned_change_is_relayed_only_by_the_hop_rule_and_never_for_a_signer() {
+        let roster = DocumentId::roster(&s("xh/t1/v1"));
+        let village = actor_for(&s("xh/t1/v1"), 1);
+        let (township, county) = (s("xh/t1"), s("xh"));
+        let hop = UnsignedChanges::HopByHop;
+        // From the writer itself: as before signing, whatever the policy.
+        for policy in [hop, UnsignedChanges::FromWriterOnly] {
+            assert_eq!(
+                check_unsigned_change(
+                    &roster,
+                    &village,
+                    c(&s("xh/t1/v1")),
+                    c(&township),
+                    policy,
+                    |_| true
+                ),
+                Ok(())
+            );
+        }
+        // Relayed from an older village that never signed: the hop rule.
+        assert_eq!(
+            check_unsigned_change(&roster, &village, c(&township), c(&county), hop, |_| false),
+            Ok(())
+        );
+        // The village is seen signing: a relayed unsigned change is a forgery.
+        assert!(matches!(
+            check_unsigned_change(&roster, &village, c(&township), c(&county), hop, |_| true),
+            Err(AuthorityError::UnsignedFromSigner { .. })
+        ));
+        assert!(matches!(
+            check_unsigned_change(
+                &roster,
+                &village,
+                c(&township),
+                c(&county),
+                UnsignedChanges::FromWriterOnly,
+                |_| false
+            ),
+            Err(AuthorityError::UnsignedRelayed { .. })
+        ));
+        // The hop rule still refuses what it refused.
+        let menu = DocumentId::reference(&county, "menu").unwrap();
+        assert!(matches!(
+            check_unsigned_change(
+                &menu,
+                &actor_for(&county, 1),
+                c(&s("xh/t1/v1")),
+                c(&township),
+                hop,
+                |_| false
+            ),
+            Err(AuthorityError::NotCarriable { .. })
         ));
     }
 

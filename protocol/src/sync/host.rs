@@ -9,6 +9,7 @@
 use crate::identity::document_id::DocumentId;
 use crate::identity::station::StationId;
 use crate::sync::authority::AuthorityError;
+use crate::sync::signing::PayloadFormat;
 use automerge::ChangeHash;
 use sha2::{Digest, Sha256};
 
@@ -94,11 +95,13 @@ pub trait SyncHost {
     /// Next Automerge sync message for `document` to `peer`, using and
     /// updating the persisted sync state for that pair. `None` when there is
     /// nothing to say. A document this node does not hold yet (but may hold)
-    /// is treated as empty.
+    /// is treated as empty. `format`: from the agreed wire version, whether
+    /// the message goes in a signed envelope.
     fn generate_sync_message(
         &mut self,
         peer: &StationId,
         document: &DocumentId,
+        format: PayloadFormat,
     ) -> Result<Option<Vec<u8>>, HostError>;
 
     /// Apply one Automerge sync message from `peer`. All changes or none:
@@ -109,6 +112,7 @@ pub trait SyncHost {
         peer: &StationId,
         document: &DocumentId,
         message: &[u8],
+        format: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError>;
 
     /// Forget the sync state of (`peer`, `document`), so the next exchange

@@ -15,4 +15,5 @@ pub mod authority;
 pub mod digest;
 pub mod host;
 pub mod session;
+pub mod signing;
 pub mod wire;

@@ -68,6 +68,7 @@ use crate::identity::station::{StationId, Tier};
 use crate::sync::authority::{check_document, Side};
 use crate::sync::digest::{bucket_of, differing_documents, ScopeDigest};
 use crate::sync::host::{HeadsDigest, ReceiveError, SyncHost};
+use crate::sync::signing::PayloadFormat;
 use crate::sync::wire::{
     encode_frame, FrameDecoder, Message, VersionRange, WireError, BUCKET_ENTRIES_PER_FRAME_MAX,
     PROTOCOL_VERSION, REASON_BYTES_MAX, SYNC_CHUNK_BYTES_MAX, SYNC_MESSAGE_BYTES_MAX,
@@ -890,6 +891,13 @@ impl Session {
         }
     }
 
+    /// How sync payloads are framed with this peer: signed envelopes from
+    /// wire version 4. Sync messages flow only after the hello.
+    fn payload_format(&self) -> PayloadFormat {
+        debug_assert!(self.protocol_version.is_some(), "sync before the hello");
+        PayloadFormat::for_version(self.protocol_version.unwrap_or(PROTOCOL_VERSION))
+    }
+
     fn on_hello(&mut self, versions: VersionRange, station: StationId, tier: Tier) {
         if self.peer_tier.is_some() {
             return self.violation("a second hello".to_string());
@@ -917,9 +925,12 @@ impl Session {
             ));
         }
         debug_assert!(station == self.peer && tier == self.peer_certified_tier);
-        // Every message after the hello is of this version; only version
-        // 3 exists so far, so encoding does not depend on it yet.
-        debug_assert_eq!(protocol_version, PROTOCOL_VERSION);
+        // Every message after the hello is of this version: from 4 on, sync
+        // payloads are signed envelopes (`payload_format`); frames are the
+        // same in 3 and 4.
+        debug_assert!(VersionRange::OURS
+            .negotiate(VersionRange::exactly(protocol_version))
+            .is_some());
         self.protocol_version = Some(protocol_version);
         self.peer_tier = Some(tier);
         self.push_event(SessionEvent::Connected {
@@ -1107,7 +1118,8 @@ impl Session {
             }
             exchange.unanswered -= 1;
         }
-        match host.receive_sync_message(&self.peer, &document, bytes) {
+        let format = self.payload_format();
+        match host.receive_sync_message(&self.peer, &document, bytes, format) {
             Ok(outcome) => {
                 self.counters.changes_applied += outcome.changes_applied as u64;
                 if outcome.changes_applied > 0 || outcome.heads_changed {
@@ -1346,7 +1358,8 @@ impl Session {
         let frame = if exchange.replies_owed > 0 {
             exchange.replies_owed -= 1;
             let more = exchange.replies_owed > 0;
-            let frame = match host.generate_sync_message(&self.peer, document) {
+            let format = self.payload_format();
+            let frame = match host.generate_sync_message(&self.peer, document, format) {
                 Ok(Some(bytes)) => {
                     self.start_outgoing(document, true, bytes, host);
                     None
@@ -1389,7 +1402,7 @@ impl Session {
     /// Ask Automerge for a message that answers nothing (a new exchange, or
     /// more to say after the peer answered).
     fn generate_unprompted(&mut self, document: &DocumentId, host: &mut impl SyncHost) {
-        match host.generate_sync_message(&self.peer, document) {
+        match host.generate_sync_message(&self.peer, document, self.payload_format()) {
             Ok(Some(bytes)) => self.start_outgoing(document, false, bytes, host),
             Ok(None) => {}
             Err(error) => self.refuse(

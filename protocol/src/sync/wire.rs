@@ -42,7 +42,9 @@ use serde::{Deserialize, Serialize};
 /// incompatible change.
 /// 2: bucket hashes sparse (`BUCKET_HASHES_SPARSE`).
 /// 3: the hello carries the range of versions spoken, and may grow.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: sync payloads are signed envelopes (`signing::SignedSyncMessage`);
+///    frames as in 3.
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Lowest version this node still speaks. Version 3 is the first that can
 /// agree on a version, so it is also the floor.
 pub const PROTOCOL_VERSION_MIN: u16 = 3;

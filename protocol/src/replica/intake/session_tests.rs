@@ -11,6 +11,7 @@ use crate::sync::host::SyncHost;
 use crate::sync::session::{
     CertifiedPeer, CloseReason, Session, SessionConfig, SessionEvent, DEFERRED_RECHECK_MS,
 };
+use crate::sync::signing::PayloadFormat;
 use automerge::transaction::Transactable;
 use automerge::ROOT;
 
@@ -293,10 +294,10 @@ fn a_parent_is_not_metered() {
     let roster = roster_of(&s("xh/t1/v1"));
     write(&mut v, &roster, "a roster");
     let message = v
-        .generate_sync_message(&s("xh/t1"), &roster)
+        .generate_sync_message(&s("xh/t1"), &roster, PayloadFormat::Signed)
         .unwrap()
         .unwrap();
-    let refused = t.receive_sync_message(&s("xh/t1/v1"), &roster, &message);
+    let refused = t.receive_sync_message(&s("xh/t1/v1"), &roster, &message, PayloadFormat::Signed);
     assert!(
         matches!(
             refused,

@@ -12,6 +12,7 @@ use crate::sync::authority::{check_change, check_document, Side};
 use crate::sync::host::{
     heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
 };
+use crate::sync::signing::PayloadFormat;
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ReadDoc, ROOT};
@@ -108,6 +109,7 @@ impl SyncHost for MemoryHost {
         &mut self,
         peer: &StationId,
         document: &DocumentId,
+        _: PayloadFormat,
     ) -> Result<Option<Vec<u8>>, HostError> {
         self.calls.generate += 1;
         check_document(document, side(peer), side(&self.local)).map_err(|error| HostError {
@@ -129,6 +131,7 @@ impl SyncHost for MemoryHost {
         peer: &StationId,
         document: &DocumentId,
         message: &[u8],
+        _: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         self.calls.receive += 1;
         check_document(document, side(peer), side(&self.local))?;
@@ -204,6 +207,7 @@ impl SyncHost for DigestHost {
         &mut self,
         _: &StationId,
         _: &DocumentId,
+        _: PayloadFormat,
     ) -> Result<Option<Vec<u8>>, HostError> {
         self.calls.generate += 1;
         Ok(None)
@@ -213,6 +217,7 @@ impl SyncHost for DigestHost {
         _: &StationId,
         _: &DocumentId,
         _: &[u8],
+        _: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         self.calls.receive += 1;
         Ok(ReceiveOutcome::default())

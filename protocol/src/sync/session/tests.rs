@@ -521,7 +521,7 @@ fn a_hello_of_a_version_we_do_not_speak_is_refused_with_the_versions_named() {
     let reason = village.closed_reason().unwrap().to_string();
     assert!(reason.contains(&format!("version {older}")), "{reason}");
     assert!(
-        reason.contains(&format!("version {PROTOCOL_VERSION}")),
+        reason.contains(&format!("versions 3 to {PROTOCOL_VERSION}")),
         "{reason}"
     );
     let sent = first_frame_sent(&mut village);

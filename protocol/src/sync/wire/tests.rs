@@ -299,8 +299,9 @@ fn a_peer_with_no_version_in_common_is_an_incompatible_version() {
     assert_eq!(
         refused.to_string(),
         format!(
-            "peer speaks protocol version {}; this node speaks version {}",
+            "peer speaks protocol version {}; this node speaks versions {} to {}",
             PROTOCOL_VERSION_MIN - 1,
+            PROTOCOL_VERSION_MIN,
             PROTOCOL_VERSION
         )
     );

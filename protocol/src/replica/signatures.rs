@@ -1,0 +1,437 @@
+//! The side table of change signatures, and the credentials that vouch for
+//! them: signing local changes, attaching signatures to outgoing sync
+//! messages, and checking them on the way in (see `sync::signing`).
+//!
+//! Stored beside the documents, never inside them:
+//!
+//! | key                                   | value                         |
+//! |---------------------------------------|-------------------------------|
+//! | `sig|<document id>|<change hash, 32>` | credential id (32) ‖ signature |
+//! | `cred|<credential id, 32>`            | the credential's bytes        |
+//! | `signs|<station>`                     | empty: a signed change of this station was taken |
+//!
+//! A signature is stored in the same batch as its change; credentials and
+//! the `signs|` marks ride on the next flush (a credential kept without its
+//! change costs nothing; a lost mark is set again by the next signed
+//! change). Signatures are never deleted: compaction rewrites a document's
+//! changes, not their hashes.
+
+use super::layout::{seal, unseal, CorruptValue};
+use super::{chunks, Replica};
+use crate::identity::actor::station_of;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::StationId;
+use crate::storage::{Storage, StorageError, WriteBatch};
+use crate::sync::authority::{check_signed_change, check_unsigned_change, AuthorityError, Side};
+use crate::sync::host::ReceiveError;
+use crate::sync::signing::{
+    credential_id, ChangeSigner, ChangeVerifier, CredentialEntry, CredentialId, SignatureEntry,
+    SignedSyncMessage, VerifiedWriter,
+};
+use automerge::{ActorId, ChangeHash};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+pub const SIGNATURE_PREFIX: &[u8] = b"sig|";
+pub const CREDENTIAL_PREFIX: &[u8] = b"cred|";
+pub const SIGNER_PREFIX: &[u8] = b"signs|";
+
+/// How this replica signs its own changes and checks its peers'.
+#[derive(Clone)]
+pub struct Signing {
+    /// `None`: this replica writes unsigned changes (a test, a tool).
+    pub signer: Option<Arc<dyn ChangeSigner>>,
+    pub verifier: Arc<dyn ChangeVerifier>,
+}
+
+/// The replica's signing state (in memory; what must last is stored).
+#[derive(Default)]
+pub(super) struct SignatureBook {
+    pub(super) signing: Option<Signing>,
+    /// Stations a signed change was taken from (`signs|`).
+    pub(super) signers_seen: BTreeSet<StationId>,
+    /// Credentials sent whole to each connected peer, so later messages
+    /// name them by id; forgotten when the link ends or a document is
+    /// refused (the peer may have dropped what we sent).
+    pub(super) credentials_sent: BTreeMap<StationId, BTreeSet<CredentialId>>,
+}
+
+/// The checked signatures of one incoming message, by change hash.
+#[derive(Default)]
+pub(super) struct SignatureTable {
+    entries: BTreeMap<ChangeHash, CheckedSignature>,
+}
+
+struct CheckedSignature {
+    writer: Result<VerifiedWriter, String>,
+    credential: Arc<Vec<u8>>,
+    credential_id: CredentialId,
+    signature: Vec<u8>,
+}
+
+fn signature_key(document: &DocumentId, change: &ChangeHash) -> Vec<u8> {
+    let mut key = signature_prefix(document);
+    key.extend_from_slice(&change.0);
+    key
+}
+
+fn signature_prefix(document: &DocumentId) -> Vec<u8> {
+    let mut key = SIGNATURE_PREFIX.to_vec();
+    key.extend_from_slice(document.to_string().as_bytes());
+    key.push(b'|');
+    key
+}
+
+fn credential_key(id: &CredentialId) -> Vec<u8> {
+    let mut key = CREDENTIAL_PREFIX.to_vec();
+    key.extend_from_slice(id);
+    key
+}
+
+fn signer_key(station: &StationId) -> Vec<u8> {
+    let mut key = SIGNER_PREFIX.to_vec();
+    key.extend_from_slice(station.to_string().as_bytes());
+    key
+}
+
+fn signature_value(credential: &CredentialId, signature: &[u8]) -> Vec<u8> {
+    let mut value = credential.to_vec();
+    value.extend_from_slice(signature);
+    seal(&value)
+}
+
+impl<S: Storage> Replica<S> {
+    /// Sign this replica's changes from now on and check its peers'. Stores
+    /// the signer's credential and reads which stations were seen signing.
+    pub fn set_signing(&mut self, signing: Signing) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::new();
+        if let Some(signer) = &signing.signer {
+            let credential = signer.credential();
+            batch.put(credential_key(&credential_id(credential)), seal(credential));
+            self.signatures.signers_seen.insert(self.local.clone());
+        }
+        for (key, _) in self.storage.scan_prefix(SIGNER_PREFIX)? {
+            if let Some(station) = std::str::from_utf8(&key[SIGNER_PREFIX.len()..])
+                .ok()
+                .and_then(|text| StationId::parse(text).ok())
+            {
+                self.signatures.signers_seen.insert(station);
+            }
+        }
+        if !batch.is_empty() {
+            self.storage.apply(batch)?;
+            self.storage.flush()?;
+        }
+        self.signatures.signing = Some(signing);
+        Ok(())
+    }
+
+    /// Does this replica sign its changes?
+    pub fn signs(&self) -> bool {
+        self.signatures
+            .signing
+            .as_ref()
+            .is_some_and(|signing| signing.signer.is_some())
+    }
+
+    /// The signature entries of `changes`, made by this replica just now,
+    /// for the batch that stores them. None without a signer.
+    pub(super) fn sign_local(&self, document: &DocumentId, changes: &[ChangeHash]) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        let Some(signer) = self
+            .signatures
+            .signing
+            .as_ref()
+            .and_then(|signing| signing.signer.as_ref())
+        else {
+            return batch;
+        };
+        let id = credential_id(signer.credential());
+        for change in changes {
+            let signature = signer.sign(change);
+            batch.put(
+                signature_key(document, change),
+                signature_value(&id, &signature),
+            );
+        }
+        batch
+    }
+
+    /// The stored signature of a change, if any: (credential id, signature).
+    fn stored_signature(
+        &self,
+        document: &DocumentId,
+        change: &ChangeHash,
+    ) -> Result<Option<(CredentialId, Vec<u8>)>, ReceiveError> {
+        let key = signature_key(document, change);
+        let Some(value) = self
+            .storage
+            .get(&key)
+            .map_err(|error| Self::storage_refusal(document, error))?
+        else {
+            return Ok(None);
+        };
+        let payload =
+            unseal(&key, &value).map_err(|error| Self::storage_refusal(document, error))?;
+        if payload.len() <= 32 {
+            return Err(Self::storage_refusal(
+                document,
+                CorruptValue::new(&key, "shorter than a credential id and a signature"),
+            ));
+        }
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&payload[..32]);
+        Ok(Some((id, payload[32..].to_vec())))
+    }
+
+    fn stored_credential(&self, id: &CredentialId) -> Option<Vec<u8>> {
+        let key = credential_key(id);
+        let value = self.storage.get(&key).ok()??;
+        unseal(&key, &value).ok().map(<[u8]>::to_vec)
+    }
+
+    /// Wrap Automerge's message for `peer` with the signatures of the
+    /// changes it carries.
+    pub(super) fn signed_envelope(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        message: &automerge::sync::Message,
+    ) -> Result<Vec<u8>, String> {
+        let mut hashes: Vec<ChangeHash> = Vec::new();
+        for chunk in message.changes.iter() {
+            if chunks::single_document(chunk).is_some() {
+                // A whole document: every change held, so every signature
+                // held, without loading it again.
+                hashes = self
+                    .storage
+                    .scan_prefix(&signature_prefix(document))
+                    .map_err(|error| error.to_string())?
+                    .into_iter()
+                    .filter_map(|(key, _)| {
+                        let raw: [u8; 32] =
+                            key.get(key.len().checked_sub(32)?..)?.try_into().ok()?;
+                        Some(ChangeHash(raw))
+                    })
+                    .collect();
+                break;
+            }
+            hashes.extend(
+                chunks::changes_in(chunk, usize::MAX)?
+                    .iter()
+                    .map(|change| change.hash()),
+            );
+        }
+        let mut credentials: Vec<CredentialEntry> = Vec::new();
+        let mut credential_index: BTreeMap<CredentialId, u16> = BTreeMap::new();
+        let mut signatures = Vec::new();
+        for hash in hashes {
+            let Some((id, signature)) = self
+                .stored_signature(document, &hash)
+                .map_err(|error| error.to_string())?
+            else {
+                continue;
+            };
+            let index = match credential_index.get(&id) {
+                Some(index) => *index,
+                None => {
+                    let sent = self
+                        .signatures
+                        .credentials_sent
+                        .get(peer)
+                        .is_some_and(|sent| sent.contains(&id));
+                    let entry = if sent {
+                        CredentialEntry::Known(id)
+                    } else {
+                        let Some(bytes) = self.stored_credential(&id) else {
+                            // A signature whose credential we lost: sent
+                            // unsigned, and judged as such.
+                            tracing::warn!(document = %document, "a signature's credential is not held; the change goes unsigned");
+                            continue;
+                        };
+                        self.signatures
+                            .credentials_sent
+                            .entry(peer.clone())
+                            .or_default()
+                            .insert(id);
+                        CredentialEntry::Whole(bytes)
+                    };
+                    let index = u16::try_from(credentials.len())
+                        .map_err(|_| "too many credentials in one message".to_string())?;
+                    credentials.push(entry);
+                    credential_index.insert(id, index);
+                    index
+                }
+            };
+            signatures.push(SignatureEntry {
+                change: hash.0,
+                credential: index,
+                signature,
+            });
+        }
+        Ok(SignedSyncMessage {
+            automerge: message.clone().encode(),
+            credentials,
+            signatures,
+        }
+        .encode())
+    }
+
+    /// Check the credentials of an incoming envelope and index its
+    /// signatures by change. A credential refused makes its signatures
+    /// refusals (the changes they sign are refused with its reason); a
+    /// credential named by id that this replica does not hold is a
+    /// malformed message (the peer thinks it sent it: it will resend it on
+    /// the next link).
+    pub(super) fn check_envelope(
+        &mut self,
+        document: &DocumentId,
+        envelope: &SignedSyncMessage,
+    ) -> Result<SignatureTable, ReceiveError> {
+        let verifier = match &self.signatures.signing {
+            Some(signing) => signing.verifier.clone(),
+            // No verifier: every change is judged as unsigned.
+            None => return Ok(SignatureTable::default()),
+        };
+        let mut resolved = Vec::with_capacity(envelope.credentials.len());
+        let mut keep = WriteBatch::new();
+        for entry in &envelope.credentials {
+            let (bytes, id) = match entry {
+                CredentialEntry::Whole(bytes) => (bytes.clone(), credential_id(bytes)),
+                CredentialEntry::Known(id) => match self.stored_credential(id) {
+                    Some(bytes) => (bytes, *id),
+                    None => {
+                        return Err(Self::malformed(
+                            document,
+                            "a signature names a credential this node does not hold",
+                        ))
+                    }
+                },
+            };
+            let writer = verifier.check_credential(&bytes, self.now_ms);
+            if writer.is_ok() && matches!(entry, CredentialEntry::Whole(_)) {
+                keep.put(credential_key(&id), seal(&bytes));
+            }
+            resolved.push((Arc::new(bytes), id, writer));
+        }
+        if !keep.is_empty() {
+            if let Err(error) = self.storage.apply(keep) {
+                tracing::warn!(%error, "could not keep a peer's credential");
+            } else {
+                self.unflushed = true;
+            }
+        }
+        let mut table = SignatureTable::default();
+        for entry in &envelope.signatures {
+            let (credential, id, writer) = &resolved[usize::from(entry.credential)];
+            table.entries.insert(
+                ChangeHash(entry.change),
+                CheckedSignature {
+                    writer: writer.clone(),
+                    credential: credential.clone(),
+                    credential_id: *id,
+                    signature: entry.signature.clone(),
+                },
+            );
+        }
+        Ok(table)
+    }
+
+    /// Rules 1–3 (`authority`) for one change this replica does not hold:
+    /// by its signature when it has one, else as unsigned. A signed
+    /// change's station is noted as signing.
+    pub(super) fn check_incoming_change(
+        &mut self,
+        document: &DocumentId,
+        hash: &ChangeHash,
+        actor: &ActorId,
+        peer: &StationId,
+        table: &SignatureTable,
+    ) -> Result<(), AuthorityError> {
+        let peer_side = self.peer_side(peer);
+        let local_side = Side::new(&self.local, self.tier);
+        let Some(signed) = table.entries.get(hash) else {
+            let seen = &self.signatures.signers_seen;
+            return check_unsigned_change(
+                document,
+                actor,
+                peer_side,
+                local_side,
+                self.config.unsigned_changes,
+                |writer| seen.contains(writer),
+            );
+        };
+        let writer = station_of(actor).ok_or_else(|| AuthorityError::UnknownActor {
+            actor: actor.to_hex_string(),
+        })?;
+        let certified = signed
+            .writer
+            .as_ref()
+            .map_err(|reason| AuthorityError::BadCredential {
+                writer: writer.to_string(),
+                reason: reason.clone(),
+            })?;
+        if certified.station != writer {
+            return Err(AuthorityError::SignerIsNotWriter {
+                change: hash.to_string(),
+                signer: certified.station.clone(),
+                writer,
+            });
+        }
+        let verifier = self
+            .signatures
+            .signing
+            .as_ref()
+            .map(|signing| signing.verifier.clone())
+            .expect("a table with entries was checked by a verifier");
+        if !verifier.signature_matches(&signed.credential, hash, &signed.signature) {
+            return Err(AuthorityError::BadSignature {
+                change: hash.to_string(),
+                writer,
+            });
+        }
+        check_signed_change(document, &writer, peer_side, local_side)?;
+        if !self.signatures.signers_seen.contains(&writer) {
+            let mut mark = WriteBatch::new();
+            mark.put(signer_key(&writer), Vec::new());
+            if self.storage.apply(mark).is_ok() {
+                self.unflushed = true;
+            }
+            self.signatures.signers_seen.insert(writer);
+        }
+        Ok(())
+    }
+
+    /// The signature entries of received changes, for the batch that
+    /// stores them (only changes the table holds a signature of).
+    pub(super) fn received_signatures(
+        document: &DocumentId,
+        changes: impl IntoIterator<Item = ChangeHash>,
+        table: &SignatureTable,
+    ) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        for change in changes {
+            if let Some(signed) = table.entries.get(&change) {
+                batch.put(
+                    signature_key(document, &change),
+                    signature_value(&signed.credential_id, &signed.signature),
+                );
+            }
+        }
+        batch
+    }
+
+    /// Forget which credentials `peer` was sent (its link ended, or it
+    /// refused something and may not have kept them).
+    pub(super) fn forget_credentials_sent(&mut self, peer: &StationId) {
+        self.signatures.credentials_sent.remove(peer);
+    }
+
+    /// How many changes of `document` this replica holds a signature of.
+    pub fn signature_count(&self, document: &DocumentId) -> Result<usize, StorageError> {
+        Ok(self.storage.scan_prefix(&signature_prefix(document))?.len())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,275 @@
+//! Signed changes between replicas: any carrier, and no forgery.
+
+use super::Signing;
+use crate::identity::actor::actor_for;
+use crate::identity::document_id::DocumentId;
+use crate::identity::station::Tier;
+use crate::replica::{Replica, ReplicaConfig};
+use crate::storage::MemoryStorage;
+use crate::sync::authority::AuthorityError;
+use crate::sync::host::{ReceiveError, SyncHost};
+use crate::sync::signing::keyed_hash::{KeyedHashSigner, KeyedHashVerifier};
+use crate::sync::signing::{PayloadFormat, SignedSyncMessage};
+use crate::test_support::{station, sync_document};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ROOT};
+use std::sync::Arc;
+
+const ROOT_SECRET: &[u8] = b"xh county";
+
+fn signed_node(at: &str, incarnation: u64) -> Replica<MemoryStorage> {
+    let mut node = Replica::open(
+        MemoryStorage::new(),
+        station(at),
+        incarnation,
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    let tier = node.config().tier_of(&station(at));
+    node.set_signing(Signing {
+        signer: Some(Arc::new(KeyedHashSigner::new(
+            ROOT_SECRET,
+            &station(at),
+            tier,
+        ))),
+        verifier: Arc::new(KeyedHashVerifier::new(ROOT_SECRET)),
+    })
+    .unwrap();
+    node
+}
+
+fn roster() -> DocumentId {
+    DocumentId::roster(&station("xh/t1/v1"))
+}
+
+fn write(node: &mut Replica<MemoryStorage>, document: &DocumentId, key: &str) {
+    node.commit(document, |doc| doc.put(ROOT, key, 1i64))
+        .unwrap();
+}
+
+#[test]
+fn a_county_that_lost_its_store_gets_its_own_writes_back_from_a_township() {
+    let mut village = signed_node("xh/t1/v1", 1);
+    let mut township = signed_node("xh/t1", 1);
+    let mut county = signed_node("xh", 1);
+    write(&mut village, &roster(), "clerk");
+    sync_document(&mut village, &mut township, &roster());
+    sync_document(&mut township, &mut county, &roster());
+    // The county loads a correction for the village, as county staff do.
+    write(&mut county, &roster(), "county staff");
+    sync_document(&mut county, &mut township, &roster());
+    assert_eq!(township.heads(&roster()), county.heads(&roster()));
+
+    // Its disk dies; a new store with the same certificate refills from the
+    // township: the village's changes and its own, relayed.
+    let mut restored = signed_node("xh", 2);
+    township.peer_disconnected(&station("xh"));
+    sync_document(&mut restored, &mut township, &roster());
+    assert_eq!(restored.heads(&roster()), county.heads(&roster()));
+    assert_eq!(
+        restored.signature_count(&roster()).unwrap(),
+        county.signature_count(&roster()).unwrap()
+    );
+    assert_eq!(restored.signature_count(&roster()).unwrap(), 2);
+    // And it hands the signatures on: a second restore from the first.
+    let mut again = signed_node("xh", 3);
+    sync_document(&mut again, &mut restored, &roster());
+    assert_eq!(again.heads(&roster()), county.heads(&roster()));
+}
+
+#[test]
+fn without_signatures_a_township_cannot_hand_the_county_its_own_writes() {
+    // The rule before signing, kept for unsigned changes: the county's own
+    // unsigned change, relayed by a township, is refused.
+    let mut township = signed_node("xh/t1", 1);
+    let mut county = Replica::open(
+        MemoryStorage::new(),
+        station("xh"),
+        1,
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    write(&mut county, &roster(), "unsigned");
+    sync_document(&mut county, &mut township, &roster());
+    let mut restored = Replica::open(
+        MemoryStorage::new(),
+        station("xh"),
+        2,
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    township.peer_disconnected(&station("xh"));
+    let refused = first_refusal(&mut restored, &mut township, &roster());
+    assert!(
+        matches!(
+            refused,
+            ReceiveError::Refused(AuthorityError::NotCarriable { .. })
+        ),
+        "{refused}"
+    );
+}
+
+/// A township's change made as `as_station`, signed (or
+/// not) by the township's own key, wrapped as the township would send it.
+fn forged_message(as_station: &str, signed_by_township: bool) -> Vec<u8> {
+    let mut doc = AutoCommit::new().with_actor(actor_for(&station(as_station), 66));
+    doc.put(ROOT, "forged", 1i64).unwrap();
+    doc.commit();
+    let change = doc.get_last_local_change().unwrap().clone();
+    let message = automerge::sync::Message {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: vec![change.raw_bytes().to_vec()].into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    };
+    let change = change.hash();
+    let township = KeyedHashSigner::new(ROOT_SECRET, &station("xh/t1"), Tier::Township);
+    use crate::sync::signing::{ChangeSigner, CredentialEntry, SignatureEntry};
+    let (credentials, signatures) = if signed_by_township {
+        (
+            vec![CredentialEntry::Whole(township.credential().to_vec())],
+            vec![SignatureEntry {
+                change: change.0,
+                credential: 0,
+                signature: township.sign(&change),
+            }],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    SignedSyncMessage {
+        automerge: message.encode(),
+        credentials,
+        signatures,
+    }
+    .encode()
+}
+
+#[test]
+fn a_township_cannot_forge_a_villages_or_the_countys_change() {
+    // Both have been seen signing: the village's roster reached the county,
+    // the county's menu reached the village.
+    let mut village = signed_node("xh/t1/v1", 1);
+    let mut township = signed_node("xh/t1", 1);
+    let mut county = signed_node("xh", 1);
+    let menu = DocumentId::reference(&station("xh"), "menu").unwrap();
+    write(&mut village, &roster(), "clerk");
+    write(&mut county, &menu, "item");
+    sync_document(&mut village, &mut township, &roster());
+    sync_document(&mut township, &mut county, &roster());
+    sync_document(&mut county, &mut township, &menu);
+    sync_document(&mut township, &mut village, &menu);
+    let (county_heads, village_heads) = (
+        county.heads(&roster()).map(<[_]>::to_vec),
+        village.heads(&menu).map(<[_]>::to_vec),
+    );
+
+    let t1 = station("xh/t1");
+    for signed in [true, false] {
+        let refused = county
+            .receive_sync_message(
+                &t1,
+                &roster(),
+                &forged_message("xh/t1/v1", signed),
+                PayloadFormat::Signed,
+            )
+            .unwrap_err();
+        let expected = if signed {
+            "signed under a certificate of station xh/t1 but written as station xh/t1/v1"
+        } else {
+            "which signs its changes"
+        };
+        assert!(refused.to_string().contains(expected), "{refused}");
+        let refused = village
+            .receive_sync_message(
+                &t1,
+                &menu,
+                &forged_message("xh", signed),
+                PayloadFormat::Signed,
+            )
+            .unwrap_err();
+        let expected = if signed {
+            "written as station xh:"
+        } else {
+            "which signs its changes"
+        };
+        assert!(
+            refused.to_string().contains(expected.trim_end_matches(':')),
+            "{refused}"
+        );
+    }
+    assert_eq!(county.heads(&roster()).map(<[_]>::to_vec), county_heads);
+    assert_eq!(village.heads(&menu).map(<[_]>::to_vec), village_heads);
+}
+
+#[test]
+fn a_signature_that_does_not_verify_is_refused_naming_the_change() {
+    let mut village = signed_node("xh/t1/v1", 1);
+    let mut township = signed_node("xh/t1", 1);
+    write(&mut village, &roster(), "clerk");
+    let (v, t) = (station("xh/t1/v1"), station("xh/t1"));
+    let hello = township
+        .generate_sync_message(&v, &roster(), PayloadFormat::Signed)
+        .unwrap()
+        .unwrap();
+    let first = village
+        .generate_sync_message(&t, &roster(), PayloadFormat::Signed)
+        .unwrap()
+        .unwrap();
+    township
+        .receive_sync_message(&v, &roster(), &first, PayloadFormat::Signed)
+        .unwrap();
+    village
+        .receive_sync_message(&t, &roster(), &hello, PayloadFormat::Signed)
+        .unwrap();
+    let message = village
+        .generate_sync_message(&t, &roster(), PayloadFormat::Signed)
+        .unwrap()
+        .unwrap();
+    let mut envelope = SignedSyncMessage::decode(&message, 100).unwrap();
+    assert!(!envelope.signatures.is_empty());
+    for entry in &mut envelope.signatures {
+        entry.signature[0] ^= 1;
+    }
+    let refused = township
+        .receive_sync_message(
+            &station("xh/t1/v1"),
+            &roster(),
+            &envelope.encode(),
+            PayloadFormat::Signed,
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("does not verify"), "{refused}");
+    assert_eq!(township.heads(&roster()), None);
+}
+
+/// Sync `document` from `a` and `b` in turns until `a` refuses; the refusal.
+fn first_refusal(
+    a: &mut Replica<MemoryStorage>,
+    b: &mut Replica<MemoryStorage>,
+    document: &DocumentId,
+) -> ReceiveError {
+    let (a_station, b_station) = (a.local().clone(), b.local().clone());
+    for _ in 0..10 {
+        if let Some(message) = a
+            .generate_sync_message(&b_station, document, PayloadFormat::Signed)
+            .unwrap()
+        {
+            b.receive_sync_message(&a_station, document, &message, PayloadFormat::Signed)
+                .unwrap();
+        }
+        if let Some(message) = b
+            .generate_sync_message(&a_station, document, PayloadFormat::Signed)
+            .unwrap()
+        {
+            if let Err(refused) =
+                a.receive_sync_message(&b_station, document, &message, PayloadFormat::Signed)
+            {
+                return refused;
+            }
+        }
+    }
+    panic!("nothing was refused");
+}
