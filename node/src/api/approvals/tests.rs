@@ -10,6 +10,7 @@ use civsync_protocol::service;
 use civsync_protocol::stats::DAY_MS;
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync::host::SyncHost;
+use civsync_protocol::sync::signing::PayloadFormat;
 use civsync_protocol::{DocumentId, Month, Tier};
 use serde_json::{json, Value};
 
@@ -212,7 +213,7 @@ async fn a_village_silent_for_ten_days_is_quiet_at_its_township() {
     let document = DocumentId::activities(&station("xh/t1/v1"), Month::parse(MONTH).unwrap());
     for _ in 0..10 {
         let Some(message) = village
-            .generate_sync_message(&station("xh/t1"), &document)
+            .generate_sync_message(&station("xh/t1"), &document, PayloadFormat::Signed)
             .unwrap()
         else {
             break;
@@ -223,17 +224,26 @@ async fn a_village_silent_for_ten_days_is_quiet_at_its_township() {
             .store
             .call(move |replica| {
                 replica
-                    .receive_sync_message(&station("xh/t1/v1"), &at_township, &message)
+                    .receive_sync_message(
+                        &station("xh/t1/v1"),
+                        &at_township,
+                        &message,
+                        PayloadFormat::Signed,
+                    )
                     .unwrap();
                 replica
-                    .generate_sync_message(&station("xh/t1/v1"), &at_township)
+                    .generate_sync_message(
+                        &station("xh/t1/v1"),
+                        &at_township,
+                        PayloadFormat::Signed,
+                    )
                     .unwrap()
             })
             .await
             .unwrap();
         if let Some(reply) = reply {
             village
-                .receive_sync_message(&station("xh/t1"), &document, &reply)
+                .receive_sync_message(&station("xh/t1"), &document, &reply, PayloadFormat::Signed)
                 .unwrap();
         }
     }

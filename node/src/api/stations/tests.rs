@@ -10,6 +10,7 @@ use civsync_protocol::replica::{Replica, ReplicaConfig};
 use civsync_protocol::service;
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync::host::SyncHost;
+use civsync_protocol::sync::signing::PayloadFormat;
 use civsync_protocol::{DocumentId, Month, Tier};
 use serde_json::{json, Value};
 
@@ -65,7 +66,7 @@ async fn village_reports(county: &TestApi, at: &str) {
     let document = DocumentId::activities(&village_station, Month::parse(MONTH).unwrap());
     for _ in 0..10 {
         let Some(message) = village
-            .generate_sync_message(&station("xh"), &document)
+            .generate_sync_message(&station("xh"), &document, PayloadFormat::Signed)
             .unwrap()
         else {
             break;
@@ -76,15 +77,17 @@ async fn village_reports(county: &TestApi, at: &str) {
             .store
             .call(move |replica| {
                 replica
-                    .receive_sync_message(&from, &at_county, &message)
+                    .receive_sync_message(&from, &at_county, &message, PayloadFormat::Signed)
                     .unwrap();
-                replica.generate_sync_message(&from, &at_county).unwrap()
+                replica
+                    .generate_sync_message(&from, &at_county, PayloadFormat::Signed)
+                    .unwrap()
             })
             .await
             .unwrap();
         if let Some(reply) = reply {
             village
-                .receive_sync_message(&station("xh"), &document, &reply)
+                .receive_sync_message(&station("xh"), &document, &reply, PayloadFormat::Signed)
                 .unwrap();
         }
     }

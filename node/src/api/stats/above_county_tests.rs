@@ -10,6 +10,7 @@ use civsync_protocol::service::statistics::StatisticsPublisher;
 use civsync_protocol::stats::StatsIndex;
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync::host::SyncHost;
+use civsync_protocol::sync::signing::PayloadFormat;
 use civsync_protocol::{DocumentId, Month, Tier};
 use time::macros::date;
 
@@ -70,12 +71,17 @@ async fn county_publishes(prefecture: &TestApi, county: &str, villages: &[(&str,
     let (here, there) = (station(county), prefecture.ctx.config.station.clone());
     for _ in 0..20 {
         let mut moved = false;
-        if let Some(message) = replica.generate_sync_message(&there, &document).unwrap() {
+        if let Some(message) = replica
+            .generate_sync_message(&there, &document, PayloadFormat::Signed)
+            .unwrap()
+        {
             let (from, document) = (here.clone(), document.clone());
             prefecture
                 .ctx
                 .store
-                .call(move |store| store.receive_sync_message(&from, &document, &message))
+                .call(move |store| {
+                    store.receive_sync_message(&from, &document, &message, PayloadFormat::Signed)
+                })
                 .await
                 .unwrap()
                 .unwrap();
@@ -85,13 +91,13 @@ async fn county_publishes(prefecture: &TestApi, county: &str, villages: &[(&str,
         let answer = prefecture
             .ctx
             .store
-            .call(move |store| store.generate_sync_message(&to, &for_store))
+            .call(move |store| store.generate_sync_message(&to, &for_store, PayloadFormat::Signed))
             .await
             .unwrap()
             .unwrap();
         if let Some(message) = answer {
             replica
-                .receive_sync_message(&there, &document, &message)
+                .receive_sync_message(&there, &document, &message, PayloadFormat::Signed)
                 .unwrap();
             moved = true;
         }
