@@ -56,6 +56,43 @@ pub(super) struct SignatureBook {
     pub(super) credentials_sent: BTreeMap<StationId, BTreeSet<CredentialId>>,
 }
 
+/// A change received, as the authority rules need it.
+pub(super) struct Incoming {
+    pub(super) hash: ChangeHash,
+    pub(super) actor: ActorId,
+    pub(super) deps: Vec<ChangeHash>,
+}
+
+/// The unsigned changes among `changes` that a signed change of their own
+/// station depends on (directly or not) within `changes`. Each station's
+/// walk visits a change at most once: O(changes × signing stations).
+fn vouched_for(
+    changes: &[Incoming],
+    signers: &BTreeMap<ChangeHash, StationId>,
+) -> BTreeSet<ChangeHash> {
+    let by_hash: BTreeMap<ChangeHash, &Incoming> =
+        changes.iter().map(|change| (change.hash, change)).collect();
+    let mut vouched = BTreeSet::new();
+    let mut visited: BTreeMap<&StationId, BTreeSet<ChangeHash>> = BTreeMap::new();
+    for (signed, station) in signers {
+        let seen = visited.entry(station).or_default();
+        let mut stack: Vec<ChangeHash> = by_hash[signed].deps.clone();
+        while let Some(hash) = stack.pop() {
+            let Some(change) = by_hash.get(&hash) else {
+                continue; // held already, or not in this message
+            };
+            if !seen.insert(hash) {
+                continue;
+            }
+            if !signers.contains_key(&hash) && station_of(&change.actor).as_ref() == Some(station) {
+                vouched.insert(hash);
+            }
+            stack.extend(change.deps.iter().copied());
+        }
+    }
+    vouched
+}
+
 /// The checked signatures of one incoming message, by change hash.
 #[derive(Default)]
 pub(super) struct SignatureTable {
@@ -337,30 +374,71 @@ impl<S: Storage> Replica<S> {
         Ok(table)
     }
 
-    /// Rules 1–3 (`authority`) for one change this replica does not hold:
-    /// by its signature when it has one, else as unsigned. A signed
+    /// Rules 1–3 (`authority`) for the changes of one message this replica
+    /// does not hold. A signed change is judged by its signature. An
+    /// unsigned change is **vouched for** by a signed change of its own
+    /// station that depends on it in this message (a change's hash covers
+    /// its dependencies' hashes, so signing a change signs the history
+    /// under it: a station that upgraded vouches for its own older,
+    /// unsigned changes), and is then judged as signed; any other unsigned
+    /// change is judged by the rules for unsigned changes. A signed
     /// change's station is noted as signing.
-    pub(super) fn check_incoming_change(
+    pub(super) fn judge_incoming(
         &mut self,
         document: &DocumentId,
-        hash: &ChangeHash,
-        actor: &ActorId,
+        changes: &[Incoming],
         peer: &StationId,
         table: &SignatureTable,
     ) -> Result<(), AuthorityError> {
+        let mut signers: BTreeMap<ChangeHash, StationId> = BTreeMap::new();
+        for change in changes {
+            if let Some(signed) = table.entries.get(&change.hash) {
+                let writer = self.check_signature(&change.hash, &change.actor, signed)?;
+                signers.insert(change.hash, writer);
+            }
+        }
+        let vouched = vouched_for(changes, &signers);
         let peer_side = self.peer_side(peer);
         let local_side = Side::new(&self.local, self.tier);
-        let Some(signed) = table.entries.get(hash) else {
-            let seen = &self.signatures.signers_seen;
-            return check_unsigned_change(
-                document,
-                actor,
-                peer_side,
-                local_side,
-                self.config.unsigned_changes,
-                |writer| seen.contains(writer),
-            );
-        };
+        for change in changes {
+            if let Some(writer) = signers.get(&change.hash) {
+                check_signed_change(document, writer, peer_side, local_side)?;
+            } else if vouched.contains(&change.hash) {
+                let writer =
+                    station_of(&change.actor).expect("vouched only for changes of a station");
+                check_signed_change(document, &writer, peer_side, local_side)?;
+            } else {
+                let seen = &self.signatures.signers_seen;
+                check_unsigned_change(
+                    document,
+                    &change.actor,
+                    peer_side,
+                    local_side,
+                    self.config.unsigned_changes,
+                    |writer| seen.contains(writer),
+                )?;
+            }
+        }
+        let mut marks = WriteBatch::new();
+        for writer in signers.into_values() {
+            if !self.signatures.signers_seen.contains(&writer) {
+                marks.put(signer_key(&writer), Vec::new());
+                self.signatures.signers_seen.insert(writer);
+            }
+        }
+        if !marks.is_empty() && self.storage.apply(marks).is_ok() {
+            self.unflushed = true;
+        }
+        Ok(())
+    }
+
+    /// The station a signed change proves, or why it proves nothing.
+    fn check_signature(
+        &self,
+        hash: &ChangeHash,
+        actor: &ActorId,
+        signed: &CheckedSignature,
+    ) -> Result<StationId, AuthorityError> {
         let writer = station_of(actor).ok_or_else(|| AuthorityError::UnknownActor {
             actor: actor.to_hex_string(),
         })?;
@@ -390,16 +468,7 @@ impl<S: Storage> Replica<S> {
                 writer,
             });
         }
-        check_signed_change(document, &writer, peer_side, local_side)?;
-        if !self.signatures.signers_seen.contains(&writer) {
-            let mut mark = WriteBatch::new();
-            mark.put(signer_key(&writer), Vec::new());
-            if self.storage.apply(mark).is_ok() {
-                self.unflushed = true;
-            }
-            self.signatures.signers_seen.insert(writer);
-        }
-        Ok(())
+        Ok(writer)
     }
 
     /// The signature entries of received changes, for the batch that

@@ -27,7 +27,7 @@ use super::bounds::{self, DecodeCost, DecodeLimits};
 use super::chunks;
 use super::intake::{self, IntakeRefusal, PeerIntake};
 use super::layout::{self, seal, sync_state_key, unseal};
-use super::signatures::SignatureTable;
+use super::signatures::{Incoming, SignatureTable};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
 use crate::identity::document_id::DocumentId;
 use crate::identity::schema;
@@ -161,10 +161,14 @@ impl<S: Storage> Replica<S> {
         let mut doc = AutoCommit::load_with_options(whole, options)
             .map_err(|error| Self::malformed(document, format!("bad document chunk: {error}")))?
             .with_actor(self.actor.clone());
-        let authors: Vec<(ChangeHash, automerge::ActorId)> = doc
+        let authors: Vec<Incoming> = doc
             .get_changes_meta(&[])
             .into_iter()
-            .map(|meta| (meta.hash, meta.actor.into_owned()))
+            .map(|meta| Incoming {
+                hash: meta.hash,
+                actor: meta.actor.into_owned(),
+                deps: meta.deps,
+            })
             .collect();
         if authors.len() > self.config.sync_message_changes_max {
             return Err(Self::malformed(
@@ -172,9 +176,7 @@ impl<S: Storage> Replica<S> {
                 format!("more than {} changes", self.config.sync_message_changes_max),
             ));
         }
-        for (hash, actor) in &authors {
-            self.check_incoming_change(document, hash, actor, peer, table)?;
-        }
+        self.judge_incoming(document, &authors, peer, table)?;
         // We hold nothing of this document, so a change by our own actor in
         // it is one our store lost: it is an old copy.
         if let Some(seq) = doc
@@ -200,7 +202,7 @@ impl<S: Storage> Replica<S> {
             let (mut batch, entry) = self.plan_received_snapshot(document, &mut doc, whole, added);
             batch.extend(Self::received_signatures(
                 document,
-                authors.iter().map(|(hash, _)| *hash),
+                authors.iter().map(|change| change.hash),
                 table,
             ));
             (batch, entry, added)
@@ -446,16 +448,20 @@ impl<S: Storage> Replica<S> {
             let seq = change.seq();
             self.note_own_actor(peer, document, seq);
         }
-        let fresh_hashes: Vec<ChangeHash> = fresh.iter().map(Change::hash).collect();
-        for (change, hash) in fresh.iter().zip(&fresh_hashes) {
-            if let Err(refusal) =
-                self.check_incoming_change(document, hash, change.actor_id(), peer, table)
-            {
-                if held {
-                    self.keep_document(document, doc);
-                }
-                return Err(refusal.into());
+        let incoming: Vec<Incoming> = fresh
+            .iter()
+            .map(|change| Incoming {
+                hash: change.hash(),
+                actor: change.actor_id().clone(),
+                deps: change.deps().to_vec(),
+            })
+            .collect();
+        let fresh_hashes: Vec<ChangeHash> = incoming.iter().map(|change| change.hash).collect();
+        if let Err(refusal) = self.judge_incoming(document, &incoming, peer, table) {
+            if held {
+                self.keep_document(document, doc);
             }
+            return Err(refusal.into());
         }
 
         let heads_before = doc.get_heads();

@@ -18,13 +18,11 @@ use std::sync::Arc;
 const ROOT_SECRET: &[u8] = b"xh county";
 
 fn signed_node(at: &str, incarnation: u64) -> Replica<MemoryStorage> {
-    let mut node = Replica::open(
-        MemoryStorage::new(),
-        station(at),
-        incarnation,
-        ReplicaConfig::default(),
-    )
-    .unwrap();
+    signed_node_with(at, incarnation, ReplicaConfig::default())
+}
+
+fn signed_node_with(at: &str, incarnation: u64, config: ReplicaConfig) -> Replica<MemoryStorage> {
+    let mut node = Replica::open(MemoryStorage::new(), station(at), incarnation, config).unwrap();
     let tier = node.config().tier_of(&station(at));
     node.set_signing(Signing {
         signer: Some(Arc::new(KeyedHashSigner::new(
@@ -272,4 +270,86 @@ fn first_refusal(
         }
     }
     panic!("nothing was refused");
+}
+
+#[test]
+fn a_station_that_upgraded_vouches_for_its_unsigned_history_and_only_its_own() {
+    // The village wrote before its release signed, then upgraded.
+    let mut village = Replica::open(
+        MemoryStorage::new(),
+        station("xh/t1/v1"),
+        1,
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    write(&mut village, &roster(), "before the upgrade");
+    village
+        .set_signing(Signing {
+            signer: Some(Arc::new(KeyedHashSigner::new(
+                ROOT_SECRET,
+                &station("xh/t1/v1"),
+                Tier::Village,
+            ))),
+            verifier: Arc::new(KeyedHashVerifier::new(ROOT_SECRET)),
+        })
+        .unwrap();
+    write(&mut village, &roster(), "after the upgrade");
+    let mut township = signed_node("xh/t1", 1);
+    sync_document(&mut village, &mut township, &roster());
+    // A county that takes relayed unsigned changes from no one takes the
+    // village's unsigned history from the township: the village's signed
+    // change depends on it.
+    let strict = ReplicaConfig {
+        unsigned_changes: crate::sync::authority::UnsignedChanges::FromWriterOnly,
+        ..ReplicaConfig::default()
+    };
+    let mut county = signed_node_with("xh", 1, strict);
+    sync_document(&mut county, &mut township, &roster());
+    assert_eq!(county.heads(&roster()), village.heads(&roster()));
+
+    // The township's own signed change on top of a forgery does not vouch
+    // for the forgery: it is another station's.
+    let mut forger = AutoCommit::new().with_actor(actor_for(&station("xh/t1/v1"), 66));
+    forger.put(ROOT, "forged", 1i64).unwrap();
+    forger.commit();
+    let forged = forger.get_last_local_change().unwrap().clone();
+    let mut on_top = AutoCommit::new().with_actor(actor_for(&station("xh/t1"), 67));
+    on_top.apply_changes([forged.clone()]).unwrap();
+    on_top.put(ROOT, "on top", 1i64).unwrap();
+    on_top.commit();
+    let cover = on_top.get_last_local_change().unwrap().clone();
+    let township_key = KeyedHashSigner::new(ROOT_SECRET, &station("xh/t1"), Tier::Township);
+    use crate::sync::signing::{ChangeSigner, CredentialEntry, SignatureEntry};
+    let message = SignedSyncMessage {
+        automerge: automerge::sync::Message {
+            heads: Vec::new(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![forged.raw_bytes().to_vec(), cover.raw_bytes().to_vec()].into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        }
+        .encode(),
+        credentials: vec![CredentialEntry::Whole(township_key.credential().to_vec())],
+        signatures: vec![SignatureEntry {
+            change: cover.hash().0,
+            credential: 0,
+            signature: township_key.sign(&cover.hash()),
+        }],
+    }
+    .encode();
+    let refused = county
+        .receive_sync_message(
+            &station("xh/t1"),
+            &roster(),
+            &message,
+            PayloadFormat::Signed,
+        )
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("unsigned changes are taken only from their writer's own link"),
+        "{refused}"
+    );
 }
