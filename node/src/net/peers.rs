@@ -147,7 +147,11 @@ pub struct PeerStatus {
     pub address: Option<SocketAddr>,
     pub tier: Option<Tier>,
     pub connected: bool,
+    /// Nothing left to exchange and nothing refused in this session: a
+    /// link whose documents were refused is not up to date, however quiet.
     pub up_to_date: bool,
+    /// Documents refused (by either side) in the current session.
+    pub documents_refused: usize,
     /// Unix ms of the last bytes received from the peer.
     pub last_seen_unix_ms: Option<u64>,
     pub connected_since_unix_ms: Option<u64>,
@@ -180,6 +184,7 @@ impl PeerStatus {
             tier: None,
             connected: false,
             up_to_date: false,
+            documents_refused: 0,
             last_seen_unix_ms: None,
             connected_since_unix_ms: None,
             documents_pending: 0,
@@ -1263,7 +1268,8 @@ fn absorb(
                 _ => {}
             }
         }
-        status.up_to_date = out.status.up_to_date;
+        status.up_to_date = out.status.up_to_date && out.status.documents_refused == 0;
+        status.documents_refused = out.status.documents_refused;
         status.documents_pending = out.status.documents_pending;
         status.documents_in_flight = out.status.documents_in_flight;
         status.documents_synced = out.status.documents_synced;

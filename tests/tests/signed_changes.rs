@@ -1,0 +1,158 @@
+//! Signed changes over real QUIC: an office that lost its store gets its
+//! own work back from the offices around it, because a change is trusted
+//! by its writer's signature, whoever carries it.
+
+use civsync_tests::{activity_body, pki_init, pki_issue, wait_until, TestNode};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn certified(
+    root: &Path,
+    ca: &Path,
+    station: &str,
+    tier: &str,
+    parent: Option<std::net::SocketAddr>,
+) -> TestNode {
+    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
+        .unwrap_or_else(|e| panic!("init {station}: {e}"));
+    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
+    node
+}
+
+/// `node`'s documents equal `reference`'s, document for document (heads
+/// digests), for every document `reference` holds.
+fn holds_all_of(node: &TestNode, reference: &BTreeMap<String, String>) -> Result<(), String> {
+    let held = node.documents().map_err(|e| e.to_string())?;
+    let missing: Vec<&String> = reference
+        .iter()
+        .filter(|(id, digest)| held.get(*id) != Some(*digest))
+        .map(|(id, _)| id)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} lacks or differs on {missing:?}", node.station))
+    }
+}
+
+/// Stop `node`, delete its store (the disk died; certificate and settings
+/// were kept or restored), start it again.
+fn lose_store(node: &mut TestNode) {
+    node.kill();
+    std::fs::remove_dir_all(node.dir.join("store")).unwrap();
+    node.start().unwrap();
+    assert!(
+        node.documents().unwrap().is_empty(),
+        "the store was not lost"
+    );
+}
+
+fn no_refusals(node: &TestNode, peer: &str) -> Result<(), String> {
+    let status = node
+        .peer_status(peer)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} does not know {peer}", node.station))?;
+    if status["documents_refused"] != 0 || status["up_to_date"] != true {
+        return Err(format!("{} on {peer}: {status}", node.station));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_county_and_then_a_township_that_lost_their_stores_get_every_document_back() {
+    let root = tempfile::tempdir().unwrap();
+    let ca = root.path().join("ca");
+    pki_init(&ca, "xh").unwrap();
+    let mut county = certified(root.path(), &ca, "xh", "county", None);
+    let mut township = certified(root.path(), &ca, "xh/t1", "township", Some(county.quic));
+    let mut village = certified(root.path(), &ca, "xh/t1/v1", "village", Some(township.quic));
+    for node in [&mut county, &mut township, &mut village] {
+        node.start().unwrap();
+    }
+    // County staff load the village's tables for it; the township corrects
+    // a record of the village; the village records its own work.
+    let (status, body) = county
+        .post(
+            "volunteers?station=xh/t1/v1",
+            &json!({"number": "V1", "name": "赵敏", "sex": "女",
+                    "id_number": civsync_tests::id_number(1)}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = county
+        .post(
+            "activities?station=xh/t1/v1",
+            &activity_body("county-A1", "2026-11-03", &["V1".to_string()], 2.5),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    // The roster reaches the township and the village before they record.
+    wait_until(SYNC_TIMEOUT, || {
+        let at_county = county.documents().map_err(|e| e.to_string())?;
+        let roster: BTreeMap<String, String> = at_county
+            .into_iter()
+            .filter(|(id, _)| id.starts_with("roster:"))
+            .collect();
+        holds_all_of(&township, &roster)?;
+        holds_all_of(&village, &roster)
+    })
+    .unwrap_or_else(|missing| panic!("{missing}"));
+    let (status, body) = township
+        .post(
+            "activities?station=xh/t1/v1",
+            &activity_body("township-A2", "2026-11-04", &["V1".to_string()], 1.0),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    village
+        .record_activity("village-A3", "2026-11-05", &["V1".to_string()])
+        .unwrap();
+    wait_until(SYNC_TIMEOUT, || {
+        let whole = village.documents().map_err(|e| e.to_string())?;
+        holds_all_of(&county, &whole)?;
+        holds_all_of(&township, &whole)
+    })
+    .unwrap_or_else(|missing| panic!("{missing}"));
+    let before = county.documents().unwrap();
+    assert!(before.len() >= 2, "{before:?}");
+
+    // The county's disk dies: the township hands back every document,
+    // the county's own writes included.
+    lose_store(&mut county);
+    wait_until(SYNC_TIMEOUT, || {
+        holds_all_of(&county, &before)?;
+        no_refusals(&county, "xh/t1")
+    })
+    .unwrap_or_else(|missing| panic!("{missing}\ncounty log:\n{}", county.log()));
+
+    // Then the township's: its village and the county hand it back.
+    let before = township.documents().unwrap();
+    lose_store(&mut township);
+    wait_until(SYNC_TIMEOUT, || {
+        holds_all_of(&township, &before)?;
+        no_refusals(&township, "xh/t1/v1")?;
+        no_refusals(&township, "xh")
+    })
+    .unwrap_or_else(|missing| panic!("{missing}\ntownship log:\n{}", township.log()));
+    // And it writes on at once, under a new actor, and the county sees it.
+    let (status, body) = township
+        .post(
+            "activities?station=xh/t1/v1",
+            &activity_body("township-A4", "2026-11-06", &["V1".to_string()], 1.0),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    wait_until(SYNC_TIMEOUT, || {
+        let keys = county
+            .activity_keys("2026-11", true)
+            .map_err(|e| e.to_string())?;
+        keys.contains(&("xh/t1/v1".to_string(), "township-A4".to_string()))
+            .then_some(())
+            .ok_or_else(|| format!("county lists {keys:?}"))
+    })
+    .unwrap_or_else(|missing| panic!("{missing}"));
+}
