@@ -108,7 +108,7 @@ fn two_offline_supermarkets_spend_only_their_allotments() {
         home.record_activity(
             &format!("A{n}"),
             &format!("2025-06-0{n}"),
-            &[number.clone()],
+            std::slice::from_ref(&number),
         )
         .unwrap();
     }

@@ -169,7 +169,7 @@ async fn balance(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let volunteer = volunteer_param(q.volunteer.as_deref())?;
-    let answer = credited(&ctx, volunteer, |replica, v| points::balance(replica, v)).await?;
+    let answer = credited(&ctx, volunteer, points::balance).await?;
     Ok(Json(answer).into_response())
 }
 
@@ -179,10 +179,7 @@ async fn history(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let volunteer = volunteer_param(q.volunteer.as_deref())?;
-    let answer = credited(&ctx, volunteer.clone(), |replica, v| {
-        points::history(replica, v)
-    })
-    .await?;
+    let answer = credited(&ctx, volunteer.clone(), points::history).await?;
     Ok(Json(serde_json::json!({ "volunteer": volunteer, "entries": answer })).into_response())
 }
 
