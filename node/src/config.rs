@@ -19,11 +19,11 @@ pub const QUIET_DAYS_DEFAULT: u32 = 7;
 /// syncs; over a year flags none that matters.
 pub const QUIET_DAYS_MIN: u32 = 1;
 pub const QUIET_DAYS_MAX: u32 = 366;
-/// Points (积分) a volunteer earns per service hour, unless configured
-/// (`points_per_hour`): the scheme most counties publish.
+/// Points (积分) per service hour a county publishes at its first start
+/// when `points_per_hour` is not set: the scheme most counties publish.
 pub const POINTS_PER_HOUR_DEFAULT: u32 = 10;
 /// Highest `points_per_hour` accepted: beyond it, a typing error.
-pub const POINTS_PER_HOUR_MAX: u32 = 1_000;
+pub const POINTS_PER_HOUR_MAX: u32 = civsync_protocol::service::points::POINTS_PER_HOUR_MAX;
 /// Most configured peers (parent, fallback, siblings).
 pub const PEERS_MAX: usize = 16;
 /// Bounds of `[peer_quotas]`: below them an honest township's cold refill
@@ -120,10 +120,13 @@ pub struct NodeConfig {
     /// this many days is flagged quiet; from 1 to 366.
     #[serde(default = "default_quiet_days")]
     pub quiet_days_max: u32,
-    /// Points (积分) per service hour in the volunteer standings; 0 turns
-    /// points off. From 0 to 1,000.
-    #[serde(default = "default_points_per_hour")]
-    pub points_per_hour: u32,
+    /// Kept readable for files written before the county published the
+    /// rate: at a county, the rate (0–1,000) it publishes at start when it
+    /// holds none yet (`civsync points rate --set` changes it later);
+    /// anywhere else ignored, with a warning at start — every station uses
+    /// its county's published rate, never its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_per_hour: Option<u32>,
     /// What each child or sibling may bring in a day (`[peer_quotas]`).
     #[serde(default, skip_serializing_if = "PeerQuotasConfig::is_default")]
     pub peer_quotas: PeerQuotasConfig,
@@ -135,10 +138,6 @@ fn default_pki_dir() -> PathBuf {
 
 fn default_quiet_days() -> u32 {
     QUIET_DAYS_DEFAULT
-}
-
-fn default_points_per_hour() -> u32 {
-    POINTS_PER_HOUR_DEFAULT
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +166,7 @@ impl NodeConfig {
             siblings: Vec::new(),
             pki_dir: default_pki_dir(),
             quiet_days_max: QUIET_DAYS_DEFAULT,
-            points_per_hour: POINTS_PER_HOUR_DEFAULT,
+            points_per_hour: None,
             peer_quotas: PeerQuotasConfig::default(),
         }
     }
@@ -233,10 +232,9 @@ impl NodeConfig {
                 self.quiet_days_max
             ));
         }
-        if self.points_per_hour > POINTS_PER_HOUR_MAX {
+        if let Some(points) = self.points_per_hour.filter(|p| *p > POINTS_PER_HOUR_MAX) {
             return Err(format!(
-                "points_per_hour is {}; it must be from 0 to {POINTS_PER_HOUR_MAX}",
-                self.points_per_hour
+                "points_per_hour is {points}; it must be from 0 to {POINTS_PER_HOUR_MAX}"
             ));
         }
         let quotas = &self.peer_quotas;
@@ -361,23 +359,28 @@ mod tests {
     }
 
     #[test]
-    fn points_per_hour_default_to_ten_may_be_off_and_are_bounded() {
+    fn points_per_hour_is_no_longer_written_but_an_old_file_still_reads_bounded() {
         let dir = tempfile::tempdir().unwrap();
         NodeConfig::new(s("xh"), Tier::County)
             .save(dir.path())
             .unwrap();
         let text = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
-        let without: String = text
-            .lines()
-            .filter(|line| !line.starts_with("points_per_hour"))
-            .map(|line| format!("{line}\n"))
-            .collect();
-        assert_ne!(without, text, "the setting is written by init");
-        std::fs::write(dir.path().join(CONFIG_FILE), &without).unwrap();
-        assert_eq!(NodeConfig::load(dir.path()).unwrap().points_per_hour, 10);
+        assert!(
+            !text.contains("points_per_hour"),
+            "the county publishes the rate"
+        );
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            format!("points_per_hour = 12\n{text}"),
+        )
+        .unwrap();
+        assert_eq!(
+            NodeConfig::load(dir.path()).unwrap().points_per_hour,
+            Some(12)
+        );
         for (points, ok) in [(0, true), (10, true), (1_000, true), (1_001, false)] {
             let mut config = NodeConfig::new(s("xh"), Tier::County);
-            config.points_per_hour = points;
+            config.points_per_hour = Some(points);
             let checked = config.validate();
             assert_eq!(checked.is_ok(), ok, "{points}: {checked:?}");
             if let Err(reason) = checked {

@@ -4,7 +4,7 @@
 //! This file is only the top of the command tree and the runtime; each
 //! group of commands lives in `civsync_node::cli`.
 
-use civsync_node::cli::{catalog, orders, records, reports, setup, stations, users};
+use civsync_node::cli::{catalog, orders, points, records, reports, setup, stations, users};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -50,6 +50,10 @@ enum Command {
     /// Monthly themes (一月一主题) this office sets for its subtree.
     #[command(subcommand)]
     Theme(catalog::ThemeCommand),
+    /// Points (积分): the county's rate, balances, redemptions at a
+    /// supermarket (爱心超市), transfers, and each station's month.
+    #[command(subcommand)]
+    Points(points::PointsCommand),
     #[command(flatten)]
     Import(records::ImportCommand),
     #[command(flatten)]
@@ -94,6 +98,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Order(command) => orders::order(command).await,
         Command::Menu(command) => catalog::menu(command).await,
         Command::Theme(command) => catalog::theme(command).await,
+        Command::Points(command) => points::points(command).await,
         Command::Report(command) => reports::report(command).await,
         Command::User(command) => users::user(command).await,
         Command::Audit(args) => users::audit(args).await,

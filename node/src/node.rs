@@ -122,6 +122,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         .await
         .context("the store closed while building the statistics index")?;
     tracing::info!(documents = reread, "statistics index built");
+    points_rate_at_start(&ctx).await?;
     tracing::info!(node = %describe(&config), api = %config.api_listen, quic = %config.quic_listen_address(), "node started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = axum::serve(
@@ -151,6 +152,43 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     }
     ctx.store.close().await;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// A county publishes its points rate at its first start — the
+/// `points_per_hour` of an older civsync.toml, else the default — and later
+/// only by `civsync points rate --set`. Anywhere else a configured rate is
+/// ignored, and the log says so: every station uses its county's rate.
+async fn points_rate_at_start(ctx: &NodeContext) -> anyhow::Result<()> {
+    use civsync_protocol::service::points;
+    let config = &ctx.config;
+    if config.tier != civsync_protocol::Tier::County {
+        if let Some(points_per_hour) = config.points_per_hour {
+            tracing::warn!(
+                points_per_hour,
+                "points_per_hour in civsync.toml is ignored: every station uses the rate its county publishes"
+            );
+        }
+        return Ok(());
+    }
+    let initial = config
+        .points_per_hour
+        .unwrap_or(crate::config::POINTS_PER_HOUR_DEFAULT);
+    let (tier, station) = (config.tier, config.station.clone());
+    let published = ctx
+        .store
+        .call_durable(move |replica| {
+            if points::rate_at(replica, &station).is_some_and(|rate| rate.set_by == station) {
+                return Ok(None);
+            }
+            points::publish_rate(replica, tier, initial).map(|_| Some(initial))
+        })
+        .await
+        .context("the store closed while publishing the points rate")?
+        .map_err(|error| anyhow::anyhow!("cannot publish the points rate: {error}"))?;
+    if let Some(points_per_hour) = published {
+        tracing::info!(points_per_hour, "the county's points rate published");
+    }
     Ok(())
 }
 

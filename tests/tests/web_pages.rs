@@ -420,6 +420,8 @@ fn every_page_forbids_inline_script_and_framing() {
         "/web/import",
         "/web/teams",
         "/web/catalog",
+        "/web/points",
+        "/web/points?volunteer=xh%2Ft1%2Fv1%3A001",
     ] {
         let response = session
             .http

@@ -105,6 +105,9 @@ pub fn permission_for(method: &axum::http::Method, path: &str) -> Permission {
         ("volunteers" | "teams" | "activities" | "orders" | "import" | "conflicts", false) => {
             Permission::Record
         }
+        // A supermarket clerk redeems, an office clerk moves points; the
+        // county's rate is an administrator's (the fall-through below).
+        ("points", false) if resource != "points/rate" => Permission::Record,
         // Checking a certificate someone shows reads nothing of ours.
         ("certificates", false) if resource == "certificates/verify" => Permission::Read,
         (_, true) => Permission::Read,
@@ -143,6 +146,15 @@ mod tests {
         assert!(Role::Auditor.may(permission_for(&Method::GET, "/api/v1/status")));
         assert!(!Role::Auditor.may(permission_for(&Method::GET, "/api/v1/volunteers")));
         assert!(!Role::Auditor.may(permission_for(&Method::GET, "/web/volunteers")));
+    }
+
+    #[test]
+    fn a_clerk_redeems_and_transfers_points_but_only_an_administrator_sets_the_rate() {
+        assert!(Role::Clerk.may(permission_for(&Method::POST, "/api/v1/points/redemptions")));
+        assert!(Role::Clerk.may(permission_for(&Method::POST, "/web/points/transfers")));
+        let rate = permission_for(&Method::POST, "/api/v1/points/rate");
+        assert_eq!(rate, Permission::Administer);
+        assert!(!Role::Clerk.may(rate));
     }
 
     #[test]

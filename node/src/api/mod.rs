@@ -29,6 +29,7 @@ pub mod ledger_import;
 pub mod node_status;
 pub mod order_flow;
 pub mod orders;
+pub mod points;
 pub mod revocations;
 pub mod standings;
 pub mod stations;
@@ -63,6 +64,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .merge(approvals::routes())
         .merge(catalog::routes())
         .merge(standings::routes())
+        .merge(points::routes())
         .merge(order_flow::routes())
         .merge(freshness::routes())
         .merge(stations::routes())

@@ -5,8 +5,8 @@
 //! node's own by default), most hours first: accumulated service hours and
 //! service records over every activity this node holds, the star level of
 //! the national thresholds (100 / 300 / 600 / 1,000 / 1,500 hours), and the
-//! points (积分) those hours earn at `points_per_hour` (`civsync.toml`,
-//! default 10). Plus how many volunteers stand at each star level, over the
+//! points (积分) those hours earn at the rate the county publishes
+//! (`service::points::rate_at`; 0 while no rate is held here). Plus how many volunteers stand at each star level, over the
 //! whole subtree (not only the listed ones).
 //!
 //! Figures come from the statistics index, refreshed first, so they count
@@ -82,7 +82,7 @@ pub struct Standings {
 /// Points for `hours_centi` hundredths of an hour: whole points, rounded
 /// down (a volunteer earns a point once the time for it is served).
 pub fn points(hours_centi: u64, points_per_hour: u32) -> u64 {
-    hours_centi.saturating_mul(u64::from(points_per_hour)) / 100
+    civsync_protocol::service::points::points_for(hours_centi, points_per_hour)
 }
 
 async fn standings(
@@ -108,7 +108,12 @@ async fn standings(
         )
     };
     let names = names_of(&ctx, &listed).await?;
-    let points_per_hour = ctx.config.points_per_hour;
+    let local = ctx.config.station.clone();
+    let points_per_hour = ctx
+        .store
+        .call(move |replica| civsync_protocol::service::points::rate_at(replica, &local))
+        .await?
+        .map_or(0, |rate| rate.points_per_hour);
     let volunteers = listed
         .into_iter()
         .map(|standing| StandingRow {

@@ -11,6 +11,7 @@ pub mod client;
 pub mod columns;
 pub mod import_progress;
 pub mod orders;
+pub mod points;
 pub mod records;
 pub mod reports;
 pub mod setup;

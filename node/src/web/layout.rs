@@ -88,6 +88,13 @@ const NAV: &[NavItem] = &[
         tiers: &[],
     },
     NavItem {
+        href: "/web/points",
+        label: "积分",
+        key: "points",
+        needs: Permission::Read,
+        tiers: &[],
+    },
+    NavItem {
         href: "/web/catalog",
         label: "菜单主题",
         key: "catalog",

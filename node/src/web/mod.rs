@@ -27,6 +27,7 @@ pub mod internal;
 pub mod layout;
 pub mod login;
 pub mod orders;
+pub mod points;
 pub mod registry;
 pub mod sync;
 pub mod teams;
@@ -62,6 +63,7 @@ pub fn app(ctx: Arc<NodeContext>) -> Router {
         .merge(sync::routes())
         .merge(teams::routes())
         .merge(catalog::routes())
+        .merge(points::routes())
         .merge(registry::routes())
         .merge(assets::routes())
         .layer(axum::extract::DefaultBodyLimit::max(

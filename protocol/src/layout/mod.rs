@@ -17,6 +17,7 @@
 //!   volunteers {<number>: {..}}      activities {<id>: {.., records {<volunteer>: {..}}}}
 //!   id_digests {<hmac>: <number>}    days {<YYYY-MM-DD>: {<id>: true}}
 //!   teams {<id>: {.., members {<number>: true}}}
+//!   points {<key>: <entry>}        (`points.rs`: 积分 entries, one writer per key)
 //!
 //! orders:<station>:<YYYY-MM>       approval:<station>:<YYYY-MM>      reference:<station>:<name>
 //!   orders {<id>: {..}}              approval {state, by, at, ...}     items {<key>: {..}}
@@ -39,9 +40,12 @@
 //! the same map while apart each made their own object under one key, and a
 //! reader must see the union, never just Automerge's winner.
 
+mod points;
 mod registry;
 mod statistics;
 mod view;
+
+pub use points::{points_values, put_points_entry, PointsValue, POINTS};
 
 pub use registry::{
     is_registry, put_registry_entry, put_registry_retirement, registry_document, registry_entries,

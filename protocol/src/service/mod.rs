@@ -28,6 +28,7 @@ pub mod catalog;
 pub mod duplicates;
 pub mod ledger_import;
 pub mod order_flow;
+pub mod points;
 pub mod registry;
 pub mod revocations;
 pub mod statistics;

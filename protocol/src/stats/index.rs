@@ -642,6 +642,28 @@ impl StatsIndex {
             .collect()
     }
 
+    /// One volunteer's hundredths of service hours per month over the
+    /// activities documents held here, months in order: what earned points
+    /// are credited from. Costs O(documents held).
+    pub fn volunteer_hours_by_month(&self, volunteer: &VolunteerId) -> Vec<(Month, u64)> {
+        let mut out: BTreeMap<Month, u64> = BTreeMap::new();
+        for (document, contribution) in &self.contributions {
+            let (Some(month), Contribution::Activities(activities)) =
+                (document.month(), contribution)
+            else {
+                continue;
+            };
+            if let Ok(found) = activities
+                .volunteers
+                .binary_search_by(|service| service.volunteer.cmp(volunteer))
+            {
+                let hours = out.entry(month).or_insert(0);
+                *hours = hours.saturating_add(activities.volunteers[found].hours_centi);
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// Volunteers whose home station lies under `root`, most hours first,
     /// at most `limit`. A listing: costs O(volunteers known).
     pub fn volunteers_in(&self, root: &StationId, limit: usize) -> Vec<VolunteerStanding> {

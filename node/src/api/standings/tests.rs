@@ -10,6 +10,10 @@ const VILLAGE: &str = "xh/t1/v1";
 
 async fn county_with_service() -> TestApi {
     let county = TestApi::start("xh", Tier::County).await;
+    let (status, body) = county
+        .post("points/rate", json!({"points_per_hour": 10}))
+        .await;
+    assert_eq!(status, 201, "{body}");
     for (serial, name) in [(1, "赵敏"), (2, "王伟"), (3, "李娜")] {
         let volunteer = json!({
             "number": format!("V{serial}"), "name": name, "sex": "女",
