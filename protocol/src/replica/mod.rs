@@ -853,6 +853,10 @@ impl<S: Storage> Replica<S> {
                 format!("increments do not apply: {error}"),
             )
         })?;
+        // Automerge 0.12 records every applied change's patches even with
+        // no diff ever asked for, and keeps them for the document's life (a
+        // third of a county's heap); nothing here reads diffs.
+        doc.reset_diff_cursor();
         let heads = sorted(doc.get_heads());
         if heads != entry.heads {
             return Err(CorruptValue::new(

@@ -470,6 +470,8 @@ impl<S: Storage> Replica<S> {
             // drops it (it reloads from storage on next use).
             doc.apply_changes_batch(fresh)
                 .map_err(|error| Self::malformed(document, error))?;
+            // Drop the patches automerge recorded (see `load_from_storage`).
+            doc.reset_diff_cursor();
             if let Err(found) = schema::check_supported(&doc) {
                 return Err(ReceiveError::SchemaTooNew {
                     document: document.clone(),
