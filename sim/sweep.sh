@@ -16,7 +16,7 @@ profile="${PROFILE:-release}"
 cargo build --profile "$profile" --quiet -p civsync-sim
 sim="${CARGO_TARGET_DIR:-target}/$profile/civsync-sim"
 small=(--townships 3 --villages-per-township 5 --days 14 --faults harsh
-       --offline-fraction 0.3 --max-offline-days 3 --misbehaving 1)
+       --offline-fraction 0.3 --max-offline-days 3 --misbehaving 1 --misbehaving-townships 1)
 
 run_seed() {
     local seed="$1"
@@ -47,6 +47,7 @@ caught_by() {
         admit-invented-stations) echo authority ;;
         resurrect-deleted) echo deletions ;;
         stale-statistics) echo statistics ;;
+        trust-unsigned-relays) echo authority ;;
         *) echo "" ;;
     esac
 }

@@ -25,6 +25,10 @@ pub enum Fault {
     /// A county writes a month's statistics document once and never again:
     /// the offices above it keep the figures of that first write.
     StaleStatistics,
+    /// Unsigned changes relayed by a peer are judged by the hop rule alone,
+    /// whether their station signs or not: a township can write as its
+    /// villages and as the county again.
+    TrustUnsignedRelays,
 }
 
 impl Fault {
@@ -33,6 +37,7 @@ impl Fault {
             Fault::ResurrectDeleted => 1,
             Fault::MiscountAggregate => 2,
             Fault::StaleStatistics => 4,
+            Fault::TrustUnsignedRelays => 8,
         }
     }
 }

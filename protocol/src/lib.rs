@@ -13,7 +13,7 @@
 //! |-------------|-------------------------------------------------------------|---------|
 //! | `service/`  | what a clerk does: register, record, orders, approvals, registry, menus, ledger import | everything below |
 //! | `stats/`    | figures per document, the incremental index, conflicts       | replica, sync, layout, storage, domain, identity, faults |
-//! | `replica/`  | the document store logic over `Storage`; implements `SyncHost` | sync, layout, storage, domain, identity |
+//! | `replica/`  | the document store logic over `Storage`; implements `SyncHost` | sync, layout, storage, domain, identity, faults |
 //! | `sync/`     | authority, the host trait, digest, wire, the session machine | identity |
 //! | `layout/`   | model ↔ Automerge                                           | domain, identity, faults |
 //! | `storage`   | the `Storage` trait and `MemoryStorage`                     | nothing |

@@ -12,7 +12,9 @@
 //!   reads from the statistics documents equal, per county, month and
 //!   station, the county's own statistics over the documents it holds;
 //! - authority: every change in every document was made by a station that
-//!   may write it;
+//!   may write it, under the actor that station's office writes with (a
+//!   change under any other actor of the station was forged by someone
+//!   else);
 //! - deletions: no deleted record comes back — every activity a clerk's
 //!   acknowledged delete removed reads deleted at every honest node holding
 //!   its document (whatever corrections were submitted after, from stale
@@ -606,6 +608,7 @@ fn scope(world: &World) -> CheckResult {
 
 fn authority(world: &mut World) -> CheckResult {
     let mut changes_checked = 0u64;
+    let genuine = world.genuine_actors();
     // The simulated county registers nothing: its stations are the topology's.
     let known: std::collections::BTreeSet<_> = world
         .topology
@@ -631,6 +634,9 @@ fn authority(world: &mut World) -> CheckResult {
                 let changes = changes_of(doc);
                 for (_, actor) in &changes {
                     match station_of(actor) {
+                        Some(writer) if document.writable_by(&writer) && !genuine.contains(actor) => {
+                            return Err(format!("{document} at {station} holds a change by {writer} under actor {actor}, which no office of {writer} writes with: a forgery"))
+                        }
                         Some(writer) if document.writable_by(&writer) => {}
                         Some(writer) => {
                             return Err(format!("{document} at {station} holds a change by {writer}, who may not write it"))
@@ -653,7 +659,7 @@ fn authority(world: &mut World) -> CheckResult {
         }
     }
     CheckResult::pass(format!(
-        "{changes_checked} changes, every one by a station that may write its document"
+        "{changes_checked} changes, every one by a station that may write its document, under an actor it writes with"
     ))
 }
 

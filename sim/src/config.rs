@@ -78,10 +78,15 @@ pub enum InjectedBug {
     /// prefecture keeps the first figures it received. Needs a prefecture
     /// (`--prefecture-counties`). Caught by: statistics.
     StaleStatistics,
+    /// Replicas judge relayed unsigned changes by the hop rule alone
+    /// (`faults::Fault::TrustUnsignedRelays`), and a township misbehaves:
+    /// its forgeries as a village and as the county are taken. Caught by:
+    /// authority (a change by an actor its station never wrote with).
+    TrustUnsignedRelays,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 7] = [
+    pub const ALL: [InjectedBug; 8] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
@@ -89,6 +94,7 @@ impl InjectedBug {
         InjectedBug::AdmitInventedStations,
         InjectedBug::ResurrectDeleted,
         InjectedBug::StaleStatistics,
+        InjectedBug::TrustUnsignedRelays,
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,6 +106,7 @@ impl InjectedBug {
             InjectedBug::AdmitInventedStations => "admit-invented-stations",
             InjectedBug::ResurrectDeleted => "resurrect-deleted",
             InjectedBug::StaleStatistics => "stale-statistics",
+            InjectedBug::TrustUnsignedRelays => "trust-unsigned-relays",
         }
     }
 
@@ -113,6 +120,7 @@ impl InjectedBug {
             InjectedBug::AdmitInventedStations => "authority",
             InjectedBug::ResurrectDeleted => "deletions",
             InjectedBug::StaleStatistics => "statistics",
+            InjectedBug::TrustUnsignedRelays => "authority",
         }
     }
 
@@ -123,6 +131,7 @@ impl InjectedBug {
             InjectedBug::MiscountAggregate => Some(Fault::MiscountAggregate),
             InjectedBug::ResurrectDeleted => Some(Fault::ResurrectDeleted),
             InjectedBug::StaleStatistics => Some(Fault::StaleStatistics),
+            InjectedBug::TrustUnsignedRelays => Some(Fault::TrustUnsignedRelays),
             InjectedBug::DropAcknowledgedWrite
             | InjectedBug::SkipDocumentSync
             | InjectedBug::ApplyUnauthorized
@@ -156,6 +165,8 @@ pub struct SimConfig {
     pub offline_fraction: f64,
     pub max_offline_days: u64,
     pub misbehaving: usize,
+    /// Townships that forge changes as their villages and as the county.
+    pub misbehaving_townships: usize,
     pub faults: FaultLevel,
     /// Fraction of villages that also have a fallback link to the county.
     pub fallback_fraction: f64,
@@ -179,6 +190,7 @@ impl Default for SimConfig {
             offline_fraction: 0.3,
             max_offline_days: 3,
             misbehaving: 0,
+            misbehaving_townships: 0,
             faults: FaultLevel::Harsh,
             fallback_fraction: 0.1,
             siblings: false,
@@ -236,6 +248,10 @@ impl SimConfig {
             "--misbehaving must be fewer than the villages".into(),
         )?;
         check(
+            self.misbehaving_townships < self.townships.max(1) * self.prefecture_counties.max(1),
+            "--misbehaving-townships must be fewer than the townships".into(),
+        )?;
+        check(
             !self.inject_bug.is_some_and(InjectedBug::needs_prefecture)
                 || self.prefecture_counties > 0,
             "--inject-bug stale-statistics needs --prefecture-counties (statistics go to a prefecture)"
@@ -253,7 +269,7 @@ impl SimConfig {
         let mut line = format!(
             "civsync-sim --seed {} --townships {} --villages-per-township {} --days {} --volunteers-per-village {} \
              --activities-per-village-per-week {} --offline-fraction {} --max-offline-days {} --misbehaving {} \
-             --faults {} --fallback-fraction {} --liveness-bound-s {}",
+             --misbehaving-townships {} --faults {} --fallback-fraction {} --liveness-bound-s {}",
             self.seed,
             self.townships,
             self.villages_per_township,
@@ -263,6 +279,7 @@ impl SimConfig {
             self.offline_fraction,
             self.max_offline_days,
             self.misbehaving,
+            self.misbehaving_townships,
             match self.faults {
                 FaultLevel::None => "none",
                 FaultLevel::Mild => "mild",

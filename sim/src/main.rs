@@ -45,6 +45,9 @@ struct Args {
     /// Villages that forge changes and documents.
     #[arg(long, default_value_t = 0)]
     misbehaving: usize,
+    /// Townships that forge changes as their villages and as the county.
+    #[arg(long, default_value_t = 0)]
+    misbehaving_townships: usize,
     /// Ceiling of the seed's fault mix: none, mild or harsh.
     #[arg(long, default_value = "harsh")]
     faults: FaultLevel,
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         offline_fraction: args.offline_fraction,
         max_offline_days: args.max_offline_days,
         misbehaving: args.misbehaving,
+        misbehaving_townships: args.misbehaving_townships,
         faults: args.faults,
         fallback_fraction: args.fallback_fraction,
         siblings: args.siblings,

@@ -95,3 +95,31 @@ pub fn forge(topology: &Topology, village: NodeIndex) -> Forgery {
     }
     forgery
 }
+
+/// What a misbehaving township forges: a reference document "written" by
+/// its first village, sent up to the county, and one "written" by the
+/// county, sent down to its villages. Both are unsigned (it holds neither
+/// key) and new (nothing honest is hidden by them); every receiver must
+/// refuse them as unsigned changes relayed by a station that did not
+/// write them.
+pub fn forge_as_township(topology: &Topology, township: NodeIndex) -> Forgery {
+    let mut forgery = Forgery::default();
+    let me = &topology.nodes[township];
+    let county = topology
+        .county_of(township)
+        .expect("a township lies under a county");
+    let county_station = &topology.nodes[county].station;
+    let village = me
+        .children
+        .first()
+        .map(|child| topology.nodes[*child].station.clone())
+        .expect("a township has villages");
+    for claimed in [&village, county_station] {
+        let notice = DocumentId::reference(claimed, "forged-notice").expect("valid reference name");
+        forgery.documents.insert(
+            notice.clone(),
+            forged_document(&notice, claimed, "notice", "伪造的通知"),
+        );
+    }
+    forgery
+}

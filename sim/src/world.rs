@@ -300,6 +300,18 @@ impl World {
             config.misbehaving
         };
         let liars: Vec<NodeIndex> = villages.into_iter().take(liars_wanted).collect();
+        // The bug that trusts relayed unsigned changes comes with a
+        // township that forges them.
+        let lying_townships_wanted = if config.inject_bug == Some(InjectedBug::TrustUnsignedRelays)
+        {
+            config.misbehaving_townships.max(1)
+        } else {
+            config.misbehaving_townships
+        };
+        let lying_townships: Vec<NodeIndex> = topology
+            .of_tier(Tier::Township)
+            .take(lying_townships_wanted)
+            .collect();
         for (index, spec) in topology.nodes.iter().enumerate() {
             let mut rng = rng::node_stream(config.seed, index);
             let clock = NodeClock::new(
@@ -323,8 +335,14 @@ impl World {
                 crate::world::replica_config(spec.tier, config.inject_bug),
             )
             .expect("an empty store opens");
-            let misbehaving = liars.contains(&index);
-            let forgery = misbehaving.then(|| crate::misbehaviour::forge(&topology, index));
+            let misbehaving = liars.contains(&index) || lying_townships.contains(&index);
+            let forgery = if liars.contains(&index) {
+                Some(crate::misbehaviour::forge(&topology, index))
+            } else if lying_townships.contains(&index) {
+                Some(crate::misbehaviour::forge_as_township(&topology, index))
+            } else {
+                None
+            };
             nodes.push(NodeState {
                 station: spec.station.clone(),
                 tier: spec.tier,
@@ -1234,6 +1252,17 @@ impl World {
 
     pub fn is_honest(&self, node: NodeIndex) -> bool {
         !self.nodes[node].misbehaving
+    }
+
+    /// The actor every simulated office writes with: a change by any other
+    /// actor was forged (a simulated store keeps its incarnation).
+    pub fn genuine_actors(&self) -> std::collections::BTreeSet<automerge::ActorId> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                civsync_protocol::identity::actor::actor_for(&node.station, node.incarnation)
+            })
+            .collect()
     }
 
     pub fn replica(&self, node: NodeIndex) -> Option<&Replica<MemoryStorage>> {

@@ -45,7 +45,7 @@ pub const PROTOCOL: LayerTable = LayerTable {
         ("sync", &["identity"]),
         (
             "replica",
-            &["identity", "domain", "layout", "storage", "sync"],
+            &["identity", "domain", "layout", "storage", "sync", "faults"],
         ),
         (
             "stats",
