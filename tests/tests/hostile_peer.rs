@@ -159,8 +159,17 @@ async fn rogue_link(
 }
 
 /// Sync frames carrying `message` for `document`, fragmented as the wire
-/// requires.
+/// requires, in the unsigned envelope the version spoken (4) expects: the
+/// rogue signs nothing, and its bombs must still be refused by the decode
+/// limits before anything is judged.
 fn sync_frames(document: &DocumentId, message: &[u8]) -> Vec<u8> {
+    let message = civsync_protocol::sync::signing::SignedSyncMessage {
+        automerge: message.to_vec(),
+        credentials: Vec::new(),
+        signatures: Vec::new(),
+    }
+    .encode();
+    let message = message.as_slice();
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
