@@ -98,6 +98,7 @@ fn bug_names_are_listed_one_per_line() {
             "admit-invented-stations",
             "resurrect-deleted",
             "stale-statistics",
+            "trust-unsigned-relays",
         ]
     );
 }
