@@ -333,6 +333,21 @@ pub fn pki_issue(ca_dir: &Path, node: &TestNode, tier: &str) -> anyhow::Result<(
     Ok(())
 }
 
+/// A node of `station` in its own folder under `root`, with a certificate
+/// from the CA in `ca` (not started).
+pub fn certified(
+    root: &Path,
+    ca: &Path,
+    station: &str,
+    tier: &str,
+    parent: Option<SocketAddr>,
+) -> TestNode {
+    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
+        .unwrap_or_else(|e| panic!("init {station}: {e}"));
+    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
+    node
+}
+
 /// Poll `done` every 100 ms until it holds or `timeout` passes; returns how
 /// long it took, or the last description `done` gave of what is missing.
 pub fn wait_until(

@@ -14,7 +14,7 @@
 
 use civsync_node::net::relay::Relay;
 use civsync_tests::{
-    civsync, describe_nodes, pki_init, pki_issue, replicas_agree, wait_until, TestNode,
+    certified, civsync, describe_nodes, pki_init, replicas_agree, wait_until, TestNode,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -33,20 +33,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime for the relay")
-}
-
-/// Init a node under `root` and give it a certificate from `ca`.
-fn certified(
-    root: &Path,
-    ca: &Path,
-    station: &str,
-    tier: &str,
-    parent: Option<std::net::SocketAddr>,
-) -> TestNode {
-    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
-        .unwrap_or_else(|e| panic!("init {station}: {e}"));
-    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
-    node
 }
 
 /// Record `count` activities at `village` with ids `<prefix>-<n>`; every one

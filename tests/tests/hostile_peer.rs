@@ -22,7 +22,7 @@ use civsync_protocol::sync::wire::{
     SYNC_CHUNK_BYTES_MAX,
 };
 use civsync_protocol::{DocumentId, Month, StationId};
-use civsync_tests::{civsync, describe_nodes, pki_init, pki_issue, wait_until, TestNode};
+use civsync_tests::{certified, civsync, describe_nodes, pki_init, wait_until, TestNode};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,19 +40,6 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 const INVENTED_STATIONS: usize = 10_000;
 /// Past `BUCKET_ENTRIES_BUFFERED_MAX` (262,144) listed entries.
 const FLOOD_ENTRIES: usize = 280_000;
-
-fn certified(
-    root: &Path,
-    ca: &Path,
-    station: &str,
-    tier: &str,
-    parent: Option<SocketAddr>,
-) -> TestNode {
-    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
-        .unwrap_or_else(|e| panic!("init {station}: {e}"));
-    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
-    node
-}
 
 fn station(text: &str) -> StationId {
     StationId::parse(text).unwrap()

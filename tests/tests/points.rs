@@ -9,28 +9,14 @@
 //! shows the same allotments, none below zero, and earned − spent is what
 //! they hold.
 
-use civsync_tests::{describe_nodes, pki_init, pki_issue, wait_until, TestNode};
+use civsync_tests::{certified, describe_nodes, pki_init, wait_until, TestNode};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The rate the county publishes: not the default 10, so a node using a
 /// rate of its own would earn different points.
 const RATE: u64 = 20;
-
-fn certified(
-    root: &Path,
-    ca: &Path,
-    station: &str,
-    tier: &str,
-    parent: Option<std::net::SocketAddr>,
-) -> TestNode {
-    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
-        .unwrap_or_else(|e| panic!("init {station}: {e}"));
-    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
-    node
-}
 
 fn balance(node: &TestNode, volunteer: &str) -> Value {
     node.get(&format!("points/balance?volunteer={volunteer}"))

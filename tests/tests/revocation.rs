@@ -11,9 +11,8 @@
 //! (d) a list with a bad signature (or an old version) is refused by the
 //!     county node and changes nothing anywhere.
 
-use civsync_tests::{civsync, describe_nodes, pki_init, pki_issue, wait_until, TestNode};
+use civsync_tests::{certified, civsync, describe_nodes, pki_init, wait_until, TestNode};
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 /// Longest wait for links to come up or a list to travel down the county.
@@ -22,19 +21,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// node learning of the revocation.
 const CUT_OFF_TIMEOUT: Duration = Duration::from_secs(60);
 const REASON: &str = "office PC stolen on 2026-12-01";
-
-fn certified(
-    root: &Path,
-    ca: &Path,
-    station: &str,
-    tier: &str,
-    parent: Option<std::net::SocketAddr>,
-) -> TestNode {
-    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
-        .unwrap_or_else(|e| panic!("init {station}: {e}"));
-    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
-    node
-}
 
 fn revocation_version(node: &TestNode) -> Result<u64, String> {
     let answer = node.get("revocations").map_err(|e| e.to_string())?;

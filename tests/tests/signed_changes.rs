@@ -2,26 +2,12 @@
 //! own work back from the offices around it, because a change is trusted
 //! by its writer's signature, whoever carries it.
 
-use civsync_tests::{activity_body, pki_init, pki_issue, wait_until, TestNode};
+use civsync_tests::{activity_body, certified, pki_init, wait_until, TestNode};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn certified(
-    root: &Path,
-    ca: &Path,
-    station: &str,
-    tier: &str,
-    parent: Option<std::net::SocketAddr>,
-) -> TestNode {
-    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
-        .unwrap_or_else(|e| panic!("init {station}: {e}"));
-    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
-    node
-}
 
 /// `node`'s documents equal `reference`'s, document for document (heads
 /// digests), for every document `reference` holds.

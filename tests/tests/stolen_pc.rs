@@ -17,27 +17,13 @@ use civsync_protocol::domain::model::{Sex, Volunteer};
 use civsync_protocol::domain::pii::{check_character, CountyOpenKey};
 use civsync_protocol::replica::{Replica, ReplicaConfig};
 use civsync_protocol::{layout, DocumentId, StationId};
-use civsync_tests::{describe_nodes, id_number, pki_init, pki_issue, wait_until, TestNode};
+use civsync_tests::{certified, describe_nodes, id_number, pki_init, wait_until, TestNode};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::path::Path;
 use std::time::Duration;
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn certified(
-    root: &Path,
-    ca: &Path,
-    station: &str,
-    tier: &str,
-    parent: Option<std::net::SocketAddr>,
-) -> TestNode {
-    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
-        .unwrap_or_else(|e| panic!("init {station}: {e}"));
-    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
-    node
-}
 
 fn register(node: &TestNode, number: &str, seed: u64) {
     // The sex as the number says it (an odd 17th digit is a man), as a

@@ -11,7 +11,7 @@
 //! Installing from the package is checked by `deploy/check-package.sh`
 //! (CI); backup, restore and a lost store by `backup_restore.rs`.
 
-use civsync_tests::{civsync, pki_init, pki_issue, wait_for_records, TestNode};
+use civsync_tests::{certified, civsync, pki_init, wait_for_records, TestNode};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -28,20 +28,6 @@ fn certificate_days(node: &TestNode) -> i64 {
     status["certificate_expires_in_days"]
         .as_i64()
         .unwrap_or_else(|| panic!("no certificate days in {status}"))
-}
-
-/// `civsync init` a node below `root` and give it a certificate from `ca`.
-fn certified(
-    root: &Path,
-    ca: &Path,
-    station: &str,
-    tier: &str,
-    parent: Option<std::net::SocketAddr>,
-) -> TestNode {
-    let node = TestNode::init(&root.join(station.replace('/', "-")), station, tier, parent)
-        .unwrap_or_else(|e| panic!("init {station}: {e}"));
-    pki_issue(ca, &node, tier).unwrap_or_else(|e| panic!("certificate for {station}: {e}"));
-    node
 }
 
 #[test]
