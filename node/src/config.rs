@@ -5,6 +5,7 @@
 //! with; only the station, its tier and its parent's address are needed.
 
 use civsync_protocol::replica::{PeerQuotas, ReplicaConfig};
+use civsync_protocol::sync::authority::UnsignedChanges;
 use civsync_protocol::{StationId, Tier};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -130,6 +131,17 @@ pub struct NodeConfig {
     /// What each child or sibling may bring in a day (`[peer_quotas]`).
     #[serde(default, skip_serializing_if = "PeerQuotasConfig::is_default")]
     pub peer_quotas: PeerQuotasConfig,
+    /// An unsigned change (written by a release before signing) relayed by
+    /// an office that did not write it: `"hop-by-hop"` (the default, while
+    /// offices upgrade one at a time: judged by the rule before signing,
+    /// unless its station was seen signing) or `"from-writer-only"` (once
+    /// every office of the county runs a release that signs).
+    #[serde(default, skip_serializing_if = "is_hop_by_hop")]
+    pub unsigned_changes: UnsignedChanges,
+}
+
+fn is_hop_by_hop(policy: &UnsignedChanges) -> bool {
+    *policy == UnsignedChanges::HopByHop
 }
 
 fn default_pki_dir() -> PathBuf {
@@ -168,6 +180,7 @@ impl NodeConfig {
             quiet_days_max: QUIET_DAYS_DEFAULT,
             points_per_hour: None,
             peer_quotas: PeerQuotasConfig::default(),
+            unsigned_changes: UnsignedChanges::HopByHop,
         }
     }
 
@@ -195,6 +208,7 @@ impl NodeConfig {
         ReplicaConfig {
             tier: Some(self.tier),
             peer_quotas: self.peer_quotas.peer_quotas(),
+            unsigned_changes: self.unsigned_changes,
             ..ReplicaConfig::default()
         }
     }
@@ -471,6 +485,30 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_FILE), misspelt).unwrap();
         let error = NodeConfig::load(dir.path()).unwrap_err().to_string();
         assert!(error.contains("documents_per_day"), "{error}");
+    }
+
+    #[test]
+    fn the_unsigned_changes_policy_defaults_to_hop_by_hop_and_is_passed_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig::new(s("xh"), Tier::County);
+        config.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
+        assert!(!text.contains("unsigned_changes"), "{text}");
+        assert_eq!(
+            config.replica_config().unsigned_changes,
+            UnsignedChanges::HopByHop
+        );
+        let strict = format!("unsigned_changes = \"from-writer-only\"\n{text}");
+        std::fs::write(dir.path().join(CONFIG_FILE), strict).unwrap();
+        let loaded = NodeConfig::load(dir.path()).unwrap();
+        assert_eq!(
+            loaded.replica_config().unsigned_changes,
+            UnsignedChanges::FromWriterOnly
+        );
+        let misspelt = format!("unsigned_changes = \"never\"\n{text}");
+        std::fs::write(dir.path().join(CONFIG_FILE), misspelt).unwrap();
+        let error = NodeConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("unsigned_changes"), "{error}");
     }
 
     #[test]

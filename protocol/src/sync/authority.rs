@@ -61,7 +61,8 @@ pub enum AuthorityError {
 
 /// What becomes of an unsigned change relayed by a peer that did not write
 /// it (a change from its writer's own link is judged as before signing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum UnsignedChanges {
     /// The rule before signatures (rule 3 of the hop-by-hop era), while the
     /// writer's station has never been seen signing: offices upgrade one at
