@@ -188,20 +188,11 @@ async fn redeem(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let input: RedemptionInput = json_body(body)?;
-    let volunteer = VolunteerId::try_from(input.volunteer.trim().to_string())
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "volunteer", e.reason))?;
-    let today = crate::clock::today();
-    let nonce = rand::random();
-    let entry = credited(&ctx, volunteer, move |replica, v| {
-        let entry = points::redeem(replica, &input, today, nonce)?;
-        Ok((entry, points::balance(replica, v)?))
+    let volunteer = input.volunteer.clone();
+    spend(&ctx, &volunteer, move |replica, today, nonce| {
+        points::redeem(replica, &input, today, nonce)
     })
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "entry": entry.0, "balance": entry.1 })),
-    )
-        .into_response())
+    .await
 }
 
 async fn transfer(
@@ -209,18 +200,38 @@ async fn transfer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let input: TransferInput = json_body(body)?;
-    let volunteer = VolunteerId::try_from(input.volunteer.trim().to_string())
+    let volunteer = input.volunteer.clone();
+    spend(&ctx, &volunteer, move |replica, today, nonce| {
+        points::transfer(replica, &input, today, nonce)
+    })
+    .await
+}
+
+/// A redemption or a transfer: written for `volunteer` (today and a nonce
+/// drawn here), answered 201 with the entry and the balance after it.
+async fn spend<E, W>(ctx: &NodeContext, volunteer: &str, write: W) -> Result<Response, ApiError>
+where
+    W: FnOnce(
+            &mut civsync_protocol::replica::Replica<crate::store::SledStorage>,
+            time::Date,
+            u64,
+        ) -> Result<E, PointsError>
+        + Send
+        + 'static,
+    E: Serialize + Send + 'static,
+{
+    let volunteer = VolunteerId::try_from(volunteer.trim().to_string())
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "volunteer", e.reason))?;
     let today = crate::clock::today();
     let nonce = rand::random();
-    let entry = credited(&ctx, volunteer, move |replica, v| {
-        let entry = points::transfer(replica, &input, today, nonce)?;
+    let (entry, balance) = credited(ctx, volunteer, move |replica, v| {
+        let entry = write(replica, today, nonce)?;
         Ok((entry, points::balance(replica, v)?))
     })
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "entry": entry.0, "balance": entry.1 })),
+        Json(serde_json::json!({ "entry": entry, "balance": balance })),
     )
         .into_response())
 }
