@@ -3,7 +3,8 @@
 //! A sync message's change list and our stored increments are sequences of
 //! Automerge storage chunks: single changes (plain or deflated), several
 //! changes back to back (a v2 message's change list), or one whole compressed
-//! document (what v2 sync sends to an empty or far-behind peer). Automerge's
+//! document (what v2 sync sends to an empty or far-behind peer), or a
+//! bundle of changes (what a USB stick carries, `sync::bundle`). Automerge's
 //! own `load_incremental` accepts all of these but hides the changes and
 //! silently skips a damaged tail; we need every change in hand to check its
 //! author before anything is applied, and an error for anything damaged.
@@ -17,6 +18,7 @@ const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const TYPE_DOCUMENT: u8 = 0;
 const TYPE_CHANGE: u8 = 1;
 const TYPE_CHANGE_DEFLATED: u8 = 2;
+const TYPE_BUNDLE: u8 = 3;
 const ULEB128_BYTES_MAX: usize = 10;
 
 /// Every change in `bytes`, in stream order; documents are expanded into
@@ -40,6 +42,18 @@ pub fn changes_in(bytes: &[u8], changes_max: usize) -> Result<Vec<Change>, Strin
                 let document = Automerge::load_with_options(chunk, options)
                     .map_err(|error| format!("bad document chunk: {error}"))?;
                 changes.extend(document.get_changes(&[]));
+            }
+            TYPE_BUNDLE => {
+                let bundle = automerge::Bundle::try_from(chunk)
+                    .map_err(|error| format!("bad bundle chunk: {error}"))?;
+                if bundle.iter_changes().count() > changes_max.saturating_sub(changes.len()) {
+                    return Err(format!("more than {changes_max} changes"));
+                }
+                changes.extend(
+                    bundle
+                        .to_changes()
+                        .map_err(|error| format!("bad bundle chunk: {error}"))?,
+                );
             }
             other => return Err(format!("unsupported chunk type {other}")),
         }

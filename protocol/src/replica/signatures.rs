@@ -259,6 +259,19 @@ impl<S: Storage> Replica<S> {
                     .map(|change| change.hash()),
             );
         }
+        self.envelope_of(Some(peer), document, hashes, message.clone().encode())
+    }
+
+    /// A [`SignedSyncMessage`] around `payload` with the signatures held of
+    /// `hashes`. To a linked `peer`, a credential already sent on the link
+    /// is named by id; without one (a bundle) every credential goes whole.
+    pub(super) fn envelope_of(
+        &mut self,
+        peer: Option<&StationId>,
+        document: &DocumentId,
+        hashes: Vec<ChangeHash>,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
         let mut credentials: Vec<CredentialEntry> = Vec::new();
         let mut credential_index: BTreeMap<CredentialId, u16> = BTreeMap::new();
         let mut signatures = Vec::new();
@@ -272,11 +285,12 @@ impl<S: Storage> Replica<S> {
             let index = match credential_index.get(&id) {
                 Some(index) => *index,
                 None => {
-                    let sent = self
-                        .signatures
-                        .credentials_sent
-                        .get(peer)
-                        .is_some_and(|sent| sent.contains(&id));
+                    let sent = peer.is_some_and(|peer| {
+                        self.signatures
+                            .credentials_sent
+                            .get(peer)
+                            .is_some_and(|sent| sent.contains(&id))
+                    });
                     let entry = if sent {
                         CredentialEntry::Known(id)
                     } else {
@@ -286,11 +300,13 @@ impl<S: Storage> Replica<S> {
                             tracing::warn!(document = %document, "a signature's credential is not held; the change goes unsigned");
                             continue;
                         };
-                        self.signatures
-                            .credentials_sent
-                            .entry(peer.clone())
-                            .or_default()
-                            .insert(id);
+                        if let Some(peer) = peer {
+                            self.signatures
+                                .credentials_sent
+                                .entry(peer.clone())
+                                .or_default()
+                                .insert(id);
+                        }
                         CredentialEntry::Whole(bytes)
                     };
                     let index = u16::try_from(credentials.len())
@@ -307,7 +323,7 @@ impl<S: Storage> Replica<S> {
             });
         }
         Ok(SignedSyncMessage {
-            automerge: message.clone().encode(),
+            automerge: payload,
             credentials,
             signatures,
         }

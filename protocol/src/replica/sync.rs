@@ -50,7 +50,7 @@ impl<S: Storage> Replica<S> {
     }
 
     /// The sync state for the pair: in memory, else persisted, else new.
-    fn take_sync_slot(&mut self, peer: &StationId, document: &DocumentId) -> SyncSlot {
+    pub(super) fn take_sync_slot(&mut self, peer: &StationId, document: &DocumentId) -> SyncSlot {
         let pair = (peer.clone(), document.clone());
         if let Some(slot) = self.sync_states.remove(&pair) {
             return slot;
@@ -86,7 +86,12 @@ impl<S: Storage> Replica<S> {
         }
     }
 
-    fn keep_sync_slot(&mut self, peer: &StationId, document: &DocumentId, slot: SyncSlot) {
+    pub(super) fn keep_sync_slot(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        slot: SyncSlot,
+    ) {
         // Evicted states have their shared heads persisted already.
         self.sync_states
             .insert((peer.clone(), document.clone()), slot);
@@ -421,7 +426,60 @@ impl<S: Storage> Replica<S> {
             }
         }
         let incoming = self.changes_of(document, &decoded)?;
+        let TakenIn {
+            mut doc,
+            held,
+            heads_before,
+            fresh_hashes,
+        } = self.take_in(peer, document, incoming, table)?;
+        let slot = self.advance_sync_state(peer, document, &mut doc, decoded, &heads_before)?;
+        let heads_after = doc.get_heads();
+        let heads_changed = heads_after != heads_before;
+        let planned = if heads_changed {
+            let increment = doc.save_after(&heads_before);
+            let added = chunks::chunk_count(&increment)
+                .map_err(|reason| Self::malformed(document, reason))?;
+            let (mut write, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
+            write.extend(Self::received_signatures(document, fresh_hashes, table));
+            Some((write, entry, added))
+        } else {
+            None
+        };
+        let changes_applied = self.store_received(peer, document, slot, doc, planned, held)?;
+        debug_assert!(
+            !heads_changed || self.heads(document) == Some(sorted(heads_after).as_slice())
+        );
+        Ok(ReceiveOutcome {
+            changes_applied,
+            heads_changed,
+        })
+    }
+}
 
+/// Received changes applied in memory, not yet stored.
+pub(super) struct TakenIn {
+    pub(super) doc: AutoCommit,
+    /// Did this replica hold the document before?
+    pub(super) held: bool,
+    pub(super) heads_before: Vec<ChangeHash>,
+    /// The changes applied (those not already held).
+    pub(super) fresh_hashes: Vec<ChangeHash>,
+}
+
+impl<S: Storage> Replica<S> {
+    /// Apply `incoming` — changes `peer` carried, from a link or a bundle —
+    /// to this replica's copy of `document` in memory, after every check:
+    /// changes already held are dropped, the rest judged by their writers'
+    /// authority (`judge_incoming`), applied in one batch, and the schema
+    /// checked. Storage is untouched; on an error the in-memory copy is
+    /// dropped if it had been touched.
+    pub(super) fn take_in(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        incoming: Vec<Change>,
+        table: &SignatureTable,
+    ) -> Result<TakenIn, ReceiveError> {
         let existing = self.take_document(document).map_err(|error| match error {
             LoadError::Storage(error) => Self::storage_refusal(document, error),
             LoadError::Corrupt(problem) => Self::storage_refusal(document, problem),
@@ -480,32 +538,17 @@ impl<S: Storage> Replica<S> {
                 });
             }
         }
-        let slot = self.advance_sync_state(peer, document, &mut doc, decoded, &heads_before)?;
-        let heads_after = doc.get_heads();
-        let heads_changed = heads_after != heads_before;
-        let planned = if heads_changed {
-            let increment = doc.save_after(&heads_before);
-            let added = chunks::chunk_count(&increment)
-                .map_err(|reason| Self::malformed(document, reason))?;
-            let (mut write, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
-            write.extend(Self::received_signatures(document, fresh_hashes, table));
-            Some((write, entry, added))
-        } else {
-            None
-        };
-        let changes_applied = self.store_received(peer, document, slot, doc, planned, held)?;
-        debug_assert!(
-            !heads_changed || self.heads(document) == Some(sorted(heads_after).as_slice())
-        );
-        Ok(ReceiveOutcome {
-            changes_applied,
-            heads_changed,
+        Ok(TakenIn {
+            doc,
+            held,
+            heads_before,
+            fresh_hashes,
         })
     }
 }
 
 impl<S: Storage> Replica<S> {
-    fn local_side(&self) -> Side<'_> {
+    pub(super) fn local_side(&self) -> Side<'_> {
         Side::new(&self.local, self.tier)
     }
 
