@@ -4,7 +4,9 @@
 //! This file is only the top of the command tree and the runtime; each
 //! group of commands lives in `civsync_node::cli`.
 
-use civsync_node::cli::{catalog, orders, points, records, reports, setup, stations, users};
+use civsync_node::cli::{
+    bundles, catalog, orders, points, records, reports, setup, stations, users,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -54,6 +56,10 @@ enum Command {
     /// supermarket (爱心超市), transfers, and each station's month.
     #[command(subcommand)]
     Points(points::PointsCommand),
+    /// Work carried on a USB stick where there is no link: export what a
+    /// station is missing, import what was brought.
+    #[command(subcommand)]
+    Bundle(bundles::BundleCommand),
     #[command(flatten)]
     Import(records::ImportCommand),
     #[command(flatten)]
@@ -99,6 +105,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Menu(command) => catalog::menu(command).await,
         Command::Theme(command) => catalog::theme(command).await,
         Command::Points(command) => points::points(command).await,
+        Command::Bundle(command) => bundles::bundle(command).await,
         Command::Report(command) => reports::report(command).await,
         Command::User(command) => users::user(command).await,
         Command::Audit(args) => users::audit(args).await,

@@ -167,7 +167,7 @@ fn content_type_refusal(method: &Method, path: &str, headers: &HeaderMap) -> Opt
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let takes_file = path.starts_with("/api/v1/import/");
+    let takes_file = path.starts_with("/api/v1/import/") || path == "/api/v1/bundles/import";
     let simple = matches!(
         content_type.as_str(),
         "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data"

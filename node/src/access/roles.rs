@@ -102,9 +102,11 @@ pub fn permission_for(method: &axum::http::Method, path: &str) -> Permission {
         ("users", _) => Permission::Administer,
         ("approvals", false) => Permission::Approve,
         ("stations" | "menu" | "themes" | "revocations", false) => Permission::Administer,
-        ("volunteers" | "teams" | "activities" | "orders" | "import" | "conflicts", false) => {
-            Permission::Record
-        }
+        // Carrying a bundle to or from the township is the clerk's errand.
+        (
+            "volunteers" | "teams" | "activities" | "orders" | "import" | "conflicts" | "bundles",
+            false,
+        ) => Permission::Record,
         // A supermarket clerk redeems, an office clerk moves points; the
         // county's rate is an administrator's (the fall-through below).
         ("points", false) if resource != "points/rate" => Permission::Record,

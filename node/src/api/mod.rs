@@ -18,6 +18,7 @@ pub mod activities;
 pub mod approvals;
 pub mod audit;
 pub mod backup;
+pub mod bundles;
 pub mod catalog;
 pub mod certificates;
 pub mod common;
@@ -74,6 +75,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .merge(import)
         .merge(ledger_import::routes())
+        .merge(bundles::routes())
         .fallback(not_found)
         .with_state(ctx)
 }

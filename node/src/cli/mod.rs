@@ -6,6 +6,7 @@
 //! Layer: above `node` (it runs one) and the API (it calls one over HTTP);
 //! below only `demo`. Data commands go through the API, never the store.
 
+pub mod bundles;
 pub mod catalog;
 pub mod client;
 pub mod columns;

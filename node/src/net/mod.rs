@@ -10,6 +10,7 @@
 //! `context` or `node`: the peer manager is handed a `Store` and reports on
 //! a `PeerStatusBoard` that the layers above read.
 
+pub mod bundle_seal;
 pub mod change_signing;
 pub mod cold_sync;
 pub mod local_ports;

@@ -519,6 +519,27 @@ impl<S: Storage> Replica<S> {
         self.signatures.credentials_sent.remove(peer);
     }
 
+    /// Keep a credential checked elsewhere (a bundle sender's certificate),
+    /// so bundles can be sealed back to its holder. Rides on the next flush.
+    pub fn keep_credential(&mut self, credential: &[u8]) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::new();
+        batch.put(credential_key(&credential_id(credential)), seal(credential));
+        self.storage.apply(batch)?;
+        self.unflushed = true;
+        Ok(())
+    }
+
+    /// Every credential this replica keeps (its own, and its writers' and
+    /// bundle senders'): where a bundle's recipient certificate is found.
+    pub fn credentials(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        Ok(self
+            .storage
+            .scan_prefix(CREDENTIAL_PREFIX)?
+            .into_iter()
+            .filter_map(|(key, value)| unseal(&key, &value).ok().map(<[u8]>::to_vec))
+            .collect())
+    }
+
     /// How many changes of `document` this replica holds a signature of.
     pub fn signature_count(&self, document: &DocumentId) -> Result<usize, StorageError> {
         Ok(self.storage.scan_prefix(&signature_prefix(document))?.len())
