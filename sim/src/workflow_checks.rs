@@ -51,6 +51,8 @@ struct OrdersCopy {
     orders: BTreeMap<OrderKey, Order>,
     /// Concurrent values of each order's status, as keys.
     status_values: BTreeMap<OrderKey, Vec<String>>,
+    /// Orders with any field holding concurrent values (two dispatches).
+    concurrent: BTreeSet<OrderKey>,
     /// Each change's dependencies.
     deps: BTreeMap<ChangeHash, Vec<ChangeHash>>,
 }
@@ -59,6 +61,7 @@ fn read_copy(doc: &AutoCommit, problems: &mut Vec<String>, station: &str) -> Ord
     let mut copy = OrdersCopy {
         orders: BTreeMap::new(),
         status_values: BTreeMap::new(),
+        concurrent: BTreeSet::new(),
         deps: BTreeMap::new(),
     };
     match layout::orders(doc) {
@@ -76,8 +79,12 @@ fn read_copy(doc: &AutoCommit, problems: &mut Vec<String>, station: &str) -> Ord
         Err(error) => problems.push(format!("{station}: orders unreadable: {error}")),
     }
     if let Ok(conflicts) = layout::conflicts(doc) {
-        for (key, _) in &copy.orders {
-            let path = format!("{}.{}.status", layout::ORDERS, key.1);
+        for key in copy.orders.keys() {
+            let prefix = format!("{}.{}.", layout::ORDERS, key.1);
+            if conflicts.iter().any(|c| c.path.starts_with(&prefix)) {
+                copy.concurrent.insert(key.clone());
+            }
+            let path = format!("{prefix}status");
             if let Some(conflict) = conflicts.iter().find(|c| c.path == path) {
                 let values = conflict.values.iter().map(|v| v.value.clone()).collect();
                 copy.status_values.insert(key.clone(), values);
@@ -229,13 +236,15 @@ pub fn orders(world: &mut World) -> CheckResult {
             }
         }
     }
+    let concurrent: usize = agreed.values().map(|copy| copy.concurrent.len()).sum();
     let counters = &world.workflows.counters;
     verdict(
         &problems,
         "order problems",
         format!(
             "{} orders in {} documents agree at every holder ({copies} copies); {} steps \
-             acknowledged, {in_force} in force all kept; refused steps by field: {:?}",
+             acknowledged, {in_force} in force all kept; {concurrent} orders with concurrent \
+             steps kept as conflicts; refused steps by field: {:?}",
             by_order.len(),
             documents.len(),
             counters.order_steps_acknowledged,

@@ -55,6 +55,9 @@ pub const TRANSFERS_DOWN_PER_VILLAGE_WEEK: f64 = 0.5;
 pub const POINTS_PER_HOUR: u32 = 10;
 /// Share of placed orders the county dispatches as well as the township.
 pub const COUNTY_DISPATCH_PROBABILITY: f64 = 0.4;
+/// A county dispatch this close after the township's is concurrent with
+/// it: no simulated link is quicker (`config::FaultMix::latency_ms` ≥ 5).
+pub const CONCURRENT_WITHIN_MS: SimMs = 5;
 /// Share of placed orders the citizen withdraws.
 pub const CANCEL_PROBABILITY: f64 = 0.15;
 /// Share of redemptions that ask more than the supermarket's allotment.
@@ -288,9 +291,10 @@ impl Workflows {
             Step::PlaceOrder => self.place_order(at),
             Step::Dispatch { village, order } => {
                 let teams = at.workload.teams_of(*village);
-                let Some(team) = teams.first() else {
+                if teams.is_empty() {
                     return Outcome::nothing();
-                };
+                }
+                let team = &teams[self.rng.gen_range(0..teams.len())];
                 let village = at.topology.nodes[*village].station.clone();
                 let team = format!("{village}:{team}");
                 self.order_step(at, &village, order, OrderStep::Dispatch { team })
@@ -352,8 +356,9 @@ impl Workflows {
         let township = at.topology.nodes[village]
             .parent
             .expect("a village has a township");
+        let dispatched = self.rng.gen_range(HOUR_MS..DAY_MS);
         follow_ups.push((
-            self.rng.gen_range(HOUR_MS..DAY_MS),
+            dispatched,
             township,
             Step::Dispatch {
                 village,
@@ -361,9 +366,18 @@ impl Workflows {
             },
         ));
         if self.rng.gen_bool(COUNTY_DISPATCH_PROBABILITY) {
+            // Half the time within a few milliseconds of the township,
+            // quicker than any link, so neither dispatch has reached the
+            // other office: two concurrent dispatches, as two offices apart
+            // make them (partitions make more).
+            let delay = if self.rng.gen_bool(0.5) {
+                dispatched + self.rng.gen_range(0..CONCURRENT_WITHIN_MS)
+            } else {
+                self.rng.gen_range(HOUR_MS..DAY_MS)
+            };
             if let Some(county) = at.topology.county_of(village) {
                 follow_ups.push((
-                    self.rng.gen_range(HOUR_MS..DAY_MS),
+                    delay,
                     county,
                     Step::Dispatch {
                         village,
@@ -549,12 +563,15 @@ impl Workflows {
 
     fn transfer_up(&mut self, at: At<'_>) -> Outcome {
         let station = at.replica.local().clone();
-        let own = at.workload.volunteers_of(at.node);
+        // A volunteer of this village who has points here.
+        let own: Vec<VolunteerId> = holding_points(at.replica, &station)
+            .into_iter()
+            .filter(|volunteer| volunteer.home_station == station)
+            .collect();
         if own.is_empty() {
             return Outcome::nothing();
         }
-        let number = own[self.rng.gen_range(0..own.len())].clone();
-        let volunteer = VolunteerId::new(station.clone(), number);
+        let volunteer = own[self.rng.gen_range(0..own.len())].clone();
         let Some(township) = at.topology.nodes[at.node].parent else {
             return Outcome::nothing();
         };
