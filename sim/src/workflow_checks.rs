@@ -49,8 +49,8 @@ fn verdict(problems: &[String], what: &str, passed: String) -> CheckResult {
 /// One copy of an orders document, as the product reads it.
 struct OrdersCopy {
     orders: BTreeMap<OrderKey, Order>,
-    /// Concurrent values of each order's status, as keys.
-    status_values: BTreeMap<OrderKey, Vec<String>>,
+    /// Concurrent values of each order's fields, by field.
+    concurrent_values: BTreeMap<(OrderKey, String), Vec<String>>,
     /// Orders with any field holding concurrent values (two dispatches).
     concurrent: BTreeSet<OrderKey>,
     /// Each change's dependencies.
@@ -60,7 +60,7 @@ struct OrdersCopy {
 fn read_copy(doc: &AutoCommit, problems: &mut Vec<String>, station: &str) -> OrdersCopy {
     let mut copy = OrdersCopy {
         orders: BTreeMap::new(),
-        status_values: BTreeMap::new(),
+        concurrent_values: BTreeMap::new(),
         concurrent: BTreeSet::new(),
         deps: BTreeMap::new(),
     };
@@ -81,13 +81,14 @@ fn read_copy(doc: &AutoCommit, problems: &mut Vec<String>, station: &str) -> Ord
     if let Ok(conflicts) = layout::conflicts(doc) {
         for key in copy.orders.keys() {
             let prefix = format!("{}.{}.", layout::ORDERS, key.1);
-            if conflicts.iter().any(|c| c.path.starts_with(&prefix)) {
+            for conflict in conflicts.iter() {
+                let Some(field) = conflict.path.strip_prefix(&prefix) else {
+                    continue;
+                };
                 copy.concurrent.insert(key.clone());
-            }
-            let path = format!("{prefix}status");
-            if let Some(conflict) = conflicts.iter().find(|c| c.path == path) {
                 let values = conflict.values.iter().map(|v| v.value.clone()).collect();
-                copy.status_values.insert(key.clone(), values);
+                copy.concurrent_values
+                    .insert((key.clone(), field.to_string()), values);
             }
         }
     }
@@ -96,6 +97,22 @@ fn read_copy(doc: &AutoCommit, problems: &mut Vec<String>, station: &str) -> Ord
         copy.deps.insert(meta.hash, meta.deps.clone());
     }
     copy
+}
+
+/// The value of an order's field as readers see it.
+fn field_value(order: &Order, field: &str) -> Option<String> {
+    match field {
+        "status" => Some(order.status.key().to_string()),
+        "dispatched_by" => Some(
+            order
+                .dispatched_by
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
+        "team" => Some(order.team.clone().unwrap_or_default()),
+        _ => None,
+    }
 }
 
 /// Every change in the history of `heads`, themselves included.
@@ -211,27 +228,37 @@ pub fn orders(world: &mut World) -> CheckResult {
             .map(|step| history(&copy.deps, &step.heads))
             .collect();
         for (index, step) in steps.iter().enumerate() {
-            let seen_later = steps.iter().enumerate().any(|(other, later)| {
-                other != index
-                    && later.at > step.at
-                    && step.heads.iter().all(|h| histories[other].contains(h))
-            });
+            // Steps are in the order they were acknowledged: only a later
+            // one can have seen this one.
+            let seen_later = (index + 1..steps.len())
+                .any(|later| step.heads.iter().all(|h| histories[later].contains(h)));
             if seen_later {
                 continue;
             }
             in_force += 1;
-            let kept = order.status == step.status
-                || copy
-                    .status_values
-                    .get(*key)
-                    .is_some_and(|values| values.iter().any(|v| v == step.status.key()));
-            if !kept {
+            let lost: Vec<String> = step
+                .wrote
+                .iter()
+                .filter(|(field, value)| {
+                    let agreed = field_value(order, field);
+                    agreed.as_deref() != Some(value.as_str())
+                        && !copy
+                            .concurrent_values
+                            .get(&((*key).clone(), field.to_string()))
+                            .is_some_and(|values| values.contains(value))
+                })
+                .map(|(field, value)| {
+                    let agreed = field_value(order, field).unwrap_or_default();
+                    format!("{field} {value:?} (reads {agreed:?})")
+                })
+                .collect();
+            if !lost.is_empty() {
                 problems.push(format!(
-                    "{} (acknowledged at {}) is lost: the order reads {} everywhere and no \
-                     later step saw it",
+                    "{} (acknowledged at {}) is lost: {} at every holder, and no later step \
+                     saw it",
                     step.what,
                     world.topology.nodes[step.node].station,
-                    order.status.key()
+                    lost.join(", ")
                 ));
             }
         }

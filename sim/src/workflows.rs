@@ -30,7 +30,7 @@ use crate::topology::{NodeIndex, Topology};
 use crate::workload::{poisson_in_working_hours, to_date, Workload};
 use automerge::ChangeHash;
 use civsync_protocol::domain::input::OrderInput;
-use civsync_protocol::domain::model::{OrderStatus, RecordId, VolunteerId};
+use civsync_protocol::domain::model::{Order, OrderStatus, RecordId, VolunteerId};
 use civsync_protocol::replica::Replica;
 use civsync_protocol::service::order_flow::{self, OrderStep};
 use civsync_protocol::service::points::{self, RedemptionInput, TransferInput};
@@ -169,6 +169,9 @@ pub struct AcknowledgedStep {
     pub at: SimMs,
     /// The status the clerk was shown after the step.
     pub status: OrderStatus,
+    /// The fields that say this step was taken, with the values it gave
+    /// them: a dispatch its office and team, any other step the status.
+    pub wrote: Vec<(&'static str, String)>,
     /// The document's heads right after the step.
     pub heads: Vec<ChangeHash>,
     pub what: String,
@@ -340,17 +343,14 @@ impl Workflows {
                 Err(error) => return Outcome::refused(error.to_string()),
             };
         self.counters.orders_placed += 1;
-        let document = orders_document(&station, order.placed_on);
         let what = format!("place order {} at {station}", order.id);
-        let outcome = Outcome::written(document.clone(), at.replica, what.clone());
-        self.acknowledge_step(
-            &at,
-            (station, order.id.clone()),
-            document,
-            order.status,
-            &outcome,
-            what,
+        let outcome = Outcome::written(
+            orders_document(&station, order.placed_on),
+            at.replica,
+            what.clone(),
         );
+        let wrote = vec![("status", order.status.key().to_string())];
+        self.acknowledge_step(&at, &order, wrote, &outcome, what);
         let mut follow_ups = Vec::new();
         let village = at.node;
         let township = at.topology.nodes[village]
@@ -419,9 +419,21 @@ impl Workflows {
                     at.replica.local(),
                     next.status.key()
                 );
-                let outcome = Outcome::written(document.clone(), at.replica, what.clone());
-                let key = (village.clone(), order.clone());
-                self.acknowledge_step(&at, key, document, next.status, &outcome, what);
+                let outcome = Outcome::written(document, at.replica, what.clone());
+                let wrote = match &step {
+                    OrderStep::Dispatch { .. } => vec![
+                        (
+                            "dispatched_by",
+                            next.dispatched_by
+                                .as_ref()
+                                .map(ToString::to_string)
+                                .unwrap_or_default(),
+                        ),
+                        ("team", next.team.clone().unwrap_or_default()),
+                    ],
+                    _ => vec![("status", next.status.key().to_string())],
+                };
+                self.acknowledge_step(&at, &next, wrote, &outcome, what);
                 outcome
             }
             Err(error) => {
@@ -435,12 +447,12 @@ impl Workflows {
         }
     }
 
+    /// `order` as the clerk was shown it after a step.
     fn acknowledge_step(
         &mut self,
         at: &At<'_>,
-        order: OrderKey,
-        document: DocumentId,
-        status: OrderStatus,
+        order: &Order,
+        wrote: Vec<(&'static str, String)>,
         outcome: &Outcome,
         what: String,
     ) {
@@ -450,11 +462,12 @@ impl Workflows {
             .map(|(_, heads, _)| heads.clone())
             .unwrap_or_default();
         self.steps.push(AcknowledgedStep {
-            order,
-            document,
+            order: (order.station.clone(), order.id.clone()),
+            document: orders_document(&order.station, order.placed_on),
             node: at.node,
             at: at.now,
-            status,
+            status: order.status,
+            wrote,
             heads,
             what,
         });
