@@ -687,3 +687,41 @@ fn hours_held(replica: &mut Replica<MemoryStorage>, volunteer: &VolunteerId) -> 
     }
     index.volunteer_hours_by_month(volunteer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FaultMix;
+
+    #[test]
+    fn each_scheduled_step_is_at_the_tier_that_takes_it_within_the_run_and_in_time_order() {
+        let config = SimConfig {
+            townships: 2,
+            villages_per_township: 3,
+            days: 28,
+            ..SimConfig::default()
+        };
+        let topology = Topology::build(&config, &FaultMix::draw(&config));
+        let schedule = schedule(&config, &topology);
+        assert!(schedule.windows(2).all(|w| w[0].0 <= w[1].0));
+        let mut kinds = BTreeSet::new();
+        for (at, node, step) in &schedule {
+            assert!(*at < config.days * DAY_MS);
+            let tier = topology.nodes[*node].tier;
+            let expected = match step {
+                Step::PublishRate => Tier::County,
+                Step::TransferDown => Tier::Township,
+                _ => Tier::Village,
+            };
+            assert_eq!(tier, expected, "{step:?}");
+            kinds.insert(step.profile_key());
+        }
+        // Orders, redemptions, both kinds of transfer and the rate.
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        assert!(schedule.iter().any(|(_, _, s)| *s == Step::TransferUp));
+        assert_eq!(
+            format!("{:?}", schedule),
+            format!("{:?}", super::schedule(&config, &topology))
+        );
+    }
+}
