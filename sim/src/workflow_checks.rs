@@ -2,10 +2,11 @@
 //!
 //! - orders: every order is read the same at every honest node holding its
 //!   document, and once there; every step a clerk was told was done is in
-//!   the order's agreed state — its status, or one of the concurrent values
-//!   the product keeps for a person to settle — unless a later acknowledged
-//!   step saw it (its change is in that step's history) and moved the order
-//!   on; every order placed is held.
+//!   the order's agreed state — each field it wrote (a dispatch: office and
+//!   team; any other step: status) reads as it wrote it, or its value is
+//!   among the concurrent ones the product keeps for a person to settle —
+//!   unless a later acknowledged step saw it (its change is in that step's
+//!   history) and moved the order on; every order placed is held.
 //! - balances: no allotment was below zero when the station that spent
 //!   looked right after spending; after the heal no node reads an
 //!   allotment of its own station or one below it below zero (it holds
