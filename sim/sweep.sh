@@ -48,6 +48,8 @@ caught_by() {
         resurrect-deleted) echo deletions ;;
         stale-statistics) echo statistics ;;
         trust-unsigned-relays) echo authority ;;
+        lose-order-step) echo orders ;;
+        skip-allotment-check) echo balances ;;
         *) echo "" ;;
     esac
 }

@@ -4,7 +4,8 @@
 //!
 //! Layer: the bottom; uses nothing else in the crate. Used by `layout`,
 //! `stats` and `service`, at the few places a fault breaks them
-//! (`StaleStatistics` in `service/statistics.rs`).
+//! (`StaleStatistics` in `service/statistics.rs`, `LoseOrderStep` in
+//! `service/order_flow.rs`, `SkipAllotmentCheck` in `service/points.rs`).
 //!
 //! Without the `injected-faults` feature (every node build) [`armed`] is a
 //! constant `false` and the faulty branches compile away. With it (the
@@ -29,6 +30,13 @@ pub enum Fault {
     /// whether their station signs or not: a township can write as its
     /// villages and as the county again.
     TrustUnsignedRelays,
+    /// A step of an order taken at an office above its village (a
+    /// dispatch at the township or county) is answered as done but never
+    /// written: the clerk was told, no node ever holds it.
+    LoseOrderStep,
+    /// A redemption or transfer is written without checking that the
+    /// station's allotment covers it: an offline supermarket overdraws.
+    SkipAllotmentCheck,
 }
 
 impl Fault {
@@ -38,6 +46,8 @@ impl Fault {
             Fault::MiscountAggregate => 2,
             Fault::StaleStatistics => 4,
             Fault::TrustUnsignedRelays => 8,
+            Fault::LoseOrderStep => 16,
+            Fault::SkipAllotmentCheck => 32,
         }
     }
 }

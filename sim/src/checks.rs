@@ -19,6 +19,10 @@
 //!   acknowledged delete removed reads deleted at every honest node holding
 //!   its document (whatever corrections were submitted after, from stale
 //!   forms, before or after the delete arrived), and the truth agrees;
+//! - orders and balances (`workflow_checks.rs`): every order agreed at
+//!   every holder with no acknowledged step lost or held twice; no
+//!   allotment below zero where it is looked at, and earned − spent =
+//!   outstanding at each county;
 //! - run: nothing went wrong in the machinery itself (a replica that did not
 //!   reopen, an honest peer's message refused).
 //!
@@ -149,7 +153,7 @@ pub fn heads_agree(world: &World) -> Result<usize, String> {
 
 pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
     type Checker = fn(&mut World) -> CheckResult;
-    let checkers: [(&'static str, Checker); 9] = [
+    let checkers: [(&'static str, Checker); 11] = [
         ("convergence", convergence),
         ("liveness", |w| liveness(w)),
         ("durability", durability),
@@ -158,6 +162,8 @@ pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
         ("statistics", statistics),
         ("authority", authority),
         ("deletions", deletions),
+        ("orders", crate::workflow_checks::orders),
+        ("balances", crate::workflow_checks::balances),
         ("run", |w| run_problems(w)),
     ];
     let mut out = BTreeMap::new();

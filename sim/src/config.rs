@@ -44,7 +44,8 @@ impl std::str::FromStr for FaultLevel {
 /// A deliberate defect, each of which one checker must catch. Most live in
 /// the simulator (the host wrapper, the crash path, the replica's
 /// configuration); the ones that break a rule of the product itself
-/// (`resurrect-deleted`, `miscount-aggregate`, `stale-statistics`) are armed in the product's
+/// (`resurrect-deleted`, `miscount-aggregate`, `stale-statistics`,
+/// `trust-unsigned-relays`, `lose-order-step`, `skip-allotment-check`) are armed in the product's
 /// own code through `civsync_protocol::faults` (compiled in only with the
 /// `injected-faults` feature the simulator turns on), so the checker is
 /// shown to catch a bug of the product, not one of its own.
@@ -83,10 +84,19 @@ pub enum InjectedBug {
     /// its forgeries as a village and as the county are taken. Caught by:
     /// authority (a change by an actor its station never wrote with).
     TrustUnsignedRelays,
+    /// A dispatch at the township or county is answered as done but never
+    /// written (`faults::Fault::LoseOrderStep`). Caught by: orders (a step
+    /// acknowledged to a clerk that no later step saw is not in the
+    /// order's agreed state).
+    LoseOrderStep,
+    /// Redemptions and transfers skip the check that the station's
+    /// allotment covers them (`faults::Fault::SkipAllotmentCheck`): a
+    /// supermarket overdraws a volunteer's points. Caught by: balances.
+    SkipAllotmentCheck,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 8] = [
+    pub const ALL: [InjectedBug; 10] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
@@ -95,6 +105,8 @@ impl InjectedBug {
         InjectedBug::ResurrectDeleted,
         InjectedBug::StaleStatistics,
         InjectedBug::TrustUnsignedRelays,
+        InjectedBug::LoseOrderStep,
+        InjectedBug::SkipAllotmentCheck,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +119,8 @@ impl InjectedBug {
             InjectedBug::ResurrectDeleted => "resurrect-deleted",
             InjectedBug::StaleStatistics => "stale-statistics",
             InjectedBug::TrustUnsignedRelays => "trust-unsigned-relays",
+            InjectedBug::LoseOrderStep => "lose-order-step",
+            InjectedBug::SkipAllotmentCheck => "skip-allotment-check",
         }
     }
 
@@ -121,6 +135,8 @@ impl InjectedBug {
             InjectedBug::ResurrectDeleted => "deletions",
             InjectedBug::StaleStatistics => "statistics",
             InjectedBug::TrustUnsignedRelays => "authority",
+            InjectedBug::LoseOrderStep => "orders",
+            InjectedBug::SkipAllotmentCheck => "balances",
         }
     }
 
@@ -132,6 +148,8 @@ impl InjectedBug {
             InjectedBug::ResurrectDeleted => Some(Fault::ResurrectDeleted),
             InjectedBug::StaleStatistics => Some(Fault::StaleStatistics),
             InjectedBug::TrustUnsignedRelays => Some(Fault::TrustUnsignedRelays),
+            InjectedBug::LoseOrderStep => Some(Fault::LoseOrderStep),
+            InjectedBug::SkipAllotmentCheck => Some(Fault::SkipAllotmentCheck),
             InjectedBug::DropAcknowledgedWrite
             | InjectedBug::SkipDocumentSync
             | InjectedBug::ApplyUnauthorized

@@ -22,6 +22,8 @@ pub mod time;
 pub mod topology;
 pub mod trace;
 pub mod truth;
+pub mod workflow_checks;
+pub mod workflows;
 pub mod workload;
 pub mod world;
 
@@ -47,6 +49,8 @@ pub struct Report {
     pub checks: BTreeMap<String, CheckResult>,
     pub fault_mix: FaultMix,
     pub counters: world::Counters,
+    /// Orders placed and stepped, redemptions and transfers.
+    pub workflows: workflows::WorkflowCounters,
     /// Where the wall time went, by kind of event (and the final checks).
     pub wall_profile_s: BTreeMap<String, f64>,
     pub injected_bug: Option<String>,
@@ -114,6 +118,7 @@ pub fn run(config: &SimConfig, wall_clock: impl Fn() -> f64) -> Report {
         checks,
         fault_mix: world.mix.clone(),
         counters: world.counters.clone(),
+        workflows: world.workflows.counters.clone(),
         wall_profile_s,
         injected_bug: config.inject_bug.map(|b| b.name().to_string()),
         passed,

@@ -153,6 +153,17 @@ fn print_summary(report: &civsync_sim::Report, peak_rss_kib: Option<u64>) {
         "connections opened {}, cut {}, stale chunks dropped {}, crashes {}, offline periods {}, partitions {}, refusals {}",
         c.connections_opened, c.connections_cut, c.stale_chunks_dropped, c.crashes, c.offline_periods, c.partitions, c.refused_by_receiver
     );
+    let w = &report.workflows;
+    println!(
+        "orders placed {}, steps {} (refused {:?}); redemptions {} ({} points, {} refused as overdrafts), transfers {}",
+        w.orders_placed,
+        w.order_steps_acknowledged,
+        w.order_steps_refused,
+        w.redemptions,
+        w.points_redeemed,
+        w.redemptions_refused_overdraft,
+        w.transfers
+    );
     match report.converged_after_s {
         Some(s) => println!("converged {s:.0} s after the final heal"),
         None => println!("did not converge"),

@@ -20,6 +20,8 @@ pub enum Stream {
     Workload = 5,
     Identity = 6,
     Misbehaviour = 7,
+    /// Orders and points (`workflows.rs`).
+    Workflows = 8,
 }
 
 const NODE_BASE: u64 = 1 << 32;

@@ -73,6 +73,9 @@ pub enum Action {
     },
     /// The county publishes the theme of a month.
     PublishTheme(Month),
+    /// An order's or a volunteer's points, through the service layer
+    /// (`workflows.rs`), run by the world rather than prepared here.
+    Workflow(crate::workflows::Step),
 }
 
 impl Action {
@@ -88,6 +91,7 @@ impl Action {
             Action::DeleteActivity => "commit_delete_activity",
             Action::StaleCorrection { .. } => "commit_stale_correction",
             Action::PublishTheme(_) => "commit_publish_theme",
+            Action::Workflow(step) => step.profile_key(),
         }
     }
 }
@@ -258,7 +262,7 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
 
 /// Events of a Poisson process of `per_day`, moved into office hours
 /// (08:00-18:00 global time), starting no earlier than `not_before`.
-fn poisson_in_working_hours<F: FnMut(SimMs)>(
+pub(crate) fn poisson_in_working_hours<F: FnMut(SimMs)>(
     rng: &mut ChaCha8Rng,
     per_day: f64,
     horizon: SimMs,
@@ -411,7 +415,22 @@ impl Workload {
                     theme: names::MONTHLY_THEMES[(month.month as usize + 11) % 12].to_string(),
                 },
             }),
+            Action::Workflow(_) => None,
         }
+    }
+
+    /// The volunteers `node`'s clerk registered (acknowledged).
+    pub fn volunteers_of(&self, node: NodeIndex) -> &[RecordId] {
+        self.clerks
+            .get(&node)
+            .map_or(&[], |clerk| clerk.volunteers.as_slice())
+    }
+
+    /// The teams `node`'s clerk founded (acknowledged).
+    pub fn teams_of(&self, node: NodeIndex) -> Vec<RecordId> {
+        self.clerks.get(&node).map_or_else(Vec::new, |clerk| {
+            clerk.teams.iter().map(|(id, _)| id.clone()).collect()
+        })
     }
 
     /// The clerk learns the ids of an acknowledged edit.

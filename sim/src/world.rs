@@ -33,6 +33,7 @@ use crate::time::{Date, NodeClock, SimMs, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS}
 use crate::topology::{LinkIndex, LinkKind, NodeIndex, Topology};
 use crate::trace::Trace;
 use crate::truth::Truth;
+use crate::workflows::{self, Workflows};
 use crate::workload::{self, Action, Change, ReadActivity, Workload};
 use civsync_protocol::domain::input::ActivityInput;
 use civsync_protocol::domain::model::{Activity, RecordId};
@@ -265,6 +266,8 @@ pub struct World {
     next_partition: u64,
     net_rng: ChaCha8Rng,
     workload: Workload,
+    /// Orders and points, and what their clerks were told.
+    pub workflows: Workflows,
     pub truth: Truth,
     pub trace: Trace,
     pub counters: Counters,
@@ -371,6 +374,7 @@ impl World {
         World {
             net_rng: rng::stream(config.seed, RngStream::Network),
             workload: Workload::new(&config),
+            workflows: Workflows::new(&config),
             config,
             mix,
             topology,
@@ -408,7 +412,13 @@ impl World {
     /// county converged or the liveness bound passed.
     pub fn run(&mut self) {
         let horizon = self.config.days * DAY_MS;
-        for (at, node, action) in workload::schedule(&self.config, &self.topology) {
+        let workflows = workflows::schedule(&self.config, &self.topology)
+            .into_iter()
+            .map(|(at, node, step)| (at, node, Action::Workflow(step)));
+        for (at, node, action) in workload::schedule(&self.config, &self.topology)
+            .into_iter()
+            .chain(workflows)
+        {
             if !self.nodes[node].misbehaving {
                 self.schedule(at, Event::Work { node, action });
             }
@@ -1102,6 +1112,9 @@ impl World {
     // ------------------------------------------------------------ clerks
 
     fn work(&mut self, node: NodeIndex, action: Action) {
+        if let Action::Workflow(step) = action {
+            return self.workflow(node, &step);
+        }
         let now = self.sched.now();
         let local_now_ms = self.local_now(node);
         let today = Date::of_unix_ms(local_now_ms);
@@ -1205,6 +1218,54 @@ impl World {
         self.propagate(node);
         *self.profile.entry("work_propagate").or_default() +=
             propagate_started.elapsed().as_secs_f64();
+    }
+
+    /// An order's or points' step through the service layer
+    /// (`workflows.rs`); what it brings about is scheduled within the run.
+    fn workflow(&mut self, node: NodeIndex, step: &workflows::Step) {
+        let now = self.sched.now();
+        let local_now_ms = self.local_now(node);
+        let Some(replica) = self.nodes[node].replica.as_mut() else {
+            self.counters.writes_skipped_node_down += 1;
+            return;
+        };
+        replica.set_now_ms(i64::try_from(local_now_ms).unwrap_or(i64::MAX));
+        let started = std::time::Instant::now();
+        let at = workflows::At {
+            topology: &self.topology,
+            workload: &self.workload,
+            node,
+            replica,
+            today: Date::of_unix_ms(local_now_ms),
+            now,
+        };
+        let outcome = self.workflows.run(at, step);
+        *self.profile.entry(step.profile_key()).or_default() += started.elapsed().as_secs_f64();
+        if let Some((document, heads, what)) = outcome.written {
+            self.counters.writes_acknowledged += 1;
+            self.trace
+                .record(TRACE_WRITE, now, node as u64, what.as_bytes());
+            self.truth.writes.push(crate::truth::AcknowledgedWrite {
+                node,
+                at: now,
+                document,
+                heads,
+                what,
+            });
+        } else if let Some(reason) = outcome.refused {
+            self.counters.writes_refused += 1;
+            let text = format!("refused: {reason}");
+            self.trace
+                .record(TRACE_WRITE, now, node as u64, text.as_bytes());
+        }
+        let horizon = self.config.days * DAY_MS;
+        for (delay, by, step) in outcome.follow_ups {
+            if now + delay < horizon && !self.nodes[by].misbehaving {
+                let action = Action::Workflow(step);
+                self.schedule(now + delay, Event::Work { node: by, action });
+            }
+        }
+        self.propagate(node);
     }
 
     fn tamper(&mut self) {

@@ -99,6 +99,8 @@ fn bug_names_are_listed_one_per_line() {
             "resurrect-deleted",
             "stale-statistics",
             "trust-unsigned-relays",
+            "lose-order-step",
+            "skip-allotment-check",
         ]
     );
 }

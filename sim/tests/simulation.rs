@@ -59,6 +59,8 @@ fn a_small_county_with_faults_and_a_liar_passes_every_checker() {
             "scope",
             "authority",
             "deletions",
+            "orders",
+            "balances",
             "run",
         ] {
             assert!(
@@ -67,6 +69,8 @@ fn a_small_county_with_faults_and_a_liar_passes_every_checker() {
             );
         }
         assert!(report.converged_after_s.is_some());
+        // The orders and balances checkers had something to check.
+        assert!(report.workflows.orders_placed > 0 && report.workflows.redemptions > 0);
     }
 }
 

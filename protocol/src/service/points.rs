@@ -42,6 +42,7 @@
 //! debits and credits the same amount in one value.
 
 use crate::domain::model::{self, date_format, FieldError, VolunteerId};
+use crate::faults::{self, Fault};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::{StationId, Tier};
 use crate::layout;
@@ -527,7 +528,8 @@ fn spend<S: Storage>(
     let ledger = read_ledger(replica, Some(&entry.volunteer))?;
     let allotments = ledger.allotments(&entry.volunteer);
     let here = allotments.get(&station).copied().unwrap_or(0);
-    if i64::try_from(entry.points).unwrap_or(i64::MAX) > here {
+    let covered = i64::try_from(entry.points).unwrap_or(i64::MAX) <= here;
+    if !covered && !faults::armed(Fault::SkipAllotmentCheck) {
         let elsewhere = allotments
             .into_iter()
             .filter(|(s, points)| s != &station && *points > 0)
