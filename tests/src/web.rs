@@ -117,6 +117,27 @@ impl WebSession {
         WebSession::finish(request.send()?)
     }
 
+    /// POST a form whose answer is a file (a download): the status, the
+    /// `content-disposition` header and the bytes as they came.
+    pub fn post_form_for_file(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, Option<String>, Vec<u8>)> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).form(fields);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send()?;
+        let status = response.status().as_u16();
+        let disposition = response
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((status, disposition, response.bytes()?.to_vec()))
+    }
+
     /// POST a file's bytes as the import page's script sends them: the
     /// file as the body, the CSRF token in its header.
     pub fn post_file(

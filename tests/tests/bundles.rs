@@ -152,3 +152,85 @@ fn a_villages_week_on_a_usb_stick_reaches_the_county_through_its_township() {
     let nothing = export(&village, "xh/t1", &next, None);
     assert_eq!(nothing["changes"], 0, "{nothing}");
 }
+
+#[test]
+fn a_clerk_carries_a_bundle_through_the_web_pages() {
+    use civsync_tests::web::{add_user, WebSession};
+    let root = tempfile::tempdir().unwrap();
+    let ca = root.path().join("ca");
+    pki_init(&ca, "xh").unwrap();
+    let mut township = certified(root.path(), &ca, "xh/t1", "township", None);
+    let mut village = certified(root.path(), &ca, "xh/t1/v1", "village", None);
+    for node in [&mut township, &mut village] {
+        node.start().unwrap();
+    }
+    add_user(&village, "wang", "clerk", "dongcun2026").unwrap();
+    add_user(&township, "li", "clerk", "zhen2026ab").unwrap();
+    let number = village.register_volunteer(3).unwrap();
+    village
+        .record_activity("web-week", "2026-11-30", std::slice::from_ref(&number))
+        .unwrap();
+
+    let mut at_village = WebSession::new(&village);
+    at_village.login("wang", "dongcun2026").unwrap();
+    let page = at_village.get("/web/bundles").unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("value=\"xh/t1\""),
+        "the township is the default: {}",
+        page.body
+    );
+    let csrf = page.csrf().unwrap();
+    let certificate = std::fs::read_to_string(township.dir.join("pki").join("node.crt")).unwrap();
+    let (status, disposition, file) = at_village
+        .post_form_for_file(
+            "/web/bundles/export",
+            &[
+                ("csrf", &csrf),
+                ("for", "xh/t1"),
+                ("certificate_pem", &certificate),
+            ],
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&file));
+    assert!(
+        disposition
+            .as_deref()
+            .is_some_and(|d| d.contains("xh_t1_v1-to-xh_t1-") && d.contains(".civsync-bundle")),
+        "{disposition:?}"
+    );
+
+    let mut at_township = WebSession::new(&township);
+    at_township.login("li", "zhen2026ab").unwrap();
+    let page = at_township.get("/web/bundles").unwrap();
+    let csrf = page.csrf().unwrap();
+    let report = at_township
+        .post_file("/web/bundles/import", Some(&csrf), file)
+        .unwrap();
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert!(
+        report.body.contains("来自 xh/t1/v1：写入 "),
+        "{}",
+        report.body
+    );
+    assert!(report.body.contains("拒收 0 个"), "{}", report.body);
+    let at_township_now = township.activity_keys("2026-11", true).unwrap();
+    assert!(
+        at_township_now.contains(&("xh/t1/v1".to_string(), "web-week".to_string())),
+        "{at_township_now:?}"
+    );
+
+    // A station whose certificate is not kept here: the page says what to do.
+    let refused = at_township
+        .post_form_for_file(
+            "/web/bundles/export",
+            &[("csrf", &csrf), ("for", "xh/t1/v9")],
+        )
+        .unwrap();
+    let shown = String::from_utf8_lossy(&refused.2);
+    assert_eq!(refused.0, 422, "{shown}");
+    assert!(
+        shown.contains("对方证书：no valid certificate of xh/t1/v9"),
+        "{shown}"
+    );
+}

@@ -119,6 +119,39 @@ async fn send(
     }
 }
 
+/// POST JSON to an endpoint that answers with a file (a bundle): the
+/// status, the answer's headers and its bytes, at most `bytes_max`.
+pub async fn post_for_file(
+    web: &Web,
+    path_and_query: &str,
+    body: &Value,
+    bytes_max: usize,
+) -> Result<(axum::http::HeaderMap, axum::body::Bytes), Answer> {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/v1/{path_and_query}"))
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).unwrap_or_default()));
+    let request = request.map_err(|error| failed(error.to_string()))?;
+    let response = match web.api.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), bytes_max)
+        .await
+        .map_err(|error| failed(error.to_string()))?;
+    if status.is_success() {
+        Ok((headers, bytes))
+    } else {
+        Err(Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        })
+    }
+}
+
 pub async fn get(web: &Web, path_and_query: &str) -> Answer {
     call(web, Method::GET, path_and_query, None).await
 }

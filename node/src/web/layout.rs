@@ -116,6 +116,13 @@ const NAV: &[NavItem] = &[
         tiers: &[],
     },
     NavItem {
+        href: "/web/bundles",
+        label: "U盘传递",
+        key: "bundles",
+        needs: Permission::Record,
+        tiers: &[],
+    },
+    NavItem {
         href: "/web/sync",
         label: "同步状态",
         key: "sync",

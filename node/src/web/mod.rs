@@ -17,6 +17,7 @@
 pub mod activities;
 pub mod admin;
 pub mod assets;
+pub mod bundles;
 pub mod catalog;
 pub mod certificate;
 pub mod dashboard;
@@ -71,6 +72,7 @@ pub fn app(ctx: Arc<NodeContext>) -> Router {
         ))
         // Uploads carry a file, under the import's own limit (set inside).
         .merge(import::routes())
+        .merge(bundles::routes())
         .layer(axum::middleware::from_fn(assets::security_headers))
         .with_state(web.clone());
     pages
