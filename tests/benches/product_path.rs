@@ -291,11 +291,11 @@ fn peak_rss(pid: u32) -> u64 {
 /// Every figure of one run, by name; a name may hold several samples
 /// (one per township).
 #[derive(Default)]
-struct Figures(BTreeMap<&'static str, Vec<f64>>);
+struct Figures(BTreeMap<String, Vec<f64>>);
 
 impl Figures {
-    fn add(&mut self, name: &'static str, value: f64) {
-        self.0.entry(name).or_default().push(value);
+    fn add(&mut self, name: impl Into<String>, value: f64) {
+        self.0.entry(name.into()).or_default().push(value);
     }
 
     fn seconds(&mut self, name: &'static str, duration: Duration) {
@@ -306,6 +306,20 @@ impl Figures {
         self.add(up, traffic.up_bytes as f64);
         self.add(down, traffic.down_bytes as f64);
     }
+}
+
+/// The median request of the first and of the last tenth of `each`: a
+/// request that grows dearer as the county fills shows here, where the
+/// phase's total cannot tell it from a uniformly slow one.
+fn first_and_last_tenth(figures: &mut Figures, what: &'static str, each: &[Duration]) {
+    let tenth = (each.len() / 10).max(1);
+    let mut first: Vec<f64> = each[..tenth].iter().map(Duration::as_secs_f64).collect();
+    let mut last: Vec<f64> = each[each.len() - tenth..]
+        .iter()
+        .map(Duration::as_secs_f64)
+        .collect();
+    figures.add(format!("{what}, first tenth"), median(&mut first));
+    figures.add(format!("{what}, last tenth"), median(&mut last));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -354,11 +368,15 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
     }
     let registry = started.elapsed();
     let started = Instant::now();
+    let mut each = Vec::new();
     for village in villages.iter().flatten() {
         let path = format!("import/volunteers?station={}&format=csv", village.station);
+        let one = Instant::now();
         import(&county, &path, &village.roster_csv);
+        each.push(one.elapsed());
     }
     let rosters = started.elapsed();
+    first_and_last_tenth(figures, "load: a roster file", &each);
     let started = Instant::now();
     for village in villages.iter().flatten() {
         for team in &village.teams {
@@ -367,11 +385,15 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
     }
     let teams = started.elapsed();
     let started = Instant::now();
+    let mut each = Vec::new();
     for village in villages.iter().flatten() {
         let path = format!("import/activities?station={}&format=csv", village.station);
+        let one = Instant::now();
         import(&county, &path, &village.ledger_csv);
+        each.push(one.elapsed());
     }
     let ledgers = started.elapsed();
+    first_and_last_tenth(figures, "load: a ledger file", &each);
     figures.seconds("load: registry", registry);
     figures.seconds("load: rosters", rosters);
     figures.seconds("load: teams", teams);
@@ -382,6 +404,9 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
         let started = Instant::now();
         county.start().expect("restart the county");
         figures.seconds(name, started.elapsed());
+        // The node watches for SIGTERM only once it serves: a SIGTERM in
+        // the first milliseconds after its API answers kills it unflushed.
+        std::thread::sleep(SETTLE);
     }
     let county_documents = county.documents().expect("the county's documents");
 
@@ -638,7 +663,7 @@ fn main() {
         for (name, values) in figures.0 {
             let mut values = values;
             let per_run = median(&mut values);
-            eprintln!("  {name}: {}", shown(name, per_run));
+            eprintln!("  {name}: {}", shown(&name, per_run));
             all.0.entry(name).or_default().extend(values);
         }
     }
@@ -658,9 +683,9 @@ fn main() {
         println!(
             "| {name} | {} | {} | {}–{} |",
             values.len(),
-            shown(name, middle),
-            shown(name, values[0]),
-            shown(name, values[values.len() - 1])
+            shown(&name, middle),
+            shown(&name, values[0]),
+            shown(&name, values[values.len() - 1])
         );
     }
 }
