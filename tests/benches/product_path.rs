@@ -260,6 +260,19 @@ fn up_to_date_with(node: &TestNode, peer: &str) -> Result<(), String> {
     }
 }
 
+/// `field` summed over the peers of `node`'s status that `which` picks:
+/// the sync payload the node counts itself, to set beside the wire's bytes.
+fn status_bytes(node: &TestNode, which: impl Fn(&Value) -> bool, field: &str) -> f64 {
+    let status = node.get("status").unwrap_or(Value::Null);
+    status["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|peer| which(peer))
+        .filter_map(|peer| peer[field].as_u64())
+        .sum::<u64>() as f64
+}
+
 /// The owner station of a document id (`kind:owner[:rest]`).
 fn owner_of(document: &str) -> &str {
     document.split(':').nth(1).unwrap_or_default()
@@ -267,6 +280,41 @@ fn owner_of(document: &str) -> &str {
 
 fn under(station: &str, ancestor: &str) -> bool {
     station == ancestor || station.starts_with(&format!("{ancestor}/"))
+}
+
+/// The summed `elapsed_ms` of every finished `job` in a node's log: the
+/// time from the node starting the job (its body received) to its report,
+/// so the rest of a request's time is HTTP, queueing and the client.
+fn job_time(log: &str, job: &str) -> Duration {
+    let millis: u64 = log
+        .lines()
+        .map(without_colours)
+        .filter(|line| line.contains(job))
+        .filter_map(|line| {
+            let rest = &line[line.find("elapsed_ms=")? + "elapsed_ms=".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_millis(millis)
+}
+
+/// A log line without its terminal colour sequences (`ESC [ ... m`).
+fn without_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for skipped in chars.by_ref() {
+                if skipped == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// Peak resident set of a process (`VmHWM`), in bytes.
@@ -399,6 +447,19 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
     figures.seconds("load: teams", teams);
     figures.seconds("load: ledgers", ledgers);
     figures.seconds("load: total", registry + rosters + teams + ledgers);
+    let log = std::fs::read_to_string(county.dir.join("node.log")).unwrap_or_default();
+    for (job, name) in [
+        (
+            "roster import",
+            "load: rosters, inside the node's import jobs",
+        ),
+        (
+            "ledger import",
+            "load: ledgers, inside the node's import jobs",
+        ),
+    ] {
+        figures.seconds(name, job_time(&log, job));
+    }
     for name in ["load: first restart answers", "load: later restart answers"] {
         county.stop().expect("stop the county");
         let started = Instant::now();
@@ -450,6 +511,10 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
             county_relay.traffic().since(&before),
         );
         figures.add("cold township: documents", expected.len() as f64);
+        figures.add(
+            "cold township: sync bytes received, in status",
+            status_bytes(township, |p| p["station"] == COUNTY, "bytes_received"),
+        );
         subtree_documents.extend(
             township
                 .documents()
@@ -507,6 +572,10 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
         county_relay.traffic().since(&before),
     );
     figures.add("cold county: documents", expected.len() as f64);
+    figures.add(
+        "cold county: sync bytes received, in status",
+        status_bytes(&empty_county, |_| true, "bytes_received"),
+    );
     figures.add(
         "cold county: county peak RSS (MiB)",
         peak_rss(empty_county.pid().expect("the county runs")) as f64 / (1024.0 * 1024.0),
