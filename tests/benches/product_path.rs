@@ -146,7 +146,7 @@ fn village(scale: &Scale, t: usize, v: usize, today: time::Date) -> Village {
     let mut roster_csv = String::from("编号,姓名,性别,身份证号\n");
     for (k, number) in numbers.iter().enumerate() {
         let seed = (first_seed + k) as u64;
-        let sex = if seed % 2 == 0 { "女" } else { "男" };
+        let sex = if seed.is_multiple_of(2) { "女" } else { "男" };
         let _ = writeln!(
             roster_csv,
             "{number},志愿者{seed},{sex},{}",
