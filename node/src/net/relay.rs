@@ -6,10 +6,16 @@
 //! link bad in ways `tc netem` would (that kernel module is not available on
 //! every machine). Each client address gets its own upstream socket, so
 //! several dialling nodes can share one relay.
+//!
+//! It also counts what it passes on each way ([`Relay::traffic`]): a node's
+//! own `status` counts only sync payload, while the UDP path also carries
+//! QUIC framing, the TLS handshake and acknowledgements, which is what a
+//! township's metered link pays for.
 
 use rand::Rng;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -36,11 +42,58 @@ pub struct Impairment {
     pub duplicate: f64,
 }
 
+/// Datagrams and their UDP payload bytes sent on, each way. "Up" is from
+/// the dialling clients to the upstream, "down" back to the clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub up_bytes: u64,
+    pub up_datagrams: u64,
+    pub down_bytes: u64,
+    pub down_datagrams: u64,
+}
+
+impl Traffic {
+    /// What passed between `earlier` (a snapshot of the same relay) and this one.
+    pub fn since(&self, earlier: &Traffic) -> Traffic {
+        Traffic {
+            up_bytes: self.up_bytes.saturating_sub(earlier.up_bytes),
+            up_datagrams: self.up_datagrams.saturating_sub(earlier.up_datagrams),
+            down_bytes: self.down_bytes.saturating_sub(earlier.down_bytes),
+            down_datagrams: self.down_datagrams.saturating_sub(earlier.down_datagrams),
+        }
+    }
+}
+
+/// One direction's totals. Counted when a datagram is actually sent on, so
+/// dropped ones are not counted and duplicated ones count twice: the
+/// figures are what the far side's link carried.
+#[derive(Debug, Default)]
+struct Counter {
+    bytes: AtomicU64,
+    datagrams: AtomicU64,
+}
+
+impl Counter {
+    fn add(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.datagrams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> (u64, u64) {
+        (
+            self.bytes.load(Ordering::Relaxed),
+            self.datagrams.load(Ordering::Relaxed),
+        )
+    }
+}
+
 #[derive(Clone)]
 pub struct Relay {
     pub listen: SocketAddr,
     impairment: Arc<Mutex<Impairment>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    up: Arc<Counter>,
+    down: Arc<Counter>,
 }
 
 impl Relay {
@@ -51,12 +104,15 @@ impl Relay {
             listen: socket.local_addr()?,
             impairment: Arc::new(Mutex::new(Impairment::default())),
             tasks: Arc::new(Mutex::new(Vec::new())),
+            up: Arc::default(),
+            down: Arc::default(),
         };
         let task = tokio::spawn(downstream_loop(
             socket,
             upstream,
             relay.impairment.clone(),
             relay.tasks.clone(),
+            (relay.up.clone(), relay.down.clone()),
         ));
         relay.tasks.lock().expect("relay task list").push(task);
         Ok(relay)
@@ -68,6 +124,18 @@ impl Relay {
 
     pub fn set_cut(&self, cut: bool) {
         self.impairment.lock().expect("relay impairment").cut = cut;
+    }
+
+    /// Everything sent on since the relay started.
+    pub fn traffic(&self) -> Traffic {
+        let (up_bytes, up_datagrams) = self.up.read();
+        let (down_bytes, down_datagrams) = self.down.read();
+        Traffic {
+            up_bytes,
+            up_datagrams,
+            down_bytes,
+            down_datagrams,
+        }
     }
 
     pub fn stop(&self) {
@@ -83,6 +151,7 @@ async fn forward(
     to: SocketAddr,
     bytes: Vec<u8>,
     impairment: &Mutex<Impairment>,
+    counter: &Arc<Counter>,
 ) {
     let setting = impairment.lock().expect("relay impairment").clone();
     // Decide everything before awaiting: the RNG is not Send.
@@ -109,15 +178,19 @@ async fn forward(
             .collect()
     };
     for delay in plan {
-        let (socket, bytes) = (socket.clone(), bytes.clone());
+        let (socket, bytes, counter) = (socket.clone(), bytes.clone(), counter.clone());
         if delay.is_zero() {
             // Awaited, not try_send: a fresh socket's readiness is unknown
             // and try_send would drop the first datagram.
-            let _ = socket.send_to(&bytes, to).await;
+            if let Ok(sent) = socket.send_to(&bytes, to).await {
+                counter.add(sent);
+            }
         } else {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let _ = socket.send_to(&bytes, to).await;
+                if let Ok(sent) = socket.send_to(&bytes, to).await {
+                    counter.add(sent);
+                }
             });
         }
     }
@@ -128,6 +201,7 @@ async fn downstream_loop(
     upstream: SocketAddr,
     impairment: Arc<Mutex<Impairment>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    (up, down): (Arc<Counter>, Arc<Counter>),
 ) {
     let mut clients: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX];
@@ -160,12 +234,13 @@ async fn downstream_loop(
                     socket.clone(),
                     client,
                     impairment.clone(),
+                    down.clone(),
                 ));
                 tasks.lock().expect("relay task list").push(task);
                 outbound
             }
         };
-        forward(outbound, upstream, buffer[..len].to_vec(), &impairment).await;
+        forward(outbound, upstream, buffer[..len].to_vec(), &impairment, &up).await;
     }
 }
 
@@ -174,6 +249,7 @@ async fn upstream_loop(
     downstream: Arc<UdpSocket>,
     client: SocketAddr,
     impairment: Arc<Mutex<Impairment>>,
+    down: Arc<Counter>,
 ) {
     let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX];
     loop {
@@ -185,6 +261,7 @@ async fn upstream_loop(
             client,
             buffer[..len].to_vec(),
             &impairment,
+            &down,
         )
         .await;
     }
@@ -272,6 +349,76 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, 4);
+        relay.stop();
+    }
+
+    /// The relay's traffic once it equals `expected`, or whatever it is
+    /// after [`ANSWER_WAIT`]: a datagram is counted just after it is sent,
+    /// so the echo can reach the client a moment before its count moves.
+    async fn traffic_when(relay: &Relay, expected: Traffic) -> Traffic {
+        let started = std::time::Instant::now();
+        loop {
+            let now = relay.traffic();
+            if now == expected || started.elapsed() >= ANSWER_WAIT {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_what_it_sends_on_each_way() {
+        let server = echo_server().await;
+        let relay = Relay::start("127.0.0.1:0".parse().unwrap(), server)
+            .await
+            .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for size in [100, 200, 300] {
+            let payload = vec![7u8; size];
+            assert_eq!(
+                round_trip(&client, relay.listen, &payload, ANSWER_WAIT).await,
+                Some(payload)
+            );
+        }
+        let three = Traffic {
+            up_bytes: 600,
+            up_datagrams: 3,
+            down_bytes: 600,
+            down_datagrams: 3,
+        };
+        assert_eq!(traffic_when(&relay, three).await, three);
+
+        // Dropped datagrams are not counted.
+        relay.set_cut(true);
+        assert_eq!(
+            round_trip(&client, relay.listen, &[1u8; 40], SILENCE_WAIT).await,
+            None
+        );
+        assert_eq!(relay.traffic(), three);
+
+        // Duplicates count twice: the request twice, each echoed twice.
+        relay.set(Impairment {
+            duplicate: 1.0,
+            ..Impairment::default()
+        });
+        client.send_to(&[2u8; 50], relay.listen).await.unwrap();
+        let expected = Traffic {
+            up_bytes: 600 + 2 * 50,
+            up_datagrams: 5,
+            down_bytes: 600 + 4 * 50,
+            down_datagrams: 7,
+        };
+        let after = traffic_when(&relay, expected).await;
+        assert_eq!(after, expected);
+        assert_eq!(
+            after.since(&three),
+            Traffic {
+                up_bytes: 100,
+                up_datagrams: 2,
+                down_bytes: 200,
+                down_datagrams: 4,
+            }
+        );
         relay.stop();
     }
 }

@@ -3,9 +3,12 @@
 //! inside a network namespace.
 //!
 //! `udp-relay --listen ADDR --upstream ADDR [--loss F] [--delay-ms N]
-//! [--jitter-ms N] [--duplicate F]`; runs until killed.
+//! [--jitter-ms N] [--duplicate F]`; runs until killed. On SIGTERM or
+//! SIGINT it prints what it relayed each way (`relayed up <bytes> B
+//! <datagrams> datagrams, down <bytes> B <datagrams> datagrams`) and exits,
+//! so a script can count the bytes a link carried.
 
-use civsync_node::net::relay::{Impairment, Relay, DELAY_MAX};
+use civsync_node::net::relay::{Impairment, Relay, Traffic, DELAY_MAX};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -94,7 +97,26 @@ async fn main() {
         "relaying {} -> {upstream} with {impairment:?}",
         relay.listen
     );
-    std::future::pending::<()>().await;
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                eprintln!("udp-relay: cannot watch for SIGTERM: {error}");
+                std::process::exit(1)
+            }
+        };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    println!("{}", traffic_line(&relay.traffic()));
+}
+
+fn traffic_line(traffic: &Traffic) -> String {
+    format!(
+        "relayed up {} B {} datagrams, down {} B {} datagrams",
+        traffic.up_bytes, traffic.up_datagrams, traffic.down_bytes, traffic.down_datagrams
+    )
 }
 
 #[cfg(test)]
@@ -103,6 +125,20 @@ mod tests {
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_traffic_line_names_both_directions() {
+        let traffic = Traffic {
+            up_bytes: 1200,
+            up_datagrams: 3,
+            down_bytes: 45,
+            down_datagrams: 1,
+        };
+        assert_eq!(
+            traffic_line(&traffic),
+            "relayed up 1200 B 3 datagrams, down 45 B 1 datagrams"
+        );
     }
 
     #[test]
