@@ -18,6 +18,10 @@
 //! documents). Both are printed.
 //!
 //! cargo bench -p civsync-protocol --bench sync_county
+//!
+//! With `SYNC_COUNTY_SIGNING=ecdsa` every node signs its changes and
+//! verifies its peers' at the node's cost (`support/ecdsa_signing.rs`), so
+//! the two runs side by side give what signed changes cost these paths.
 
 use civsync_protocol::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Volunteer,
@@ -31,7 +35,34 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use time::macros::date;
 
+#[path = "support/ecdsa_signing.rs"]
+mod ecdsa_signing;
+
 type Node = Replica<MemoryStorage>;
+
+/// Does this run sign (`SYNC_COUNTY_SIGNING=ecdsa`)?
+fn signing_on() -> bool {
+    std::env::var("SYNC_COUNTY_SIGNING").is_ok_and(|value| value == "ecdsa")
+}
+
+/// A station's signing, the same key for every copy of its node.
+fn sign(replica: &mut Node) {
+    static KEYS: std::sync::Mutex<
+        std::collections::BTreeMap<String, civsync_protocol::replica::Signing>,
+    > = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    if !signing_on() {
+        return;
+    }
+    let station = replica.local().clone();
+    let tier = replica.config().tier_of(&station);
+    let signing = KEYS
+        .lock()
+        .unwrap()
+        .entry(station.to_string())
+        .or_insert_with(|| ecdsa_signing::signing(&station, tier))
+        .clone();
+    replica.set_signing(signing).unwrap();
+}
 
 /// The system allocator, counting bytes in use and their peak.
 struct Counting;
@@ -103,7 +134,9 @@ fn node(station: &StationId) -> Node {
         documents_cached_max: 64,
         ..ReplicaConfig::default()
     };
-    Replica::open(MemoryStorage::new(), station.clone(), 7, config).unwrap()
+    let mut replica = Replica::open(MemoryStorage::new(), station.clone(), 7, config).unwrap();
+    sign(&mut replica);
+    replica
 }
 
 /// An activity with `records` service records (volunteers picked by `seed`).
@@ -316,13 +349,15 @@ fn copy(replica: &Node) -> Node {
         documents_cached_max: 64,
         ..ReplicaConfig::default()
     };
-    Replica::open(
+    let mut copied = Replica::open(
         replica.storage().crashed_copy(),
         replica.local().clone(),
         7,
         config,
     )
-    .unwrap()
+    .unwrap();
+    sign(&mut copied);
+    copied
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -331,6 +366,10 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    println!(
+        "signing: {}",
+        if signing_on() { "ECDSA P-256 (every change signed and verified)" } else { "none" }
+    );
     // One week of offline work pushed from a village to its township.
     let village = s("xh/t00/v00");
     let (mut village_node, numbers) = village_history(&village, 0);
@@ -420,6 +459,14 @@ fn main() {
             resident,
         ));
         assert_eq!(empty.documents().len(), source.documents().len());
+        if signing_on() {
+            let signed: usize = empty
+                .documents()
+                .iter()
+                .map(|document| empty.signature_count(document).unwrap())
+                .sum();
+            assert!(signed > 0, "signing is on but no signature arrived");
+        }
     }
     println!(
         "cold township subtree: {} documents, {} B down, {} B up, median {:.2} s of 3 (runs {times:.2?}, CPU {cpu_times:.2?} s); \
