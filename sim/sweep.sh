@@ -50,6 +50,7 @@ caught_by() {
         trust-unsigned-relays) echo authority ;;
         lose-order-step) echo orders ;;
         skip-allotment-check) echo balances ;;
+        keep-replaced-contribution) echo index ;;
         *) echo "" ;;
     esac
 }

@@ -5,7 +5,8 @@
 //! Layer: the bottom; uses nothing else in the crate. Used by `layout`,
 //! `stats` and `service`, at the few places a fault breaks them
 //! (`StaleStatistics` in `service/statistics.rs`, `LoseOrderStep` in
-//! `service/order_flow.rs`, `SkipAllotmentCheck` in `service/points.rs`).
+//! `service/order_flow.rs`, `SkipAllotmentCheck` in `service/points.rs`,
+//! `KeepReplacedContribution` in `stats/index.rs`).
 //!
 //! Without the `injected-faults` feature (every node build) [`armed`] is a
 //! constant `false` and the faulty branches compile away. With it (the
@@ -37,6 +38,10 @@ pub enum Fault {
     /// A redemption or transfer is written without checking that the
     /// station's allotment covers it: an offline supermarket overdraws.
     SkipAllotmentCheck,
+    /// The statistics index adds a document's new contribution without
+    /// taking its old one away: every document read again after it changed
+    /// is counted once more, while a rebuild from nothing counts it once.
+    KeepReplacedContribution,
 }
 
 impl Fault {
@@ -48,6 +53,7 @@ impl Fault {
             Fault::TrustUnsignedRelays => 8,
             Fault::LoseOrderStep => 16,
             Fault::SkipAllotmentCheck => 32,
+            Fault::KeepReplacedContribution => 64,
         }
     }
 }

@@ -45,7 +45,8 @@ impl std::str::FromStr for FaultLevel {
 /// the simulator (the host wrapper, the crash path, the replica's
 /// configuration); the ones that break a rule of the product itself
 /// (`resurrect-deleted`, `miscount-aggregate`, `stale-statistics`,
-/// `trust-unsigned-relays`, `lose-order-step`, `skip-allotment-check`) are armed in the product's
+/// `trust-unsigned-relays`, `lose-order-step`, `skip-allotment-check`,
+/// `keep-replaced-contribution`) are armed in the product's
 /// own code through `civsync_protocol::faults` (compiled in only with the
 /// `injected-faults` feature the simulator turns on), so the checker is
 /// shown to catch a bug of the product, not one of its own.
@@ -93,10 +94,16 @@ pub enum InjectedBug {
     /// allotment covers them (`faults::Fault::SkipAllotmentCheck`): a
     /// supermarket overdraws a volunteer's points. Caught by: balances.
     SkipAllotmentCheck,
+    /// The statistics index a node keeps adds a changed document's new
+    /// contribution without taking its old one away
+    /// (`faults::Fault::KeepReplacedContribution`). Caught by: index (the
+    /// index kept across refreshes and restarts differs from a count from
+    /// scratch over the same replica).
+    KeepReplacedContribution,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 10] = [
+    pub const ALL: [InjectedBug; 11] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
@@ -107,6 +114,7 @@ impl InjectedBug {
         InjectedBug::TrustUnsignedRelays,
         InjectedBug::LoseOrderStep,
         InjectedBug::SkipAllotmentCheck,
+        InjectedBug::KeepReplacedContribution,
     ];
 
     pub fn name(self) -> &'static str {
@@ -121,6 +129,7 @@ impl InjectedBug {
             InjectedBug::TrustUnsignedRelays => "trust-unsigned-relays",
             InjectedBug::LoseOrderStep => "lose-order-step",
             InjectedBug::SkipAllotmentCheck => "skip-allotment-check",
+            InjectedBug::KeepReplacedContribution => "keep-replaced-contribution",
         }
     }
 
@@ -137,6 +146,7 @@ impl InjectedBug {
             InjectedBug::TrustUnsignedRelays => "authority",
             InjectedBug::LoseOrderStep => "orders",
             InjectedBug::SkipAllotmentCheck => "balances",
+            InjectedBug::KeepReplacedContribution => "index",
         }
     }
 
@@ -150,6 +160,7 @@ impl InjectedBug {
             InjectedBug::TrustUnsignedRelays => Some(Fault::TrustUnsignedRelays),
             InjectedBug::LoseOrderStep => Some(Fault::LoseOrderStep),
             InjectedBug::SkipAllotmentCheck => Some(Fault::SkipAllotmentCheck),
+            InjectedBug::KeepReplacedContribution => Some(Fault::KeepReplacedContribution),
             InjectedBug::DropAcknowledgedWrite
             | InjectedBug::SkipDocumentSync
             | InjectedBug::ApplyUnauthorized

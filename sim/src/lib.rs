@@ -10,6 +10,7 @@ pub mod checks;
 pub mod config;
 pub mod faults;
 pub mod host;
+pub mod index_checks;
 pub mod misbehaviour;
 pub mod names;
 pub mod network;

@@ -24,6 +24,7 @@
 use crate::config::{FaultMix, InjectedBug, SimConfig};
 use crate::faults::{self, Fault, PartitionKind};
 use crate::host::{Forgery, SimHost};
+use crate::index_checks::{IndexWatch, INDEX_LOOK_EVERY_MS};
 use crate::network::{Arrival, ConnectionId, Side, Stream, DIALER, LISTENER};
 use crate::rng::{self, Stream as RngStream};
 use crate::scheduler::Scheduler;
@@ -156,6 +157,10 @@ enum Event {
     Statistics {
         node: NodeIndex,
     },
+    /// A clerk's query at a node whose statistics index is watched.
+    IndexLook {
+        node: NodeIndex,
+    },
 }
 
 impl Event {
@@ -174,6 +179,7 @@ impl Event {
             // Not "statistics": that is a checker's name, whose time would
             // overwrite this entry in the profile.
             Event::Statistics { .. } => "statistics_look",
+            Event::IndexLook { .. } => "index_look",
         }
     }
 }
@@ -285,6 +291,8 @@ pub struct World {
     pub converged_at: Option<SimMs>,
     pub last_fault_at: SimMs,
     stopped: bool,
+    /// The statistics index of a sample of nodes, kept as the node keeps it.
+    pub index_watch: IndexWatch,
 }
 
 impl World {
@@ -371,6 +379,7 @@ impl World {
         let links = (0..topology.links.len())
             .map(|_| LinkState::default())
             .collect();
+        let index_watch = IndexWatch::new(&topology, |n| !nodes[n].misbehaving);
         World {
             net_rng: rng::stream(config.seed, RngStream::Network),
             workload: Workload::new(&config),
@@ -398,6 +407,7 @@ impl World {
             converged_at: None,
             last_fault_at: 0,
             stopped: false,
+            index_watch,
         }
     }
 
@@ -439,6 +449,11 @@ impl World {
                 let at = self.net_rng.gen_range(0..STATISTICS_LOOK_EVERY_MS);
                 self.schedule(at, Event::Statistics { node });
             }
+        }
+        // Spread without a random draw: the other streams stay as they were.
+        for (nth, node) in self.index_watch.watched().into_iter().enumerate() {
+            let at = (nth as SimMs * 7 * MINUTE_MS) % INDEX_LOOK_EVERY_MS;
+            self.schedule(at, Event::IndexLook { node });
         }
         for link in 0..self.links.len() {
             let delay = self.net_rng.gen_range(0..REDIAL_DELAY_MAX_MS);
@@ -497,6 +512,12 @@ impl World {
                 self.statistics(node);
                 let next = self.sched.now() + STATISTICS_LOOK_EVERY_MS;
                 self.schedule(next, Event::Statistics { node });
+            }
+            Event::IndexLook { node } => {
+                if let Some(replica) = self.nodes[node].replica.as_mut() {
+                    self.index_watch.look(node, replica, at);
+                }
+                self.schedule(at + INDEX_LOOK_EVERY_MS, Event::IndexLook { node });
             }
         }
     }
@@ -953,6 +974,7 @@ impl World {
         }
         self.counters.crashes += 1;
         self.cut_links_of(node, "node crashed");
+        self.index_watch.crashed(node);
         let state = &mut self.nodes[node];
         state.statistics = None;
         let mut storage = state.replica.take().expect("checked above").into_storage();

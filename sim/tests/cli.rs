@@ -101,6 +101,7 @@ fn bug_names_are_listed_one_per_line() {
             "trust-unsigned-relays",
             "lose-order-step",
             "skip-allotment-check",
+            "keep-replaced-contribution",
         ]
     );
 }

@@ -24,6 +24,7 @@ use super::figures::{CategoryCounts, Figures, FormCounts, Period, Quarter, Stats
 use super::retired::RetiredStations;
 use super::scratch::{MonthStatistics, StationStatistics, Statistics, VolunteerTally};
 use crate::domain::model::{star_level, Category, Form, Hours, RecordId, VolunteerId};
+use crate::faults::{self, Fault};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::{Station, StationId, Tier};
 use crate::replica::freshness::{Freshness, StationFreshness};
@@ -248,7 +249,9 @@ impl StatsIndex {
     pub fn apply(&mut self, id: &DocumentId, contribution: Contribution) -> Result<(), StatsError> {
         check_matches(id, &contribution)?;
         if let Some(old) = self.contributions.remove(id) {
-            self.fold(&old, Sign::Remove);
+            if !faults::armed(Fault::KeepReplacedContribution) {
+                self.fold(&old, Sign::Remove);
+            }
         }
         self.fold(&contribution, Sign::Add);
         self.contributions.insert(id.clone(), contribution);
