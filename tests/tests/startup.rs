@@ -44,3 +44,55 @@ fn a_node_whose_api_port_is_taken_stops_at_once_and_says_why() {
     assert_eq!(first.get("node").unwrap()["station"], "xh/t1/v1");
     first.stop().unwrap();
 }
+
+/// The `field=value` of the last "statistics index loaded" line of a log.
+fn last_index_load(log: &str, field: &str) -> Option<u64> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains("statistics index loaded"))?;
+    let at = line.find(&format!("{field}="))? + field.len() + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_node_stopped_right_after_a_bulk_import_starts_without_reading_its_documents_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::init(&dir.path().join("v1"), "xh/t1/v1", "village", None).unwrap();
+    node.start().unwrap();
+    let mut roster = String::from("姓名,性别,身份证号\n");
+    for seed in 0..40 {
+        roster.push_str(&format!(
+            "志愿者{seed},女,{}\n",
+            civsync_tests::id_number(seed)
+        ));
+    }
+    let (status, report) = node
+        .request(reqwest::Method::POST, "import/volunteers?format=csv")
+        .header("content-type", "application/octet-stream")
+        .body(roster.into_bytes())
+        .send()
+        .map(|response| {
+            let status = response.status().as_u16();
+            (status, response.text().unwrap_or_default())
+        })
+        .unwrap();
+    assert!(status == 200 || status == 201, "{status} {report}");
+    // Stopped at once: no query came in between to count the import.
+    node.stop().unwrap();
+    node.start().unwrap();
+    let log = node.log();
+    let documents = last_index_load(&log, "documents").expect("the index was loaded");
+    assert!(documents >= 1, "{log}");
+    assert_eq!(
+        last_index_load(&log, "read_again"),
+        Some(0),
+        "the start read documents again instead of reusing the saved index:\n{log}"
+    );
+    assert_eq!(last_index_load(&log, "reused"), Some(documents), "{log}");
+    node.stop().unwrap();
+}
