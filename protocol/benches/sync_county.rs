@@ -368,7 +368,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn main() {
     println!(
         "signing: {}",
-        if signing_on() { "ECDSA P-256 (every change signed and verified)" } else { "none" }
+        if signing_on() {
+            "ECDSA P-256 (every change signed and verified)"
+        } else {
+            "none"
+        }
     );
     // One week of offline work pushed from a village to its township.
     let village = s("xh/t00/v00");

@@ -78,3 +78,28 @@ pub(crate) fn county_key() -> crate::domain::pii::CountyOpenKey {
 pub(crate) fn sealer() -> crate::domain::pii::IdSealer {
     crate::domain::pii::IdSealer::new(county_key().seal_key(), [4; 32])
 }
+
+/// The county secret the keyed-hash stand-in certifies stations with.
+pub(crate) const SIGNING_ROOT_SECRET: &[u8] = b"xh county";
+
+/// An empty node of station `at` that signs its changes and checks its
+/// peers' with the keyed-hash stand-in for certificates.
+pub(crate) fn signed_node_with(
+    at: &str,
+    incarnation: u64,
+    config: ReplicaConfig,
+) -> Replica<MemoryStorage> {
+    use crate::sync::signing::keyed_hash::{KeyedHashSigner, KeyedHashVerifier};
+    let mut node = Replica::open(MemoryStorage::new(), station(at), incarnation, config).unwrap();
+    let tier = node.config().tier_of(&station(at));
+    node.set_signing(crate::replica::Signing {
+        signer: Some(std::sync::Arc::new(KeyedHashSigner::new(
+            SIGNING_ROOT_SECRET,
+            &station(at),
+            tier,
+        ))),
+        verifier: std::sync::Arc::new(KeyedHashVerifier::new(SIGNING_ROOT_SECRET)),
+    })
+    .unwrap();
+    node
+}

@@ -428,6 +428,26 @@ impl TestNode {
             .with_context(|| format!("no volunteer number in {body}"))
     }
 
+    /// `Ok` when this node holds every document of `reference` (id → heads
+    /// digest, as [`TestNode::documents`] gives) with the same digest; else
+    /// which it lacks or differs on.
+    pub fn holds_all_of(
+        &self,
+        reference: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let held = self.documents().map_err(|e| e.to_string())?;
+        let missing: Vec<&String> = reference
+            .iter()
+            .filter(|(id, digest)| held.get(*id) != Some(*digest))
+            .map(|(id, _)| id)
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} lacks or differs on {missing:?}", self.station))
+        }
+    }
+
     /// This node's status entry for peer `station`, if it knows the peer.
     pub fn peer_status(&self, station: &str) -> anyhow::Result<Option<Value>> {
         let status = self.get("status")?;

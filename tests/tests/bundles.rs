@@ -23,20 +23,6 @@ fn village_documents(node: &TestNode) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn holds_all_of(node: &TestNode, reference: &BTreeMap<String, String>) -> Result<(), String> {
-    let held = node.documents().map_err(|e| e.to_string())?;
-    let missing: Vec<&String> = reference
-        .iter()
-        .filter(|(id, digest)| held.get(*id) != Some(*digest))
-        .map(|(id, _)| id)
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} lacks or differs on {missing:?}", node.station))
-    }
-}
-
 fn export(
     node: &TestNode,
     to: &str,
@@ -105,8 +91,8 @@ fn a_villages_week_on_a_usb_stick_reaches_the_county_through_its_township() {
     assert!(said.contains("0 refused"), "{said}");
     // The county sees the week, through the township's link.
     wait_until(SYNC_TIMEOUT, || {
-        holds_all_of(&township, &week)?;
-        holds_all_of(&county, &week)
+        township.holds_all_of(&week)?;
+        county.holds_all_of(&week)
     })
     .unwrap_or_else(|missing| panic!("{missing}\ntownship log:\n{}", township.log()));
     let county_week: Vec<_> = county

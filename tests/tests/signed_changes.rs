@@ -9,22 +9,6 @@ use std::time::Duration;
 
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `node`'s documents equal `reference`'s, document for document (heads
-/// digests), for every document `reference` holds.
-fn holds_all_of(node: &TestNode, reference: &BTreeMap<String, String>) -> Result<(), String> {
-    let held = node.documents().map_err(|e| e.to_string())?;
-    let missing: Vec<&String> = reference
-        .iter()
-        .filter(|(id, digest)| held.get(*id) != Some(*digest))
-        .map(|(id, _)| id)
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} lacks or differs on {missing:?}", node.station))
-    }
-}
-
 /// Stop `node`, delete its store (the disk died; certificate and settings
 /// were kept or restored), start it again.
 fn lose_store(node: &mut TestNode) {
@@ -83,8 +67,8 @@ fn a_county_and_then_a_township_that_lost_their_stores_get_every_document_back()
             .into_iter()
             .filter(|(id, _)| id.starts_with("roster:"))
             .collect();
-        holds_all_of(&township, &roster)?;
-        holds_all_of(&village, &roster)
+        township.holds_all_of(&roster)?;
+        village.holds_all_of(&roster)
     })
     .unwrap_or_else(|missing| panic!("{missing}"));
     let (status, body) = township
@@ -99,8 +83,8 @@ fn a_county_and_then_a_township_that_lost_their_stores_get_every_document_back()
         .unwrap();
     wait_until(SYNC_TIMEOUT, || {
         let whole = village.documents().map_err(|e| e.to_string())?;
-        holds_all_of(&county, &whole)?;
-        holds_all_of(&township, &whole)
+        county.holds_all_of(&whole)?;
+        township.holds_all_of(&whole)
     })
     .unwrap_or_else(|missing| panic!("{missing}"));
     // The village's documents, where the county, the township and the
@@ -120,7 +104,7 @@ fn a_county_and_then_a_township_that_lost_their_stores_get_every_document_back()
     // the county's own writes included.
     lose_store(&mut county);
     wait_until(SYNC_TIMEOUT, || {
-        holds_all_of(&county, &before)?;
+        county.holds_all_of(&before)?;
         no_refusals(&county, "xh/t1")
     })
     .unwrap_or_else(|missing| panic!("{missing}\ncounty log:\n{}", county.log()));
@@ -129,7 +113,7 @@ fn a_county_and_then_a_township_that_lost_their_stores_get_every_document_back()
     let before = village_documents(&township);
     lose_store(&mut township);
     wait_until(SYNC_TIMEOUT, || {
-        holds_all_of(&township, &before)?;
+        township.holds_all_of(&before)?;
         no_refusals(&township, "xh/t1/v1")?;
         no_refusals(&township, "xh")
     })

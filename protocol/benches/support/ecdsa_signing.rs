@@ -42,7 +42,11 @@ impl ChangeSigner for Signer {
     }
 
     fn sign(&self, change: &ChangeHash) -> Vec<u8> {
-        self.key.sign(&self.rng, &change.0).unwrap().as_ref().to_vec()
+        self.key
+            .sign(&self.rng, &change.0)
+            .unwrap()
+            .as_ref()
+            .to_vec()
     }
 }
 
@@ -66,8 +70,8 @@ impl ChangeVerifier for Verifier {
             .get(usize::from(body[0]))
             .copied()
             .ok_or("bad tier")?;
-        let station = std::str::from_utf8(&body[1 + PUBLIC_KEY_BYTES..])
-            .map_err(|_| "bad station")?;
+        let station =
+            std::str::from_utf8(&body[1 + PUBLIC_KEY_BYTES..]).map_err(|_| "bad station")?;
         Ok(VerifiedWriter {
             station: StationId::parse(station).map_err(|error| error.to_string())?,
             tier,

@@ -36,7 +36,7 @@
 
 pub mod bounds;
 mod build;
-mod bundles;
+pub mod bundles;
 mod chunks;
 mod config;
 pub mod freshness;
@@ -57,7 +57,6 @@ use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 pub use bounds::{BoundError, DecodeCost, DecodeLimits};
 pub use build::{BuiltDocument, DocumentBuilder, StoreBuiltError};
-pub use bundles::{BundleExport, BundleImport};
 use freshness::Freshness;
 pub use intake::{IntakeRefusal, PeerIntake, PeerQuotas};
 use layout::{

@@ -3,37 +3,24 @@
 
 use crate::identity::document_id::DocumentId;
 use crate::identity::station::Tier;
-use crate::replica::signatures::Signing;
 use crate::replica::{Replica, ReplicaConfig};
 use crate::storage::MemoryStorage;
 use crate::sync::authority::UnsignedChanges;
 use crate::sync::bundle::BundleContents;
-use crate::sync::signing::keyed_hash::{KeyedHashSigner, KeyedHashVerifier};
+use crate::sync::signing::keyed_hash::KeyedHashSigner;
 use crate::sync::signing::{ChangeSigner, CredentialEntry, SignatureEntry, SignedSyncMessage};
-use crate::test_support::{station, sync_document};
+use crate::test_support::{
+    signed_node_with, station, sync_document, SIGNING_ROOT_SECRET as ROOT_SECRET,
+};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
-use std::sync::Arc;
-
-const ROOT_SECRET: &[u8] = b"xh county";
 
 fn signed_node(at: &str, incarnation: u64) -> Replica<MemoryStorage> {
     let config = ReplicaConfig {
         unsigned_changes: UnsignedChanges::FromWriterOnly,
         ..ReplicaConfig::default()
     };
-    let mut node = Replica::open(MemoryStorage::new(), station(at), incarnation, config).unwrap();
-    let tier = node.config().tier_of(&station(at));
-    node.set_signing(Signing {
-        signer: Some(Arc::new(KeyedHashSigner::new(
-            ROOT_SECRET,
-            &station(at),
-            tier,
-        ))),
-        verifier: Arc::new(KeyedHashVerifier::new(ROOT_SECRET)),
-    })
-    .unwrap();
-    node
+    signed_node_with(at, incarnation, config)
 }
 
 fn roster() -> DocumentId {
@@ -50,7 +37,7 @@ fn carry(
     from: &mut Replica<MemoryStorage>,
     to: &mut Replica<MemoryStorage>,
     full: bool,
-) -> crate::replica::BundleImport {
+) -> crate::replica::bundles::BundleImport {
     let export = from.export_bundle(to.local(), full).unwrap();
     let checked = BundleContents::decode(&export.contents.encode()).unwrap();
     to.import_bundle(checked).unwrap()

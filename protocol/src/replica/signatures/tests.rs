@@ -10,30 +10,15 @@ use crate::sync::authority::AuthorityError;
 use crate::sync::host::{ReceiveError, SyncHost};
 use crate::sync::signing::keyed_hash::{KeyedHashSigner, KeyedHashVerifier};
 use crate::sync::signing::{PayloadFormat, SignedSyncMessage};
-use crate::test_support::{station, sync_document};
+use crate::test_support::{
+    signed_node_with, station, sync_document, SIGNING_ROOT_SECRET as ROOT_SECRET,
+};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use std::sync::Arc;
 
-const ROOT_SECRET: &[u8] = b"xh county";
-
 fn signed_node(at: &str, incarnation: u64) -> Replica<MemoryStorage> {
     signed_node_with(at, incarnation, ReplicaConfig::default())
-}
-
-fn signed_node_with(at: &str, incarnation: u64, config: ReplicaConfig) -> Replica<MemoryStorage> {
-    let mut node = Replica::open(MemoryStorage::new(), station(at), incarnation, config).unwrap();
-    let tier = node.config().tier_of(&station(at));
-    node.set_signing(Signing {
-        signer: Some(Arc::new(KeyedHashSigner::new(
-            ROOT_SECRET,
-            &station(at),
-            tier,
-        ))),
-        verifier: Arc::new(KeyedHashVerifier::new(ROOT_SECRET)),
-    })
-    .unwrap();
-    node
 }
 
 fn roster() -> DocumentId {
