@@ -25,7 +25,8 @@
 //! the station the header names), the signature, then decryption and the
 //! contents' own bounds (`BundleContents::decode`).
 
-use crate::net::pki::{self, NodeIdentity};
+use crate::net::change_signing::{check_node_certificate, CertificateTime};
+use crate::net::pki::NodeIdentity;
 use crate::net::revocation::RevocationSet;
 use civsync_protocol::sync::bundle::{BundleContents, CheckedBundle, BUNDLE_BYTES_MAX};
 use civsync_protocol::StationId;
@@ -34,7 +35,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{
     EcdsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use serde::{Deserialize, Serialize};
 
 type BundleKem = hpke::kem::DhP256HkdfSha256;
@@ -197,32 +198,14 @@ impl BundleKeys {
         certificate: &[u8],
         now_unix_s: i64,
     ) -> Result<StationId, String> {
-        let identity = pki::read_certificate_identity(certificate)
-            .map_err(|error| format!("not a node certificate: {error}"))?;
-        if !self
-            .identity
-            .county
-            .is_ancestor_or_self_of(&identity.station)
-        {
-            return Err(format!(
-                "a certificate of station {}, outside county {}",
-                identity.station, self.identity.county
-            ));
-        }
-        let chain = [CertificateDer::from(certificate.to_vec())];
-        pki::verify_issued_by(&chain, &self.identity.ca_cert, now_unix_s).map_err(|reason| {
-            format!(
-                "the certificate of station {} is not valid under this county's CA ({}): {reason}",
-                identity.station, self.identity.county
-            )
-        })?;
-        if let Some(revoked) = self.revocations.revoking(certificate) {
-            return Err(format!(
-                "the certificate of station {} is revoked: {}",
-                identity.station, revoked.reason
-            ));
-        }
-        Ok(identity.station)
+        check_node_certificate(
+            &self.identity.ca_cert,
+            &self.identity.county,
+            &self.revocations,
+            certificate,
+            CertificateTime::At(now_unix_s),
+        )
+        .map(|identity| identity.station)
     }
 
     /// Seal `contents` to the holder of `recipient_certificate` (checked

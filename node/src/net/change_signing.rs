@@ -108,34 +108,68 @@ impl NodeChangeVerifier {
     }
 }
 
+/// When a node certificate is judged valid.
+#[derive(Debug, Clone, Copy)]
+pub enum CertificateTime {
+    /// At this Unix time (a bundle being opened now).
+    At(i64),
+    /// At this Unix time, brought inside the certificate's own validity
+    /// (a signed change, which stays signed after its certificate ends).
+    WithinItsValidity(i64),
+}
+
+/// A node certificate checked against this county: issued by its CA for a
+/// station inside it, valid at `time`, not revoked by the list in force.
+/// The one check behind change signatures and bundles.
+pub fn check_node_certificate(
+    ca: &CertificateDer<'static>,
+    county: &StationId,
+    revocations: &RevocationSet,
+    certificate: &[u8],
+    time: CertificateTime,
+) -> Result<pki::CertificateIdentity, String> {
+    let identity = pki::read_certificate_identity(certificate)
+        .map_err(|error| format!("not a node certificate: {error}"))?;
+    if !county.is_ancestor_or_self_of(&identity.station) {
+        return Err(format!(
+            "a certificate of station {}, outside county {county}",
+            identity.station
+        ));
+    }
+    if let Some(revoked) = revocations.revoking(certificate) {
+        return Err(format!(
+            "the certificate of station {} is revoked: {}",
+            identity.station, revoked.reason
+        ));
+    }
+    let at_unix_s = match time {
+        CertificateTime::At(at) => at,
+        CertificateTime::WithinItsValidity(at) => {
+            at.clamp(identity.not_before_unix_s, identity.not_after_unix_s)
+        }
+    };
+    let chain = [CertificateDer::from(certificate.to_vec())];
+    pki::verify_issued_by(&chain, ca, at_unix_s).map_err(|reason| {
+        format!(
+            "the certificate of station {} is not signed by this county's CA ({county}) or not valid: {reason}",
+            identity.station
+        )
+    })?;
+    Ok(identity)
+}
+
 impl ChangeVerifier for NodeChangeVerifier {
     fn check_credential(&self, credential: &[u8], now_ms: i64) -> Result<VerifiedWriter, String> {
-        let identity = pki::read_certificate_identity(credential)
-            .map_err(|error| format!("not a node certificate: {error}"))?;
-        if !self.county.is_ancestor_or_self_of(&identity.station) {
-            return Err(format!(
-                "a certificate of station {}, outside county {}",
-                identity.station, self.county
-            ));
-        }
-        if let Some(revoked) = self.revocations.revoking(credential) {
-            return Err(format!(
-                "the certificate of station {} is revoked: {}",
-                identity.station, revoked.reason
-            ));
-        }
         // Judged within the certificate's own validity: a change signed
         // while it was valid stays signed after it ends (its history must
         // keep travelling); what ended it for good is revocation.
-        let now_unix_s = now_ms.div_euclid(1000);
-        let within = now_unix_s.clamp(identity.not_before_unix_s, identity.not_after_unix_s);
-        let chain = [CertificateDer::from(credential.to_vec())];
-        pki::verify_issued_by(&chain, &self.ca, within).map_err(|reason| {
-            format!(
-                "the certificate of station {} is not signed by this county's CA ({}): {reason}",
-                identity.station, self.county
-            )
-        })?;
+        let identity = check_node_certificate(
+            &self.ca,
+            &self.county,
+            &self.revocations,
+            credential,
+            CertificateTime::WithinItsValidity(now_ms.div_euclid(1000)),
+        )?;
         if let Ok(mut keys) = self.keys.lock() {
             if keys.len() < KEYS_CACHED_MAX {
                 if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(credential) {

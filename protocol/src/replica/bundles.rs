@@ -247,16 +247,7 @@ impl<S: Storage> Replica<S> {
         envelope: &[u8],
     ) -> Result<usize, ReceiveError> {
         check_document(document, self.peer_side(from), self.local_side())?;
-        if envelope.len() > self.config.sync_message_bytes_max {
-            return Err(Self::malformed(
-                document,
-                format!(
-                    "{} bytes exceeds the limit of {}",
-                    envelope.len(),
-                    self.config.sync_message_bytes_max
-                ),
-            ));
-        }
+        self.check_message_bytes(document, envelope.len())?;
         let envelope = SignedSyncMessage::decode(envelope, self.config.sync_message_changes_max)
             .map_err(|reason| Self::malformed(document, reason))?;
         let table: SignatureTable = self.check_envelope(document, &envelope)?;

@@ -104,6 +104,23 @@ impl<S: Storage> Replica<S> {
         }
     }
 
+    /// Refuse a message (or a bundle's document) over the configured size
+    /// before anything decodes it.
+    pub(super) fn check_message_bytes(
+        &self,
+        document: &DocumentId,
+        bytes: usize,
+    ) -> Result<(), ReceiveError> {
+        let max = self.config.sync_message_bytes_max;
+        if bytes > max {
+            return Err(Self::malformed(
+                document,
+                format!("{bytes} bytes exceeds the limit of {max}"),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn malformed(document: &DocumentId, reason: impl ToString) -> ReceiveError {
         ReceiveError::Malformed {
             document: document.clone(),
@@ -402,16 +419,7 @@ impl<S: Storage> Replica<S> {
         message: &[u8],
         table: &SignatureTable,
     ) -> Result<ReceiveOutcome, ReceiveError> {
-        if message.len() > self.config.sync_message_bytes_max {
-            return Err(Self::malformed(
-                document,
-                format!(
-                    "{} bytes exceeds the limit of {}",
-                    message.len(),
-                    self.config.sync_message_bytes_max
-                ),
-            ));
-        }
+        self.check_message_bytes(document, message.len())?;
         let decoded = Message::decode(message).map_err(|error| Self::malformed(document, error))?;
         self.check_decode_cost(document, &decoded)?;
         if !self.holds(document) && decoded.changes.len() == 1 {
@@ -639,16 +647,7 @@ impl<S: Storage> SyncHost for Replica<S> {
         let (payload, table) = match format {
             PayloadFormat::Plain => (None, SignatureTable::default()),
             PayloadFormat::Signed => {
-                if message.len() > self.config.sync_message_bytes_max {
-                    return Err(Self::malformed(
-                        document,
-                        format!(
-                            "{} bytes exceeds the limit of {}",
-                            message.len(),
-                            self.config.sync_message_bytes_max
-                        ),
-                    ));
-                }
+                self.check_message_bytes(document, message.len())?;
                 let envelope =
                     SignedSyncMessage::decode(message, self.config.sync_message_changes_max)
                         .map_err(|reason| Self::malformed(document, reason))?;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::net::pki;
 use civsync_protocol::sync::bundle::{BundledDocument, BUNDLE_FORMAT_VERSION};
 use civsync_protocol::Tier;
 
@@ -133,7 +134,7 @@ fn a_bundle_from_another_county_or_claiming_another_sender_is_refused_naming_why
         .unwrap_err();
     // The foreign node cannot even seal to our township: our certificate
     // is not of its CA.
-    assert!(file.contains("not valid under this county's CA"), "{file}");
+    assert!(file.contains("not signed by this county's CA"), "{file}");
     let village = county.issue("xh/t1/v1", Tier::Village);
     let neighbour = county.issue("xh/t1/v2", Tier::Village);
     // A neighbour's key sealing contents that claim to be the village's.
