@@ -295,19 +295,12 @@ struct Clerk {
     deleted: Vec<(DocumentId, Activity)>,
 }
 
-/// Bytes of a sealed ID number: the ephemeral X25519 key, the 18
-/// characters, the AEAD tag (`pii::SEALED_BYTES`).
-const ID_SEAL_BYTES: usize = 32 + 18 + 16;
-/// Bytes of a sealed phone besides its digits: the ephemeral X25519 key
-/// and the AEAD tag (`phone::seal`).
-const PHONE_SEAL_OVERHEAD_BYTES: usize = 32 + 16;
-
 /// Stand-ins for the seals the registration writes into a volunteer
 /// record: the product's prefix, then as many random bytes (in hex) as a
 /// real seal to the county holds. A real seal is random bytes of that
 /// length to whoever lacks the county's key, and nothing in the simulation
 /// opens one, so the documents keep their size and content; sealing for
-/// real (two X25519 key agreements per volunteer) was a fifth of a county
+/// real (one X25519 key agreement per volunteer then) was a fifth of a county
 /// run's time.
 struct SealStandIns {
     rng: ChaCha8Rng,
@@ -324,7 +317,7 @@ impl SealStandIns {
     }
 
     fn id_number(&mut self) -> String {
-        self.random_hex(SEALED_PREFIX, ID_SEAL_BYTES)
+        self.random_hex(SEALED_PREFIX, pii::SEALED_BYTES)
     }
 
     /// What `IdSealer::seal_phone` writes without a home phone key: the
@@ -334,7 +327,7 @@ impl SealStandIns {
             masked: phone::mask(digits),
             county: self.random_hex(
                 PHONE_SEALED_PREFIX,
-                PHONE_SEAL_OVERHEAD_BYTES + digits.len(),
+                phone::SEAL_OVERHEAD_BYTES + digits.len(),
             ),
             home: String::new(),
         }

@@ -241,7 +241,7 @@ fn a_stolen_village_pc_reveals_no_id_number_and_the_county_still_finds_duplicate
         assert!(stored
             .iter()
             .all(|field| !field.to_uppercase().contains(&truth)));
-        assert!(volunteer.id_sealed.starts_with("hpke1:"), "{volunteer:?}");
+        assert!(volunteer.id_sealed.starts_with("hpke2:"), "{volunteer:?}");
         for (name, key) in &keys {
             // As an HMAC key over the true number: matches no stored field.
             let digest = hmac_hex(key, truth.as_bytes());

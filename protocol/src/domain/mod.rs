@@ -5,7 +5,8 @@
 //! (`input`: every refusal names the field), and ID-card numbers (`pii`:
 //! checksum, keyed digest, masking — the clear number is never stored), and
 //! phones (`phone`: masked, and sealed to the county and the home station;
-//! `phone_reader`: what a node shows).
+//! `phone_reader`: what a node shows); `seal_batch` seals an import's
+//! values under one key agreement.
 //!
 //! May use: `identity`.
 //! Must never use: Automerge, storage, sync, statistics — a rule about a
@@ -16,3 +17,4 @@ pub mod model;
 pub mod phone;
 pub mod phone_reader;
 pub mod pii;
+pub mod seal_batch;

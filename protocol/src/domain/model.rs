@@ -424,7 +424,8 @@ pub struct Volunteer {
     /// Rosters written before sealing: hex HMAC-SHA-256 of the ID number
     /// under the old county-wide key. Empty for every new write.
     pub id_digest: String,
-    /// The ID number sealed to the county's public key (`hpke1:<hex>`):
+    /// The ID number sealed to the county's public key (`hpke2:<hex>`;
+    /// `hpke1:<hex>` before seals were batched):
     /// only the county opens it. Empty in rosters written before sealing.
     #[serde(default)]
     pub id_sealed: String,

@@ -21,7 +21,8 @@
 //! Rosters written before hold the phone in clear (`Volunteer::phone`); they
 //! stay readable, and a correction seals them.
 
-use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+use crate::domain::seal_batch::{self, SealBatch};
+use hpke::{Deserializable, OpModeR};
 use seal_rng::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
@@ -29,14 +30,21 @@ type SealKem = hpke::kem::X25519HkdfSha256;
 type SealKdf = hpke::kdf::HkdfSha256;
 type SealAead = hpke::aead::ChaCha20Poly1305;
 
-/// What a phone seal starts with: the scheme, so a later one can be told apart.
-pub const PHONE_SEALED_PREFIX: &str = "phone1:";
-/// HPKE's `info`: binds a seal to phones, apart from ID numbers.
+/// What a phone seal starts with: the scheme, so a later one can be told
+/// apart. Seals share a key agreement within an import (`seal_batch`).
+pub const PHONE_SEALED_PREFIX: &str = "phone2:";
+/// A phone seal written before batches (one HPKE single-shot seal each).
+/// Still opened; never written.
+pub const SINGLE_PHONE_SEALED_PREFIX: &str = "phone1:";
+/// Binds a seal to phones, apart from ID numbers: HPKE's `info` of a
+/// single-shot seal, the associated data of a batch seal.
 const PHONE_SEAL_INFO: &[u8] = b"civsync phone number v1";
 /// Longest phone `model::phone` accepts, in digits.
 pub const PHONE_DIGITS_MAX: usize = 15;
-/// Encapsulated key (32) + tag (16), around the digits.
-const SEAL_OVERHEAD_BYTES: usize = 32 + 16;
+/// What a seal adds around the digits (`seal_batch`).
+pub const SEAL_OVERHEAD_BYTES: usize = seal_batch::OVERHEAD_BYTES;
+/// Encapsulated key (32) + tag (16), around the digits of a single seal.
+const SINGLE_SEAL_OVERHEAD_BYTES: usize = 32 + 16;
 
 /// A phone as a roster written since sealing holds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,24 +87,18 @@ pub fn mask(digits: &str) -> String {
 }
 
 /// Seal validated phone digits to the X25519 public key `public` (checked
-/// when it was read: `pii::CountySealKey`), drawing the ephemeral key from
-/// `rng`.
+/// when it was read: `pii::CountySealKey`) on their own, drawing the
+/// ephemeral key from `rng`.
 pub fn seal(public: &[u8; 32], digits: &str, rng: &mut ChaCha20Rng) -> String {
+    seal_in(&mut SealBatch::start(public, rng), digits).expect("a fresh batch has every index left")
+}
+
+/// Seal validated phone digits in an import's `batch`; `None` when the
+/// batch is used up.
+pub(crate) fn seal_in(batch: &mut SealBatch, digits: &str) -> Option<String> {
     debug_assert!(digits.len() <= PHONE_DIGITS_MAX && digits.bytes().all(|b| b.is_ascii_digit()));
-    let public = <SealKem as hpke::Kem>::PublicKey::from_bytes(public)
-        .expect("checked when the key was read");
-    let (encapped, ciphertext) = hpke::single_shot_seal::<SealAead, SealKdf, SealKem, _>(
-        &OpModeS::Base,
-        &public,
-        PHONE_SEAL_INFO,
-        digits.as_bytes(),
-        &[],
-        rng,
-    )
-    .expect("sealing to a valid X25519 key cannot fail");
-    let mut bytes = encapped.to_bytes().to_vec();
-    bytes.extend_from_slice(&ciphertext);
-    format!("{PHONE_SEALED_PREFIX}{}", hex(&bytes))
+    let sealed = batch.seal(PHONE_SEAL_INFO, digits.as_bytes())?;
+    Some(format!("{PHONE_SEALED_PREFIX}{}", hex(&sealed)))
 }
 
 /// Why a phone seal did not open.
@@ -110,21 +112,41 @@ pub enum PhoneSealError {
     NotDigits,
 }
 
-/// Open a seal made by [`seal`], with the X25519 private key `private`
-/// (checked when it was made or read: `pii::CountyOpenKey::open_phone`).
+/// Open a phone seal to the X25519 private key `private` (checked when it
+/// was made or read: `pii::CountyOpenKey::open_phone`), made in a batch or
+/// (before batches) on its own.
 pub fn open(private: &[u8; 32], sealed: &str) -> Result<String, PhoneSealError> {
+    let clear = if let Some(hex) = sealed.strip_prefix(PHONE_SEALED_PREFIX) {
+        let bytes = from_hex(hex)
+            .filter(|b| {
+                (SEAL_OVERHEAD_BYTES..=SEAL_OVERHEAD_BYTES + PHONE_DIGITS_MAX).contains(&b.len())
+            })
+            .ok_or(PhoneSealError::Shape)?;
+        seal_batch::open(private, PHONE_SEAL_INFO, &bytes).ok_or(PhoneSealError::WrongKey)?
+    } else {
+        open_single(private, sealed)?
+    };
+    let digits = String::from_utf8(clear).map_err(|_| PhoneSealError::NotDigits)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PhoneSealError::NotDigits);
+    }
+    Ok(digits)
+}
+
+fn open_single(private: &[u8; 32], sealed: &str) -> Result<Vec<u8>, PhoneSealError> {
     let bytes = sealed
-        .strip_prefix(PHONE_SEALED_PREFIX)
+        .strip_prefix(SINGLE_PHONE_SEALED_PREFIX)
         .and_then(from_hex)
         .filter(|b| {
-            (SEAL_OVERHEAD_BYTES..=SEAL_OVERHEAD_BYTES + PHONE_DIGITS_MAX).contains(&b.len())
+            (SINGLE_SEAL_OVERHEAD_BYTES..=SINGLE_SEAL_OVERHEAD_BYTES + PHONE_DIGITS_MAX)
+                .contains(&b.len())
         })
         .ok_or(PhoneSealError::Shape)?;
     let encapped = <SealKem as hpke::Kem>::EncappedKey::from_bytes(&bytes[..32])
         .map_err(|_| PhoneSealError::Shape)?;
     let private = <SealKem as hpke::Kem>::PrivateKey::from_bytes(private)
         .expect("checked when the key was made or read");
-    let clear = hpke::single_shot_open::<SealAead, SealKdf, SealKem>(
+    hpke::single_shot_open::<SealAead, SealKdf, SealKem>(
         &OpModeR::Base,
         &private,
         &encapped,
@@ -132,12 +154,7 @@ pub fn open(private: &[u8; 32], sealed: &str) -> Result<String, PhoneSealError> 
         &bytes[32..],
         &[],
     )
-    .map_err(|_| PhoneSealError::WrongKey)?;
-    let digits = String::from_utf8(clear).map_err(|_| PhoneSealError::NotDigits)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PhoneSealError::NotDigits);
-    }
-    Ok(digits)
+    .map_err(|_| PhoneSealError::WrongKey)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -193,5 +210,28 @@ mod tests {
         let three = seal(&public, "13812345678", &mut again);
         assert_eq!(sealed, two, "deterministic for one rng state");
         assert_ne!(sealed, three, "randomised across draws");
+    }
+
+    #[test]
+    fn phone_seals_written_before_batches_still_open() {
+        use hpke::{OpModeS, Serializable};
+        let county = CountyOpenKey::generate([1; 32]);
+        let public =
+            <SealKem as hpke::Kem>::PublicKey::from_bytes(&county.seal_key().to_bytes()).unwrap();
+        let (encapped, ciphertext) = hpke::single_shot_seal::<SealAead, SealKdf, SealKem, _>(
+            &OpModeS::Base,
+            &public,
+            PHONE_SEAL_INFO,
+            b"13812345678",
+            &[],
+            &mut rng(),
+        )
+        .unwrap();
+        let mut bytes = encapped.to_bytes().to_vec();
+        bytes.extend_from_slice(&ciphertext);
+        let sealed = format!("{SINGLE_PHONE_SEALED_PREFIX}{}", hex(&bytes));
+        assert_eq!(county.open_phone(&sealed).unwrap(), "13812345678");
+        let other = CountyOpenKey::generate([2; 32]);
+        assert_eq!(other.open_phone(&sealed), Err(PhoneSealError::WrongKey));
     }
 }

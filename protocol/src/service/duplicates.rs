@@ -238,7 +238,10 @@ mod tests {
             2,
         )
         .unwrap();
-        assert!(new.id_digest.is_empty() && new.id_sealed.starts_with("hpke1:"));
+        assert!(
+            new.id_digest.is_empty()
+                && new.id_sealed.starts_with(crate::domain::pii::SEALED_PREFIX)
+        );
         let read = crate::service::volunteers(&mut county, &station("xh/t1/v1")).unwrap();
         assert_eq!(read.len(), 2);
         assert_eq!(
