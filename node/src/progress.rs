@@ -37,6 +37,7 @@ pub const LOG_EVERY_PERCENT: u64 = 10;
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     RosterImport,
+    TeamImport,
     LedgerImport,
     ColdSync,
     Report,
@@ -46,6 +47,7 @@ impl JobKind {
     pub fn label(self) -> &'static str {
         match self {
             JobKind::RosterImport => "roster import",
+            JobKind::TeamImport => "team import",
             JobKind::LedgerImport => "ledger import",
             JobKind::ColdSync => "cold sync",
             JobKind::Report => "report",

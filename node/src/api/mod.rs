@@ -50,7 +50,9 @@ use axum::Router;
 use std::sync::Arc;
 
 pub fn router(ctx: Arc<NodeContext>) -> Router {
-    let import = volunteers::import_routes().layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX));
+    let import = volunteers::import_routes()
+        .merge(teams::import_routes())
+        .layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX));
     Router::new()
         .merge(node_status::routes())
         .merge(backup::routes())

@@ -1,7 +1,9 @@
-//! `POST/GET teams`.
+//! `POST/GET teams` and `POST import/teams` (a file of a station's teams,
+//! written in one commit).
 
 use super::common::*;
 use crate::context::NodeContext;
+use crate::progress::{thousands, CountUnit, JobKind};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -10,11 +12,73 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use civsync_protocol::domain::input::TeamInput;
-use civsync_protocol::service::{self};
+use civsync_protocol::service::team_import::import_teams;
+use civsync_protocol::service::{self, ImportReport};
 use std::sync::Arc;
 
 pub fn routes() -> Router<Arc<NodeContext>> {
     Router::new().route("/api/v1/teams", post(put_team).get(list_teams))
+}
+
+/// The team import, under the larger body limit of a file.
+pub fn import_routes() -> Router<Arc<NodeContext>> {
+    Router::new().route("/api/v1/import/teams", post(import_team_file))
+}
+
+async fn import_team_file(
+    State(ctx): Ctx,
+    q: QueryResult,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let station = q.station(&ctx)?;
+    let bytes = body.map_err(body_rejection)?;
+    let name = match q.format.as_deref() {
+        Some("xlsx") => "upload.xlsx",
+        Some("csv") | None => "upload.csv",
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "format",
+                format!("unknown format {other:?}; use csv or xlsx"),
+            ))
+        }
+    };
+    let job = ctx.progress.start(
+        JobKind::TeamImport,
+        station.to_string(),
+        CountUnit::Rows,
+        None,
+    );
+    job.add_bytes(bytes.len() as u64);
+    let counter = job.counter();
+    let outcome = async {
+        counter.set_phase("reading the file");
+        // A workbook is unzipped and laid out: off the async runtime.
+        let rows = tokio::task::spawn_blocking(move || {
+            crate::files::teams::parse_file_bytes(name, &bytes)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the team file could not be read: {e}")))?
+        .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
+        counter.set_total(rows.len() as u64);
+        counter.set_phase("checking and writing rows");
+        let count = rows.len() as u64;
+        let report: ImportReport = ctx
+            .store
+            .call_durable(move |replica| import_teams(replica, &station, rows, rand::random))
+            .await??;
+        counter.advance(count);
+        Ok(report)
+    }
+    .await;
+    end_import_job(job, outcome, |report| {
+        format!(
+            "{} accepted, {} refused",
+            thousands(report.accepted as u64),
+            thousands(report.refused.len() as u64)
+        )
+    })
 }
 
 async fn put_team(

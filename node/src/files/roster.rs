@@ -23,8 +23,12 @@ pub enum ImportError {
     TooLarge { len: usize, max: usize },
     #[error("the file has more than {max} rows")]
     TooManyRows { max: usize },
-    #[error("the header row has no column for {missing}; expected e.g. 姓名/name, 性别/sex, 身份证号/id_number")]
-    MissingColumn { missing: &'static str },
+    #[error("the header row has no column for {missing}; expected e.g. {expected}")]
+    MissingColumn {
+        missing: &'static str,
+        /// Example headers of this kind of file.
+        expected: &'static str,
+    },
     /// The sheet is larger than an office's file can be (columns, cells,
     /// inflated bytes): refused before it is laid out in memory.
     #[error("the sheet is too large: {reason}")]
@@ -70,6 +74,7 @@ const COLUMNS: &[(&str, &[&str])] = &[
     ("registered_on", &["registered_on", "注册日期"]),
 ];
 const REQUIRED: &[&str] = &["name", "sex", "id_number"];
+const EXPECTED_HEADERS: &str = "姓名/name, 性别/sex, 身份证号/id_number";
 
 /// Every column a roster may have: (field, header names accepted, required),
 /// as the reference documentation lists them.
@@ -94,7 +99,10 @@ fn header_fields(header: &[String]) -> Result<Vec<Option<&'static str>>, ImportE
         .collect();
     for required in REQUIRED {
         if !fields.contains(&Some(required)) {
-            return Err(ImportError::MissingColumn { missing: required });
+            return Err(ImportError::MissingColumn {
+                missing: required,
+                expected: EXPECTED_HEADERS,
+            });
         }
     }
     Ok(fields)
@@ -107,7 +115,7 @@ fn truthy(text: &str) -> bool {
     )
 }
 
-fn list(text: &str) -> Vec<String> {
+pub(super) fn list(text: &str) -> Vec<String> {
     text.split(['、', ';', '；', ',', '，', '|'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -149,7 +157,10 @@ pub type RosterRows = Vec<(usize, Result<VolunteerInput, FieldError>)>;
 fn rows_from_table(table: Vec<Vec<String>>) -> Result<RosterRows, ImportError> {
     let mut rows = table.into_iter();
     let Some(header) = rows.next() else {
-        return Err(ImportError::MissingColumn { missing: "name" });
+        return Err(ImportError::MissingColumn {
+            missing: "name",
+            expected: EXPECTED_HEADERS,
+        });
     };
     let fields = header_fields(&header)?;
     let mut out = Vec::new();
@@ -167,7 +178,7 @@ fn rows_from_table(table: Vec<Vec<String>>) -> Result<RosterRows, ImportError> {
     Ok(out)
 }
 
-fn check_size(bytes: &[u8]) -> Result<(), ImportError> {
+pub(super) fn check_size(bytes: &[u8]) -> Result<(), ImportError> {
     if bytes.len() > IMPORT_BYTES_MAX {
         return Err(ImportError::TooLarge {
             len: bytes.len(),
@@ -177,7 +188,7 @@ fn check_size(bytes: &[u8]) -> Result<(), ImportError> {
     Ok(())
 }
 
-fn sheet_error(error: SheetError) -> ImportError {
+pub(super) fn sheet_error(error: SheetError) -> ImportError {
     match error.refusal() {
         SheetRefusal::TooManyRows => ImportError::TooManyRows {
             max: IMPORT_ROWS_MAX,

@@ -32,6 +32,7 @@ pub mod points;
 pub mod registry;
 pub mod revocations;
 pub mod statistics;
+pub mod team_import;
 
 use crate::domain::input::{ActivityInput, OrderInput, TeamInput, VolunteerInput};
 use crate::domain::model::{Activity, FieldError, Order, OrderStatus, RecordId, Team, Volunteer};
@@ -316,6 +317,8 @@ pub fn validate_volunteer_rows(
         valid: Vec::new(),
         refused: Vec::new(),
     };
+    // One key agreement for the rows' seals, not one per seal.
+    let key = &key.batch();
     for (row, input) in rows {
         match input.and_then(|input| input.validate(key, station, today, next_nonce())) {
             Ok(volunteer) => validated.valid.push((row, volunteer)),
