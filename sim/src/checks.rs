@@ -153,7 +153,7 @@ pub fn heads_agree(world: &World) -> Result<usize, String> {
 
 pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
     type Checker = fn(&mut World) -> CheckResult;
-    let checkers: [(&'static str, Checker); 12] = [
+    let checkers: [(&'static str, Checker); 13] = [
         ("convergence", convergence),
         ("liveness", |w| liveness(w)),
         ("durability", durability),
@@ -164,6 +164,7 @@ pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
         ("deletions", deletions),
         ("orders", crate::workflow_checks::orders),
         ("balances", crate::workflow_checks::balances),
+        ("approved-figures", crate::approval_checks::approved_figures),
         ("index", crate::index_checks::index),
         ("run", |w| run_problems(w)),
     ];

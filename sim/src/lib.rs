@@ -5,6 +5,8 @@
 //!
 //! [`run`] is the whole simulation; the binary only parses flags and prints.
 
+pub mod approval_checks;
+pub mod approvals;
 pub mod canonical;
 pub mod checks;
 pub mod config;

@@ -96,6 +96,8 @@ pub enum Step {
     TransferUp,
     /// A township moves points it holds down to one of its villages.
     TransferDown,
+    /// A decision on a village's month (`approvals.rs`).
+    Approval(crate::approvals::ApprovalStep),
 }
 
 impl Step {
@@ -108,6 +110,7 @@ impl Step {
             }
             Step::Redeem => "commit_redeem",
             Step::TransferUp | Step::TransferDown => "commit_transfer",
+            Step::Approval(_) => "commit_approval",
         }
     }
 }
@@ -156,6 +159,7 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
             |at| out.push((at, township, Step::TransferDown)),
         );
     }
+    out.extend(crate::approvals::schedule(config, topology));
     out.sort_by_key(|(at, node, _)| (*at, *node));
     out
 }
@@ -201,6 +205,7 @@ pub struct WorkflowCounters {
     pub earned_months_credited: u64,
     /// Times a node's own allotment was looked at after it spent.
     pub balance_looks: u64,
+    pub approvals: crate::approvals::ApprovalCounters,
 }
 
 /// What one step wrote, for the world's trace, counters and durability.
@@ -212,7 +217,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn nothing() -> Outcome {
+    pub(crate) fn nothing() -> Outcome {
         Outcome {
             written: None,
             refused: None,
@@ -220,14 +225,18 @@ impl Outcome {
         }
     }
 
-    fn refused(reason: String) -> Outcome {
+    pub(crate) fn refused(reason: String) -> Outcome {
         Outcome {
             refused: Some(reason),
             ..Outcome::nothing()
         }
     }
 
-    fn written(document: DocumentId, replica: &Replica<MemoryStorage>, what: String) -> Outcome {
+    pub(crate) fn written(
+        document: DocumentId,
+        replica: &Replica<MemoryStorage>,
+        what: String,
+    ) -> Outcome {
         let heads = replica
             .heads(&document)
             .map(<[_]>::to_vec)
@@ -258,6 +267,8 @@ pub struct Workflows {
     /// A node's own allotment read below zero right after it spent.
     pub overdrawn: Vec<String>,
     pub counters: WorkflowCounters,
+    /// Monthly approvals and send-backs, and what their clerks were told.
+    pub approvals: crate::approvals::Approvals,
 }
 
 impl Workflows {
@@ -269,6 +280,7 @@ impl Workflows {
             redemptions: Vec::new(),
             overdrawn: Vec::new(),
             counters: WorkflowCounters::default(),
+            approvals: crate::approvals::Approvals::new(config),
         }
     }
 
@@ -325,6 +337,11 @@ impl Workflows {
             Step::Redeem => self.redeem(at),
             Step::TransferUp => self.transfer_up(at),
             Step::TransferDown => self.transfer_down(at),
+            Step::Approval(step) => {
+                let outcome = self.approvals.run(at, step);
+                self.counters.approvals = self.approvals.counters.clone();
+                outcome
+            }
         }
     }
 
@@ -710,14 +727,14 @@ mod tests {
             let tier = topology.nodes[*node].tier;
             let expected = match step {
                 Step::PublishRate => Tier::County,
-                Step::TransferDown => Tier::Township,
+                Step::TransferDown | Step::Approval(_) => Tier::Township,
                 _ => Tier::Village,
             };
             assert_eq!(tier, expected, "{step:?}");
             kinds.insert(step.profile_key());
         }
-        // Orders, redemptions, both kinds of transfer and the rate.
-        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        // Orders, redemptions, both kinds of transfer, the rate and approvals.
+        assert_eq!(kinds.len(), 5, "{kinds:?}");
         assert!(schedule.iter().any(|(_, _, s)| *s == Step::TransferUp));
         assert_eq!(
             format!("{:?}", schedule),
