@@ -16,6 +16,7 @@ pub mod index_checks;
 pub mod misbehaviour;
 pub mod names;
 pub mod network;
+pub mod registry;
 pub mod rng;
 pub mod scheduler;
 pub mod signing;

@@ -98,6 +98,8 @@ pub enum Step {
     TransferDown,
     /// A decision on a village's month (`approvals.rs`).
     Approval(crate::approvals::ApprovalStep),
+    /// A registration, rename or retirement (`registry.rs`).
+    Registry(crate::registry::RegistryStep),
 }
 
 impl Step {
@@ -111,6 +113,7 @@ impl Step {
             Step::Redeem => "commit_redeem",
             Step::TransferUp | Step::TransferDown => "commit_transfer",
             Step::Approval(_) => "commit_approval",
+            Step::Registry(_) => "commit_registry",
         }
     }
 }
@@ -160,6 +163,7 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
         );
     }
     out.extend(crate::approvals::schedule(config, topology));
+    out.extend(crate::registry::schedule(config, topology));
     out.sort_by_key(|(at, node, _)| (*at, *node));
     out
 }
@@ -206,6 +210,7 @@ pub struct WorkflowCounters {
     /// Times a node's own allotment was looked at after it spent.
     pub balance_looks: u64,
     pub approvals: crate::approvals::ApprovalCounters,
+    pub registry: crate::registry::RegistryCounters,
 }
 
 /// What one step wrote, for the world's trace, counters and durability.
@@ -269,6 +274,8 @@ pub struct Workflows {
     pub counters: WorkflowCounters,
     /// Monthly approvals and send-backs, and what their clerks were told.
     pub approvals: crate::approvals::Approvals,
+    /// The station registry's renames and retirements.
+    pub registry: crate::registry::RegistryWork,
 }
 
 impl Workflows {
@@ -281,6 +288,7 @@ impl Workflows {
             overdrawn: Vec::new(),
             counters: WorkflowCounters::default(),
             approvals: crate::approvals::Approvals::new(config),
+            registry: crate::registry::RegistryWork::new(config),
         }
     }
 
@@ -340,6 +348,11 @@ impl Workflows {
             Step::Approval(step) => {
                 let outcome = self.approvals.run(at, step);
                 self.counters.approvals = self.approvals.counters.clone();
+                outcome
+            }
+            Step::Registry(step) => {
+                let outcome = self.registry.run(at, step);
+                self.counters.registry = self.registry.counters.clone();
                 outcome
             }
         }
@@ -727,14 +740,21 @@ mod tests {
             let tier = topology.nodes[*node].tier;
             let expected = match step {
                 Step::PublishRate => Tier::County,
-                Step::TransferDown | Step::Approval(_) => Tier::Township,
+                // The county renames villages too.
+                Step::Registry(crate::registry::RegistryStep::Rename { .. })
+                    if tier == Tier::County =>
+                {
+                    Tier::County
+                }
+                Step::TransferDown | Step::Approval(_) | Step::Registry(_) => Tier::Township,
                 _ => Tier::Village,
             };
             assert_eq!(tier, expected, "{step:?}");
             kinds.insert(step.profile_key());
         }
-        // Orders, redemptions, both kinds of transfer, the rate and approvals.
-        assert_eq!(kinds.len(), 5, "{kinds:?}");
+        // Orders, redemptions, both kinds of transfer, the rate, approvals
+        // and the registry.
+        assert_eq!(kinds.len(), 6, "{kinds:?}");
         assert!(schedule.iter().any(|(_, _, s)| *s == Step::TransferUp));
         assert_eq!(
             format!("{:?}", schedule),
