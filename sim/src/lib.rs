@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod signing;
 pub mod statistics;
 pub mod tamper;
+pub mod team_deletions;
 pub mod time;
 pub mod topology;
 pub mod trace;

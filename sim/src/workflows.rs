@@ -100,6 +100,8 @@ pub enum Step {
     Approval(crate::approvals::ApprovalStep),
     /// A registration, rename or retirement (`registry.rs`).
     Registry(crate::registry::RegistryStep),
+    /// A team's delete or its stale correction (`team_deletions.rs`).
+    Team(crate::team_deletions::TeamStep),
 }
 
 impl Step {
@@ -114,6 +116,7 @@ impl Step {
             Step::TransferUp | Step::TransferDown => "commit_transfer",
             Step::Approval(_) => "commit_approval",
             Step::Registry(_) => "commit_registry",
+            Step::Team(_) => "commit_team_deletion",
         }
     }
 }
@@ -164,6 +167,7 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
     }
     out.extend(crate::approvals::schedule(config, topology));
     out.extend(crate::registry::schedule(config, topology));
+    out.extend(crate::team_deletions::schedule(config, topology));
     out.sort_by_key(|(at, node, _)| (*at, *node));
     out
 }
@@ -211,6 +215,7 @@ pub struct WorkflowCounters {
     pub balance_looks: u64,
     pub approvals: crate::approvals::ApprovalCounters,
     pub registry: crate::registry::RegistryCounters,
+    pub teams: crate::team_deletions::TeamDeletionCounters,
 }
 
 /// What one step wrote, for the world's trace, counters and durability.
@@ -219,6 +224,8 @@ pub struct Outcome {
     pub refused: Option<String>,
     /// Steps this one brings about: (delay, node, step).
     pub follow_ups: Vec<(SimMs, NodeIndex, Step)>,
+    /// A team this step deleted, for the ground truth's count of teams.
+    pub deleted_team: Option<(StationId, RecordId)>,
 }
 
 impl Outcome {
@@ -227,6 +234,7 @@ impl Outcome {
             written: None,
             refused: None,
             follow_ups: Vec::new(),
+            deleted_team: None,
         }
     }
 
@@ -276,6 +284,8 @@ pub struct Workflows {
     pub approvals: crate::approvals::Approvals,
     /// The station registry's renames and retirements.
     pub registry: crate::registry::RegistryWork,
+    /// Teams deleted, and corrections of them from stale forms.
+    pub teams: crate::team_deletions::TeamDeletions,
 }
 
 impl Workflows {
@@ -289,6 +299,7 @@ impl Workflows {
             counters: WorkflowCounters::default(),
             approvals: crate::approvals::Approvals::new(config),
             registry: crate::registry::RegistryWork::new(config),
+            teams: crate::team_deletions::TeamDeletions::new(config),
         }
     }
 
@@ -353,6 +364,11 @@ impl Workflows {
             Step::Registry(step) => {
                 let outcome = self.registry.run(at, step);
                 self.counters.registry = self.registry.counters.clone();
+                outcome
+            }
+            Step::Team(step) => {
+                let outcome = self.teams.run(at, step);
+                self.counters.teams = self.teams.counters.clone();
                 outcome
             }
         }
@@ -752,9 +768,9 @@ mod tests {
             assert_eq!(tier, expected, "{step:?}");
             kinds.insert(step.profile_key());
         }
-        // Orders, redemptions, both kinds of transfer, the rate, approvals
-        // and the registry.
-        assert_eq!(kinds.len(), 6, "{kinds:?}");
+        // Orders, redemptions, both kinds of transfer, the rate, approvals,
+        // the registry and team deletes.
+        assert_eq!(kinds.len(), 7, "{kinds:?}");
         assert!(schedule.iter().any(|(_, _, s)| *s == Step::TransferUp));
         assert_eq!(
             format!("{:?}", schedule),
