@@ -35,7 +35,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Approvals a township makes of each of its villages per week.
-pub const APPROVALS_PER_VILLAGE_WEEK: f64 = 0.5;
+pub const APPROVALS_PER_VILLAGE_WEEK: f64 = 0.25;
 /// Share of approvals sent back afterwards.
 pub const SEND_BACK_PROBABILITY: f64 = 0.3;
 /// Share of send-backs made by the county rather than the township.

@@ -28,11 +28,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Renames a township makes of each of its villages per week.
-pub const RENAMES_PER_VILLAGE_WEEK: f64 = 0.2;
+pub const RENAMES_PER_VILLAGE_WEEK: f64 = 0.1;
 /// Share of renames the county makes rather than the township.
 pub const COUNTY_RENAMES_PROBABILITY: f64 = 0.3;
 /// Retirements of each village per week.
-pub const RETIREMENTS_PER_VILLAGE_WEEK: f64 = 0.05;
+pub const RETIREMENTS_PER_VILLAGE_WEEK: f64 = 0.03;
 /// Share of retirements undone a few days later.
 pub const UNDONE_PROBABILITY: f64 = 0.5;
 

@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 /// Teams a village deletes per week.
-pub const DELETES_PER_VILLAGE_WEEK: f64 = 0.2;
+pub const DELETES_PER_VILLAGE_WEEK: f64 = 0.1;
 
 /// A step of a team's delete and its stale correction.
 #[derive(Debug, Clone, PartialEq, Eq)]
