@@ -51,6 +51,9 @@ caught_by() {
         lose-order-step) echo orders ;;
         skip-allotment-check) echo balances ;;
         keep-replaced-contribution) echo index ;;
+        approve-another-month) echo approved-figures ;;
+        miss-edit-after-approval) echo approved-figures ;;
+        file-order-twice) echo orders ;;
         *) echo "" ;;
     esac
 }

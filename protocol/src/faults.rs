@@ -6,7 +6,9 @@
 //! `stats` and `service`, at the few places a fault breaks them
 //! (`StaleStatistics` in `service/statistics.rs`, `LoseOrderStep` in
 //! `service/order_flow.rs`, `SkipAllotmentCheck` in `service/points.rs`,
-//! `KeepReplacedContribution` in `stats/index.rs`).
+//! `KeepReplacedContribution` in `stats/index.rs`, `ApproveAnotherMonth`
+//! and `MissEditAfterApproval` in `service/approval_ops.rs`,
+//! `FileOrderTwice` in `service/order_flow.rs`).
 //!
 //! Without the `injected-faults` feature (every node build) [`armed`] is a
 //! constant `false` and the faulty branches compile away. With it (the
@@ -42,10 +44,19 @@ pub enum Fault {
     /// taking its old one away: every document read again after it changed
     /// is counted once more, while a rebuild from nothing counts it once.
     KeepReplacedContribution,
+    /// An approval stores the figures of the month after the one approved,
+    /// beside the heads of the approved month's activities.
+    ApproveAnotherMonth,
+    /// A month's standing reads an approved month as unchanged since,
+    /// whatever was edited after the approval.
+    MissEditAfterApproval,
+    /// A step an office takes on an order is filed again in the orders
+    /// document of the month after: the order is held twice.
+    FileOrderTwice,
 }
 
 impl Fault {
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         match self {
             Fault::ResurrectDeleted => 1,
             Fault::MiscountAggregate => 2,
@@ -54,6 +65,9 @@ impl Fault {
             Fault::LoseOrderStep => 16,
             Fault::SkipAllotmentCheck => 32,
             Fault::KeepReplacedContribution => 64,
+            Fault::ApproveAnotherMonth => 128,
+            Fault::MissEditAfterApproval => 256,
+            Fault::FileOrderTwice => 512,
         }
     }
 }
@@ -63,7 +77,7 @@ mod switch {
     use std::cell::Cell;
 
     thread_local! {
-        pub(super) static ARMED: Cell<u8> = const { Cell::new(0) };
+        pub(super) static ARMED: Cell<u16> = const { Cell::new(0) };
     }
 }
 
@@ -95,7 +109,7 @@ pub fn arm(fault: Option<Fault>) -> Armed {
 #[cfg(feature = "injected-faults")]
 #[must_use = "the fault is disarmed when this guard is dropped"]
 pub struct Armed {
-    previous: u8,
+    previous: u16,
 }
 
 #[cfg(feature = "injected-faults")]

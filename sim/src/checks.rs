@@ -153,7 +153,7 @@ pub fn heads_agree(world: &World) -> Result<usize, String> {
 
 pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
     type Checker = fn(&mut World) -> CheckResult;
-    let checkers: [(&'static str, Checker); 12] = [
+    let checkers: [(&'static str, Checker); 13] = [
         ("convergence", convergence),
         ("liveness", |w| liveness(w)),
         ("durability", durability),
@@ -164,6 +164,7 @@ pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
         ("deletions", deletions),
         ("orders", crate::workflow_checks::orders),
         ("balances", crate::workflow_checks::balances),
+        ("approved-figures", crate::approval_checks::approved_figures),
         ("index", crate::index_checks::index),
         ("run", |w| run_problems(w)),
     ];
@@ -346,20 +347,29 @@ fn deletions(world: &mut World) -> CheckResult {
             }
         }
     }
+    let (teams_back, team_reads) = crate::team_deletions::check(world, &mut problems);
+    let teams = &world.workflows.teams.counters;
     if problems.is_empty() {
         CheckResult::pass(format!(
             "{} deleted activities read deleted at every holder ({reads} reads); {} stale \
-             corrections refused as deleted, {} taken before the delete arrived",
+             corrections refused as deleted, {} taken before the delete arrived; {} deleted \
+             teams read deleted at every holder ({team_reads} reads), {} stale corrections \
+             refused as deleted, {} taken",
             deleted.len(),
             world.counters.stale_corrections_refused_deleted,
-            world.counters.stale_corrections_taken
+            world.counters.stale_corrections_taken,
+            teams.teams_deleted,
+            teams.stale_corrections_refused_deleted,
+            teams.stale_corrections_taken
         ))
     } else {
         let examples: Vec<String> = problems.iter().take(EXAMPLES_MAX).cloned().collect();
         CheckResult::fail(format!(
-            "{} of {} deleted activities came back ({} problems): {}",
+            "{} of {} deleted activities and {teams_back} of {} deleted teams came back ({} \
+             problems): {}",
             came_back.len(),
             deleted.len(),
+            teams.teams_deleted,
             problems.len(),
             examples.join("; ")
         ))

@@ -46,7 +46,8 @@ impl std::str::FromStr for FaultLevel {
 /// configuration); the ones that break a rule of the product itself
 /// (`resurrect-deleted`, `miscount-aggregate`, `stale-statistics`,
 /// `trust-unsigned-relays`, `lose-order-step`, `skip-allotment-check`,
-/// `keep-replaced-contribution`) are armed in the product's
+/// `keep-replaced-contribution`, `approve-another-month`,
+/// `miss-edit-after-approval`, `file-order-twice`) are armed in the product's
 /// own code through `civsync_protocol::faults` (compiled in only with the
 /// `injected-faults` feature the simulator turns on), so the checker is
 /// shown to catch a bug of the product, not one of its own.
@@ -100,10 +101,22 @@ pub enum InjectedBug {
     /// index kept across refreshes and restarts differs from a count from
     /// scratch over the same replica).
     KeepReplacedContribution,
+    /// An approval stores the figures of the month after the one approved
+    /// (`faults::Fault::ApproveAnotherMonth`). Caught by: approved-figures
+    /// (the figures held as approved are not the village's at approval).
+    ApproveAnotherMonth,
+    /// A month's standing reads every approval as unchanged since
+    /// (`faults::Fault::MissEditAfterApproval`). Caught by:
+    /// approved-figures (an edit the approval did not see is not flagged).
+    MissEditAfterApproval,
+    /// A step an office takes on an order is filed again in the next
+    /// month's orders document (`faults::Fault::FileOrderTwice`). Caught
+    /// by: orders (an order held twice).
+    FileOrderTwice,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 11] = [
+    pub const ALL: [InjectedBug; 14] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
@@ -115,6 +128,9 @@ impl InjectedBug {
         InjectedBug::LoseOrderStep,
         InjectedBug::SkipAllotmentCheck,
         InjectedBug::KeepReplacedContribution,
+        InjectedBug::ApproveAnotherMonth,
+        InjectedBug::MissEditAfterApproval,
+        InjectedBug::FileOrderTwice,
     ];
 
     pub fn name(self) -> &'static str {
@@ -130,6 +146,9 @@ impl InjectedBug {
             InjectedBug::LoseOrderStep => "lose-order-step",
             InjectedBug::SkipAllotmentCheck => "skip-allotment-check",
             InjectedBug::KeepReplacedContribution => "keep-replaced-contribution",
+            InjectedBug::ApproveAnotherMonth => "approve-another-month",
+            InjectedBug::MissEditAfterApproval => "miss-edit-after-approval",
+            InjectedBug::FileOrderTwice => "file-order-twice",
         }
     }
 
@@ -147,6 +166,10 @@ impl InjectedBug {
             InjectedBug::LoseOrderStep => "orders",
             InjectedBug::SkipAllotmentCheck => "balances",
             InjectedBug::KeepReplacedContribution => "index",
+            InjectedBug::ApproveAnotherMonth | InjectedBug::MissEditAfterApproval => {
+                "approved-figures"
+            }
+            InjectedBug::FileOrderTwice => "orders",
         }
     }
 
@@ -161,6 +184,9 @@ impl InjectedBug {
             InjectedBug::LoseOrderStep => Some(Fault::LoseOrderStep),
             InjectedBug::SkipAllotmentCheck => Some(Fault::SkipAllotmentCheck),
             InjectedBug::KeepReplacedContribution => Some(Fault::KeepReplacedContribution),
+            InjectedBug::ApproveAnotherMonth => Some(Fault::ApproveAnotherMonth),
+            InjectedBug::MissEditAfterApproval => Some(Fault::MissEditAfterApproval),
+            InjectedBug::FileOrderTwice => Some(Fault::FileOrderTwice),
             InjectedBug::DropAcknowledgedWrite
             | InjectedBug::SkipDocumentSync
             | InjectedBug::ApplyUnauthorized

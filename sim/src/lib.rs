@@ -5,6 +5,8 @@
 //!
 //! [`run`] is the whole simulation; the binary only parses flags and prints.
 
+pub mod approval_checks;
+pub mod approvals;
 pub mod canonical;
 pub mod checks;
 pub mod config;
@@ -14,11 +16,13 @@ pub mod index_checks;
 pub mod misbehaviour;
 pub mod names;
 pub mod network;
+pub mod registry;
 pub mod rng;
 pub mod scheduler;
 pub mod signing;
 pub mod statistics;
 pub mod tamper;
+pub mod team_deletions;
 pub mod time;
 pub mod topology;
 pub mod trace;

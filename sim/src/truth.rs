@@ -224,6 +224,14 @@ impl Truth {
 
     /// Every activity a clerk's acknowledged delete removed, with whether
     /// the truth still holds it deleted (it must: deletion is final).
+    /// A team's delete is final, like an activity's.
+    pub fn team_deleted(&mut self, station: &StationId, id: &RecordId) {
+        self.teams
+            .entry(station.clone())
+            .or_default()
+            .insert(id.clone(), true);
+    }
+
     pub fn deleted_activities(&self) -> Vec<(&DocumentId, &RecordId, bool)> {
         self.activities
             .iter()

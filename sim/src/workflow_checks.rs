@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Details list at most this many examples.
 const EXAMPLES_MAX: usize = 3;
 
-fn verdict(problems: &[String], what: &str, passed: String) -> CheckResult {
+pub(crate) fn verdict(problems: &[String], what: &str, passed: String) -> CheckResult {
     if problems.is_empty() {
         CheckResult {
             passed: true,
@@ -117,7 +117,7 @@ fn field_value(order: &Order, field: &str) -> Option<String> {
 }
 
 /// Every change in the history of `heads`, themselves included.
-fn history(
+pub(crate) fn history(
     deps: &BTreeMap<ChangeHash, Vec<ChangeHash>>,
     heads: &[ChangeHash],
 ) -> BTreeSet<ChangeHash> {

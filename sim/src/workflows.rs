@@ -96,6 +96,12 @@ pub enum Step {
     TransferUp,
     /// A township moves points it holds down to one of its villages.
     TransferDown,
+    /// A decision on a village's month (`approvals.rs`).
+    Approval(crate::approvals::ApprovalStep),
+    /// A registration, rename or retirement (`registry.rs`).
+    Registry(crate::registry::RegistryStep),
+    /// A team's delete or its stale correction (`team_deletions.rs`).
+    Team(crate::team_deletions::TeamStep),
 }
 
 impl Step {
@@ -108,6 +114,9 @@ impl Step {
             }
             Step::Redeem => "commit_redeem",
             Step::TransferUp | Step::TransferDown => "commit_transfer",
+            Step::Approval(_) => "commit_approval",
+            Step::Registry(_) => "commit_registry",
+            Step::Team(_) => "commit_team_deletion",
         }
     }
 }
@@ -156,6 +165,9 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
             |at| out.push((at, township, Step::TransferDown)),
         );
     }
+    out.extend(crate::approvals::schedule(config, topology));
+    out.extend(crate::registry::schedule(config, topology));
+    out.extend(crate::team_deletions::schedule(config, topology));
     out.sort_by_key(|(at, node, _)| (*at, *node));
     out
 }
@@ -201,6 +213,9 @@ pub struct WorkflowCounters {
     pub earned_months_credited: u64,
     /// Times a node's own allotment was looked at after it spent.
     pub balance_looks: u64,
+    pub approvals: crate::approvals::ApprovalCounters,
+    pub registry: crate::registry::RegistryCounters,
+    pub teams: crate::team_deletions::TeamDeletionCounters,
 }
 
 /// What one step wrote, for the world's trace, counters and durability.
@@ -209,25 +224,32 @@ pub struct Outcome {
     pub refused: Option<String>,
     /// Steps this one brings about: (delay, node, step).
     pub follow_ups: Vec<(SimMs, NodeIndex, Step)>,
+    /// A team this step deleted, for the ground truth's count of teams.
+    pub deleted_team: Option<(StationId, RecordId)>,
 }
 
 impl Outcome {
-    fn nothing() -> Outcome {
+    pub(crate) fn nothing() -> Outcome {
         Outcome {
             written: None,
             refused: None,
             follow_ups: Vec::new(),
+            deleted_team: None,
         }
     }
 
-    fn refused(reason: String) -> Outcome {
+    pub(crate) fn refused(reason: String) -> Outcome {
         Outcome {
             refused: Some(reason),
             ..Outcome::nothing()
         }
     }
 
-    fn written(document: DocumentId, replica: &Replica<MemoryStorage>, what: String) -> Outcome {
+    pub(crate) fn written(
+        document: DocumentId,
+        replica: &Replica<MemoryStorage>,
+        what: String,
+    ) -> Outcome {
         let heads = replica
             .heads(&document)
             .map(<[_]>::to_vec)
@@ -258,6 +280,12 @@ pub struct Workflows {
     /// A node's own allotment read below zero right after it spent.
     pub overdrawn: Vec<String>,
     pub counters: WorkflowCounters,
+    /// Monthly approvals and send-backs, and what their clerks were told.
+    pub approvals: crate::approvals::Approvals,
+    /// The station registry's renames and retirements.
+    pub registry: crate::registry::RegistryWork,
+    /// Teams deleted, and corrections of them from stale forms.
+    pub teams: crate::team_deletions::TeamDeletions,
 }
 
 impl Workflows {
@@ -269,6 +297,9 @@ impl Workflows {
             redemptions: Vec::new(),
             overdrawn: Vec::new(),
             counters: WorkflowCounters::default(),
+            approvals: crate::approvals::Approvals::new(config),
+            registry: crate::registry::RegistryWork::new(config),
+            teams: crate::team_deletions::TeamDeletions::new(config),
         }
     }
 
@@ -325,6 +356,21 @@ impl Workflows {
             Step::Redeem => self.redeem(at),
             Step::TransferUp => self.transfer_up(at),
             Step::TransferDown => self.transfer_down(at),
+            Step::Approval(step) => {
+                let outcome = self.approvals.run(at, step);
+                self.counters.approvals = self.approvals.counters.clone();
+                outcome
+            }
+            Step::Registry(step) => {
+                let outcome = self.registry.run(at, step);
+                self.counters.registry = self.registry.counters.clone();
+                outcome
+            }
+            Step::Team(step) => {
+                let outcome = self.teams.run(at, step);
+                self.counters.teams = self.teams.counters.clone();
+                outcome
+            }
         }
     }
 
@@ -710,14 +756,21 @@ mod tests {
             let tier = topology.nodes[*node].tier;
             let expected = match step {
                 Step::PublishRate => Tier::County,
-                Step::TransferDown => Tier::Township,
+                // The county renames villages too.
+                Step::Registry(crate::registry::RegistryStep::Rename { .. })
+                    if tier == Tier::County =>
+                {
+                    Tier::County
+                }
+                Step::TransferDown | Step::Approval(_) | Step::Registry(_) => Tier::Township,
                 _ => Tier::Village,
             };
             assert_eq!(tier, expected, "{step:?}");
             kinds.insert(step.profile_key());
         }
-        // Orders, redemptions, both kinds of transfer and the rate.
-        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        // Orders, redemptions, both kinds of transfer, the rate, approvals,
+        // the registry and team deletes.
+        assert_eq!(kinds.len(), 7, "{kinds:?}");
         assert!(schedule.iter().any(|(_, _, s)| *s == Step::TransferUp));
         assert_eq!(
             format!("{:?}", schedule),

@@ -1263,6 +1263,9 @@ impl World {
         };
         let outcome = self.workflows.run(at, step);
         *self.profile.entry(step.profile_key()).or_default() += started.elapsed().as_secs_f64();
+        if let Some((station, team)) = &outcome.deleted_team {
+            self.truth.team_deleted(station, team);
+        }
         if let Some((document, heads, what)) = outcome.written {
             self.counters.writes_acknowledged += 1;
             self.trace

@@ -102,6 +102,9 @@ fn bug_names_are_listed_one_per_line() {
             "lose-order-step",
             "skip-allotment-check",
             "keep-replaced-contribution",
+            "approve-another-month",
+            "miss-edit-after-approval",
+            "file-order-twice",
         ]
     );
 }

@@ -23,6 +23,7 @@
 //!   is no registry yet); its month can still be approved on its own.
 
 use crate::domain::model::FieldError;
+use crate::faults::{self, Fault};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::StationId;
 use crate::replica::Replica;
@@ -172,7 +173,8 @@ pub fn month_status<S: Storage>(
         }) => {
             // Both sorted: `approve` sorts what it records, the index keeps heads sorted.
             let held: Vec<String> = heads.iter().map(ToString::to_string).collect();
-            if held == *activities_heads {
+            // The injected defect stops here whatever the heads say.
+            if held == *activities_heads || faults::armed(Fault::MissEditAfterApproval) {
                 quick.approved_records_missing = false;
                 quick.edited_after_approval = false;
                 return Ok(quick);
@@ -289,7 +291,13 @@ pub fn approve_month<S: Storage>(
             children.push(month_status(replica, &child, month)?);
         }
     }
-    let figures = month_index(replica, station, month)?.figures(station, Period::Month(month));
+    // The injected defect figures the month after the one approved.
+    let figured = if faults::armed(Fault::ApproveAnotherMonth) {
+        month.next()
+    } else {
+        month
+    };
+    let figures = month_index(replica, station, figured)?.figures(station, Period::Month(figured));
     let activities_heads = replica
         .heads(&DocumentId::activities(station, month))
         .unwrap_or(&[])

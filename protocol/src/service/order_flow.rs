@@ -97,6 +97,17 @@ pub fn advance_order<S: Storage>(
             reason: e.to_string(),
         })
     })?;
+    // The injected defect files an office's step a second time.
+    if let (true, Some(month)) = (
+        faults::armed(Fault::FileOrderTwice) && &local != station,
+        document.month(),
+    ) {
+        replica.commit(&DocumentId::orders(station, month.next()), |doc| {
+            layout::put_order(doc, &next).map_err(|e| ServiceError::Store {
+                reason: e.to_string(),
+            })
+        })?;
+    }
     Ok(next)
 }
 
