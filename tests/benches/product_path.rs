@@ -10,9 +10,9 @@
 //!
 //! Each run, in a fresh folder:
 //! 1. load: a county node gets its registry (`POST stations`), one roster
-//!    file per village (`POST import/volunteers`), the villages' teams
-//!    (`POST teams`, one request a team: there is no team import) and one
-//!    ledger file per village (`POST import/activities`); then it is
+//!    file per village (`POST import/volunteers`), one team file per
+//!    village (`POST import/teams`) and one ledger file per village
+//!    (`POST import/activities`); then it is
 //!    restarted twice, timing each start until its API answers;
 //! 2. cold township: each township node, empty, starts behind the relay and
 //!    syncs its subtree from the county, one township at a time;
@@ -130,7 +130,7 @@ struct Village {
     station: String,
     numbers: Vec<String>,
     roster_csv: String,
-    teams: Vec<Value>,
+    teams_csv: String,
     ledger_csv: String,
 }
 
@@ -155,13 +155,18 @@ fn village(scale: &Scale, t: usize, v: usize, today: time::Date) -> Village {
     }
     // 4.4 teams a village on average, as in the county (2,878 / 650).
     let team_count = if rng.gen_bool(0.43) { 5 } else { 4 };
-    let teams = (0..team_count)
-        .map(|j| {
-            let members: Vec<&String> = numbers.choose_multiple(&mut rng, 10).collect();
-            json!({"id": format!("T{t}-{v}-{j}"), "name": format!("服务队{j}"),
-                   "category": "health", "members": members})
-        })
-        .collect();
+    let mut teams_csv = String::from("队伍编号,队伍名称,服务类别,队员编号\n");
+    for j in 0..team_count {
+        let members: Vec<&str> = numbers
+            .choose_multiple(&mut rng, 10)
+            .map(String::as_str)
+            .collect();
+        let _ = writeln!(
+            teams_csv,
+            "T{t}-{v}-{j},服务队{j},health,{}",
+            members.join("、")
+        );
+    }
     let mut ledger_csv = String::from(
         "活动编号,活动名称,活动日期,活动地点,活动形式,服务类别,受益人数,志愿者编号,服务时长\n",
     );
@@ -182,7 +187,7 @@ fn village(scale: &Scale, t: usize, v: usize, today: time::Date) -> Village {
         station,
         numbers,
         roster_csv,
-        teams,
+        teams_csv,
         ledger_csv,
     }
 }
@@ -427,9 +432,8 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
     first_and_last_tenth(figures, "load: a roster file", &each);
     let started = Instant::now();
     for village in villages.iter().flatten() {
-        for team in &village.teams {
-            post_created(&county, &format!("teams?station={}", village.station), team);
-        }
+        let path = format!("import/teams?station={}&format=csv", village.station);
+        import(&county, &path, &village.teams_csv);
     }
     let teams = started.elapsed();
     let started = Instant::now();

@@ -105,3 +105,6 @@ async fn list_teams(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiErro
     )
     .into_response())
 }
+
+#[cfg(test)]
+mod import_tests;

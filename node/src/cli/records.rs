@@ -85,6 +85,14 @@ pub enum TeamCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Import a station's teams (志愿服务队) from a CSV or XLSX file, one
+    /// row a team (队伍名称, 服务类别; 队伍编号, 上级队伍, 队长编号,
+    /// 队员编号 optional); prints the report of every row.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -246,6 +254,13 @@ pub async fn team(command: TeamCommand) -> anyhow::Result<()> {
             target
                 .get_and_show("teams", &target.query(), views::teams_view)
                 .await
+        }
+        TeamCommand::Import { file, target } => {
+            let report = target
+                .post_spreadsheet("import/teams", &file, "team_import")
+                .await?;
+            target.show(&report, views::import_view);
+            Ok(())
         }
     }
 }

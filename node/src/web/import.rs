@@ -1,9 +1,10 @@
-//! `/web/import`: a roster (花名册) or an activity ledger (活动台账) file,
+//! `/web/import`: a roster (花名册), a team list (志愿服务队) or an
+//! activity ledger (活动台账) file,
 //! uploaded with a progress bar, answered with the per-row report.
 //!
 //! The browser sends the file's own bytes (the script in `assets`, bound to
 //! `form[data-upload]`), so nothing here parses multipart; the handler hands
-//! the bytes to the API's import (`POST import/volunteers|activities`)
+//! the bytes to the API's import (`POST import/volunteers|teams|activities`)
 //! in-process and renders its report as an HTML fragment. Every rule — size,
 //! format, rows, fields — is the API's; a refusal is its reason.
 
@@ -27,10 +28,11 @@ use serde_json::Value;
 /// Refused rows listed in the report; the rest are counted.
 pub const REFUSALS_SHOWN_MAX: usize = 200;
 
-/// The two imports: the page's name, the API's path, what the file is.
+/// The imports: the page's name, the API's path, what the file is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Roster,
+    Teams,
     Ledger,
 }
 
@@ -38,6 +40,7 @@ impl Kind {
     fn api_path(self) -> &'static str {
         match self {
             Kind::Roster => "import/volunteers",
+            Kind::Teams => "import/teams",
             Kind::Ledger => "import/activities",
         }
     }
@@ -45,6 +48,7 @@ impl Kind {
     fn page_path(self) -> &'static str {
         match self {
             Kind::Roster => "/web/import/volunteers",
+            Kind::Teams => "/web/import/teams",
             Kind::Ledger => "/web/import/activities",
         }
     }
@@ -52,6 +56,7 @@ impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::Roster => "志愿者花名册",
+            Kind::Teams => "志愿服务队",
             Kind::Ledger => "活动台账",
         }
     }
@@ -59,6 +64,7 @@ impl Kind {
     fn columns(self) -> &'static str {
         match self {
             Kind::Roster => "姓名、性别、身份证号（必填），编号、手机、居住地、技能、服务类别、同意公开、党员、注册日期（可选）",
+            Kind::Teams => "队伍名称、服务类别（必填），队伍编号、上级队伍、队长编号、队员编号（可选；多名队员写在一格内，用顿号或分号隔开）；每行一支队伍，队员须已在花名册中",
             Kind::Ledger => "活动名称、活动日期、活动形式、服务类别（必填），活动编号、地点、内容、组织队伍、负责人、受益人数、主题、志愿者编号、服务时长（可选）；每行一名志愿者的一次服务",
         }
     }
@@ -67,6 +73,7 @@ impl Kind {
 pub fn routes() -> Router<Web> {
     let roster = Router::new()
         .route(Kind::Roster.page_path(), post(upload_roster))
+        .route(Kind::Teams.page_path(), post(upload_teams))
         .layer(DefaultBodyLimit::max(crate::api::IMPORT_BODY_BYTES_MAX));
     let ledger = Router::new()
         .route(Kind::Ledger.page_path(), post(upload_ledger))
@@ -88,6 +95,7 @@ struct UploadQuery {
 fn upload_form(kind: Kind, above_village: bool, own: &str) -> Markup {
     let report = match kind {
         Kind::Roster => "roster-report",
+        Kind::Teams => "teams-report",
         Kind::Ledger => "ledger-report",
     };
     html! {
@@ -116,6 +124,7 @@ async fn show(State(web): State<Web>, Extension(principal): Extension<Principal>
         @if principal.role.may(Permission::Record) {
             p.muted { "同一文件重复导入不会重复登记：已有的编号按更正处理。导入后的数据随下次同步上报。" }
             (upload_form(Kind::Roster, above_village, own))
+            (upload_form(Kind::Teams, above_village, own))
             (upload_form(Kind::Ledger, above_village, own))
         } @else {
             p.error { "当前角色只能查看，不能导入。" }
@@ -130,6 +139,14 @@ async fn upload_roster(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     upload(&web, Kind::Roster, query, body).await
+}
+
+async fn upload_teams(
+    State(web): State<Web>,
+    Query(query): Query<UploadQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    upload(&web, Kind::Teams, query, body).await
 }
 
 async fn upload_ledger(
