@@ -154,7 +154,7 @@ struct SyncSlot {
     persisted: Vec<u8>,
     /// Our heads when we last sent the peer the whole document, while this
     /// slot lives (one link; dropped with the link or on a refusal, never
-    /// persisted). See `Replica::without_resent_document`.
+    /// persisted). See `sync::without_resent_document`.
     whole_sent_at: Option<Vec<automerge::ChangeHash>>,
 }
 
