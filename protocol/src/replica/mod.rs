@@ -152,6 +152,10 @@ pub struct CommitOutcome<T> {
 struct SyncSlot {
     state: automerge::sync::State,
     persisted: Vec<u8>,
+    /// Our heads when we last sent the peer the whole document, while this
+    /// slot lives (one link; dropped with the link or on a refusal, never
+    /// persisted). See `sync::without_resent_document`.
+    whole_sent_at: Option<Vec<automerge::ChangeHash>>,
 }
 
 pub struct Replica<S: Storage> {

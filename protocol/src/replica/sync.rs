@@ -63,6 +63,7 @@ impl<S: Storage> Replica<S> {
                         return SyncSlot {
                             state,
                             persisted: payload.to_vec(),
+                            whole_sent_at: None,
                         }
                     }
                     Err(error) => format!("sync state does not decode: {error}"),
@@ -73,6 +74,7 @@ impl<S: Storage> Replica<S> {
                 return SyncSlot {
                     state: State::new(),
                     persisted: Vec::new(),
+                    whole_sent_at: None,
                 }
             }
             Err(error) => error.to_string(),
@@ -83,6 +85,7 @@ impl<S: Storage> Replica<S> {
         SyncSlot {
             state: State::new(),
             persisted: Vec::new(),
+            whole_sent_at: None,
         }
     }
 
@@ -608,7 +611,10 @@ impl<S: Storage> SyncHost for Replica<S> {
         }
         let mut slot = self.take_sync_slot(peer, document);
         let message = match self.cached_document(document) {
-            Ok(Some(doc)) => doc.sync().generate_sync_message(&mut slot.state),
+            Ok(Some(doc)) => {
+                let message = doc.sync().generate_sync_message(&mut slot.state);
+                message.map(|message| without_resent_document(&mut slot, doc, message))
+            }
             Ok(None) => AutoCommit::new()
                 .sync()
                 .generate_sync_message(&mut slot.state),
@@ -691,6 +697,46 @@ impl<S: Storage> SyncHost for Replica<S> {
         let day = intake::day_of(self.now_ms);
         !self.intake.over_quota_today(peer, day) && !self.unregistered_below(peer, document)
     }
+}
+
+/// `message` as it should go to a peer we may already have sent the whole
+/// document on this link.
+///
+/// Automerge sends the whole document whenever the peer's last message said
+/// it holds nothing, and forgets what it sent on such a message. On a link
+/// both ends start an exchange at once, so an empty peer's first message
+/// and its answer to ours both say "nothing", and each would bring the whole
+/// document again — sent two or three times per document depending on how
+/// the messages crossed. The stream is ordered and reliable, and a refusal
+/// or a lost link drops the slot, so while the slot lives the peer holds, or
+/// is about to hold, everything up to the heads we sent it whole: of a
+/// second whole document only the changes made since then go.
+fn without_resent_document(
+    slot: &mut SyncSlot,
+    doc: &mut AutoCommit,
+    mut message: Message,
+) -> Message {
+    let whole = message.changes.len() == 1
+        && message
+            .changes
+            .iter()
+            .next()
+            .and_then(chunks::single_document)
+            .is_some();
+    if !whole {
+        return message;
+    }
+    if let Some(sent_at) = slot.whole_sent_at.as_deref() {
+        let since: Vec<Vec<u8>> = doc
+            .document()
+            .get_changes(sent_at)
+            .into_iter()
+            .map(|change| change.raw_bytes().to_vec())
+            .collect();
+        message.changes = ChunkList::from(since);
+    }
+    slot.whole_sent_at = Some(doc.document().get_heads());
+    message
 }
 
 /// What [`emptied_receive_bookkeeping`] must restore after automerge saw the
