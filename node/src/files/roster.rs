@@ -243,7 +243,7 @@ mod tests {
     fn a_missing_required_column_is_named() {
         let error = parse_csv("姓名,电话\n张伟,1\n".as_bytes()).unwrap_err();
         assert!(
-            matches!(error, ImportError::MissingColumn { missing: "sex" }),
+            matches!(error, ImportError::MissingColumn { missing: "sex", .. }),
             "{error}"
         );
     }
