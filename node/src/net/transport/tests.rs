@@ -630,5 +630,4 @@ async fn a_quiet_link_sends_no_mtu_probes_and_stays_under_5_kb_on_the_wire() {
         up_stats.udp_tx.bytes,
         down_stats.udp_tx.bytes
     );
-    assert_eq!(up_stats.udp_tx.bytes, down_stats.udp_rx.bytes);
 }
