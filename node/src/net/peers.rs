@@ -161,6 +161,11 @@ pub struct PeerStatus {
     pub changes_applied: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// UDP payload of the current (or last) link each way: the sync bytes
+    /// above plus what QUIC and TLS add (handshake, certificates, acks,
+    /// keep-alives), which on a quiet link is nearly all of it.
+    pub transport_bytes_sent: u64,
+    pub transport_bytes_received: u64,
     pub sessions: u64,
     /// Links from this station replaced by a newer one (it restarted, or a
     /// second node holds its certificate).
@@ -193,6 +198,8 @@ impl PeerStatus {
             changes_applied: 0,
             bytes_sent: 0,
             bytes_received: 0,
+            transport_bytes_sent: 0,
+            transport_bytes_received: 0,
             sessions: 0,
             links_superseded: 0,
             connect_failures: 0,
@@ -207,16 +214,57 @@ impl PeerStatus {
 #[derive(Debug, Clone, Default)]
 pub struct PeerStatusBoard {
     peers: Arc<Mutex<BTreeMap<StationId, PeerStatus>>>,
+    /// The connection of each link in session: its transport counters move
+    /// without any session step (acks, keep-alives), so they are read when
+    /// the status is, and folded in for good when the link ends.
+    links: Arc<Mutex<BTreeMap<StationId, quinn::Connection>>>,
 }
 
 impl PeerStatusBoard {
     /// Every peer known so far (configured or seen), ordered by station.
     pub fn snapshot(&self) -> Vec<PeerStatus> {
-        self.lock().values().cloned().collect()
+        let mut peers: Vec<PeerStatus> = self.lock().values().cloned().collect();
+        let links = self.links();
+        for status in &mut peers {
+            if let Some(connection) = links.get(&status.station) {
+                count_transport(status, connection);
+            }
+        }
+        peers
     }
 
     pub fn get(&self, station: &StationId) -> Option<PeerStatus> {
-        self.lock().get(station).cloned()
+        let mut status = self.lock().get(station).cloned()?;
+        if let Some(connection) = self.links().get(station) {
+            count_transport(&mut status, connection);
+        }
+        Some(status)
+    }
+
+    fn links(&self) -> std::sync::MutexGuard<'_, BTreeMap<StationId, quinn::Connection>> {
+        self.links
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn link_up(&self, station: &StationId, connection: &quinn::Connection) {
+        self.links().insert(station.clone(), connection.clone());
+    }
+
+    /// Folds the ended link's final counters into the status, unless a
+    /// newer link from the station has taken its place meanwhile.
+    fn link_down(&self, station: &StationId, connection: &quinn::Connection) {
+        let mut links = self.links();
+        if links
+            .get(station)
+            .is_some_and(|current| current.stable_id() == connection.stable_id())
+        {
+            links.remove(station);
+            drop(links);
+            if let Some(status) = self.lock().get_mut(station) {
+                count_transport(status, connection);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<StationId, PeerStatus>> {
@@ -239,6 +287,12 @@ impl PeerStatusBoard {
             .or_insert_with(|| PeerStatus::new(station.clone(), role, address));
         change(status);
     }
+}
+
+fn count_transport(status: &mut PeerStatus, connection: &quinn::Connection) {
+    let stats = connection.stats();
+    status.transport_bytes_sent = stats.udp_tx.bytes;
+    status.transport_bytes_received = stats.udp_rx.bytes;
 }
 
 /// Exponential backoff with "equal jitter": the delay is half the current
@@ -1052,6 +1106,7 @@ async fn run_session(
         status.sessions += 1;
         status.up_to_date = false;
     });
+    board.link_up(&peer_station, &connection);
 
     let (read_sender, mut reads) = mpsc::channel(READ_QUEUE_LEN);
     let reader = tokio::spawn(read_loop(recv, read_sender));
@@ -1192,6 +1247,8 @@ async fn run_session(
     writer.abort();
     reader.abort();
     connection.close(CLOSE_SHUTDOWN.into(), b"session closed");
+    log_transport(&peer_station, &connection);
+    board.link_down(&peer_station, &connection);
     let _ = shared
         .store
         .call({
@@ -1216,6 +1273,30 @@ async fn run_session(
         info!(peer = %peer_station, error = ?link_error, "sync session ended");
     }
     outcome
+}
+
+/// What the link cost on the wire, beyond the sync bytes the session
+/// counts: where a quiet link's bytes go (handshake, probes, losses).
+fn log_transport(peer: &StationId, connection: &quinn::Connection) {
+    let stats = connection.stats();
+    debug!(
+        %peer,
+        udp_tx_bytes = stats.udp_tx.bytes,
+        udp_tx_datagrams = stats.udp_tx.datagrams,
+        udp_rx_bytes = stats.udp_rx.bytes,
+        udp_rx_datagrams = stats.udp_rx.datagrams,
+        mtu = stats.path.current_mtu,
+        mtu_probes_sent = stats.path.sent_plpmtud_probes,
+        mtu_probes_lost = stats.path.lost_plpmtud_probes,
+        lost_packets = stats.path.lost_packets,
+        lost_bytes = stats.path.lost_bytes,
+        rtt_us = stats.path.rtt.as_micros() as u64,
+        acks_sent = stats.frame_tx.acks,
+        pings_sent = stats.frame_tx.ping,
+        crypto_frames_sent = stats.frame_tx.crypto,
+        stream_frames_sent = stats.frame_tx.stream,
+        "link closed: transport figures"
+    );
 }
 
 /// Returns once `flag` is true, or once its sender is gone (whoever held

@@ -740,7 +740,8 @@ async fn a_backlog_of_many_documents_syncs_on_first_contact() {
         wait_for_heads(&store, &township.store, document).await;
     }
     let elapsed = started.elapsed();
-    let status = manager.board().get(&id("xh/t03")).unwrap();
+    let manager_board = manager.board();
+    let status = manager_board.get(&id("xh/t03")).unwrap();
     eprintln!(
         "{DOCUMENTS} documents synced on first contact in {} ms; village sent {} bytes, received {}",
         elapsed.as_millis(),
@@ -748,7 +749,18 @@ async fn a_backlog_of_many_documents_syncs_on_first_contact() {
         status.bytes_received
     );
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    // The link's UDP bytes hold the sync bytes plus QUIC's and TLS's.
+    assert!(
+        status.transport_bytes_sent > status.bytes_sent
+            && status.transport_bytes_received > status.bytes_received,
+        "{status:?}"
+    );
     manager.shutdown().await;
+    let ended = manager_board.get(&id("xh/t03")).unwrap();
+    assert!(
+        ended.transport_bytes_sent >= status.transport_bytes_sent,
+        "an ended link keeps its final counts: {ended:?}"
+    );
     township.manager.shutdown().await;
 }
 

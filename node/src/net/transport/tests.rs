@@ -585,3 +585,49 @@ async fn a_connection_asked_to_retry_proves_its_address_and_links_up() {
     let (refused, retried) = township.handshakes_refused();
     assert_eq!((refused, retried), (0, 1));
 }
+
+/// Two up-to-date nodes reconnecting exchange a handshake and a few dozen
+/// bytes of sync, then nothing: that link must cost little on the wire.
+/// Path MTU probes (1.3–1.4 KB each, four a side, right after the
+/// handshake) were most of it, so a quiet link must send none. QUIC itself
+/// pads every datagram carrying a client Initial, and the server's first
+/// flight, to 1,200 B: three of those are 3.6 KB before anything else.
+#[tokio::test]
+async fn a_quiet_link_sends_no_mtu_probes_and_stays_under_5_kb_on_the_wire() {
+    let county = County::new("xh");
+    let township = bind(&county.node("xh/t03", Tier::Township));
+    let village = bind(&county.node("xh/t03/v12", Tier::Village));
+    let township_addr = township.local_addr().unwrap();
+    let (connected, accepted) = tokio::join!(
+        village.connect(township_addr, None),
+        next_accepted(&township)
+    );
+    let mut up = connected.unwrap();
+    let mut down = accepted.unwrap();
+    // About what two up-to-date nodes say to each other (69 B in all).
+    up.send.write_all(&[7; 35]).await.unwrap();
+    let mut buffer = [0_u8; 35];
+    down.recv.read_exact(&mut buffer).await.unwrap();
+    down.send.write_all(&buffer[..34]).await.unwrap();
+    up.recv.read_exact(&mut buffer[..34]).await.unwrap();
+    // Probes go out right after the handshake, a round trip apart: on
+    // loopback they would all be done well within this.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (up_stats, down_stats) = (up.connection.stats(), down.connection.stats());
+    assert_eq!(
+        (
+            up_stats.path.sent_plpmtud_probes,
+            down_stats.path.sent_plpmtud_probes
+        ),
+        (0, 0),
+        "MTU probes sent (connecting side, accepting side)"
+    );
+    let total = up_stats.udp_tx.bytes + down_stats.udp_tx.bytes;
+    assert!(
+        total <= 5_000,
+        "a quiet link put {total} B on the wire: {} B up, {} B down",
+        up_stats.udp_tx.bytes,
+        down_stats.udp_tx.bytes
+    );
+}
