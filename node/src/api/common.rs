@@ -258,6 +258,20 @@ pub(crate) fn file_refusal(too_large: bool, reason: String) -> ApiError {
     ApiError::new(status, "file", reason)
 }
 
+/// The name an import reads its body as, from `?format=`: the file
+/// readers tell a workbook from CSV by it.
+pub fn upload_name(format: Option<&str>) -> Result<&'static str, ApiError> {
+    match format {
+        Some("xlsx") => Ok("upload.xlsx"),
+        Some("csv") | None => Ok("upload.csv"),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "format",
+            format!("unknown format {other:?}; use csv or xlsx"),
+        )),
+    }
+}
+
 /// End an import's progress job with its outcome and answer with it: the
 /// summary of a report, or for a refusal the field only (its reason may
 /// quote a cell of the file, and the job list is shown to every role).

@@ -15,7 +15,7 @@
 //! as a re-import is. An import is a job in the node's progress registry,
 //! counting month documents as each is built or committed.
 
-use crate::api::common::{end_import_job, file_refusal, station_param, ApiError};
+use crate::api::common::{end_import_job, file_refusal, station_param, upload_name, ApiError};
 use crate::context::NodeContext;
 use crate::progress::{thousands, CountUnit, JobCounter, JobKind};
 use crate::store::bulk::{build_in_parallel, build_threads, Built};
@@ -73,17 +73,7 @@ async fn import_activities(
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))?;
     let station = station_param(&ctx, query.station.as_deref())?;
-    let name = match query.format.as_deref() {
-        Some("xlsx") => "upload.xlsx",
-        Some("csv") | None => "upload.csv",
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "format",
-                format!("unknown format {other:?}; use csv or xlsx"),
-            ))
-        }
-    };
+    let name = upload_name(query.format.as_deref())?;
     let bytes = body.map_err(body_rejection)?;
     let job = ctx.progress.start(
         JobKind::LedgerImport,

@@ -33,17 +33,7 @@ async fn import_team_file(
     let q = query(q)?;
     let station = q.station(&ctx)?;
     let bytes = body.map_err(body_rejection)?;
-    let name = match q.format.as_deref() {
-        Some("xlsx") => "upload.xlsx",
-        Some("csv") | None => "upload.csv",
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "format",
-                format!("unknown format {other:?}; use csv or xlsx"),
-            ))
-        }
-    };
+    let name = upload_name(q.format.as_deref())?;
     let job = ctx.progress.start(
         JobKind::TeamImport,
         station.to_string(),

@@ -85,27 +85,64 @@ pub fn accepted_columns() -> Vec<(&'static str, &'static [&'static str], bool)> 
         .collect()
 }
 
-/// Map header cells to field names; unknown columns are ignored.
-fn header_fields(header: &[String]) -> Result<Vec<Option<&'static str>>, ImportError> {
+/// Map header cells to field names from `columns`; unknown columns are
+/// ignored; a missing `required` one refuses the file, naming it and
+/// `expected` (example headers of this kind of file).
+pub(super) fn header_fields(
+    header: &[String],
+    columns: &[(&'static str, &[&str])],
+    required: &[&'static str],
+    expected: &'static str,
+) -> Result<Vec<Option<&'static str>>, ImportError> {
     let fields: Vec<Option<&'static str>> = header
         .iter()
         .map(|cell| {
             let cell = cell.trim().trim_start_matches('\u{feff}');
-            COLUMNS
+            columns
                 .iter()
                 .find(|(_, names)| names.contains(&cell))
                 .map(|(field, _)| *field)
         })
         .collect();
-    for required in REQUIRED {
-        if !fields.contains(&Some(required)) {
-            return Err(ImportError::MissingColumn {
-                missing: required,
-                expected: EXPECTED_HEADERS,
-            });
+    for missing in required {
+        if !fields.contains(&Some(missing)) {
+            return Err(ImportError::MissingColumn { missing, expected });
         }
     }
     Ok(fields)
+}
+
+/// The rows of `table` below its header, each read by `row` with the
+/// header's fields; blank rows skipped, numbered as the spreadsheet shows
+/// them (header = 1), at most `IMPORT_ROWS_MAX`.
+pub(super) fn rows_of<T>(
+    table: Vec<Vec<String>>,
+    columns: &[(&'static str, &[&str])],
+    required: &[&'static str],
+    expected: &'static str,
+    row: impl Fn(&[Option<&'static str>], &[String]) -> T,
+) -> Result<Vec<(usize, T)>, ImportError> {
+    let mut rows = table.into_iter();
+    let Some(header) = rows.next() else {
+        return Err(ImportError::MissingColumn {
+            missing: required[0],
+            expected,
+        });
+    };
+    let fields = header_fields(&header, columns, required, expected)?;
+    let mut out = Vec::new();
+    for (index, cells) in rows.enumerate() {
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        if out.len() >= IMPORT_ROWS_MAX {
+            return Err(ImportError::TooManyRows {
+                max: IMPORT_ROWS_MAX,
+            });
+        }
+        out.push((index + 2, row(&fields, &cells)));
+    }
+    Ok(out)
 }
 
 fn truthy(text: &str) -> bool {
@@ -155,27 +192,7 @@ fn row_input(
 pub type RosterRows = Vec<(usize, Result<VolunteerInput, FieldError>)>;
 
 fn rows_from_table(table: Vec<Vec<String>>) -> Result<RosterRows, ImportError> {
-    let mut rows = table.into_iter();
-    let Some(header) = rows.next() else {
-        return Err(ImportError::MissingColumn {
-            missing: "name",
-            expected: EXPECTED_HEADERS,
-        });
-    };
-    let fields = header_fields(&header)?;
-    let mut out = Vec::new();
-    for (index, cells) in rows.enumerate() {
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        if out.len() >= IMPORT_ROWS_MAX {
-            return Err(ImportError::TooManyRows {
-                max: IMPORT_ROWS_MAX,
-            });
-        }
-        out.push((index + 2, row_input(&fields, &cells)));
-    }
-    Ok(out)
+    rows_of(table, COLUMNS, REQUIRED, EXPECTED_HEADERS, row_input)
 }
 
 pub(super) fn check_size(bytes: &[u8]) -> Result<(), ImportError> {

@@ -8,7 +8,7 @@
 //! module only reads files. Re-importing a file is harmless: a row with a
 //! team number replaces that team, as `POST teams` with that id does.
 
-use crate::files::roster::{check_size, list, sheet_error, ImportError, IMPORT_ROWS_MAX};
+use crate::files::roster::{check_size, list, rows_of, sheet_error, ImportError, IMPORT_ROWS_MAX};
 use crate::files::spreadsheet::{csv_table, xlsx_table};
 use civsync_protocol::domain::input::TeamInput;
 
@@ -37,29 +37,6 @@ pub fn accepted_columns() -> Vec<(&'static str, &'static [&'static str], bool)> 
 /// field is checked when the rows are written (`TeamInput::validate`).
 pub type TeamRows = Vec<(usize, TeamInput)>;
 
-/// Map header cells to field names; unknown columns are ignored.
-fn header_fields(header: &[String]) -> Result<Vec<Option<&'static str>>, ImportError> {
-    let fields: Vec<Option<&'static str>> = header
-        .iter()
-        .map(|cell| {
-            let cell = cell.trim().trim_start_matches('\u{feff}');
-            COLUMNS
-                .iter()
-                .find(|(_, names)| names.contains(&cell))
-                .map(|(field, _)| *field)
-        })
-        .collect();
-    for required in REQUIRED {
-        if !fields.contains(&Some(required)) {
-            return Err(ImportError::MissingColumn {
-                missing: required,
-                expected: EXPECTED_HEADERS,
-            });
-        }
-    }
-    Ok(fields)
-}
-
 fn row_input(fields: &[Option<&'static str>], cells: &[String]) -> TeamInput {
     let mut input = TeamInput::default();
     for (field, cell) in fields.iter().zip(cells) {
@@ -80,27 +57,7 @@ fn row_input(fields: &[Option<&'static str>], cells: &[String]) -> TeamInput {
 }
 
 fn rows_from_table(table: Vec<Vec<String>>) -> Result<TeamRows, ImportError> {
-    let mut rows = table.into_iter();
-    let Some(header) = rows.next() else {
-        return Err(ImportError::MissingColumn {
-            missing: "name",
-            expected: EXPECTED_HEADERS,
-        });
-    };
-    let fields = header_fields(&header)?;
-    let mut out = Vec::new();
-    for (index, cells) in rows.enumerate() {
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        if out.len() >= IMPORT_ROWS_MAX {
-            return Err(ImportError::TooManyRows {
-                max: IMPORT_ROWS_MAX,
-            });
-        }
-        out.push((index + 2, row_input(&fields, &cells)));
-    }
-    Ok(out)
+    rows_of(table, COLUMNS, REQUIRED, EXPECTED_HEADERS, row_input)
 }
 
 /// Parse by file name: `.xlsx` as a workbook (its first sheet), anything
