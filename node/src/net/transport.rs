@@ -37,7 +37,6 @@ use crate::net::pki::{
 };
 use crate::net::revocation::RevocationSet;
 use civsync_protocol::{StationId, Tier};
-use hmac::{Hmac, Mac};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{TransportConfig, VarInt};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -48,7 +47,6 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -442,62 +440,6 @@ impl NodeEndpoint {
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
         config.transport_config(self.transport.clone());
         Ok(config)
-    }
-}
-
-/// Key of the connection ids this node issues, which it checks before
-/// answering a packet of an unknown connection with a stateless reset: the
-/// same after a restart, so the predecessor's ids are recognised.
-fn connection_id_key(identity: &NodeIdentity) -> u64 {
-    let mut hasher = Sha256::new();
-    hasher.update(b"civsync/quic-connection-id-key/v1");
-    hasher.update(identity.key.secret_der());
-    let digest = hasher.finalize();
-    let mut key = [0_u8; 8];
-    key.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(key)
-}
-
-/// HMAC-SHA256 key of this node's stateless reset tokens: derived from its
-/// private key, so a restarted node resets its predecessor's connections.
-struct StatelessResetKey {
-    key: [u8; 32],
-}
-
-impl StatelessResetKey {
-    /// Domain-separated from every other use of the private key.
-    const LABEL: &'static [u8] = b"civsync/quic-stateless-reset-key/v1";
-
-    fn of(identity: &NodeIdentity) -> StatelessResetKey {
-        let mut hasher = Sha256::new();
-        hasher.update(Self::LABEL);
-        hasher.update(identity.key.secret_der());
-        StatelessResetKey {
-            key: hasher.finalize().into(),
-        }
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length")
-    }
-}
-
-impl quinn::crypto::HmacKey for StatelessResetKey {
-    fn sign(&self, data: &[u8], signature_out: &mut [u8]) {
-        let mut mac = self.mac();
-        mac.update(data);
-        signature_out.copy_from_slice(&mac.finalize().into_bytes());
-    }
-
-    fn signature_len(&self) -> usize {
-        32
-    }
-
-    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), quinn::crypto::CryptoError> {
-        let mut mac = self.mac();
-        mac.update(data);
-        mac.verify_slice(signature)
-            .map_err(|_| quinn::crypto::CryptoError)
     }
 }
 
@@ -1000,6 +942,9 @@ impl ClientCertVerifier for PeerClientVerifier {
         self.inner.supported_verify_schemes()
     }
 }
+
+mod restart_keys;
+use restart_keys::{connection_id_key, StatelessResetKey};
 
 #[cfg(test)]
 mod tests;
