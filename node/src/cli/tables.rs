@@ -384,8 +384,18 @@ pub fn status_table(answer: &Value) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<16} {:<9} {:<9} {:<5} {:<22} {:<16} {:>6} {:>9} {:>9}  last error",
-        "peer", "role", "tier", "link", "sync", "last heard", "synced", "sent", "received"
+        "{:<16} {:<9} {:<9} {:<5} {:<22} {:<16} {:>6} {:>9} {:>9} {:>9} {:>9}  last error",
+        "peer",
+        "role",
+        "tier",
+        "link",
+        "sync",
+        "last heard",
+        "synced",
+        "sent",
+        "received",
+        "wire sent",
+        "wire recv"
     );
     for peer in peers {
         let connected = peer["connected"].as_bool() == Some(true);
@@ -402,7 +412,7 @@ pub fn status_table(answer: &Value) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<16} {:<9} {:<9} {:<5} {:<22} {:<16} {:>6} {:>9} {:>9}  {}",
+            "{:<16} {:<9} {:<9} {:<5} {:<22} {:<16} {:>6} {:>9} {:>9} {:>9} {:>9}  {}",
             text(&peer["station"]),
             text(&peer["role"]),
             text(&peer["tier"]),
@@ -412,6 +422,10 @@ pub fn status_table(answer: &Value) -> String {
             text(&peer["documents_synced"]),
             bytes(&peer["bytes_sent"]),
             bytes(&peer["bytes_received"]),
+            // What the link cost on the network (QUIC, TLS and handshakes
+            // included): what a metered village link pays for.
+            bytes(&peer["transport_bytes_sent"]),
+            bytes(&peer["transport_bytes_received"]),
             short_error(&peer["last_error"]),
         );
     }
@@ -794,7 +808,8 @@ mod tests {
             "documents_loaded": 3, "peers": [
             {"station": "xh", "role": "parent", "tier": "county", "connected": true,
              "up_to_date": true, "last_seen_unix_ms": 1_793_577_600_000i64,
-             "documents_synced": 8, "bytes_sent": 744, "bytes_received": 5_785},
+             "documents_synced": 8, "bytes_sent": 744, "bytes_received": 5_785,
+             "transport_bytes_sent": 4_400, "transport_bytes_received": 12_345},
             {"station": "xh/t1/v1", "role": "incoming", "tier": "village", "connected": true,
              "up_to_date": false, "documents_pending": 4, "documents_in_flight": 2,
              "bytes_sent": 2_500_000},
@@ -809,6 +824,11 @@ mod tests {
         assert!(lines[2].starts_with("xh ") && lines[2].contains("up to date"));
         assert!(lines[2].contains("2026-11-02 08:00"));
         assert!(lines[2].contains("744 B") && lines[2].contains("5.8 KB"));
+        assert!(
+            lines[2].contains("4.4 KB") && lines[2].contains("12.3 KB"),
+            "the bytes on the wire each way: {}",
+            lines[2]
+        );
         assert!(lines[3].contains("4 pending, 2 in flight") && lines[3].contains("2.5 MB"));
         assert!(lines[4].contains("DOWN") && !lines[4].contains("up to date"));
         assert!(
@@ -816,7 +836,8 @@ mod tests {
             "a long error is cut: {}",
             lines[4]
         );
-        assert!(lines[4].chars().count() < 200, "{}", lines[4]);
+        let cut_error = lines[4].rsplit("  ").next().unwrap_or_default();
+        assert_eq!(cut_error.chars().count(), 72, "{}", lines[4]);
         assert!(
             lines[5].starts_with('-'),
             "a malformed peer prints as dashes"

@@ -79,7 +79,7 @@ async fn sync(State(web): State<Web>, Extension(principal): Extension<Principal>
         }
         @if peers.is_empty() { p { "本节点没有同步对象（未配置证书或上下级）。" } }
         table #peers {
-            thead { tr { th { "对方" } th { "关系" } th { "状态" } th { "上次联系" } th.num { "待同步" } th.num { "已同步文档" } th.num { "收 / 发" } th { "最近问题与处理建议" } } }
+            thead { tr { th { "对方" } th { "关系" } th { "状态" } th { "上次联系" } th.num { "待同步" } th.num { "已同步文档" } th.num { "收 / 发" } th.num title="含加密与握手，即线路实际流量" { "线路收 / 发" } th { "最近问题与处理建议" } } }
             tbody {
                 @for peer in &peers {
                     @let connected = peer.get("connected").and_then(Value::as_bool).unwrap_or(false);
@@ -92,6 +92,7 @@ async fn sync(State(web): State<Web>, Extension(principal): Extension<Principal>
                         td.num { (num(peer, "documents_pending") + num(peer, "documents_in_flight")) }
                         td.num { (num(peer, "documents_synced")) }
                         td.num { (bytes(num(peer, "bytes_received"))) " / " (bytes(num(peer, "bytes_sent"))) }
+                        td.num { (bytes(num(peer, "transport_bytes_received"))) " / " (bytes(num(peer, "transport_bytes_sent"))) }
                         td {
                             @for field in ["last_error", "last_refused"] {
                                 @if let Some(problem) = peer.get(field).and_then(Value::as_str).filter(|p| !p.is_empty()) {
