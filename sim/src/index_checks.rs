@@ -27,9 +27,11 @@ use civsync_protocol::{DocumentId, Tier};
 use std::collections::BTreeMap;
 
 /// How often a watched node's clerk asks for figures. Often enough that a
-/// document changes between two refreshes many times over a run, rarely
-/// enough that a county run pays little for it.
-pub const INDEX_LOOK_EVERY_MS: SimMs = HOUR_MS;
+/// document changes between two refreshes many times over a run (a busy
+/// village writes several times a day), rarely enough that a county run
+/// pays little for it: hourly looks were 30 % of a county run's CPU, most
+/// of it reading the same rosters again.
+pub const INDEX_LOOK_EVERY_MS: SimMs = 3 * HOUR_MS;
 /// A comparison with a count from scratch clones every document the node
 /// holds (most of a look's cost): every fourth simulated day per node
 /// during the run, a few times a fortnight.
@@ -38,6 +40,10 @@ const COMPARE_EVERY_LOOKS: u64 = 4 * DAY_MS / INDEX_LOOK_EVERY_MS;
 /// village is watched, and a county of hundreds of villages would otherwise
 /// pay for each.
 const VILLAGES_WATCHED_MAX: usize = 12;
+/// Townships watched at most, evenly spread: each holds its villages'
+/// rosters and activities, so each watched township re-reads what its
+/// villages write; a handful exercise the same code as twenty-five.
+const TOWNSHIPS_WATCHED_MAX: usize = 6;
 
 #[derive(Default)]
 struct Watched {
@@ -64,20 +70,25 @@ pub struct IndexWatch {
 }
 
 impl IndexWatch {
-    /// Every honest office above a village, and up to
-    /// [`VILLAGES_WATCHED_MAX`] honest villages evenly spread.
+    /// Every honest office above a township, and up to
+    /// [`TOWNSHIPS_WATCHED_MAX`] honest townships and
+    /// [`VILLAGES_WATCHED_MAX`] honest villages, each evenly spread.
     pub fn new(topology: &Topology, honest: impl Fn(NodeIndex) -> bool) -> IndexWatch {
         let mut nodes = BTreeMap::new();
-        let villages: Vec<NodeIndex> = topology
-            .of_tier(Tier::Village)
-            .filter(|n| honest(*n))
-            .collect();
-        let stride = villages.len().div_ceil(VILLAGES_WATCHED_MAX).max(1);
-        for node in villages.into_iter().step_by(stride) {
-            nodes.insert(node, Watched::default());
+        for (tier, watched_max) in [
+            (Tier::Village, VILLAGES_WATCHED_MAX),
+            (Tier::Township, TOWNSHIPS_WATCHED_MAX),
+        ] {
+            let honest_of_tier: Vec<NodeIndex> =
+                topology.of_tier(tier).filter(|n| honest(*n)).collect();
+            let stride = honest_of_tier.len().div_ceil(watched_max).max(1);
+            for node in honest_of_tier.into_iter().step_by(stride) {
+                nodes.insert(node, Watched::default());
+            }
         }
         for node in 0..topology.nodes.len() {
-            if topology.nodes[node].tier != Tier::Village && honest(node) {
+            let tier = topology.nodes[node].tier;
+            if tier != Tier::Village && tier != Tier::Township && honest(node) {
                 nodes.insert(node, Watched::default());
             }
         }
