@@ -42,6 +42,11 @@ fn describe(config: &NodeConfig) -> String {
 
 /// Open everything and serve until Ctrl-C or SIGTERM.
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
+    // Before anything that takes time: a SIGTERM while the store opens
+    // (systemd stopping a node that is still starting, an office PC shut
+    // down at boot) is then kept until the start is done and stops the node
+    // cleanly, instead of killing it mid-open by the default action.
+    let stop_signals = StopSignals::install().context("cannot listen for stop signals")?;
     let config = NodeConfig::load(data_dir)?;
     let pki_dir = config.pki_path(data_dir);
     let (id_sealer, county_id_key) = load_county_id_keys(&pki_dir, config.tier)?;
@@ -143,7 +148,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         tokio::spawn(async move { keep_index_persisted(&ctx).await })
     };
 
-    shutdown_signal().await;
+    stop_signals.received().await;
     tracing::info!("stopping: finishing requests and flushing the store");
     let _ = stop_tx.send(true);
     let _ = api_task.await;
@@ -341,23 +346,45 @@ fn start_peers(
     Ok((Some(manager), Some(certificate)))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C and SIGTERM, listened for from the moment they are installed:
+/// a signal that arrives before [`StopSignals::received`] is awaited is
+/// kept, not lost and not fatal.
+struct StopSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    async fn received(self) {
+        #[cfg(unix)]
+        {
+            let StopSignals {
+                mut interrupt,
+                mut terminate,
+            } = self;
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -598,6 +598,16 @@ impl TestNode {
     /// `ip netns exec NS`), so the process id is the node's. No wrapper runs
     /// the binary itself.
     pub fn start_wrapped(&mut self, wrapper: &[&str]) -> anyhow::Result<()> {
+        self.spawn_wrapped(wrapper)?;
+        self.wait_until_answering()
+    }
+
+    /// Start `civsync run` and return at once, the node still starting.
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
+        self.spawn_wrapped(&[])
+    }
+
+    fn spawn_wrapped(&mut self, wrapper: &[&str]) -> anyhow::Result<()> {
         assert!(
             self.process.is_none(),
             "node {} already running",
@@ -626,7 +636,7 @@ impl TestNode {
             .spawn()
             .context("spawn civsync run")?;
         self.process = Some(child);
-        self.wait_until_answering()
+        Ok(())
     }
 
     /// The exit status once the process has exited, polled for at most

@@ -96,3 +96,33 @@ fn a_node_stopped_right_after_a_bulk_import_starts_without_reading_its_documents
     assert_eq!(last_index_load(&log, "reused"), Some(documents), "{log}");
     node.stop().unwrap();
 }
+
+#[test]
+fn a_node_sent_sigterm_while_it_is_still_starting_stops_cleanly_and_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::init(&dir.path().join("v1"), "xh/t1/v1", "village", None).unwrap();
+    node.spawn().unwrap();
+    // The API port is bound before the store opens, the statistics index
+    // is built and the peers start: from the first accepted connection the
+    // node is mid-start. Before the stop signals were installed first, a
+    // SIGTERM here killed the process by the signal's default action.
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(node.api).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the node never bound its API port: {}",
+            node.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    node.stop()
+        .expect("a SIGTERM during the start must end in a clean exit");
+    let log = std::fs::read_to_string(node.dir.join("node.log")).unwrap();
+    assert!(
+        log.contains("stopping: finishing requests and flushing the store"),
+        "{log}"
+    );
+    node.start().unwrap();
+    assert_eq!(node.get("node").unwrap()["station"], "xh/t1/v1");
+    node.stop().unwrap();
+}
