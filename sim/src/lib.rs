@@ -8,6 +8,7 @@
 pub mod approval_checks;
 pub mod approvals;
 pub mod canonical;
+pub mod catalog_work;
 pub mod checks;
 pub mod config;
 pub mod faults;
@@ -27,6 +28,7 @@ pub mod time;
 pub mod topology;
 pub mod trace;
 pub mod truth;
+pub mod volunteer_deletions;
 pub mod workflow_checks;
 pub mod workflows;
 pub mod workload;

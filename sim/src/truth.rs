@@ -218,7 +218,6 @@ impl Truth {
                 let entry = self.activities.entry(key).or_default();
                 entry.beneficiaries = u64::from(activity.beneficiaries);
             }
-            Change::Theme { .. } => {}
         }
     }
 
@@ -230,6 +229,14 @@ impl Truth {
             .entry(station.clone())
             .or_default()
             .insert(id.clone(), true);
+    }
+
+    /// A volunteer's delete is final too.
+    pub fn volunteer_deleted(&mut self, station: &StationId, number: &RecordId) {
+        self.volunteers
+            .entry(station.clone())
+            .or_default()
+            .insert(number.clone(), true);
     }
 
     pub fn deleted_activities(&self) -> Vec<(&DocumentId, &RecordId, bool)> {

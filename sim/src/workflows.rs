@@ -102,6 +102,11 @@ pub enum Step {
     Registry(crate::registry::RegistryStep),
     /// A team's delete or its stale correction (`team_deletions.rs`).
     Team(crate::team_deletions::TeamStep),
+    /// A theme set or a menu item offered (`catalog_work.rs`).
+    Catalog(crate::catalog_work::CatalogStep),
+    /// A volunteer's delete or its stale correction
+    /// (`volunteer_deletions.rs`).
+    Volunteer(crate::volunteer_deletions::VolunteerStep),
 }
 
 impl Step {
@@ -117,6 +122,8 @@ impl Step {
             Step::Approval(_) => "commit_approval",
             Step::Registry(_) => "commit_registry",
             Step::Team(_) => "commit_team_deletion",
+            Step::Catalog(_) => "commit_catalog",
+            Step::Volunteer(_) => "commit_volunteer_deletion",
         }
     }
 }
@@ -168,6 +175,8 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
     out.extend(crate::approvals::schedule(config, topology));
     out.extend(crate::registry::schedule(config, topology));
     out.extend(crate::team_deletions::schedule(config, topology));
+    out.extend(crate::catalog_work::schedule(config, topology));
+    out.extend(crate::volunteer_deletions::schedule(config, topology));
     out.sort_by_key(|(at, node, _)| (*at, *node));
     out
 }
@@ -216,6 +225,8 @@ pub struct WorkflowCounters {
     pub approvals: crate::approvals::ApprovalCounters,
     pub registry: crate::registry::RegistryCounters,
     pub teams: crate::team_deletions::TeamDeletionCounters,
+    pub catalog: crate::catalog_work::CatalogCounters,
+    pub volunteers: crate::volunteer_deletions::VolunteerDeletionCounters,
 }
 
 /// What one step wrote, for the world's trace, counters and durability.
@@ -226,6 +237,8 @@ pub struct Outcome {
     pub follow_ups: Vec<(SimMs, NodeIndex, Step)>,
     /// A team this step deleted, for the ground truth's count of teams.
     pub deleted_team: Option<(StationId, RecordId)>,
+    /// A volunteer this step deleted, for the ground truth's count.
+    pub deleted_volunteer: Option<(StationId, RecordId)>,
 }
 
 impl Outcome {
@@ -235,6 +248,7 @@ impl Outcome {
             refused: None,
             follow_ups: Vec::new(),
             deleted_team: None,
+            deleted_volunteer: None,
         }
     }
 
@@ -286,6 +300,10 @@ pub struct Workflows {
     pub registry: crate::registry::RegistryWork,
     /// Teams deleted, and corrections of them from stale forms.
     pub teams: crate::team_deletions::TeamDeletions,
+    /// Themes and menu items, and the last value acknowledged of each.
+    pub catalog: crate::catalog_work::CatalogWork,
+    /// Volunteers deleted, and corrections of them from stale forms.
+    pub volunteers: crate::volunteer_deletions::VolunteerDeletions,
 }
 
 impl Workflows {
@@ -300,6 +318,8 @@ impl Workflows {
             approvals: crate::approvals::Approvals::new(config),
             registry: crate::registry::RegistryWork::new(config),
             teams: crate::team_deletions::TeamDeletions::new(config),
+            catalog: crate::catalog_work::CatalogWork::new(config),
+            volunteers: crate::volunteer_deletions::VolunteerDeletions::new(config),
         }
     }
 
@@ -369,6 +389,16 @@ impl Workflows {
             Step::Team(step) => {
                 let outcome = self.teams.run(at, step);
                 self.counters.teams = self.teams.counters.clone();
+                outcome
+            }
+            Step::Catalog(step) => {
+                let outcome = self.catalog.run(at, step);
+                self.counters.catalog = self.catalog.counters.clone();
+                outcome
+            }
+            Step::Volunteer(step) => {
+                let outcome = self.volunteers.run(at, step);
+                self.counters.volunteers = self.volunteers.counters.clone();
                 outcome
             }
         }

@@ -59,6 +59,7 @@ fn a_small_county_with_faults_and_a_liar_passes_every_checker() {
             "scope",
             "authority",
             "deletions",
+            "catalog",
             "orders",
             "balances",
             "approved-figures",
