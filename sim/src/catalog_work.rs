@@ -37,7 +37,7 @@ pub const CHANGE_HELD_ITEM_PROBABILITY: f64 = 0.6;
 pub const WITHDRAW_PROBABILITY: f64 = 0.5;
 /// Themes a township sets per week (a month's own theme, or another title
 /// for one it set).
-pub const TOWNSHIP_THEMES_PER_WEEK: f64 = 0.5;
+pub const TOWNSHIP_THEMES_PER_WEEK: f64 = 1.0;
 
 const TOWNSHIP_THEME_TITLES: [&str; 4] = ["乡风文明", "邻里守望", "乡村振兴", "清洁家园"];
 const MENU_ITEM_NAMES: [&str; 6] = [

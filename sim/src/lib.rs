@@ -14,6 +14,7 @@ pub mod config;
 pub mod faults;
 pub mod host;
 pub mod index_checks;
+pub mod ledger_imports;
 pub mod misbehaviour;
 pub mod names;
 pub mod network;

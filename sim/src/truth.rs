@@ -21,7 +21,7 @@ use crate::time::SimMs;
 use crate::topology::NodeIndex;
 use crate::workload::{Change, Edit};
 use automerge::ChangeHash;
-use civsync_protocol::domain::model::RecordId;
+use civsync_protocol::domain::model::{Activity, RecordId};
 use civsync_protocol::{DocumentId, Month, StationId};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -237,6 +237,26 @@ impl Truth {
             .entry(station.clone())
             .or_default()
             .insert(number.clone(), true);
+    }
+
+    /// An activity a ledger import wrote: counted as a clerk's recording.
+    pub fn activity_imported(&mut self, document: &DocumentId, activity: &Activity) {
+        let entry = self
+            .activities
+            .entry((document.clone(), activity.id.clone()))
+            .or_default();
+        entry.station = Some(activity.station.clone());
+        entry.month = document.month();
+        entry.beneficiaries = u64::from(activity.beneficiaries);
+        entry.deleted |= activity.deleted;
+        for record in &activity.records {
+            let centi = if record.deleted {
+                0
+            } else {
+                u64::from(record.hours.centi)
+            };
+            entry.hours_centi.insert(record.volunteer.clone(), centi);
+        }
     }
 
     pub fn deleted_activities(&self) -> Vec<(&DocumentId, &RecordId, bool)> {

@@ -30,7 +30,7 @@ use crate::topology::{NodeIndex, Topology};
 use crate::workload::{poisson_in_working_hours, to_date, Workload};
 use automerge::ChangeHash;
 use civsync_protocol::domain::input::OrderInput;
-use civsync_protocol::domain::model::{Order, OrderStatus, RecordId, VolunteerId};
+use civsync_protocol::domain::model::{Activity, Order, OrderStatus, RecordId, VolunteerId};
 use civsync_protocol::replica::Replica;
 use civsync_protocol::service::order_flow::{self, OrderStep};
 use civsync_protocol::service::points::{self, RedemptionInput, TransferInput};
@@ -107,6 +107,8 @@ pub enum Step {
     /// A volunteer's delete or its stale correction
     /// (`volunteer_deletions.rs`).
     Volunteer(crate::volunteer_deletions::VolunteerStep),
+    /// A village imports its month's activity ledger (`ledger_imports.rs`).
+    ImportLedger,
 }
 
 impl Step {
@@ -124,6 +126,7 @@ impl Step {
             Step::Team(_) => "commit_team_deletion",
             Step::Catalog(_) => "commit_catalog",
             Step::Volunteer(_) => "commit_volunteer_deletion",
+            Step::ImportLedger => "commit_import_ledger",
         }
     }
 }
@@ -177,6 +180,7 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
     out.extend(crate::team_deletions::schedule(config, topology));
     out.extend(crate::catalog_work::schedule(config, topology));
     out.extend(crate::volunteer_deletions::schedule(config, topology));
+    out.extend(crate::ledger_imports::schedule(config, topology));
     out.sort_by_key(|(at, node, _)| (*at, *node));
     out
 }
@@ -227,6 +231,7 @@ pub struct WorkflowCounters {
     pub teams: crate::team_deletions::TeamDeletionCounters,
     pub catalog: crate::catalog_work::CatalogCounters,
     pub volunteers: crate::volunteer_deletions::VolunteerDeletionCounters,
+    pub ledgers: crate::ledger_imports::LedgerCounters,
 }
 
 /// What one step wrote, for the world's trace, counters and durability.
@@ -239,6 +244,9 @@ pub struct Outcome {
     pub deleted_team: Option<(StationId, RecordId)>,
     /// A volunteer this step deleted, for the ground truth's count.
     pub deleted_volunteer: Option<(StationId, RecordId)>,
+    /// Activities an import wrote, with their document, for the ground
+    /// truth and the clerk.
+    pub imported_activities: Vec<(DocumentId, Activity)>,
 }
 
 impl Outcome {
@@ -249,6 +257,7 @@ impl Outcome {
             follow_ups: Vec::new(),
             deleted_team: None,
             deleted_volunteer: None,
+            imported_activities: Vec::new(),
         }
     }
 
@@ -304,6 +313,8 @@ pub struct Workflows {
     pub catalog: crate::catalog_work::CatalogWork,
     /// Volunteers deleted, and corrections of them from stale forms.
     pub volunteers: crate::volunteer_deletions::VolunteerDeletions,
+    /// Activity ledgers imported by villages.
+    pub ledgers: crate::ledger_imports::LedgerImports,
 }
 
 impl Workflows {
@@ -320,6 +331,7 @@ impl Workflows {
             teams: crate::team_deletions::TeamDeletions::new(config),
             catalog: crate::catalog_work::CatalogWork::new(config),
             volunteers: crate::volunteer_deletions::VolunteerDeletions::new(config),
+            ledgers: crate::ledger_imports::LedgerImports::new(config),
         }
     }
 
@@ -399,6 +411,11 @@ impl Workflows {
             Step::Volunteer(step) => {
                 let outcome = self.volunteers.run(at, step);
                 self.counters.volunteers = self.volunteers.counters.clone();
+                outcome
+            }
+            Step::ImportLedger => {
+                let outcome = self.ledgers.import(at);
+                self.counters.ledgers = self.ledgers.counters.clone();
                 outcome
             }
         }

@@ -404,6 +404,13 @@ impl Workload {
             .map_or(&[], |clerk| clerk.volunteers.as_slice())
     }
 
+    /// The activities `node`'s clerk deleted, as they read just before.
+    pub fn deleted_of(&self, node: NodeIndex) -> &[(DocumentId, Activity)] {
+        self.clerks
+            .get(&node)
+            .map_or(&[], |clerk| clerk.deleted.as_slice())
+    }
+
     /// The teams `node`'s clerk founded (acknowledged).
     pub fn teams_of(&self, node: NodeIndex) -> Vec<RecordId> {
         self.clerks.get(&node).map_or_else(Vec::new, |clerk| {

@@ -1274,6 +1274,18 @@ impl World {
         if let Some((station, number)) = &outcome.deleted_volunteer {
             self.truth.volunteer_deleted(station, number);
         }
+        for (document, activity) in outcome.imported_activities {
+            self.truth.activity_imported(&document, &activity);
+            let edit = workload::Edit {
+                document,
+                change: Change::Activity {
+                    activity,
+                    correction_by: None,
+                },
+            };
+            // The clerk may correct or delete an imported activity later.
+            self.workload.acknowledged(node, &edit);
+        }
         if let Some((document, heads, what)) = outcome.written {
             self.counters.writes_acknowledged += 1;
             self.trace
