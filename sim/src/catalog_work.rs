@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 /// Changes a station makes to its menu per week (a new item, a rename or a
 /// withdrawal), after the first item.
-pub const MENU_CHANGES_PER_STATION_WEEK: f64 = 0.5;
+pub const MENU_CHANGES_PER_STATION_WEEK: f64 = 0.25;
 /// Of the changes to a menu that already offers something: the share that
 /// changes one of its items rather than adding one.
 pub const CHANGE_HELD_ITEM_PROBABILITY: f64 = 0.6;
@@ -367,6 +367,40 @@ fn compare<T: PartialEq + std::fmt::Debug>(
                 "{holder} does not show {kind} {} of {owner}, acknowledged as {want:?}",
                 wanted_key.1
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FaultMix;
+
+    #[test]
+    fn every_station_offers_a_menu_item_and_every_township_sets_themes() {
+        let config = SimConfig {
+            townships: 3,
+            villages_per_township: 2,
+            days: 30,
+            ..SimConfig::default()
+        };
+        let topology = Topology::build(&config, &FaultMix::draw(&config));
+        let steps = schedule(&config, &topology);
+        let offering = |node: NodeIndex| {
+            steps.iter().any(|(_, n, step)| {
+                *n == node && *step == Step::Catalog(CatalogStep::OfferMenuItem)
+            })
+        };
+        let setting = |node: NodeIndex| {
+            steps.iter().any(|(_, n, step)| {
+                *n == node && matches!(step, Step::Catalog(CatalogStep::SetTheme(_)))
+            })
+        };
+        for township in topology.of_tier(Tier::Township) {
+            assert!(offering(township) && setting(township), "{township}");
+        }
+        for village in topology.of_tier(Tier::Village) {
+            assert!(offering(village) && !setting(village), "{village}");
         }
     }
 }
