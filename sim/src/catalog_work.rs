@@ -35,8 +35,10 @@ pub const MENU_CHANGES_PER_STATION_WEEK: f64 = 0.25;
 pub const CHANGE_HELD_ITEM_PROBABILITY: f64 = 0.6;
 /// Of those changes: the share that withdraws the item.
 pub const WITHDRAW_PROBABILITY: f64 = 0.5;
-/// Themes a township sets per week (a month's own theme, or another title
-/// for one it set).
+/// Share of stations that withdraw an item within their first week.
+pub const EARLY_WITHDRAWAL_PROBABILITY: f64 = 0.5;
+/// Themes a township sets per week after its first (a month's own theme,
+/// or another title for one it set).
 pub const TOWNSHIP_THEMES_PER_WEEK: f64 = 1.0;
 
 const TOWNSHIP_THEME_TITLES: [&str; 4] = ["乡风文明", "邻里守望", "乡村振兴", "清洁家园"];
@@ -57,6 +59,8 @@ pub enum CatalogStep {
     SetTheme(Month),
     /// The station offers a new menu item, or renames or withdraws one.
     OfferMenuItem,
+    /// The station withdraws an item it offers (one that found no takers).
+    WithdrawMenuItem,
 }
 
 /// The steps that start on their own (the county's themes come from the
@@ -71,6 +75,10 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
     for node in stations.collect::<Vec<_>>() {
         let first = rng.gen_range(2 * HOUR_MS..2 * DAY_MS).min(horizon - 1);
         out.push((first, node, Step::Catalog(CatalogStep::OfferMenuItem)));
+        if rng.gen_bool(EARLY_WITHDRAWAL_PROBABILITY) {
+            let at = rng.gen_range(2 * DAY_MS..6 * DAY_MS).min(horizon - 1);
+            out.push((at, node, Step::Catalog(CatalogStep::WithdrawMenuItem)));
+        }
         poisson_in_working_hours(
             &mut rng,
             MENU_CHANGES_PER_STATION_WEEK / 7.0,
@@ -79,7 +87,12 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
             |at| out.push((at, node, Step::Catalog(CatalogStep::OfferMenuItem))),
         );
     }
+    let first_month = Date::of_unix_ms(RUN_START_UNIX_MS as u64).month();
     for township in topology.of_tier(Tier::Township).collect::<Vec<_>>() {
+        // Every township sets a theme of its own in its first days.
+        let first = rng.gen_range(2 * HOUR_MS..2 * DAY_MS).min(horizon - 1);
+        let step = Step::Catalog(CatalogStep::SetTheme(first_month));
+        out.push((first, township, step));
         let mut times = Vec::new();
         poisson_in_working_hours(&mut rng, TOWNSHIP_THEMES_PER_WEEK / 7.0, horizon, 0, |at| {
             times.push(at)
@@ -132,7 +145,8 @@ impl CatalogWork {
     pub fn run(&mut self, at: At<'_>, step: &CatalogStep) -> Outcome {
         match step {
             CatalogStep::SetTheme(month) => self.set_theme(at, *month),
-            CatalogStep::OfferMenuItem => self.offer_menu_item(at),
+            CatalogStep::OfferMenuItem => self.offer_menu_item(at, false),
+            CatalogStep::WithdrawMenuItem => self.offer_menu_item(at, true),
         }
     }
 
@@ -169,17 +183,22 @@ impl CatalogWork {
         }
     }
 
-    fn offer_menu_item(&mut self, at: At<'_>) -> Outcome {
+    /// Offer, rename or withdraw an item; `withdraw`: withdraw one, if any.
+    fn offer_menu_item(&mut self, at: At<'_>, withdraw: bool) -> Outcome {
         let owner = at.replica.local().clone();
         let held: Vec<MenuItem> = catalog::menu_offered_at(at.replica, &owner)
             .items
             .into_iter()
             .filter(|item| item.owner == owner && !item.withdrawn)
             .collect();
-        let change = !held.is_empty() && self.rng.gen_bool(CHANGE_HELD_ITEM_PROBABILITY);
+        if withdraw && held.is_empty() {
+            return Outcome::nothing();
+        }
+        let change =
+            withdraw || (!held.is_empty() && self.rng.gen_bool(CHANGE_HELD_ITEM_PROBABILITY));
         let (input, what) = if change {
             let item = &held[self.rng.gen_range(0..held.len())];
-            let withdraw = self.rng.gen_bool(WITHDRAW_PROBABILITY);
+            let withdraw = withdraw || self.rng.gen_bool(WITHDRAW_PROBABILITY);
             let input = MenuItemInput {
                 id: Some(item.id.to_string()),
                 name: if withdraw {

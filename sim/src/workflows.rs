@@ -810,14 +810,22 @@ mod tests {
                     Tier::County
                 }
                 Step::TransferDown | Step::Approval(_) | Step::Registry(_) => Tier::Township,
+                // Themes: the county's come from the workload's schedule.
+                Step::Catalog(crate::catalog_work::CatalogStep::SetTheme(_)) => Tier::Township,
+                // Townships offer menu items of their own too.
+                Step::Catalog(
+                    crate::catalog_work::CatalogStep::OfferMenuItem
+                    | crate::catalog_work::CatalogStep::WithdrawMenuItem,
+                ) if tier == Tier::Township => Tier::Township,
                 _ => Tier::Village,
             };
             assert_eq!(tier, expected, "{step:?}");
             kinds.insert(step.profile_key());
         }
         // Orders, redemptions, both kinds of transfer, the rate, approvals,
-        // the registry and team deletes.
-        assert_eq!(kinds.len(), 7, "{kinds:?}");
+        // the registry, team deletes, menus and themes, volunteer deletes
+        // and ledger imports.
+        assert_eq!(kinds.len(), 10, "{kinds:?}");
         assert!(schedule.iter().any(|(_, _, s)| *s == Step::TransferUp));
         assert_eq!(
             format!("{:?}", schedule),
