@@ -54,6 +54,7 @@ caught_by() {
         approve-another-month) echo approved-figures ;;
         miss-edit-after-approval) echo approved-figures ;;
         file-order-twice) echo orders ;;
+        hide-withdrawn-menu-items) echo catalog ;;
         *) echo "" ;;
     esac
 }

@@ -8,7 +8,8 @@
 //! `service/order_flow.rs`, `SkipAllotmentCheck` in `service/points.rs`,
 //! `KeepReplacedContribution` in `stats/index.rs`, `ApproveAnotherMonth`
 //! and `MissEditAfterApproval` in `service/approval_ops.rs`,
-//! `FileOrderTwice` in `service/order_flow.rs`).
+//! `FileOrderTwice` in `service/order_flow.rs`, `HideWithdrawnMenuItems`
+//! in `service/catalog.rs`).
 //!
 //! Without the `injected-faults` feature (every node build) [`armed`] is a
 //! constant `false` and the faulty branches compile away. With it (the
@@ -53,6 +54,10 @@ pub enum Fault {
     /// A step an office takes on an order is filed again in the orders
     /// document of the month after: the order is held twice.
     FileOrderTwice,
+    /// The menu offered at a station leaves out withdrawn items instead of
+    /// listing them marked: a clerk no longer sees why an item is gone, and
+    /// orders already placed for it lose their meaning.
+    HideWithdrawnMenuItems,
 }
 
 impl Fault {
@@ -68,6 +73,7 @@ impl Fault {
             Fault::ApproveAnotherMonth => 128,
             Fault::MissEditAfterApproval => 256,
             Fault::FileOrderTwice => 512,
+            Fault::HideWithdrawnMenuItems => 1024,
         }
     }
 }

@@ -43,7 +43,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Details list at most this many examples.
-const EXAMPLES_MAX: usize = 3;
+pub(crate) const EXAMPLES_MAX: usize = 3;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
@@ -52,13 +52,13 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    fn pass(detail: impl Into<String>) -> CheckResult {
+    pub(crate) fn pass(detail: impl Into<String>) -> CheckResult {
         CheckResult {
             passed: true,
             detail: detail.into(),
         }
     }
-    fn fail(detail: impl Into<String>) -> CheckResult {
+    pub(crate) fn fail(detail: impl Into<String>) -> CheckResult {
         CheckResult {
             passed: false,
             detail: detail.into(),
@@ -153,7 +153,7 @@ pub fn heads_agree(world: &World) -> Result<usize, String> {
 
 pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
     type Checker = fn(&mut World) -> CheckResult;
-    let checkers: [(&'static str, Checker); 13] = [
+    let checkers: [(&'static str, Checker); 14] = [
         ("convergence", convergence),
         ("liveness", |w| liveness(w)),
         ("durability", durability),
@@ -162,6 +162,7 @@ pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
         ("statistics", statistics),
         ("authority", authority),
         ("deletions", deletions),
+        ("catalog", crate::catalog_work::check),
         ("orders", crate::workflow_checks::orders),
         ("balances", crate::workflow_checks::balances),
         ("approved-figures", crate::approval_checks::approved_figures),
@@ -348,28 +349,36 @@ fn deletions(world: &mut World) -> CheckResult {
         }
     }
     let (teams_back, team_reads) = crate::team_deletions::check(world, &mut problems);
+    let (volunteers_back, volunteer_reads) =
+        crate::volunteer_deletions::check(world, &mut problems);
     let teams = &world.workflows.teams.counters;
+    let volunteers = &world.workflows.volunteers.counters;
     if problems.is_empty() {
         CheckResult::pass(format!(
             "{} deleted activities read deleted at every holder ({reads} reads); {} stale \
              corrections refused as deleted, {} taken before the delete arrived; {} deleted \
              teams read deleted at every holder ({team_reads} reads), {} stale corrections \
-             refused as deleted, {} taken",
+             refused as deleted, {} taken; {} deleted volunteers read deleted at every holder \
+             ({volunteer_reads} reads), {} stale corrections refused as deleted, {} taken",
             deleted.len(),
             world.counters.stale_corrections_refused_deleted,
             world.counters.stale_corrections_taken,
             teams.teams_deleted,
             teams.stale_corrections_refused_deleted,
-            teams.stale_corrections_taken
+            teams.stale_corrections_taken,
+            volunteers.volunteers_deleted,
+            volunteers.stale_corrections_refused_deleted,
+            volunteers.stale_corrections_taken
         ))
     } else {
         let examples: Vec<String> = problems.iter().take(EXAMPLES_MAX).cloned().collect();
         CheckResult::fail(format!(
-            "{} of {} deleted activities and {teams_back} of {} deleted teams came back ({} \
-             problems): {}",
+            "{} of {} deleted activities, {teams_back} of {} deleted teams and \
+             {volunteers_back} of {} deleted volunteers came back ({} problems): {}",
             came_back.len(),
             deleted.len(),
             teams.teams_deleted,
+            volunteers.volunteers_deleted,
             problems.len(),
             examples.join("; ")
         ))

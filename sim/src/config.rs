@@ -47,7 +47,8 @@ impl std::str::FromStr for FaultLevel {
 /// (`resurrect-deleted`, `miscount-aggregate`, `stale-statistics`,
 /// `trust-unsigned-relays`, `lose-order-step`, `skip-allotment-check`,
 /// `keep-replaced-contribution`, `approve-another-month`,
-/// `miss-edit-after-approval`, `file-order-twice`) are armed in the product's
+/// `miss-edit-after-approval`, `file-order-twice`,
+/// `hide-withdrawn-menu-items`) are armed in the product's
 /// own code through `civsync_protocol::faults` (compiled in only with the
 /// `injected-faults` feature the simulator turns on), so the checker is
 /// shown to catch a bug of the product, not one of its own.
@@ -113,10 +114,14 @@ pub enum InjectedBug {
     /// month's orders document (`faults::Fault::FileOrderTwice`). Caught
     /// by: orders (an order held twice).
     FileOrderTwice,
+    /// The menu offered at a station leaves its withdrawn items out
+    /// (`faults::Fault::HideWithdrawnMenuItems`). Caught by: catalog (an
+    /// acknowledged withdrawal is not shown, marked, at every holder).
+    HideWithdrawnMenuItems,
 }
 
 impl InjectedBug {
-    pub const ALL: [InjectedBug; 14] = [
+    pub const ALL: [InjectedBug; 15] = [
         InjectedBug::DropAcknowledgedWrite,
         InjectedBug::SkipDocumentSync,
         InjectedBug::ApplyUnauthorized,
@@ -131,6 +136,7 @@ impl InjectedBug {
         InjectedBug::ApproveAnotherMonth,
         InjectedBug::MissEditAfterApproval,
         InjectedBug::FileOrderTwice,
+        InjectedBug::HideWithdrawnMenuItems,
     ];
 
     pub fn name(self) -> &'static str {
@@ -149,6 +155,7 @@ impl InjectedBug {
             InjectedBug::ApproveAnotherMonth => "approve-another-month",
             InjectedBug::MissEditAfterApproval => "miss-edit-after-approval",
             InjectedBug::FileOrderTwice => "file-order-twice",
+            InjectedBug::HideWithdrawnMenuItems => "hide-withdrawn-menu-items",
         }
     }
 
@@ -170,6 +177,7 @@ impl InjectedBug {
                 "approved-figures"
             }
             InjectedBug::FileOrderTwice => "orders",
+            InjectedBug::HideWithdrawnMenuItems => "catalog",
         }
     }
 
@@ -187,6 +195,7 @@ impl InjectedBug {
             InjectedBug::ApproveAnotherMonth => Some(Fault::ApproveAnotherMonth),
             InjectedBug::MissEditAfterApproval => Some(Fault::MissEditAfterApproval),
             InjectedBug::FileOrderTwice => Some(Fault::FileOrderTwice),
+            InjectedBug::HideWithdrawnMenuItems => Some(Fault::HideWithdrawnMenuItems),
             InjectedBug::DropAcknowledgedWrite
             | InjectedBug::SkipDocumentSync
             | InjectedBug::ApplyUnauthorized

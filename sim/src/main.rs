@@ -164,6 +164,14 @@ fn print_summary(report: &civsync_sim::Report, peak_rss_kib: Option<u64>) {
         w.redemptions_refused_overdraft,
         w.transfers
     );
+    println!(
+        "ledger imports {} ({} rows: {} accepted in {} activities; refused by reason {:?})",
+        w.ledgers.imports,
+        w.ledgers.rows,
+        w.ledgers.rows_accepted,
+        w.ledgers.activities_accepted,
+        w.ledgers.rows_refused
+    );
     match report.converged_after_s {
         Some(s) => println!("converged {s:.0} s after the final heal"),
         None => println!("did not converge"),

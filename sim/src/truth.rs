@@ -21,7 +21,7 @@ use crate::time::SimMs;
 use crate::topology::NodeIndex;
 use crate::workload::{Change, Edit};
 use automerge::ChangeHash;
-use civsync_protocol::domain::model::RecordId;
+use civsync_protocol::domain::model::{Activity, RecordId};
 use civsync_protocol::{DocumentId, Month, StationId};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -218,7 +218,6 @@ impl Truth {
                 let entry = self.activities.entry(key).or_default();
                 entry.beneficiaries = u64::from(activity.beneficiaries);
             }
-            Change::Theme { .. } => {}
         }
     }
 
@@ -230,6 +229,34 @@ impl Truth {
             .entry(station.clone())
             .or_default()
             .insert(id.clone(), true);
+    }
+
+    /// A volunteer's delete is final too.
+    pub fn volunteer_deleted(&mut self, station: &StationId, number: &RecordId) {
+        self.volunteers
+            .entry(station.clone())
+            .or_default()
+            .insert(number.clone(), true);
+    }
+
+    /// An activity a ledger import wrote: counted as a clerk's recording.
+    pub fn activity_imported(&mut self, document: &DocumentId, activity: &Activity) {
+        let entry = self
+            .activities
+            .entry((document.clone(), activity.id.clone()))
+            .or_default();
+        entry.station = Some(activity.station.clone());
+        entry.month = document.month();
+        entry.beneficiaries = u64::from(activity.beneficiaries);
+        entry.deleted |= activity.deleted;
+        for record in &activity.records {
+            let centi = if record.deleted {
+                0
+            } else {
+                u64::from(record.hours.centi)
+            };
+            entry.hours_centi.insert(record.volunteer.clone(), centi);
+        }
     }
 
     pub fn deleted_activities(&self) -> Vec<(&DocumentId, &RecordId, bool)> {

@@ -30,7 +30,7 @@ use crate::topology::{NodeIndex, Topology};
 use crate::workload::{poisson_in_working_hours, to_date, Workload};
 use automerge::ChangeHash;
 use civsync_protocol::domain::input::OrderInput;
-use civsync_protocol::domain::model::{Order, OrderStatus, RecordId, VolunteerId};
+use civsync_protocol::domain::model::{Activity, Order, OrderStatus, RecordId, VolunteerId};
 use civsync_protocol::replica::Replica;
 use civsync_protocol::service::order_flow::{self, OrderStep};
 use civsync_protocol::service::points::{self, RedemptionInput, TransferInput};
@@ -102,6 +102,13 @@ pub enum Step {
     Registry(crate::registry::RegistryStep),
     /// A team's delete or its stale correction (`team_deletions.rs`).
     Team(crate::team_deletions::TeamStep),
+    /// A theme set or a menu item offered (`catalog_work.rs`).
+    Catalog(crate::catalog_work::CatalogStep),
+    /// A volunteer's delete or its stale correction
+    /// (`volunteer_deletions.rs`).
+    Volunteer(crate::volunteer_deletions::VolunteerStep),
+    /// A village imports its month's activity ledger (`ledger_imports.rs`).
+    ImportLedger,
 }
 
 impl Step {
@@ -117,6 +124,9 @@ impl Step {
             Step::Approval(_) => "commit_approval",
             Step::Registry(_) => "commit_registry",
             Step::Team(_) => "commit_team_deletion",
+            Step::Catalog(_) => "commit_catalog",
+            Step::Volunteer(_) => "commit_volunteer_deletion",
+            Step::ImportLedger => "commit_import_ledger",
         }
     }
 }
@@ -168,6 +178,9 @@ pub fn schedule(config: &SimConfig, topology: &Topology) -> Vec<(SimMs, NodeInde
     out.extend(crate::approvals::schedule(config, topology));
     out.extend(crate::registry::schedule(config, topology));
     out.extend(crate::team_deletions::schedule(config, topology));
+    out.extend(crate::catalog_work::schedule(config, topology));
+    out.extend(crate::volunteer_deletions::schedule(config, topology));
+    out.extend(crate::ledger_imports::schedule(config, topology));
     out.sort_by_key(|(at, node, _)| (*at, *node));
     out
 }
@@ -216,6 +229,9 @@ pub struct WorkflowCounters {
     pub approvals: crate::approvals::ApprovalCounters,
     pub registry: crate::registry::RegistryCounters,
     pub teams: crate::team_deletions::TeamDeletionCounters,
+    pub catalog: crate::catalog_work::CatalogCounters,
+    pub volunteers: crate::volunteer_deletions::VolunteerDeletionCounters,
+    pub ledgers: crate::ledger_imports::LedgerCounters,
 }
 
 /// What one step wrote, for the world's trace, counters and durability.
@@ -226,6 +242,11 @@ pub struct Outcome {
     pub follow_ups: Vec<(SimMs, NodeIndex, Step)>,
     /// A team this step deleted, for the ground truth's count of teams.
     pub deleted_team: Option<(StationId, RecordId)>,
+    /// A volunteer this step deleted, for the ground truth's count.
+    pub deleted_volunteer: Option<(StationId, RecordId)>,
+    /// Activities an import wrote, with their document, for the ground
+    /// truth and the clerk.
+    pub imported_activities: Vec<(DocumentId, Activity)>,
 }
 
 impl Outcome {
@@ -235,6 +256,8 @@ impl Outcome {
             refused: None,
             follow_ups: Vec::new(),
             deleted_team: None,
+            deleted_volunteer: None,
+            imported_activities: Vec::new(),
         }
     }
 
@@ -286,6 +309,12 @@ pub struct Workflows {
     pub registry: crate::registry::RegistryWork,
     /// Teams deleted, and corrections of them from stale forms.
     pub teams: crate::team_deletions::TeamDeletions,
+    /// Themes and menu items, and the last value acknowledged of each.
+    pub catalog: crate::catalog_work::CatalogWork,
+    /// Volunteers deleted, and corrections of them from stale forms.
+    pub volunteers: crate::volunteer_deletions::VolunteerDeletions,
+    /// Activity ledgers imported by villages.
+    pub ledgers: crate::ledger_imports::LedgerImports,
 }
 
 impl Workflows {
@@ -300,6 +329,9 @@ impl Workflows {
             approvals: crate::approvals::Approvals::new(config),
             registry: crate::registry::RegistryWork::new(config),
             teams: crate::team_deletions::TeamDeletions::new(config),
+            catalog: crate::catalog_work::CatalogWork::new(config),
+            volunteers: crate::volunteer_deletions::VolunteerDeletions::new(config),
+            ledgers: crate::ledger_imports::LedgerImports::new(config),
         }
     }
 
@@ -369,6 +401,21 @@ impl Workflows {
             Step::Team(step) => {
                 let outcome = self.teams.run(at, step);
                 self.counters.teams = self.teams.counters.clone();
+                outcome
+            }
+            Step::Catalog(step) => {
+                let outcome = self.catalog.run(at, step);
+                self.counters.catalog = self.catalog.counters.clone();
+                outcome
+            }
+            Step::Volunteer(step) => {
+                let outcome = self.volunteers.run(at, step);
+                self.counters.volunteers = self.volunteers.counters.clone();
+                outcome
+            }
+            Step::ImportLedger => {
+                let outcome = self.ledgers.import(at);
+                self.counters.ledgers = self.ledgers.counters.clone();
                 outcome
             }
         }
@@ -763,14 +810,22 @@ mod tests {
                     Tier::County
                 }
                 Step::TransferDown | Step::Approval(_) | Step::Registry(_) => Tier::Township,
+                // Themes: the county's come from the workload's schedule.
+                Step::Catalog(crate::catalog_work::CatalogStep::SetTheme(_)) => Tier::Township,
+                // Townships offer menu items of their own too.
+                Step::Catalog(
+                    crate::catalog_work::CatalogStep::OfferMenuItem
+                    | crate::catalog_work::CatalogStep::WithdrawMenuItem,
+                ) if tier == Tier::Township => Tier::Township,
                 _ => Tier::Village,
             };
             assert_eq!(tier, expected, "{step:?}");
             kinds.insert(step.profile_key());
         }
         // Orders, redemptions, both kinds of transfer, the rate, approvals,
-        // the registry and team deletes.
-        assert_eq!(kinds.len(), 7, "{kinds:?}");
+        // the registry, team deletes, menus and themes, volunteer deletes
+        // and ledger imports.
+        assert_eq!(kinds.len(), 10, "{kinds:?}");
         assert!(schedule.iter().any(|(_, _, s)| *s == Step::TransferUp));
         assert_eq!(
             format!("{:?}", schedule),

@@ -71,7 +71,8 @@ pub enum Action {
         of: NodeIndex,
         id: RecordId,
     },
-    /// The county publishes the theme of a month.
+    /// The county publishes the theme of a month (run by the world through
+    /// `service::catalog::set_theme`, `catalog_work.rs`).
     PublishTheme(Month),
     /// An order's or a volunteer's points, through the service layer
     /// (`workflows.rs`), run by the world rather than prepared here.
@@ -114,10 +115,6 @@ pub enum Change {
         activity: Activity,
         correction_by: Option<Tier>,
     },
-    Theme {
-        month: Month,
-        theme: String,
-    },
     /// Mark an activity deleted; `snapshot` is how it read just before.
     DeleteActivity {
         snapshot: Activity,
@@ -145,11 +142,6 @@ impl Edit {
             // The world submits it through the service layer; this is the
             // layout write that path ends in.
             Change::StaleCorrection { activity } => layout::put_activity(doc, activity),
-            Change::Theme { month, theme } => layout::put_reference_item(
-                doc,
-                &month.to_string(),
-                &[("theme", theme.clone()), ("month", month.to_string())],
-            ),
         }
     }
 
@@ -173,7 +165,6 @@ impl Edit {
                     activity.id, self.document
                 )
             }
-            Change::Theme { month, .. } => format!("publish theme of {month} in {}", self.document),
             Change::DeleteActivity { snapshot } => {
                 format!("delete activity {} in {}", snapshot.id, self.document)
             }
@@ -401,14 +392,8 @@ impl Workload {
             Action::TownshipCorrection => self.township_correction(topology, node, docs),
             Action::DeleteActivity => self.delete_activity(node, docs),
             Action::StaleCorrection { of, id } => self.stale_correction(*of, id),
-            Action::PublishTheme(month) => Some(Edit {
-                document: DocumentId::reference(&station, THEMES).expect("valid reference name"),
-                change: Change::Theme {
-                    month: *month,
-                    theme: names::MONTHLY_THEMES[(month.month as usize + 11) % 12].to_string(),
-                },
-            }),
-            Action::Workflow(_) => None,
+            // Run by the world through the service layer (`catalog_work.rs`).
+            Action::PublishTheme(_) | Action::Workflow(_) => None,
         }
     }
 
@@ -417,6 +402,13 @@ impl Workload {
         self.clerks
             .get(&node)
             .map_or(&[], |clerk| clerk.volunteers.as_slice())
+    }
+
+    /// The activities `node`'s clerk deleted, as they read just before.
+    pub fn deleted_of(&self, node: NodeIndex) -> &[(DocumentId, Activity)] {
+        self.clerks
+            .get(&node)
+            .map_or(&[], |clerk| clerk.deleted.as_slice())
     }
 
     /// The teams `node`'s clerk founded (acknowledged).
@@ -445,7 +437,7 @@ impl Workload {
                     .deleted
                     .push((edit.document.clone(), snapshot.clone()));
             }
-            Change::Activity { .. } | Change::Theme { .. } | Change::StaleCorrection { .. } => {}
+            Change::Activity { .. } | Change::StaleCorrection { .. } => {}
         }
     }
 

@@ -1137,6 +1137,11 @@ impl World {
         if let Action::Workflow(step) = action {
             return self.workflow(node, &step);
         }
+        if let Action::PublishTheme(month) = action {
+            // Through `service::catalog::set_theme`, as the API publishes.
+            let step = workflows::Step::Catalog(crate::catalog_work::CatalogStep::SetTheme(month));
+            return self.workflow(node, &step);
+        }
         let now = self.sched.now();
         let local_now_ms = self.local_now(node);
         let today = Date::of_unix_ms(local_now_ms);
@@ -1265,6 +1270,21 @@ impl World {
         *self.profile.entry(step.profile_key()).or_default() += started.elapsed().as_secs_f64();
         if let Some((station, team)) = &outcome.deleted_team {
             self.truth.team_deleted(station, team);
+        }
+        if let Some((station, number)) = &outcome.deleted_volunteer {
+            self.truth.volunteer_deleted(station, number);
+        }
+        for (document, activity) in outcome.imported_activities {
+            self.truth.activity_imported(&document, &activity);
+            let edit = workload::Edit {
+                document,
+                change: Change::Activity {
+                    activity,
+                    correction_by: None,
+                },
+            };
+            // The clerk may correct or delete an imported activity later.
+            self.workload.acknowledged(node, &edit);
         }
         if let Some((document, heads, what)) = outcome.written {
             self.counters.writes_acknowledged += 1;

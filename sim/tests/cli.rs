@@ -105,6 +105,7 @@ fn bug_names_are_listed_one_per_line() {
             "approve-another-month",
             "miss-edit-after-approval",
             "file-order-twice",
+            "hide-withdrawn-menu-items",
         ]
     );
 }

@@ -59,6 +59,7 @@ fn a_small_county_with_faults_and_a_liar_passes_every_checker() {
             "scope",
             "authority",
             "deletions",
+            "catalog",
             "orders",
             "balances",
             "approved-figures",
@@ -91,7 +92,8 @@ fn every_injected_bug_is_caught_by_its_checker_and_only_with_the_bug() {
     let clean_prefecture = simulate(&prefecture);
     assert!(clean_prefecture.passed, "{:?}", clean_prefecture.checks);
     // Townships approve a village's month about once a fortnight, from the
-    // third day: two weeks make a few approvals, and edits after them.
+    // third day: two weeks make a few approvals, and edits after them (and
+    // a few withdrawn menu items).
     let approving = SimConfig {
         days: 14,
         ..small(5)
@@ -99,10 +101,12 @@ fn every_injected_bug_is_caught_by_its_checker_and_only_with_the_bug() {
     let clean_approving = simulate(&approving);
     assert!(clean_approving.passed, "{:?}", clean_approving.checks);
     assert!(clean_approving.workflows.approvals.approvals > 0);
+    // Stations withdraw menu items within their first week.
+    assert!(clean_approving.workflows.catalog.menu_items_withdrawn > 0);
     for bug in InjectedBug::ALL {
         let (config, clean) = if bug.needs_prefecture() {
             (&prefecture, &clean_prefecture)
-        } else if bug.caught_by() == "approved-figures" {
+        } else if matches!(bug.caught_by(), "approved-figures" | "catalog") {
             (&approving, &clean_approving)
         } else {
             (&county, &clean_county)

@@ -26,6 +26,7 @@
 //!   reported with its document, key and reason, and never hides the rest.
 
 use crate::domain::model::{self, Category, FieldError, RecordId};
+use crate::faults::{self, Fault};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
 use crate::identity::station::StationId;
 use crate::layout;
@@ -317,7 +318,11 @@ pub fn menu_offered_at<S: Storage>(
     replica: &mut Replica<S>,
     station: &StationId,
 ) -> CatalogRead<MenuItem> {
-    read_catalog(replica, station, MENU, read_menu_item)
+    let mut read = read_catalog(replica, station, MENU, read_menu_item);
+    if faults::armed(Fault::HideWithdrawnMenuItems) {
+        read.items.retain(|item| !item.withdrawn);
+    }
+    read
 }
 
 /// The themes that apply at `station` (its own and every ancestor's held

@@ -98,17 +98,7 @@ fn a_correction_of_a_deleted_volunteer_is_refused() {
     let here = station("xh/t1/v1");
     let registered =
         register_volunteer(&mut village, &here, &person("001"), &sealer(), TODAY, 1).unwrap();
-    // No clerk operation deletes a volunteer yet; the flag is written as a
-    // delete would write it.
-    village
-        .commit(&DocumentId::roster(&here), |doc| {
-            let deleted = Volunteer {
-                deleted: true,
-                ..registered.clone()
-            };
-            layout::put_volunteer(doc, &deleted).map_err(ServiceError::from)
-        })
-        .unwrap();
+    delete_volunteer(&mut village, &here, &registered.number).unwrap();
     let before = all_heads(&village);
     let mut corrected = person("001");
     corrected.name = "赵敏敏".into();
@@ -220,4 +210,79 @@ fn a_correction_made_apart_from_the_delete_converges_to_deleted_on_both() {
         );
         assert!(activities(replica, &here, MONTH, false).unwrap().is_empty());
     }
+}
+
+fn held_volunteer(replica: &mut Replica<MemoryStorage>, number: &str) -> Volunteer {
+    let document = DocumentId::roster(&station("xh/t1/v1"));
+    let number = RecordId::parse("number", number).unwrap();
+    replica
+        .with_document(&document, |doc| layout::volunteer(doc, &number))
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_deleted_volunteer_is_kept_reads_deleted_and_is_no_longer_listed() {
+    let mut village = node("xh/t1/v1");
+    let here = station("xh/t1/v1");
+    let registered =
+        register_volunteer(&mut village, &here, &person("001"), &sealer(), TODAY, 1).unwrap();
+    let answered = delete_volunteer(&mut village, &here, &registered.number).unwrap();
+    assert!(answered.deleted);
+    let held = held_volunteer(&mut village, "001");
+    assert!(held.deleted, "the roster holds the deleted flag");
+    assert_eq!(held.name, registered.name, "kept, not removed");
+    assert!(volunteers(&mut village, &here).unwrap().is_empty());
+    let before = all_heads(&village);
+    delete_volunteer(&mut village, &here, &registered.number).unwrap();
+    assert_eq!(all_heads(&village), before, "deleting again writes nothing");
+}
+
+#[test]
+fn deleting_a_volunteer_not_in_the_roster_is_refused_naming_the_number() {
+    let mut village = node("xh/t1/v1");
+    let here = station("xh/t1/v1");
+    register_volunteer(&mut village, &here, &person("001"), &sealer(), TODAY, 1).unwrap();
+    let before = all_heads(&village);
+    let missing = RecordId::parse("number", "002").unwrap();
+    let error = delete_volunteer(&mut village, &here, &missing).unwrap_err();
+    assert_eq!(error.field(), "number");
+    assert!(error.reason().contains("002"), "{}", error.reason());
+    assert_eq!(all_heads(&village), before, "a refusal writes nothing");
+}
+
+#[test]
+fn a_volunteer_correction_made_apart_from_the_delete_converges_to_deleted_on_both() {
+    let mut village = node("xh/t1/v1");
+    let mut township = node("xh/t1");
+    let here = station("xh/t1/v1");
+    let roster = DocumentId::roster(&here);
+    let registered =
+        register_volunteer(&mut village, &here, &person("001"), &sealer(), TODAY, 1).unwrap();
+    sync_document(&mut village, &mut township, &roster);
+    // Apart: the village deletes 001 while the township corrects it.
+    delete_volunteer(&mut village, &here, &registered.number).unwrap();
+    let mut corrected = person("001");
+    corrected.name = "赵敏敏".into();
+    let taken = update_volunteer(&mut township, &here, &corrected, &sealer(), TODAY);
+    assert_eq!(
+        taken.unwrap().name,
+        "赵敏敏",
+        "the township had not seen it"
+    );
+    sync_document(&mut village, &mut township, &roster);
+    assert_eq!(village.heads(&roster), township.heads(&roster));
+    for replica in [&mut village, &mut township] {
+        let held = held_volunteer(replica, "001");
+        assert!(held.deleted, "delete wins at {}", replica.local());
+        assert_eq!(
+            held.name, "赵敏敏",
+            "the correction's other fields are kept"
+        );
+    }
+    // Once the delete has arrived, the township's next correction is refused.
+    let error = update_volunteer(&mut township, &here, &corrected, &sealer(), TODAY).unwrap_err();
+    assert_refused_as_deleted(error, "volunteer", "001", "deleted");
 }

@@ -275,6 +275,37 @@ pub fn update_volunteer<S: Storage>(
     Ok(outcome.value)
 }
 
+/// Mark a volunteer of `station`'s roster deleted (kept, never removed: the
+/// hours they served stay counted in the activities that name them, and
+/// their ID digest stays taken, so the same person registered again is
+/// told which number they had). Deleting again changes nothing.
+pub fn delete_volunteer<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    number: &RecordId,
+) -> Result<Volunteer, ServiceError> {
+    check_station(replica, station)?;
+    let document = DocumentId::roster(station);
+    let outcome = replica.commit(&document, |doc| {
+        let Some(held) = layout::volunteer(doc, number)? else {
+            return Err(ServiceError::NotFound {
+                field: "number".into(),
+                kind: "volunteer",
+                id: number.to_string(),
+            });
+        };
+        let deleted = Volunteer {
+            deleted: true,
+            ..held
+        };
+        // Only the flag differs, so only the flag is written: a correction
+        // made apart from this delete keeps its other fields.
+        layout::put_volunteer(doc, &deleted)?;
+        Ok(deleted)
+    })?;
+    Ok(outcome.value)
+}
+
 /// Bulk registration: every valid row goes in, every refused row comes back
 /// with its row number and reason. Rows are committed in chunks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
