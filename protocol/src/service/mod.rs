@@ -592,7 +592,7 @@ pub fn resolve_named_known_in<S: Storage>(
                 &mut known.volunteers,
                 roster,
                 &record.volunteer,
-                |doc, number| layout::volunteer_registered(doc, number),
+                layout::volunteer_registered,
             )?;
             if found {
                 found_in.push(roster.owner.clone());
@@ -631,9 +631,8 @@ pub fn resolve_named_known_in<S: Storage>(
     if let Some(team) = &activity.team {
         let mut exists = false;
         for roster in &rosters {
-            exists |= KnownNames::lookup(replica, &mut known.teams, roster, team, |doc, id| {
-                layout::team_exists(doc, id)
-            })?;
+            exists |=
+                KnownNames::lookup(replica, &mut known.teams, roster, team, layout::team_exists)?;
         }
         if !exists {
             return Err(ServiceError::NotFound {
