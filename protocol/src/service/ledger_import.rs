@@ -507,8 +507,9 @@ pub fn plan_ledger<S: Storage>(
         activities_refused: 0,
     };
     let mut months: BTreeMap<Month, usize> = BTreeMap::new();
+    let mut known = service::KnownNames::default();
     for group in groups {
-        match plan_activity(replica, station, &group, today)? {
+        match plan_activity(replica, station, &group, today, &mut known)? {
             Ok(planned) => {
                 let month = service::month_of(planned.activity.date);
                 let at = *months.entry(month).or_insert_with(|| {
@@ -538,6 +539,7 @@ fn plan_activity<S: Storage>(
     station: &StationId,
     group: &Group,
     today: Date,
+    known: &mut service::KnownNames,
 ) -> Result<Result<PlannedActivity, Vec<RowRefusal>>, ServiceError> {
     if !group.refused.is_empty() {
         return Ok(Err(group.refused.clone()));
@@ -560,7 +562,7 @@ fn plan_activity<S: Storage>(
         Ok(activity) => activity,
         Err(e) => return Ok(Err(refusal(&e.field, e.reason))),
     };
-    match service::resolve_named_known(replica, station, &mut activity) {
+    match service::resolve_named_known_in(replica, station, &mut activity, known) {
         Ok(()) => {}
         Err(e @ (ServiceError::NotFound { .. } | ServiceError::Invalid(_))) => {
             return Ok(Err(refusal(e.field(), e.reason())))

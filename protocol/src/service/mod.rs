@@ -44,6 +44,7 @@ use crate::layout::{self, FieldConflict, LayoutError};
 use crate::replica::{BuiltDocument, CommitError, DocumentBuilder, Replica};
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use time::Date;
 
 /// Rows committed together by an import: large enough that a county-sized
@@ -564,6 +565,50 @@ pub fn resolve_named_known<S: Storage>(
     station: &StationId,
     activity: &mut Activity,
 ) -> Result<(), ServiceError> {
+    resolve_named_known_in(replica, station, activity, &mut KnownNames::default())
+}
+
+/// What rosters answered about volunteer numbers and team ids, kept across
+/// the activities of one ledger: a 300-row file names about 130 distinct
+/// volunteers, and each lookup in a roster's Automerge map was most of the
+/// plan's time. Valid only while the replica takes no write (a ledger is
+/// planned in one job on the store's thread, which writes nothing).
+#[derive(Debug, Default)]
+pub struct KnownNames {
+    volunteers: HashMap<(DocumentId, String), bool>,
+    teams: HashMap<(DocumentId, String), bool>,
+}
+
+impl KnownNames {
+    fn lookup<S: Storage>(
+        replica: &mut Replica<S>,
+        memo: &mut HashMap<(DocumentId, String), bool>,
+        roster: &DocumentId,
+        key: &RecordId,
+        read: fn(&automerge::AutoCommit, &RecordId) -> layout::LayoutResult<bool>,
+    ) -> Result<bool, ServiceError> {
+        let memo_key = (roster.clone(), key.as_str().to_string());
+        if let Some(found) = memo.get(&memo_key) {
+            return Ok(*found);
+        }
+        let found = replica
+            .with_document(roster, |doc| read(doc, key))
+            .map_err(store_error)?
+            .transpose()?
+            .unwrap_or(false);
+        memo.insert(memo_key, found);
+        Ok(found)
+    }
+}
+
+/// [`resolve_named_known`] with the answers of earlier activities of the
+/// same plan remembered in `known`.
+pub fn resolve_named_known_in<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    activity: &mut Activity,
+    known: &mut KnownNames,
+) -> Result<(), ServiceError> {
     let rosters = candidate_rosters(replica, station);
     for (index, record) in activity.records.iter_mut().enumerate() {
         let field = || format!("records[{index}].volunteer");
@@ -573,12 +618,14 @@ pub fn resolve_named_known<S: Storage>(
         };
         let mut found_in = Vec::new();
         for roster in &looked_in {
-            let found = replica
-                .with_document(roster, |doc| {
-                    layout::volunteer_registered(doc, &record.volunteer)
-                })
-                .map_err(store_error)?;
-            if found.transpose()?.unwrap_or(false) {
+            let found = KnownNames::lookup(
+                replica,
+                &mut known.volunteers,
+                roster,
+                &record.volunteer,
+                layout::volunteer_registered,
+            )?;
+            if found {
                 found_in.push(roster.owner.clone());
             }
         }
@@ -613,14 +660,12 @@ pub fn resolve_named_known<S: Storage>(
         }
     }
     if let Some(team) = &activity.team {
-        let mut known = false;
+        let mut exists = false;
         for roster in &rosters {
-            let found = replica
-                .with_document(roster, |doc| layout::team_exists(doc, team))
-                .map_err(store_error)?;
-            known |= found.transpose()?.unwrap_or(false);
+            exists |=
+                KnownNames::lookup(replica, &mut known.teams, roster, team, layout::team_exists)?;
         }
-        if !known {
+        if !exists {
             return Err(ServiceError::NotFound {
                 field: "team".into(),
                 kind: "team",

@@ -496,3 +496,70 @@ fn a_month_built_away_and_written_meanwhile_is_committed_with_the_same_answers()
     );
     assert_eq!(held(&mut r, month(2026, 11)).len(), 2);
 }
+
+/// A township importing a village's ledger looks each number up in two
+/// rosters (the village's and its own); the answers kept across the
+/// file's activities are per roster, so a number held in one roster is
+/// neither found nor made ambiguous by the other, however often the file
+/// names it.
+#[test]
+fn names_repeated_across_activities_resolve_per_roster_as_one_by_one() {
+    let township = s("xh/t1");
+    let fresh = || {
+        let mut r = Replica::open(
+            MemoryStorage::new(),
+            township.clone(),
+            1,
+            ReplicaConfig::default(),
+        )
+        .unwrap();
+        let key = crate::test_support::sealer();
+        // V1 only in the village, V9 only at the township, V2 in both.
+        for (serial, station) in [(1, VILLAGE), (2, VILLAGE), (2, "xh/t1"), (9, "xh/t1")] {
+            let input = VolunteerInput {
+                number: Some(format!("V{serial}")),
+                name: "赵敏".into(),
+                sex: "女".into(),
+                id_number: id_number(serial + 100 * (station.len() as u32)),
+                ..VolunteerInput::default()
+            };
+            service::register_volunteer(&mut r, &s(station), &input, &key, TODAY, 0).unwrap();
+        }
+        r
+    };
+    let mut rows = Vec::new();
+    for (a, names) in [["V1", "V9"], ["V9", "V1"], ["V2", "V1"], ["V1", "V9"]]
+        .iter()
+        .enumerate()
+    {
+        for volunteer in names {
+            let at = rows.len() + 2;
+            rows.push(row(at, &format!("讲座{a}"), "2026-11-02", volunteer, "1"));
+        }
+    }
+    let mut imported = fresh();
+    let report = import_ledger(&mut imported, &s(VILLAGE), &rows, TODAY).unwrap();
+    let mut one_by_one = fresh();
+    let mut accepted_one_by_one = Vec::new();
+    for a in 0..4 {
+        let group: Vec<LedgerRow> = rows
+            .iter()
+            .filter(|r| r.name == format!("讲座{a}"))
+            .cloned()
+            .collect();
+        let single = import_ledger(&mut one_by_one, &s(VILLAGE), &group, TODAY).unwrap();
+        accepted_one_by_one.extend(single.activities.iter().map(|x| x.id.to_string()));
+    }
+    let accepted: Vec<String> = report.activities.iter().map(|x| x.id.to_string()).collect();
+    assert_eq!(
+        accepted.len(),
+        3,
+        "V2 is ambiguous, the rest resolve: {report:?}"
+    );
+    assert_eq!(accepted, accepted_one_by_one);
+    assert_eq!(refused(&report), vec![(6, "volunteer"), (7, "activity")]);
+    assert_eq!(
+        held(&mut imported, month(2026, 11)),
+        held(&mut one_by_one, month(2026, 11))
+    );
+}
