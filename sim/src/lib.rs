@@ -20,6 +20,7 @@ pub mod names;
 pub mod network;
 pub mod registry;
 pub mod rng;
+pub mod roster_deletions;
 pub mod scheduler;
 pub mod signing;
 pub mod statistics;

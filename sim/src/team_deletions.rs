@@ -176,41 +176,22 @@ impl TeamDeletions {
     }
 }
 
-/// Every team whose delete was acknowledged reads deleted at every honest
-/// holder of its roster; the problems found, and how many reads.
+/// Every team whose delete was acknowledged reads deleted at every
+/// honest holder of its roster; the problems found, and how many teams
+/// came back and how many reads were made.
 pub fn check(world: &mut crate::world::World, problems: &mut Vec<String>) -> (usize, usize) {
-    let deleted = world.workflows.teams.deleted.clone();
-    let mut reads = 0;
-    let mut came_back = std::collections::BTreeSet::new();
-    for told in &deleted {
-        let roster = DocumentId::roster(&told.station);
-        for node in crate::checks::expected_holders(world, &roster) {
-            let station = world.topology.nodes[node].station.clone();
-            let Some(replica) = world.replica_mut(node) else {
-                problems.push(format!("{station} is down"));
-                continue;
-            };
-            match replica.with_document(&roster, |doc| layout::team(doc, &told.team)) {
-                // Not held: the convergence checker's to report.
-                Ok(None) => {}
-                Ok(Some(Ok(Some(team)))) => {
-                    reads += 1;
-                    if !team.deleted {
-                        came_back.insert((told.station.clone(), told.team.clone()));
-                        problems.push(format!(
-                            "{station} reads team {} of {} as live after its delete",
-                            told.team, told.station
-                        ));
-                    }
-                }
-                Ok(Some(Ok(None))) => problems.push(format!(
-                    "{station} holds {roster} without team {}, which was deleted",
-                    told.team
-                )),
-                Ok(Some(Err(error))) => problems.push(format!("{station}: {roster}: {error}")),
-                Err(error) => problems.push(format!("{station}: {roster} does not load: {error}")),
-            }
-        }
-    }
-    (came_back.len(), reads)
+    let told: Vec<_> = world
+        .workflows
+        .teams
+        .deleted
+        .iter()
+        .map(|d| (d.station.clone(), d.team.clone()))
+        .collect();
+    crate::roster_deletions::check(
+        world,
+        "team",
+        &told,
+        |doc, id| Ok(layout::team(doc, id)?.map(|record| record.deleted)),
+        problems,
+    )
 }

@@ -208,40 +208,21 @@ impl VolunteerDeletions {
 }
 
 /// Every volunteer whose delete was acknowledged reads deleted at every
-/// honest holder of its roster; the problems found, and how many reads.
+/// honest holder of its roster; the problems found, and how many volunteers
+/// came back and how many reads were made.
 pub fn check(world: &mut crate::world::World, problems: &mut Vec<String>) -> (usize, usize) {
-    let deleted = world.workflows.volunteers.deleted.clone();
-    let mut reads = 0;
-    let mut came_back = std::collections::BTreeSet::new();
-    for told in &deleted {
-        let roster = DocumentId::roster(&told.station);
-        for node in crate::checks::expected_holders(world, &roster) {
-            let station = world.topology.nodes[node].station.clone();
-            let Some(replica) = world.replica_mut(node) else {
-                problems.push(format!("{station} is down"));
-                continue;
-            };
-            match replica.with_document(&roster, |doc| layout::volunteer(doc, &told.number)) {
-                // Not held: the convergence checker's to report.
-                Ok(None) => {}
-                Ok(Some(Ok(Some(volunteer)))) => {
-                    reads += 1;
-                    if !volunteer.deleted {
-                        came_back.insert((told.station.clone(), told.number.clone()));
-                        problems.push(format!(
-                            "{station} reads volunteer {} of {} as live after its delete",
-                            told.number, told.station
-                        ));
-                    }
-                }
-                Ok(Some(Ok(None))) => problems.push(format!(
-                    "{station} holds {roster} without volunteer {}, who was deleted",
-                    told.number
-                )),
-                Ok(Some(Err(error))) => problems.push(format!("{station}: {roster}: {error}")),
-                Err(error) => problems.push(format!("{station}: {roster} does not load: {error}")),
-            }
-        }
-    }
-    (came_back.len(), reads)
+    let told: Vec<_> = world
+        .workflows
+        .volunteers
+        .deleted
+        .iter()
+        .map(|d| (d.station.clone(), d.number.clone()))
+        .collect();
+    crate::roster_deletions::check(
+        world,
+        "volunteer",
+        &told,
+        |doc, id| Ok(layout::volunteer(doc, id)?.map(|record| record.deleted)),
+        problems,
+    )
 }
