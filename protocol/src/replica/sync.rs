@@ -233,7 +233,8 @@ impl<S: Storage> Replica<S> {
             (batch, entry, added)
         });
         let heads_changed = planned.is_some();
-        let changes_applied = self.store_received(peer, document, slot, doc, planned, false)?;
+        let changes_applied =
+            self.store_received(peer, document, slot, doc, planned, WriteBatch::new(), false)?;
         Ok(ReceiveOutcome {
             changes_applied,
             heads_changed,
@@ -262,8 +263,10 @@ impl<S: Storage> Replica<S> {
     }
 
     /// Store what a received message changed — the planned document write,
-    /// if any, and the sync state — in one atomic batch, flushed before the
-    /// document is installed. Returns the number of changes applied.
+    /// if any, the signatures of changes still queued for a dependency, and
+    /// the sync state — in one atomic batch, flushed before the document is
+    /// installed. Returns the number of changes applied.
+    #[allow(clippy::too_many_arguments)]
     fn store_received(
         &mut self,
         peer: &StationId,
@@ -271,12 +274,14 @@ impl<S: Storage> Replica<S> {
         mut slot: SyncSlot,
         doc: AutoCommit,
         planned: Option<(WriteBatch, IndexEntry, usize)>,
+        queued_signatures: WriteBatch,
         held: bool,
     ) -> Result<usize, ReceiveError> {
         let (mut batch, planned) = match planned {
             Some((batch, entry, added)) => (batch, Some((entry, added))),
             None => (WriteBatch::new(), None),
         };
+        batch.extend(queued_signatures);
         let encoded = slot.state.encode();
         if encoded != slot.persisted {
             batch.put(sync_state_key(peer, document), seal(&encoded));
@@ -451,12 +456,27 @@ impl<S: Storage> Replica<S> {
             let added = chunks::chunk_count(&increment)
                 .map_err(|reason| Self::malformed(document, reason))?;
             let (mut write, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
-            write.extend(Self::received_signatures(document, fresh_hashes, table));
+            write.extend(Self::received_signatures(
+                document,
+                fresh_hashes.iter().copied(),
+                table,
+            ));
             Some((write, entry, added))
         } else {
             None
         };
-        let changes_applied = self.store_received(peer, document, slot, doc, planned, held)?;
+        // Heads unchanged with fresh changes: every one of them waits in
+        // the document's queue for a dependency. The message that brings
+        // the dependency applies them from that queue, and its table signs
+        // only what it carries, so their signatures are kept now; without
+        // them the changes would be stored unsigned, and refused as
+        // unsigned relays by every office above.
+        let queued_signatures = match &planned {
+            None if held => Self::received_signatures(document, fresh_hashes, table),
+            _ => WriteBatch::new(),
+        };
+        let changes_applied =
+            self.store_received(peer, document, slot, doc, planned, queued_signatures, held)?;
         debug_assert!(
             !heads_changed || self.heads(document) == Some(sorted(heads_after).as_slice())
         );

@@ -338,3 +338,83 @@ fn a_station_that_upgraded_vouches_for_its_unsigned_history_and_only_its_own() {
         "{refused}"
     );
 }
+
+/// A message of `changes` (raw) from the village, each signed by it.
+fn village_message(changes: &[automerge::Change]) -> Vec<u8> {
+    use crate::sync::signing::{ChangeSigner, CredentialEntry, SignatureEntry};
+    let village = KeyedHashSigner::new(ROOT_SECRET, &station("xh/t1/v1"), Tier::Village);
+    let message = automerge::sync::Message {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: changes
+            .iter()
+            .map(|change| change.raw_bytes().to_vec())
+            .collect::<Vec<_>>()
+            .into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    };
+    SignedSyncMessage {
+        automerge: message.encode(),
+        credentials: vec![CredentialEntry::Whole(village.credential().to_vec())],
+        signatures: changes
+            .iter()
+            .map(|change| SignatureEntry {
+                change: change.hash().0,
+                credential: 0,
+                signature: village.sign(&change.hash()),
+            })
+            .collect(),
+    }
+    .encode()
+}
+
+#[test]
+fn a_change_that_waited_for_its_dependency_keeps_its_signature_and_relays_signed() {
+    let mut village = signed_node("xh/t1/v1", 1);
+    let mut township = signed_node("xh/t1", 1);
+    let mut county = signed_node("xh", 1);
+    write(&mut village, &roster(), "first");
+    sync_document(&mut village, &mut township, &roster());
+    sync_document(&mut township, &mut county, &roster());
+    write(&mut village, &roster(), "second");
+    write(&mut village, &roster(), "third");
+    let held = township.heads(&roster()).unwrap().to_vec();
+    let (second, third) = village
+        .with_document(&roster(), |doc| {
+            let changes: Vec<automerge::Change> = doc.clone().get_changes(&held);
+            (changes[0].clone(), changes[1].clone())
+        })
+        .unwrap()
+        .unwrap();
+    let from = station("xh/t1/v1");
+    // The third change arrives before the second it depends on (a lost
+    // flight, a reordered chunk): it waits in the document's queue.
+    township
+        .receive_sync_message(
+            &from,
+            &roster(),
+            &village_message(&[third]),
+            PayloadFormat::Signed,
+        )
+        .unwrap();
+    assert_eq!(township.heads(&roster()).unwrap(), held.as_slice());
+    township
+        .receive_sync_message(
+            &from,
+            &roster(),
+            &village_message(&[second]),
+            PayloadFormat::Signed,
+        )
+        .unwrap();
+    assert_eq!(township.heads(&roster()), village.heads(&roster()));
+    assert_eq!(
+        township.signature_count(&roster()).unwrap(),
+        3,
+        "the change applied from the queue keeps the signature it came with"
+    );
+    // Relayed, every change is signed: the county takes them all.
+    sync_document(&mut township, &mut county, &roster());
+    assert_eq!(county.heads(&roster()), village.heads(&roster()));
+}
