@@ -45,6 +45,22 @@ struct ActivityTruth {
     deleted: bool,
 }
 
+impl ActivityTruth {
+    /// What a clerk's recording (by form or by ledger import) says of the
+    /// delete flag and each volunteer's hours (a deleted record counts 0).
+    fn take_deleted_and_hours(&mut self, activity: &Activity) {
+        self.deleted |= activity.deleted;
+        for record in &activity.records {
+            let centi = if record.deleted {
+                0
+            } else {
+                u64::from(record.hours.centi)
+            };
+            self.hours_centi.insert(record.volunteer.clone(), centi);
+        }
+    }
+}
+
 /// Statistics of one station's month, as the county reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MonthFigures {
@@ -194,15 +210,7 @@ impl Truth {
                             entry.station = Some(activity.station.clone());
                             entry.month = edit.document.month();
                         }
-                        entry.deleted |= activity.deleted;
-                        for record in &activity.records {
-                            let centi = if record.deleted {
-                                0
-                            } else {
-                                u64::from(record.hours.centi)
-                            };
-                            entry.hours_centi.insert(record.volunteer.clone(), centi);
-                        }
+                        entry.take_deleted_and_hours(activity);
                     }
                 }
             }
@@ -221,8 +229,6 @@ impl Truth {
         }
     }
 
-    /// Every activity a clerk's acknowledged delete removed, with whether
-    /// the truth still holds it deleted (it must: deletion is final).
     /// A team's delete is final, like an activity's.
     pub fn team_deleted(&mut self, station: &StationId, id: &RecordId) {
         self.teams
@@ -248,17 +254,11 @@ impl Truth {
         entry.station = Some(activity.station.clone());
         entry.month = document.month();
         entry.beneficiaries = u64::from(activity.beneficiaries);
-        entry.deleted |= activity.deleted;
-        for record in &activity.records {
-            let centi = if record.deleted {
-                0
-            } else {
-                u64::from(record.hours.centi)
-            };
-            entry.hours_centi.insert(record.volunteer.clone(), centi);
-        }
+        entry.take_deleted_and_hours(activity);
     }
 
+    /// Every activity a clerk's acknowledged delete removed, with whether
+    /// the truth still holds it deleted (it must: deletion is final).
     pub fn deleted_activities(&self) -> Vec<(&DocumentId, &RecordId, bool)> {
         self.activities
             .iter()
