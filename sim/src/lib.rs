@@ -86,11 +86,15 @@ pub fn run(config: &SimConfig, wall_clock: impl Fn() -> f64) -> Report {
     let _armed = civsync_protocol::faults::arm(config.inject_bug.and_then(|b| b.product_fault()));
     let mut world = world::World::new(config.clone());
     world.run();
+    let loaded_before_checks = world.documents_loaded_by_running_replicas();
+    world.counters.documents_loaded += loaded_before_checks;
     let checks_started = wall_clock();
     let checks: BTreeMap<String, CheckResult> = checks::run_all(&mut world)
         .into_iter()
         .map(|(name, result)| (name.to_string(), result))
         .collect();
+    world.counters.documents_loaded_by_checks =
+        world.documents_loaded_by_running_replicas() - loaded_before_checks;
     let mut wall_profile_s: BTreeMap<String, f64> = world
         .profile
         .iter()

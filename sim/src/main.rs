@@ -153,6 +153,10 @@ fn print_summary(report: &civsync_sim::Report, peak_rss_kib: Option<u64>) {
         "connections opened {}, cut {}, stale chunks dropped {}, crashes {}, offline periods {}, partitions {}, refusals {}",
         c.connections_opened, c.connections_cut, c.stale_chunks_dropped, c.crashes, c.offline_periods, c.partitions, c.refused_by_receiver
     );
+    println!(
+        "documents loaded from storage {} (by the checkers {})",
+        c.documents_loaded, c.documents_loaded_by_checks
+    );
     let w = &report.workflows;
     println!(
         "orders placed {}, steps {} (refused {:?}); redemptions {} ({} points, {} refused as overdrafts), transfers {}",

@@ -167,6 +167,8 @@ pub struct Replica<S: Storage> {
     tier: Tier,
     index: BTreeMap<DocumentId, IndexEntry>,
     documents: Lru<DocumentId, AutoCommit>,
+    /// Documents read back from storage (cache misses), since opening.
+    documents_loaded: u64,
     sync_states: Lru<(StationId, DocumentId), SyncSlot>,
     changed: BTreeSet<DocumentId>,
     /// Batches were applied since the last successful flush.
@@ -281,6 +283,7 @@ impl<S: Storage> Replica<S> {
             actor: actor_for(&local, incarnation),
             local,
             documents: Lru::new(config.documents_cached_max),
+            documents_loaded: 0,
             sync_states: Lru::new(config.sync_states_cached_max),
             tier,
             config,
@@ -409,6 +412,13 @@ impl<S: Storage> Replica<S> {
         self.documents.len()
     }
 
+    /// Documents read back from storage since the replica opened: every
+    /// miss of the in-memory cache, each a snapshot load and a replay of
+    /// the increments after it.
+    pub fn documents_loaded(&self) -> u64 {
+        self.documents_loaded
+    }
+
     /// Run `read` on the document; `None` when it is not held.
     pub fn with_document<T>(
         &mut self,
@@ -416,6 +426,25 @@ impl<S: Storage> Replica<S> {
         read: impl FnOnce(&AutoCommit) -> T,
     ) -> Result<Option<T>, LoadError> {
         Ok(self.cached_document(document)?.map(|doc| read(doc)))
+    }
+
+    /// The changes of `document` that `since` (heads it was seen at) does
+    /// not cover, decoded by Automerge from what is held. `Ok(None)` when
+    /// the document is not held, or when `since` names a change it does not
+    /// hold (a restored older disk): then nothing can be said about what
+    /// changed, and the caller reads the document whole.
+    pub fn changes_since(
+        &mut self,
+        document: &DocumentId,
+        since: &[ChangeHash],
+    ) -> Result<Option<Vec<automerge::Change>>, LoadError> {
+        let Some(doc) = self.cached_document(document)? else {
+            return Ok(None);
+        };
+        if !doc.get_missing_deps(since).is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(doc.get_changes(since)))
     }
 
     /// Fold the change times of `document` into `freshness`: every change
@@ -704,6 +733,7 @@ impl<S: Storage> Replica<S> {
                 return Ok(None);
             };
             let loaded = self.load_from_storage(document, entry)?;
+            self.documents_loaded += 1;
             // Evicted documents equal storage already: dropping them is safe.
             self.documents.insert(document.clone(), loaded);
         }
@@ -719,7 +749,11 @@ impl<S: Storage> Replica<S> {
         }
         match self.index.get(document) {
             None => Ok(None),
-            Some(entry) => Ok(Some(self.load_from_storage(document, entry)?)),
+            Some(entry) => {
+                let loaded = self.load_from_storage(document, entry)?;
+                self.documents_loaded += 1;
+                Ok(Some(loaded))
+            }
         }
     }
 

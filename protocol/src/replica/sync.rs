@@ -604,13 +604,45 @@ impl<S: Storage> SyncHost for Replica<S> {
     }
 
     fn shared_documents(&mut self, peer: &StationId) -> Vec<(DocumentId, HeadsDigest)> {
-        self.index
-            .iter()
-            .filter(|(document, _)| {
-                check_document(document, self.peer_side(peer), self.local_side()).is_ok()
-            })
-            .map(|(document, entry)| (document.clone(), entry.digest))
-            .collect()
+        // A document both sides hold is in the scope of the lower of the
+        // two, so its owner is that station, one below it, or one above it
+        // (flowing down): the index is read only in those owners' ranges.
+        // A county's link to one township then reads that township's
+        // documents, not the county's every document at each reconnect.
+        let lower = if peer.depth() >= self.local.depth() {
+            peer
+        } else {
+            &self.local
+        };
+        let (peer_side, local_side) = (self.peer_side(peer), self.local_side());
+        let mut out = Vec::new();
+        for owner in lower.ancestors() {
+            out.extend(
+                self.index
+                    .range(DocumentId::roster(&owner)..)
+                    .take_while(|(document, _)| document.owner == owner)
+                    .filter(|(document, _)| check_document(document, peer_side, local_side).is_ok())
+                    .map(|(document, entry)| (document.clone(), entry.digest)),
+            );
+        }
+        // Every owner under `lower` shares its text as a prefix, and text
+        // with one prefix sorts together; the few siblings in that run
+        // (`t1` before `t10`) are skipped.
+        out.extend(
+            self.index
+                .range(DocumentId::roster(lower)..)
+                .take_while(|(document, _)| document.owner.as_str().starts_with(lower.as_str()))
+                .filter(|(document, _)| {
+                    lower.is_ancestor_or_self_of(&document.owner)
+                        && check_document(document, peer_side, local_side).is_ok()
+                })
+                .map(|(document, entry)| (document.clone(), entry.digest)),
+        );
+        debug_assert!(
+            out.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "ancestors sort before the subtree, each range in order"
+        );
+        out
     }
 
     fn generate_sync_message(

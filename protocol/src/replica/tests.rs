@@ -10,7 +10,7 @@ use crate::identity::actor::actor_for;
 use crate::identity::document_id::Month;
 use crate::identity::schema;
 use crate::storage::MemoryStorage;
-use crate::sync::authority::AuthorityError;
+use crate::sync::authority::{check_document, AuthorityError};
 use crate::sync::host::{ReceiveError, SyncHost};
 use crate::sync::signing::PayloadFormat;
 use automerge::sync::SyncDoc;
@@ -1377,4 +1377,60 @@ fn a_whole_document_carrying_our_own_actor_into_an_empty_store_is_noticed() {
     other.renew_actor(9);
     sync_pair(&mut other, &mut township_replica);
     assert!(other.actor_reused().is_none());
+}
+
+/// What `shared_documents` must equal: every held document both sides may
+/// hold, found by testing each one.
+fn shared_by_full_scan(
+    replica: &Replica<MemoryStorage>,
+    peer: &StationId,
+) -> Vec<(DocumentId, HeadsDigest)> {
+    replica
+        .index
+        .iter()
+        .filter(|(document, _)| {
+            check_document(document, replica.peer_side(peer), replica.local_side()).is_ok()
+        })
+        .map(|(document, entry)| (document.clone(), entry.digest))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Reading only the owners around the lower side finds exactly what a
+    /// test of every held document finds, for peers above, below, beside and
+    /// far from the replica, and owners whose names share a prefix (`t1`,
+    /// `t10`, `t1-a`).
+    #[test]
+    fn shared_documents_equal_a_scan_of_every_document(
+        local_is_township in any::<bool>(),
+        held in proptest::collection::vec(any::<bool>(), 40),
+        peer in 0usize..9,
+    ) {
+        let stations = [
+            "xh", "xh/t1", "xh/t10", "xh/t1-a", "xh/t1/v1", "xh/t1/v10", "xh/t10/v1", "xh/t2",
+            "xh/t2/v1",
+        ];
+        let local = station(if local_is_township { "xh/t1" } else { "xh" });
+        let mut replica = fresh(&local);
+        let mut candidates = Vec::new();
+        for owner in stations.iter().map(|text| station(text)) {
+            candidates.push(DocumentId::roster(&owner));
+            candidates.push(DocumentId::activities(&owner, month()));
+            candidates.push(DocumentId::reference(&owner, "menu").unwrap());
+            if owner.depth() > 1 {
+                candidates.push(DocumentId::approval(&owner, month()));
+            }
+        }
+        for (document, wanted) in candidates.iter().zip(held.iter().cycle()) {
+            if *wanted && document.writable_by(&local) {
+                replica.commit(document, put("a", 1)).unwrap();
+            }
+        }
+        let peer = station(stations[peer]);
+        prop_assume!(peer != local);
+        let scanned = shared_by_full_scan(&replica, &peer);
+        prop_assert_eq!(replica.shared_documents(&peer), scanned);
+    }
 }

@@ -47,7 +47,8 @@ pub use index::{Coverage, StationRow, StatsIndex, StatsSnapshot, VolunteerStandi
 pub use published::{county_month, figures_of, held_statistics, station_counts, HeldStatistics};
 pub use retired::RetiredStations;
 pub use scratch::{
-    recompute_from_scratch, MonthStatistics, StationStatistics, Statistics, VolunteerTally,
+    recompute_from_scratch, MonthStatistics, ScratchCount, StationStatistics, Statistics,
+    VolunteerTally,
 };
 pub use stored::{
     decode_entry, encode_entry, stats_key, StatsOpenReport, StatsRefreshReport, StoredEntry,

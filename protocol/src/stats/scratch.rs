@@ -101,13 +101,31 @@ fn path_to(station: &StationId) -> Vec<StationId> {
 pub fn recompute_from_scratch<'a, D: ReadDoc + 'a>(
     documents: impl IntoIterator<Item = (&'a DocumentId, &'a D)>,
 ) -> Result<Statistics, StatsError> {
-    let mut work: BTreeMap<StationId, StationWork> = BTreeMap::new();
-    let mut volunteers: BTreeMap<VolunteerId, VolunteerTally> = BTreeMap::new();
-    let unreadable = |id: &DocumentId, error: layout::LayoutError| StatsError::Unreadable {
-        document: id.clone(),
-        reason: error.to_string(),
-    };
+    let mut count = ScratchCount::default();
     for (id, doc) in documents {
+        count.add(id, doc)?;
+    }
+    Ok(count.finish())
+}
+
+/// [`recompute_from_scratch`] one document at a time, for a caller that
+/// can lend each document only briefly (a replica's cache): no document
+/// needs to outlive its own [`ScratchCount::add`].
+#[derive(Default)]
+pub struct ScratchCount {
+    work: BTreeMap<StationId, StationWork>,
+    volunteers: BTreeMap<VolunteerId, VolunteerTally>,
+}
+
+impl ScratchCount {
+    /// Count one document. Fails if it cannot be read, naming it.
+    pub fn add<D: ReadDoc>(&mut self, id: &DocumentId, doc: &D) -> Result<(), StatsError> {
+        let work = &mut self.work;
+        let volunteers = &mut self.volunteers;
+        let unreadable = |id: &DocumentId, error: layout::LayoutError| StatsError::Unreadable {
+            document: id.clone(),
+            reason: error.to_string(),
+        };
         let path = path_to(&id.owner);
         match &id.kind {
             DocumentKind::Activities(month) => {
@@ -210,54 +228,60 @@ pub fn recompute_from_scratch<'a, D: ReadDoc + 'a>(
             | DocumentKind::Statistics(_)
             | DocumentKind::Reference(_) => {}
         }
+        Ok(())
     }
-    let stations = work
-        .into_iter()
-        .map(|(station, w)| {
-            let months = w
-                .months
-                .into_iter()
-                .map(|(month, m)| {
-                    (
-                        month.to_string(),
-                        MonthStatistics {
-                            cells: m
-                                .cells
-                                .into_iter()
-                                .filter(|(_, counts)| !counts.is_zero())
-                                .map(|((category, form), counts)| CellCounts {
-                                    category,
-                                    form,
-                                    counts,
-                                })
-                                .collect(),
-                            orders: m.orders,
-                            registrations: m.registrations,
-                            volunteers_active: m.active.len() as u64,
-                        },
-                    )
-                })
-                .filter(|(_, m)| !m.is_empty())
-                .collect();
-            let quarters_active = w
-                .quarters_active
-                .into_iter()
-                .filter(|(_, set)| !set.is_empty())
-                .map(|(quarter, set)| (quarter.to_string(), set.len() as u64))
-                .collect();
-            (
-                station,
-                StationStatistics {
-                    months,
-                    quarters_active,
-                    teams: w.teams,
-                },
-            )
-        })
-        .filter(|(_, s)| !s.is_empty())
-        .collect();
-    Ok(Statistics {
-        stations,
-        volunteers,
-    })
+
+    /// The statistics of every document added.
+    pub fn finish(self) -> Statistics {
+        let ScratchCount { work, volunteers } = self;
+        let stations = work
+            .into_iter()
+            .map(|(station, w)| {
+                let months = w
+                    .months
+                    .into_iter()
+                    .map(|(month, m)| {
+                        (
+                            month.to_string(),
+                            MonthStatistics {
+                                cells: m
+                                    .cells
+                                    .into_iter()
+                                    .filter(|(_, counts)| !counts.is_zero())
+                                    .map(|((category, form), counts)| CellCounts {
+                                        category,
+                                        form,
+                                        counts,
+                                    })
+                                    .collect(),
+                                orders: m.orders,
+                                registrations: m.registrations,
+                                volunteers_active: m.active.len() as u64,
+                            },
+                        )
+                    })
+                    .filter(|(_, m)| !m.is_empty())
+                    .collect();
+                let quarters_active = w
+                    .quarters_active
+                    .into_iter()
+                    .filter(|(_, set)| !set.is_empty())
+                    .map(|(quarter, set)| (quarter.to_string(), set.len() as u64))
+                    .collect();
+                (
+                    station,
+                    StationStatistics {
+                        months,
+                        quarters_active,
+                        teams: w.teams,
+                    },
+                )
+            })
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        Statistics {
+            stations,
+            volunteers,
+        }
+    }
 }

@@ -134,6 +134,18 @@ fn register(replica: &mut Replica<MemoryStorage>, village: &str, number: &str) {
         .unwrap();
 }
 
+/// A points entry (a redemption's record) in the village's roster: no
+/// figure counts it.
+fn points(replica: &mut Replica<MemoryStorage>, village: &str, key: u8) {
+    let id = DocumentId::roster(&station(village));
+    let text = format!("spent {key} at {village}");
+    replica
+        .commit(&id, |doc| {
+            crate::layout::put_points_entry(doc, &format!("p{key}"), &text)
+        })
+        .unwrap();
+}
+
 fn seeded() -> Replica<MemoryStorage> {
     let mut replica = county();
     for (n, village) in VILLAGES.iter().enumerate() {
@@ -182,6 +194,41 @@ fn a_restart_reuses_every_current_entry_and_reads_nothing() {
     assert_eq!(second.refresh.reread, 0);
     assert!(second.corrupt.is_empty());
     assert_eq!(stats.index().statistics(), before);
+    assert_correct(&stats, &mut replica);
+}
+
+#[test]
+fn points_entries_alone_keep_a_roster_s_figures_without_reading_it_again() {
+    let mut replica = seeded();
+    let (mut stats, _) = StoredStats::open(&mut replica);
+    points(&mut replica, "xh/t1/v1", 1);
+    points(&mut replica, "xh/t1/v2", 2);
+    let report = stats.refresh(&mut replica);
+    assert_eq!((report.points_only, report.reread), (2, 0));
+    assert_correct(&stats, &mut replica);
+    // The entries were rewritten under the new digests: a restart reuses
+    // them and reads nothing.
+    drop(stats);
+    replica = restart(replica, false);
+    let (stats, reopened) = StoredStats::open(&mut replica);
+    assert_eq!((reopened.reused, reopened.refresh.reread), (6, 0));
+    assert_correct(&stats, &mut replica);
+}
+
+#[test]
+fn a_registration_beside_points_entries_is_counted() {
+    let mut replica = seeded();
+    let (mut stats, _) = StoredStats::open(&mut replica);
+    points(&mut replica, "xh/t1/v1", 1);
+    register(&mut replica, "xh/t1/v1", "N9");
+    points(&mut replica, "xh/t1/v1", 2);
+    let report = stats.refresh(&mut replica);
+    assert_eq!((report.points_only, report.reread), (0, 1));
+    assert_correct(&stats, &mut replica);
+    // Then points alone again: read at the registration's heads, skipped.
+    points(&mut replica, "xh/t1/v1", 3);
+    let report = stats.refresh(&mut replica);
+    assert_eq!((report.points_only, report.reread), (1, 0));
     assert_correct(&stats, &mut replica);
 }
 
@@ -384,6 +431,10 @@ enum Op {
         village: usize,
         activity: u8,
     },
+    Points {
+        village: usize,
+        key: u8,
+    },
     Query,
     Restart {
         crash: bool,
@@ -400,6 +451,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(village, activity, centi)| Op::Record { village, activity, centi }),
         2 => (0..3usize, 0..4u8).prop_map(|(village, number)| Op::Register { village, number }),
         1 => (0..3usize, 0..4u8).prop_map(|(village, activity)| Op::Delete { village, activity }),
+        2 => (0..3usize, 0..4u8).prop_map(|(village, key)| Op::Points { village, key }),
         2 => Just(Op::Query),
         2 => any::<bool>().prop_map(|crash| Op::Restart { crash }),
         1 => (0..16usize, 0..4096usize).prop_map(|(entry, byte)| Op::Flip { entry, byte }),
@@ -432,6 +484,7 @@ proptest! {
                         let _ = replica.commit(&id, |doc| delete_activity(doc, &rid(&format!("A{activity}"))));
                     }
                 }
+                Op::Points { village, key } => points(&mut replica, VILLAGES[village], key),
                 Op::Query => {
                     stats.refresh(&mut replica);
                     assert_correct(&stats, &mut replica);
