@@ -428,23 +428,25 @@ impl<S: Storage> Replica<S> {
         Ok(self.cached_document(document)?.map(|doc| read(doc)))
     }
 
-    /// The changes of `document` that `since` (heads it was seen at) does
-    /// not cover, decoded by Automerge from what is held. `Ok(None)` when
-    /// the document is not held, or when `since` names a change it does not
-    /// hold (a restored older disk): then nothing can be said about what
-    /// changed, and the caller reads the document whole.
-    pub fn changes_since(
+    /// Run `read` on the document and its changes that `since` (heads it
+    /// was seen at) does not cover, decoded by Automerge from what is held.
+    /// `Ok(None)` when the document is not held, or when `since` names a
+    /// change it does not hold (a restored older disk): then nothing can be
+    /// said about what changed, and the caller reads the document whole.
+    pub fn with_changes_since<T>(
         &mut self,
         document: &DocumentId,
         since: &[ChangeHash],
-    ) -> Result<Option<Vec<automerge::Change>>, LoadError> {
+        read: impl FnOnce(&AutoCommit, &[automerge::Change]) -> T,
+    ) -> Result<Option<T>, LoadError> {
         let Some(doc) = self.cached_document(document)? else {
             return Ok(None);
         };
         if !doc.get_missing_deps(since).is_empty() {
             return Ok(None);
         }
-        Ok(Some(doc.get_changes(since)))
+        let changes = doc.get_changes(since);
+        Ok(Some(read(doc, &changes)))
     }
 
     /// Fold the change times of `document` into `freshness`: every change

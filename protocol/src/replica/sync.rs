@@ -615,29 +615,25 @@ impl<S: Storage> SyncHost for Replica<S> {
             &self.local
         };
         let (peer_side, local_side) = (self.peer_side(peer), self.local_side());
-        let mut out = Vec::new();
-        for owner in lower.ancestors() {
-            out.extend(
-                self.index
-                    .range(DocumentId::roster(&owner)..)
-                    .take_while(|(document, _)| document.owner == owner)
-                    .filter(|(document, _)| check_document(document, peer_side, local_side).is_ok())
-                    .map(|(document, entry)| (document.clone(), entry.digest)),
-            );
-        }
+        let ancestors = lower.ancestors();
+        let above = ancestors.iter().flat_map(|owner| {
+            self.index
+                .range(DocumentId::roster(owner)..)
+                .take_while(move |(document, _)| &document.owner == owner)
+        });
         // Every owner under `lower` shares its text as a prefix, and text
         // with one prefix sorts together; the few siblings in that run
         // (`t1` before `t10`) are skipped.
-        out.extend(
-            self.index
-                .range(DocumentId::roster(lower)..)
-                .take_while(|(document, _)| document.owner.as_str().starts_with(lower.as_str()))
-                .filter(|(document, _)| {
-                    lower.is_ancestor_or_self_of(&document.owner)
-                        && check_document(document, peer_side, local_side).is_ok()
-                })
-                .map(|(document, entry)| (document.clone(), entry.digest)),
-        );
+        let below = self
+            .index
+            .range(DocumentId::roster(lower)..)
+            .take_while(|(document, _)| document.owner.as_str().starts_with(lower.as_str()))
+            .filter(|(document, _)| lower.is_ancestor_or_self_of(&document.owner));
+        let out: Vec<(DocumentId, HeadsDigest)> = above
+            .chain(below)
+            .filter(|(document, _)| check_document(document, peer_side, local_side).is_ok())
+            .map(|(document, entry)| (document.clone(), entry.digest))
+            .collect();
         debug_assert!(
             out.windows(2).all(|pair| pair[0].0 < pair[1].0),
             "ancestors sort before the subtree, each range in order"

@@ -422,15 +422,10 @@ impl StoredStats {
         if self.index.contribution(id).is_none() {
             return false;
         }
-        let points_only = match replica.changes_since(id, read_at) {
-            Ok(Some(changes)) => replica
-                .with_document(id, |doc| layout::only_points_written(doc, &changes))
-                .ok()
-                .flatten()
-                .is_some_and(|answer| answer.unwrap_or(false)),
-            _ => false,
-        };
-        if !points_only {
+        let points_only = replica.with_changes_since(id, read_at, |doc, changes| {
+            layout::only_points_written(doc, changes)
+        });
+        if !matches!(points_only, Ok(Some(Ok(true)))) {
             return false;
         }
         let _ = replica.observe_change_times(id, read_at, self.index.freshness_mut());
