@@ -1,8 +1,7 @@
 //! Teams deleted at their village racing corrections from the township.
 //!
-//! A village deletes one of its teams now and then (the product has no
-//! clerk operation for it yet, so the flag is written as a delete would
-//! write it, as the product's own tests do); the township had the team
+//! A village deletes one of its teams now and then
+//! (`service::delete_team`, as the API does); the township had the team
 //! open in a form before and submits a correction through
 //! `service::put_team`, as the API does, within a day and a half — refused
 //! where the delete has arrived, taken where it has not. Either way the
@@ -104,14 +103,8 @@ impl TeamDeletions {
         }
         let team = live[self.rng.gen_range(0..live.len())].clone();
         let roster = DocumentId::roster(&station);
-        let deleted = Team {
-            deleted: true,
-            ..team.clone()
-        };
-        let written = at.replica.commit(&roster, |doc| {
-            layout::put_team(doc, &deleted).map_err(ServiceError::from)
-        });
-        if let Err(error) = written {
+        // Through `service::delete_team`, as the API deletes.
+        if let Err(error) = service::delete_team(at.replica, &station, &team.id) {
             return Outcome::refused(format!("delete team {} at {station}: {error}", team.id));
         }
         self.counters.teams_deleted += 1;

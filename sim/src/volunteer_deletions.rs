@@ -1,7 +1,7 @@
 //! Volunteers deleted at their village racing corrections from the township.
 //!
 //! A village deletes one of its volunteers now and then
-//! (`service::delete_volunteer`, as the API would); the township had the
+//! (`service::delete_volunteer`, as the API does); the township had the
 //! volunteer open in a form before and submits a correction through
 //! `service::update_volunteer` within a day and a half — refused where the
 //! delete has arrived, taken where it has not. Either way the volunteer

@@ -1,8 +1,8 @@
 //! The office pages that drive a workflow, through their forms as a browser
 //! posts them (session cookie, CSRF token), against a real `civsync run`:
 //! a citizen's order from placed to rated, the sync-status page, a roster
-//! and a ledger through the import page, and teams, menus, themes and the
-//! station registry through theirs.
+//! and a ledger through the import page, teams, menus, themes and the
+//! station registry through theirs, and a volunteer and a team deleted.
 
 use civsync_tests::web::{add_user, WebSession};
 use civsync_tests::TestNode;
@@ -552,4 +552,90 @@ fn an_activity_is_corrected_through_its_form_and_one_the_form_cannot_hold_is_not
         refused.body
     );
     assert!(!refused.body.contains("更正活动 A2"), "{}", refused.body);
+}
+
+#[test]
+fn a_clerk_deletes_a_volunteer_and_a_team_through_their_pages_and_the_audit_log_names_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::init(&dir.path().join("v1"), "xh/t1/v1", "village", None).unwrap();
+    node.start().unwrap();
+    let kept = node.register_volunteer(1).unwrap();
+    let leaving = node.register_volunteer(2).unwrap();
+    let (status, body) = node
+        .post(
+            "teams",
+            &json!({"id": "T1", "name": "东村文艺队", "category": "culture", "members": [kept]}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    add_user(&node, "wang", "clerk", "dongcun2026").unwrap();
+    let mut clerk = WebSession::new(&node);
+    assert_eq!(clerk.login("wang", "dongcun2026").unwrap().status, 303);
+
+    // Each row offers a delete that asks first.
+    let roster = clerk.get("/web/volunteers").unwrap();
+    assert!(
+        roster.body.contains("action=\"/web/volunteers/delete\"")
+            && roster.body.contains("data-confirm=\"删除志愿者"),
+        "{}",
+        roster.body
+    );
+    let csrf = roster.csrf().unwrap();
+    let deleted = clerk
+        .post_form(
+            "/web/volunteers/delete",
+            &[("number", &leaving), ("csrf", &csrf)],
+        )
+        .unwrap();
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    let numbers: Vec<String> = node
+        .get("volunteers")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        numbers,
+        std::slice::from_ref(&kept),
+        "{leaving} is no longer listed"
+    );
+
+    let teams = clerk.get("/web/teams").unwrap();
+    assert!(
+        teams.body.contains("action=\"/web/teams/delete\""),
+        "{}",
+        teams.body
+    );
+    let deleted = clerk
+        .post_form("/web/teams/delete", &[("id", "T1"), ("csrf", &csrf)])
+        .unwrap();
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert_eq!(node.get("teams").unwrap(), json!([]));
+    assert!(clerk
+        .get("/web/teams")
+        .unwrap()
+        .body
+        .contains("本站尚未登记队伍"));
+
+    // An unknown team is refused on the page, naming it.
+    let refused = clerk
+        .post_form("/web/teams/delete", &[("id", "T9"), ("csrf", &csrf)])
+        .unwrap();
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("T9"), "{}", refused.body);
+    // Without the CSRF token nothing is deleted.
+    let forged = clerk
+        .post_form("/web/volunteers/delete", &[("number", &kept)])
+        .unwrap();
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(node.get("volunteers").unwrap().as_array().unwrap().len(), 1);
+
+    let audit =
+        civsync_tests::civsync(&["audit", "--json", "--data-dir", node.dir.to_str().unwrap()])
+            .unwrap();
+    for path in ["POST /web/volunteers/delete", "POST /web/teams/delete"] {
+        assert!(audit.contains(path), "{path} is in the audit log: {audit}");
+    }
 }

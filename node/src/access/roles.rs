@@ -127,6 +127,13 @@ mod tests {
         let record = permission_for(&Method::POST, "/api/v1/activities");
         assert_eq!(record, Permission::Record);
         assert!(Role::Clerk.may(record));
+        for deletion in ["/api/v1/volunteers/V1", "/api/v1/teams/T1"] {
+            assert_eq!(
+                permission_for(&Method::DELETE, deletion),
+                Permission::Record
+            );
+            assert!(!Role::Approver.may(permission_for(&Method::DELETE, deletion)));
+        }
         assert!(!Role::Clerk.may(permission_for(&Method::POST, "/api/v1/approvals")));
         assert!(!Role::Clerk.may(permission_for(&Method::POST, "/api/v1/stations")));
         assert!(!Role::Clerk.may(permission_for(&Method::GET, "/api/v1/audit")));

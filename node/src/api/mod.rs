@@ -23,6 +23,8 @@ pub mod catalog;
 pub mod certificates;
 pub mod common;
 pub mod conflicts;
+#[cfg(test)]
+mod deletion_tests;
 pub mod duplicates;
 pub mod freshness;
 pub mod health;

@@ -1,12 +1,12 @@
-//! `POST/GET teams` and `POST import/teams` (a file of a station's teams,
-//! written in one commit).
+//! `POST/GET teams`, `DELETE teams/{id}` (kept, marked deleted) and
+//! `POST import/teams` (a file of a station's teams, written in one commit).
 
 use super::common::*;
 use crate::context::NodeContext;
 use crate::progress::{thousands, CountUnit, JobKind};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -17,7 +17,23 @@ use civsync_protocol::service::{self, ImportReport};
 use std::sync::Arc;
 
 pub fn routes() -> Router<Arc<NodeContext>> {
-    Router::new().route("/api/v1/teams", post(put_team).get(list_teams))
+    Router::new()
+        .route("/api/v1/teams", post(put_team).get(list_teams))
+        .route("/api/v1/teams/{id}", axum::routing::delete(delete_team))
+}
+
+async fn delete_team(
+    State(ctx): Ctx,
+    q: QueryResult,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let station = query(q)?.station(&ctx)?;
+    let id = civsync_protocol::domain::model::RecordId::parse("id", &id)
+        .map_err(service::ServiceError::from)?;
+    ctx.store
+        .call_durable(move |replica| service::delete_team(replica, &station, &id))
+        .await??;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The team import, under the larger body limit of a file.

@@ -1,4 +1,5 @@
-//! `POST/PUT/GET volunteers` and `POST import/volunteers` (a roster file).
+//! `POST/PUT/GET volunteers`, `DELETE volunteers/{number}` (kept, marked
+//! deleted) and `POST import/volunteers` (a roster file).
 //!
 //! An import into a station whose roster does not exist yet builds the
 //! roster on a blocking thread and hands the owner thread only the finished
@@ -12,7 +13,7 @@ use crate::context::NodeContext;
 use crate::progress::{thousands, CountUnit, JobCounter, JobKind};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -31,12 +32,17 @@ use std::sync::Arc;
 type RosterRow = (usize, Result<VolunteerInput, FieldError>);
 
 pub fn routes() -> Router<Arc<NodeContext>> {
-    Router::new().route(
-        "/api/v1/volunteers",
-        post(register_volunteer)
-            .get(list_volunteers)
-            .put(update_volunteer),
-    )
+    Router::new()
+        .route(
+            "/api/v1/volunteers",
+            post(register_volunteer)
+                .get(list_volunteers)
+                .put(update_volunteer),
+        )
+        .route(
+            "/api/v1/volunteers/{number}",
+            axum::routing::delete(delete_volunteer),
+        )
 }
 
 /// The roster import, under the larger body limit of a file.
@@ -85,6 +91,20 @@ async fn update_volunteer(
         .await??;
     ctx.phone_reader.reveal(&mut volunteer);
     Ok(Json(volunteer).into_response())
+}
+
+async fn delete_volunteer(
+    State(ctx): Ctx,
+    q: QueryResult,
+    Path(number): Path<String>,
+) -> Result<Response, ApiError> {
+    let station = query(q)?.station(&ctx)?;
+    let number = civsync_protocol::domain::model::RecordId::parse("number", &number)
+        .map_err(ServiceError::from)?;
+    ctx.store
+        .call_durable(move |replica| service::delete_volunteer(replica, &station, &number))
+        .await??;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_volunteers(State(ctx): Ctx, q: QueryResult) -> Result<Response, ApiError> {

@@ -1,5 +1,6 @@
 //! `/web/teams`: the station's volunteer teams (志愿服务队) — list, register,
-//! correct (`?edit=<id>` fills the form with the team as stored).
+//! correct (`?edit=<id>` fills the form with the team as stored), delete
+//! (kept, marked deleted, as the API does).
 //!
 //! The form's values become the API's `TeamInput` (`POST teams`); the API's
 //! refusal is shown beside the field it names, keeping what was typed.
@@ -13,7 +14,7 @@ use crate::access::Permission;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use civsync_protocol::domain::model::Category;
 use maud::{html, Markup};
@@ -21,7 +22,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub fn routes() -> Router<Web> {
-    Router::new().route("/web/teams", get(list).post(put))
+    Router::new()
+        .route("/web/teams", get(list).post(put))
+        .route("/web/teams/delete", post(delete))
 }
 
 const FIELDS: &[&str] = &["id", "name", "category", "parent", "leader", "members"];
@@ -128,7 +131,14 @@ async fn render(
                         td { (text(team, "leader")) }
                         td.num { (team.get("members").and_then(Value::as_array).map_or(0, Vec::len)) }
                         td { (text(team, "parent")) }
-                        @if may_record { td { a href={ "/web/teams?edit=" (url_encode(text(team, "id"))) } { "更正" } } }
+                        @if may_record { td {
+                            a href={ "/web/teams?edit=" (url_encode(text(team, "id"))) } { "更正" }
+                            form method="post" action="/web/teams/delete" data-confirm={ "删除队伍“" (text(team, "name")) "”？删除后仍保留痕迹，队员不受影响。" } {
+                                (csrf_field(principal))
+                                input type="hidden" name="id" value=(text(team, "id"));
+                                button type="submit" { "删除" }
+                            }
+                        } }
                     }
                 }
             }
@@ -173,6 +183,32 @@ async fn put(
         }
         Some(error) => {
             let page = render(&web, &principal, None, &pairs, &[error]).await;
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    id: String,
+}
+
+async fn delete(
+    State(web): State<Web>,
+    Extension(principal): Extension<Principal>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    let path = format!("teams/{}", url_encode(&form.id));
+    let answer = internal::call(&web, axum::http::Method::DELETE, &path, None).await;
+    match answer.refusal() {
+        None => redirect_with_notice(
+            "/web/teams",
+            &format!("已删除队伍（编号 {}，保留痕迹）", form.id),
+        ),
+        Some((_, reason)) => {
+            // The refusal concerns a row, not a field of the form below.
+            let error = ("delete".to_string(), reason);
+            let page = render(&web, &principal, None, &Vec::new(), &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
     }

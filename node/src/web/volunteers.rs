@@ -1,5 +1,6 @@
 //! `/web/volunteers`: search the roster, register a volunteer (errors shown
-//! beside the field they concern), and the roster import with its report.
+//! beside the field they concern), correct or delete one (kept, marked
+//! deleted, as the API does), and the roster import with its report.
 //!
 //! The form's values become the API's `VolunteerInput`; nothing here
 //! validates: the API's refusal names the field and the page puts the
@@ -9,12 +10,12 @@ use super::form::{optional, redirect_with_notice, value, values, Pairs};
 use super::internal;
 use super::layout::{csrf_field, field_error, other_errors, page, shell, text};
 use super::Web;
-use crate::access::guard::Principal;
+use crate::access::guard::{url_encode, Principal};
 use crate::access::Permission;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use civsync_protocol::domain::model::{Category, Sex};
 use maud::{html, Markup};
@@ -22,7 +23,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub fn routes() -> Router<Web> {
-    Router::new().route("/web/volunteers", get(list).post(register))
+    Router::new()
+        .route("/web/volunteers", get(list).post(register))
+        .route("/web/volunteers/delete", post(delete))
 }
 
 /// Rows shown at once; the search narrows a large roster.
@@ -203,8 +206,15 @@ async fn render(
                         } }
                         td { (text(v, "registered_on")) }
                         td {
-                            a href={ "/web/certificates/" (crate::access::guard::url_encode(text(v, "number"))) "?station=" (crate::access::guard::url_encode(text(v, "home_station"))) } { "服务证明" }
-                            @if principal.role.may(Permission::Record) { " " a href={ "/web/volunteers?edit=" (crate::access::guard::url_encode(text(v, "number"))) } { "更正" } }
+                            a href={ "/web/certificates/" (url_encode(text(v, "number"))) "?station=" (url_encode(text(v, "home_station"))) } { "服务证明" }
+                            @if principal.role.may(Permission::Record) {
+                                " " a href={ "/web/volunteers?edit=" (url_encode(text(v, "number"))) } { "更正" }
+                                form method="post" action="/web/volunteers/delete" data-confirm={ "删除志愿者 " (text(v, "name")) "（编号 " (text(v, "number")) "）？删除后仍保留痕迹，其服务时长照常统计。" } {
+                                    (csrf_field(principal))
+                                    input type="hidden" name="number" value=(text(v, "number"));
+                                    button type="submit" { "删除" }
+                                }
+                            }
                         }
                     }
                 }
@@ -273,6 +283,32 @@ async fn register(
         }
         Some(error) => {
             let page = render(&web, &principal, "", None, &pairs, &[error]).await;
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    number: String,
+}
+
+async fn delete(
+    State(web): State<Web>,
+    Extension(principal): Extension<Principal>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    let path = format!("volunteers/{}", url_encode(&form.number));
+    let answer = internal::call(&web, axum::http::Method::DELETE, &path, None).await;
+    match answer.refusal() {
+        None => redirect_with_notice(
+            "/web/volunteers",
+            &format!("已删除志愿者（编号 {}，保留痕迹）", form.number),
+        ),
+        Some((_, reason)) => {
+            // The refusal concerns a row, not a field of the form below.
+            let error = ("delete".to_string(), reason);
+            let page = render(&web, &principal, "", None, &Vec::new(), &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
     }

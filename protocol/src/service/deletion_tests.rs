@@ -121,15 +121,7 @@ fn a_correction_of_a_deleted_team_is_refused() {
         ..TeamInput::default()
     };
     let team = put_team(&mut village, &here, &input, 2).unwrap();
-    village
-        .commit(&DocumentId::roster(&here), |doc| {
-            let deleted = Team {
-                deleted: true,
-                ..team.clone()
-            };
-            layout::put_team(doc, &deleted).map_err(ServiceError::from)
-        })
-        .unwrap();
+    delete_team(&mut village, &here, &team.id).unwrap();
     let before = all_heads(&village);
     let renamed = TeamInput {
         name: "文艺二队".into(),
@@ -285,4 +277,87 @@ fn a_volunteer_correction_made_apart_from_the_delete_converges_to_deleted_on_bot
     // Once the delete has arrived, the township's next correction is refused.
     let error = update_volunteer(&mut township, &here, &corrected, &sealer(), TODAY).unwrap_err();
     assert_refused_as_deleted(error, "volunteer", "001", "deleted");
+}
+
+fn team_of(members: &[&str]) -> TeamInput {
+    TeamInput {
+        id: Some("T1".into()),
+        name: "文艺队".into(),
+        category: "culture".into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        ..TeamInput::default()
+    }
+}
+
+fn held_team(replica: &mut Replica<MemoryStorage>, id: &str) -> Team {
+    let roster = DocumentId::roster(&station("xh/t1/v1"));
+    let id = RecordId::parse("id", id).unwrap();
+    replica
+        .with_document(&roster, |doc| layout::team(doc, &id))
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_deleted_team_is_kept_reads_deleted_and_is_no_longer_listed() {
+    let mut village = node("xh/t1/v1");
+    let here = station("xh/t1/v1");
+    register_volunteer(&mut village, &here, &person("001"), &sealer(), TODAY, 1).unwrap();
+    let team = put_team(&mut village, &here, &team_of(&["001"]), 2).unwrap();
+    let answered = delete_team(&mut village, &here, &team.id).unwrap();
+    assert!(answered.deleted);
+    let held = held_team(&mut village, "T1");
+    assert!(held.deleted, "the roster holds the deleted flag");
+    assert_eq!(held.name, "文艺队", "kept, not removed");
+    assert_eq!(held.members, team.members, "its members are kept");
+    assert!(teams(&mut village, &here).unwrap().is_empty());
+    let before = all_heads(&village);
+    delete_team(&mut village, &here, &team.id).unwrap();
+    assert_eq!(all_heads(&village), before, "deleting again writes nothing");
+}
+
+#[test]
+fn deleting_a_team_not_in_the_roster_is_refused_naming_the_id() {
+    let mut village = node("xh/t1/v1");
+    let here = station("xh/t1/v1");
+    register_volunteer(&mut village, &here, &person("001"), &sealer(), TODAY, 1).unwrap();
+    put_team(&mut village, &here, &team_of(&["001"]), 2).unwrap();
+    let before = all_heads(&village);
+    let missing = RecordId::parse("id", "T2").unwrap();
+    let error = delete_team(&mut village, &here, &missing).unwrap_err();
+    assert_eq!(error.field(), "id");
+    assert!(error.reason().contains("T2"), "{}", error.reason());
+    assert_eq!(all_heads(&village), before, "a refusal writes nothing");
+    assert_eq!(teams(&mut village, &here).unwrap().len(), 1);
+}
+
+#[test]
+fn a_team_renamed_apart_from_its_delete_converges_to_deleted_on_both() {
+    let mut village = node("xh/t1/v1");
+    let mut township = node("xh/t1");
+    let here = station("xh/t1/v1");
+    let roster = DocumentId::roster(&here);
+    register_volunteer(&mut village, &here, &person("001"), &sealer(), TODAY, 1).unwrap();
+    let team = put_team(&mut village, &here, &team_of(&["001"]), 2).unwrap();
+    sync_document(&mut village, &mut township, &roster);
+    delete_team(&mut village, &here, &team.id).unwrap();
+    let renamed = TeamInput {
+        name: "文艺二队".into(),
+        ..team_of(&["001"])
+    };
+    let taken = put_team(&mut township, &here, &renamed, 3).unwrap();
+    assert_eq!(
+        taken.name, "文艺二队",
+        "the township had not seen the delete"
+    );
+    sync_document(&mut village, &mut township, &roster);
+    assert_eq!(village.heads(&roster), township.heads(&roster));
+    for replica in [&mut village, &mut township] {
+        let held = held_team(replica, "T1");
+        assert!(held.deleted, "delete wins at {}", replica.local());
+        assert_eq!(held.name, "文艺二队", "the rename is kept beside it");
+        assert!(teams(replica, &here).unwrap().is_empty());
+    }
 }

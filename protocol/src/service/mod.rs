@@ -540,6 +540,36 @@ pub fn teams<S: Storage>(
         .collect())
 }
 
+/// Mark a team of `station`'s roster deleted (kept, never removed: the
+/// activities that name it keep counting for it, and a correction made
+/// apart from the delete converges to deleted). Deleting again changes
+/// nothing.
+pub fn delete_team<S: Storage>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    id: &RecordId,
+) -> Result<Team, ServiceError> {
+    check_station(replica, station)?;
+    let document = DocumentId::roster(station);
+    let outcome = replica.commit(&document, |doc| {
+        let Some(held) = layout::team(doc, id)? else {
+            return Err(ServiceError::NotFound {
+                field: "id".into(),
+                kind: "team",
+                id: id.to_string(),
+            });
+        };
+        let deleted = Team {
+            deleted: true,
+            ..held
+        };
+        // As for a volunteer: only the flag is written.
+        layout::put_team(doc, &deleted)?;
+        Ok(deleted)
+    })?;
+    Ok(outcome.value)
+}
+
 /// Rosters where a volunteer or team named on an activity at `station` may
 /// be registered: the station's own, then the recording node's own.
 fn candidate_rosters<S: Storage>(replica: &Replica<S>, station: &StationId) -> Vec<DocumentId> {
