@@ -166,7 +166,10 @@ pub struct Replica<S: Storage> {
     /// `config.tier_of(local)`, once.
     tier: Tier,
     index: BTreeMap<DocumentId, IndexEntry>,
-    documents: Lru<DocumentId, AutoCommit>,
+    /// Boxed: an `AutoCommit` is about 4 KiB by value, and the map's nodes
+    /// shift their values on every insert and remove (a take and a keep per
+    /// write and per received message).
+    documents: Lru<DocumentId, Box<AutoCommit>>,
     /// Documents read back from storage (cache misses), since opening.
     documents_loaded: u64,
     sync_states: Lru<(StationId, DocumentId), SyncSlot>,
@@ -737,9 +740,9 @@ impl<S: Storage> Replica<S> {
             let loaded = self.load_from_storage(document, entry)?;
             self.documents_loaded += 1;
             // Evicted documents equal storage already: dropping them is safe.
-            self.documents.insert(document.clone(), loaded);
+            self.documents.insert(document.clone(), Box::new(loaded));
         }
-        Ok(self.documents.get_mut(document))
+        Ok(self.documents.get_mut(document).map(|doc| &mut **doc))
     }
 
     /// Take the document out of the cache (loading it if needed) to change
@@ -747,7 +750,7 @@ impl<S: Storage> Replica<S> {
     /// [`Replica::install`] only if it still equals storage.
     fn take_document(&mut self, document: &DocumentId) -> Result<Option<AutoCommit>, LoadError> {
         if let Some(doc) = self.documents.remove(document) {
-            return Ok(Some(doc));
+            return Ok(Some(*doc));
         }
         match self.index.get(document) {
             None => Ok(None),
@@ -764,7 +767,7 @@ impl<S: Storage> Replica<S> {
             self.index.contains_key(document),
             "only held documents are cached"
         );
-        self.documents.insert(document.clone(), doc);
+        self.documents.insert(document.clone(), Box::new(doc));
     }
 
     /// Record a successful write of `doc`.
