@@ -11,7 +11,7 @@ use super::Web;
 use crate::access::guard::{url_encode, Principal};
 use crate::access::Permission;
 use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
@@ -339,13 +339,12 @@ async fn delete(
         url_encode(&form.month),
         url_encode(&form.id)
     );
-    let answer = internal::call(&web, Method::DELETE, &path, None).await;
-    match answer.refusal() {
-        None => redirect_with_notice(
+    match internal::delete_row(&web, &path).await {
+        Ok(()) => redirect_with_notice(
             &format!("/web/activities?month={}", url_encode(&form.month)),
             "已删除（保留痕迹）",
         ),
-        Some(error) => {
+        Err(error) => {
             let page = render(&web, &principal, &form.month, None, &Vec::new(), &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }

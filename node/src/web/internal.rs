@@ -48,6 +48,16 @@ impl Answer {
     }
 }
 
+/// A row's delete button: `DELETE` the API's `path`; `Ok` when it did, else
+/// its refusal, as an error of the page rather than of a form field (the
+/// refusal concerns the row, and the form below may hold no such field).
+pub async fn delete_row(web: &Web, path: &str) -> Result<(), (String, String)> {
+    match call(web, Method::DELETE, path, None).await.refusal() {
+        None => Ok(()),
+        Some((_, reason)) => Err(("delete".to_string(), reason)),
+    }
+}
+
 /// `path_and_query` starts after `/api/v1/`.
 pub async fn call(web: &Web, method: Method, path_and_query: &str, body: Option<&Value>) -> Answer {
     match body {

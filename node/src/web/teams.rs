@@ -199,15 +199,12 @@ async fn delete(
     Form(form): Form<DeleteForm>,
 ) -> Response {
     let path = format!("teams/{}", url_encode(&form.id));
-    let answer = internal::call(&web, axum::http::Method::DELETE, &path, None).await;
-    match answer.refusal() {
-        None => redirect_with_notice(
+    match internal::delete_row(&web, &path).await {
+        Ok(()) => redirect_with_notice(
             "/web/teams",
             &format!("已删除队伍（编号 {}，保留痕迹）", form.id),
         ),
-        Some((_, reason)) => {
-            // The refusal concerns a row, not a field of the form below.
-            let error = ("delete".to_string(), reason);
+        Err(error) => {
             let page = render(&web, &principal, None, &Vec::new(), &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }

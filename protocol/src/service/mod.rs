@@ -285,23 +285,54 @@ pub fn delete_volunteer<S: Storage>(
     station: &StationId,
     number: &RecordId,
 ) -> Result<Volunteer, ServiceError> {
-    check_station(replica, station)?;
-    let document = DocumentId::roster(station);
-    let outcome = replica.commit(&document, |doc| {
-        let Some(held) = layout::volunteer(doc, number)? else {
-            return Err(ServiceError::NotFound {
-                field: "number".into(),
-                kind: "volunteer",
-                id: number.to_string(),
-            });
-        };
-        let deleted = Volunteer {
+    let named = Named {
+        field: "number",
+        kind: "volunteer",
+        id: number,
+    };
+    delete_from_roster(
+        replica,
+        station,
+        named,
+        layout::volunteer,
+        |held| Volunteer {
             deleted: true,
             ..held
+        },
+        layout::put_volunteer,
+    )
+}
+
+/// The record a delete names, for its refusal when the roster lacks it.
+struct Named<'a> {
+    field: &'static str,
+    kind: &'static str,
+    id: &'a RecordId,
+}
+
+/// One delete of a roster record: read it (`read`), refuse it when absent,
+/// mark it (`mark`) and write it back (`write`). Only the flag differs, so
+/// only the flag is written: a correction made apart from the delete keeps
+/// its other fields.
+fn delete_from_roster<S: Storage, R>(
+    replica: &mut Replica<S>,
+    station: &StationId,
+    named: Named<'_>,
+    read: impl FnOnce(&automerge::AutoCommit, &RecordId) -> layout::LayoutResult<Option<R>>,
+    mark: impl FnOnce(R) -> R,
+    write: impl FnOnce(&mut automerge::AutoCommit, &R) -> layout::LayoutResult<()>,
+) -> Result<R, ServiceError> {
+    check_station(replica, station)?;
+    let outcome = replica.commit(&DocumentId::roster(station), |doc| {
+        let Some(held) = read(doc, named.id)? else {
+            return Err(ServiceError::NotFound {
+                field: named.field.into(),
+                kind: named.kind,
+                id: named.id.to_string(),
+            });
         };
-        // Only the flag differs, so only the flag is written: a correction
-        // made apart from this delete keeps its other fields.
-        layout::put_volunteer(doc, &deleted)?;
+        let deleted = mark(held);
+        write(doc, &deleted)?;
         Ok(deleted)
     })?;
     Ok(outcome.value)
@@ -549,25 +580,22 @@ pub fn delete_team<S: Storage>(
     station: &StationId,
     id: &RecordId,
 ) -> Result<Team, ServiceError> {
-    check_station(replica, station)?;
-    let document = DocumentId::roster(station);
-    let outcome = replica.commit(&document, |doc| {
-        let Some(held) = layout::team(doc, id)? else {
-            return Err(ServiceError::NotFound {
-                field: "id".into(),
-                kind: "team",
-                id: id.to_string(),
-            });
-        };
-        let deleted = Team {
+    let named = Named {
+        field: "id",
+        kind: "team",
+        id,
+    };
+    delete_from_roster(
+        replica,
+        station,
+        named,
+        layout::team,
+        |held| Team {
             deleted: true,
             ..held
-        };
-        // As for a volunteer: only the flag is written.
-        layout::put_team(doc, &deleted)?;
-        Ok(deleted)
-    })?;
-    Ok(outcome.value)
+        },
+        layout::put_team,
+    )
 }
 
 /// Rosters where a volunteer or team named on an activity at `station` may
