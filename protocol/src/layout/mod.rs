@@ -53,7 +53,7 @@ pub use registry::{
 };
 
 pub use statistics::{
-    put_statistics, statistics, MonthCounts, StationCounts, STATIONS,
+    put_statistics, put_statistics_changed, statistics, MonthCounts, StationCounts, STATIONS,
     STATIONS_PER_STATISTICS_DOCUMENT_MAX, STATION_COUNT_FIELDS,
 };
 

@@ -159,6 +159,64 @@ pub type MonthCounts = BTreeMap<StationId, StationCounts>;
 /// stations the document holds that `stations` no longer lists. Only fields
 /// whose value differs from what readers see are written.
 pub fn put_statistics(doc: &mut AutoCommit, stations: &MonthCounts) -> LayoutResult<()> {
+    let (held, gone) = refuse_too_many(doc, stations)?;
+    // Read first: an unchanged month must make no operation, and creating
+    // the collection would be one.
+    if stations.is_empty() && held.is_empty() {
+        return Ok(());
+    }
+    let all = maps_for_write(doc, &[ROOT], STATIONS)?;
+    for (station, counts) in stations {
+        upsert_record(doc, &all, station.as_str(), NewRecord::new(scalars(counts)))?;
+    }
+    for key in gone {
+        let existing = maps_at(doc, &all, &key)?;
+        put_changed(doc, &existing, scalars(&StationCounts::default()))?;
+    }
+    Ok(())
+}
+
+/// [`put_statistics`] into a document that reads as `written` (what its
+/// only writer, the county, last put there): only the stations whose
+/// figures differ from `written` are read and written, and a station
+/// `stations` no longer lists is written back to zeros. Reading a field
+/// seeks through every value the key ever had, and a county rewrites its
+/// month every minute: reading every field of every station there was most
+/// of a prefecture's simulated time, for the one or two stations that moved.
+pub fn put_statistics_changed(
+    doc: &mut AutoCommit,
+    stations: &MonthCounts,
+    written: &MonthCounts,
+) -> LayoutResult<()> {
+    refuse_too_many(doc, stations)?;
+    let zeros = StationCounts::default();
+    let changed: Vec<(&StationId, &StationCounts)> = stations
+        .iter()
+        .filter(|(station, counts)| written.get(*station) != Some(*counts))
+        .chain(
+            written
+                .keys()
+                .filter(|station| !stations.contains_key(*station))
+                .map(|station| (station, &zeros)),
+        )
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let all = maps_for_write(doc, &[ROOT], STATIONS)?;
+    for (station, counts) in changed {
+        upsert_record(doc, &all, station.as_str(), NewRecord::new(scalars(counts)))?;
+    }
+    Ok(())
+}
+
+/// The maps of the stations collection and the stations the document holds
+/// that `stations` no longer lists; refused when the month would hold more
+/// than [`STATIONS_PER_STATISTICS_DOCUMENT_MAX`] stations.
+fn refuse_too_many(
+    doc: &AutoCommit,
+    stations: &MonthCounts,
+) -> LayoutResult<(Vec<automerge::ObjId>, Vec<String>)> {
     let held = root_maps(doc, STATIONS)?;
     let gone: Vec<String> = root_records(doc, STATIONS)?
         .into_iter()
@@ -181,20 +239,7 @@ pub fn put_statistics(doc: &mut AutoCommit, stations: &MonthCounts) -> LayoutRes
             ),
         });
     }
-    // Read first: an unchanged month must make no operation, and creating
-    // the collection would be one.
-    if stations.is_empty() && held.is_empty() {
-        return Ok(());
-    }
-    let all = maps_for_write(doc, &[ROOT], STATIONS)?;
-    for (station, counts) in stations {
-        upsert_record(doc, &all, station.as_str(), NewRecord::new(scalars(counts)))?;
-    }
-    for key in gone {
-        let existing = maps_at(doc, &all, &key)?;
-        put_changed(doc, &existing, scalars(&StationCounts::default()))?;
-    }
-    Ok(())
+    Ok((held, gone))
 }
 
 fn scalars(counts: &StationCounts) -> Vec<(&'static str, Scalar)> {
@@ -345,12 +390,57 @@ mod tests {
     }
 
     #[test]
+    fn a_rewrite_of_the_stations_that_moved_reads_as_a_whole_rewrite() {
+        let first: MonthCounts = [
+            (station("zk/xh"), counts(3)),
+            (station("zk/xh/t1"), counts(2)),
+            (station("zk/xh/t1/v1"), counts(1)),
+            (station("zk/xh/t2"), counts(4)),
+        ]
+        .into();
+        let mut next = first.clone();
+        next.get_mut(&station("zk/xh")).unwrap().hours_centi += 50;
+        next.remove(&station("zk/xh/t2"));
+        next.insert(station("zk/xh/t1/v2"), counts(5));
+        let mut whole = new_statistics();
+        put_statistics(&mut whole, &first).unwrap();
+        put_statistics(&mut whole, &next).unwrap();
+        let mut changed = new_statistics();
+        put_statistics(&mut changed, &first).unwrap();
+        changed.commit();
+        put_statistics_changed(&mut changed, &next, &first).unwrap();
+        assert_eq!(statistics(&changed).unwrap(), next);
+        assert_eq!(statistics(&changed).unwrap(), statistics(&whole).unwrap());
+        // One hours field, a new station's fields, a gone station's zeros:
+        // nothing of the two stations that stood.
+        let fields_of_new_station = scalars(&counts(5))
+            .iter()
+            .filter(|(_, value)| *value != Scalar::Uint(0))
+            .count();
+        let zeros_of_gone_station = scalars(&counts(4))
+            .iter()
+            .filter(|(_, value)| *value != Scalar::Uint(0))
+            .count();
+        assert_eq!(
+            changed.pending_ops(),
+            1 + 1 + fields_of_new_station + zeros_of_gone_station,
+            "the new station's map is one operation more"
+        );
+        changed.commit();
+        let before = changed.get_heads();
+        put_statistics_changed(&mut changed, &next, &next).unwrap();
+        assert_eq!(changed.pending_ops(), 0, "nothing moved: nothing written");
+        assert_eq!(changed.get_heads(), before);
+    }
+
+    #[test]
     fn more_stations_than_the_maximum_are_refused_and_nothing_is_written() {
         let mut doc = new_statistics();
         let too_many: MonthCounts = (0..=STATIONS_PER_STATISTICS_DOCUMENT_MAX)
             .map(|i| (station(&format!("zk/xh/t{i}")), counts(1)))
             .collect();
         assert!(put_statistics(&mut doc, &too_many).is_err());
+        assert!(put_statistics_changed(&mut doc, &too_many, &MonthCounts::new()).is_err());
         assert_eq!(doc.pending_ops(), 0);
     }
 

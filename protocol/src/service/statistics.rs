@@ -14,10 +14,11 @@
 //!   a village syncing a week of records changes the figures hundreds of
 //!   times, and each rewrite is a change the county keeps and sends upward.
 //! - A month is compared with what this publisher last wrote before its
-//!   document is touched, and the layout writes only fields whose value
-//!   differs from the document's: an unchanged month makes no change, so a
-//!   cold start (nothing remembered) costs reads, and writes only what
-//!   moved while the node was down.
+//!   document is touched, and only the stations whose figures differ from
+//!   it are read and written (`put_statistics_changed`); with nothing
+//!   remembered (a cold start) every station is read, and the layout writes
+//!   only fields whose value differs from the document's. An unchanged
+//!   month makes no change either way.
 //! - The months: every month the county's statistics count anything in,
 //!   every month remembered, and every month it holds a document for (a
 //!   month whose last activity was deleted is written back to zeros).
@@ -29,6 +30,7 @@ use crate::layout::{self, MonthCounts};
 use crate::replica::{CommitError, Replica};
 use crate::stats::{county_month, StatsIndex};
 use crate::storage::Storage;
+use crate::sync::host::HeadsDigest;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Least time between two rewrites of a county's statistics documents.
@@ -63,6 +65,11 @@ pub struct PublishError {
 #[derive(Debug, Clone, Default)]
 pub struct StatisticsPublisher {
     written: BTreeMap<Month, MonthCounts>,
+    /// Each month document's heads right after this publisher wrote it:
+    /// while they stand, the document reads as `written` (anything that
+    /// arrived since, such as the county's own document sent back from
+    /// above after a lost disk, moves them).
+    heads_written: BTreeMap<Month, HeadsDigest>,
     last_run_ms: Option<i64>,
 }
 
@@ -136,8 +143,16 @@ impl StatisticsPublisher {
                 self.written.insert(month, figures);
                 continue;
             }
+            let unmoved = replica
+                .heads_digest(&document)
+                .is_some_and(|now| self.heads_written.get(&month) == Some(&now));
             let outcome = replica
-                .commit(&document, |doc| layout::put_statistics(doc, &figures))
+                .commit(&document, |doc| match self.written.get(&month) {
+                    Some(written) if unmoved => {
+                        layout::put_statistics_changed(doc, &figures, written)
+                    }
+                    _ => layout::put_statistics(doc, &figures),
+                })
                 .map_err(|error| PublishError {
                     month,
                     reason: match error {
@@ -147,6 +162,9 @@ impl StatisticsPublisher {
                 })?;
             if outcome.changes > 0 {
                 report.months_written.push(month);
+            }
+            if let Some(digest) = replica.heads_digest(&document) {
+                self.heads_written.insert(month, digest);
             }
             self.written.insert(month, figures);
         }
@@ -294,6 +312,54 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(held[&station("zk/xh")].activities, 3);
+    }
+
+    #[test]
+    fn a_month_document_moved_since_the_last_write_is_read_whole_before_the_next() {
+        let mut replica = county();
+        record(
+            &mut replica,
+            "zk/xh/t1/v1",
+            activity("a1", "zk/xh/t1/v1", 10),
+        );
+        let index = index_of(&mut replica);
+        let mut publisher = StatisticsPublisher::new();
+        let month = Month::new(2026, 11).unwrap();
+        publisher.publish(&mut replica, &index, 0).unwrap();
+        // Something the publisher did not write arrives in its document (its
+        // own old copy, sent back from above after a lost disk): a station
+        // that has no figures now.
+        let document = DocumentId::statistics(&station("zk/xh"), month);
+        let mut arrived = county_month(&index, &station("zk/xh"), month);
+        arrived.insert(
+            station("zk/xh/t9"),
+            layout::StationCounts {
+                activities: 4,
+                ..Default::default()
+            },
+        );
+        replica
+            .commit(&document, |doc| layout::put_statistics(doc, &arrived))
+            .unwrap();
+
+        record(
+            &mut replica,
+            "zk/xh/t1/v1",
+            activity("a2", "zk/xh/t1/v1", 1),
+        );
+        let index = index_of(&mut replica);
+        publisher.publish(&mut replica, &index, 60_000).unwrap();
+        let held = replica
+            .with_document(&document, layout::statistics)
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            held,
+            county_month(&index, &station("zk/xh"), month),
+            "the station that arrived is written back to zeros"
+        );
+        assert!(!held.contains_key(&station("zk/xh/t9")));
     }
 
     fn replica_at(at: &str, tier: Tier) -> Replica<MemoryStorage> {
