@@ -190,22 +190,35 @@ pub fn put_statistics_changed(
 ) -> LayoutResult<()> {
     refuse_too_many(doc, stations)?;
     let zeros = StationCounts::default();
-    let changed: Vec<(&StationId, &StationCounts)> = stations
+    let changed: Vec<(&StationId, &StationCounts, Option<&StationCounts>)> = stations
         .iter()
-        .filter(|(station, counts)| written.get(*station) != Some(*counts))
+        .map(|(station, counts)| (station, counts, written.get(station)))
+        .filter(|(_, counts, before)| *before != Some(*counts))
         .chain(
             written
-                .keys()
-                .filter(|station| !stations.contains_key(*station))
-                .map(|station| (station, &zeros)),
+                .iter()
+                .filter(|(station, _)| !stations.contains_key(*station))
+                .map(|(station, before)| (station, &zeros, Some(before))),
         )
         .collect();
     if changed.is_empty() {
         return Ok(());
     }
     let all = maps_for_write(doc, &[ROOT], STATIONS)?;
-    for (station, counts) in changed {
-        upsert_record(doc, &all, station.as_str(), NewRecord::new(scalars(counts)))?;
+    for (station, counts, before) in changed {
+        // A station written before reads as `before`: only the fields that
+        // differ from it are looked at; a new one gets all of its fields.
+        let fields: Vec<(&'static str, Scalar)> = match before {
+            Some(before) => counts
+                .fields()
+                .into_iter()
+                .zip(before.fields())
+                .filter(|((_, now), (_, was))| now != was)
+                .map(|((key, now), _)| (key, Scalar::Uint(now)))
+                .collect(),
+            None => scalars(counts),
+        };
+        upsert_record(doc, &all, station.as_str(), NewRecord::new(fields))?;
     }
     Ok(())
 }
