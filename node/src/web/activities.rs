@@ -339,11 +339,9 @@ async fn delete(
         url_encode(&form.month),
         url_encode(&form.id)
     );
-    match internal::delete_row(&web, &path).await {
-        Ok(()) => redirect_with_notice(
-            &format!("/web/activities?month={}", url_encode(&form.month)),
-            "已删除（保留痕迹）",
-        ),
+    let page = format!("/web/activities?month={}", url_encode(&form.month));
+    match internal::delete_row(&web, &path, &page, "已删除（保留痕迹）").await {
+        Ok(redirect) => redirect,
         Err(error) => {
             let page = render(&web, &principal, &form.month, None, &Vec::new(), &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()

@@ -48,12 +48,18 @@ impl Answer {
     }
 }
 
-/// A row's delete button: `DELETE` the API's `path`; `Ok` when it did, else
-/// its refusal, as an error of the page rather than of a form field (the
-/// refusal concerns the row, and the form below may hold no such field).
-pub async fn delete_row(web: &Web, path: &str) -> Result<(), (String, String)> {
+/// A row's delete button: `DELETE` the API's `path`; when it did, the
+/// redirect back to `page` with `notice`, else its refusal, as an error of
+/// the page rather than of a form field (the refusal concerns the row, and
+/// the form below may hold no such field).
+pub async fn delete_row(
+    web: &Web,
+    path: &str,
+    page: &str,
+    notice: &str,
+) -> Result<axum::response::Response, (String, String)> {
     match call(web, Method::DELETE, path, None).await.refusal() {
-        None => Ok(()),
+        None => Ok(super::form::redirect_with_notice(page, notice)),
         Some((_, reason)) => Err(("delete".to_string(), reason)),
     }
 }

@@ -199,11 +199,9 @@ async fn delete(
     Form(form): Form<DeleteForm>,
 ) -> Response {
     let path = format!("teams/{}", url_encode(&form.id));
-    match internal::delete_row(&web, &path).await {
-        Ok(()) => redirect_with_notice(
-            "/web/teams",
-            &format!("已删除队伍（编号 {}，保留痕迹）", form.id),
-        ),
+    let notice = format!("已删除队伍（编号 {}，保留痕迹）", form.id);
+    match internal::delete_row(&web, &path, "/web/teams", &notice).await {
+        Ok(redirect) => redirect,
         Err(error) => {
             let page = render(&web, &principal, None, &Vec::new(), &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()

@@ -299,11 +299,9 @@ async fn delete(
     Form(form): Form<DeleteForm>,
 ) -> Response {
     let path = format!("volunteers/{}", url_encode(&form.number));
-    match internal::delete_row(&web, &path).await {
-        Ok(()) => redirect_with_notice(
-            "/web/volunteers",
-            &format!("已删除志愿者（编号 {}，保留痕迹）", form.number),
-        ),
+    let notice = format!("已删除志愿者（编号 {}，保留痕迹）", form.number);
+    match internal::delete_row(&web, &path, "/web/volunteers", &notice).await {
+        Ok(redirect) => redirect,
         Err(error) => {
             let page = render(&web, &principal, "", None, &Vec::new(), &[error]).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()

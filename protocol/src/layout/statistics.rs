@@ -188,7 +188,6 @@ pub fn put_statistics_changed(
     stations: &MonthCounts,
     written: &MonthCounts,
 ) -> LayoutResult<()> {
-    refuse_too_many(doc, stations)?;
     let zeros = StationCounts::default();
     let changed: Vec<(&StationId, &StationCounts, Option<&StationCounts>)> = stations
         .iter()
@@ -201,9 +200,11 @@ pub fn put_statistics_changed(
                 .map(|(station, before)| (station, &zeros, Some(before))),
         )
         .collect();
+    // Nothing moved: no read of the document at all.
     if changed.is_empty() {
         return Ok(());
     }
+    refuse_too_many(doc, stations)?;
     let all = maps_for_write(doc, &[ROOT], STATIONS)?;
     for (station, counts, before) in changed {
         // A station written before reads as `before`: only the fields that
