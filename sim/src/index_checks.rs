@@ -62,8 +62,9 @@ pub struct IndexWatch {
     opens_reusing: u64,
     refreshes: u64,
     documents_reread: u64,
-    /// Rosters whose new changes were points entries alone, kept unread.
-    rosters_points_only: u64,
+    /// Documents moved by their new changes alone (only the records those
+    /// touched read).
+    documents_from_changes: u64,
     compared_during_run: u64,
     /// The first difference found during the run (the final check reports
     /// it even if later refreshes hid it).
@@ -121,14 +122,14 @@ impl IndexWatch {
                 self.refreshes += 1;
                 let report = stored.refresh(replica);
                 self.documents_reread += report.reread as u64;
-                self.rosters_points_only += report.points_only as u64;
+                self.documents_from_changes += report.from_changes as u64;
             }
             None => {
                 let (stored, report) = StoredStats::open(replica);
                 self.opens += 1;
                 self.opens_reusing += u64::from(report.reused > 0);
                 self.documents_reread += report.refresh.reread as u64;
-                self.rosters_points_only += report.refresh.points_only as u64;
+                self.documents_from_changes += report.refresh.from_changes as u64;
                 watched.stored = Some(stored);
             }
         }
@@ -262,12 +263,12 @@ pub fn index(world: &mut World) -> CheckResult {
         }
     }
     let summary = format!(
-        "{} opens ({} reusing persisted entries), {} refreshes, {} documents read again ({} rosters moved by points entries alone, kept), {} comparisons during the run",
+        "{} opens ({} reusing persisted entries), {} refreshes, {} documents read again whole, {} moved by their new changes alone, {} comparisons during the run",
         watch.opens,
         watch.opens_reusing,
         watch.refreshes,
         watch.documents_reread,
-        watch.rosters_points_only,
+        watch.documents_from_changes,
         watch.compared_during_run
     );
     world.index_watch = watch;

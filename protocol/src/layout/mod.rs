@@ -45,7 +45,7 @@ mod registry;
 mod statistics;
 mod view;
 
-pub use points::{only_points_written, points_values, put_points_entry, PointsValue, POINTS};
+pub use points::{points_values, put_points_entry, PointsValue, POINTS};
 
 pub use registry::{
     is_registry, put_registry_entry, put_registry_retirement, registry_document, registry_entries,

@@ -18,7 +18,7 @@ use super::{LayoutResult, Scalar};
 use crate::identity::actor::station_of;
 use crate::identity::station::StationId;
 use automerge::transaction::Transactable;
-use automerge::{legacy, ActorId, AutoCommit, Change, ObjId, ReadDoc, ROOT};
+use automerge::{AutoCommit, ObjId, ReadDoc, ROOT};
 
 /// The top-level map of a roster document that holds points entries.
 pub const POINTS: &str = "points";
@@ -54,36 +54,6 @@ pub fn put_points_entry(doc: &mut AutoCommit, key: &str, text: &str) -> LayoutRe
         doc.put(&map, key, text)?;
     }
     Ok(())
-}
-
-/// Do `changes` write nothing but the `points` map: values at its keys, or
-/// the map itself at the root? Read op by op (not from the visible state,
-/// which hides writes into a map that lost a concurrent creation), against
-/// every map held under `points`, the losers included. A write anywhere
-/// else, or into an object this document does not hold under `points`,
-/// answers `false`.
-pub fn only_points_written<D: ReadDoc>(doc: &D, changes: &[Change]) -> LayoutResult<bool> {
-    let points_maps: Vec<(u64, ActorId)> = root_maps(doc, POINTS)?
-        .into_iter()
-        .filter_map(|map| match map {
-            ObjId::Id(counter, actor, _) => Some((counter, actor)),
-            ObjId::Root => None,
-        })
-        .collect();
-    for change in changes {
-        for op in change.decode().operations {
-            let in_points = match &op.obj {
-                legacy::ObjectId::Root => op.key == legacy::Key::Map(POINTS.into()),
-                legacy::ObjectId::Id(legacy::OpId(counter, actor)) => {
-                    points_maps.iter().any(|(c, a)| c == counter && a == actor)
-                }
-            };
-            if !in_points {
-                return Ok(false);
-            }
-        }
-    }
-    Ok(true)
 }
 
 fn points_value<D: ReadDoc>(doc: &D, maps: &[ObjId], key: &str) -> LayoutResult<Option<String>> {

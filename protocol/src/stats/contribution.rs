@@ -23,7 +23,7 @@
 //! activity) contribute nothing; every list is sorted and holds no zero
 //! entries, so two contributions of equal content compare equal.
 
-use super::scan::{scan, CollectionShape};
+use super::scan::{scan, CollectionShape, ScannedRecord};
 use crate::domain::model::{date_format, Category, Form, OrderStatus, RecordId, VolunteerId};
 use crate::faults::{self, Fault};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
@@ -74,6 +74,18 @@ impl ActivityCounts {
 
     pub fn is_zero(&self) -> bool {
         *self == ActivityCounts::default()
+    }
+
+    /// `self - other`, or `None` where `other` holds more than `self`.
+    fn less(&self, other: &ActivityCounts) -> Option<ActivityCounts> {
+        Some(ActivityCounts {
+            activities: self.activities.checked_sub(other.activities)?,
+            service_records: self.service_records.checked_sub(other.service_records)?,
+            participations: self.participations.checked_sub(other.participations)?,
+            hours_centi: self.hours_centi.checked_sub(other.hours_centi)?,
+            beneficiaries: self.beneficiaries.checked_sub(other.beneficiaries)?,
+            late_records: self.late_records.checked_sub(other.late_records)?,
+        })
     }
 }
 
@@ -170,6 +182,79 @@ impl ActivitiesContribution {
         }
         total
     }
+
+    /// This contribution with some records' shares `before` replaced by
+    /// their shares `after` (see [`activity_share`]). `None` when a share
+    /// removed was never counted here: the caller then reads the document
+    /// whole.
+    pub(crate) fn moved(
+        &self,
+        before: &[ActivitiesContribution],
+        after: &[ActivitiesContribution],
+    ) -> Option<ActivitiesContribution> {
+        let mut cells: BTreeMap<(Category, Form), ActivityCounts> = self
+            .cells
+            .iter()
+            .map(|cell| ((cell.category, cell.form), cell.counts))
+            .collect();
+        let mut volunteers: BTreeMap<VolunteerId, (u64, u64)> = self
+            .volunteers
+            .iter()
+            .map(|v| (v.volunteer.clone(), (v.hours_centi, v.service_records)))
+            .collect();
+        for share in before {
+            for cell in &share.cells {
+                let counts = cells.get_mut(&(cell.category, cell.form))?;
+                *counts = counts.less(&cell.counts)?;
+            }
+            for service in &share.volunteers {
+                let (hours_centi, records) = volunteers.get_mut(&service.volunteer)?;
+                *hours_centi = hours_centi.checked_sub(service.hours_centi)?;
+                *records = records.checked_sub(service.service_records)?;
+            }
+        }
+        for share in after {
+            for cell in &share.cells {
+                cells
+                    .entry((cell.category, cell.form))
+                    .or_default()
+                    .add(&cell.counts);
+            }
+            for service in &share.volunteers {
+                let (hours_centi, records) =
+                    volunteers.entry(service.volunteer.clone()).or_default();
+                *hours_centi += service.hours_centi;
+                *records += service.service_records;
+            }
+        }
+        let mut kept = Vec::with_capacity(volunteers.len());
+        for (volunteer, (hours_centi, service_records)) in volunteers {
+            match (hours_centi, service_records) {
+                (0, 0) => {}
+                // Hours left with no record to carry them: not a sum of shares.
+                (_, 0) => return None,
+                _ => kept.push(VolunteerService {
+                    volunteer,
+                    hours_centi,
+                    service_records,
+                }),
+            }
+        }
+        Some(ActivitiesContribution {
+            station: self.station.clone(),
+            month: self.month,
+            cells: cells
+                .into_iter()
+                .filter(|(_, counts)| !counts.is_zero())
+                .map(|((category, form), counts)| CellCounts {
+                    category,
+                    form,
+                    counts,
+                })
+                .collect(),
+            volunteers: kept,
+        })
+    }
 }
 
 /// New registrations in one month.
@@ -194,8 +279,54 @@ pub struct RosterContribution {
     /// Sorted by month; no zero months.
     pub registrations: Vec<MonthCount>,
     pub teams: u64,
-    /// Sorted by number; live volunteers only.
+    /// Sorted by number, then home station; live volunteers only.
     pub volunteers: Vec<RosterEntry>,
+}
+
+impl RosterContribution {
+    /// As [`ActivitiesContribution::moved`], for rosters.
+    pub(crate) fn moved(
+        &self,
+        before: &[RosterContribution],
+        after: &[RosterContribution],
+    ) -> Option<RosterContribution> {
+        let mut registrations: BTreeMap<Month, u64> = self
+            .registrations
+            .iter()
+            .map(|count| (count.month, count.volunteers))
+            .collect();
+        let mut teams = self.teams;
+        let mut volunteers = self.volunteers.clone();
+        for share in before {
+            for count in &share.registrations {
+                let volunteers = registrations.get_mut(&count.month)?;
+                *volunteers = volunteers.checked_sub(count.volunteers)?;
+            }
+            teams = teams.checked_sub(share.teams)?;
+            for entry in &share.volunteers {
+                let at = volunteers.iter().position(|held| held == entry)?;
+                volunteers.remove(at);
+            }
+        }
+        for share in after {
+            for count in &share.registrations {
+                *registrations.entry(count.month).or_default() += count.volunteers;
+            }
+            teams += share.teams;
+            volunteers.extend(share.volunteers.iter().cloned());
+        }
+        volunteers.sort_by(|a, b| (&a.number, &a.home_station).cmp(&(&b.number, &b.home_station)));
+        Some(RosterContribution {
+            station: self.station.clone(),
+            registrations: registrations
+                .into_iter()
+                .filter(|(_, volunteers)| *volunteers > 0)
+                .map(|(month, volunteers)| MonthCount { month, volunteers })
+                .collect(),
+            teams,
+            volunteers,
+        })
+    }
 }
 
 /// What an `orders:<station>:<month>` document contributes.
@@ -438,6 +569,27 @@ const RECORD_FIELDS: &[&str] = &[
 const VOLUNTEER_FIELDS: &[&str] = &["number", "home_station", "registered_on", "deleted"];
 const TEAM_FIELDS: &[&str] = &["deleted"];
 
+/// What the figures read of an activities document.
+pub(crate) const ACTIVITIES_SHAPE: [CollectionShape; 1] = [CollectionShape {
+    name: layout::ACTIVITIES,
+    fields: ACTIVITY_FIELDS,
+    nested: Some((layout::RECORDS, RECORD_FIELDS)),
+}];
+
+/// What the figures read of a roster: volunteers first, then teams.
+pub(crate) const ROSTER_SHAPE: [CollectionShape; 2] = [
+    CollectionShape {
+        name: layout::VOLUNTEERS,
+        fields: VOLUNTEER_FIELDS,
+        nested: None,
+    },
+    CollectionShape {
+        name: layout::TEAMS,
+        fields: TEAM_FIELDS,
+        nested: None,
+    },
+];
+
 /// A record read by the scan: no path, since an error found in it sends
 /// the document down the record-by-record path, which names it.
 fn scanned(fields: Fields) -> Record {
@@ -465,19 +617,14 @@ pub(crate) fn activities_scanned<D: ReadDoc>(
     month: Month,
     doc: &D,
 ) -> Option<Result<ActivitiesContribution, LayoutError>> {
-    let shapes = [CollectionShape {
-        name: layout::ACTIVITIES,
-        fields: ACTIVITY_FIELDS,
-        nested: Some((layout::RECORDS, RECORD_FIELDS)),
-    }];
-    let mut collections = scan(doc, &shapes)?;
+    let mut collections = scan(doc, &ACTIVITIES_SHAPE)?;
     let found = collections.pop().unwrap_or_default();
     let read = found
         .into_iter()
         .map(|r| (scanned(r.fields), r.nested))
         .collect();
     let given = |_: &Record, nested: Vec<Fields>| Ok(nested.into_iter().map(scanned).collect());
-    Some(fold_activities(station, month, read, given))
+    Some(fold_activities(station, month, read, given, fault_armed()))
 }
 
 /// The record-by-record path, following the layout's logical maps.
@@ -507,7 +654,13 @@ pub(crate) fn activities_by_record<D: ReadDoc>(
             })
             .collect()
     };
-    fold_activities(station, month, read, lookup)
+    fold_activities(station, month, read, lookup, fault_armed())
+}
+
+/// The injected fault of the simulation's sweep: whole reads only, so a
+/// record's share (below) stays the record's own figures.
+fn fault_armed() -> bool {
+    faults::armed(Fault::MiscountAggregate)
 }
 
 /// Sum activities and their service records. `records_of` gives an
@@ -518,10 +671,11 @@ fn fold_activities(
     month: Month,
     activities: Vec<(Record, Vec<Fields>)>,
     mut records_of: impl FnMut(&Record, Vec<Fields>) -> Result<Vec<Record>, LayoutError>,
+    count_first_twice: bool,
 ) -> Result<ActivitiesContribution, LayoutError> {
     let mut cells: BTreeMap<(Category, Form), ActivityCounts> = BTreeMap::new();
     let mut volunteers: BTreeMap<VolunteerId, VolunteerService> = BTreeMap::new();
-    let mut counted_twice = !faults::armed(Fault::MiscountAggregate);
+    let mut counted_twice = !count_first_twice;
     for (activity, nested) in activities {
         if activity.flag("deleted")? {
             continue;
@@ -613,19 +767,7 @@ pub(crate) fn roster_scanned<D: ReadDoc>(
     station: &StationId,
     doc: &D,
 ) -> Option<Result<RosterContribution, LayoutError>> {
-    let shapes = [
-        CollectionShape {
-            name: layout::VOLUNTEERS,
-            fields: VOLUNTEER_FIELDS,
-            nested: None,
-        },
-        CollectionShape {
-            name: layout::TEAMS,
-            fields: TEAM_FIELDS,
-            nested: None,
-        },
-    ];
-    let mut collections = scan(doc, &shapes)?;
+    let mut collections = scan(doc, &ROSTER_SHAPE)?;
     let teams = collections.pop().unwrap_or_default();
     let volunteers = collections.pop().unwrap_or_default();
     Some(fold_roster(
@@ -655,6 +797,39 @@ pub(crate) fn roster_by_record<D: ReadDoc>(
     fold_roster(station, volunteers, teams)
 }
 
+/// One activity's share of its document's contribution: the whole fold
+/// over that record alone (empty for a deleted activity).
+pub(crate) fn activity_share(
+    station: &StationId,
+    month: Month,
+    record: ScannedRecord,
+) -> Result<ActivitiesContribution, LayoutError> {
+    let given = |_: &Record, nested: Vec<Fields>| Ok(nested.into_iter().map(scanned).collect());
+    fold_activities(
+        station,
+        month,
+        vec![(scanned(record.fields), record.nested)],
+        given,
+        false,
+    )
+}
+
+/// One volunteer's share of the roster's contribution.
+pub(crate) fn volunteer_share(
+    station: &StationId,
+    record: ScannedRecord,
+) -> Result<RosterContribution, LayoutError> {
+    fold_roster(station, vec![scanned(record.fields)], Vec::new())
+}
+
+/// One team's share of the roster's contribution.
+pub(crate) fn team_share(
+    station: &StationId,
+    record: ScannedRecord,
+) -> Result<RosterContribution, LayoutError> {
+    fold_roster(station, Vec::new(), vec![scanned(record.fields)])
+}
+
 fn fold_roster(
     station: &StationId,
     volunteer_records: Vec<Record>,
@@ -677,7 +852,9 @@ fn fold_roster(
             home_station,
         });
     }
-    volunteers.sort_by(|a, b| a.number.cmp(&b.number));
+    // By number, then home station: two records of one number (malformed,
+    // but readable) sort alike whichever order they were read in.
+    volunteers.sort_by(|a, b| (&a.number, &a.home_station).cmp(&(&b.number, &b.home_station)));
     let mut teams = 0;
     for team in team_records {
         teams += u64::from(!team.flag("deleted")?);

@@ -26,6 +26,7 @@
 
 mod conflicts;
 mod contribution;
+mod delta;
 mod figures;
 mod index;
 mod published;

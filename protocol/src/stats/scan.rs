@@ -21,7 +21,7 @@
 
 use super::contribution::{Field, Fields};
 use automerge::iter::DocItem;
-use automerge::{ObjId, ObjType, ReadDoc, ScalarValueRef, ValueRef, ROOT};
+use automerge::{ChangeHash, ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef, ROOT};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -142,6 +142,72 @@ pub(crate) fn scan<D: ReadDoc>(
         }
     }
     Some(out)
+}
+
+/// The record at `key` of `collection`, read as [`scan`] reads it: now, or
+/// as it was at `heads`. `Some(None)` where no record is (no entry, or not
+/// a map), `None` where the scan would give up: several values at the key,
+/// or at the record's nested map or at one of its nested records.
+pub(crate) fn read_record<D: ReadDoc>(
+    doc: &D,
+    collection: &ObjId,
+    key: &str,
+    shape: &CollectionShape,
+    heads: Option<&[ChangeHash]>,
+) -> Option<Option<ScannedRecord>> {
+    let entries = match heads {
+        None => doc.get_all(collection, key),
+        Some(heads) => doc.get_all_at(collection, key, heads),
+    }
+    .ok()?;
+    let record = match entries.as_slice() {
+        [] => return Some(None),
+        [(Value::Object(ObjType::Map), id)] => id.clone(),
+        [_] => return Some(None),
+        _ => return None,
+    };
+    let range = |obj: &ObjId| match heads {
+        None => doc.map_range(obj, ..),
+        Some(heads) => doc.map_range_at(obj, .., heads),
+    };
+    let mut read = ScannedRecord::default();
+    for entry in range(&record) {
+        let is_map = matches!(entry.value, ValueRef::Object(ObjType::Map));
+        if let Some((nested_name, wanted)) = shape.nested {
+            if entry.key == nested_name {
+                if entry.conflict || !is_map {
+                    return None;
+                }
+                let nested = entry.id();
+                read.fields
+                    .push((nested_name, Field::Map(vec![nested.clone()])));
+                for item in range(&nested) {
+                    if item.conflict {
+                        return None;
+                    }
+                    if !matches!(item.value, ValueRef::Object(ObjType::Map)) {
+                        continue;
+                    }
+                    let mut fields = Vec::new();
+                    for field in range(&item.id()) {
+                        if let Some(name) = wanted.iter().find(|f| **f == field.key) {
+                            if let Some(value) = field_of(&field.value, &field) {
+                                fields.push((*name, value));
+                            }
+                        }
+                    }
+                    read.nested.push(fields);
+                }
+                continue;
+            }
+        }
+        if let Some(name) = shape.fields.iter().find(|f| **f == entry.key) {
+            if let Some(value) = field_of(&entry.value, &entry) {
+                read.fields.push((*name, value));
+            }
+        }
+    }
+    Some(Some(read))
 }
 
 /// A field's value as `read_fields` converts it; `None` reads as absent.
