@@ -31,7 +31,7 @@ use super::contribution::{
 };
 use super::scan::{read_record, CollectionShape, ScannedRecord};
 use crate::identity::document_id::{DocumentId, DocumentKind};
-use automerge::{legacy, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT};
+use automerge::{legacy, ActorId, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT};
 use std::collections::{BTreeSet, HashMap};
 
 /// New operations above which a moved document is read whole: a cold sync
@@ -151,10 +151,11 @@ fn touched_records<D: ReadDoc>(
         return None;
     }
     let mut touched = BTreeSet::new();
-    let mut places: HashMap<(u64, automerge::ActorId), Place> = HashMap::new();
+    let mut places: HashMap<(u64, ActorId), Place> = HashMap::new();
     for change in changes {
-        for op in change.decode().operations {
-            let (counter, actor) = match &op.obj {
+        let change = change.decode();
+        for (n, op) in change.operations.iter().enumerate() {
+            let place = match &op.obj {
                 legacy::ObjectId::Root => {
                     let writes_a_collection = matches!(
                         &op.key,
@@ -163,29 +164,40 @@ fn touched_records<D: ReadDoc>(
                     if writes_a_collection {
                         return None;
                     }
-                    continue;
+                    Place::Elsewhere
                 }
-                legacy::ObjectId::Id(legacy::OpId(counter, actor)) => (*counter, actor),
-            };
-            let place = match places.get(&(counter, actor.clone())) {
-                Some(place) => place.clone(),
-                None => {
-                    let place = place_of(doc, shapes, counter, actor)?;
-                    places.insert((counter, actor.clone()), place.clone());
-                    place
-                }
-            };
-            match place {
-                Place::Elsewhere => {}
-                Place::Collection(c) => match &op.key {
-                    legacy::Key::Map(key) => {
-                        touched.insert((c, key.to_string()));
+                legacy::ObjectId::Id(legacy::OpId(counter, actor)) => {
+                    match places.get(&(*counter, actor.clone())) {
+                        Some(place) => place.clone(),
+                        None => {
+                            let place = place_of(doc, shapes, *counter, actor)?;
+                            places.insert((*counter, actor.clone()), place.clone());
+                            place
+                        }
                     }
+                }
+            };
+            let record = match place {
+                Place::Elsewhere => None,
+                Place::Collection(c) => match &op.key {
+                    legacy::Key::Map(key) => Some((c, key.to_string())),
                     legacy::Key::Seq(_) => return None,
                 },
-                Place::InRecord(c, key) => {
-                    touched.insert((c, key));
-                }
+                Place::InRecord(c, key) => Some((c, key)),
+            };
+            // An object made here hangs where its operation wrote: known
+            // without asking the document for its path (a new activity's
+            // record, service records and their maps are one change).
+            if let legacy::OpType::Make(_) = op.action {
+                let made = (change.start_op.get() + n as u64, change.actor_id.clone());
+                let place = match &record {
+                    Some((c, key)) => Place::InRecord(*c, key.clone()),
+                    None => Place::Elsewhere,
+                };
+                places.insert(made, place);
+            }
+            if let Some(record) = record {
+                touched.insert(record);
             }
         }
     }
@@ -198,7 +210,7 @@ fn place_of<D: ReadDoc>(
     doc: &D,
     shapes: &[CollectionShape],
     counter: u64,
-    actor: &automerge::ActorId,
+    actor: &ActorId,
 ) -> Option<Place> {
     // The actor's index in this document is not known here; Automerge looks
     // the actor up when the index given does not match.
