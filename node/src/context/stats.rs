@@ -67,9 +67,10 @@ fn log_open(report: &StatsOpenReport) {
     );
 }
 
-/// Bring the index up to date with the store; returns documents re-read.
-/// The first call loads the persisted index (see the module comment).
-/// Documents read again also feed the freshness (their change times).
+/// Bring the index up to date with the store; returns the documents it
+/// looked at again (read whole, or moved by their new changes alone). The
+/// first call loads the persisted index (see the module comment). Those
+/// documents' change times also feed the freshness.
 pub async fn refresh(stats: &SharedStats, store: &Store) -> Result<usize, StoreClosed> {
     let stats = stats.clone();
     let reread = store
@@ -90,7 +91,7 @@ fn refresh_locked<S: Storage>(state: &mut StatsState, replica: &mut Replica<S>) 
         if let Some(error) = &report.write_error {
             tracing::warn!(%error, "statistics entries not persisted; the next start reads those documents again");
         }
-        report.reread
+        report.reread + report.from_changes
     } else {
         let (stored, report) = StoredStats::open(replica);
         log_open(&report);
