@@ -564,7 +564,8 @@ fn a_clerk_deletes_a_volunteer_and_a_team_through_their_pages_and_the_audit_log_
     let (status, body) = node
         .post(
             "teams",
-            &json!({"id": "T1", "name": "东村文艺队", "category": "culture", "members": [kept]}),
+            &json!({"id": "T1", "name": "东村文艺队", "category": "culture",
+                    "leader": leaving, "members": [kept, leaving]}),
         )
         .unwrap();
     assert_eq!(status, 201, "{body}");
@@ -602,10 +603,23 @@ fn a_clerk_deletes_a_volunteer_and_a_team_through_their_pages_and_the_audit_log_
         "{leaving} is no longer listed"
     );
 
+    // The team keeps naming its deleted leader and member, and says so.
     let teams = clerk.get("/web/teams").unwrap();
     assert!(
         teams.body.contains("action=\"/web/teams/delete\""),
         "{}",
+        teams.body
+    );
+    assert!(
+        teams
+            .body
+            .contains(&format!("{leaving}<span class=\"muted\">（已删除）</span>")),
+        "the deleted leader is marked: {}",
+        teams.body
+    );
+    assert!(
+        teams.body.contains("1（另 1 人已删除）"),
+        "one member left of two: {}",
         teams.body
     );
     let deleted = clerk

@@ -20,6 +20,7 @@ use civsync_protocol::domain::model::Category;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 pub fn routes() -> Router<Web> {
     Router::new()
@@ -116,6 +117,19 @@ async fn render(
         .into_iter()
         .filter(|t| !t.get("deleted").and_then(Value::as_bool).unwrap_or(false))
         .collect();
+    // A deleted volunteer stays named in the teams they led or joined (the
+    // team keeps its record as written); the page says so.
+    let live: BTreeSet<String> = internal::get(web, "volunteers")
+        .await
+        .body
+        .as_array()
+        .map(|volunteers| {
+            volunteers
+                .iter()
+                .map(|v| text(v, "number").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
     let may_record = principal.role.may(Permission::Record);
     let body = html! {
         @if let Some(notice) = notice { p.notice role="status" id="notice" { (notice) } }
@@ -128,8 +142,13 @@ async fn render(
                         td { (text(team, "id")) }
                         td { (text(team, "name")) }
                         td { (Category::parse(text(team, "category")).map(|c| c.label()).unwrap_or("")) }
-                        td { (text(team, "leader")) }
-                        td.num { (team.get("members").and_then(Value::as_array).map_or(0, Vec::len)) }
+                        td {
+                            (text(team, "leader"))
+                            @if !text(team, "leader").is_empty() && !live.contains(text(team, "leader")) {
+                                span.muted { "（已删除）" }
+                            }
+                        }
+                        td.num { (members_cell(team, &live)) }
                         td { (text(team, "parent")) }
                         @if may_record { td {
                             a href={ "/web/teams?edit=" (url_encode(text(team, "id"))) } { "更正" }
@@ -147,6 +166,20 @@ async fn render(
         @if may_record { (form(principal, filled, errors)) }
     };
     page(&shell, "志愿服务队伍", body)
+}
+
+/// Members still in the roster, and how many were deleted since.
+fn members_cell(team: &Value, live: &BTreeSet<String>) -> String {
+    let members: Vec<&str> = team
+        .get("members")
+        .and_then(Value::as_array)
+        .map(|members| members.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let deleted = members.iter().filter(|m| !live.contains(**m)).count();
+    match deleted {
+        0 => members.len().to_string(),
+        _ => format!("{}（另 {deleted} 人已删除）", members.len() - deleted),
+    }
 }
 
 async fn list(
