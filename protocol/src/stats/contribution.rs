@@ -145,6 +145,19 @@ pub(crate) fn checked_less(total: u64, part: u64) -> u64 {
     total.saturating_sub(part)
 }
 
+/// Cells as a contribution lists them: sorted, no zero cell.
+pub(crate) fn cells_listed(cells: BTreeMap<(Category, Form), ActivityCounts>) -> Vec<CellCounts> {
+    cells
+        .into_iter()
+        .filter(|(_, counts)| !counts.is_zero())
+        .map(|((category, form), counts)| CellCounts {
+            category,
+            form,
+            counts,
+        })
+        .collect()
+}
+
 /// Activity counts of one category × form cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CellCounts {
@@ -243,15 +256,7 @@ impl ActivitiesContribution {
         Some(ActivitiesContribution {
             station: self.station.clone(),
             month: self.month,
-            cells: cells
-                .into_iter()
-                .filter(|(_, counts)| !counts.is_zero())
-                .map(|((category, form), counts)| CellCounts {
-                    category,
-                    form,
-                    counts,
-                })
-                .collect(),
+            cells: cells_listed(cells),
             volunteers: kept,
         })
     }
@@ -742,15 +747,7 @@ fn fold_activities(
     Ok(ActivitiesContribution {
         station: station.clone(),
         month,
-        cells: cells
-            .into_iter()
-            .filter(|(_, counts)| !counts.is_zero())
-            .map(|((category, form), counts)| CellCounts {
-                category,
-                form,
-                counts,
-            })
-            .collect(),
+        cells: cells_listed(cells),
         volunteers: volunteers.into_values().collect(),
     })
 }

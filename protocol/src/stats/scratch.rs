@@ -11,7 +11,7 @@
 //! `YYYYQn`, station paths, volunteers by home station and number), and no
 //! empty entries, so equal figures compare and serialise equal.
 
-use super::contribution::{month_of, ActivityCounts, CellCounts, OrderCounts};
+use super::contribution::{cells_listed, month_of, ActivityCounts, CellCounts, OrderCounts};
 use super::figures::{Quarter, StatsError};
 use crate::domain::model::{Category, Form, OrderStatus, VolunteerId};
 use crate::identity::document_id::{DocumentId, DocumentKind, Month};
@@ -244,16 +244,7 @@ impl ScratchCount {
                         (
                             month.to_string(),
                             MonthStatistics {
-                                cells: m
-                                    .cells
-                                    .into_iter()
-                                    .filter(|(_, counts)| !counts.is_zero())
-                                    .map(|((category, form), counts)| CellCounts {
-                                        category,
-                                        form,
-                                        counts,
-                                    })
-                                    .collect(),
+                                cells: cells_listed(m.cells),
                                 orders: m.orders,
                                 registrations: m.registrations,
                                 volunteers_active: m.active.len() as u64,
