@@ -21,7 +21,9 @@
 //!   read (`None`): a collection created or replaced, several values where
 //!   a record, its nested map or a nested record belongs (concurrent
 //!   creations, read by the layout as a union), a share that does not read
-//!   or was never counted, more operations than [`DELTA_OPERATIONS_MAX`].
+//!   or was never counted, more operations than [`DELTA_OPERATIONS_MAX`]
+//!   or more objects already held written into than
+//!   [`DELTA_PATH_LOOKUPS_MAX`].
 //!   The whole read then also words any error.
 //! - Orders documents and documents without figures are always read whole
 //!   (small, or nothing to read).
@@ -38,6 +40,12 @@ use std::collections::{BTreeSet, HashMap};
 /// or a bulk import rewrites most records, and decoding that many changes
 /// costs more than one pass over the document.
 pub const DELTA_OPERATIONS_MAX: usize = 2_000;
+
+/// Objects already held that the new changes write into, above which a
+/// moved document is read whole: each costs Automerge a walk to the root
+/// (about 9 µs), so a correction of every service record of a month is
+/// cheaper read in one pass.
+pub const DELTA_PATH_LOOKUPS_MAX: usize = 128;
 
 /// Where an object met in the new changes hangs.
 #[derive(Clone)]
@@ -152,6 +160,8 @@ fn touched_records<D: ReadDoc>(
     }
     let mut touched = BTreeSet::new();
     let mut places: HashMap<(u64, ActorId), Place> = HashMap::new();
+    // Objects the changes made, placed without a look-up.
+    let mut made = 0usize;
     for change in changes {
         let change = change.decode();
         for (n, op) in change.operations.iter().enumerate() {
@@ -170,6 +180,9 @@ fn touched_records<D: ReadDoc>(
                     match places.get(&(*counter, actor.clone())) {
                         Some(place) => place.clone(),
                         None => {
+                            if places.len() >= DELTA_PATH_LOOKUPS_MAX + made {
+                                return None;
+                            }
                             let place = place_of(doc, shapes, *counter, actor)?;
                             places.insert((*counter, actor.clone()), place.clone());
                             place
@@ -189,12 +202,13 @@ fn touched_records<D: ReadDoc>(
             // without asking the document for its path (a new activity's
             // record, service records and their maps are one change).
             if let legacy::OpType::Make(_) = op.action {
-                let made = (change.start_op.get() + n as u64, change.actor_id.clone());
+                let made_here = (change.start_op.get() + n as u64, change.actor_id.clone());
                 let place = match &record {
                     Some((c, key)) => Place::InRecord(*c, key.clone()),
                     None => Place::Elsewhere,
                 };
-                places.insert(made, place);
+                places.insert(made_here, place);
+                made += 1;
             }
             if let Some(record) = record {
                 touched.insert(record);

@@ -3,7 +3,7 @@
 //! its own (records made twice at once, too many operations) it leaves to
 //! a whole read.
 
-use super::{contribution_after, DELTA_OPERATIONS_MAX};
+use super::{contribution_after, DELTA_OPERATIONS_MAX, DELTA_PATH_LOOKUPS_MAX};
 use crate::domain::model::{
     Activity, Category, Form, Hours, RecordId, ServiceRecord, Sex, Team, Volunteer,
 };
@@ -256,6 +256,41 @@ fn more_operations_than_the_bound_are_left_to_a_whole_read() {
     }
     assert!(operations > DELTA_OPERATIONS_MAX, "{operations} operations");
     assert!(!reader.look(&id, &mut doc));
+}
+
+#[test]
+fn corrections_into_more_held_objects_than_the_bound_are_left_to_a_whole_read() {
+    let ([mut doc, _], _) = documents();
+    let id = activities_id();
+    let activities: Vec<u8> = (1..=140).collect();
+    for n in &activities {
+        write(&mut doc, |d| put_activity(d, &activity(*n, 0b1, 10, 0)));
+    }
+    let mut reader = Reader::new(&id, &mut doc);
+    // A category corrected writes into the activity's own map, held.
+    for n in &activities[..20] {
+        write(&mut doc, |d| put_activity(d, &activity(*n, 0b1, 10, 1)));
+    }
+    assert!(
+        reader.look(&id, &mut doc),
+        "20 activities: within the bound"
+    );
+    for n in &activities {
+        write(&mut doc, |d| put_activity(d, &activity(*n, 0b1, 10, 2)));
+    }
+    let operations: usize = doc
+        .get_changes(&reader.read_at)
+        .iter()
+        .map(|c| c.len())
+        .sum();
+    assert!(
+        operations <= DELTA_OPERATIONS_MAX,
+        "{operations} operations"
+    );
+    assert!(
+        !reader.look(&id, &mut doc),
+        "140 activities written into, more than {DELTA_PATH_LOOKUPS_MAX}"
+    );
 }
 
 #[derive(Debug, Clone)]
