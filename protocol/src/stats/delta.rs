@@ -76,9 +76,10 @@ pub fn contribution_after<D: ReadDoc>(
     if touched.is_empty() {
         return Some(old.clone());
     }
-    let mut collections = Vec::with_capacity(shapes.len());
-    for shape in shapes {
-        collections.push(collection_kept(doc, shape.name, read_at)?);
+    // Only collections holding a touched record are looked at, at both heads.
+    let mut collections: Vec<Option<ObjId>> = vec![None; shapes.len()];
+    for c in touched.iter().map(|(c, _)| *c).collect::<BTreeSet<usize>>() {
+        collections[c] = collection_kept(doc, shapes[c].name, read_at)?;
     }
     let mut before = Vec::with_capacity(touched.len());
     let mut after = Vec::with_capacity(touched.len());

@@ -330,13 +330,11 @@ impl StoredStats {
             .collect();
         let mut batch = WriteBatch::new();
         for (id, digest) in moved {
-            let read = match self.moved_by_changes(replica, &id) {
-                Some(contribution) => {
-                    report.from_changes += 1;
-                    Ok(Some(Ok(contribution)))
-                }
+            let by_changes = self.moved_by_changes(replica, &id);
+            let from_changes = by_changes.is_some();
+            let read = match by_changes {
+                Some(contribution) => Ok(Some(Ok(contribution))),
                 None => {
-                    report.reread += 1;
                     let read = replica.with_document(&id, |doc| Contribution::of(&id, doc));
                     // Change times (metadata only) of a document read again:
                     // the freshness persisted below then covers every entry
@@ -369,6 +367,11 @@ impl StoredStats {
                     self.index.mark_unreadable(&id, reason);
                     report.unreadable += 1;
                 }
+            }
+            if from_changes {
+                report.from_changes += 1;
+            } else {
+                report.reread += 1;
             }
             self.seen.insert(id, digest);
             if batch.len() >= STATS_BATCH_ENTRIES_MAX {
