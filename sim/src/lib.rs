@@ -18,6 +18,7 @@ pub mod ledger_imports;
 pub mod misbehaviour;
 pub mod names;
 pub mod network;
+pub mod parallelism;
 pub mod registry;
 pub mod rng;
 pub mod roster_deletions;
@@ -62,6 +63,8 @@ pub struct Report {
     pub workflows: workflows::WorkflowCounters,
     /// Where the wall time went, by kind of event (and the final checks).
     pub wall_profile_s: BTreeMap<String, f64>,
+    /// What running the events on two cores could gain at best.
+    pub parallelism: parallelism::ParallelismReport,
     pub injected_bug: Option<String>,
     pub passed: bool,
     pub reproduce: String,
@@ -133,6 +136,7 @@ pub fn run(config: &SimConfig, wall_clock: impl Fn() -> f64) -> Report {
         counters: world.counters.clone(),
         workflows: world.workflows.counters.clone(),
         wall_profile_s,
+        parallelism: world.parallelism.finish(),
         injected_bug: config.inject_bug.map(|b| b.name().to_string()),
         passed,
         reproduce: config.command_line(),

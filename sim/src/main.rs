@@ -186,6 +186,15 @@ fn print_summary(report: &civsync_sim::Report, peak_rss_kib: Option<u64>) {
         .map(|(k, v)| format!("{k} {v:.2}"))
         .collect();
     println!("wall seconds by event kind: {}", profile.join(", "));
+    let p = &report.parallelism;
+    println!(
+        "parallelism: the events took {:.1} s one after another; split by node in windows of the quickest link ({} ms), 2 cores need at least {:.1} s ({:.2}×), unbounded cores {:.1} s",
+        p.serial_s,
+        p.window_ms,
+        p.cores_2_s,
+        if p.serial_s > 0.0 { p.cores_2_s / p.serial_s } else { 1.0 },
+        p.unbounded_s
+    );
     for (name, check) in &report.checks {
         println!(
             "  {:<12} {}  {}",

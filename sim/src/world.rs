@@ -26,6 +26,7 @@ use crate::faults::{self, Fault, PartitionKind};
 use crate::host::{Forgery, SimHost};
 use crate::index_checks::{IndexWatch, INDEX_LOOK_EVERY_MS};
 use crate::network::{Arrival, ConnectionId, Side, Stream, DIALER, LISTENER};
+use crate::parallelism::ParallelismBound;
 use crate::rng::{self, Stream as RngStream};
 use crate::scheduler::Scheduler;
 use crate::statistics::{CountyStatistics, STATISTICS_LOOK_EVERY_MS};
@@ -301,6 +302,8 @@ pub struct World {
     stopped: bool,
     /// The statistics index of a sample of nodes, kept as the node keeps it.
     pub index_watch: IndexWatch,
+    /// What a split of the world by node could gain: measured, never read.
+    pub parallelism: ParallelismBound,
 }
 
 impl World {
@@ -388,7 +391,15 @@ impl World {
             .map(|_| LinkState::default())
             .collect();
         let index_watch = IndexWatch::new(&topology, |n| !nodes[n].misbehaving);
+        let quickest_link_ms = topology
+            .links
+            .iter()
+            .map(|l| l.latency_ms)
+            .min()
+            .unwrap_or(1)
+            .max(1);
         World {
+            parallelism: ParallelismBound::new(quickest_link_ms),
             net_rng: rng::stream(config.seed, RngStream::Network),
             workload: Workload::new(&config),
             workflows: Workflows::new(&config),
@@ -481,8 +492,36 @@ impl World {
     fn handle(&mut self, at: SimMs, event: Event) {
         let started = std::time::Instant::now();
         let kind = event.kind();
+        let node = self.only_node_of(&event);
         self.handle_event(at, event);
-        *self.profile.entry(kind).or_default() += started.elapsed().as_secs_f64();
+        let seconds = started.elapsed().as_secs_f64();
+        *self.profile.entry(kind).or_default() += seconds;
+        self.parallelism.event(at, node, seconds);
+    }
+
+    /// The one node an event reads and writes, if it is one: what a split
+    /// of the world by node could hand to that node's core.
+    fn only_node_of(&self, event: &Event) -> Option<NodeIndex> {
+        match event {
+            Event::Deliver { connection, to, .. } => {
+                self.connections.get(connection).map(|c| c.nodes[*to])
+            }
+            Event::Timer { connection, side } => {
+                self.connections.get(connection).map(|c| c.nodes[*side])
+            }
+            Event::Work { node, .. } | Event::IndexLook { node } | Event::Statistics { node } => {
+                Some(*node)
+            }
+            // Dialling opens a connection between two nodes.
+            Event::Restart { .. }
+            | Event::Online { .. }
+            | Event::Dial { .. }
+            | Event::Fault(_)
+            | Event::Heal { .. }
+            | Event::Tamper
+            | Event::FinalHeal
+            | Event::Probe => None,
+        }
     }
 
     fn handle_event(&mut self, at: SimMs, event: Event) {
