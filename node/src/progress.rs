@@ -38,6 +38,7 @@ pub const LOG_EVERY_PERCENT: u64 = 10;
 pub enum JobKind {
     RosterImport,
     TeamImport,
+    StationImport,
     LedgerImport,
     ColdSync,
     Report,
@@ -48,6 +49,7 @@ impl JobKind {
         match self {
             JobKind::RosterImport => "roster import",
             JobKind::TeamImport => "team import",
+            JobKind::StationImport => "station import",
             JobKind::LedgerImport => "ledger import",
             JobKind::ColdSync => "cold sync",
             JobKind::Report => "report",

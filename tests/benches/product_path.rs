@@ -9,7 +9,8 @@
 //! between protocol and product be read off `BENCHMARKS.md`.
 //!
 //! Each run, in a fresh folder:
-//! 1. load: a county node gets its registry (`POST stations`), one roster
+//! 1. load: a county node gets its registry (one `POST import/stations`;
+//!    until 2026-12-06 one `POST stations` a station), one roster
 //!    file per village (`POST import/volunteers`), one team file per
 //!    village (`POST import/teams`) and one ledger file per village
 //!    (`POST import/activities`); then it is
@@ -37,7 +38,7 @@ use civsync_tests::{certified, civsync_binary, id_number, pki_init, pki_issue, T
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -212,16 +213,6 @@ fn import(node: &TestNode, path: &str, body: &str) -> Value {
         "{path}: rows refused: {report}"
     );
     report
-}
-
-fn post_created(node: &TestNode, path: &str, body: &Value) {
-    let (status, answer) = node
-        .post(path, body)
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert!(
-        status == 200 || status == 201,
-        "{path} {body}: {status} {answer}"
-    );
 }
 
 /// Call `done` every `every` until it holds; panics with its last word
@@ -410,15 +401,19 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
     let mut county = certified(root, &ca, COUNTY, "county", None);
     county.start().expect("start the county");
     let started = Instant::now();
+    let mut stations_csv = String::from("站点编码,站点名称,层级\n");
     for t in 1..=scale.townships {
-        let body = json!({"id": township_id(t), "name": format!("乡镇{t}"), "tier": "township"});
-        post_created(&county, "stations", &body);
+        stations_csv.push_str(&format!("{},乡镇{t},所\n", township_id(t)));
         for v in 1..=scale.villages {
-            let body =
-                json!({"id": village_id(t, v), "name": format!("村{t}-{v}"), "tier": "village"});
-            post_created(&county, "stations", &body);
+            stations_csv.push_str(&format!("{},村{t}-{v},站\n", village_id(t, v)));
         }
     }
+    let report = import(&county, "import/stations?format=csv", &stations_csv);
+    assert_eq!(
+        report["accepted"].as_u64(),
+        Some((scale.townships * (1 + scale.villages)) as u64),
+        "{report}"
+    );
     let registry = started.elapsed();
     let started = Instant::now();
     let mut each = Vec::new();

@@ -102,6 +102,8 @@ pub fn permission_for(method: &axum::http::Method, path: &str) -> Permission {
         ("users", _) => Permission::Administer,
         ("approvals", false) => Permission::Approve,
         ("stations" | "menu" | "themes" | "revocations", false) => Permission::Administer,
+        // A station list is the registry's, whichever path carries it.
+        ("import", false) if resource == "import/stations" => Permission::Administer,
         // Carrying a bundle to or from the township is the clerk's errand.
         (
             "volunteers" | "teams" | "activities" | "orders" | "import" | "conflicts" | "bundles",
@@ -137,6 +139,16 @@ mod tests {
         assert!(!Role::Clerk.may(permission_for(&Method::POST, "/api/v1/approvals")));
         assert!(!Role::Clerk.may(permission_for(&Method::POST, "/api/v1/stations")));
         assert!(!Role::Clerk.may(permission_for(&Method::GET, "/api/v1/audit")));
+    }
+
+    #[test]
+    fn a_clerk_imports_records_but_only_an_administrator_imports_the_station_list() {
+        for path in ["/api/v1/import/volunteers", "/api/v1/import/teams"] {
+            assert!(Role::Clerk.may(permission_for(&Method::POST, path)));
+        }
+        let stations = permission_for(&Method::POST, "/api/v1/import/stations");
+        assert_eq!(stations, Permission::Administer);
+        assert!(!Role::Clerk.may(stations));
     }
 
     #[test]

@@ -54,6 +54,7 @@ use std::sync::Arc;
 pub fn router(ctx: Arc<NodeContext>) -> Router {
     let import = volunteers::import_routes()
         .merge(teams::import_routes())
+        .merge(stations::import_routes())
         .layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX));
     Router::new()
         .merge(node_status::routes())

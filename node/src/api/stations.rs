@@ -14,6 +14,11 @@
 //!   is this node's (Beijing) date. Refusals name `id`, `retired_on` or
 //!   `merged_into` and write nothing. 201 when written, 200 when the entry
 //!   already said exactly this.
+//! - `POST /api/v1/import/stations?format=csv|xlsx`: a station list file
+//!   (站点编码, 站点名称, 层级 optional), every valid row registered or renamed
+//!   in one commit per registry written (normally one), by the same rules;
+//!   answered with `{rows, accepted, refused: [{row, field, reason}]}`. An
+//!   administrator's, like `POST stations`.
 //! - `GET /api/v1/stations?under=`: every registered station of the subtree
 //!   of `under` (this node's own station by default), from every registry
 //!   this node holds, each with the registry it comes from and, when
@@ -25,8 +30,12 @@
 //! configuration says (its tier is its certificate's); [`registry_retiring`]
 //! adds which stations are retired.
 
-use crate::api::common::{json_body, station_param, ApiError};
+use crate::api::common::{
+    body_rejection, end_import_job, file_refusal, json_body, query, station_param, upload_name,
+    ApiError, QueryResult,
+};
 use crate::context::NodeContext;
+use crate::progress::{thousands, CountUnit, JobKind};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
@@ -45,6 +54,64 @@ pub fn routes() -> Router<Arc<NodeContext>> {
     Router::new()
         .route("/api/v1/stations", get(list).post(register))
         .route("/api/v1/stations/retire", post(retire))
+}
+
+/// The station list import, under the larger body limit of a file.
+pub fn import_routes() -> Router<Arc<NodeContext>> {
+    Router::new().route("/api/v1/import/stations", post(import_station_file))
+}
+
+async fn import_station_file(
+    State(ctx): State<Arc<NodeContext>>,
+    q: QueryResult,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    if q.station.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "station",
+            "does not apply: each row's code names its station",
+        ));
+    }
+    let bytes = body.map_err(body_rejection)?;
+    let name = upload_name(q.format.as_deref())?;
+    let job = ctx.progress.start(
+        JobKind::StationImport,
+        ctx.config.station.to_string(),
+        CountUnit::Rows,
+        None,
+    );
+    job.add_bytes(bytes.len() as u64);
+    let counter = job.counter();
+    let tier = ctx.config.tier;
+    let outcome = async {
+        counter.set_phase("reading the file");
+        // A workbook is unzipped and laid out: off the async runtime.
+        let rows = tokio::task::spawn_blocking(move || {
+            crate::files::stations::parse_file_bytes(name, &bytes)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the station file could not be read: {e}")))?
+        .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
+        let count = rows.len() as u64;
+        counter.set_total(count);
+        counter.set_phase("checking and writing rows");
+        let report = ctx
+            .store
+            .call_durable(move |replica| registry::import::import_stations(replica, tier, rows))
+            .await??;
+        counter.advance(count);
+        Ok(report)
+    }
+    .await;
+    end_import_job(job, outcome, |report| {
+        format!(
+            "{} accepted, {} refused",
+            thousands(report.accepted as u64),
+            thousands(report.refused.len() as u64)
+        )
+    })
 }
 
 impl From<RegistryError> for ApiError {

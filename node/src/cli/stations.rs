@@ -2,7 +2,6 @@
 
 use super::Target;
 use crate::cli::{tables, views};
-use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -23,8 +22,9 @@ pub enum StationCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Register stations from a CSV file with the header `id,name,tier`,
-    /// one request per row; refused rows are listed and the rest kept.
+    /// Register or rename the stations of a CSV or XLSX file (columns
+    /// 站点编码/id and 站点名称/name, 层级/tier optional) in one commit;
+    /// refused rows are listed with their reason, the rest kept.
     Import {
         file: PathBuf,
         #[command(flatten)]
@@ -110,21 +110,14 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
             Ok(())
         }
         StationCommand::Import { file, target } => {
-            let rows = station_rows(&file)?;
-            let client = target.client()?;
-            let mut refused = 0;
-            for (at, row) in rows.iter().enumerate() {
-                if let Err(error) = client.post::<_, Value>("stations", &[], row).await {
-                    refused += 1;
-                    eprintln!("line {} ({}): {error:#}", at + 2, row.id);
-                }
-            }
-            println!(
-                "{} of {} stations registered",
-                rows.len() - refused,
-                rows.len()
+            anyhow::ensure!(
+                target.station.is_none(),
+                "--station does not apply here; each row's code names its station"
             );
-            anyhow::ensure!(refused == 0, "{refused} rows refused");
+            let report = target
+                .post_spreadsheet("import/stations", &file, "station_import")
+                .await?;
+            target.show(&report, views::import_view);
             Ok(())
         }
         StationCommand::List { target } => {
@@ -138,44 +131,4 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
                 .await
         }
     }
-}
-
-/// Rows `civsync station import` reads from one file.
-const STATION_IMPORT_ROWS_MAX: usize = civsync_protocol::service::registry::REGISTRY_STATIONS_MAX;
-
-/// Read `id,name,tier` rows; a malformed file is refused before anything
-/// is sent.
-fn station_rows(
-    file: &std::path::Path,
-) -> anyhow::Result<Vec<civsync_protocol::service::registry::StationInput>> {
-    let mut reader =
-        csv::Reader::from_path(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let header = reader.headers()?.clone();
-    let columns: Vec<&str> = header
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim())
-        .collect();
-    anyhow::ensure!(
-        columns == ["id", "name", "tier"],
-        "{}: the header must be id,name,tier, not {}",
-        file.display(),
-        columns.join(",")
-    );
-    let mut rows = Vec::new();
-    for (at, record) in reader.records().enumerate() {
-        anyhow::ensure!(
-            at < STATION_IMPORT_ROWS_MAX,
-            "{}: more than {STATION_IMPORT_ROWS_MAX} rows",
-            file.display()
-        );
-        // Every row has the header's three fields (the reader refuses others).
-        let record = record.with_context(|| format!("{}: line {}", file.display(), at + 2))?;
-        let field = |i: usize| record.get(i).unwrap_or_default().to_string();
-        rows.push(civsync_protocol::service::registry::StationInput {
-            id: field(0),
-            name: field(1),
-            tier: field(2),
-        });
-    }
-    Ok(rows)
 }

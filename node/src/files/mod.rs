@@ -1,5 +1,5 @@
 //! Files an office exchanges: spreadsheets read in (`spreadsheet`, then
-//! `roster`, `teams` and `ledger` give their rows meaning) and reports written out
+//! `roster`, `teams`, `stations` and `ledger` give their rows meaning) and reports written out
 //! (`report`: monthly tables, quarterly bulletins, certificates).
 //!
 //! Layer: may use only the base modules and the protocol. Must never use
@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod report;
 pub mod roster;
 pub mod spreadsheet;
+pub mod stations;
 pub mod teams;
 
 #[cfg(test)]

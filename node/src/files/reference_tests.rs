@@ -37,6 +37,7 @@ fn column_rows(columns: Vec<(&str, &[&str], bool)>) -> Vec<String> {
 fn the_reference_lists_every_import_column_with_all_its_header_names() {
     let mut expected = column_rows(super::roster::accepted_columns());
     expected.extend(column_rows(super::teams::accepted_columns()));
+    expected.extend(column_rows(super::stations::accepted_columns()));
     expected.extend(column_rows(super::ledger::accepted_columns()));
     let missing = missing(expected);
     assert!(

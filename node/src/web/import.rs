@@ -1,10 +1,11 @@
-//! `/web/import`: a roster (花名册), a team list (志愿服务队) or an
-//! activity ledger (活动台账) file,
+//! `/web/import`: a roster (花名册), a team list (志愿服务队), an
+//! activity ledger (活动台账) or, for an administrator above the villages,
+//! the station list (站点名录) file,
 //! uploaded with a progress bar, answered with the per-row report.
 //!
 //! The browser sends the file's own bytes (the script in `assets`, bound to
 //! `form[data-upload]`), so nothing here parses multipart; the handler hands
-//! the bytes to the API's import (`POST import/volunteers|teams|activities`)
+//! the bytes to the API's import (`POST import/volunteers|teams|activities|stations`)
 //! in-process and renders its report as an HTML fragment. Every rule — size,
 //! format, rows, fields — is the API's; a refusal is its reason.
 
@@ -34,6 +35,7 @@ enum Kind {
     Roster,
     Teams,
     Ledger,
+    Stations,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Roster => "import/volunteers",
             Kind::Teams => "import/teams",
             Kind::Ledger => "import/activities",
+            Kind::Stations => "import/stations",
         }
     }
 
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Roster => "/web/import/volunteers",
             Kind::Teams => "/web/import/teams",
             Kind::Ledger => "/web/import/activities",
+            Kind::Stations => "/web/import/stations",
         }
     }
 
@@ -58,6 +62,7 @@ impl Kind {
             Kind::Roster => "志愿者花名册",
             Kind::Teams => "志愿服务队",
             Kind::Ledger => "活动台账",
+            Kind::Stations => "站点名录",
         }
     }
 
@@ -66,6 +71,7 @@ impl Kind {
             Kind::Roster => "姓名、性别、身份证号（必填），编号、手机、居住地、技能、服务类别、同意公开、党员、注册日期（可选）",
             Kind::Teams => "队伍名称、服务类别（必填），队伍编号、上级队伍、队长编号、队员编号（可选；多名队员写在一格内，用顿号或分号隔开）；每行一支队伍，队员须已在花名册中",
             Kind::Ledger => "活动名称、活动日期、活动形式、服务类别（必填），活动编号、地点、内容、组织队伍、负责人、受益人数、主题、志愿者编号、服务时长（可选）；每行一名志愿者的一次服务",
+            Kind::Stations => "站点编码（完整路径，须在本单位之下）、站点名称（必填），层级（可选：所、站、点，空则按编码的层数）；每行一个站点，已登记的编码按更名处理",
         }
     }
 }
@@ -74,6 +80,7 @@ pub fn routes() -> Router<Web> {
     let roster = Router::new()
         .route(Kind::Roster.page_path(), post(upload_roster))
         .route(Kind::Teams.page_path(), post(upload_teams))
+        .route(Kind::Stations.page_path(), post(upload_stations))
         .layer(DefaultBodyLimit::max(crate::api::IMPORT_BODY_BYTES_MAX));
     let ledger = Router::new()
         .route(Kind::Ledger.page_path(), post(upload_ledger))
@@ -97,6 +104,7 @@ fn upload_form(kind: Kind, above_village: bool, own: &str) -> Markup {
         Kind::Roster => "roster-report",
         Kind::Teams => "teams-report",
         Kind::Ledger => "ledger-report",
+        Kind::Stations => "stations-report",
     };
     html! {
         h2 { (kind.label()) }
@@ -126,6 +134,10 @@ async fn show(State(web): State<Web>, Extension(principal): Extension<Principal>
             (upload_form(Kind::Roster, above_village, own))
             (upload_form(Kind::Teams, above_village, own))
             (upload_form(Kind::Ledger, above_village, own))
+            @if above_village && principal.role.may(Permission::Administer) {
+                // The rows name their stations: no station to import into.
+                (upload_form(Kind::Stations, false, own))
+            }
         } @else {
             p.error { "当前角色只能查看，不能导入。" }
         }
@@ -157,6 +169,14 @@ async fn upload_ledger(
     upload(&web, Kind::Ledger, query, body).await
 }
 
+async fn upload_stations(
+    State(web): State<Web>,
+    Query(query): Query<UploadQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    upload(&web, Kind::Stations, query, body).await
+}
+
 async fn upload(
     web: &Web,
     kind: Kind,
@@ -175,7 +195,8 @@ async fn upload(
         kind.api_path(),
         url_encode(query.format.as_deref().unwrap_or("csv"))
     );
-    if let Some(station) = query.station.as_deref().filter(|s| !s.trim().is_empty()) {
+    let station = query.station.as_deref().filter(|s| !s.trim().is_empty());
+    if let Some(station) = station.filter(|_| kind != Kind::Stations) {
         path.push_str(&format!("&station={}", url_encode(station.trim())));
     }
     let answer = internal::post_file(web, &path, "application/octet-stream", bytes).await;
@@ -190,7 +211,13 @@ async fn upload(
 }
 
 /// A report's field key as the sheet's Chinese header names it.
-fn field_label(field: &str) -> &str {
+fn field_label(kind: Kind, field: &str) -> &str {
+    match (kind, field) {
+        (Kind::Stations, "id") => return "站点编码",
+        (Kind::Stations, "name") => return "站点名称",
+        (Kind::Stations, "tier") => return "层级",
+        _ => {}
+    }
     match field {
         "number" => "编号",
         "name" => "姓名/名称",
@@ -243,7 +270,7 @@ fn report_fragment(kind: Kind, report: &Value) -> Markup {
                 thead { tr { th.num { "行号" } th { "字段" } th { "原因" } } }
                 tbody {
                     @for row in refused.iter().take(REFUSALS_SHOWN_MAX) {
-                        tr { td.num { (num(row, "row")) } td data-field=(text(row, "field")) { (field_label(text(row, "field"))) } td { (text(row, "reason")) } }
+                        tr { td.num { (num(row, "row")) } td data-field=(text(row, "field")) { (field_label(kind, text(row, "field"))) } td { (text(row, "reason")) } }
                     }
                 }
             }
@@ -280,5 +307,26 @@ mod tests {
         )
         .into_string();
         assert!(!clean.contains("refused-rows"));
+    }
+
+    #[test]
+    fn a_station_list_s_refusals_name_the_station_columns() {
+        let report = json!({
+            "rows": 2, "accepted": 0,
+            "refused": [
+                {"row": 2, "field": "id", "reason": "不在本单位之下"},
+                {"row": 3, "field": "tier", "reason": "层级不符"},
+            ],
+        });
+        let html = report_fragment(Kind::Stations, &report).into_string();
+        assert!(
+            html.contains("站点名录：共 2 行，导入 0 行，未导入 2 行"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td data-field=\"id\">站点编码</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<td data-field=\"tier\">层级</td>"), "{html}");
     }
 }

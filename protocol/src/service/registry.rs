@@ -647,5 +647,7 @@ pub fn read_registry_cached<S: Storage>(
     read
 }
 
+pub mod import;
+
 #[cfg(test)]
 mod tests;

@@ -385,3 +385,57 @@ async fn retirement_refusals_are_4xx_naming_the_field_and_change_nothing() {
     assert_eq!(township.heads().await, before, "nothing written");
     township.stop().await;
 }
+
+#[tokio::test]
+async fn a_station_list_file_registers_its_rows_and_names_each_bad_row() {
+    let api = TestApi::start("xh", Tier::County).await;
+    let post_file = |query: &str, file: &str| {
+        let url = api.url(&format!("import/stations{query}"));
+        crate::api::test_api::answer(api.http.post(url).body(file.to_string()))
+    };
+    let file = "站点编码,站点名称,层级\n\
+                xh/t1,城关镇新时代文明实践所,所\n\
+                xh/t1/v1,东村新时代文明实践站,\n\
+                xh/t1/v2,西村新时代文明实践站,所\n\
+                hd/t1,邻县镇所,所\n";
+    let (status, report) = post_file("?format=csv", file).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["rows"].as_u64(), report["accepted"].as_u64()),
+        (Some(4), Some(2)),
+        "{report}"
+    );
+    let refused: Vec<(u64, &str)> = report["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["row"].as_u64().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(refused, vec![(4, "tier"), (5, "id")], "{report}");
+
+    let (status, listed) = api.get("stations").await;
+    assert_eq!(status, 200, "{listed}");
+    let village = row(&listed["stations"], "id", "xh/t1/v1");
+    assert_eq!(
+        (village["name"].as_str(), village["tier"].as_str()),
+        (Some("东村新时代文明实践站"), Some("village"))
+    );
+    // A file without the code column is refused whole, naming it.
+    let (status, refusal) = post_file("", "名称\n东村站\n").await;
+    assert_eq!(status, 422, "{refusal}");
+    assert_eq!(refusal["error"]["field"], "file");
+    assert!(
+        refusal["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("站点编码"),
+        "{refusal}"
+    );
+    // The rows name their stations; a station to import into is refused.
+    let (status, refusal) = post_file("?station=xh/t1", file).await;
+    assert_eq!(
+        (status, refusal["error"]["field"].as_str()),
+        (400, Some("station"))
+    );
+    api.stop().await;
+}
