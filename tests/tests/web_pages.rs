@@ -2,7 +2,8 @@
 //! posts them (session cookie, CSRF token), against a real `civsync run`:
 //! a citizen's order from placed to rated, the sync-status page, a roster
 //! and a ledger through the import page, teams, menus, themes and the
-//! station registry through theirs, and a volunteer and a team deleted.
+//! station registry through theirs (its list also as a file on the import
+//! page), and a volunteer and a team deleted.
 
 use civsync_tests::web::{add_user, WebSession};
 use civsync_tests::TestNode;
@@ -299,6 +300,43 @@ fn teams_menus_themes_and_the_registry_are_kept_through_their_pages_and_a_clerk_
     let listed = admin.get("/web/registry").unwrap();
     assert!(listed.body.contains("已撤并"), "{}", listed.body);
 
+    // The station list as a file, on the import page: one row in, one
+    // outside this township refused and named by its column.
+    let import_page = admin.get("/web/import").unwrap();
+    assert!(
+        import_page.body.contains("action=\"/web/import/stations\""),
+        "{}",
+        import_page.body
+    );
+    let list = "站点编码,站点名称\nxh/t1/v5,五村站\nxh/t2/v1,外镇村\n";
+    let imported = admin
+        .post_file(
+            "/web/import/stations?format=csv",
+            Some(&csrf),
+            list.as_bytes().to_vec(),
+        )
+        .unwrap();
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert!(
+        imported
+            .body
+            .contains("站点名录：共 2 行，导入 1 行，未导入 1 行")
+            && imported
+                .body
+                .contains("<td class=\"num\">3</td><td data-field=\"id\">站点编码</td>"),
+        "{}",
+        imported.body
+    );
+    let five = node.get("stations").unwrap();
+    assert!(
+        five["stations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "xh/t1/v5" && s["name"] == "五村站" && s["tier"] == "village"),
+        "{five}"
+    );
+
     // Menu and theme.
     let item = admin
         .post_form(
@@ -384,12 +422,28 @@ fn teams_menus_themes_and_the_registry_are_kept_through_their_pages_and_a_clerk_
         )
         .unwrap();
     assert_eq!(refused.status, 403, "{}", refused.body);
+    // Nor import the station list: no form, and the upload is refused.
+    let clerk_import = clerk.get("/web/import").unwrap();
+    assert!(
+        clerk_import.body.contains("/web/import/volunteers")
+            && !clerk_import.body.contains("/web/import/stations"),
+        "{}",
+        clerk_import.body
+    );
+    let refused_file = clerk
+        .post_file(
+            "/web/import/stations?format=csv",
+            Some(&clerk_csrf),
+            "站点编码,站点名称\nxh/t1/v8,旧村\n".as_bytes().to_vec(),
+        )
+        .unwrap();
+    assert_eq!(refused_file.status, 403, "{}", refused_file.body);
     assert_eq!(
         node.get("stations").unwrap()["stations"]
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 
