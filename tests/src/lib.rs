@@ -19,6 +19,12 @@ use std::time::{Duration, Instant};
 
 /// How long a node may take to answer after start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a starting node's API is asked whether it answers: every
+/// `START_POLL_FINE` for the first `START_POLL_FINE_FOR`, then every
+/// `START_POLL_COARSE` (a node starting slowly under load).
+pub const START_POLL_FINE: Duration = Duration::from_millis(1);
+pub const START_POLL_FINE_FOR: Duration = Duration::from_secs(2);
+pub const START_POLL_COARSE: Duration = Duration::from_millis(50);
 /// Per-request timeout of the test client.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -687,7 +693,14 @@ impl TestNode {
                     self.log()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // Finely at first: a start is timed by this wait (the product
+            // path bench's restarts and reconnects take tens of ms), and a
+            // refused connection costs next to nothing.
+            std::thread::sleep(if started.elapsed() < START_POLL_FINE_FOR {
+                START_POLL_FINE
+            } else {
+                START_POLL_COARSE
+            });
         }
         bail!(
             "node {} did not answer within {START_TIMEOUT:?}; log:\n{}",
