@@ -196,6 +196,8 @@ pub struct StatsRefreshReport {
     /// Writing entries failed: the figures are right, but the next start
     /// will read these documents again.
     pub write_error: Option<StorageError>,
+    /// Moved documents left for the next refresh (`refresh_at_most`).
+    pub left: usize,
 }
 
 /// The statistics index of one replica and what it has seen of each
@@ -320,14 +322,35 @@ impl StoredStats {
     /// drop documents no longer held, and persist the new entries. Costs the
     /// changed documents, not the county.
     pub fn refresh<S: Storage>(&mut self, replica: &mut Replica<S>) -> StatsRefreshReport {
+        self.refresh_at_most(replica, usize::MAX)
+    }
+
+    /// [`refresh`](Self::refresh) of at most `documents_max` moved
+    /// documents, the rest counted in `left` for the next call. A node
+    /// refreshes on the store's one thread: after a cold sync or a large
+    /// import thousands of documents moved, and reading them all in one go
+    /// held every sync session and request for seconds. Each call leaves
+    /// the index consistent (a document's contribution is replaced whole),
+    /// only behind by the documents left.
+    pub fn refresh_at_most<S: Storage>(
+        &mut self,
+        replica: &mut Replica<S>,
+        documents_max: usize,
+    ) -> StatsRefreshReport {
+        assert!(
+            documents_max > 0,
+            "a refresh looks at one document at least"
+        );
         let mut report = StatsRefreshReport::default();
         let mut held = 0usize;
-        let moved: Vec<(DocumentId, HeadsDigest)> = replica
+        let mut moved: Vec<(DocumentId, HeadsDigest)> = replica
             .digests()
             .inspect(|_| held += 1)
             .filter(|(id, digest)| self.seen.get(*id) != Some(digest))
             .map(|(id, digest)| (id.clone(), digest))
             .collect();
+        report.left = moved.len().saturating_sub(documents_max);
+        moved.truncate(documents_max);
         let mut batch = WriteBatch::new();
         for (id, digest) in moved {
             let by_changes = self.moved_by_changes(replica, &id);
@@ -378,8 +401,9 @@ impl StoredStats {
                 write(replica, &mut batch, &mut report);
             }
         }
-        // Every held document is in `seen` now; anything more is gone.
-        if self.seen.len() > held {
+        // Every held document is in `seen` now (when none was left);
+        // anything more is gone.
+        if report.left == 0 && self.seen.len() > held {
             let gone: Vec<DocumentId> = self
                 .seen
                 .keys()
@@ -394,7 +418,10 @@ impl StoredStats {
                 report.removed += 1;
             }
         }
-        debug_assert_eq!(self.seen.len(), held, "seen follows the replica");
+        debug_assert!(
+            report.left > 0 || self.seen.len() == held,
+            "seen follows the replica once nothing is left"
+        );
         if *self.index.freshness() != self.freshness_written {
             batch.put(
                 FRESHNESS_KEY.to_vec(),

@@ -198,6 +198,34 @@ fn a_restart_reuses_every_current_entry_and_reads_nothing() {
 }
 
 #[test]
+fn a_refresh_in_slices_leaves_the_rest_counted_and_ends_where_one_refresh_would() {
+    let mut replica = seeded();
+    let (mut stats, _) = StoredStats::open(&mut replica);
+    // Three villages record: six documents move (activities and roster).
+    for (n, village) in VILLAGES.iter().take(3).enumerate() {
+        record(&mut replica, village, "A2", 100);
+        register(&mut replica, village, &format!("M{n}"));
+    }
+    let hours_before = county_hours(&stats);
+    let first = stats.refresh_at_most(&mut replica, 4);
+    assert_eq!(first.reread + first.from_changes, 4);
+    assert_eq!(first.left, 2);
+    let hours_between = county_hours(&stats);
+    let second = stats.refresh_at_most(&mut replica, 4);
+    assert_eq!((second.reread + second.from_changes, second.left), (2, 0));
+    assert_correct(&stats, &mut replica);
+    // Between the slices the index was behind only by what was left: part
+    // of the new hours were counted, not all.
+    let hours_after = county_hours(&stats);
+    assert!(
+        hours_before < hours_between && hours_between < hours_after,
+        "{hours_before} < {hours_between} < {hours_after}"
+    );
+    let idle = stats.refresh_at_most(&mut replica, 4);
+    assert_eq!((idle.reread + idle.from_changes, idle.left), (0, 0));
+}
+
+#[test]
 fn points_entries_alone_keep_a_roster_s_figures_without_reading_it_again() {
     let mut replica = seeded();
     let (mut stats, _) = StoredStats::open(&mut replica);

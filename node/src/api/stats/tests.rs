@@ -237,3 +237,35 @@ async fn a_county_node_publishes_changed_months_only_and_a_restart_rewrites_noth
     assert_eq!(held[&station("xh")].hours_centi, 3 * 2 * 150 + 2 * 100);
     ctx.store.close().await;
 }
+
+#[tokio::test]
+async fn a_refresh_of_many_moved_documents_runs_in_jobs_that_let_other_work_in_between() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = start(dir.path());
+    // The first refresh opens the (empty) persisted index.
+    assert_eq!(ctx.refresh_stats().await.unwrap(), 0);
+    let villages = 2 * crate::context::stats::REFRESH_DOCUMENTS_PER_JOB + 5;
+    for n in 0..villages {
+        record(&ctx, &format!("xh/t1/v{n}"), "A1", 100).await;
+    }
+    let total = villages as u64 * 2 * 100;
+
+    let refreshing = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { ctx.refresh_stats().await.unwrap() })
+    };
+    // Each call queues a job behind the refresh's current one: it sees the
+    // index as the jobs so far left it.
+    let mut seen = Vec::new();
+    while !refreshing.is_finished() {
+        ctx.store.call(|_| ()).await.unwrap();
+        seen.push(county_hours(&ctx));
+    }
+    assert_eq!(refreshing.await.unwrap(), villages);
+    assert_eq!(county_hours(&ctx), total);
+    assert!(
+        seen.iter().any(|hours| 0 < *hours && *hours < total),
+        "no job ran between the refresh's jobs: {seen:?}"
+    );
+    assert_matches_documents(&ctx).await;
+}
