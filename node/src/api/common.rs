@@ -272,6 +272,29 @@ pub fn upload_name(format: Option<&str>) -> Result<&'static str, ApiError> {
     }
 }
 
+/// An import's file turned into rows off the async runtime (a workbook is
+/// unzipped and laid out, which takes seconds at a county's size); a file
+/// refused whole answers 413 for its size or 422 for its content.
+pub(crate) async fn read_import_file<T: Send + 'static>(
+    what: &'static str,
+    parse: impl FnOnce() -> Result<T, crate::files::roster::ImportError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(parse)
+        .await
+        .map_err(|e| ApiError::internal(format!("the {what} file could not be read: {e}")))?
+        .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))
+}
+
+/// How an import's progress job ends: rows accepted and refused.
+pub(crate) fn accepted_and_refused(report: &civsync_protocol::service::ImportReport) -> String {
+    use crate::progress::thousands;
+    format!(
+        "{} accepted, {} refused",
+        thousands(report.accepted as u64),
+        thousands(report.refused.len() as u64)
+    )
+}
+
 /// End an import's progress job with its outcome and answer with it: the
 /// summary of a report, or for a refusal the field only (its reason may
 /// quote a cell of the file, and the job list is shown to every role).

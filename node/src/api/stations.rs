@@ -31,11 +31,11 @@
 //! adds which stations are retired.
 
 use crate::api::common::{
-    body_rejection, end_import_job, file_refusal, json_body, query, station_param, upload_name,
-    ApiError, QueryResult,
+    accepted_and_refused, body_rejection, end_import_job, json_body, query, read_import_file,
+    station_param, upload_name, ApiError, QueryResult,
 };
 use crate::context::NodeContext;
-use crate::progress::{thousands, CountUnit, JobKind};
+use crate::progress::{CountUnit, JobKind};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
@@ -87,13 +87,10 @@ async fn import_station_file(
     let tier = ctx.config.tier;
     let outcome = async {
         counter.set_phase("reading the file");
-        // A workbook is unzipped and laid out: off the async runtime.
-        let rows = tokio::task::spawn_blocking(move || {
+        let rows = read_import_file("station", move || {
             crate::files::stations::parse_file_bytes(name, &bytes)
         })
-        .await
-        .map_err(|e| ApiError::internal(format!("the station file could not be read: {e}")))?
-        .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
+        .await?;
         let count = rows.len() as u64;
         counter.set_total(count);
         counter.set_phase("checking and writing rows");
@@ -105,13 +102,7 @@ async fn import_station_file(
         Ok(report)
     }
     .await;
-    end_import_job(job, outcome, |report| {
-        format!(
-            "{} accepted, {} refused",
-            thousands(report.accepted as u64),
-            thousands(report.refused.len() as u64)
-        )
-    })
+    end_import_job(job, outcome, accepted_and_refused)
 }
 
 impl From<RegistryError> for ApiError {

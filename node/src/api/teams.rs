@@ -3,7 +3,7 @@
 
 use super::common::*;
 use crate::context::NodeContext;
-use crate::progress::{thousands, CountUnit, JobKind};
+use crate::progress::{CountUnit, JobKind};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -60,13 +60,10 @@ async fn import_team_file(
     let counter = job.counter();
     let outcome = async {
         counter.set_phase("reading the file");
-        // A workbook is unzipped and laid out: off the async runtime.
-        let rows = tokio::task::spawn_blocking(move || {
+        let rows = read_import_file("team", move || {
             crate::files::teams::parse_file_bytes(name, &bytes)
         })
-        .await
-        .map_err(|e| ApiError::internal(format!("the team file could not be read: {e}")))?
-        .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
+        .await?;
         counter.set_total(rows.len() as u64);
         counter.set_phase("checking and writing rows");
         let count = rows.len() as u64;
@@ -78,13 +75,7 @@ async fn import_team_file(
         Ok(report)
     }
     .await;
-    end_import_job(job, outcome, |report| {
-        format!(
-            "{} accepted, {} refused",
-            thousands(report.accepted as u64),
-            thousands(report.refused.len() as u64)
-        )
-    })
+    end_import_job(job, outcome, accepted_and_refused)
 }
 
 async fn put_team(

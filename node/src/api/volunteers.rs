@@ -10,7 +10,7 @@
 
 use super::common::*;
 use crate::context::NodeContext;
-use crate::progress::{thousands, CountUnit, JobCounter, JobKind};
+use crate::progress::{CountUnit, JobCounter, JobKind};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -137,13 +137,7 @@ async fn import_volunteers(
     );
     job.add_bytes(bytes.len() as u64);
     let outcome = import_roster(&ctx, station, name, bytes, job.counter()).await;
-    end_import_job(job, outcome, |report| {
-        format!(
-            "{} accepted, {} refused",
-            thousands(report.accepted as u64),
-            thousands(report.refused.len() as u64)
-        )
-    })
+    end_import_job(job, outcome, accepted_and_refused)
 }
 
 /// Read, check and write one roster file, counting rows into `counter`
@@ -156,12 +150,10 @@ async fn import_roster(
     counter: JobCounter,
 ) -> Result<ImportReport, ApiError> {
     counter.set_phase("reading the file");
-    // Parsing a county-sized workbook takes seconds: off the async runtime.
-    let rows =
-        tokio::task::spawn_blocking(move || crate::files::roster::parse_file_bytes(name, &bytes))
-            .await
-            .map_err(|e| ApiError::internal(format!("the roster file could not be read: {e}")))?
-            .map_err(|e| file_refusal(e.is_too_large(), e.to_string()))?;
+    let rows = read_import_file("roster", move || {
+        crate::files::roster::parse_file_bytes(name, &bytes)
+    })
+    .await?;
     counter.set_total(rows.len() as u64);
     let (key, today) = (ctx.id_sealer.clone(), crate::clock::today());
     let document = DocumentId::roster(&station);

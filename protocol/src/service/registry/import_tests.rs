@@ -18,17 +18,7 @@ fn row(n: usize, id: &str, name: &str, tier: &str) -> (usize, StationInput) {
 }
 
 fn listed(replica: &mut Replica<crate::storage::MemoryStorage>) -> Vec<(String, String, String)> {
-    read_registry(replica)
-        .entries
-        .iter()
-        .map(|e| {
-            (
-                e.station.id.to_string(),
-                e.station.name.clone(),
-                e.registered_in.to_string(),
-            )
-        })
-        .collect()
+    crate::service::registry::tests::names(&read_registry(replica))
 }
 
 #[test]

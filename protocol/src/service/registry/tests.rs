@@ -15,7 +15,7 @@ fn input(id: &str, name: &str, tier: &str) -> StationInput {
     }
 }
 
-fn names(read: &RegistryRead) -> Vec<(String, String, String)> {
+pub(super) fn names(read: &RegistryRead) -> Vec<(String, String, String)> {
     read.entries
         .iter()
         .map(|e| {
