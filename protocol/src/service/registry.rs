@@ -11,7 +11,8 @@
 //! - a node registers only stations of its own subtree (itself included);
 //! - a station's tier follows from its depth: one path segment is one tier,
 //!   so a station `n` levels below this node is `n` tiers below this node's
-//!   tier (the node's tier is its certificate's, passed in);
+//!   tier (the node's tier is its certificate's, passed in); a tier given
+//!   must match it, a blank one is taken from it;
 //! - a name is non-empty after trimming, has no control characters and at
 //!   most [`STATION_NAME_CHARS_MAX`] characters;
 //! - reading merges every registry document held, and for each station the
@@ -143,8 +144,6 @@ pub fn validate_station(
             ),
         });
     }
-    let tier = Tier::parse_input(&input.tier)
-        .ok_or_else(|| invalid("tier", Tier::unknown(&input.tier)))?;
     let levels = id.depth() - local.depth();
     let expected = tier_below(local, local_tier, &id).ok_or_else(|| {
         invalid(
@@ -152,6 +151,14 @@ pub fn validate_station(
             format!("{id} is {levels} levels below {local} ({local_tier}): below the lowest tier"),
         )
     })?;
+    // The depth gives the tier; one written is a check against typing the
+    // wrong code, and a blank one (a station list without a tier column)
+    // is the depth's.
+    let tier = if input.tier.trim().is_empty() {
+        expected
+    } else {
+        Tier::parse_input(&input.tier).ok_or_else(|| invalid("tier", Tier::unknown(&input.tier)))?
+    };
     if tier != expected {
         return Err(invalid(
             "tier",

@@ -343,14 +343,20 @@ impl StoredStats {
         );
         let mut report = StatsRefreshReport::default();
         let mut held = 0usize;
-        let mut moved: Vec<(DocumentId, HeadsDigest)> = replica
-            .digests()
-            .inspect(|_| held += 1)
-            .filter(|(id, digest)| self.seen.get(*id) != Some(digest))
-            .map(|(id, digest)| (id.clone(), digest))
-            .collect();
-        report.left = moved.len().saturating_sub(documents_max);
-        moved.truncate(documents_max);
+        // Only the documents this call reads are copied out; the rest are
+        // counted.
+        let mut moved: Vec<(DocumentId, HeadsDigest)> = Vec::new();
+        for (id, digest) in replica.digests() {
+            held += 1;
+            if self.seen.get(id) == Some(&digest) {
+                continue;
+            }
+            if moved.len() < documents_max {
+                moved.push((id.clone(), digest));
+            } else {
+                report.left += 1;
+            }
+        }
         let mut batch = WriteBatch::new();
         for (id, digest) in moved {
             let by_changes = self.moved_by_changes(replica, &id);

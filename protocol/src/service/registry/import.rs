@@ -9,8 +9,8 @@
 //! (normally one: this node's own), under the same rules as
 //! [`register_station`](super::register_station): each row is validated
 //! alone, and a station already listed in a closer registry is renamed
-//! there. A blank tier is the one the station's depth gives (the check
-//! on a tier written stays). A refused row comes back with its row number, field and reason;
+//! there. A blank tier is the one the station's depth gives, as for one
+//! registration. A refused row comes back with its row number, field and reason;
 //! the other rows are written.
 
 use super::{
@@ -50,20 +50,7 @@ pub fn import_stations<S: Storage>(
     // twice would otherwise keep whichever name came last, silently.
     let mut first_row_of: BTreeMap<StationId, usize> = BTreeMap::new();
     let mut by_document: BTreeMap<DocumentId, Vec<(usize, Station)>> = BTreeMap::new();
-    for (row, mut input) in rows {
-        // A list without a tier column (or a blank cell) takes the tier
-        // the depth gives; a tier written is checked against it.
-        if input.tier.trim().is_empty() {
-            if let Ok(id) = StationId::parse(input.id.trim()) {
-                if let Some(tier) = local
-                    .is_ancestor_or_self_of(&id)
-                    .then(|| super::tier_below(&local, local_tier, &id))
-                    .flatten()
-                {
-                    input.tier = tier.as_str().to_string();
-                }
-            }
-        }
+    for (row, input) in rows {
         let station = match validate_station(&input, &local, local_tier) {
             Ok(station) => station,
             Err(error) => {

@@ -149,6 +149,19 @@ fn the_tier_follows_the_depth_below_the_node() {
 }
 
 #[test]
+fn a_blank_tier_is_the_depth_s_and_a_written_one_must_match_it() {
+    let county = station("xh");
+    let blank = validate_station(&input("xh/t1/v1", "东村站", " "), &county, Tier::County).unwrap();
+    assert_eq!(blank.tier, Tier::Village);
+    let wrong =
+        validate_station(&input("xh/t1/v1", "东村站", "所"), &county, Tier::County).unwrap_err();
+    assert_eq!(wrong.field(), "tier");
+    let below_the_lowest =
+        validate_station(&input("xh/t1/v1/p1/x", "村", ""), &county, Tier::County).unwrap_err();
+    assert_eq!(below_the_lowest.field(), "id");
+}
+
+#[test]
 fn the_closest_registry_wins_and_a_rename_is_written_where_it_is_read() {
     let mut county = node("xh");
     register_station(
