@@ -25,6 +25,18 @@ pub const QUIET_DAYS_MAX: u32 = 366;
 pub const POINTS_PER_HOUR_DEFAULT: u32 = 10;
 /// Highest `points_per_hour` accepted: beyond it, a typing error.
 pub const POINTS_PER_HOUR_MAX: u32 = civsync_protocol::service::points::POINTS_PER_HOUR_MAX;
+/// Documents a node keeps in memory, by default, by tier. A county
+/// receiving from its 25 townships at once has up to 25 × 2 × 64
+/// exchanges open (`DOCUMENTS_IN_FLIGHT_MAX` each way per peer): with the
+/// replica's 256 a cold refill read every document back from disk about
+/// three times (7,603 reads for 2,600 documents). A township holds ~110
+/// documents and its villages' exchanges; a village a handful.
+pub const DOCUMENTS_CACHED_COUNTY: usize = 4_096;
+pub const DOCUMENTS_CACHED_TOWNSHIP: usize = 1_024;
+pub const DOCUMENTS_CACHED_VILLAGE: usize = 256;
+/// Bounds of `documents_cached_max`: below, a township's own exchanges
+/// thrash; above, a county's every document fits many times over.
+pub const DOCUMENTS_CACHED_RANGE: std::ops::RangeInclusive<usize> = 64..=65_536;
 /// Most configured peers (parent, fallback, siblings).
 pub const PEERS_MAX: usize = 16;
 /// Bounds of `[peer_quotas]`: below them an honest township's cold refill
@@ -138,6 +150,11 @@ pub struct NodeConfig {
     /// every office of the county runs a release that signs).
     #[serde(default, skip_serializing_if = "is_hop_by_hop")]
     pub unsigned_changes: UnsignedChanges,
+    /// Documents kept in memory (64 to 65,536); absent: by tier
+    /// ([`NodeConfig::documents_cached`]). A document averages tens of KiB
+    /// in memory (a village roster of 150 volunteers ~90 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents_cached_max: Option<usize>,
 }
 
 fn is_hop_by_hop(policy: &UnsignedChanges) -> bool {
@@ -181,7 +198,17 @@ impl NodeConfig {
             points_per_hour: None,
             peer_quotas: PeerQuotasConfig::default(),
             unsigned_changes: UnsignedChanges::HopByHop,
+            documents_cached_max: None,
         }
+    }
+
+    /// Documents kept in memory: `documents_cached_max`, else by tier.
+    pub fn documents_cached(&self) -> usize {
+        self.documents_cached_max.unwrap_or(match self.tier {
+            Tier::Village | Tier::Point => DOCUMENTS_CACHED_VILLAGE,
+            Tier::Township => DOCUMENTS_CACHED_TOWNSHIP,
+            _ => DOCUMENTS_CACHED_COUNTY,
+        })
     }
 
     /// Where QUIC listens: `quic_listen` if given; otherwise every
@@ -209,6 +236,7 @@ impl NodeConfig {
             tier: Some(self.tier),
             peer_quotas: self.peer_quotas.peer_quotas(),
             unsigned_changes: self.unsigned_changes,
+            documents_cached_max: self.documents_cached(),
             ..ReplicaConfig::default()
         }
     }
@@ -244,6 +272,16 @@ impl NodeConfig {
             return Err(format!(
                 "quiet_days_max is {}; it must be from {QUIET_DAYS_MIN} to {QUIET_DAYS_MAX} days",
                 self.quiet_days_max
+            ));
+        }
+        if let Some(documents) = self
+            .documents_cached_max
+            .filter(|d| !DOCUMENTS_CACHED_RANGE.contains(d))
+        {
+            return Err(format!(
+                "documents_cached_max is {documents}; it must be from {} to {}",
+                DOCUMENTS_CACHED_RANGE.start(),
+                DOCUMENTS_CACHED_RANGE.end()
             ));
         }
         if let Some(points) = self.points_per_hour.filter(|p| *p > POINTS_PER_HOUR_MAX) {
@@ -368,6 +406,40 @@ mod tests {
             assert_eq!(checked.is_ok(), ok, "{days}: {checked:?}");
             if let Err(reason) = checked {
                 assert!(reason.contains("quiet_days_max"), "{reason}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_document_cache_is_sized_by_tier_unless_set_and_is_bounded() {
+        let county = NodeConfig::new(s("xh"), Tier::County);
+        let township = NodeConfig::new(s("xh/t1"), Tier::Township);
+        let village = NodeConfig::new(s("xh/t1/v1"), Tier::Village);
+        assert_eq!(
+            county.replica_config().documents_cached_max,
+            DOCUMENTS_CACHED_COUNTY
+        );
+        assert_eq!(
+            township.replica_config().documents_cached_max,
+            DOCUMENTS_CACHED_TOWNSHIP
+        );
+        assert_eq!(
+            village.replica_config().documents_cached_max,
+            DOCUMENTS_CACHED_VILLAGE
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut set = village.clone();
+        set.documents_cached_max = Some(2_000);
+        set.save(dir.path()).unwrap();
+        let loaded = NodeConfig::load(dir.path()).unwrap();
+        assert_eq!(loaded.replica_config().documents_cached_max, 2_000);
+        for (documents, ok) in [(63, false), (64, true), (65_536, true), (65_537, false)] {
+            let mut config = village.clone();
+            config.documents_cached_max = Some(documents);
+            let checked = config.validate();
+            assert_eq!(checked.is_ok(), ok, "{documents}: {checked:?}");
+            if let Err(reason) = checked {
+                assert!(reason.contains("documents_cached_max"), "{reason}");
             }
         }
     }

@@ -576,6 +576,12 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
         status_bytes(&empty_county, |_| true, "bytes_received"),
     );
     figures.add(
+        "cold county: documents the county read back from disk",
+        empty_county.get("status").expect("the county's status")["documents_read_from_disk"]
+            .as_f64()
+            .expect("status counts documents read from disk"),
+    );
+    figures.add(
         "cold county: county peak RSS (MiB)",
         peak_rss(empty_county.pid().expect("the county runs")) as f64 / (1024.0 * 1024.0),
     );

@@ -92,7 +92,12 @@ pub struct StatusReport {
     pub station: StationId,
     pub tier: Tier,
     pub documents: usize,
+    /// Documents held in memory now.
     pub documents_loaded: usize,
+    /// Documents read back from disk since the node started (each a miss
+    /// of the in-memory cache): growing with every sync message on a busy
+    /// node means its cache is smaller than what it works on.
+    pub documents_read_from_disk: u64,
     /// Whole days until this node's certificate ends (negative once it
     /// has); absent without a certificate.
     pub certificate_expires_in_days: Option<i64>,
@@ -123,9 +128,15 @@ pub struct ActorStatus {
 }
 
 pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClosed> {
-    let (documents, documents_loaded) = ctx
+    let (documents, documents_loaded, documents_read_from_disk) = ctx
         .store
-        .call(|replica| (replica.documents().len(), replica.cached_documents()))
+        .call(|replica| {
+            (
+                replica.documents().len(),
+                replica.cached_documents(),
+                replica.documents_loaded(),
+            )
+        })
         .await?;
     let now_unix_s = i64::try_from(crate::clock::now_ms() / 1_000).unwrap_or(i64::MAX);
     let (certificate_expires_in_days, warning) = match &ctx.certificate {
@@ -152,6 +163,7 @@ pub async fn status_report(ctx: &NodeContext) -> Result<StatusReport, StoreClose
         tier: ctx.config.tier,
         documents,
         documents_loaded,
+        documents_read_from_disk,
         certificate_expires_in_days,
         warning,
         revocation_list_version: ctx.revocations.version(),

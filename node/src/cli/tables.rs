@@ -356,11 +356,12 @@ pub fn status_table(answer: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} ({}): {} documents, {} loaded",
+        "{} ({}): {} documents, {} loaded, {} read from disk since start",
         text(&answer["station"]),
         text(&answer["tier"]),
         text(&answer["documents"]),
         text(&answer["documents_loaded"]),
+        text(&answer["documents_read_from_disk"]),
     );
     if let Some(days) = answer["certificate_expires_in_days"].as_i64() {
         let _ = writeln!(
@@ -805,7 +806,7 @@ mod tests {
     fn the_status_table_says_per_peer_whether_sync_caught_up_and_why_not() {
         let long_error = "x".repeat(200);
         let status = json!({"station": "xh/t1", "tier": "township", "documents": 12,
-            "documents_loaded": 3, "peers": [
+            "documents_loaded": 3, "documents_read_from_disk": 40, "peers": [
             {"station": "xh", "role": "parent", "tier": "county", "connected": true,
              "up_to_date": true, "last_seen_unix_ms": 1_793_577_600_000i64,
              "documents_synced": 8, "bytes_sent": 744, "bytes_received": 5_785,
@@ -820,7 +821,10 @@ mod tests {
         let table = status_table(&status);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 7, "{table}");
-        assert_eq!(lines[0], "xh/t1 (township): 12 documents, 3 loaded");
+        assert_eq!(
+            lines[0],
+            "xh/t1 (township): 12 documents, 3 loaded, 40 read from disk since start"
+        );
         assert!(lines[2].starts_with("xh ") && lines[2].contains("up to date"));
         assert!(lines[2].contains("2026-11-02 08:00"));
         assert!(lines[2].contains("744 B") && lines[2].contains("5.8 KB"));
