@@ -64,9 +64,9 @@ use crate::net::transport::{
     closed_for_another_link, NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_DUPLICATE,
     CLOSE_LINK_REFUSED, CLOSE_REVOKED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, HANDSHAKE_TIMEOUT_MS,
 };
-use crate::store::Store;
+use crate::store::{SledStorage, Store};
 use civsync_protocol::identity::document_id::DocumentId;
-use civsync_protocol::replica::PeerIntake;
+use civsync_protocol::replica::{PeerIntake, Replica};
 use civsync_protocol::sync::session::{
     CertifiedPeer, Session, SessionConfig, SessionEvent, SessionStatus,
 };
@@ -1008,67 +1008,100 @@ struct StepOutput {
     timeout_ms: Option<u64>,
     closed: bool,
     intake: Option<PeerIntake>,
+    /// The flush owed before `transmit` failed: nothing was sent.
+    flush_error: Option<String>,
 }
+
+/// `owed` of a session before its first step: every batch applied so far.
+const OWED_FROM_THE_START: u64 = u64::MAX;
 
 /// Runs `input` through the session on the owner thread and returns the
 /// session with what came out. `None` if the store is closed.
+///
+/// What the session receives is written with the flush deferred, and
+/// `owed` remembers the last batch it wrote. Bytes to send (a `Transmit`)
+/// come back only once that batch is durable: a peer is never answered
+/// with what a crash here could lose. The flush runs on the flush thread,
+/// shared with every other session and commit, and the owner thread never
+/// waits for the disk (a cold county's 2,600 documents were 2,600 flushes
+/// on it, one after another). Writes of other work — another session's, the
+/// statistics index's entries — do not hold this session's bytes.
 async fn step(
     shared: &Shared,
     session: Session,
     input: SessionInput,
+    owed: &mut u64,
 ) -> Option<(Session, StepOutput)> {
     let now_ms = shared.now_ms();
-    let result = shared
+    let transmit_wanted = matches!(input, SessionInput::Transmit);
+    let owed_before = *owed;
+    let work = move |replica: &mut Replica<SledStorage>| {
+        let mut session = session;
+        let applied_before = replica.storage().applied();
+        replica.set_flush_deferred(true);
+        let mut transmit = None;
+        match input {
+            SessionInput::Bytes(bytes) => session.handle_bytes(&bytes, now_ms, replica),
+            SessionInput::StreamFinished => session.handle_stream_finished(now_ms),
+            SessionInput::Timeout => session.handle_timeout(now_ms, replica),
+            SessionInput::Changed(documents) => {
+                for document in documents.iter() {
+                    session.document_changed(document, replica);
+                }
+            }
+            SessionInput::Close(reason) => session.close(&reason),
+            SessionInput::Transmit => transmit = session.poll_transmit(replica),
+        }
+        replica.set_flush_deferred(false);
+        let applied = replica.storage().applied();
+        // A new session owes everything written before it began too: what
+        // it tells the peer it holds may have arrived on an earlier link.
+        let owed = if applied > applied_before || owed_before == OWED_FROM_THE_START {
+            applied
+        } else {
+            owed_before
+        };
+        let mut events = Vec::new();
+        while let Some(event) = session.poll_event() {
+            events.push(event);
+        }
+        let status = session.status();
+        let timeout_ms = session.poll_timeout();
+        let closed = session.is_closed();
+        let intake = replica.peer_intake_of(session.peer());
+        let out = StepOutput {
+            transmit,
+            events,
+            status,
+            timeout_ms,
+            closed,
+            intake,
+            flush_error: None,
+        };
+        ((session, out), owed)
+    };
+    if !transmit_wanted {
+        let ((session, out), owed_now) = shared.store.call(work).await.ok()?;
+        *owed = owed_now;
+        return Some((session, out));
+    }
+    let (((session, mut out), owed_now), flushed) = shared
         .store
-        .call(move |replica| {
-            let mut session = session;
-            let mut flush_error = None;
-            if replica.has_unflushed_writes() {
-                if let Err(error) = replica.flush() {
-                    flush_error = Some(error.to_string());
-                }
-            }
-            let mut transmit = None;
-            match input {
-                SessionInput::Bytes(bytes) => session.handle_bytes(&bytes, now_ms, replica),
-                SessionInput::StreamFinished => session.handle_stream_finished(now_ms),
-                SessionInput::Timeout => session.handle_timeout(now_ms, replica),
-                SessionInput::Changed(documents) => {
-                    for document in documents.iter() {
-                        session.document_changed(document, replica);
-                    }
-                }
-                SessionInput::Close(reason) => session.close(&reason),
-                SessionInput::Transmit => {
-                    // Nothing leaves before it is durable here.
-                    if let Some(error) = &flush_error {
-                        session.close(&format!("cannot flush the store: {error}"));
-                    }
-                    transmit = session.poll_transmit(replica);
-                }
-            }
-            let mut events = Vec::new();
-            while let Some(event) = session.poll_event() {
-                events.push(event);
-            }
-            let status = session.status();
-            let timeout_ms = session.poll_timeout();
-            let closed = session.is_closed();
-            let intake = replica.peer_intake_of(session.peer());
-            (
-                session,
-                StepOutput {
-                    transmit,
-                    events,
-                    status,
-                    timeout_ms,
-                    closed,
-                    intake,
-                },
-            )
+        .call_then_durable(move |replica| {
+            let answer = work(replica);
+            let needed = answer.1;
+            (answer, needed)
         })
-        .await;
-    result.ok()
+        .await
+        .ok()?;
+    *owed = owed_now;
+    if let Err(error) = flushed {
+        // Not durable: the bytes must not leave, and the link ends.
+        out.transmit = None;
+        out.closed = true;
+        out.flush_error = Some(format!("cannot flush the store: {error}"));
+    }
+    Some((session, out))
 }
 
 /// How a session went, for the dialler's backoff.
@@ -1125,6 +1158,8 @@ async fn run_session(
         shared.session_config.clone(),
     ));
     let mut output_pending = true;
+    // The last batch this session wrote: its bytes wait until it is durable.
+    let mut owed: u64 = OWED_FROM_THE_START;
     let mut timeout_ms: Option<u64> = Some(shared.now_ms());
     let mut closed = false;
     let mut link_error: Option<String> = None;
@@ -1160,11 +1195,15 @@ async fn run_session(
             permit = write_sender.reserve(), if output_pending => match permit {
                 Ok(permit) => {
                     let Some(current) = session.take() else { break };
-                    let Some((next, out)) = step(shared, current, SessionInput::Transmit).await else {
+                    let Some((next, out)) = step(shared, current, SessionInput::Transmit, &mut owed).await else {
                         link_error = Some("the store is closed".to_string());
                         break;
                     };
                     session = Some(next);
+                    if let Some(reason) = out.flush_error.clone() {
+                        link_error = Some(reason);
+                        break;
+                    }
                     output_pending = out.transmit.is_some();
                     if let Some(bytes) = out.transmit.clone() {
                         permit.send(bytes);
@@ -1206,7 +1245,7 @@ async fn run_session(
             }
         };
         let Some(current) = session.take() else { break };
-        let Some((next, out)) = step(shared, current, input).await else {
+        let Some((next, out)) = step(shared, current, input, &mut owed).await else {
             link_error = Some("the store is closed".to_string());
             break;
         };

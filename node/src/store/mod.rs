@@ -64,8 +64,6 @@ pub struct WriteProbe {
 
 /// Commands that may wait for the owner thread; senders wait beyond this.
 pub const STORE_QUEUE_DEPTH: usize = 1024;
-/// Most commits that share one flush.
-pub const GROUP_COMMIT_MAX: usize = 256;
 /// Flush requests queued for the flush thread; the owner waits beyond this.
 pub const FLUSH_QUEUE_MAX: usize = 64;
 /// sled's page cache; the default (1 GiB) is too much for an office PC.
@@ -180,6 +178,13 @@ impl SledStorage {
     }
 
     /// A handle that flushes this storage from another thread.
+    /// Is every batch up to `batch` (a number of [`SledStorage::applied`])
+    /// durable?
+    pub fn durable_through(&self, batch: u64) -> bool {
+        debug_assert!(batch <= self.applied, "a batch not applied yet");
+        self.durable.load(Ordering::Acquire) >= batch
+    }
+
     pub fn flusher(&self) -> Flusher {
         Flusher {
             db: self.db.clone(),
@@ -633,6 +638,38 @@ impl Store {
         answer.await.map_err(|_| StoreUnavailable::Closed)?
     }
 
+    /// Run `work` on the owner thread; it returns its result and the batch
+    /// (a number of [`SledStorage::applied`]) that must be durable before
+    /// the result may be used. Answers once it is, with the flush's outcome
+    /// beside the result. The flush runs on the flush thread, shared with
+    /// every other waiter (group commit), while the owner goes on: a sync
+    /// session writes the bytes `work` produced only then.
+    pub async fn call_then_durable<R, W>(
+        &self,
+        work: W,
+    ) -> Result<(R, Result<(), StorageError>), StoreClosed>
+    where
+        W: FnOnce(&mut Replica<SledStorage>) -> (R, u64) + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |replica| {
+            let (result, needed) = work(replica);
+            if replica.storage().durable_through(needed) {
+                let _ = reply.send((result, Ok(())));
+                return None;
+            }
+            Some(Box::new(move |flushed: Result<(), StorageError>| {
+                let _ = reply.send((result, flushed));
+            }))
+        });
+        self.sender
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| StoreClosed)?;
+        answer.await.map_err(|_| StoreClosed)
+    }
+
     /// [`Store::call`] for code outside the async runtime (CLI commands,
     /// tests). Panics if called from within an async context.
     pub fn call_blocking<R, W>(&self, work: W) -> Result<R, StoreClosed>
@@ -718,17 +755,32 @@ fn owner_loop(
     };
     let mut requested = replica.storage().applied();
     let mut stop_reply = None;
+    // A flush for `waiters` (or for writes no one waits on) covering every
+    // batch applied so far; on the flush thread, or here without one.
+    let request_flush = |replica: &Replica<SledStorage>, waiters: Vec<FlushWaiter>| {
+        let request = FlushRequest {
+            applied: replica.storage().applied(),
+            waiters,
+        };
+        let unsent = match &flush_thread {
+            Some(_) => flush_sender.send(request).err().map(|e| e.0),
+            None => Some(request),
+        };
+        // No flush thread (it could not start, or it is gone): flush here.
+        if let Some(request) = unsent {
+            answer(request, &replica.storage().flusher());
+        }
+    };
     while let Some(first) = receiver.blocking_recv() {
-        let mut waiters: Vec<FlushWaiter> = Vec::new();
         let mut next = Some(first);
         while let Some(command) = next.take() {
             // Every job sees the time it runs at, so every local change
             // carries it (the replica itself reads no clock).
             replica.set_now_ms(i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX));
+            let mut waiter = None;
             match command {
                 Command::Run(job) => match catch_unwind(AssertUnwindSafe(|| job(&mut replica))) {
-                    Ok(Some(waiter)) => waiters.push(waiter),
-                    Ok(None) => {}
+                    Ok(found) => waiter = found,
                     Err(_) => {
                         let incarnation = owned.incarnation.load(Ordering::Acquire);
                         replica = reopen_after_panic(replica, incarnation);
@@ -741,22 +793,19 @@ fn owner_loop(
             }
             // Before the next job can write: a reused actor is renewed now.
             renew_after_reuse(&mut replica, &owned.incarnation, &owned.renewals);
-            if waiters.len() < GROUP_COMMIT_MAX {
-                next = receiver.try_recv().ok();
+            // Asked for at once, not after the jobs queued behind it (a
+            // statistics refresh's, tens of milliseconds each): the flush
+            // thread merges every request queued while it flushes, so
+            // commits still share flushes.
+            if let Some(waiter) = waiter {
+                requested = replica.storage().applied();
+                request_flush(&replica, vec![waiter]);
             }
+            next = receiver.try_recv().ok();
         }
-        let applied = replica.storage().applied();
-        if !waiters.is_empty() || applied > requested {
-            requested = applied;
-            let request = FlushRequest { applied, waiters };
-            let unsent = match &flush_thread {
-                Some(_) => flush_sender.send(request).err().map(|e| e.0),
-                None => Some(request),
-            };
-            // No flush thread (it could not start, or it is gone): flush here.
-            if let Some(request) = unsent {
-                answer(request, &replica.storage().flusher());
-            }
+        if replica.storage().applied() > requested {
+            requested = replica.storage().applied();
+            request_flush(&replica, Vec::new());
         }
         if stop_reply.is_some() {
             break;

@@ -610,9 +610,13 @@ impl<S: Storage> Replica<S> {
         Ok(())
     }
 
-    /// Make `commit` skip its flush until set back. Whoever sets it owns
-    /// the acknowledgement: nothing committed meanwhile is durable (and so
-    /// may be reported to a user) before a later [`Replica::flush`] returns.
+    /// Make `commit`, a received sync message and a generated one skip
+    /// their flush until set back. Whoever sets it owns the
+    /// acknowledgement: nothing written meanwhile is durable, and so may be
+    /// reported to a user or answered to a peer, before a later flush
+    /// returns. A node sets it around its sync sessions' work and writes
+    /// their bytes only after the flush that covers them, which one flush
+    /// serves for every peer at once (group commit).
     pub fn set_flush_deferred(&mut self, deferred: bool) {
         self.flush_deferred = deferred;
     }

@@ -297,8 +297,10 @@ impl<S: Storage> Replica<S> {
         match planned {
             Some((entry, added)) => {
                 self.install(document, doc, entry);
-                self.flush()
-                    .map_err(|error| Self::storage_refusal(document, error))?;
+                if !self.flush_deferred {
+                    self.flush()
+                        .map_err(|error| Self::storage_refusal(document, error))?;
+                }
                 Ok(added)
             }
             None => {
@@ -652,7 +654,9 @@ impl<S: Storage> SyncHost for Replica<S> {
                 reason: error.to_string(),
             }
         })?;
-        if self.unflushed {
+        // A message must describe only what survives a crash; with the
+        // flush deferred the host flushes before the bytes leave.
+        if self.unflushed && !self.flush_deferred {
             self.flush().map_err(|error| HostError {
                 reason: format!("flushing before sending: {error}"),
             })?;

@@ -408,6 +408,35 @@ fn sync_pair(a: &mut Replica<MemoryStorage>, b: &mut Replica<MemoryStorage>) -> 
     (messages, whole_documents)
 }
 
+#[test]
+fn a_received_message_is_flushed_at_once_unless_the_host_defers_the_flush() {
+    let township = station("xh/t1");
+    for deferred in [false, true] {
+        let mut v = fresh(&village());
+        v.commit(&activities(), put("a", 1)).unwrap();
+        let mut t = fresh(&township);
+        t.set_flush_deferred(deferred);
+        sync_pair(&mut v, &mut t);
+        assert_eq!(read(&mut t, &activities(), "a"), Some(1));
+        assert_eq!(t.has_unflushed_writes(), deferred, "deferred: {deferred}");
+        let t = crash_and_reopen(t);
+        assert_eq!(
+            t.holds(&activities()),
+            !deferred,
+            "deferred: {deferred}: a crash before the host's flush loses what it received"
+        );
+    }
+    // The host's flush, before its replies leave, makes it durable.
+    let mut v = fresh(&village());
+    v.commit(&activities(), put("a", 1)).unwrap();
+    let mut t = fresh(&township);
+    t.set_flush_deferred(true);
+    sync_pair(&mut v, &mut t);
+    t.flush().unwrap();
+    let mut t = crash_and_reopen(t);
+    assert_eq!(read(&mut t, &activities(), "a"), Some(1));
+}
+
 /// Every root key with all its conflicting values, as text.
 fn state_of(replica: &mut Replica<MemoryStorage>, document: &DocumentId) -> Vec<String> {
     replica
