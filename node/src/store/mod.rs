@@ -177,7 +177,6 @@ impl SledStorage {
         self.db.clone()
     }
 
-    /// A handle that flushes this storage from another thread.
     /// Is every batch up to `batch` (a number of [`SledStorage::applied`])
     /// durable?
     pub fn durable_through(&self, batch: u64) -> bool {
@@ -185,6 +184,7 @@ impl SledStorage {
         self.durable.load(Ordering::Acquire) >= batch
     }
 
+    /// A handle that flushes this storage from another thread.
     pub fn flusher(&self) -> Flusher {
         Flusher {
             db: self.db.clone(),
