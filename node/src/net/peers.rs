@@ -64,12 +64,10 @@ use crate::net::transport::{
     closed_for_another_link, NodeEndpoint, PeerLink, TransportError, CLOSE_LINK_DUPLICATE,
     CLOSE_LINK_REFUSED, CLOSE_REVOKED, CLOSE_SHUTDOWN, CLOSE_SUPERSEDED, HANDSHAKE_TIMEOUT_MS,
 };
-use crate::store::{SledStorage, Store};
+use crate::store::Store;
 use civsync_protocol::identity::document_id::DocumentId;
-use civsync_protocol::replica::{PeerIntake, Replica};
-use civsync_protocol::sync::session::{
-    CertifiedPeer, Session, SessionConfig, SessionEvent, SessionStatus,
-};
+use civsync_protocol::replica::PeerIntake;
+use civsync_protocol::sync::session::{CertifiedPeer, Session, SessionConfig, SessionEvent};
 use civsync_protocol::{StationId, Tier};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -80,6 +78,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
+
+mod step;
+use step::{step, SessionInput, StepOutput, OWED_FROM_THE_START};
 
 /// First retry delay after a failed or ended connection.
 pub const BACKOFF_INITIAL_MS: u64 = 500;
@@ -988,120 +989,6 @@ enum ReadInput {
     Bytes(Vec<u8>),
     Finished,
     Failed(String),
-}
-
-/// One thing to do to the session on the store's owner thread.
-enum SessionInput {
-    Bytes(Vec<u8>),
-    StreamFinished,
-    Timeout,
-    Changed(Arc<Vec<DocumentId>>),
-    Close(String),
-    /// Produce the next buffer to send.
-    Transmit,
-}
-
-struct StepOutput {
-    transmit: Option<Vec<u8>>,
-    events: Vec<SessionEvent>,
-    status: SessionStatus,
-    timeout_ms: Option<u64>,
-    closed: bool,
-    intake: Option<PeerIntake>,
-    /// The flush owed before `transmit` failed: nothing was sent.
-    flush_error: Option<String>,
-}
-
-/// `owed` of a session before its first step: every batch applied so far.
-const OWED_FROM_THE_START: u64 = u64::MAX;
-
-/// Runs `input` through the session on the owner thread and returns the
-/// session with what came out. `None` if the store is closed.
-///
-/// What the session receives is written with the flush deferred, and
-/// `owed` remembers the last batch it wrote. Bytes to send (a `Transmit`)
-/// come back only once that batch is durable: a peer is never answered
-/// with what a crash here could lose. The flush runs on the flush thread,
-/// shared with every other session and commit, and the owner thread never
-/// waits for the disk (a cold county's 2,600 documents were 2,600 flushes
-/// on it, one after another). Writes of other work — another session's, the
-/// statistics index's entries — do not hold this session's bytes.
-async fn step(
-    shared: &Shared,
-    session: Session,
-    input: SessionInput,
-    owed: &mut u64,
-) -> Option<(Session, StepOutput)> {
-    let now_ms = shared.now_ms();
-    let transmit_wanted = matches!(input, SessionInput::Transmit);
-    let owed_before = *owed;
-    let work = move |replica: &mut Replica<SledStorage>| {
-        let mut session = session;
-        let applied_before = replica.storage().applied();
-        replica.set_flush_deferred(true);
-        let mut transmit = None;
-        match input {
-            SessionInput::Bytes(bytes) => session.handle_bytes(&bytes, now_ms, replica),
-            SessionInput::StreamFinished => session.handle_stream_finished(now_ms),
-            SessionInput::Timeout => session.handle_timeout(now_ms, replica),
-            SessionInput::Changed(documents) => {
-                for document in documents.iter() {
-                    session.document_changed(document, replica);
-                }
-            }
-            SessionInput::Close(reason) => session.close(&reason),
-            SessionInput::Transmit => transmit = session.poll_transmit(replica),
-        }
-        replica.set_flush_deferred(false);
-        let applied = replica.storage().applied();
-        // A new session owes everything written before it began too: what
-        // it tells the peer it holds may have arrived on an earlier link.
-        let owed = if applied > applied_before || owed_before == OWED_FROM_THE_START {
-            applied
-        } else {
-            owed_before
-        };
-        let mut events = Vec::new();
-        while let Some(event) = session.poll_event() {
-            events.push(event);
-        }
-        let status = session.status();
-        let timeout_ms = session.poll_timeout();
-        let closed = session.is_closed();
-        let intake = replica.peer_intake_of(session.peer());
-        let out = StepOutput {
-            transmit,
-            events,
-            status,
-            timeout_ms,
-            closed,
-            intake,
-            flush_error: None,
-        };
-        ((session, out), owed)
-    };
-    if !transmit_wanted {
-        let ((session, out), owed_now) = shared.store.call(work).await.ok()?;
-        *owed = owed_now;
-        return Some((session, out));
-    }
-    let (((session, mut out), owed_now), flushed) = shared
-        .store
-        .call_then_durable(move |replica| {
-            let answer = work(replica);
-            let needed = answer.1;
-            (answer, needed)
-        })
-        .await
-        .ok()?;
-    *owed = owed_now;
-    if let Err(error) = flushed {
-        // Not durable: the bytes must not leave, and the link ends.
-        out.transmit = None;
-        out.closed = true;
-        out.flush_error = Some(format!("cannot flush the store: {error}"));
-    }
-    Some((session, out))
 }
 
 /// How a session went, for the dialler's backoff.

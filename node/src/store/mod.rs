@@ -613,29 +613,19 @@ impl Store {
         W: FnOnce(&mut Replica<SledStorage>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |replica| {
-            replica.set_flush_deferred(true);
-            let result = work(replica);
-            replica.set_flush_deferred(false);
-            if !replica.has_unflushed_writes() {
-                let _ = reply.send(Ok(result));
-                return None;
-            }
-            Some(Box::new(move |flushed: Result<(), StorageError>| {
-                let _ = reply.send(match flushed {
-                    Ok(()) => Ok(result),
-                    Err(error) => Err(StoreUnavailable::FlushFailed {
-                        reason: error.to_string(),
-                    }),
-                });
-            }))
-        });
-        self.sender
-            .send(Command::Run(job))
+        let (result, flushed) = self
+            .call_then_durable(move |replica| {
+                replica.set_flush_deferred(true);
+                let result = work(replica);
+                replica.set_flush_deferred(false);
+                (result, replica.storage().applied())
+            })
             .await
             .map_err(|_| StoreUnavailable::Closed)?;
-        answer.await.map_err(|_| StoreUnavailable::Closed)?
+        flushed.map_err(|error| StoreUnavailable::FlushFailed {
+            reason: error.to_string(),
+        })?;
+        Ok(result)
     }
 
     /// Run `work` on the owner thread; it returns its result and the batch

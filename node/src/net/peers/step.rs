@@ -1,0 +1,126 @@
+//! One step of a sync session against the store: the input run on the
+//! owner thread with the replica's flush deferred, and the rule for when the
+//! bytes it produced may leave (only once what the session wrote is
+//! durable). Kept apart from the link's life cycle in `peers.rs`, which only
+//! feeds steps and writes what they return.
+
+use super::Shared;
+use crate::store::SledStorage;
+use civsync_protocol::identity::document_id::DocumentId;
+use civsync_protocol::replica::{PeerIntake, Replica};
+use civsync_protocol::sync::session::{Session, SessionEvent, SessionStatus};
+use std::sync::Arc;
+
+/// One thing to do to the session on the store's owner thread.
+pub(super) enum SessionInput {
+    Bytes(Vec<u8>),
+    StreamFinished,
+    Timeout,
+    Changed(Arc<Vec<DocumentId>>),
+    Close(String),
+    /// Produce the next buffer to send.
+    Transmit,
+}
+
+pub(super) struct StepOutput {
+    pub(super) transmit: Option<Vec<u8>>,
+    pub(super) events: Vec<SessionEvent>,
+    pub(super) status: SessionStatus,
+    pub(super) timeout_ms: Option<u64>,
+    pub(super) closed: bool,
+    pub(super) intake: Option<PeerIntake>,
+    /// The flush owed before `transmit` failed: nothing was sent.
+    pub(super) flush_error: Option<String>,
+}
+
+/// `owed` of a session before its first step: every batch applied so far.
+pub(super) const OWED_FROM_THE_START: u64 = u64::MAX;
+
+/// Runs `input` through the session on the owner thread and returns the
+/// session with what came out. `None` if the store is closed.
+///
+/// What the session receives is written with the flush deferred, and
+/// `owed` remembers the last batch it wrote. Bytes to send (a `Transmit`)
+/// come back only once that batch is durable: a peer is never answered
+/// with what a crash here could lose. The flush runs on the flush thread,
+/// shared with every other session and commit, and the owner thread never
+/// waits for the disk (a cold county's 2,600 documents were 2,600 flushes
+/// on it, one after another). Writes of other work — another session's, the
+/// statistics index's entries — do not hold this session's bytes.
+pub(super) async fn step(
+    shared: &Shared,
+    session: Session,
+    input: SessionInput,
+    owed: &mut u64,
+) -> Option<(Session, StepOutput)> {
+    let now_ms = shared.now_ms();
+    let transmit_wanted = matches!(input, SessionInput::Transmit);
+    let owed_before = *owed;
+    let work = move |replica: &mut Replica<SledStorage>| {
+        let mut session = session;
+        let applied_before = replica.storage().applied();
+        replica.set_flush_deferred(true);
+        let mut transmit = None;
+        match input {
+            SessionInput::Bytes(bytes) => session.handle_bytes(&bytes, now_ms, replica),
+            SessionInput::StreamFinished => session.handle_stream_finished(now_ms),
+            SessionInput::Timeout => session.handle_timeout(now_ms, replica),
+            SessionInput::Changed(documents) => {
+                for document in documents.iter() {
+                    session.document_changed(document, replica);
+                }
+            }
+            SessionInput::Close(reason) => session.close(&reason),
+            SessionInput::Transmit => transmit = session.poll_transmit(replica),
+        }
+        replica.set_flush_deferred(false);
+        let applied = replica.storage().applied();
+        // A new session owes everything written before it began too: what
+        // it tells the peer it holds may have arrived on an earlier link.
+        let owed = if applied > applied_before || owed_before == OWED_FROM_THE_START {
+            applied
+        } else {
+            owed_before
+        };
+        let mut events = Vec::new();
+        while let Some(event) = session.poll_event() {
+            events.push(event);
+        }
+        let status = session.status();
+        let timeout_ms = session.poll_timeout();
+        let closed = session.is_closed();
+        let intake = replica.peer_intake_of(session.peer());
+        let out = StepOutput {
+            transmit,
+            events,
+            status,
+            timeout_ms,
+            closed,
+            intake,
+            flush_error: None,
+        };
+        ((session, out), owed)
+    };
+    if !transmit_wanted {
+        let ((session, out), owed_now) = shared.store.call(work).await.ok()?;
+        *owed = owed_now;
+        return Some((session, out));
+    }
+    let (((session, mut out), owed_now), flushed) = shared
+        .store
+        .call_then_durable(move |replica| {
+            let answer = work(replica);
+            let needed = answer.1;
+            (answer, needed)
+        })
+        .await
+        .ok()?;
+    *owed = owed_now;
+    if let Err(error) = flushed {
+        // Not durable: the bytes must not leave, and the link ends.
+        out.transmit = None;
+        out.closed = true;
+        out.flush_error = Some(format!("cannot flush the store: {error}"));
+    }
+    Some((session, out))
+}
