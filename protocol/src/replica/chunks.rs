@@ -74,6 +74,23 @@ pub fn single_document(bytes: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// A whole-document chunk and what follows it, if `bytes` start with one
+/// and every chunk after it is a change (a document sent from storage as
+/// its snapshot and its increments). Checks only the framing.
+pub fn document_then_changes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (TYPE_DOCUMENT, document, after) = split_chunk(bytes).ok()? else {
+        return None;
+    };
+    let mut rest = after;
+    while !rest.is_empty() {
+        match split_chunk(rest).ok()? {
+            (TYPE_CHANGE | TYPE_CHANGE_DEFLATED, _, next) => rest = next,
+            _ => return None,
+        }
+    }
+    Some((document, after))
+}
+
 /// Number of chunks in `bytes` (for `save_after` output: the number of
 /// changes), without decoding them.
 pub fn chunk_count(bytes: &[u8]) -> Result<usize, String> {

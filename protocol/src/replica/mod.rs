@@ -47,6 +47,7 @@ mod signatures;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod unloaded;
 
 use crate::identity::actor::actor_for;
 use crate::identity::document_id::DocumentId;
@@ -885,6 +886,7 @@ impl<S: Storage> Replica<S> {
         document: &DocumentId,
         doc: &mut AutoCommit,
         whole: &[u8],
+        after: &[u8],
         changes: usize,
     ) -> (WriteBatch, IndexEntry) {
         debug_assert!(!self.index.contains_key(document), "first write only");
@@ -895,6 +897,14 @@ impl<S: Storage> Replica<S> {
         entry.set_heads(doc.get_heads());
         let mut batch = WriteBatch::new();
         batch.put(snapshot_key(document), snapshot);
+        // The changes that came after the snapshot stay one increment, as
+        // they came; the next compaction folds them in.
+        if !after.is_empty() {
+            let increment = seal(after);
+            entry.increments_bytes = increment.len() as u64;
+            batch.put(increment_key(document, entry.next_increment), increment);
+            entry.next_increment += 1;
+        }
         batch.put(index_key(document), seal(&entry.encode()));
         (batch, entry)
     }

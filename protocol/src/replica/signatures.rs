@@ -237,9 +237,10 @@ impl<S: Storage> Replica<S> {
     ) -> Result<Vec<u8>, String> {
         let mut hashes: Vec<ChangeHash> = Vec::new();
         for chunk in message.changes.iter() {
-            if chunks::single_document(chunk).is_some() {
-                // A whole document: every change held, so every signature
-                // held, without loading it again.
+            if chunks::document_then_changes(chunk).is_some() {
+                // A whole document (with the increments stored after its
+                // snapshot): every change held, so every signature held,
+                // without loading it again.
                 hashes = self
                     .storage
                     .scan_prefix(&signature_prefix(document))

@@ -166,17 +166,21 @@ impl<S: Storage> Replica<S> {
     }
 
     /// A whole document sent to us while we hold none of it (a cold
-    /// sync): loaded once, every change's author checked from the change
-    /// metadata, and the received bytes stored as the snapshot — instead of
-    /// splitting it into changes, re-applying them to an empty document and
-    /// encoding them again. Same guarantees as the general path: nothing is
-    /// stored unless every change passes the authority check.
+    /// sync), possibly followed by changes made since its snapshot (a peer
+    /// sending it as stored): loaded once, the changes after it applied in
+    /// one batch, every change's author checked from the change metadata,
+    /// and the received bytes stored as the snapshot and one increment —
+    /// instead of splitting it into changes, re-applying them to an empty
+    /// document and encoding them again. Same guarantees as the general
+    /// path: nothing is stored unless every change passes the authority
+    /// check.
     fn receive_whole_document(
         &mut self,
         peer: &StationId,
         document: &DocumentId,
         decoded: Message,
         whole: &[u8],
+        after: &[u8],
         table: &SignatureTable,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         debug_assert!(!self.holds(document));
@@ -186,6 +190,25 @@ impl<S: Storage> Replica<S> {
         let mut doc = AutoCommit::load_with_options(whole, options)
             .map_err(|error| Self::malformed(document, format!("bad document chunk: {error}")))?
             .with_actor(self.actor.clone());
+        if !after.is_empty() {
+            let changes = chunks::changes_in(after, self.config.sync_message_changes_max)
+                .map_err(|reason| Self::malformed(document, reason))?;
+            let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+            doc.apply_changes_batch(changes)
+                .map_err(|error| Self::malformed(document, error))?;
+            doc.reset_diff_cursor();
+            // A change waiting for a dependency would be stored but never
+            // loaded into the heads the index records.
+            if let Some(hash) = hashes
+                .iter()
+                .find(|hash| doc.document().get_change_meta_by_hash(hash).is_none())
+            {
+                return Err(Self::malformed(
+                    document,
+                    format!("change {hash} after the document depends on a change it lacks"),
+                ));
+            }
+        }
         let authors: Vec<Incoming> = doc
             .get_changes_meta(&[])
             .into_iter()
@@ -224,7 +247,8 @@ impl<S: Storage> Replica<S> {
         // An empty document (a peer that holds none either) is not stored:
         // only the sync state moves, as on the general path.
         let planned = (added > 0).then(|| {
-            let (mut batch, entry) = self.plan_received_snapshot(document, &mut doc, whole, added);
+            let (mut batch, entry) =
+                self.plan_received_snapshot(document, &mut doc, whole, after, added);
             batch.extend(Self::received_signatures(
                 document,
                 authors.iter().map(|change| change.hash),
@@ -310,6 +334,28 @@ impl<S: Storage> Replica<S> {
                 Ok(0)
             }
         }
+    }
+
+    /// Keep `slot` and store its encoding (the shared heads) if it moved;
+    /// it rides on the next flush, like every sync state.
+    fn store_sync_state(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        mut slot: SyncSlot,
+    ) -> Result<(), ReceiveError> {
+        let encoded = slot.state.encode();
+        if encoded != slot.persisted {
+            let mut batch = WriteBatch::new();
+            batch.put(sync_state_key(peer, document), seal(&encoded));
+            self.storage
+                .apply(batch)
+                .map_err(|error| Self::storage_refusal(document, error))?;
+            self.unflushed = true;
+            slot.persisted = encoded;
+        }
+        self.keep_sync_slot(peer, document, slot);
+        Ok(())
     }
 
     /// Every change in the message, decoded, before anything is touched.
@@ -432,15 +478,26 @@ impl<S: Storage> Replica<S> {
         self.check_message_bytes(document, message.len())?;
         let decoded = Message::decode(message).map_err(|error| Self::malformed(document, error))?;
         self.check_decode_cost(document, &decoded)?;
+        if decoded.changes.is_empty() {
+            let mut slot = self.take_sync_slot(peer, document);
+            if self.receive_unloaded(document, &mut slot, &decoded) {
+                self.store_sync_state(peer, document, slot)?;
+                return Ok(ReceiveOutcome {
+                    changes_applied: 0,
+                    heads_changed: false,
+                });
+            }
+            self.keep_sync_slot(peer, document, slot);
+        }
         if !self.holds(document) && decoded.changes.len() == 1 {
             let whole = decoded
                 .changes
                 .iter()
                 .next()
-                .and_then(chunks::single_document)
-                .map(<[u8]>::to_vec);
-            if let Some(whole) = whole {
-                return self.receive_whole_document(peer, document, decoded, &whole, table);
+                .and_then(|chunk| chunks::document_then_changes(chunk))
+                .map(|(whole, after)| (whole.to_vec(), after.to_vec()));
+            if let Some((whole, after)) = whole {
+                return self.receive_whole_document(peer, document, decoded, &whole, &after, table);
             }
         }
         let incoming = self.changes_of(document, &decoded)?;
@@ -662,18 +719,28 @@ impl<S: Storage> SyncHost for Replica<S> {
             })?;
         }
         let mut slot = self.take_sync_slot(peer, document);
-        let message = match self.cached_document(document) {
-            Ok(Some(doc)) => {
-                let message = doc.sync().generate_sync_message(&mut slot.state);
-                message.map(|message| without_resent_document(&mut slot, doc, message))
-            }
-            Ok(None) => AutoCommit::new()
-                .sync()
-                .generate_sync_message(&mut slot.state),
+        let unloaded = self.generate_unloaded(document, &mut slot);
+        let message = match unloaded {
+            Ok(Some(message)) => message,
+            Ok(None) => match self.cached_document(document) {
+                Ok(Some(doc)) => {
+                    let message = doc.sync().generate_sync_message(&mut slot.state);
+                    message.map(|message| without_resent_document(&mut slot, doc, message))
+                }
+                Ok(None) => AutoCommit::new()
+                    .sync()
+                    .generate_sync_message(&mut slot.state),
+                Err(error) => {
+                    self.keep_sync_slot(peer, document, slot);
+                    return Err(HostError {
+                        reason: format!("loading {document}: {error}"),
+                    });
+                }
+            },
             Err(error) => {
                 self.keep_sync_slot(peer, document, slot);
                 return Err(HostError {
-                    reason: format!("loading {document}: {error}"),
+                    reason: format!("reading the stored {document}: {error}"),
                 });
             }
         };
@@ -763,7 +830,7 @@ impl<S: Storage> SyncHost for Replica<S> {
 /// or a lost link drops the slot, so while the slot lives the peer holds, or
 /// is about to hold, everything up to the heads we sent it whole: of a
 /// second whole document only the changes made since then go.
-fn without_resent_document(
+pub(super) fn without_resent_document(
     slot: &mut SyncSlot,
     doc: &mut AutoCommit,
     mut message: Message,
