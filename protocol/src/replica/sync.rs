@@ -295,7 +295,7 @@ impl<S: Storage> Replica<S> {
         &mut self,
         peer: &StationId,
         document: &DocumentId,
-        mut slot: SyncSlot,
+        slot: SyncSlot,
         doc: AutoCommit,
         planned: Option<(WriteBatch, IndexEntry, usize)>,
         queued_signatures: WriteBatch,
@@ -306,18 +306,7 @@ impl<S: Storage> Replica<S> {
             None => (WriteBatch::new(), None),
         };
         batch.extend(queued_signatures);
-        let encoded = slot.state.encode();
-        if encoded != slot.persisted {
-            batch.put(sync_state_key(peer, document), seal(&encoded));
-        }
-        if !batch.is_empty() {
-            self.storage
-                .apply(batch)
-                .map_err(|error| Self::storage_refusal(document, error))?;
-            self.unflushed = true;
-            slot.persisted = encoded;
-        }
-        self.keep_sync_slot(peer, document, slot);
+        self.store_with_sync_state(peer, document, slot, batch)?;
         match planned {
             Some((entry, added)) => {
                 self.install(document, doc, entry);
@@ -336,18 +325,20 @@ impl<S: Storage> Replica<S> {
         }
     }
 
-    /// Keep `slot` and store its encoding (the shared heads) if it moved;
-    /// it rides on the next flush, like every sync state.
-    fn store_sync_state(
+    /// Apply `batch` with `slot`'s encoding (the shared heads) if it moved,
+    /// in one atomic write, and keep `slot`. Not flushed here.
+    fn store_with_sync_state(
         &mut self,
         peer: &StationId,
         document: &DocumentId,
         mut slot: SyncSlot,
+        mut batch: WriteBatch,
     ) -> Result<(), ReceiveError> {
         let encoded = slot.state.encode();
         if encoded != slot.persisted {
-            let mut batch = WriteBatch::new();
             batch.put(sync_state_key(peer, document), seal(&encoded));
+        }
+        if !batch.is_empty() {
             self.storage
                 .apply(batch)
                 .map_err(|error| Self::storage_refusal(document, error))?;
@@ -481,7 +472,8 @@ impl<S: Storage> Replica<S> {
         if decoded.changes.is_empty() {
             let mut slot = self.take_sync_slot(peer, document);
             if self.receive_unloaded(document, &mut slot, &decoded) {
-                self.store_sync_state(peer, document, slot)?;
+                // The sync state rides on the next flush, like every one.
+                self.store_with_sync_state(peer, document, slot, WriteBatch::new())?;
                 return Ok(ReceiveOutcome {
                     changes_applied: 0,
                     heads_changed: false,
