@@ -804,30 +804,12 @@ impl<S: Storage> Replica<S> {
             }
             None => AutoCommit::new(),
         };
-        let mut expected = entry.first_increment;
         let mut changes = Vec::new();
-        for (key, value) in self.storage.scan_prefix(&increments_prefix(document))? {
-            let seq = increment_seq(document, &key)?;
-            if seq != expected || seq >= entry.next_increment {
-                return Err(CorruptValue::new(
-                    &key,
-                    format!(
-                        "increment {seq} found where {expected} was expected (index holds {}..{})",
-                        entry.first_increment, entry.next_increment
-                    ),
-                )
-                .into());
-            }
-            expected += 1;
+        for (key, value) in self.stored_increments(document, entry)? {
             let payload = unseal(&key, &value)?;
             changes.extend(
                 chunks::changes_in(payload, usize::MAX)
                     .map_err(|reason| CorruptValue::new(&key, reason))?,
-            );
-        }
-        if expected != entry.next_increment {
-            return Err(
-                CorruptValue::new(&increment_key(document, expected), "missing increment").into(),
             );
         }
         doc.apply_changes_batch(changes).map_err(|error| {
@@ -853,6 +835,37 @@ impl<S: Storage> Replica<S> {
             .into());
         }
         Ok(doc.with_actor(self.actor.clone()))
+    }
+
+    /// `document`'s stored increments (key, sealed value), in order, each
+    /// one the index entry's range names and none missing.
+    fn stored_increments(
+        &self,
+        document: &DocumentId,
+        entry: &IndexEntry,
+    ) -> Result<Entries, LoadError> {
+        let increments = self.storage.scan_prefix(&increments_prefix(document))?;
+        let mut expected = entry.first_increment;
+        for (key, _) in &increments {
+            let seq = increment_seq(document, key)?;
+            if seq != expected || seq >= entry.next_increment {
+                return Err(CorruptValue::new(
+                    key,
+                    format!(
+                        "increment {seq} found where {expected} was expected (index holds {}..{})",
+                        entry.first_increment, entry.next_increment
+                    ),
+                )
+                .into());
+            }
+            expected += 1;
+        }
+        if expected != entry.next_increment {
+            return Err(
+                CorruptValue::new(&increment_key(document, expected), "missing increment").into(),
+            );
+        }
+        Ok(increments)
     }
 
     /// The batch that stores what `doc` holds beyond the indexed state

@@ -469,7 +469,8 @@ impl<S: Storage> Replica<S> {
         self.check_message_bytes(document, message.len())?;
         let decoded = Message::decode(message).map_err(|error| Self::malformed(document, error))?;
         self.check_decode_cost(document, &decoded)?;
-        if decoded.changes.is_empty() {
+        if decoded.changes.is_empty() && self.holds(document) && !self.documents.contains(document)
+        {
             let mut slot = self.take_sync_slot(peer, document);
             if self.receive_unloaded(document, &mut slot, &decoded) {
                 // The sync state rides on the next flush, like every one.

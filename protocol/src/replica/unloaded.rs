@@ -25,7 +25,7 @@
 //! answer what we lack; without it the peer sends that one round trip
 //! later, after our next message (which Automerge builds, with a filter).
 
-use super::layout::{increment_seq, increments_prefix, snapshot_key, unseal};
+use super::layout::{snapshot_key, unseal};
 use super::{LoadError, Replica, SyncSlot};
 use crate::identity::document_id::DocumentId;
 use crate::storage::Storage;
@@ -136,8 +136,7 @@ impl<S: Storage> Replica<S> {
 
     /// The document as stored: its snapshot followed by its increments'
     /// changes, one Automerge byte stream that loads to the indexed heads.
-    /// `None` when storage does not hold it as the index says (the caller's
-    /// load then reports what is wrong).
+    /// `None` without a snapshot; damage is reported as a load reports it.
     fn stored_whole(
         &self,
         document: &DocumentId,
@@ -151,16 +150,8 @@ impl<S: Storage> Replica<S> {
             return Ok(None);
         };
         let mut whole = unseal(&key, &value)?.to_vec();
-        let mut expected = entry.first_increment;
-        for (key, value) in self.storage.scan_prefix(&increments_prefix(document))? {
-            if increment_seq(document, &key)? != expected {
-                return Ok(None);
-            }
-            expected += 1;
+        for (key, value) in self.stored_increments(document, entry)? {
             whole.extend_from_slice(unseal(&key, &value)?);
-        }
-        if expected != entry.next_increment {
-            return Ok(None);
         }
         Ok(Some(whole))
     }
