@@ -16,11 +16,13 @@ use automerge::AutoCommit;
 use civsync_protocol::replica::Replica;
 use civsync_protocol::storage::MemoryStorage;
 use civsync_protocol::sync::host::{
-    heads_digest, HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost,
+    heads_digest, HeadsDigest, HostError, MessagePreparer, PreparedMessage, ReceiveError,
+    ReceiveOutcome, SyncHost,
 };
 use civsync_protocol::sync::signing::{PayloadFormat, SignedSyncMessage};
 use civsync_protocol::{DocumentId, StationId};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Documents a misbehaving node forged, with its sync states for them.
 #[derive(Default)]
@@ -105,6 +107,23 @@ impl SyncHost for SimHost<'_> {
         message: &[u8],
         format: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError> {
+        self.receive_prepared_sync_message(peer, document, message, format, None)
+    }
+
+    /// The replica's own, so the simulation takes whole documents in the
+    /// way the node does (loaded before the replica's turn).
+    fn preparer(&self) -> Option<Arc<dyn MessagePreparer>> {
+        self.replica.preparer()
+    }
+
+    fn receive_prepared_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        message: &[u8],
+        format: PayloadFormat,
+        prepared: Option<PreparedMessage>,
+    ) -> Result<ReceiveOutcome, ReceiveError> {
         if self.hidden == Some(document) {
             // The buggy host drops what it hides, in both directions.
             return Ok(ReceiveOutcome::default());
@@ -135,7 +154,7 @@ impl SyncHost for SimHost<'_> {
             return Ok(ReceiveOutcome::default());
         }
         self.replica
-            .receive_sync_message(peer, document, message, format)
+            .receive_prepared_sync_message(peer, document, message, format, prepared)
     }
 
     fn reset_sync_state(&mut self, peer: &StationId, document: &DocumentId) {

@@ -37,7 +37,9 @@ pub mod bulk;
 use automerge::AutoCommit;
 use civsync_protocol::identity::document_id::DocumentId;
 use civsync_protocol::identity::station::StationId;
-use civsync_protocol::replica::{CommitError, CommitOutcome, OpenError, Replica, ReplicaConfig};
+use civsync_protocol::replica::{
+    CommitError, CommitOutcome, OpenError, Replica, ReplicaConfig, WholePreparer,
+};
 use civsync_protocol::storage::{display_key, Entries, Storage, StorageError, WriteBatch, WriteOp};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -422,6 +424,9 @@ pub struct Store {
     /// opened again in this process (a tree handed out keeps the database
     /// open until it is dropped too).
     db: Arc<Mutex<Option<sled::Db>>>,
+    /// Loads whole documents received from peers before the owner thread
+    /// takes them in (see `net::peers::step`), under the replica's limits.
+    preparer: WholePreparer,
 }
 
 impl Store {
@@ -437,6 +442,7 @@ impl Store {
         let incarnation = load_or_draw_incarnation(&mut storage)?;
         let db = storage.db();
         let renewals = Arc::new(Mutex::new(storage.actor_renewals()));
+        let preparer = WholePreparer::new(&config);
         let replica = Replica::open(storage, local.clone(), incarnation, config)?;
         let (sender, receiver) = mpsc::channel(STORE_QUEUE_DEPTH);
         let incarnation = Arc::new(AtomicU64::new(incarnation));
@@ -458,7 +464,14 @@ impl Store {
             probe: Arc::new(Mutex::new(None)),
             owner: Arc::new(Mutex::new(Some(owner))),
             db: Arc::new(Mutex::new(Some(db))),
+            preparer,
         })
+    }
+
+    /// What sync sessions run on a received message before their turn on
+    /// the owner thread.
+    pub fn preparer(&self) -> WholePreparer {
+        self.preparer
     }
 
     pub fn local(&self) -> &StationId {

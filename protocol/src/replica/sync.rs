@@ -23,10 +23,11 @@
 //! their encoding (the shared heads) is persisted whenever it changes, so a
 //! reconnect resumes with a small Bloom filter instead of the whole history.
 
-use super::bounds::{self, DecodeCost, DecodeLimits};
+use super::bounds::DecodeCost;
 use super::chunks;
 use super::intake::{self, IntakeRefusal, PeerIntake};
 use super::layout::{self, seal, sync_state_key, unseal};
+use super::prepare::{self, LoadedWhole, WholePreparer};
 use super::signatures::{Incoming, SignatureTable};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
 use crate::identity::document_id::DocumentId;
@@ -34,11 +35,15 @@ use crate::identity::schema;
 use crate::identity::station::{StationId, Tier};
 use crate::storage::{Storage, WriteBatch};
 use crate::sync::authority::{check_document, Side};
-use crate::sync::host::{HeadsDigest, HostError, ReceiveError, ReceiveOutcome, SyncHost};
+use crate::sync::host::{
+    HeadsDigest, HostError, MessagePreparer, PreparedMessage, ReceiveError, ReceiveOutcome,
+    SyncHost,
+};
 use crate::sync::signing::{PayloadFormat, SignedSyncMessage};
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
-use automerge::{AutoCommit, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
+use automerge::{AutoCommit, Change, ChangeHash};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 impl<S: Storage> Replica<S> {
     /// The peer's connection closed: forget its in-memory sync states (their
@@ -114,55 +119,20 @@ impl<S: Storage> Replica<S> {
         document: &DocumentId,
         bytes: usize,
     ) -> Result<(), ReceiveError> {
-        let max = self.config.sync_message_bytes_max;
-        if bytes > max {
-            return Err(Self::malformed(
-                document,
-                format!("{bytes} bytes exceeds the limit of {max}"),
-            ));
-        }
-        Ok(())
+        prepare::check_message_bytes(self.config.sync_message_bytes_max, document, bytes)
     }
 
     pub(super) fn malformed(document: &DocumentId, reason: impl ToString) -> ReceiveError {
-        ReceiveError::Malformed {
-            document: document.clone(),
-            reason: reason.to_string(),
-        }
+        prepare::malformed(document, reason)
     }
 
-    /// Refuse a message whose changes would cost more than the configured
-    /// [`DecodeLimits`] once inflated and expanded, before automerge decodes
-    /// any of them: automerge inflates and expands run-length columns
-    /// without a limit, so a few KB from a peer could stand for gigabytes.
-    /// The stream totals apply across every chunk of the message.
+    /// See [`prepare::check_decode_cost`], with this replica's limits.
     fn check_decode_cost(
         &self,
         document: &DocumentId,
         decoded: &Message,
     ) -> Result<DecodeCost, ReceiveError> {
-        let limits = self.config.decode_limits;
-        let mut total = DecodeCost::default();
-        for chunk in decoded.changes.iter() {
-            let left = DecodeLimits {
-                chunks_max: limits
-                    .chunks_max
-                    .saturating_sub(usize::try_from(total.chunks).unwrap_or(usize::MAX)),
-                inflated_bytes_total_max: limits
-                    .inflated_bytes_total_max
-                    .saturating_sub(total.inflated_bytes),
-                ops_total_max: limits.ops_total_max.saturating_sub(total.ops),
-                ..limits
-            };
-            let cost = bounds::check_chunks(chunk, &left).map_err(|error| {
-                Self::malformed(document, format!("over the decode limits: {error}"))
-            })?;
-            total.chunks += cost.chunks;
-            total.inflated_bytes += cost.inflated_bytes;
-            total.ops += cost.ops;
-            total.changes += cost.changes;
-        }
-        Ok(total)
+        prepare::check_decode_cost(&self.config.decode_limits, document, decoded)
     }
 
     /// A whole document sent to us while we hold none of it (a cold
@@ -173,7 +143,9 @@ impl<S: Storage> Replica<S> {
     /// instead of splitting it into changes, re-applying them to an empty
     /// document and encoding them again. Same guarantees as the general
     /// path: nothing is stored unless every change passes the authority
-    /// check.
+    /// check. `prepared`: the same document loaded from this message off
+    /// this thread (see `prepare`), used instead of loading it again.
+    #[allow(clippy::too_many_arguments)]
     fn receive_whole_document(
         &mut self,
         peer: &StationId,
@@ -182,33 +154,16 @@ impl<S: Storage> Replica<S> {
         whole: &[u8],
         after: &[u8],
         table: &SignatureTable,
+        prepared: Option<LoadedWhole>,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         debug_assert!(!self.holds(document));
-        let options = LoadOptions::new()
-            .on_partial_load(OnPartialLoad::Error)
-            .verification_mode(VerificationMode::Check);
-        let mut doc = AutoCommit::load_with_options(whole, options)
-            .map_err(|error| Self::malformed(document, format!("bad document chunk: {error}")))?
-            .with_actor(self.actor.clone());
-        if !after.is_empty() {
-            let changes = chunks::changes_in(after, self.config.sync_message_changes_max)
-                .map_err(|reason| Self::malformed(document, reason))?;
-            let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
-            doc.apply_changes_batch(changes)
-                .map_err(|error| Self::malformed(document, error))?;
-            doc.reset_diff_cursor();
-            // A change waiting for a dependency would be stored but never
-            // loaded into the heads the index records.
-            if let Some(hash) = hashes
-                .iter()
-                .find(|hash| doc.document().get_change_meta_by_hash(hash).is_none())
-            {
-                return Err(Self::malformed(
-                    document,
-                    format!("change {hash} after the document depends on a change it lacks"),
-                ));
+        let loaded = match prepared {
+            Some(LoadedWhole(doc)) => doc,
+            None => {
+                prepare::load_whole(self.config.sync_message_changes_max, document, whole, after)?
             }
-        }
+        };
+        let mut doc = loaded.with_actor(self.actor.clone());
         let authors: Vec<Incoming> = doc
             .get_changes_meta(&[])
             .into_iter()
@@ -465,6 +420,7 @@ impl<S: Storage> Replica<S> {
         document: &DocumentId,
         message: &[u8],
         table: &SignatureTable,
+        prepared: Option<LoadedWhole>,
     ) -> Result<ReceiveOutcome, ReceiveError> {
         self.check_message_bytes(document, message.len())?;
         let decoded = Message::decode(message).map_err(|error| Self::malformed(document, error))?;
@@ -490,7 +446,9 @@ impl<S: Storage> Replica<S> {
                 .and_then(|chunk| chunks::document_then_changes(chunk))
                 .map(|(whole, after)| (whole.to_vec(), after.to_vec()));
             if let Some((whole, after)) = whole {
-                return self.receive_whole_document(peer, document, decoded, &whole, &after, table);
+                return self.receive_whole_document(
+                    peer, document, decoded, &whole, &after, table, prepared,
+                );
             }
         }
         let incoming = self.changes_of(document, &decoded)?;
@@ -759,6 +717,24 @@ impl<S: Storage> SyncHost for Replica<S> {
         message: &[u8],
         format: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError> {
+        self.receive_prepared_sync_message(peer, document, message, format, None)
+    }
+
+    fn preparer(&self) -> Option<Arc<dyn MessagePreparer>> {
+        Some(Arc::new(WholePreparer::new(&self.config)))
+    }
+
+    fn receive_prepared_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        message: &[u8],
+        format: PayloadFormat,
+        prepared: Option<PreparedMessage>,
+    ) -> Result<ReceiveOutcome, ReceiveError> {
+        // Only a whole document is prepared, and only one this replica
+        // lacks is taken from it.
+        let prepared = prepared.and_then(PreparedMessage::take::<LoadedWhole>);
         check_document(document, self.peer_side(peer), self.local_side())?;
         // Credentials next, whatever becomes of the changes: the peer
         // names them by id in its next messages.
@@ -782,7 +758,7 @@ impl<S: Storage> SyncHost for Replica<S> {
             self.admit(peer, document, new_document, bytes, day)?;
         }
         let automerge_message = payload.as_deref().unwrap_or(message);
-        let outcome = self.receive_admitted(peer, document, automerge_message, &table)?;
+        let outcome = self.receive_admitted(peer, document, automerge_message, &table, prepared)?;
         if metered {
             let created = new_document && self.holds(document);
             self.intake.accept(peer, day, created, bytes);

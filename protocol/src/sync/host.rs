@@ -82,6 +82,44 @@ pub struct HostError {
     pub reason: String,
 }
 
+/// Work a host can do on a received sync message before it takes it in,
+/// without its documents or its storage: decoding and loading what the
+/// message alone decides. A driver with a host on one thread runs it
+/// elsewhere, so that thread is busy only with what needs the store
+/// (see [`Session::prepare_inbox`](crate::sync::session::Session::prepare_inbox)).
+pub trait MessagePreparer: Send + Sync {
+    /// `None` when there is nothing to do ahead, or the message is not what
+    /// it looked like: the host then takes it in the usual way, and reports
+    /// whatever is wrong with it.
+    fn prepare(
+        &self,
+        document: &DocumentId,
+        message: &[u8],
+        format: PayloadFormat,
+    ) -> Option<PreparedMessage>;
+}
+
+/// What a [`MessagePreparer`] made of one message, opaque to the session;
+/// only the host that made the preparer reads it.
+pub struct PreparedMessage(Box<dyn std::any::Any + Send>);
+
+impl PreparedMessage {
+    pub fn new<T: std::any::Any + Send>(prepared: T) -> PreparedMessage {
+        PreparedMessage(Box::new(prepared))
+    }
+
+    /// The prepared value, if it is a `T`.
+    pub fn take<T: std::any::Any>(self) -> Option<T> {
+        self.0.downcast::<T>().ok().map(|boxed| *boxed)
+    }
+}
+
+impl std::fmt::Debug for PreparedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedMessage")
+    }
+}
+
 /// The document store as the sync session sees it.
 pub trait SyncHost {
     /// This node's station.
@@ -114,6 +152,27 @@ pub trait SyncHost {
         message: &[u8],
         format: PayloadFormat,
     ) -> Result<ReceiveOutcome, ReceiveError>;
+
+    /// What this host can do to a message before taking it in, away from
+    /// its documents; `None` if nothing.
+    fn preparer(&self) -> Option<std::sync::Arc<dyn MessagePreparer>> {
+        None
+    }
+
+    /// [`receive_sync_message`](Self::receive_sync_message) of a message
+    /// this host's [`preparer`](Self::preparer) prepared (`prepared`), with
+    /// the same outcome as without it.
+    fn receive_prepared_sync_message(
+        &mut self,
+        peer: &StationId,
+        document: &DocumentId,
+        message: &[u8],
+        format: PayloadFormat,
+        prepared: Option<PreparedMessage>,
+    ) -> Result<ReceiveOutcome, ReceiveError> {
+        let _ = prepared;
+        self.receive_sync_message(peer, document, message, format)
+    }
 
     /// Forget the sync state of (`peer`, `document`), so the next exchange
     /// starts from scratch (after a refusal, or when the peer asks).

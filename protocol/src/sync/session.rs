@@ -67,7 +67,7 @@ use crate::identity::document_id::DocumentId;
 use crate::identity::station::{StationId, Tier};
 use crate::sync::authority::{check_document, Side};
 use crate::sync::digest::{bucket_of, differing_documents, ScopeDigest};
-use crate::sync::host::{HeadsDigest, ReceiveError, SyncHost};
+use crate::sync::host::{HeadsDigest, MessagePreparer, PreparedMessage, ReceiveError, SyncHost};
 use crate::sync::signing::PayloadFormat;
 use crate::sync::wire::{
     encode_frame, FrameDecoder, Message, VersionRange, WireError, BUCKET_ENTRIES_PER_FRAME_MAX,
@@ -383,6 +383,11 @@ pub struct Session {
     reconciliation: Reconciliation,
 
     decoder: FrameDecoder,
+    /// Messages decoded by [`Session::absorb`] and not yet taken in by
+    /// [`Session::process_inbox`], each with what the host's preparer made
+    /// of it; then the wire error that ended the input, if one did.
+    inbox: VecDeque<(Message, Option<PreparedMessage>)>,
+    inbox_error: Option<WireError>,
     control: VecDeque<Vec<u8>>,
     outgoing: Option<Outgoing>,
     incoming: Option<Incoming>,
@@ -472,6 +477,8 @@ impl Session {
             digest: None,
             reconciliation: Reconciliation::default(),
             decoder: FrameDecoder::new(),
+            inbox: VecDeque::new(),
+            inbox_error: None,
             control: VecDeque::new(),
             outgoing: None,
             incoming: None,
@@ -502,35 +509,104 @@ impl Session {
 
     /// Bytes read from the stream, in any chunking.
     pub fn handle_bytes(&mut self, bytes: &[u8], now_ms: u64, host: &mut impl SyncHost) {
+        let preparer = host.preparer();
+        for slice in bytes.chunks(INPUT_SLICE_BYTES) {
+            self.absorb(slice, now_ms);
+            if let Some(preparer) = &preparer {
+                self.prepare_inbox(preparer.as_ref());
+            }
+            self.process_inbox(host);
+            if self.closed.is_some() {
+                return;
+            }
+        }
+        if bytes.is_empty() {
+            self.absorb(bytes, now_ms);
+            self.process_inbox(host);
+        }
+    }
+
+    /// The first part of [`handle_bytes`](Self::handle_bytes), without the
+    /// host: decode the frames `bytes` complete into the inbox. A driver
+    /// whose host lives on another thread calls this and
+    /// [`prepare_inbox`](Self::prepare_inbox) where it reads, then
+    /// [`process_inbox`](Self::process_inbox) with the host, before any
+    /// other input. The inbox holds at most what `bytes` completes: feed it
+    /// bounded reads.
+    pub fn absorb(&mut self, bytes: &[u8], now_ms: u64) {
+        debug_assert!(
+            self.inbox.is_empty() && self.inbox_error.is_none(),
+            "the inbox is processed before more bytes come"
+        );
         self.advance_clock(now_ms);
         if self.closed.is_some() {
             return;
         }
-        self.start(host);
         self.counters.bytes_received += bytes.len() as u64;
         if !bytes.is_empty() {
             // Any byte shows the link is alive: on a slow village link one
             // 1 MiB frame can take longer than the idle timeout to arrive.
             self.last_received_ms = self.now_ms;
         }
-        for slice in bytes.chunks(INPUT_SLICE_BYTES) {
-            self.decoder.push(slice);
-            loop {
-                match self.decoder.pop() {
-                    Ok(Some(message)) => {
-                        self.counters.frames_received += 1;
-                        self.on_message(message, host);
-                        if self.closed.is_some() {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        self.on_wire_error(error);
-                        return;
-                    }
+        self.decoder.push(bytes);
+        loop {
+            match self.decoder.pop() {
+                Ok(Some(message)) => self.inbox.push_back((message, None)),
+                Ok(None) => break,
+                Err(error) => {
+                    self.inbox_error = Some(error);
+                    break;
                 }
             }
+        }
+    }
+
+    /// Let `preparer` work on every sync message in the inbox that came
+    /// whole in one frame, so that taking it in later costs the host less.
+    /// Needs neither the host nor the session's progress, only the agreed
+    /// version (before the hello is taken in, nothing is prepared).
+    pub fn prepare_inbox(&mut self, preparer: &dyn MessagePreparer) {
+        let Some(version) = self.protocol_version else {
+            return;
+        };
+        let format = PayloadFormat::for_version(version);
+        for (message, prepared) in self.inbox.iter_mut() {
+            if let Message::Sync {
+                document,
+                message_bytes,
+                offset: 0,
+                chunk,
+                ..
+            } = message
+            {
+                if chunk.len() as u64 == u64::from(*message_bytes) {
+                    *prepared = preparer.prepare(document, chunk, format);
+                }
+            }
+        }
+    }
+
+    /// Take in what [`absorb`](Self::absorb) decoded, in order, with the
+    /// host.
+    pub fn process_inbox(&mut self, host: &mut impl SyncHost) {
+        if self.closed.is_some() {
+            self.inbox.clear();
+            self.inbox_error = None;
+            return;
+        }
+        self.start(host);
+        while let Some((message, prepared)) = self.inbox.pop_front() {
+            self.counters.frames_received += 1;
+            self.on_message(message, prepared, host);
+            if self.closed.is_some() {
+                self.inbox.clear();
+                self.inbox_error = None;
+                return;
+            }
+        }
+        if let Some(error) = self.inbox_error.take() {
+            self.on_wire_error(error);
+            return;
         }
         self.refresh_up_to_date();
     }
@@ -840,7 +916,12 @@ impl Session {
         }
     }
 
-    fn on_message(&mut self, message: Message, host: &mut impl SyncHost) {
+    fn on_message(
+        &mut self,
+        message: Message,
+        prepared: Option<PreparedMessage>,
+        host: &mut impl SyncHost,
+    ) {
         let name = message_name(&message);
         match message {
             Message::Goodbye { reason } => {
@@ -879,6 +960,7 @@ impl Session {
                 message_bytes as usize,
                 offset as usize,
                 chunk,
+                prepared,
                 host,
             ),
             Message::SyncQuiet { document } => self.on_quiet(document),
@@ -1045,6 +1127,8 @@ impl Session {
         }
     }
 
+    // The wire fields of a `Sync` frame, what was prepared of it, the host.
+    #[allow(clippy::too_many_arguments)]
     fn on_sync_fragment(
         &mut self,
         document: DocumentId,
@@ -1052,6 +1136,7 @@ impl Session {
         message_bytes: usize,
         offset: usize,
         chunk: Vec<u8>,
+        prepared: Option<PreparedMessage>,
         host: &mut impl SyncHost,
     ) {
         let incoming = match self.incoming.take() {
@@ -1091,7 +1176,13 @@ impl Session {
             self.incoming = Some(incoming);
             return;
         }
-        self.on_sync_message(incoming.document, incoming.reply, &incoming.bytes, host);
+        self.on_sync_message(
+            incoming.document,
+            incoming.reply,
+            &incoming.bytes,
+            prepared,
+            host,
+        );
     }
 
     fn on_sync_message(
@@ -1099,6 +1190,7 @@ impl Session {
         document: DocumentId,
         reply: bool,
         bytes: &[u8],
+        prepared: Option<PreparedMessage>,
         host: &mut impl SyncHost,
     ) {
         self.counters.sync_messages_received += 1;
@@ -1119,7 +1211,7 @@ impl Session {
             exchange.unanswered -= 1;
         }
         let format = self.payload_format();
-        match host.receive_sync_message(&self.peer, &document, bytes, format) {
+        match host.receive_prepared_sync_message(&self.peer, &document, bytes, format, prepared) {
             Ok(outcome) => {
                 self.counters.changes_applied += outcome.changes_applied as u64;
                 if outcome.changes_applied > 0 || outcome.heads_changed {

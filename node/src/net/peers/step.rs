@@ -14,6 +14,8 @@ use std::sync::Arc;
 /// One thing to do to the session on the store's owner thread.
 pub(super) enum SessionInput {
     Bytes(Vec<u8>),
+    /// Bytes already decoded into the session's inbox (see [`step`]).
+    Absorbed,
     StreamFinished,
     Timeout,
     Changed(Arc<Vec<DocumentId>>),
@@ -36,6 +38,12 @@ pub(super) struct StepOutput {
 /// `owed` of a session before its first step: every batch applied so far.
 pub(super) const OWED_FROM_THE_START: u64 = u64::MAX;
 
+/// Reads at least this long are decoded, and their whole documents loaded,
+/// on a blocking thread before the session's turn on the owner thread.
+/// Shorter ones (heads, acknowledgements: tens to hundreds of bytes) carry
+/// no whole document worth the hand-off.
+pub(super) const PREPARE_OFF_OWNER_BYTES_MIN: usize = 4 * 1024;
+
 /// Runs `input` through the session on the owner thread and returns the
 /// session with what came out. `None` if the store is closed.
 ///
@@ -54,6 +62,13 @@ pub(super) async fn step(
     owed: &mut u64,
 ) -> Option<(Session, StepOutput)> {
     let now_ms = shared.now_ms();
+    let (session, input) = match input {
+        SessionInput::Bytes(bytes) if bytes.len() >= PREPARE_OFF_OWNER_BYTES_MIN => (
+            prepared_off_owner(shared, session, bytes, now_ms).await?,
+            SessionInput::Absorbed,
+        ),
+        other => (session, other),
+    };
     let transmit_wanted = matches!(input, SessionInput::Transmit);
     let owed_before = *owed;
     let work = move |replica: &mut Replica<SledStorage>| {
@@ -63,6 +78,7 @@ pub(super) async fn step(
         let mut transmit = None;
         match input {
             SessionInput::Bytes(bytes) => session.handle_bytes(&bytes, now_ms, replica),
+            SessionInput::Absorbed => session.process_inbox(replica),
             SessionInput::StreamFinished => session.handle_stream_finished(now_ms),
             SessionInput::Timeout => session.handle_timeout(now_ms, replica),
             SessionInput::Changed(documents) => {
@@ -123,4 +139,25 @@ pub(super) async fn step(
         out.flush_error = Some(format!("cannot flush the store: {error}"));
     }
     Some((session, out))
+}
+
+/// Decode `bytes` into the session's inbox and load the whole documents in
+/// it, on a blocking thread: a cold county receives 2,600 of them, and
+/// loading each on the owner thread held every other link's turn there.
+/// `None` if the blocking pool is gone (the runtime is shutting down).
+async fn prepared_off_owner(
+    shared: &Shared,
+    session: Session,
+    bytes: Vec<u8>,
+    now_ms: u64,
+) -> Option<Session> {
+    let preparer = shared.store.preparer();
+    tokio::task::spawn_blocking(move || {
+        let mut session = session;
+        session.absorb(&bytes, now_ms);
+        session.prepare_inbox(&preparer);
+        session
+    })
+    .await
+    .ok()
 }
