@@ -70,17 +70,14 @@ fn log_open(report: &StatsOpenReport) {
 /// Moved documents one refresh job reads. A job runs on the store's one
 /// thread, where every sync message and request waits behind it; a whole
 /// read costs 0.3–1 ms (a roster of 150, loaded from sled when the cache
-/// has moved on), so a job of 8 holds the thread for at most about 8 ms.
-/// After a cold county's refill 2,600 documents had moved: in one job they
-/// held a reconnecting township for 1.6–2.1 s, and in jobs of 64 each of
-/// its round trips could still wait tens of milliseconds. A job also scans
-/// the index for moved documents (about 0.2 ms at a county's 2,800), so
-/// smaller jobs cost a little more in all.
-pub const REFRESH_DOCUMENTS_PER_JOB: usize = 8;
+/// has moved on), so a job holds the thread for tens of milliseconds. After
+/// a cold county's refill 2,600 documents had moved, and reading them in
+/// one job held a reconnecting township for 1.6–2.1 s.
+pub const REFRESH_DOCUMENTS_PER_JOB: usize = 64;
 /// Jobs one refresh runs at most before it answers, leaving what moved
 /// since to the next refresh: ends a refresh racing a steady stream of
 /// writes (64,000 documents, far above a county's few thousand).
-pub const REFRESH_JOBS_MAX: usize = 8_000;
+pub const REFRESH_JOBS_MAX: usize = 1_000;
 
 /// Bring the index up to date with the store, in jobs of at most
 /// [`REFRESH_DOCUMENTS_PER_JOB`] moved documents so that requests and sync

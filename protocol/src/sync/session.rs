@@ -586,6 +586,27 @@ impl Session {
         }
     }
 
+    /// Bytes of the sync messages in the inbox that
+    /// [`prepare_inbox`](Self::prepare_inbox) would look at: a driver hands
+    /// the preparing to another thread only when they are worth it.
+    pub fn inbox_preparable_bytes(&self) -> usize {
+        if self.protocol_version.is_none() {
+            return 0;
+        }
+        self.inbox
+            .iter()
+            .map(|(message, _)| match message {
+                Message::Sync {
+                    message_bytes,
+                    offset: 0,
+                    chunk,
+                    ..
+                } if chunk.len() as u64 == u64::from(*message_bytes) => chunk.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Take in what [`absorb`](Self::absorb) decoded, in order, with the
     /// host.
     pub fn process_inbox(&mut self, host: &mut impl SyncHost) {

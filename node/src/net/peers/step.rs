@@ -38,10 +38,10 @@ pub(super) struct StepOutput {
 /// `owed` of a session before its first step: every batch applied so far.
 pub(super) const OWED_FROM_THE_START: u64 = u64::MAX;
 
-/// Reads at least this long are decoded, and their whole documents loaded,
-/// on a blocking thread before the session's turn on the owner thread.
-/// Shorter ones (heads, acknowledgements: tens to hundreds of bytes) carry
-/// no whole document worth the hand-off.
+/// Sync messages of at least this many bytes, completed by one read, are
+/// prepared (a whole document loaded) on a blocking thread before the
+/// session's turn on the owner thread. Shorter ones (heads,
+/// acknowledgements, a few changes) are not worth the hand-off.
 pub(super) const PREPARE_OFF_OWNER_BYTES_MIN: usize = 4 * 1024;
 
 /// Runs `input` through the session on the owner thread and returns the
@@ -62,11 +62,16 @@ pub(super) async fn step(
     owed: &mut u64,
 ) -> Option<(Session, StepOutput)> {
     let now_ms = shared.now_ms();
+    // Decoding frames is copying; a read is at most `READ_CHUNK_BYTES_MAX`.
     let (session, input) = match input {
-        SessionInput::Bytes(bytes) if bytes.len() >= PREPARE_OFF_OWNER_BYTES_MIN => (
-            prepared_off_owner(shared, session, bytes, now_ms).await?,
-            SessionInput::Absorbed,
-        ),
+        SessionInput::Bytes(bytes) => {
+            let mut session = session;
+            session.absorb(&bytes, now_ms);
+            if session.inbox_preparable_bytes() >= PREPARE_OFF_OWNER_BYTES_MIN {
+                session = prepared_off_owner(shared, session).await?;
+            }
+            (session, SessionInput::Absorbed)
+        }
         other => (session, other),
     };
     let transmit_wanted = matches!(input, SessionInput::Transmit);
@@ -141,20 +146,14 @@ pub(super) async fn step(
     Some((session, out))
 }
 
-/// Decode `bytes` into the session's inbox and load the whole documents in
-/// it, on a blocking thread: a cold county receives 2,600 of them, and
-/// loading each on the owner thread held every other link's turn there.
-/// `None` if the blocking pool is gone (the runtime is shutting down).
-async fn prepared_off_owner(
-    shared: &Shared,
-    session: Session,
-    bytes: Vec<u8>,
-    now_ms: u64,
-) -> Option<Session> {
+/// Load the whole documents in the session's inbox on a blocking thread:
+/// a cold county receives 2,600 of them, and loading each on the owner
+/// thread held every other link's turn there. `None` if the blocking pool is
+/// gone (the runtime is shutting down).
+async fn prepared_off_owner(shared: &Shared, session: Session) -> Option<Session> {
     let preparer = shared.store.preparer();
     tokio::task::spawn_blocking(move || {
         let mut session = session;
-        session.absorb(&bytes, now_ms);
         session.prepare_inbox(&preparer);
         session
     })
