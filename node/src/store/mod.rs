@@ -37,9 +37,8 @@ pub mod bulk;
 use automerge::AutoCommit;
 use civsync_protocol::identity::document_id::DocumentId;
 use civsync_protocol::identity::station::StationId;
-use civsync_protocol::replica::{
-    CommitError, CommitOutcome, OpenError, Replica, ReplicaConfig, WholePreparer,
-};
+use civsync_protocol::replica::prepare::WholePreparer;
+use civsync_protocol::replica::{CommitError, CommitOutcome, OpenError, Replica, ReplicaConfig};
 use civsync_protocol::storage::{display_key, Entries, Storage, StorageError, WriteBatch, WriteOp};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;

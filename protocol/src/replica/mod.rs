@@ -43,7 +43,7 @@ pub mod freshness;
 pub mod intake;
 pub mod layout;
 mod lru;
-mod prepare;
+pub mod prepare;
 mod signatures;
 mod sync;
 #[cfg(test)]
@@ -68,7 +68,6 @@ use layout::{
 };
 pub use layout::{CorruptValue, IndexEntry};
 use lru::Lru;
-pub use prepare::WholePreparer;
 pub use signatures::Signing;
 use std::collections::{BTreeMap, BTreeSet};
 

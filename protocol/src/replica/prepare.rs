@@ -15,7 +15,7 @@
 
 use super::bounds::{self, DecodeCost, DecodeLimits};
 use super::chunks;
-use super::ReplicaConfig;
+use super::config::ReplicaConfig;
 use crate::identity::document_id::DocumentId;
 use crate::sync::host::{MessagePreparer, PreparedMessage, ReceiveError};
 use crate::sync::signing::{PayloadFormat, SignedSyncMessage};
@@ -181,16 +181,12 @@ mod tests {
     use super::super::{Replica, ReplicaConfig};
     use super::{LoadedWhole, WholePreparer};
     use crate::identity::document_id::{DocumentId, Month};
-    use crate::identity::station::StationId;
     use crate::storage::MemoryStorage;
     use crate::sync::host::{MessagePreparer, SyncHost};
     use crate::sync::signing::PayloadFormat;
+    use crate::test_support::station;
     use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ROOT};
-
-    fn station(text: &str) -> StationId {
-        StationId::parse(text).unwrap()
-    }
 
     fn document() -> DocumentId {
         DocumentId::activities(&station("xh/t1/v1"), Month::new(2026, 11).unwrap())
