@@ -1,4 +1,7 @@
-//! One unit with `build.rs`: a document built off the owner's thread is
+//! One unit: the `Replica` type with the load, commit and index code every
+//! submodule (`sync`, `unloaded`, `signatures`, `bundles`) builds on, kept
+//! in one file so the invariants below are read against the code that keeps
+//! them. With `build.rs`: a document built off the owner's thread is
 //! stored by `Replica::store_built` under the checks of a first commit, so
 //! the two share the replica's internals (`check_local_write`, the index).
 //!

@@ -117,6 +117,10 @@ pub const DEFERRED_DOCUMENTS_MAX: usize = 1024;
 /// closes so that the peer, on the new session, offers those documents again:
 /// a refusal holds for the rest of a session on both sides.
 pub const DEFERRED_RECHECK_MS: u64 = 2_000;
+/// Sync messages shorter than this are not handed to the host's preparer:
+/// heads, acknowledgements and a few changes cost the host little, and
+/// preparing decodes a message once more.
+pub const PREPARED_MESSAGE_BYTES_MIN: usize = 4 * 1024;
 /// Input is decoded in slices of this size, so one huge `handle_bytes` call
 /// never makes the decoder buffer more than a frame and a slice.
 const INPUT_SLICE_BYTES: usize = 64 * 1024;
@@ -562,7 +566,8 @@ impl Session {
     }
 
     /// Let `preparer` work on every sync message in the inbox that came
-    /// whole in one frame, so that taking it in later costs the host less.
+    /// whole in one frame and has at least [`PREPARED_MESSAGE_BYTES_MIN`]
+    /// bytes, so that taking it in later costs the host less.
     /// Needs neither the host nor the session's progress, only the agreed
     /// version (before the hello is taken in, nothing is prepared).
     pub fn prepare_inbox(&mut self, preparer: &dyn MessagePreparer) {
@@ -579,7 +584,7 @@ impl Session {
                 ..
             } = message
             {
-                if chunk.len() as u64 == u64::from(*message_bytes) {
+                if preparable(*message_bytes, chunk) {
                     *prepared = preparer.prepare(document, chunk, format);
                 }
             }
@@ -588,7 +593,7 @@ impl Session {
 
     /// Bytes of the sync messages in the inbox that
     /// [`prepare_inbox`](Self::prepare_inbox) would look at: a driver hands
-    /// the preparing to another thread only when they are worth it.
+    /// the preparing to another thread only when there are some.
     pub fn inbox_preparable_bytes(&self) -> usize {
         if self.protocol_version.is_none() {
             return 0;
@@ -601,7 +606,7 @@ impl Session {
                     offset: 0,
                     chunk,
                     ..
-                } if chunk.len() as u64 == u64::from(*message_bytes) => chunk.len(),
+                } if preparable(*message_bytes, chunk) => chunk.len(),
                 _ => 0,
             })
             .sum()
@@ -1576,6 +1581,11 @@ fn receive_error_reason(error: &ReceiveError) -> String {
             format!("this node could not store it ({reason}); check the disk of this node")
         }
     }
+}
+
+/// A sync message worth preparing: whole in this one frame, and long.
+fn preparable(message_bytes: u32, chunk: &[u8]) -> bool {
+    chunk.len() as u64 == u64::from(message_bytes) && chunk.len() >= PREPARED_MESSAGE_BYTES_MIN
 }
 
 fn message_name(message: &Message) -> &'static str {

@@ -38,12 +38,6 @@ pub(super) struct StepOutput {
 /// `owed` of a session before its first step: every batch applied so far.
 pub(super) const OWED_FROM_THE_START: u64 = u64::MAX;
 
-/// Sync messages of at least this many bytes, completed by one read, are
-/// prepared (a whole document loaded) on a blocking thread before the
-/// session's turn on the owner thread. Shorter ones (heads,
-/// acknowledgements, a few changes) are not worth the hand-off.
-pub(super) const PREPARE_OFF_OWNER_BYTES_MIN: usize = 4 * 1024;
-
 /// Runs `input` through the session on the owner thread and returns the
 /// session with what came out. `None` if the store is closed.
 ///
@@ -67,7 +61,9 @@ pub(super) async fn step(
         SessionInput::Bytes(bytes) => {
             let mut session = session;
             session.absorb(&bytes, now_ms);
-            if session.inbox_preparable_bytes() >= PREPARE_OFF_OWNER_BYTES_MIN {
+            // Long sync messages a read completed (see
+            // `PREPARED_MESSAGE_BYTES_MIN`) are prepared on a blocking thread.
+            if session.inbox_preparable_bytes() > 0 {
                 session = prepared_off_owner(shared, session).await?;
             }
             (session, SessionInput::Absorbed)
