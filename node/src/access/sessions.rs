@@ -35,7 +35,7 @@ pub struct Sessions {
 /// 32 random bytes as hex: unguessable, cookie-safe.
 fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Equal strings, compared in time that does not depend on where they

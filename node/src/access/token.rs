@@ -22,7 +22,7 @@ impl ApiToken {
             return Ok(ApiToken(token));
         }
         let bytes: [u8; 32] = rand::random();
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = hex::encode(bytes);
         crate::secrets::write_secret(&path, token.as_bytes())?;
         Ok(ApiToken(token))
     }

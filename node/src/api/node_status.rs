@@ -71,7 +71,7 @@ async fn list_documents(State(ctx): Ctx) -> Result<Response, ApiError> {
                 .map(|id| {
                     let heads_digest = replica
                         .heads_digest(&id)
-                        .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+                        .map(hex::encode)
                         .unwrap_or_default();
                     let changes = replica.change_count(&id).unwrap_or(0);
                     DocumentSummary {

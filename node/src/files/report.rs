@@ -566,10 +566,7 @@ pub fn service_certificate<'a>(
 
 fn digest_of<T: Serialize + ?Sized>(value: &T) -> String {
     let json = serde_json::to_vec(value).expect("certificate fields always serialise");
-    Sha256::digest(&json)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(&json))
 }
 
 /// The name of activity line `index` among a seal's fields.

@@ -202,7 +202,7 @@ pub fn write_backup(
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Check the mark, the version and the checksum of the backup at `path`,

@@ -55,17 +55,11 @@ pub const SEALED_BYTES: usize = seal_batch::OVERHEAD_BYTES + 18;
 const SINGLE_SEALED_BYTES: usize = 32 + 18 + 16;
 
 fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok())
-        .collect()
+    hex::decode(text.trim()).ok()
 }
 
 fn key_from_hex(text: &str) -> Option<[u8; COUNTY_ID_KEY_BYTES]> {
