@@ -829,6 +829,30 @@ pub fn volunteer_registered<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutRes
     live_record(doc, VOLUNTEERS, number.as_str())
 }
 
+/// Every volunteer number registered (not deleted) in this roster, with
+/// [`volunteer_registered`]'s answer for each, in one pass over the
+/// collection: a look-up seeks the collection, the record and its fields
+/// (three Automerge seeks), this reads each record's fields once.
+pub fn registered_volunteers<D: ReadDoc>(doc: &D) -> LayoutResult<HashSet<String>> {
+    let mut live = HashSet::new();
+    for (number, maps) in root_records(doc, VOLUNTEERS)? {
+        let f = Fields::new(doc, maps, format!("{VOLUNTEERS}.{number}"));
+        if !f.bool("deleted")? {
+            live.insert(number);
+        }
+    }
+    Ok(live)
+}
+
+/// Volunteer records in this roster, deleted ones included, without
+/// reading them: what [`registered_volunteers`] would read.
+pub fn volunteer_records<D: ReadDoc>(doc: &D) -> LayoutResult<usize> {
+    Ok(root_maps(doc, VOLUNTEERS)?
+        .iter()
+        .map(|map| doc.length(map))
+        .sum())
+}
+
 /// Does this roster hold the team (not deleted)?
 pub fn team_exists<D: ReadDoc>(doc: &D, id: &RecordId) -> LayoutResult<bool> {
     live_record(doc, TEAMS, id.as_str())

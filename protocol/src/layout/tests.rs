@@ -552,3 +552,43 @@ proptest::proptest! {
         proptest::prop_assert_eq!(a1(&village), a1(&township));
     }
 }
+
+/// The one-pass read of a roster's registered numbers answers as a look-up
+/// of each number does: deleted records, collections created apart, and
+/// one record created apart with a delete on one side.
+#[test]
+fn registered_volunteers_read_whole_answer_as_each_look_up() {
+    let mut village = doc("xh/t1/v1", 1);
+    let mut township = doc("xh/t1", 2);
+    let deleted = |number: &str, digest: &str| Volunteer {
+        deleted: true,
+        ..sample_volunteer(number, digest)
+    };
+    put_volunteer(&mut village, &sample_volunteer("V001", "d1")).unwrap();
+    put_volunteer(&mut village, &sample_volunteer("V002", "d2")).unwrap();
+    put_volunteer(&mut village, &deleted("V003", "d3")).unwrap();
+    put_volunteer(&mut township, &deleted("V001", "d1")).unwrap();
+    put_volunteer(&mut township, &sample_volunteer("V009", "d9")).unwrap();
+    put_volunteer(&mut township, &deleted("V010", "d10")).unwrap();
+    village.merge(&mut township).unwrap();
+    assert_eq!(village.get_all(ROOT, VOLUNTEERS).unwrap().len(), 2);
+
+    let whole = registered_volunteers(&village).unwrap();
+    let mut looked_up = HashSet::new();
+    for number in ["V001", "V002", "V003", "V004", "V009", "V010"] {
+        if volunteer_registered(&village, &RecordId::parse("n", number).unwrap()).unwrap() {
+            looked_up.insert(number.to_string());
+        }
+    }
+    assert_eq!(whole, looked_up);
+    assert!(
+        whole.contains("V002") && whole.contains("V009"),
+        "{whole:?}"
+    );
+    assert!(
+        !whole.contains("V003") && !whole.contains("V010"),
+        "{whole:?}"
+    );
+    // Each collection's records, V001 once in each.
+    assert_eq!(volunteer_records(&village).unwrap(), 6);
+}

@@ -1168,11 +1168,6 @@ fn a_built_document_is_stored_as_its_first_commit_would_be() {
     replica.store_built(built).unwrap();
     assert!(replica.has_unflushed_writes());
     replica.flush().unwrap();
-    assert_eq!(
-        replica.cached_documents(),
-        0,
-        "a built document is not cached"
-    );
     assert_eq!(replica.take_changed_documents(), vec![activities()]);
 
     // Same author, same time, same operations: the very same change.
@@ -1186,6 +1181,31 @@ fn a_built_document_is_stored_as_its_first_commit_would_be() {
     let mut replica = crash_and_reopen(replica);
     assert_eq!(read(&mut replica, &activities(), "b"), Some(2));
     assert_eq!(replica.change_count(&activities()), Some(2));
+}
+
+#[test]
+fn a_stored_built_document_is_read_from_the_cache_as_storage_holds_it() {
+    let mut replica = fresh(&village());
+    let builder = replica.document_builder();
+    let (built, ()) = builder.build(&activities(), put("a", 1)).unwrap();
+    replica.store_built(built).unwrap();
+    replica.flush().unwrap();
+    assert_eq!(replica.cached_documents(), 1);
+    let loads = replica.documents_loaded();
+    assert_eq!(read(&mut replica, &activities(), "a"), Some(1));
+    replica.commit(&activities(), put("b", 2)).unwrap();
+    assert_eq!(
+        replica.documents_loaded(),
+        loads,
+        "neither the read nor the next commit loads it back"
+    );
+    // What the cache held is what storage holds: the commit on top of it
+    // reloads to the same heads.
+    let heads = replica.heads(&activities()).unwrap().to_vec();
+    let mut replica = crash_and_reopen(replica);
+    assert_eq!(replica.heads(&activities()).unwrap(), &heads[..]);
+    assert_eq!(read(&mut replica, &activities(), "b"), Some(2));
+    assert!(replica.verify().is_empty());
 }
 
 #[test]

@@ -40,7 +40,7 @@ use crate::storage::Storage;
 use automerge::AutoCommit;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use time::Date;
 
 /// Most rows (service records and activities without records) in one file:
@@ -507,7 +507,8 @@ pub fn plan_ledger<S: Storage>(
         activities_refused: 0,
     };
     let mut months: BTreeMap<Month, usize> = BTreeMap::new();
-    let mut known = service::KnownNames::default();
+    let distinct: HashSet<&str> = rows.iter().map(|row| row.volunteer.trim()).collect();
+    let mut known = service::KnownNames::expecting(distinct.len());
     for group in groups {
         match plan_activity(replica, station, &group, today, &mut known)? {
             Ok(planned) => {

@@ -44,7 +44,7 @@ use crate::layout::{self, FieldConflict, LayoutError};
 use crate::replica::{BuiltDocument, CommitError, DocumentBuilder, Replica};
 use crate::storage::Storage;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use time::Date;
 
 /// Rows committed together by an import: large enough that a county-sized
@@ -635,9 +635,75 @@ pub fn resolve_named_known<S: Storage>(
 pub struct KnownNames {
     volunteers: HashMap<(DocumentId, String), bool>,
     teams: HashMap<(DocumentId, String), bool>,
+    /// How each roster a plan looked in answers about volunteers.
+    rosters: HashMap<DocumentId, RosterNames>,
+    /// Distinct volunteer numbers the plan will look up (0: unknown, every
+    /// roster answers one number at a time).
+    names_expected: usize,
+}
+
+/// A roster read whole when it holds at most this many records for each
+/// number the plan will look up: one look-up costs about three records'
+/// reads (see [`layout::registered_volunteers`]).
+pub const ROSTER_RECORDS_READ_WHOLE_PER_NAME: usize = 3;
+
+#[derive(Debug)]
+enum RosterNames {
+    /// Its registered numbers, read in one pass (empty when not held).
+    Whole(HashSet<String>),
+    /// Too large for the names looked up: one look-up per number.
+    OneByOne,
 }
 
 impl KnownNames {
+    /// For a plan that will look up `names` distinct volunteer numbers.
+    pub fn expecting(names: usize) -> KnownNames {
+        KnownNames {
+            names_expected: names,
+            ..KnownNames::default()
+        }
+    }
+
+    /// Is `number` registered (and not deleted) in `roster`? A roster small
+    /// enough for the names expected is read whole at its first look-up.
+    fn volunteer<S: Storage>(
+        &mut self,
+        replica: &mut Replica<S>,
+        roster: &DocumentId,
+        number: &RecordId,
+    ) -> Result<bool, ServiceError> {
+        if self.names_expected == 0 {
+            self.rosters
+                .entry(roster.clone())
+                .or_insert(RosterNames::OneByOne);
+        }
+        if !self.rosters.contains_key(roster) {
+            let names_expected = self.names_expected;
+            let names = replica
+                .with_document(roster, |doc| -> layout::LayoutResult<RosterNames> {
+                    let records = layout::volunteer_records(doc)?;
+                    if records > ROSTER_RECORDS_READ_WHOLE_PER_NAME.saturating_mul(names_expected) {
+                        return Ok(RosterNames::OneByOne);
+                    }
+                    Ok(RosterNames::Whole(layout::registered_volunteers(doc)?))
+                })
+                .map_err(store_error)?
+                .transpose()?
+                .unwrap_or_else(|| RosterNames::Whole(HashSet::new()));
+            self.rosters.insert(roster.clone(), names);
+        }
+        match &self.rosters[roster] {
+            RosterNames::Whole(registered) => Ok(registered.contains(number.as_str())),
+            RosterNames::OneByOne => KnownNames::lookup(
+                replica,
+                &mut self.volunteers,
+                roster,
+                number,
+                layout::volunteer_registered,
+            ),
+        }
+    }
+
     fn lookup<S: Storage>(
         replica: &mut Replica<S>,
         memo: &mut HashMap<(DocumentId, String), bool>,
@@ -676,13 +742,7 @@ pub fn resolve_named_known_in<S: Storage>(
         };
         let mut found_in = Vec::new();
         for roster in &looked_in {
-            let found = KnownNames::lookup(
-                replica,
-                &mut known.volunteers,
-                roster,
-                &record.volunteer,
-                layout::volunteer_registered,
-            )?;
+            let found = known.volunteer(replica, roster, &record.volunteer)?;
             if found {
                 found_in.push(roster.owner.clone());
             }
