@@ -680,15 +680,20 @@ impl KnownNames {
         if !self.rosters.contains_key(roster) {
             let names_expected = self.names_expected;
             let names = replica
-                .with_document(roster, |doc| -> layout::LayoutResult<RosterNames> {
-                    let records = layout::volunteer_records(doc)?;
-                    if records > ROSTER_RECORDS_READ_WHOLE_PER_NAME.saturating_mul(names_expected) {
-                        return Ok(RosterNames::OneByOne);
+                .with_document(roster, |doc| {
+                    let small = layout::volunteer_records(doc).is_ok_and(|records| {
+                        records <= ROSTER_RECORDS_READ_WHOLE_PER_NAME.saturating_mul(names_expected)
+                    });
+                    if !small {
+                        return RosterNames::OneByOne;
                     }
-                    Ok(RosterNames::Whole(layout::registered_volunteers(doc)?))
+                    // A record that does not read fails only the activities
+                    // naming it, as a look-up would: such a roster is asked
+                    // number by number.
+                    layout::registered_volunteers(doc)
+                        .map_or(RosterNames::OneByOne, RosterNames::Whole)
                 })
                 .map_err(store_error)?
-                .transpose()?
                 .unwrap_or_else(|| RosterNames::Whole(HashSet::new()));
             self.rosters.insert(roster.clone(), names);
         }

@@ -563,3 +563,34 @@ fn names_repeated_across_activities_resolve_per_roster_as_one_by_one() {
         held(&mut one_by_one, month(2026, 11))
     );
 }
+
+/// A roster read whole answers as its look-ups do, also when one of its
+/// records does not read: only an activity naming that record fails, as
+/// it did one number at a time.
+#[test]
+fn a_record_that_does_not_read_fails_only_the_activities_naming_it() {
+    use automerge::transaction::Transactable;
+    use automerge::{ReadDoc, Value, ROOT};
+    let mut r = village();
+    let roster = DocumentId::roster(&s(VILLAGE));
+    r.commit(&roster, |doc: &mut AutoCommit| {
+        let Some((Value::Object(_), volunteers)) = doc.get(ROOT, "volunteers")? else {
+            panic!("the roster has its volunteers");
+        };
+        let Some((Value::Object(_), v4)) = doc.get(&volunteers, "V4")? else {
+            panic!("V4 is registered");
+        };
+        doc.put(&v4, "deleted", "perhaps")
+    })
+    .unwrap();
+    let rows = vec![
+        row(2, "讲座", "2026-11-02", "V1", "2"),
+        row(3, "讲座", "2026-11-02", "V2", "1"),
+        row(4, "义诊", "2026-11-03", "V3", "1"),
+    ];
+    let report = import_ledger(&mut r, &s(VILLAGE), &rows, TODAY).unwrap();
+    assert_eq!(report.activities.len(), 2, "{report:?}");
+    assert!(refused(&report).is_empty(), "{report:?}");
+    let naming_it = vec![row(2, "培训", "2026-11-04", "V4", "1")];
+    assert!(import_ledger(&mut r, &s(VILLAGE), &naming_it, TODAY).is_err());
+}
