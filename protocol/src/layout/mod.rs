@@ -820,6 +820,17 @@ fn live_record<D: ReadDoc>(doc: &D, collection: &str, key: &str) -> LayoutResult
     if maps.is_empty() {
         return Ok(false);
     }
+    not_deleted(doc, maps, collection, key)
+}
+
+/// The liveness rule of a record found in `maps`, for a look-up and a
+/// whole read alike.
+fn not_deleted<D: ReadDoc>(
+    doc: &D,
+    maps: Vec<ObjId>,
+    collection: &str,
+    key: &str,
+) -> LayoutResult<bool> {
     let f = Fields::new(doc, maps, format!("{collection}.{key}"));
     Ok(!f.bool("deleted")?)
 }
@@ -836,8 +847,7 @@ pub fn volunteer_registered<D: ReadDoc>(doc: &D, number: &RecordId) -> LayoutRes
 pub fn registered_volunteers<D: ReadDoc>(doc: &D) -> LayoutResult<HashSet<String>> {
     let mut live = HashSet::new();
     for (number, maps) in root_records(doc, VOLUNTEERS)? {
-        let f = Fields::new(doc, maps, format!("{VOLUNTEERS}.{number}"));
-        if !f.bool("deleted")? {
+        if not_deleted(doc, maps, VOLUNTEERS, &number)? {
             live.insert(number);
         }
     }
