@@ -7,6 +7,7 @@
 //! `layout` for how these map onto Automerge.
 
 use crate::domain::phone::PhoneSeals;
+use crate::identity::parsed_text::deserialize_parsed;
 use crate::identity::station::StationId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -77,9 +78,17 @@ pub mod date_format {
 
 /// Identifier of a record inside a document (volunteer number, team id,
 /// activity id): 1–40 of `A-Z a-z 0-9 - _`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
 pub struct RecordId(String);
+
+impl<'de> Deserialize<'de> for RecordId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_parsed(deserializer, "a record id", |text| {
+            RecordId::parse("id", text)
+        })
+    }
+}
 
 pub const RECORD_ID_BYTES_MAX: usize = 40;
 
@@ -161,11 +170,21 @@ pub fn vocabularies() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> 
 /// figure, standing and certificate keys a person by the station whose
 /// roster holds them and their number there — never by the number alone.
 /// Serialised as `<home station>:<number>`, so it can key a JSON map.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
 pub struct VolunteerId {
     pub home_station: StationId,
     pub number: RecordId,
+}
+
+impl<'de> Deserialize<'de> for VolunteerId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_parsed(
+            deserializer,
+            "a volunteer as <home station>:<number>",
+            VolunteerId::parse,
+        )
+    }
 }
 
 impl VolunteerId {
@@ -194,16 +213,23 @@ impl VolunteerId {
     }
 }
 
-impl TryFrom<String> for VolunteerId {
-    type Error = FieldError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match VolunteerId::parse_qualified("volunteer", &value)? {
+impl VolunteerId {
+    /// `<home station>:<number>`; a bare number is refused.
+    pub fn parse(text: &str) -> Validated<VolunteerId> {
+        match VolunteerId::parse_qualified("volunteer", text)? {
             (Some(home), number) => Ok(VolunteerId::new(home, number)),
             (None, _) => Err(FieldError::new(
                 "volunteer",
                 "names no home station; expected <home station>:<number>",
             )),
         }
+    }
+}
+
+impl TryFrom<String> for VolunteerId {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        VolunteerId::parse(&value)
     }
 }
 impl From<VolunteerId> for String {

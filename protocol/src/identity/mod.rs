@@ -11,5 +11,6 @@
 
 pub mod actor;
 pub mod document_id;
+pub mod parsed_text;
 pub mod schema;
 pub mod station;

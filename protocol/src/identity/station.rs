@@ -32,9 +32,15 @@ pub enum StationIdError {
 }
 
 /// Full path of a station, e.g. `xh/t03/v12`. Ordered, cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
 pub struct StationId(String);
+
+impl<'de> Deserialize<'de> for StationId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::parsed_text::deserialize_parsed(deserializer, "a station path", StationId::parse)
+    }
+}
 
 impl StationId {
     pub fn parse(text: &str) -> Result<StationId, StationIdError> {

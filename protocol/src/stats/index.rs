@@ -33,10 +33,18 @@ use crate::replica::freshness::{Freshness, StationFreshness};
 use automerge::ReadDoc;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Dense number of a volunteer (home station and number) inside the index
 /// (cheaper than cloning identities into every distinct-count map).
 type VolunteerKey = u32;
+
+/// The index's hash maps: a restart folds every persisted contribution,
+/// some 10^6 map operations for a county, and SipHash was a third of that
+/// fold. foldhash is seeded per process, so keys a peer chose (station
+/// paths, volunteer numbers) still cannot be aimed at one bucket; nothing
+/// here depends on iteration order.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone, Default)]
 struct MonthTotals {
@@ -44,7 +52,7 @@ struct MonthTotals {
     orders: OrderCounts,
     registrations: u64,
     /// Only kept in `rolled` totals.
-    active: HashMap<VolunteerKey, u32>,
+    active: FastMap<VolunteerKey, u32>,
 }
 
 impl MonthTotals {
@@ -60,7 +68,7 @@ impl MonthTotals {
 struct StationTotals {
     months: BTreeMap<Month, MonthTotals>,
     /// Only kept in `rolled` totals.
-    quarters_active: BTreeMap<Quarter, HashMap<VolunteerKey, u32>>,
+    quarters_active: BTreeMap<Quarter, FastMap<VolunteerKey, u32>>,
     teams: u64,
     /// Contributions (other than `Nothing`) counted here.
     documents: u64,
@@ -139,10 +147,12 @@ pub struct StatsSnapshot {
 #[derive(Debug, Clone, Default)]
 pub struct StatsIndex {
     contributions: BTreeMap<DocumentId, Contribution>,
-    own: HashMap<StationId, StationTotals>,
-    rolled: HashMap<StationId, StationTotals>,
-    volunteer_keys: HashMap<VolunteerId, VolunteerKey>,
-    volunteers: Vec<(VolunteerId, VolunteerTotals)>,
+    own: FastMap<StationId, StationTotals>,
+    rolled: FastMap<StationId, StationTotals>,
+    /// Shares each identity with `volunteers`: one allocation a volunteer,
+    /// not a copy in each.
+    volunteer_keys: FastMap<Arc<VolunteerId>, VolunteerKey>,
+    volunteers: Vec<(Arc<VolunteerId>, VolunteerTotals)>,
     unreadable: BTreeMap<DocumentId, String>,
     freshness: Freshness,
     /// Retired stations, as the registry said at the last query (set by
@@ -157,7 +167,7 @@ fn chain(station: &StationId) -> Vec<StationId> {
     chain
 }
 
-fn refcount(map: &mut HashMap<VolunteerKey, u32>, key: VolunteerKey, sign: Sign) {
+fn refcount(map: &mut FastMap<VolunteerKey, u32>, key: VolunteerKey, sign: Sign) {
     match sign {
         Sign::Add => *map.entry(key).or_default() += 1,
         Sign::Remove => {
@@ -300,14 +310,27 @@ impl StatsIndex {
     }
 
     fn volunteer_key(&mut self, volunteer: &VolunteerId) -> VolunteerKey {
-        if let Some(key) = self.volunteer_keys.get(volunteer) {
-            return *key;
+        match self.volunteer_keys.get(volunteer) {
+            Some(key) => *key,
+            None => self.new_volunteer_key(volunteer.clone()),
         }
+    }
+
+    /// As `volunteer_key`, for an identity the caller built only to ask.
+    fn volunteer_key_owned(&mut self, volunteer: VolunteerId) -> VolunteerKey {
+        match self.volunteer_keys.get(&volunteer) {
+            Some(key) => *key,
+            None => self.new_volunteer_key(volunteer),
+        }
+    }
+
+    fn new_volunteer_key(&mut self, volunteer: VolunteerId) -> VolunteerKey {
         let key =
             VolunteerKey::try_from(self.volunteers.len()).expect("fewer than 2^32 volunteers");
+        let volunteer = Arc::new(volunteer);
         self.volunteer_keys.insert(volunteer.clone(), key);
         self.volunteers
-            .push((volunteer.clone(), VolunteerTotals::default()));
+            .push((volunteer, VolunteerTotals::default()));
         key
     }
 
@@ -369,8 +392,10 @@ impl StatsIndex {
                 for entry in &r.volunteers {
                     // The roster holding a volunteer is their home: the
                     // station a service record's bare number is looked up in.
-                    let key = self
-                        .volunteer_key(&VolunteerId::new(r.station.clone(), entry.number.clone()));
+                    let key = self.volunteer_key_owned(VolunteerId::new(
+                        r.station.clone(),
+                        entry.number.clone(),
+                    ));
                     let registered = &mut self.volunteers[key as usize].1.registered;
                     match sign {
                         Sign::Add => *registered += 1,
@@ -633,7 +658,7 @@ impl StatsIndex {
                     && root.is_ancestor_or_self_of(&id.home_station)
                     && (totals.registered > 0 || totals.service_records > 0)
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| VolunteerId::clone(id))
             .collect();
         out.sort();
         out
@@ -757,7 +782,7 @@ impl StatsIndex {
             .filter(|(_, t)| t.service_records > 0)
             .map(|(id, t)| {
                 (
-                    id.clone(),
+                    VolunteerId::clone(id),
                     VolunteerTally {
                         hours_centi: t.hours_centi,
                         service_records: t.service_records,
@@ -778,7 +803,7 @@ fn hours(centi: u64) -> Hours {
     }
 }
 
-fn standing((id, totals): &(VolunteerId, VolunteerTotals)) -> VolunteerStanding {
+fn standing((id, totals): &(Arc<VolunteerId>, VolunteerTotals)) -> VolunteerStanding {
     VolunteerStanding {
         number: id.number.clone(),
         home_station: id.home_station.clone(),
