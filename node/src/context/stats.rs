@@ -11,7 +11,9 @@
 use crate::store::{Store, StoreClosed, StoreUnavailable};
 use civsync_protocol::replica::Replica;
 use civsync_protocol::service::statistics::{PublishReport, StatisticsPublisher};
-use civsync_protocol::stats::{StatsIndex, StatsOpenReport, StoredStats};
+use civsync_protocol::stats::{
+    decode_stored, DecodedStored, StatsIndex, StatsOpenReport, StoredStats,
+};
 use civsync_protocol::storage::Storage;
 use std::sync::{Arc, Mutex};
 
@@ -119,12 +121,63 @@ fn refresh_locked<S: Storage>(
         }
         (report.reread + report.from_changes, report.left)
     } else {
-        let (stored, report) = StoredStats::open(replica);
+        let (stored, report) = StoredStats::open_with(replica, decode_beside);
         log_open(&report);
         state.stored = stored;
         state.opened = true;
         (report.refresh.reread, report.refresh.left)
     }
+}
+
+/// Decoded entries the decoding thread may run ahead of the fold.
+const DECODED_AHEAD_MAX: usize = 256;
+
+/// Decode the persisted entries on a thread of their own while the store's
+/// thread folds them (`StoredStats::open_with`): at a county's restart the
+/// decoding was a third of the open, with the other core idle. If no thread
+/// can be started, the store's thread decodes them itself.
+fn decode_beside(
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    fold: &mut dyn FnMut(&mut dyn Iterator<Item = DecodedStored>),
+) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(DECODED_AHEAD_MAX);
+    // The entries go to the thread only once it runs; kept here until then.
+    let handed = Mutex::new(Some(entries));
+    let handed = &handed;
+    std::thread::scope(|scope| {
+        let started = std::thread::Builder::new()
+            .name("civsync-stats-decode".to_string())
+            // `sender` moves in: once the thread ends, the fold's iterator does.
+            .spawn_scoped(scope, move || {
+                let entries = handed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_default();
+                for (key, value) in entries {
+                    // The fold stopped (it panicked): nothing is waiting.
+                    if sender.send(decode_stored(key, value)).is_err() {
+                        return;
+                    }
+                }
+            });
+        match started {
+            Ok(_) => fold(&mut receiver.iter()),
+            Err(error) => {
+                tracing::warn!(%error, "no thread to decode the statistics entries; decoding them here");
+                let entries = handed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_default();
+                fold(
+                    &mut entries
+                        .into_iter()
+                        .map(|(key, value)| decode_stored(key, value)),
+                )
+            }
+        }
+    });
 }
 
 /// Bring the index up to date and rewrite this county's statistics
@@ -153,4 +206,77 @@ pub async fn publish(
                 .map_err(|e| e.to_string())
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_beside;
+    use civsync_protocol::domain::model::{Activity, Category, Form, RecordId};
+    use civsync_protocol::layout;
+    use civsync_protocol::replica::{Replica, ReplicaConfig};
+    use civsync_protocol::stats::StoredStats;
+    use civsync_protocol::storage::MemoryStorage;
+    use civsync_protocol::{DocumentId, Month, StationId};
+    use time::macros::date;
+
+    fn station(text: &str) -> StationId {
+        StationId::parse(text).unwrap()
+    }
+
+    fn activity(id: &str, at: &StationId, beneficiaries: u32) -> Activity {
+        Activity {
+            id: RecordId::parse("id", id).unwrap(),
+            name: "活动".into(),
+            date: date!(2026 - 11 - 03),
+            station: at.clone(),
+            place: "广场".into(),
+            content: "内容".into(),
+            form: Form::Lecture,
+            category: Category::Theory,
+            team: None,
+            person_in_charge: "李明".into(),
+            beneficiaries,
+            theme: None,
+            recorded_on: date!(2026 - 11 - 03),
+            late: false,
+            deleted: false,
+            records: vec![],
+        }
+    }
+
+    #[test]
+    fn entries_decoded_on_their_own_thread_open_the_index_they_open_in_line() {
+        let mut replica = Replica::open(
+            MemoryStorage::new(),
+            station("xh"),
+            1,
+            ReplicaConfig::default(),
+        )
+        .unwrap();
+        // More entries than the decoding thread may run ahead of the fold.
+        let villages = super::DECODED_AHEAD_MAX + 40;
+        for n in 0..villages {
+            let at = station(&format!("xh/t{}/v{}", n / 26, n % 26));
+            let recorded = activity(&format!("a{n}"), &at, 1 + n as u32);
+            replica
+                .commit(
+                    &DocumentId::activities(&at, Month::new(2026, 11).unwrap()),
+                    |doc| layout::put_activity(doc, &recorded),
+                )
+                .unwrap();
+        }
+        // The first open reads every document and writes its entry.
+        let (first, report) = StoredStats::open(&mut replica);
+        assert_eq!(report.refresh.reread, villages);
+        let figures = first.index().statistics();
+        drop(first);
+
+        let (beside, beside_report) = StoredStats::open_with(&mut replica, decode_beside);
+        let (in_line, in_line_report) = StoredStats::open(&mut replica);
+        assert_eq!(beside_report.reused, villages, "{beside_report:?}");
+        assert_eq!(beside_report.refresh.reread, 0, "{beside_report:?}");
+        assert_eq!(beside_report, in_line_report);
+        assert_eq!(beside.index().statistics(), figures);
+        assert_eq!(in_line.index().statistics(), figures);
+    }
 }

@@ -52,8 +52,9 @@ pub use scratch::{
     VolunteerTally,
 };
 pub use stored::{
-    decode_entry, encode_entry, stats_key, StatsOpenReport, StatsRefreshReport, StoredEntry,
-    StoredStats, CONTRIBUTION_FORMAT, STATS_BATCH_ENTRIES_MAX, STATS_ENTRY_BYTES_MAX,
+    decode_entry, decode_stored, encode_entry, stats_key, DecodedStored, StatsOpenReport,
+    StatsRefreshReport, StoredEntry, StoredStats, CONTRIBUTION_FORMAT, STATS_BATCH_ENTRIES_MAX,
+    STATS_ENTRY_BYTES_MAX,
 };
 
 #[cfg(test)]
