@@ -20,8 +20,8 @@ use std::sync::Mutex;
 /// What a change signature covers besides the change hash, so a change
 /// signature is never mistaken for any other signature of the node key.
 const CHANGE_SIGNATURE_LABEL: &[u8] = b"civsync change signature v1\0";
-/// Most writers' keys kept parsed (a county has ~700 offices).
-const KEYS_CACHED_MAX: usize = 4096;
+/// Most writers' certificates kept checked (a county has ~700 offices).
+const CREDENTIALS_CACHED_MAX: usize = 4096;
 
 fn signed_bytes(change: &ChangeHash) -> Vec<u8> {
     let mut message = CHANGE_SIGNATURE_LABEL.to_vec();
@@ -80,9 +80,19 @@ pub struct NodeChangeVerifier {
     ca: CertificateDer<'static>,
     county: StationId,
     revocations: RevocationSet,
-    /// Public keys of certificates already checked against the CA, by
-    /// certificate bytes (revocation is asked again every time).
-    keys: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// Certificates already checked against the CA and the county, by
+    /// their bytes: what they say and their public key. Revocation is asked
+    /// again every time. That check is the same at every later moment: a
+    /// signed change's certificate is judged within its own validity, and
+    /// the CA, a trust anchor, has no validity checked. A cold county asked
+    /// it for every one of 2,600 documents, three parses and a signature
+    /// check each.
+    checked: Mutex<BTreeMap<Vec<u8>, CheckedCredential>>,
+}
+
+struct CheckedCredential {
+    identity: pki::CertificateIdentity,
+    public_key: Vec<u8>,
 }
 
 impl NodeChangeVerifier {
@@ -95,17 +105,45 @@ impl NodeChangeVerifier {
             ca,
             county,
             revocations,
-            keys: Mutex::new(BTreeMap::new()),
+            checked: Mutex::new(BTreeMap::new()),
         }
     }
 
     fn public_key(&self, credential: &[u8]) -> Option<Vec<u8>> {
-        if let Some(key) = self.keys.lock().ok()?.get(credential) {
-            return Some(key.clone());
+        if let Some(checked) = self.checked.lock().ok()?.get(credential) {
+            return Some(checked.public_key.clone());
         }
         let (_, parsed) = x509_parser::parse_x509_certificate(credential).ok()?;
         Some(parsed.public_key().subject_public_key.data.to_vec())
     }
+
+    /// What a certificate checked before says, if it is cached.
+    fn checked_before(&self, credential: &[u8]) -> Option<pki::CertificateIdentity> {
+        let checked = self.checked.lock().ok()?;
+        checked.get(credential).map(|c| c.identity.clone())
+    }
+
+    fn remember(&self, credential: &[u8], identity: &pki::CertificateIdentity) {
+        let Ok(mut checked) = self.checked.lock() else {
+            return;
+        };
+        if checked.len() >= CREDENTIALS_CACHED_MAX {
+            return;
+        }
+        if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(credential) {
+            checked.insert(
+                credential.to_vec(),
+                CheckedCredential {
+                    identity: identity.clone(),
+                    public_key: parsed.public_key().subject_public_key.data.to_vec(),
+                },
+            );
+        }
+    }
+}
+
+fn revoked_reason(station: &StationId, reason: &str) -> String {
+    format!("the certificate of station {station} is revoked: {reason}")
 }
 
 /// When a node certificate is judged valid.
@@ -136,11 +174,8 @@ pub fn check_node_certificate(
             identity.station
         ));
     }
-    if let Some(revoked) = revocations.revoking(certificate) {
-        return Err(format!(
-            "the certificate of station {} is revoked: {}",
-            identity.station, revoked.reason
-        ));
+    if let Some(revoked) = revocations.revoking_read(&identity, certificate) {
+        return Err(revoked_reason(&identity.station, &revoked.reason));
     }
     let at_unix_s = match time {
         CertificateTime::At(at) => at,
@@ -160,26 +195,29 @@ pub fn check_node_certificate(
 
 impl ChangeVerifier for NodeChangeVerifier {
     fn check_credential(&self, credential: &[u8], now_ms: i64) -> Result<VerifiedWriter, String> {
-        // Judged within the certificate's own validity: a change signed
-        // while it was valid stays signed after it ends (its history must
-        // keep travelling); what ended it for good is revocation.
-        let identity = check_node_certificate(
-            &self.ca,
-            &self.county,
-            &self.revocations,
-            credential,
-            CertificateTime::WithinItsValidity(now_ms.div_euclid(1000)),
-        )?;
-        if let Ok(mut keys) = self.keys.lock() {
-            if keys.len() < KEYS_CACHED_MAX {
-                if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(credential) {
-                    keys.insert(
-                        credential.to_vec(),
-                        parsed.public_key().subject_public_key.data.to_vec(),
-                    );
+        let identity = match self.checked_before(credential) {
+            Some(identity) => {
+                if let Some(revoked) = self.revocations.revoking_read(&identity, credential) {
+                    return Err(revoked_reason(&identity.station, &revoked.reason));
                 }
+                identity
             }
-        }
+            None => {
+                // Judged within the certificate's own validity: a change
+                // signed while it was valid stays signed after it ends (its
+                // history must keep travelling); what ended it for good is
+                // revocation.
+                let identity = check_node_certificate(
+                    &self.ca,
+                    &self.county,
+                    &self.revocations,
+                    credential,
+                    CertificateTime::WithinItsValidity(now_ms.div_euclid(1000)),
+                )?;
+                self.remember(credential, &identity);
+                identity
+            }
+        };
         Ok(VerifiedWriter {
             station: identity.station,
             tier: identity.tier,
@@ -280,6 +318,58 @@ mod tests {
             .unwrap_err();
         assert!(
             refused.contains("not signed by this county's CA"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_checked_before_is_refused_once_the_county_revokes_it() {
+        use crate::net::revocation::{revoke_at_county, verify_revocation_list};
+        let dir = tempfile::tempdir().unwrap();
+        let county = StationId::parse("xh").unwrap();
+        let ca_dir = dir.path().join("ca");
+        pki::init_county_ca(&ca_dir, &county, 3650).unwrap();
+        let at = dir.path().join("v1");
+        pki::issue_node_certificate(
+            &ca_dir,
+            &StationId::parse("xh/t1/v1").unwrap(),
+            Tier::Village,
+            &at,
+            825,
+        )
+        .unwrap();
+        let village = NodeIdentity::load(&at).unwrap();
+        let signer = NodeChangeSigner::new(&village).unwrap();
+        let revocations = RevocationSet::default();
+        let verifier =
+            NodeChangeVerifier::new(village.ca_cert.clone(), county.clone(), revocations.clone());
+        let now_ms = crate::clock::now_ms() as i64;
+        // Checked twice: the second answer comes from what the first kept.
+        for _ in 0..2 {
+            let writer = verifier
+                .check_credential(signer.credential(), now_ms)
+                .unwrap();
+            assert_eq!(writer.station.to_string(), "xh/t1/v1");
+        }
+        revoke_at_county(
+            &ca_dir,
+            &StationId::parse("xh/t1/v1").unwrap(),
+            None,
+            "the office PC was stolen",
+            pki::now_unix_s(),
+        )
+        .unwrap();
+        let signed =
+            std::fs::read_to_string(ca_dir.join(crate::net::revocation::REVOCATION_LIST_FILE))
+                .unwrap();
+        revocations
+            .accept(verify_revocation_list(&signed, &village.ca_cert).unwrap())
+            .unwrap();
+        let refused = verifier
+            .check_credential(signer.credential(), now_ms)
+            .unwrap_err();
+        assert!(
+            refused.contains("revoked: the office PC was stolen"),
             "{refused}"
         );
     }

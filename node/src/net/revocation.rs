@@ -110,9 +110,19 @@ impl RevocationList {
     /// The entry revoking `certificate`, if any.
     pub fn revoking(&self, certificate: &[u8]) -> Option<&RevokedCertificate> {
         let identity = read_certificate_identity(certificate).ok()?;
+        self.revoking_read(&identity, certificate)
+    }
+
+    /// [`RevocationList::revoking`] of a certificate whose identity the
+    /// caller has read already.
+    pub fn revoking_read(
+        &self,
+        identity: &CertificateIdentity,
+        certificate: &[u8],
+    ) -> Option<&RevokedCertificate> {
         self.entries
             .iter()
-            .find(|entry| entry.covers(&identity, certificate))
+            .find(|entry| entry.covers(identity, certificate))
     }
 
     fn check(&self) -> Result<(), RevocationError> {
@@ -499,6 +509,16 @@ impl RevocationSet {
     /// The entry revoking `certificate` in the list in force, if any.
     pub fn revoking(&self, certificate: &[u8]) -> Option<RevokedCertificate> {
         self.list()?.revoking(certificate).cloned()
+    }
+
+    /// [`RevocationSet::revoking`] of a certificate whose identity the
+    /// caller has read already.
+    pub fn revoking_read(
+        &self,
+        identity: &CertificateIdentity,
+        certificate: &[u8],
+    ) -> Option<RevokedCertificate> {
+        self.list()?.revoking_read(identity, certificate).cloned()
     }
 
     /// Wakes whenever a newer list is put in force.
