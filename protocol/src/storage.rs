@@ -139,6 +139,16 @@ pub trait Storage {
     /// Apply all operations of `batch`, or none of them.
     fn apply(&mut self, batch: WriteBatch) -> Result<(), StorageError>;
 
+    /// [`Storage::apply`] of a batch whose loss in a crash costs only work
+    /// again — a sync state, a peer's intake counts —, never a change a
+    /// peer was told we hold. Durable with the next flush like any batch;
+    /// a store that holds its answers to peers until what they acknowledge
+    /// is durable need not hold them for this one (the node's sled store
+    /// does not count it among the batches a session waits for).
+    fn apply_cache(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.apply(batch)
+    }
+
     /// Make everything applied so far durable.
     fn flush(&mut self) -> Result<(), StorageError>;
 }
@@ -175,6 +185,8 @@ pub struct MemoryStorage {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryStorageStats {
     pub applies: u64,
+    /// Of `applies`, those made through [`Storage::apply_cache`].
+    pub cache_applies: u64,
     pub flushes: u64,
     pub bytes_applied: u64,
     pub crashes: u64,
@@ -260,6 +272,13 @@ impl MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
+    /// As `apply` (a crash loses it unless flushed), counted apart.
+    fn apply_cache(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.apply(batch)?;
+        self.stats.cache_applies += 1;
+        Ok(())
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.live.get(key).map(|value| value.to_vec()))
     }

@@ -44,9 +44,12 @@
 //!   produced only when the writer has room, so memory per peer is bounded.
 //! - Session work happens on the store's owner thread (`Store::call`): the
 //!   session is moved into the closure with its input and moved back with
-//!   its output. Before producing bytes, unflushed local writes are flushed:
-//!   a change must be durable here before it leaves (otherwise a crash could
-//!   make this node reuse the change's sequence number for different content).
+//!   its output. Bytes leave only once every write before them is durable:
+//!   the writer task waits for the flush that covers them (`step`), while
+//!   the session goes on with its next input. A change must be durable here
+//!   before it leaves (otherwise a crash could make this node reuse the
+//!   change's sequence number for different content), and a peer is never
+//!   told we hold what a crash could lose.
 //! - Local commits and changes received from other peers reach every session
 //!   (`document_changed`) through `take_changed_documents`, polled every
 //!   `LIVE_PUSH_POLL_MS`. A session that falls behind that feed is closed and
@@ -1030,7 +1033,7 @@ async fn run_session(
 
     let (read_sender, mut reads) = mpsc::channel(READ_QUEUE_LEN);
     let reader = tokio::spawn(read_loop(recv, read_sender));
-    let (write_sender, writes) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE_LEN);
+    let (write_sender, writes) = mpsc::channel::<Outgoing>(WRITE_QUEUE_LEN);
     let mut writer = tokio::spawn(write_loop(send, writes));
 
     let certified = CertifiedPeer {
@@ -1082,18 +1085,14 @@ async fn run_session(
             permit = write_sender.reserve(), if output_pending => match permit {
                 Ok(permit) => {
                     let Some(current) = session.take() else { break };
-                    let Some((next, out)) = step(shared, current, SessionInput::Transmit, &mut owed).await else {
+                    let Some((next, mut out)) = step(shared, current, SessionInput::Transmit, &mut owed).await else {
                         link_error = Some("the store is closed".to_string());
                         break;
                     };
                     session = Some(next);
-                    if let Some(reason) = out.flush_error.clone() {
-                        link_error = Some(reason);
-                        break;
-                    }
                     output_pending = out.transmit.is_some();
                     if let Some(bytes) = out.transmit.clone() {
-                        permit.send(bytes);
+                        permit.send(Outgoing { bytes, durable: out.durable.take() });
                     }
                     absorb(board, &peer_station, role, remote_addr, &out);
                     cold_sync.observe(&out.status);
@@ -1304,13 +1303,37 @@ async fn read_loop(mut recv: quinn::RecvStream, sender: mpsc::Sender<ReadInput>)
 }
 
 /// Writes buffers in order; finishes the stream when the sender is dropped.
+/// A buffer a session produced, and the flush it must wait for.
+struct Outgoing {
+    bytes: Vec<u8>,
+    durable: Option<crate::store::Durable>,
+}
+
+/// Writes the session's buffers in order, each only once the batch it
+/// answers is durable (see `step`); a failed flush ends the link unsent.
 async fn write_loop(
     mut send: quinn::SendStream,
-    mut buffers: mpsc::Receiver<Vec<u8>>,
+    mut buffers: mpsc::Receiver<Outgoing>,
 ) -> Result<(), String> {
+    write_when_durable(&mut send, &mut buffers).await?;
+    let _ = send.finish();
+    // Wait (bounded) until the peer has the goodbye before the connection closes.
+    let _ = tokio::time::timeout(Duration::from_millis(GOODBYE_GRACE_MS), send.stopped()).await;
+    Ok(())
+}
+
+/// The writer's loop, until the session drops its sender.
+async fn write_when_durable<W: tokio::io::AsyncWrite + Unpin>(
+    send: &mut W,
+    buffers: &mut mpsc::Receiver<Outgoing>,
+) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
     let stall = Duration::from_millis(WRITE_STALL_TIMEOUT_MS);
-    while let Some(buffer) = buffers.recv().await {
-        match tokio::time::timeout(stall, send.write_all(&buffer)).await {
+    while let Some(Outgoing { bytes, durable }) = buffers.recv().await {
+        if let Some(durable) = durable {
+            durable.flushed().await?;
+        }
+        match tokio::time::timeout(stall, send.write_all(&bytes)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Err(error.to_string()),
             Err(_) => {
@@ -1321,9 +1344,6 @@ async fn write_loop(
             }
         }
     }
-    let _ = send.finish();
-    // Wait (bounded) until the peer has the goodbye before the connection closes.
-    let _ = tokio::time::timeout(Duration::from_millis(GOODBYE_GRACE_MS), send.stopped()).await;
     Ok(())
 }
 

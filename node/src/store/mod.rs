@@ -238,6 +238,27 @@ impl SledStorage {
     }
 }
 
+impl SledStorage {
+    fn apply_to_tree(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+        let first_key = batch.first_key();
+        let operations = batch.len();
+        let mut sled_batch = sled::Batch::default();
+        for operation in batch.into_operations() {
+            match operation {
+                WriteOp::Put { key, value } => sled_batch.insert(key, value),
+                WriteOp::Delete { key } => sled_batch.remove(key),
+            }
+        }
+        self.tree
+            .apply_batch(sled_batch)
+            .map_err(|error| StorageError::Write {
+                first_key,
+                operations,
+                reason: sled_reason(error),
+            })
+    }
+}
+
 impl Storage for SledStorage {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.tree
@@ -262,24 +283,19 @@ impl Storage for SledStorage {
     }
 
     fn apply(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
-        let first_key = batch.first_key();
-        let operations = batch.len();
-        let mut sled_batch = sled::Batch::default();
-        for operation in batch.into_operations() {
-            match operation {
-                WriteOp::Put { key, value } => sled_batch.insert(key, value),
-                WriteOp::Delete { key } => sled_batch.remove(key),
-            }
-        }
-        self.tree
-            .apply_batch(sled_batch)
-            .map_err(|error| StorageError::Write {
-                first_key,
-                operations,
-                reason: sled_reason(error),
-            })?;
+        self.apply_to_tree(batch)?;
         self.applied += 1;
         Ok(())
+    }
+
+    /// Not counted in `applied`: a sync session's answer waits for the
+    /// batches counted there to be durable (`peers::step`), and a sync
+    /// state or intake count need not be. A cold township's county wrote a
+    /// sync state for every document it served, and so held every document
+    /// for a flush. Any later flush makes it durable (sled flushes all it
+    /// holds), and at the latest sled's own every `SLED_FLUSH_EVERY_MS`.
+    fn apply_cache(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.apply_to_tree(batch)
     }
 
     fn flush(&mut self) -> Result<(), StorageError> {
@@ -398,6 +414,28 @@ impl From<StoreClosed> for StorageError {
 }
 
 /// Called with the result of the flush that covers a commit.
+/// What [`Store::call_with_durable`] hands back for a batch not yet
+/// durable: resolves once the flush covering it ran.
+pub struct Durable(oneshot::Receiver<Result<(), StorageError>>);
+
+impl Durable {
+    /// A ticket and the sender that resolves it, as the flush would.
+    #[cfg(test)]
+    pub(crate) fn pending() -> (oneshot::Sender<Result<(), StorageError>>, Durable) {
+        let (flushed, durable) = oneshot::channel();
+        (flushed, Durable(durable))
+    }
+
+    /// The flush's outcome; an error if it failed or the store closed first.
+    pub async fn flushed(self) -> Result<(), String> {
+        match self.0.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("cannot flush the store: {error}")),
+            Err(_) => Err("the store closed before the flush".to_string()),
+        }
+    }
+}
+
 type FlushWaiter = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 /// Work for the owner thread; returns a waiter when it needs the next flush.
 type Job = Box<dyn FnOnce(&mut Replica<SledStorage>) -> Option<FlushWaiter> + Send>;
@@ -663,6 +701,41 @@ impl Store {
             }
             Some(Box::new(move |flushed: Result<(), StorageError>| {
                 let _ = reply.send((result, flushed));
+            }))
+        });
+        self.sender
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| StoreClosed)?;
+        answer.await.map_err(|_| StoreClosed)
+    }
+
+    /// Run `work` on the owner thread as [`Store::call_then_durable`] does,
+    /// but answer as soon as it ran: beside the result comes `None` if the
+    /// batch it needs is durable already, else a [`Durable`] that resolves
+    /// with the flush's outcome once it is. A sync session hands its bytes
+    /// to its writer with that ticket and goes on with its next input while
+    /// the flush runs: the bytes still leave only once durable, but a cold
+    /// sync no longer waits out one flush per document between documents.
+    pub async fn call_with_durable<R, W>(
+        &self,
+        work: W,
+    ) -> Result<(R, Option<Durable>), StoreClosed>
+    where
+        W: FnOnce(&mut Replica<SledStorage>) -> (R, u64) + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |replica| {
+            let (result, needed) = work(replica);
+            if replica.storage().durable_through(needed) {
+                let _ = reply.send((result, None));
+                return None;
+            }
+            let (flushed, durable) = oneshot::channel();
+            let _ = reply.send((result, Some(Durable(durable))));
+            Some(Box::new(move |outcome: Result<(), StorageError>| {
+                let _ = flushed.send(outcome);
             }))
         });
         self.sender

@@ -49,6 +49,31 @@ fn sled_storage_keeps_flushed_writes_across_reopen() {
 }
 
 #[test]
+fn a_cache_write_is_waited_for_by_nothing_and_kept_by_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut storage = SledStorage::open(dir.path()).unwrap();
+        put_pair(&mut storage, "data", "1");
+        storage.flush().unwrap();
+        let durable = storage.applied();
+        assert!(storage.durable_through(durable));
+        let mut batch = WriteBatch::new();
+        batch.put(b"sync|state".to_vec(), b"heads".to_vec());
+        storage.apply_cache(batch).unwrap();
+        // Not a batch anyone's answer waits for: still durable through it.
+        assert_eq!(storage.applied(), durable);
+        assert!(storage.durable_through(storage.applied()));
+        assert_eq!(storage.get(b"sync|state").unwrap(), Some(b"heads".to_vec()));
+        // A data write and its flush carry the cache write along.
+        put_pair(&mut storage, "data", "2");
+        assert_eq!(storage.applied(), durable + 1);
+        storage.flush().unwrap();
+    }
+    let storage = SledStorage::open(dir.path()).unwrap();
+    assert_eq!(storage.get(b"sync|state").unwrap(), Some(b"heads".to_vec()));
+}
+
+#[test]
 fn a_store_released_a_moment_later_in_this_process_opens_after_waiting() {
     let dir = tempfile::tempdir().unwrap();
     let held = SledStorage::open(dir.path()).unwrap();

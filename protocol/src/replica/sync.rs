@@ -290,13 +290,20 @@ impl<S: Storage> Replica<S> {
         mut batch: WriteBatch,
     ) -> Result<(), ReceiveError> {
         let encoded = slot.state.encode();
+        // Nothing received: only the sync state moved, which a crash may
+        // lose at no cost but an exchange (automerge recovers from stale
+        // states).
+        let sync_state_only = batch.is_empty();
         if encoded != slot.persisted {
             batch.put(sync_state_key(peer, document), seal(&encoded));
         }
         if !batch.is_empty() {
-            self.storage
-                .apply(batch)
-                .map_err(|error| Self::storage_refusal(document, error))?;
+            let applied = if sync_state_only {
+                self.storage.apply_cache(batch)
+            } else {
+                self.storage.apply(batch)
+            };
+            applied.map_err(|error| Self::storage_refusal(document, error))?;
             self.unflushed = true;
             slot.persisted = encoded;
         }
@@ -405,7 +412,7 @@ impl<S: Storage> Replica<S> {
         };
         let mut batch = WriteBatch::new();
         batch.put(layout::intake_key(peer), seal(&counts.encode()));
-        if let Err(error) = self.storage.apply(batch) {
+        if let Err(error) = self.storage.apply_cache(batch) {
             tracing::warn!(peer = %peer, %error, "could not store the intake counts");
         } else {
             self.unflushed = true;
@@ -774,7 +781,7 @@ impl<S: Storage> SyncHost for Replica<S> {
         batch.delete(sync_state_key(peer, document));
         // Not flushed: a sync state that comes back after a crash is merely
         // stale, and automerge recovers from stale states.
-        if let Err(error) = self.storage.apply(batch) {
+        if let Err(error) = self.storage.apply_cache(batch) {
             tracing::warn!(peer = %peer, document = %document, %error, "could not delete a sync state");
         } else {
             self.unflushed = true;

@@ -437,6 +437,33 @@ fn a_received_message_is_flushed_at_once_unless_the_host_defers_the_flush() {
     assert_eq!(read(&mut t, &activities(), "a"), Some(1));
 }
 
+#[test]
+fn serving_a_document_writes_only_cache_batches_and_receiving_it_writes_data() {
+    let township = station("xh/t1");
+    let mut v = fresh(&village());
+    v.commit(&activities(), put("a", 1)).unwrap();
+    let mut t = fresh(&township);
+    let v_before = v.storage().stats();
+    let t_before = t.storage().stats();
+    sync_pair(&mut v, &mut t);
+    let (v_after, t_after) = (v.storage().stats(), t.storage().stats());
+    // The village only served: its writes were sync states, which no
+    // answer of its has to wait for.
+    assert!(v_after.applies > v_before.applies, "{v_after:?}");
+    assert_eq!(
+        v_after.applies - v_before.applies,
+        v_after.cache_applies - v_before.cache_applies,
+        "{v_after:?}"
+    );
+    // The township received the change: at least one batch is data, which
+    // its acknowledgement must wait for.
+    assert!(
+        t_after.applies - t_before.applies > t_after.cache_applies - t_before.cache_applies,
+        "{t_after:?}"
+    );
+    assert_eq!(read(&mut t, &activities(), "a"), Some(1));
+}
+
 /// Every root key with all its conflicting values, as text.
 fn state_of(replica: &mut Replica<MemoryStorage>, document: &DocumentId) -> Vec<String> {
     replica

@@ -5,7 +5,7 @@
 //! feeds steps and writes what they return.
 
 use super::Shared;
-use crate::store::SledStorage;
+use crate::store::{Durable, SledStorage};
 use civsync_protocol::identity::document_id::DocumentId;
 use civsync_protocol::replica::{PeerIntake, Replica};
 use civsync_protocol::sync::session::{Session, SessionEvent, SessionStatus};
@@ -26,13 +26,14 @@ pub(super) enum SessionInput {
 
 pub(super) struct StepOutput {
     pub(super) transmit: Option<Vec<u8>>,
+    /// Set when `transmit` may leave only after a flush still to come: the
+    /// writer waits for it (see [`step`]).
+    pub(super) durable: Option<Durable>,
     pub(super) events: Vec<SessionEvent>,
     pub(super) status: SessionStatus,
     pub(super) timeout_ms: Option<u64>,
     pub(super) closed: bool,
     pub(super) intake: Option<PeerIntake>,
-    /// The flush owed before `transmit` failed: nothing was sent.
-    pub(super) flush_error: Option<String>,
 }
 
 /// `owed` of a session before its first step: every batch applied so far.
@@ -43,12 +44,15 @@ pub(super) const OWED_FROM_THE_START: u64 = u64::MAX;
 ///
 /// What the session receives is written with the flush deferred, and
 /// `owed` remembers the last batch it wrote. Bytes to send (a `Transmit`)
-/// come back only once that batch is durable: a peer is never answered
+/// come back with `durable` set while that batch is not yet durable, and
+/// the link's writer sends them only once it is: a peer is never answered
 /// with what a crash here could lose. The flush runs on the flush thread,
-/// shared with every other session and commit, and the owner thread never
-/// waits for the disk (a cold county's 2,600 documents were 2,600 flushes
-/// on it, one after another). Writes of other work — another session's, the
-/// statistics index's entries — do not hold this session's bytes.
+/// shared with every other session and commit; neither the owner thread
+/// nor the session waits for the disk (a cold county's 2,600 documents
+/// were 2,600 flushes on the owner, one after another; a cold township's
+/// session then waited out one flush a document before taking in the
+/// next). Writes of other work — another session's, the statistics index's
+/// entries — do not hold this session's bytes.
 pub(super) async fn step(
     shared: &Shared,
     session: Session,
@@ -114,7 +118,7 @@ pub(super) async fn step(
             timeout_ms,
             closed,
             intake,
-            flush_error: None,
+            durable: None,
         };
         ((session, out), owed)
     };
@@ -123,9 +127,9 @@ pub(super) async fn step(
         *owed = owed_now;
         return Some((session, out));
     }
-    let (((session, mut out), owed_now), flushed) = shared
+    let (((session, mut out), owed_now), durable) = shared
         .store
-        .call_then_durable(move |replica| {
+        .call_with_durable(move |replica| {
             let answer = work(replica);
             let needed = answer.1;
             (answer, needed)
@@ -133,12 +137,7 @@ pub(super) async fn step(
         .await
         .ok()?;
     *owed = owed_now;
-    if let Err(error) = flushed {
-        // Not durable: the bytes must not leave, and the link ends.
-        out.transmit = None;
-        out.closed = true;
-        out.flush_error = Some(format!("cannot flush the store: {error}"));
-    }
+    out.durable = durable;
     Some((session, out))
 }
 

@@ -782,3 +782,60 @@ fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
     backoff.reset();
     assert!(backoff.next_delay_ms(u64::MAX) <= BACKOFF_INITIAL_MS);
 }
+
+/// Nothing readable on `reader` within a short wait.
+async fn nothing_arrives(reader: &mut tokio::io::DuplexStream) {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_millis(50), reader.read(&mut byte)).await;
+    assert!(read.is_err(), "bytes left before their flush: {read:?}");
+}
+
+#[tokio::test]
+async fn a_buffer_leaves_only_once_its_flush_is_done_and_never_after_a_failed_one() {
+    use tokio::io::AsyncReadExt;
+    let (sender, mut buffers) = mpsc::channel(WRITE_QUEUE_LEN);
+    let (first_flushed, first_durable) = crate::store::Durable::pending();
+    let (third_flushed, third_durable) = crate::store::Durable::pending();
+    for (bytes, durable) in [
+        (&b"first"[..], Some(first_durable)),
+        (&b"second"[..], None),
+        (&b"third"[..], Some(third_durable)),
+    ] {
+        sender
+            .send(Outgoing {
+                bytes: bytes.to_vec(),
+                durable,
+            })
+            .await
+            .unwrap();
+    }
+    let (mut link, mut peer) = tokio::io::duplex(1024);
+    let writer = tokio::spawn(async move { write_when_durable(&mut link, &mut buffers).await });
+
+    nothing_arrives(&mut peer).await;
+    first_flushed.send(Ok(())).unwrap();
+    // The second buffer needs no flush of its own, but never overtakes the first.
+    let mut got = [0u8; 11];
+    peer.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"firstsecond");
+    nothing_arrives(&mut peer).await;
+
+    third_flushed
+        .send(Err(civsync_protocol::storage::StorageError::Flush {
+            reason: "disk full".to_string(),
+        }))
+        .unwrap();
+    let ended = writer.await.unwrap();
+    assert!(
+        ended
+            .as_ref()
+            .is_err_and(|reason| reason.contains("disk full")),
+        "{ended:?}"
+    );
+    // The writer is gone with the link's end: the third buffer never left.
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    drop(sender);
+}
