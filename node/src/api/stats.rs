@@ -250,6 +250,6 @@ async fn report_file(
 }
 
 #[cfg(test)]
-mod above_county_tests;
+pub(crate) mod above_county_tests;
 #[cfg(test)]
 mod tests;

@@ -211,37 +211,15 @@ pub async fn publish(
 #[cfg(test)]
 mod tests {
     use super::decode_beside;
-    use civsync_protocol::domain::model::{Activity, Category, Form, RecordId};
+    use crate::api::stats::above_county_tests::activity;
     use civsync_protocol::layout;
     use civsync_protocol::replica::{Replica, ReplicaConfig};
     use civsync_protocol::stats::StoredStats;
     use civsync_protocol::storage::MemoryStorage;
     use civsync_protocol::{DocumentId, Month, StationId};
-    use time::macros::date;
 
     fn station(text: &str) -> StationId {
         StationId::parse(text).unwrap()
-    }
-
-    fn activity(id: &str, at: &StationId, beneficiaries: u32) -> Activity {
-        Activity {
-            id: RecordId::parse("id", id).unwrap(),
-            name: "活动".into(),
-            date: date!(2026 - 11 - 03),
-            station: at.clone(),
-            place: "广场".into(),
-            content: "内容".into(),
-            form: Form::Lecture,
-            category: Category::Theory,
-            team: None,
-            person_in_charge: "李明".into(),
-            beneficiaries,
-            theme: None,
-            recorded_on: date!(2026 - 11 - 03),
-            late: false,
-            deleted: false,
-            records: vec![],
-        }
     }
 
     #[test]
@@ -257,7 +235,7 @@ mod tests {
         let villages = super::DECODED_AHEAD_MAX + 40;
         for n in 0..villages {
             let at = station(&format!("xh/t{}/v{}", n / 26, n % 26));
-            let recorded = activity(&format!("a{n}"), &at, 1 + n as u32);
+            let recorded = activity(&format!("a{n}"), at.as_str(), 1 + n as u32);
             replica
                 .commit(
                     &DocumentId::activities(&at, Month::new(2026, 11).unwrap()),

@@ -262,24 +262,26 @@ mod tests {
     use super::*;
     use civsync_protocol::Tier;
 
+    /// A certificate of `station` from the CA in `ca_dir`, kept in `dir`.
+    fn issued(
+        dir: &std::path::Path,
+        ca_dir: &std::path::Path,
+        station: &str,
+        tier: Tier,
+    ) -> NodeIdentity {
+        let at = dir.join(station.replace('/', "-"));
+        pki::issue_node_certificate(ca_dir, &StationId::parse(station).unwrap(), tier, &at, 825)
+            .unwrap();
+        NodeIdentity::load(&at).unwrap()
+    }
+
     #[test]
     fn a_change_signed_by_a_node_verifies_under_its_certificate_only() {
         let dir = tempfile::tempdir().unwrap();
         let county = StationId::parse("xh").unwrap();
         let ca_dir = dir.path().join("ca");
         pki::init_county_ca(&ca_dir, &county, 3650).unwrap();
-        let issued = |station: &str, tier: Tier| {
-            let at = dir.path().join(station.replace('/', "-"));
-            pki::issue_node_certificate(
-                &ca_dir,
-                &StationId::parse(station).unwrap(),
-                tier,
-                &at,
-                825,
-            )
-            .unwrap();
-            NodeIdentity::load(&at).unwrap()
-        };
+        let issued = |station: &str, tier: Tier| issued(dir.path(), &ca_dir, station, tier);
         let village = issued("xh/t1/v1", Tier::Village);
         let township = issued("xh/t1", Tier::Township);
         let signer = NodeChangeSigner::new(&village).unwrap();
@@ -329,16 +331,7 @@ mod tests {
         let county = StationId::parse("xh").unwrap();
         let ca_dir = dir.path().join("ca");
         pki::init_county_ca(&ca_dir, &county, 3650).unwrap();
-        let at = dir.path().join("v1");
-        pki::issue_node_certificate(
-            &ca_dir,
-            &StationId::parse("xh/t1/v1").unwrap(),
-            Tier::Village,
-            &at,
-            825,
-        )
-        .unwrap();
-        let village = NodeIdentity::load(&at).unwrap();
+        let village = issued(dir.path(), &ca_dir, "xh/t1/v1", Tier::Village);
         let signer = NodeChangeSigner::new(&village).unwrap();
         let revocations = RevocationSet::default();
         let verifier =

@@ -692,22 +692,12 @@ impl Store {
         W: FnOnce(&mut Replica<SledStorage>) -> (R, u64) + Send + 'static,
         R: Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |replica| {
-            let (result, needed) = work(replica);
-            if replica.storage().durable_through(needed) {
-                let _ = reply.send((result, Ok(())));
-                return None;
-            }
-            Some(Box::new(move |flushed: Result<(), StorageError>| {
-                let _ = reply.send((result, flushed));
-            }))
-        });
-        self.sender
-            .send(Command::Run(job))
-            .await
-            .map_err(|_| StoreClosed)?;
-        answer.await.map_err(|_| StoreClosed)
+        let (result, durable) = self.call_with_durable(work).await?;
+        let flushed = match durable {
+            None => Ok(()),
+            Some(Durable(flushed)) => flushed.await.map_err(|_| StoreClosed)?,
+        };
+        Ok((result, flushed))
     }
 
     /// Run `work` on the owner thread as [`Store::call_then_durable`] does,

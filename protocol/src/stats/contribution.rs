@@ -900,3 +900,93 @@ fn orders<D: ReadDoc>(
         counts,
     })
 }
+
+/// `old` and `new` without the volunteer entries equal in both, matched
+/// one to one along their sorted lists (`None`: the contribution as it is).
+/// Folding out the one and in the other then moves the index as folding
+/// the whole of both does: an entry in both adds and removes the same.
+pub(super) fn without_common_volunteers(
+    old: &Contribution,
+    new: &Contribution,
+) -> (Option<Contribution>, Option<Contribution>) {
+    match (old, new) {
+        (Contribution::Activities(old), Contribution::Activities(new)) => {
+            let (old_only, new_only) = unmatched(&old.volunteers, &new.volunteers, |a, b| {
+                a.volunteer.cmp(&b.volunteer)
+            });
+            (
+                Some(Contribution::Activities(ActivitiesContribution {
+                    station: old.station.clone(),
+                    month: old.month,
+                    cells: old.cells.clone(),
+                    volunteers: old_only,
+                })),
+                Some(Contribution::Activities(ActivitiesContribution {
+                    station: new.station.clone(),
+                    month: new.month,
+                    cells: new.cells.clone(),
+                    volunteers: new_only,
+                })),
+            )
+        }
+        (Contribution::Roster(old), Contribution::Roster(new)) => {
+            let (old_only, new_only) = unmatched(&old.volunteers, &new.volunteers, |a, b| {
+                (&a.number, &a.home_station).cmp(&(&b.number, &b.home_station))
+            });
+            (
+                Some(Contribution::Roster(RosterContribution {
+                    station: old.station.clone(),
+                    registrations: old.registrations.clone(),
+                    teams: old.teams,
+                    volunteers: old_only,
+                })),
+                Some(Contribution::Roster(RosterContribution {
+                    station: new.station.clone(),
+                    registrations: new.registrations.clone(),
+                    teams: new.teams,
+                    volunteers: new_only,
+                })),
+            )
+        }
+        _ => (None, None),
+    }
+}
+
+/// The entries of `old` and of `new` not matched by an equal entry of the
+/// other, walking both in `order` (a list out of that order only leaves
+/// more unmatched, never a wrong match).
+fn unmatched<T: Clone + PartialEq>(
+    old: &[T],
+    new: &[T],
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> (Vec<T>, Vec<T>) {
+    let (mut old_only, mut new_only) = (Vec::new(), Vec::new());
+    let (mut o, mut n) = (0, 0);
+    while o < old.len() && n < new.len() {
+        if old[o] == new[n] {
+            o += 1;
+            n += 1;
+            continue;
+        }
+        match order(&old[o], &new[n]) {
+            std::cmp::Ordering::Less => {
+                old_only.push(old[o].clone());
+                o += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                new_only.push(new[n].clone());
+                n += 1;
+            }
+            // Same key, different figures: both move.
+            std::cmp::Ordering::Equal => {
+                old_only.push(old[o].clone());
+                new_only.push(new[n].clone());
+                o += 1;
+                n += 1;
+            }
+        }
+    }
+    old_only.extend_from_slice(&old[o..]);
+    new_only.extend_from_slice(&new[n..]);
+    (old_only, new_only)
+}

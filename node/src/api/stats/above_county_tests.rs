@@ -18,7 +18,8 @@ fn november() -> Month {
     Month::new(2026, 11).unwrap()
 }
 
-fn activity(id: &str, at: &str, beneficiaries: u32) -> Activity {
+/// An activity of `at` on 2026-11-03 without service records.
+pub(crate) fn activity(id: &str, at: &str, beneficiaries: u32) -> Activity {
     Activity {
         id: RecordId::parse("id", id).unwrap(),
         name: "活动".into(),
