@@ -137,11 +137,10 @@ pub struct DecodedStored {
 
 enum DecodedEntry {
     Freshness(Result<Freshness, CorruptValue>),
+    /// A key that names no document: discarded whatever its value holds.
+    BadKey(CorruptValue),
     /// The document the key names, and its decoded entry.
-    Document(
-        Result<DocumentId, CorruptValue>,
-        Result<StoredEntry, CorruptValue>,
-    ),
+    Document(DocumentId, Result<StoredEntry, CorruptValue>),
 }
 
 /// Decode one stored entry (the freshness or a document's): pure, so any
@@ -151,11 +150,8 @@ pub fn decode_stored(key: Vec<u8>, value: Vec<u8>) -> DecodedStored {
         DecodedEntry::Freshness(decode_freshness(&key, &value))
     } else {
         match document_of_key(STATS_PREFIX, &key) {
-            Ok(document) => DecodedEntry::Document(Ok(document), decode_entry(&key, &value)),
-            // Not decoded: the entry is discarded whatever it holds.
-            Err(problem) => {
-                DecodedEntry::Document(Err(problem), Ok(StoredEntry::OtherFormat { format: 0 }))
-            }
+            Ok(document) => DecodedEntry::Document(document, decode_entry(&key, &value)),
+            Err(problem) => DecodedEntry::BadKey(problem),
         }
     };
     DecodedStored { key, entry }
@@ -320,12 +316,12 @@ impl StoredStats {
                         discard.delete(key);
                         continue;
                     }
-                    DecodedEntry::Document(Err(problem), _) => {
+                    DecodedEntry::BadKey(problem) => {
                         report.corrupt.push(problem);
                         discard.delete(key);
                         continue;
                     }
-                    DecodedEntry::Document(Ok(document), entry) => (document, entry),
+                    DecodedEntry::Document(document, entry) => (document, entry),
                 };
                 let Some(digest_now) = held.get(&document) else {
                     report.orphans += 1;
