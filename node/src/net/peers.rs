@@ -51,9 +51,12 @@
 //!   change's sequence number for different content), and a peer is never
 //!   told we hold what a crash could lose.
 //! - Local commits and changes received from other peers reach every session
-//!   (`document_changed`) through `take_changed_documents`, polled every
-//!   `LIVE_PUSH_POLL_MS`. A session that falls behind that feed is closed and
-//!   reconnects, which reconciles everything by digest.
+//!   (`document_changed`) through `take_changed_documents`, taken by the
+//!   change feed when the store wakes it (after `LIVE_PUSH_QUIET_MS` without
+//!   a further change, at most `LIVE_PUSH_LINGER_MAX_MS` after the wake) and
+//!   every `LIVE_PUSH_POLL_MS` besides. A session takes every batch queued
+//!   for it in one step; one that still falls `CHANGE_FEED_LEN` batches
+//!   behind is closed and reconnects, which reconciles everything by digest.
 //! - Revocation: the county's revocation document is followed
 //!   (`revocation::follow_revocation_document`), and whenever a newer list
 //!   is put in force — and every `REVOCATION_SWEEP_MS` besides — every link
@@ -82,15 +85,24 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+mod change_feed;
 mod step;
+use change_feed::{change_feed, queued_batches, FEED_TIMING};
 use step::{step, SessionInput, StepOutput, OWED_FROM_THE_START};
 
 /// First retry delay after a failed or ended connection.
 pub const BACKOFF_INITIAL_MS: u64 = 500;
 /// Longest retry delay.
 pub const BACKOFF_CAP_MS: u64 = 60_000;
-/// How often local changes are collected for live push.
-pub const LIVE_PUSH_POLL_MS: u64 = 100;
+/// Changed documents are collected at least this often; the store wakes
+/// the feed at once when a job changes one, so this only bounds the delay
+/// should a wake ever be missed.
+pub const LIVE_PUSH_POLL_MS: u64 = 1_000;
+/// After a wake, the feed waits until no change came for this long...
+pub const LIVE_PUSH_QUIET_MS: u64 = 5;
+/// ...but no longer than this after the wake, so a steady stream of
+/// changes (a cold sync arriving) still goes out in batches.
+pub const LIVE_PUSH_LINGER_MAX_MS: u64 = 25;
 /// Batches of changed documents a session may lag behind before it is closed.
 pub const CHANGE_FEED_LEN: usize = 256;
 /// Chunks read from a peer and not yet handed to its session.
@@ -678,7 +690,12 @@ impl PeerManager {
             .map(|peer| peer.station.clone());
         let identity = shared.endpoint.identity();
         let mut tasks = vec![
-            tokio::spawn(change_feed(shared.clone())),
+            tokio::spawn(change_feed(
+                shared.store.clone(),
+                shared.changes.clone(),
+                shared.stop.clone(),
+                FEED_TIMING,
+            )),
             tokio::spawn(accept_loop(shared.clone())),
             tokio::spawn(follow_revocation_document(
                 shared.store.clone(),
@@ -773,30 +790,6 @@ fn peer_certificate(connection: &quinn::Connection) -> Option<Vec<u8>> {
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
         .ok()?;
     chain.first().map(|leaf| leaf.to_vec())
-}
-
-/// Collects changed documents from the store and offers them to every session.
-async fn change_feed(shared: Arc<Shared>) {
-    let mut stop = shared.stop.clone();
-    let mut tick = tokio::time::interval(Duration::from_millis(LIVE_PUSH_POLL_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let Ok(changed) = shared
-            .store
-            .call(|replica| replica.take_changed_documents())
-            .await
-        else {
-            return;
-        };
-        if !changed.is_empty() {
-            // No receiver simply means no session right now.
-            let _ = shared.changes.send(Arc::new(changed));
-        }
-    }
 }
 
 async fn accept_loop(shared: Arc<Shared>) {
@@ -1074,9 +1067,9 @@ async fn run_session(
                 }
                 None => SessionInput::Close("reader stopped".to_string()),
             },
-            changed = changes.recv(), if !closed => match changed {
-                Ok(documents) => SessionInput::Changed(documents),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
+            changed = changes.recv(), if !closed => match changed.map(|first| queued_batches(first, &mut changes)) {
+                Ok(Ok(batches)) => SessionInput::Changed(batches),
+                Ok(Err(missed)) | Err(broadcast::error::RecvError::Lagged(missed)) => {
                     SessionInput::Close(format!("fell {missed} change batches behind; reconnecting to catch up"))
                 }
                 Err(broadcast::error::RecvError::Closed) => SessionInput::Close("node is stopping".to_string()),

@@ -464,6 +464,9 @@ pub struct Store {
     /// Loads whole documents received from peers before the owner thread
     /// takes them in (see `net::peers::step`), under the replica's limits.
     preparer: WholePreparer,
+    /// Woken by the owner thread after a job that left documents changed
+    /// (`Replica::has_changed_documents`): the live push's change feed.
+    changes_waiting: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -483,9 +486,11 @@ impl Store {
         let replica = Replica::open(storage, local.clone(), incarnation, config)?;
         let (sender, receiver) = mpsc::channel(STORE_QUEUE_DEPTH);
         let incarnation = Arc::new(AtomicU64::new(incarnation));
+        let changes_waiting = Arc::new(tokio::sync::Notify::new());
         let owned = Owned {
             incarnation: incarnation.clone(),
             renewals: renewals.clone(),
+            changes_waiting: changes_waiting.clone(),
         };
         let owner = std::thread::Builder::new()
             .name("civsync-store".to_string())
@@ -502,6 +507,7 @@ impl Store {
             owner: Arc::new(Mutex::new(Some(owner))),
             db: Arc::new(Mutex::new(Some(db))),
             preparer,
+            changes_waiting,
         })
     }
 
@@ -513,6 +519,14 @@ impl Store {
 
     pub fn local(&self) -> &StationId {
         &self.local
+    }
+
+    /// Resolves once a job has left documents changed (a local commit, or
+    /// changes received from a peer) that no one has taken yet; at once if
+    /// that happened since the last call returned. It may also resolve with
+    /// nothing left to take: the caller takes them and finds out.
+    pub async fn documents_changed(&self) {
+        self.changes_waiting.notified().await;
     }
 
     /// A node-local sled tree beside the documents: never synced, never
@@ -796,6 +810,7 @@ struct FlushRequest {
 struct Owned {
     incarnation: Arc<AtomicU64>,
     renewals: Arc<Mutex<ActorRenewals>>,
+    changes_waiting: Arc<tokio::sync::Notify>,
 }
 
 fn owner_loop(
@@ -858,6 +873,12 @@ fn owner_loop(
             }
             // Before the next job can write: a reused actor is renewed now.
             renew_after_reuse(&mut replica, &owned.incarnation, &owned.renewals);
+            // The feed takes them at once, not at its next poll: a village's
+            // write reaches its township within milliseconds. (A stored
+            // permit wakes the feed even if it was not waiting yet.)
+            if replica.has_changed_documents() {
+                owned.changes_waiting.notify_one();
+            }
             // Asked for at once, not after the jobs queued behind it (a
             // statistics refresh's, tens of milliseconds each): the flush
             // thread merges every request queued while it flushes, so

@@ -476,6 +476,12 @@ impl<S: Storage> Replica<S> {
         }
     }
 
+    /// Whether a document's heads moved since `take_changed_documents` was
+    /// last called (what a host checks after each job to wake its feed).
+    pub fn has_changed_documents(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
     /// Documents whose heads moved (by a local commit or a sync) since the
     /// last call, in id order.
     pub fn take_changed_documents(&mut self) -> Vec<DocumentId> {

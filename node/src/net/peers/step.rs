@@ -18,7 +18,8 @@ pub(super) enum SessionInput {
     Absorbed,
     StreamFinished,
     Timeout,
-    Changed(Arc<Vec<DocumentId>>),
+    /// Batches from the change feed, in the order they were offered.
+    Changed(Vec<Arc<Vec<DocumentId>>>),
     Close(String),
     /// Produce the next buffer to send.
     Transmit,
@@ -86,9 +87,12 @@ pub(super) async fn step(
             SessionInput::Absorbed => session.process_inbox(replica),
             SessionInput::StreamFinished => session.handle_stream_finished(now_ms),
             SessionInput::Timeout => session.handle_timeout(now_ms, replica),
-            SessionInput::Changed(documents) => {
-                for document in documents.iter() {
-                    session.document_changed(document, replica);
+            SessionInput::Changed(batches) => {
+                let mut offered = std::collections::BTreeSet::new();
+                for document in batches.iter().flat_map(|batch| batch.iter()) {
+                    if offered.insert(document) {
+                        session.document_changed(document, replica);
+                    }
                 }
             }
             SessionInput::Close(reason) => session.close(&reason),

@@ -1,3 +1,4 @@
+use super::change_feed::FeedTiming;
 use super::*;
 use crate::net::pki::{init_county_ca, issue_node_certificate, NodeIdentity};
 use crate::net::relay::Relay;
@@ -838,4 +839,105 @@ async fn a_buffer_leaves_only_once_its_flush_is_done_and_never_after_a_failed_on
     peer.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty(), "{rest:?}");
     drop(sender);
+}
+
+/// A store with no peers, and a change feed over it with `timing`.
+fn feed_over_store(
+    root: &Path,
+    timing: FeedTiming,
+) -> (
+    Store,
+    broadcast::Receiver<Arc<Vec<DocumentId>>>,
+    watch::Sender<bool>,
+) {
+    let store = Store::open(
+        &root.join("store"),
+        id("xh/t03/v12"),
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    let (changes, offered) = broadcast::channel(CHANGE_FEED_LEN);
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(change_feed(store.clone(), changes, stopped, timing));
+    (store, offered, stop)
+}
+
+fn month_of_activities(month: u8) -> DocumentId {
+    DocumentId::activities(&id("xh/t03/v12"), Month::new(2026, month).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wakes_the_change_feed_without_waiting_for_its_poll() {
+    let root = tempfile::tempdir().unwrap();
+    // A poll that never comes within the test: only the store's wake can
+    // bring the change to the feed.
+    let timing = FeedTiming {
+        fallback_poll: Duration::from_secs(3_600),
+        quiet: Duration::from_millis(1),
+        linger_max: Duration::from_millis(5),
+    };
+    let (store, mut offered, stop) = feed_over_store(root.path(), timing);
+    for month in [10, 11] {
+        let document = month_of_activities(month);
+        store
+            .commit(document.clone(), |doc| doc.put(ROOT, "held", true))
+            .await
+            .unwrap();
+        let batch = tokio::time::timeout(WAIT, offered.recv())
+            .await
+            .expect("the feed never offered the commit")
+            .unwrap();
+        assert_eq!(*batch, vec![document]);
+    }
+    let _ = stop.send(true);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_within_the_quiet_time_go_out_in_one_batch() {
+    let root = tempfile::tempdir().unwrap();
+    // Quiet and linger far longer than the pause between the two commits.
+    let timing = FeedTiming {
+        fallback_poll: Duration::from_secs(3_600),
+        quiet: Duration::from_secs(2),
+        linger_max: Duration::from_secs(4),
+    };
+    let (store, mut offered, stop) = feed_over_store(root.path(), timing);
+    let (first, second) = (month_of_activities(10), month_of_activities(11));
+    for document in [&first, &second] {
+        store
+            .commit(document.clone(), |doc| doc.put(ROOT, "held", true))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let batch = tokio::time::timeout(WAIT, offered.recv())
+        .await
+        .expect("the feed never offered the commits")
+        .unwrap();
+    assert_eq!(*batch, vec![first, second]);
+    let _ = stop.send(true);
+    store.close().await;
+}
+
+#[test]
+fn a_session_takes_every_queued_batch_at_once_and_closes_when_it_fell_behind() {
+    let (changes, mut receiver) = broadcast::channel(4);
+    let batch = |month| Arc::new(vec![month_of_activities(month)]);
+    for month in [9, 10, 11] {
+        changes.send(batch(month)).unwrap();
+    }
+    let first = receiver.try_recv().unwrap();
+    let taken = queued_batches(first, &mut receiver).unwrap();
+    assert_eq!(taken, vec![batch(9), batch(10), batch(11)]);
+    assert!(receiver.try_recv().is_err(), "nothing left behind");
+
+    let first = {
+        changes.send(batch(1)).unwrap();
+        receiver.try_recv().unwrap()
+    };
+    for month in 2..=7 {
+        changes.send(batch(month)).unwrap();
+    }
+    assert_eq!(queued_batches(first, &mut receiver), Err(2));
 }
