@@ -121,12 +121,20 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         progress,
     });
 
-    // Build the statistics index now, so the first query answers quickly.
-    let reread = ctx
-        .refresh_stats()
-        .await
-        .context("the store closed while building the statistics index")?;
-    tracing::info!(documents = reread, "statistics index built");
+    // The statistics index is built beside the start, off the store's
+    // thread, once the links have had their first exchange: on two cores
+    // its fold would take the CPU a reconnect needs. A statistics query
+    // that comes first builds it (its refresh does) and answers after it.
+    let index_built = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(INDEX_BUILD_AFTER_MS)).await;
+            match ctx.refresh_stats().await {
+                Ok(reread) => tracing::info!(documents = reread, "statistics index built"),
+                Err(error) => tracing::warn!(%error, "statistics index not built"),
+            }
+        })
+    };
     points_rate_at_start(&ctx).await?;
     tracing::info!(node = %describe(&config), api = %config.api_listen, quic = %config.quic_listen_address(), "node started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -158,6 +166,9 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     }
     index_task.abort();
     let _ = index_task.await;
+    // A stop right after the start: the save below builds it if need be.
+    index_built.abort();
+    let _ = index_built.await;
     // What this run wrote or received, counted once more and persisted, so
     // the next start reuses every entry instead of reading documents again.
     match ctx.refresh_stats().await {
@@ -215,6 +226,8 @@ async fn points_rate_at_start(ctx: &NodeContext) -> anyhow::Result<()> {
 /// entries, whatever the tier: a bulk import or a cold sync is then counted
 /// within seconds, not by the first query after a restart.
 const INDEX_PERSIST_INTERVAL_MS: u64 = 10_000;
+/// The statistics index is built this long after the start (see `run`).
+const INDEX_BUILD_AFTER_MS: u64 = 500;
 
 /// Keep the statistics index current and persisted in the background (a
 /// refresh with nothing changed reads nothing).

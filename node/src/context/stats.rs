@@ -12,7 +12,7 @@ use crate::store::{Store, StoreClosed, StoreUnavailable};
 use civsync_protocol::replica::Replica;
 use civsync_protocol::service::statistics::{PublishReport, StatisticsPublisher};
 use civsync_protocol::stats::{
-    decode_stored, DecodedStored, StatsIndex, StatsOpenReport, StoredStats,
+    decode_stored, DecodedStored, OpenSnapshot, StatsIndex, StatsOpenReport, StoredStats,
 };
 use civsync_protocol::storage::Storage;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,9 @@ pub struct StatsState {
     stored: StoredStats,
     /// The persisted entries were loaded (by the first refresh).
     opened: bool,
+    /// Held by the refresh that opens the persisted index, so that a
+    /// refresh racing it waits instead of opening it twice.
+    opening: Arc<tokio::sync::Mutex<()>>,
     /// What this county last wrote into its statistics documents (empty
     /// after a start: every month is compared with its document once).
     publisher: StatisticsPublisher,
@@ -88,7 +91,7 @@ pub const REFRESH_JOBS_MAX: usize = 1_000;
 /// persisted index (see the module comment). Those documents' change times
 /// also feed the freshness.
 pub async fn refresh(stats: &SharedStats, store: &Store) -> Result<usize, StoreClosed> {
-    let mut looked_at = 0;
+    let mut looked_at = open_beside_the_store(stats, store).await?;
     for _ in 0..REFRESH_JOBS_MAX {
         let stats = stats.clone();
         let (seen, left) = store
@@ -103,6 +106,45 @@ pub async fn refresh(stats: &SharedStats, store: &Store) -> Result<usize, StoreC
         }
     }
     Ok(looked_at)
+}
+
+/// Open the persisted index unless it is open: its entries are copied out
+/// in one short job, folded on a blocking thread (decoded on one more,
+/// `decode_beside`), and installed by a last job that also reads again the
+/// first documents that moved. The store's thread runs sync and requests
+/// in between: at a township's restart the open took 9 ms of it, while
+/// its reconnect waited behind. Returns the documents read again. If the
+/// fold cannot run on its own thread, the first refresh job opens the
+/// index in line (`refresh_locked`).
+async fn open_beside_the_store(stats: &SharedStats, store: &Store) -> Result<usize, StoreClosed> {
+    let gate = stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .opening
+        .clone();
+    let _opening = gate.lock().await;
+    if stats.lock().unwrap_or_else(|p| p.into_inner()).opened {
+        return Ok(0);
+    }
+    let snapshot = store.call(|replica| OpenSnapshot::take(replica)).await?;
+    let folded = match tokio::task::spawn_blocking(move || snapshot.fold(decode_beside)).await {
+        Ok(folded) => folded,
+        Err(error) => {
+            tracing::warn!(%error, "the statistics index could not be folded on its own thread; the store's thread opens it");
+            return Ok(0);
+        }
+    };
+    let stats = stats.clone();
+    store
+        .call(move |replica| {
+            let (stored, report) = folded.finish(replica, REFRESH_DOCUMENTS_PER_JOB);
+            log_open(&report);
+            let mut state = stats.lock().unwrap_or_else(|p| p.into_inner());
+            state.stored = stored;
+            state.opened = true;
+            report.refresh.reread + report.refresh.from_changes
+        })
+        .await
 }
 
 /// One refresh job on the owner thread, with the state locked: the
@@ -210,8 +252,9 @@ pub async fn publish(
 
 #[cfg(test)]
 mod tests {
-    use super::decode_beside;
+    use super::{decode_beside, refresh, SharedStats};
     use crate::api::stats::above_county_tests::activity;
+    use crate::store::Store;
     use civsync_protocol::layout;
     use civsync_protocol::replica::{Replica, ReplicaConfig};
     use civsync_protocol::stats::StoredStats;
@@ -256,5 +299,44 @@ mod tests {
         assert_eq!(beside_report, in_line_report);
         assert_eq!(beside.index().statistics(), figures);
         assert_eq!(in_line.index().statistics(), figures);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_refreshes_open_the_index_once_beside_the_store_and_as_in_line() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &root.path().join("store"),
+            station("xh"),
+            ReplicaConfig::default(),
+        )
+        .unwrap();
+        let villages = 30;
+        store
+            .call(move |replica| {
+                for n in 0..villages {
+                    let at = station(&format!("xh/t{}/v{}", n / 26, n % 26));
+                    let recorded = activity(&format!("a{n}"), at.as_str(), 1 + n as u32);
+                    replica
+                        .commit(
+                            &DocumentId::activities(&at, Month::new(2026, 11).unwrap()),
+                            |doc| layout::put_activity(doc, &recorded),
+                        )
+                        .unwrap();
+                }
+            })
+            .await
+            .unwrap();
+        let stats = SharedStats::default();
+        let (first, second) = tokio::join!(refresh(&stats, &store), refresh(&stats, &store));
+        // Nothing was persisted: the one open reads every document; a
+        // second open would have read them all again.
+        assert_eq!(first.unwrap() + second.unwrap(), villages);
+        let figures = stats.lock().unwrap().index().statistics();
+        let in_line = store
+            .call(|replica| StoredStats::open(replica).0.index().statistics())
+            .await
+            .unwrap();
+        assert_eq!(figures, in_line);
+        store.close().await;
     }
 }

@@ -144,7 +144,12 @@ impl<S: Storage> Replica<S> {
         let mut batch = WriteBatch::new();
         if let Some(signer) = &signing.signer {
             let credential = signer.credential();
-            batch.put(credential_key(&credential_id(credential)), seal(credential));
+            let key = credential_key(&credential_id(credential));
+            // Kept by an earlier start: no write, and no flush to wait for.
+            let kept = self.storage.get(&key)?;
+            if kept.as_deref().and_then(|value| unseal(&key, value).ok()) != Some(credential) {
+                batch.put(key, seal(credential));
+            }
             self.signatures.signers_seen.insert(self.local.clone());
         }
         for (key, _) in self.storage.scan_prefix(SIGNER_PREFIX)? {

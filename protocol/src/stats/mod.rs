@@ -52,9 +52,9 @@ pub use scratch::{
     VolunteerTally,
 };
 pub use stored::{
-    decode_entry, decode_stored, encode_entry, stats_key, DecodedStored, StatsOpenReport,
-    StatsRefreshReport, StoredEntry, StoredStats, CONTRIBUTION_FORMAT, STATS_BATCH_ENTRIES_MAX,
-    STATS_ENTRY_BYTES_MAX,
+    decode_entry, decode_stored, encode_entry, stats_key, DecodedStored, FoldedOpen, OpenSnapshot,
+    StatsOpenReport, StatsRefreshReport, StoredEntry, StoredStats, CONTRIBUTION_FORMAT,
+    STATS_BATCH_ENTRIES_MAX, STATS_ENTRY_BYTES_MAX,
 };
 
 #[cfg(test)]

@@ -256,46 +256,72 @@ fn write<S: Storage>(
     }
 }
 
-impl StoredStats {
-    /// Load the persisted entries of `replica`, trust those whose digest is
-    /// current, and read every other document again (writing new entries).
-    pub fn open<S: Storage>(replica: &mut Replica<S>) -> (StoredStats, StatsOpenReport) {
-        StoredStats::open_with(replica, |entries, fold| {
-            fold(
-                &mut entries
-                    .into_iter()
-                    .map(|(key, value)| decode_stored(key, value)),
-            )
-        })
+/// What opening the persisted index needs of the replica, copied out in
+/// one short step on the store's thread: each held document's digest (and
+/// a roster's or activities document's heads), and the entries as stored.
+pub struct OpenSnapshot {
+    held: BTreeMap<DocumentId, HeadsDigest>,
+    heads: BTreeMap<DocumentId, Vec<ChangeHash>>,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    scan_failed: Option<String>,
+}
+
+/// The persisted index folded from an [`OpenSnapshot`], with the entries
+/// to delete; [`FoldedOpen::finish`] writes those and reads again what
+/// moved since.
+pub struct FoldedOpen {
+    stats: StoredStats,
+    report: StatsOpenReport,
+    discard: WriteBatch,
+}
+
+impl OpenSnapshot {
+    pub fn take<S: Storage>(replica: &Replica<S>) -> OpenSnapshot {
+        let mut held = BTreeMap::new();
+        let mut heads = BTreeMap::new();
+        for (id, digest) in replica.digests() {
+            held.insert(id.clone(), digest);
+            if matches!(id.kind, DocumentKind::Roster | DocumentKind::Activities(_)) {
+                if let Some(entry) = replica.index_entry(id) {
+                    heads.insert(id.clone(), entry.heads.clone());
+                }
+            }
+        }
+        let (entries, scan_failed) = match replica.storage().scan_prefix(STATS_PREFIX) {
+            Ok(entries) => (entries, None),
+            Err(error) => (Vec::new(), Some(error.to_string())),
+        };
+        OpenSnapshot {
+            held,
+            heads,
+            entries,
+            scan_failed,
+        }
     }
 
-    /// [`open`](Self::open), with the decoding of the entries left to
-    /// `decode`: it is handed the entries as stored and must call `fold`
-    /// once with every one of them passed through [`decode_stored`], in the
-    /// order given. Decoding needs nothing but the entry, so a node runs it
-    /// on another thread while this one folds (at a county's restart the
-    /// decoding was a third of the open, and the other core idle); the
-    /// index is the same either way.
-    pub fn open_with<S, D>(replica: &mut Replica<S>, decode: D) -> (StoredStats, StatsOpenReport)
+    /// Fold the entries into an index, trusting those whose digest is the
+    /// snapshot's. Needs no replica: any thread may run it. `decode` is
+    /// handed the entries as stored and must call `fold` once with every
+    /// one of them passed through [`decode_stored`], in the order given
+    /// (decoding needs nothing but the entry, so a node decodes on one
+    /// more thread while this one folds).
+    pub fn fold<D>(self, decode: D) -> FoldedOpen
     where
-        S: Storage,
         D: FnOnce(Vec<(Vec<u8>, Vec<u8>)>, &mut dyn FnMut(&mut dyn Iterator<Item = DecodedStored>)),
     {
+        let OpenSnapshot {
+            held,
+            mut heads,
+            entries,
+            scan_failed,
+        } = self;
         let mut stats = StoredStats::default();
-        let mut report = StatsOpenReport::default();
-        let held: BTreeMap<DocumentId, HeadsDigest> = replica
-            .digests()
-            .map(|(id, digest)| (id.clone(), digest))
-            .collect();
-        report.documents = held.len();
-        let entries = match replica.storage().scan_prefix(STATS_PREFIX) {
-            Ok(entries) => entries,
-            Err(error) => {
-                report.scan_failed = Some(error.to_string());
-                Vec::new()
-            }
+        let mut report = StatsOpenReport {
+            documents: held.len(),
+            scan_failed,
+            entries: entries.len(),
+            ..Default::default()
         };
-        report.entries = entries.len();
         let scanned = entries.len();
         let mut discard = WriteBatch::new();
         let mut with_entry: BTreeSet<DocumentId> = BTreeSet::new();
@@ -350,7 +376,9 @@ impl StoredStats {
                             continue;
                         }
                         if digest == *digest_now {
-                            stats.note_heads_read(replica, &document);
+                            if let Some(read) = heads.remove(&document) {
+                                stats.heads_read.insert(document.clone(), read);
+                            }
                             stats.seen.insert(document, digest);
                             report.reused += 1;
                         } else {
@@ -364,14 +392,66 @@ impl StoredStats {
         // again (it counts as missing below); still a defect of the caller.
         debug_assert_eq!(folded, scanned, "the decoder folds every stored entry");
         report.missing = held.len() - with_entry.len();
+        FoldedOpen {
+            stats,
+            report,
+            discard,
+        }
+    }
+}
+
+impl FoldedOpen {
+    /// Delete the entries not trusted, then read again at most
+    /// `documents_max` documents that moved (since their entry was written,
+    /// or since the snapshot); the rest are `report.refresh.left`.
+    pub fn finish<S: Storage>(
+        self,
+        replica: &mut Replica<S>,
+        documents_max: usize,
+    ) -> (StoredStats, StatsOpenReport) {
+        let FoldedOpen {
+            mut stats,
+            mut report,
+            discard,
+        } = self;
         // Deletions first: a recomputed entry written below replaces a
         // corrupt one and must not be deleted after it.
         let discarded = replica.apply_stats_batch(discard).err();
-        report.refresh = stats.refresh(replica);
+        report.refresh = stats.refresh_at_most(replica, documents_max);
         if report.refresh.write_error.is_none() {
             report.refresh.write_error = discarded;
         }
         (stats, report)
+    }
+}
+
+impl StoredStats {
+    /// Load the persisted entries of `replica`, trust those whose digest is
+    /// current, and read every other document again (writing new entries).
+    pub fn open<S: Storage>(replica: &mut Replica<S>) -> (StoredStats, StatsOpenReport) {
+        StoredStats::open_with(replica, |entries, fold| {
+            fold(
+                &mut entries
+                    .into_iter()
+                    .map(|(key, value)| decode_stored(key, value)),
+            )
+        })
+    }
+
+    /// [`open`](Self::open), with the decoding of the entries left to
+    /// `decode` (see [`OpenSnapshot::fold`]). The three steps it runs in
+    /// line — [`OpenSnapshot::take`], [`OpenSnapshot::fold`] and
+    /// [`FoldedOpen::finish`] — a node runs apart, the fold on a thread of
+    /// its own, so that sync and requests go on on the store's thread
+    /// meanwhile; the index is the same either way.
+    pub fn open_with<S, D>(replica: &mut Replica<S>, decode: D) -> (StoredStats, StatsOpenReport)
+    where
+        S: Storage,
+        D: FnOnce(Vec<(Vec<u8>, Vec<u8>)>, &mut dyn FnMut(&mut dyn Iterator<Item = DecodedStored>)),
+    {
+        OpenSnapshot::take(replica)
+            .fold(decode)
+            .finish(replica, usize::MAX)
     }
 
     /// Read again every document whose heads moved since it was last read,

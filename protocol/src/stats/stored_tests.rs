@@ -281,6 +281,38 @@ fn a_document_changed_while_stopped_is_read_again() {
 }
 
 #[test]
+fn writes_between_the_snapshot_and_the_finish_of_an_open_are_counted() {
+    let mut replica = seeded();
+    let (stats, _) = StoredStats::open(&mut replica);
+    drop(stats);
+    let mut replica = restart(replica, false);
+    // The node folds on another thread while the store's thread goes on:
+    // a correction and a new activity land between the snapshot and the
+    // finish, and a village's activity document is created meanwhile.
+    let snapshot = OpenSnapshot::take(&replica);
+    record(&mut replica, "xh/t1/v2", "A1", 300);
+    record(&mut replica, "xh/t2/v3", "A2", 100);
+    let folded = snapshot.fold(|entries, fold| {
+        fold(
+            &mut entries
+                .into_iter()
+                .map(|(key, value)| decode_stored(key, value)),
+        )
+    });
+    let (stats, report) = folded.finish(&mut replica, usize::MAX);
+    // Every entry was current at the snapshot, so all were trusted, and
+    // the two documents that moved since were read again at the finish.
+    assert_eq!((report.reused, report.changed), (6, 0), "{report:?}");
+    assert_eq!(
+        report.refresh.reread + report.refresh.from_changes,
+        2,
+        "{report:?}"
+    );
+    assert_eq!(county_hours(&stats), 2 * 150 + 2 * 300 + 2 * 150 + 2 * 100);
+    assert_correct(&stats, &mut replica);
+}
+
+#[test]
 fn a_deleted_activity_and_a_crash_losing_entries_still_give_correct_figures() {
     let mut replica = seeded();
     let (mut stats, _) = StoredStats::open(&mut replica);

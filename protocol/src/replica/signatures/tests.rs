@@ -418,3 +418,37 @@ fn a_change_that_waited_for_its_dependency_keeps_its_signature_and_relays_signed
     sync_document(&mut township, &mut county, &roster());
     assert_eq!(county.heads(&roster()), village.heads(&roster()));
 }
+
+#[test]
+fn a_start_with_the_credential_already_kept_writes_and_flushes_nothing() {
+    let signing = || Signing {
+        signer: Some(Arc::new(KeyedHashSigner::new(
+            ROOT_SECRET,
+            &station("xh/t1/v1"),
+            Tier::Village,
+        ))),
+        verifier: Arc::new(KeyedHashVerifier::new(ROOT_SECRET)),
+    };
+    let open =
+        |storage| Replica::open(storage, station("xh/t1/v1"), 1, ReplicaConfig::default()).unwrap();
+    let mut first = open(MemoryStorage::new());
+    let opened = first.storage().stats();
+    first.set_signing(signing()).unwrap();
+    let kept = first.storage().stats();
+    assert_eq!(
+        (kept.applies - opened.applies, kept.flushes - opened.flushes),
+        (1, 1),
+        "the first start keeps it"
+    );
+    // The next start: the same certificate, already kept.
+    let mut again = open(first.into_storage());
+    let before = again.storage().stats();
+    again.set_signing(signing()).unwrap();
+    let after = again.storage().stats();
+    assert_eq!(
+        (after.applies, after.flushes),
+        (before.applies, before.flushes),
+        "a start with its credential kept waits for no flush"
+    );
+    assert!(again.signs());
+}
