@@ -121,17 +121,20 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         progress,
     });
 
-    // The statistics index is built beside the start, off the store's
-    // thread, once the links have had their first exchange: on two cores
-    // its fold would take the CPU a reconnect needs. A statistics query
-    // that comes first builds it (its refresh does) and answers after it.
+    // The persisted statistics index is opened beside the start, off the
+    // store's thread, once the links have had their first exchange: on two
+    // cores its fold would take the CPU a reconnect needs. Documents that
+    // moved since it was saved are read by the periodic refresh, not here:
+    // a county refilled by its townships would read them one job after
+    // another while they arrive. A statistics query that comes first opens
+    // and refreshes it itself (its refresh does) and answers after it.
     let index_built = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(INDEX_BUILD_AFTER_MS)).await;
-            match ctx.refresh_stats().await {
-                Ok(reread) => tracing::info!(documents = reread, "statistics index built"),
-                Err(error) => tracing::warn!(%error, "statistics index not built"),
+            match ctx.open_stats().await {
+                Ok(reread) => tracing::info!(documents = reread, "statistics index opened"),
+                Err(error) => tracing::warn!(%error, "statistics index not opened"),
             }
         })
     };
@@ -226,7 +229,7 @@ async fn points_rate_at_start(ctx: &NodeContext) -> anyhow::Result<()> {
 /// entries, whatever the tier: a bulk import or a cold sync is then counted
 /// within seconds, not by the first query after a restart.
 const INDEX_PERSIST_INTERVAL_MS: u64 = 10_000;
-/// The statistics index is built this long after the start (see `run`).
+/// The statistics index is opened this long after the start (see `run`).
 const INDEX_BUILD_AFTER_MS: u64 = 500;
 
 /// Keep the statistics index current and persisted in the background (a

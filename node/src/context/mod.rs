@@ -82,6 +82,13 @@ impl NodeContext {
         stats::refresh(&self.stats, &self.store).await
     }
 
+    /// Open the persisted statistics index unless it is open, off the
+    /// store's thread; moved documents beyond the first few are left to the
+    /// next refresh (see `stats::open_beside_the_store`).
+    pub async fn open_stats(&self) -> Result<usize, StoreClosed> {
+        stats::open_beside_the_store(&self.stats, &self.store).await
+    }
+
     /// Rewrite this county's statistics documents whose figures changed
     /// (see `stats::publish`); a node of another tier writes nothing.
     pub async fn publish_statistics(

@@ -115,8 +115,12 @@ pub async fn refresh(stats: &SharedStats, store: &Store) -> Result<usize, StoreC
 /// in between: at a township's restart the open took 9 ms of it, while
 /// its reconnect waited behind. Returns the documents read again. If the
 /// fold cannot run on its own thread, the first refresh job opens the
-/// index in line (`refresh_locked`).
-async fn open_beside_the_store(stats: &SharedStats, store: &Store) -> Result<usize, StoreClosed> {
+/// index in line (`refresh_locked`). Reads at most
+/// `REFRESH_DOCUMENTS_PER_JOB` moved documents; a refresh reads the rest.
+pub async fn open_beside_the_store(
+    stats: &SharedStats,
+    store: &Store,
+) -> Result<usize, StoreClosed> {
     let gate = stats
         .lock()
         .unwrap_or_else(|p| p.into_inner())
