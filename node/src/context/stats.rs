@@ -269,6 +269,23 @@ mod tests {
         StationId::parse(text).unwrap()
     }
 
+    /// One activity in each of `villages` villages, each its own document.
+    fn record_in_villages<S: civsync_protocol::storage::Storage>(
+        replica: &mut Replica<S>,
+        villages: usize,
+    ) {
+        for n in 0..villages {
+            let at = station(&format!("xh/t{}/v{}", n / 26, n % 26));
+            let recorded = activity(&format!("a{n}"), at.as_str(), 1 + n as u32);
+            replica
+                .commit(
+                    &DocumentId::activities(&at, Month::new(2026, 11).unwrap()),
+                    |doc| layout::put_activity(doc, &recorded),
+                )
+                .unwrap();
+        }
+    }
+
     #[test]
     fn entries_decoded_on_their_own_thread_open_the_index_they_open_in_line() {
         let mut replica = Replica::open(
@@ -280,16 +297,7 @@ mod tests {
         .unwrap();
         // More entries than the decoding thread may run ahead of the fold.
         let villages = super::DECODED_AHEAD_MAX + 40;
-        for n in 0..villages {
-            let at = station(&format!("xh/t{}/v{}", n / 26, n % 26));
-            let recorded = activity(&format!("a{n}"), at.as_str(), 1 + n as u32);
-            replica
-                .commit(
-                    &DocumentId::activities(&at, Month::new(2026, 11).unwrap()),
-                    |doc| layout::put_activity(doc, &recorded),
-                )
-                .unwrap();
-        }
+        record_in_villages(&mut replica, villages);
         // The first open reads every document and writes its entry.
         let (first, report) = StoredStats::open(&mut replica);
         assert_eq!(report.refresh.reread, villages);
@@ -316,18 +324,7 @@ mod tests {
         .unwrap();
         let villages = 30;
         store
-            .call(move |replica| {
-                for n in 0..villages {
-                    let at = station(&format!("xh/t{}/v{}", n / 26, n % 26));
-                    let recorded = activity(&format!("a{n}"), at.as_str(), 1 + n as u32);
-                    replica
-                        .commit(
-                            &DocumentId::activities(&at, Month::new(2026, 11).unwrap()),
-                            |doc| layout::put_activity(doc, &recorded),
-                        )
-                        .unwrap();
-                }
-            })
+            .call(move |replica| record_in_villages(replica, villages))
             .await
             .unwrap();
         let stats = SharedStats::default();
