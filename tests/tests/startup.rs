@@ -59,22 +59,6 @@ fn last_index_load(log: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// The node's log once `ready` holds of it (within 30 s).
-fn log_once(node: &civsync_tests::TestNode, ready: impl Fn(&str) -> bool) -> String {
-    let started = std::time::Instant::now();
-    loop {
-        let log = node.log();
-        if ready(&log) {
-            return log;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "the log never got there:\n{log}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn a_node_stopped_right_after_a_bulk_import_starts_without_reading_its_documents_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,9 +86,14 @@ fn a_node_stopped_right_after_a_bulk_import_starts_without_reading_its_documents
     node.stop().unwrap();
     node.start().unwrap();
     // The index is built beside the start: the API answers first.
-    let log = log_once(&node, |log| {
-        log.matches("statistics index loaded").count() == 2
-    });
+    civsync_tests::wait_until(std::time::Duration::from_secs(30), || {
+        match node.log().matches("statistics index loaded").count() {
+            2 => Ok(()),
+            seen => Err(format!("{seen} index loads in the log, expected 2")),
+        }
+    })
+    .unwrap();
+    let log = node.log();
     let documents = last_index_load(&log, "documents").expect("the index was loaded");
     assert!(documents >= 1, "{log}");
     assert_eq!(

@@ -256,6 +256,12 @@ fn write<S: Storage>(
     }
 }
 
+/// Whether a refresh may move `id`'s contribution by its new changes
+/// alone (`delta.rs`), for which it keeps the heads it read it at.
+fn moves_by_changes(id: &DocumentId) -> bool {
+    matches!(id.kind, DocumentKind::Roster | DocumentKind::Activities(_))
+}
+
 /// What opening the persisted index needs of the replica, copied out in
 /// one short step on the store's thread: each held document's digest (and
 /// a roster's or activities document's heads), and the entries as stored.
@@ -281,7 +287,7 @@ impl OpenSnapshot {
         let mut heads = BTreeMap::new();
         for (id, digest) in replica.digests() {
             held.insert(id.clone(), digest);
-            if matches!(id.kind, DocumentKind::Roster | DocumentKind::Activities(_)) {
+            if moves_by_changes(id) {
                 if let Some(entry) = replica.index_entry(id) {
                     heads.insert(id.clone(), entry.heads.clone());
                 }
@@ -603,7 +609,7 @@ impl StoredStats {
     /// Remember the heads a contribution now in the index was computed at,
     /// for the documents [`delta`] can move.
     fn note_heads_read<S: Storage>(&mut self, replica: &Replica<S>, id: &DocumentId) {
-        if !matches!(id.kind, DocumentKind::Roster | DocumentKind::Activities(_)) {
+        if !moves_by_changes(id) {
             return;
         }
         if let Some(entry) = replica.index_entry(id) {

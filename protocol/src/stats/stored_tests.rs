@@ -287,8 +287,8 @@ fn writes_between_the_snapshot_and_the_finish_of_an_open_are_counted() {
     drop(stats);
     let mut replica = restart(replica, false);
     // The node folds on another thread while the store's thread goes on:
-    // a correction and a new activity land between the snapshot and the
-    // finish, and a village's activity document is created meanwhile.
+    // a correction in one village and a new activity in another land
+    // between the snapshot and the finish.
     let snapshot = OpenSnapshot::take(&replica);
     record(&mut replica, "xh/t1/v2", "A1", 300);
     record(&mut replica, "xh/t2/v3", "A2", 100);

@@ -866,6 +866,13 @@ fn month_of_activities(month: u8) -> DocumentId {
     DocumentId::activities(&id("xh/t03/v12"), Month::new(2026, month).unwrap())
 }
 
+async fn commit_to(store: &Store, document: &DocumentId) {
+    store
+        .commit(document.clone(), |doc| doc.put(ROOT, "held", true))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_wakes_the_change_feed_without_waiting_for_its_poll() {
     let root = tempfile::tempdir().unwrap();
@@ -879,10 +886,7 @@ async fn a_commit_wakes_the_change_feed_without_waiting_for_its_poll() {
     let (store, mut offered, stop) = feed_over_store(root.path(), timing);
     for month in [10, 11] {
         let document = month_of_activities(month);
-        store
-            .commit(document.clone(), |doc| doc.put(ROOT, "held", true))
-            .await
-            .unwrap();
+        commit_to(&store, &document).await;
         let batch = tokio::time::timeout(WAIT, offered.recv())
             .await
             .expect("the feed never offered the commit")
@@ -905,10 +909,7 @@ async fn commits_within_the_quiet_time_go_out_in_one_batch() {
     let (store, mut offered, stop) = feed_over_store(root.path(), timing);
     let (first, second) = (month_of_activities(10), month_of_activities(11));
     for document in [&first, &second] {
-        store
-            .commit(document.clone(), |doc| doc.put(ROOT, "held", true))
-            .await
-            .unwrap();
+        commit_to(&store, document).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let batch = tokio::time::timeout(WAIT, offered.recv())
