@@ -78,11 +78,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     // Sign from the first write on, before any peer or clerk can reach the
     // store; without a certificate the node syncs nothing and signs nothing.
     match crate::net::change_signing::node_signing(&pki_dir, &revocations) {
-        Ok(Some(signing)) => store
-            .call(move |replica| replica.set_signing(signing))
-            .await
-            .context("the store closed while it was given the node's signing key")?
-            .context("cannot keep the node's certificate beside the store")?,
+        Ok(Some(signing)) => store.set_signing(signing).await?,
         Ok(None) => {}
         Err(reason) => anyhow::bail!("cannot sign changes with the node key: {reason}"),
     }

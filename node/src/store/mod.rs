@@ -38,7 +38,9 @@ use automerge::AutoCommit;
 use civsync_protocol::identity::document_id::DocumentId;
 use civsync_protocol::identity::station::StationId;
 use civsync_protocol::replica::prepare::WholePreparer;
-use civsync_protocol::replica::{CommitError, CommitOutcome, OpenError, Replica, ReplicaConfig};
+use civsync_protocol::replica::{
+    CommitError, CommitOutcome, OpenError, Replica, ReplicaConfig, Signing,
+};
 use civsync_protocol::storage::{display_key, Entries, Storage, StorageError, WriteBatch, WriteOp};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -396,6 +398,15 @@ pub enum StoreOpenError {
 #[error("the store is closed")]
 pub struct StoreClosed;
 
+/// Why the store was not given the node's signing key.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("the store closed while it was given the node's signing key")]
+    Closed,
+    #[error("cannot keep the node's certificate beside the store: {0}")]
+    Storage(StorageError),
+}
+
 /// Why a durable call could not be acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreUnavailable {
@@ -462,8 +473,9 @@ pub struct Store {
     /// open until it is dropped too).
     db: Arc<Mutex<Option<sled::Db>>>,
     /// Loads whole documents received from peers before the owner thread
-    /// takes them in (see `net::peers::step`), under the replica's limits.
-    preparer: WholePreparer,
+    /// takes them in (see `net::peers::step`), under the replica's limits,
+    /// and checks their signatures once the replica has a verifier.
+    preparer: Arc<Mutex<WholePreparer>>,
     /// Woken by the owner thread after a job that left documents changed
     /// (`Replica::has_changed_documents`): the live push's change feed.
     changes_waiting: Arc<tokio::sync::Notify>,
@@ -506,7 +518,7 @@ impl Store {
             probe: Arc::new(Mutex::new(None)),
             owner: Arc::new(Mutex::new(Some(owner))),
             db: Arc::new(Mutex::new(Some(db))),
-            preparer,
+            preparer: Arc::new(Mutex::new(preparer)),
             changes_waiting,
         })
     }
@@ -514,7 +526,30 @@ impl Store {
     /// What sync sessions run on a received message before their turn on
     /// the owner thread.
     pub fn preparer(&self) -> WholePreparer {
-        self.preparer
+        match self.preparer.lock() {
+            Ok(preparer) => preparer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Sign this node's changes and check its peers' from now on
+    /// (`Replica::set_signing`); sessions then check signatures with the
+    /// same verifier before their turn on the owner thread.
+    pub async fn set_signing(&self, signing: Signing) -> Result<(), SigningError> {
+        let preparer = self
+            .call(move |replica| {
+                replica
+                    .set_signing(signing)
+                    .map(|()| replica.whole_preparer())
+            })
+            .await
+            .map_err(|_| SigningError::Closed)?
+            .map_err(SigningError::Storage)?;
+        match self.preparer.lock() {
+            Ok(mut held) => *held = preparer,
+            Err(poisoned) => *poisoned.into_inner() = preparer,
+        }
+        Ok(())
     }
 
     pub fn local(&self) -> &StationId {

@@ -475,3 +475,26 @@ fn group_commits_are_answered_after_the_flush_thread_covers_them() {
     assert!(keys >= 32, "{keys}");
     reopened.close_blocking();
 }
+
+#[tokio::test]
+async fn a_store_given_the_signing_key_has_its_sessions_check_signatures_ahead() {
+    use civsync_protocol::sync::signing::keyed_hash::{KeyedHashSigner, KeyedHashVerifier};
+    use civsync_protocol::Tier;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), station("xh/t1"), ReplicaConfig::default()).unwrap();
+    assert!(!store.preparer().checks_signatures());
+    store
+        .set_signing(Signing {
+            signer: Some(Arc::new(KeyedHashSigner::new(
+                b"county",
+                &station("xh/t1"),
+                Tier::Township,
+            ))),
+            verifier: Arc::new(KeyedHashVerifier::new(b"county")),
+        })
+        .await
+        .unwrap();
+    assert!(store.preparer().checks_signatures());
+    assert!(store.call(|replica| replica.signs()).await.unwrap());
+    store.close().await;
+}

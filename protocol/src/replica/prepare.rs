@@ -6,42 +6,77 @@
 //!
 //! Only what the message alone decides happens here: the size and decode
 //! limits, decoding, loading the document chunk and applying the changes
-//! after it. Everything that needs the replica — whether it holds the
-//! document already, the authority of every change, signatures, the sync
-//! state, storage — stays in `receive_whole_document`, which takes the
-//! loaded document instead of loading it. A message this cannot prepare,
-//! or prepares wrongly, is taken in as before and refused there with the
-//! same error: preparing never decides an outcome, it only moves work.
+//! after it, and whether each of its changes' signatures matches under the
+//! credential it names (ECDSA, a third of a cold county's time on the
+//! replica's thread). Everything that needs the replica — whether it holds
+//! the document already, whether a credential is valid and whose it is,
+//! the authority of every change, the sync state, storage — stays in
+//! `receive_whole_document`, which takes the loaded document instead of
+//! loading it and skips only the signatures found matching here. A message
+//! this cannot prepare, or prepares wrongly, is taken in as before and
+//! refused there with the same error: preparing never decides an outcome,
+//! it only moves work.
 
 use super::bounds::{self, DecodeCost, DecodeLimits};
 use super::chunks;
 use super::config::ReplicaConfig;
+use super::signatures::{AcceptedCredentials, MatchedSignatures};
 use crate::identity::document_id::DocumentId;
 use crate::sync::host::{MessagePreparer, PreparedMessage, ReceiveError};
-use crate::sync::signing::{PayloadFormat, SignedSyncMessage};
+use crate::sync::signing::{
+    credential_id, ChangeVerifier, CredentialEntry, PayloadFormat, SignedSyncMessage,
+};
 use automerge::sync::Message;
 use automerge::{AutoCommit, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The limits a replica applies to a message before decoding it, copied
-/// out of its configuration so that they travel to another thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// out of its configuration so that they travel to another thread, and
+/// what it checks signatures with.
+#[derive(Clone)]
 pub struct WholePreparer {
     message_bytes_max: usize,
     changes_max: usize,
     decode_limits: DecodeLimits,
+    signatures: Option<SignatureCheck>,
+}
+
+/// The replica's verifier and the credentials it accepted: enough to tell
+/// whether a signature matches, not whether its credential is valid.
+#[derive(Clone)]
+pub(super) struct SignatureCheck {
+    pub(super) verifier: Arc<dyn ChangeVerifier>,
+    pub(super) accepted: Arc<AcceptedCredentials>,
 }
 
 /// A whole-document message's document, loaded with the changes after it
-/// applied (the actor is set by the replica that takes it).
-pub(super) struct LoadedWhole(pub(super) AutoCommit);
+/// applied (the actor is set by the replica that takes it), and which of
+/// its changes' signatures were found to match.
+pub(super) struct LoadedWhole {
+    pub(super) doc: AutoCommit,
+    pub(super) matched: MatchedSignatures,
+}
 
 impl WholePreparer {
+    /// A preparer that loads but checks no signature.
     pub fn new(config: &ReplicaConfig) -> WholePreparer {
         WholePreparer {
             message_bytes_max: config.sync_message_bytes_max,
             changes_max: config.sync_message_changes_max,
             decode_limits: config.decode_limits,
+            signatures: None,
         }
+    }
+
+    pub(super) fn checking_signatures(mut self, check: SignatureCheck) -> WholePreparer {
+        self.signatures = Some(check);
+        self
+    }
+
+    /// Does this preparer check signatures ahead of its replica?
+    pub fn checks_signatures(&self) -> bool {
+        self.signatures.is_some()
     }
 
     /// The loaded document if `message` is a whole document (alone or with
@@ -53,14 +88,15 @@ impl WholePreparer {
         format: PayloadFormat,
     ) -> Option<LoadedWhole> {
         check_message_bytes(self.message_bytes_max, document, message.len()).ok()?;
-        let envelope;
-        let payload = match format {
-            PayloadFormat::Plain => message,
+        let envelope = match format {
+            PayloadFormat::Plain => None,
             PayloadFormat::Signed => {
-                envelope = SignedSyncMessage::decode(message, self.changes_max).ok()?;
-                envelope.automerge.as_slice()
+                Some(SignedSyncMessage::decode(message, self.changes_max).ok()?)
             }
         };
+        let payload = envelope
+            .as_ref()
+            .map_or(message, |envelope| envelope.automerge.as_slice());
         check_message_bytes(self.message_bytes_max, document, payload.len()).ok()?;
         let decoded = Message::decode(payload).ok()?;
         check_decode_cost(&self.decode_limits, document, &decoded).ok()?;
@@ -69,9 +105,51 @@ impl WholePreparer {
         }
         let chunk = decoded.changes.iter().next()?;
         let (whole, after) = chunks::document_then_changes(chunk)?;
-        load_whole(self.changes_max, document, whole, after)
-            .ok()
-            .map(LoadedWhole)
+        let mut doc = load_whole(self.changes_max, document, whole, after).ok()?;
+        let matched = match (&self.signatures, &envelope) {
+            (Some(check), Some(envelope)) => check.matched(&mut doc, envelope),
+            _ => MatchedSignatures::new(),
+        };
+        Some(LoadedWhole { doc, matched })
+    }
+}
+
+impl SignatureCheck {
+    /// The signatures of `envelope` over changes of `doc` that match under
+    /// the credential they name. A credential named by an id this replica
+    /// has not accepted is skipped: the replica resolves it, or refuses it.
+    fn matched(&self, doc: &mut AutoCommit, envelope: &SignedSyncMessage) -> MatchedSignatures {
+        let changes: BTreeSet<ChangeHash> = doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| meta.hash)
+            .collect();
+        let credentials: Vec<Option<(Arc<Vec<u8>>, _)>> = envelope
+            .credentials
+            .iter()
+            .map(|entry| match entry {
+                CredentialEntry::Whole(bytes) => {
+                    Some((Arc::new(bytes.clone()), credential_id(bytes)))
+                }
+                CredentialEntry::Known(id) => self.accepted.get(id).map(|bytes| (bytes, *id)),
+            })
+            .collect();
+        let mut matched = MatchedSignatures::new();
+        for entry in &envelope.signatures {
+            let change = ChangeHash(entry.change);
+            let Some(Some((credential, id))) = credentials.get(usize::from(entry.credential))
+            else {
+                continue;
+            };
+            if changes.contains(&change)
+                && self
+                    .verifier
+                    .signature_matches(credential, &change, &entry.signature)
+            {
+                matched.insert(change, (*id, entry.signature.clone()));
+            }
+        }
+        matched
     }
 }
 
@@ -175,6 +253,9 @@ pub(super) fn load_whole(
     }
     Ok(doc)
 }
+
+#[cfg(test)]
+mod signature_tests;
 
 #[cfg(test)]
 mod tests {
@@ -306,7 +387,7 @@ mod tests {
         let mut marked = WholePreparer::new(&ReplicaConfig::default())
             .load(&document(), &message, format)
             .expect("a whole document")
-            .0
+            .doc
             .with_actor(crate::identity::actor::actor_for(&station("xh/t1/v1"), 7));
         marked.put(ROOT, "marked", 1).unwrap();
         marked.commit();
@@ -317,7 +398,10 @@ mod tests {
                 &document(),
                 &message,
                 format,
-                Some(crate::sync::host::PreparedMessage::new(LoadedWhole(marked))),
+                Some(crate::sync::host::PreparedMessage::new(LoadedWhole {
+                    doc: marked,
+                    matched: Default::default(),
+                })),
             )
             .unwrap();
         assert_eq!(

@@ -17,6 +17,7 @@
 //! changes, not their hashes.
 
 use super::layout::{seal, unseal, CorruptValue};
+use super::prepare::{SignatureCheck, WholePreparer};
 use super::{chunks, Replica};
 use crate::identity::actor::station_of;
 use crate::identity::document_id::DocumentId;
@@ -30,7 +31,7 @@ use crate::sync::signing::{
 };
 use automerge::{ActorId, ChangeHash};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub const SIGNATURE_PREFIX: &[u8] = b"sig|";
 pub const CREDENTIAL_PREFIX: &[u8] = b"cred|";
@@ -54,7 +55,44 @@ pub(super) struct SignatureBook {
     /// name them by id; forgotten when the link ends or a document is
     /// refused (the peer may have dropped what we sent).
     pub(super) credentials_sent: BTreeMap<StationId, BTreeSet<CredentialId>>,
+    /// Credentials this replica accepted, shared with its preparer.
+    pub(super) accepted: Arc<AcceptedCredentials>,
 }
+
+/// Most credentials [`AcceptedCredentials`] keeps: a county has ~700
+/// offices. Past it, a message naming another credential by id has its
+/// signatures checked on the replica's thread, as before preparing.
+pub const ACCEPTED_CREDENTIALS_MAX: usize = 4096;
+
+/// The credentials a replica accepted from its peers, by id, so that a
+/// preparer on another thread can check the signatures of a message that
+/// names them by id (a link sends each credential whole once, then its id).
+/// An id is the hash of its bytes, so an entry cannot lie about which
+/// credential it is; whether the credential is valid is still judged by
+/// the replica.
+#[derive(Default)]
+pub struct AcceptedCredentials {
+    by_id: Mutex<BTreeMap<CredentialId, Arc<Vec<u8>>>>,
+}
+
+impl AcceptedCredentials {
+    fn accept(&self, id: CredentialId, credential: &Arc<Vec<u8>>) {
+        let Ok(mut by_id) = self.by_id.lock() else {
+            return;
+        };
+        if by_id.len() < ACCEPTED_CREDENTIALS_MAX {
+            by_id.entry(id).or_insert_with(|| credential.clone());
+        }
+    }
+
+    pub(super) fn get(&self, id: &CredentialId) -> Option<Arc<Vec<u8>>> {
+        self.by_id.lock().ok()?.get(id).cloned()
+    }
+}
+
+/// Signatures a preparer found to match, each under the credential it
+/// named: `(change, credential id, signature)`, by change.
+pub(super) type MatchedSignatures = BTreeMap<ChangeHash, (CredentialId, Vec<u8>)>;
 
 /// A change received, as the authority rules need it.
 pub(super) struct Incoming {
@@ -104,6 +142,23 @@ struct CheckedSignature {
     credential: Arc<Vec<u8>>,
     credential_id: CredentialId,
     signature: Vec<u8>,
+    /// The preparer found this very signature to match under this very
+    /// credential (`SignatureTable::note_matched`).
+    matched_ahead: bool,
+}
+
+impl SignatureTable {
+    /// Note which of this table's signatures a preparer already found to
+    /// match, so the replica does not check them again. Only an entry the
+    /// same as the one checked counts.
+    pub(super) fn note_matched(&mut self, matched: &MatchedSignatures) {
+        for (change, signed) in &mut self.entries {
+            if let Some((credential_id, signature)) = matched.get(change) {
+                signed.matched_ahead =
+                    *credential_id == signed.credential_id && *signature == signed.signature;
+            }
+        }
+    }
 }
 
 fn signature_key(document: &DocumentId, change: &ChangeHash) -> Vec<u8> {
@@ -166,6 +221,20 @@ impl<S: Storage> Replica<S> {
         }
         self.signatures.signing = Some(signing);
         Ok(())
+    }
+
+    /// What sync sessions run on a received message before taking it in
+    /// (see `prepare`): with this replica's verifier, if it checks
+    /// signatures, and the credentials it accepted.
+    pub fn whole_preparer(&self) -> WholePreparer {
+        let preparer = WholePreparer::new(&self.config);
+        match &self.signatures.signing {
+            Some(signing) => preparer.checking_signatures(SignatureCheck {
+                verifier: signing.verifier.clone(),
+                accepted: self.signatures.accepted.clone(),
+            }),
+            None => preparer,
+        }
     }
 
     /// Does this replica sign its changes?
@@ -371,7 +440,11 @@ impl<S: Storage> Replica<S> {
             if writer.is_ok() && matches!(entry, CredentialEntry::Whole(_)) {
                 keep.put(credential_key(&id), seal(&bytes));
             }
-            resolved.push((Arc::new(bytes), id, writer));
+            let bytes = Arc::new(bytes);
+            if writer.is_ok() {
+                self.signatures.accepted.accept(id, &bytes);
+            }
+            resolved.push((bytes, id, writer));
         }
         if !keep.is_empty() {
             if let Err(error) = self.storage.apply(keep) {
@@ -390,6 +463,7 @@ impl<S: Storage> Replica<S> {
                     credential: credential.clone(),
                     credential_id: *id,
                     signature: entry.signature.clone(),
+                    matched_ahead: false,
                 },
             );
         }
@@ -484,6 +558,9 @@ impl<S: Storage> Replica<S> {
                 signer: certified.station.clone(),
                 writer,
             });
+        }
+        if signed.matched_ahead {
+            return Ok(writer);
         }
         let verifier = self
             .signatures

@@ -27,7 +27,7 @@ use super::bounds::DecodeCost;
 use super::chunks;
 use super::intake::{self, IntakeRefusal, PeerIntake};
 use super::layout::{self, seal, sync_state_key, unseal};
-use super::prepare::{self, LoadedWhole, WholePreparer};
+use super::prepare::{self, LoadedWhole};
 use super::signatures::{Incoming, SignatureTable};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
 use crate::identity::document_id::DocumentId;
@@ -158,7 +158,7 @@ impl<S: Storage> Replica<S> {
     ) -> Result<ReceiveOutcome, ReceiveError> {
         debug_assert!(!self.holds(document));
         let loaded = match prepared {
-            Some(LoadedWhole(doc)) => doc,
+            Some(LoadedWhole { doc, .. }) => doc,
             None => {
                 prepare::load_whole(self.config.sync_message_changes_max, document, whole, after)?
             }
@@ -728,7 +728,7 @@ impl<S: Storage> SyncHost for Replica<S> {
     }
 
     fn preparer(&self) -> Option<Arc<dyn MessagePreparer>> {
-        Some(Arc::new(WholePreparer::new(&self.config)))
+        Some(Arc::new(self.whole_preparer()))
     }
 
     fn receive_prepared_sync_message(
@@ -752,7 +752,10 @@ impl<S: Storage> SyncHost for Replica<S> {
                 let envelope =
                     SignedSyncMessage::decode(message, self.config.sync_message_changes_max)
                         .map_err(|reason| Self::malformed(document, reason))?;
-                let table = self.check_envelope(document, &envelope)?;
+                let mut table = self.check_envelope(document, &envelope)?;
+                if let Some(prepared) = &prepared {
+                    table.note_matched(&prepared.matched);
+                }
                 (Some(envelope.automerge), table)
             }
         };

@@ -66,8 +66,9 @@ pub(super) async fn step(
         SessionInput::Bytes(bytes) => {
             let mut session = session;
             session.absorb(&bytes, now_ms);
-            // Long sync messages a read completed (see
-            // `PREPARED_MESSAGE_BYTES_MIN`) are prepared on a blocking thread.
+            // Sync messages a read completed, but for the shortest (see
+            // `PREPARED_MESSAGE_BYTES_MIN`), are prepared on a blocking
+            // thread: loaded, and their signatures checked.
             if session.inbox_preparable_bytes() > 0 {
                 session = prepared_off_owner(shared, session).await?;
             }
