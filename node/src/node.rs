@@ -63,6 +63,11 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
         .with_context(|| format!("cannot listen for the API on {}", config.api_listen))?;
+    let revocations = crate::net::revocation::RevocationSet::default();
+    // The links to the parent and siblings are dialled before the store
+    // opens: their handshakes overlap sled's open (a reconnect's first
+    // milliseconds). No session starts before the store is open.
+    let bound = bind_peers(&config, &pki_dir, &revocations)?;
     let store = Store::open(
         &data_dir.join(STORE_DIR),
         config.station.clone(),
@@ -74,7 +79,6 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
             data_dir.join(STORE_DIR).display()
         )
     })?;
-    let revocations = crate::net::revocation::RevocationSet::default();
     // Sign from the first write on, before any peer or clerk can reach the
     // store; without a certificate the node syncs nothing and signs nothing.
     match crate::net::change_signing::node_signing(&pki_dir, &revocations) {
@@ -83,8 +87,21 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         Err(reason) => anyhow::bail!("cannot sign changes with the node key: {reason}"),
     }
     let progress = crate::progress::Progress::default();
-    let (manager, certificate) =
-        start_peers(&config, &pki_dir, store.clone(), &revocations, &progress)?;
+    let (manager, certificate) = match bound {
+        Some(bound) => (
+            Some(crate::net::peers::PeerManager::start_reporting(
+                bound.endpoint,
+                store.clone(),
+                config.tier,
+                bound.dialled,
+                Default::default(),
+                progress.clone(),
+                bound.early,
+            )),
+            Some(bound.certificate),
+        ),
+        None => (None, None),
+    };
     let peers = manager.as_ref().map(|m| m.board()).unwrap_or_default();
     let access = crate::access::Access::open(
         &store,
@@ -272,24 +289,26 @@ async fn keep_statistics_current(ctx: &NodeContext) {
 
 /// What `start_peers` started: the connection manager and this node's
 /// certificate, or neither.
-type StartedPeers = (
-    Option<crate::net::peers::PeerManager>,
-    Option<crate::context::OwnCertificate>,
-);
+/// The QUIC endpoint, bound, and the dials to the parent and siblings,
+/// started: what the peer manager takes once the store is open.
+struct BoundPeers {
+    endpoint: Arc<crate::net::transport::NodeEndpoint>,
+    dialled: Vec<crate::net::peers::DialledPeer>,
+    early: crate::net::peers::EarlyLinks,
+    certificate: crate::context::OwnCertificate,
+}
 
-/// Bind QUIC and start the connection manager, or run without sync (with a
-/// warning) when the node has no certificate yet.
-fn start_peers(
+/// Load the node certificate, bind the QUIC endpoint and start dialling;
+/// `None` without a certificate (the node then syncs nothing).
+fn bind_peers(
     config: &NodeConfig,
     pki_dir: &Path,
-    store: Store,
     revocations: &crate::net::revocation::RevocationSet,
-    progress: &crate::progress::Progress,
-) -> anyhow::Result<StartedPeers> {
-    use crate::net::peers::{DialledPeer, PeerManager, PeerRole};
+) -> anyhow::Result<Option<BoundPeers>> {
+    use crate::net::peers::{DialledPeer, EarlyLinks, PeerRole};
     if !pki_dir.join("node.crt").exists() {
         tracing::warn!(pki = %pki_dir.display(), "no node certificate: running without sync. Issue one with `civsync pki issue`");
-        return Ok((None, None));
+        return Ok(None);
     }
     let identity = crate::net::pki::NodeIdentity::load(pki_dir).with_context(|| {
         format!(
@@ -347,15 +366,14 @@ fn start_peers(
             address: sibling.address,
         });
     }
-    let manager = PeerManager::start_reporting(
-        Arc::new(endpoint),
-        store,
-        config.tier,
+    let endpoint = Arc::new(endpoint);
+    let early = EarlyLinks::dial(&endpoint, &dialled);
+    Ok(Some(BoundPeers {
+        endpoint,
         dialled,
-        Default::default(),
-        progress.clone(),
-    );
-    Ok((Some(manager), Some(certificate)))
+        early,
+        certificate,
+    }))
 }
 
 /// Ctrl-C and SIGTERM, listened for from the moment they are installed:

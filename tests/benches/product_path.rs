@@ -19,7 +19,8 @@
 //!    syncs its subtree from the county, one township at a time;
 //! 3. cold county: the county is replaced by an empty one at the same
 //!    address and every township starts at once to refill it;
-//! 4. reconnect: one township, already up to date, restarts;
+//! 4. reconnect: one township, already up to date, restarts (five in
+//!    turn, one sample each);
 //! 5. village push: a village synced from its township records 30
 //!    activities, timed until the township lists them all.
 //!
@@ -52,6 +53,8 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a link is left alone after a measured exchange before its
 /// bytes are read, so acknowledgements of the last packets are counted.
 const SETTLE: Duration = Duration::from_millis(300);
+/// Townships that reconnect in turn, one sample each.
+const RECONNECT_SAMPLES: usize = 5;
 /// Activities a village pushes in row 5 (a week of offline work).
 const PUSHED_ACTIVITIES: usize = 30;
 /// Service records of each pushed activity.
@@ -586,29 +589,38 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
         peak_rss(empty_county.pid().expect("the county runs")) as f64 / (1024.0 * 1024.0),
     );
 
-    // 4. Reconnect, nothing changed: the only link on the relay.
+    // 4. Reconnect, nothing changed: the only link on the relay. One
+    // sample is a few milliseconds on a noisy machine: several townships
+    // reconnect in turn, the first one last, which stays up for step 5.
     for township in townships.iter_mut() {
         township.stop().expect("stop a township");
     }
-    std::thread::sleep(SETTLE);
+    let reconnecting = RECONNECT_SAMPLES.min(townships.len());
+    for index in (1..reconnecting).chain([0]) {
+        std::thread::sleep(SETTLE);
+        let township = &mut townships[index];
+        let before = county_relay.traffic();
+        let started = Instant::now();
+        township.start().expect("restart the township");
+        poll(SYNC_TIMEOUT, Duration::from_millis(2), "reconnect", || {
+            up_to_date_with(township, COUNTY)
+        });
+        figures.seconds("reconnect: time", started.elapsed());
+        std::thread::sleep(SETTLE);
+        figures.traffic(
+            "reconnect: bytes up",
+            "reconnect: bytes down",
+            county_relay.traffic().since(&before),
+        );
+        let sync_bytes = township.peer_status(COUNTY).ok().flatten().map_or(0, |p| {
+            p["bytes_sent"].as_u64().unwrap_or(0) + p["bytes_received"].as_u64().unwrap_or(0)
+        });
+        figures.add("reconnect: sync bytes in status", sync_bytes as f64);
+        if index != 0 {
+            township.stop().expect("stop a township");
+        }
+    }
     let township = &mut townships[0];
-    let before = county_relay.traffic();
-    let started = Instant::now();
-    township.start().expect("restart the township");
-    poll(SYNC_TIMEOUT, Duration::from_millis(2), "reconnect", || {
-        up_to_date_with(township, COUNTY)
-    });
-    figures.seconds("reconnect: time", started.elapsed());
-    std::thread::sleep(SETTLE);
-    figures.traffic(
-        "reconnect: bytes up",
-        "reconnect: bytes down",
-        county_relay.traffic().since(&before),
-    );
-    let sync_bytes = township.peer_status(COUNTY).ok().flatten().map_or(0, |p| {
-        p["bytes_sent"].as_u64().unwrap_or(0) + p["bytes_received"].as_u64().unwrap_or(0)
-    });
-    figures.add("reconnect: sync bytes in status", sync_bytes as f64);
 
     // 5. A village synced from its township pushes 30 activities.
     let home = &villages[0][0];

@@ -86,8 +86,10 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 mod change_feed;
+mod early_links;
 mod step;
 use change_feed::{change_feed, queued_batches, FEED_TIMING};
+pub use early_links::EarlyLinks;
 use step::{step, SessionInput, StepOutput, OWED_FROM_THE_START};
 
 /// First retry delay after a failed or ended connection.
@@ -655,10 +657,13 @@ impl PeerManager {
             dialled,
             session_config,
             progress,
+            EarlyLinks::default(),
         )
     }
 
-    /// [`PeerManager::start`], with cold syncs reported into `progress`.
+    /// [`PeerManager::start`], with cold syncs reported into `progress`,
+    /// and the dials in `early` (started before the store was open) taken
+    /// as the first attempts of their dial loops.
     pub fn start_reporting(
         endpoint: Arc<NodeEndpoint>,
         store: Store,
@@ -666,6 +671,7 @@ impl PeerManager {
         dialled: Vec<DialledPeer>,
         session_config: SessionConfig,
         progress: crate::progress::Progress,
+        mut early: EarlyLinks,
     ) -> PeerManager {
         let board = PeerStatusBoard::default();
         for peer in &dialled {
@@ -710,10 +716,12 @@ impl PeerManager {
             tokio::spawn(revocation_sweep(shared.clone())),
         ];
         for peer in dialled {
+            let first = early.take(&peer.station);
             tasks.push(tokio::spawn(dial_loop(
                 shared.clone(),
                 peer,
                 parent.clone(),
+                first,
             )));
         }
         PeerManager {
@@ -904,7 +912,14 @@ async fn run_admitted(
     outcome
 }
 
-async fn dial_loop(shared: Arc<Shared>, peer: DialledPeer, parent: Option<StationId>) {
+/// Dial `peer` again whenever it is not in session, with backoff; `first`,
+/// a dial started before the manager, is the first attempt.
+async fn dial_loop(
+    shared: Arc<Shared>,
+    peer: DialledPeer,
+    parent: Option<StationId>,
+    mut first: Option<early_links::EarlyDial>,
+) {
     let mut stop = shared.stop.clone();
     let mut backoff = Backoff::default();
     let mut parent_down_since: Option<Instant> = None;
@@ -927,11 +942,16 @@ async fn dial_loop(shared: Arc<Shared>, peer: DialledPeer, parent: Option<Statio
                     since.elapsed() < Duration::from_millis(FALLBACK_AFTER_MS)
                 }));
         if !fallback_waits && !shared.is_in_session(&peer.station) {
-            match shared
-                .endpoint
-                .connect(peer.address, Some(&peer.station))
-                .await
-            {
+            let dialled = match first.take() {
+                Some(dial) => dial.link(&peer).await,
+                None => {
+                    shared
+                        .endpoint
+                        .connect(peer.address, Some(&peer.station))
+                        .await
+                }
+            };
+            match dialled {
                 Ok(link) => {
                     if let Some((link, admission)) = admit_link(&shared, link, Opener::Us) {
                         let outcome = run_admitted(&shared, link, peer.role, admission).await;

@@ -942,3 +942,56 @@ fn a_session_takes_every_queued_batch_at_once_and_closes_when_it_fell_behind() {
     }
     assert_eq!(queued_batches(first, &mut receiver), Err(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_dialled_before_the_store_opens_is_the_dial_loops_first_attempt() {
+    let root = tempfile::tempdir().unwrap();
+    init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
+    let township = office(root.path(), "xh/t03", Tier::Township, vec![]);
+    let parent = DialledPeer {
+        role: PeerRole::Parent,
+        station: id("xh/t03"),
+        address: township.endpoint.local_addr().unwrap(),
+    };
+    let identity = identity(root.path(), "xh/t03/v12", Tier::Village);
+    let endpoint = Arc::new(NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity).unwrap());
+    let early = EarlyLinks::dial(&endpoint, std::slice::from_ref(&parent));
+    let township_board = township.manager.board();
+    wait_for("the township to take the early link", || {
+        township_board
+            .get(&id("xh/t03/v12"))
+            .is_some_and(|status| status.sessions == 1)
+    })
+    .await;
+
+    // The store opens only now, with a change to push.
+    let store = Store::open(
+        &root.path().join("village-store"),
+        id("xh/t03/v12"),
+        ReplicaConfig::default(),
+    )
+    .unwrap();
+    let document = DocumentId::activities(&id("xh/t03/v12"), Month::new(2026, 11).unwrap());
+    store
+        .commit(document.clone(), |doc| doc.put(ROOT, "clerk", 1))
+        .await
+        .unwrap();
+    let manager = PeerManager::start_reporting(
+        endpoint,
+        store.clone(),
+        Tier::Village,
+        vec![parent],
+        SessionConfig::default(),
+        crate::progress::Progress::default(),
+        early,
+    );
+    wait_for_heads(&store, &township.store, &document).await;
+    let seen = township_board.get(&id("xh/t03/v12")).unwrap();
+    assert_eq!(
+        (seen.sessions, seen.links_superseded),
+        (1, 0),
+        "the village dialled again instead of taking its early link"
+    );
+    manager.shutdown().await;
+    township.manager.shutdown().await;
+}
