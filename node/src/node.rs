@@ -287,8 +287,6 @@ async fn keep_statistics_current(ctx: &NodeContext) {
     }
 }
 
-/// What `start_peers` started: the connection manager and this node's
-/// certificate, or neither.
 /// The QUIC endpoint, bound, and the dials to the parent and siblings,
 /// started: what the peer manager takes once the store is open.
 struct BoundPeers {

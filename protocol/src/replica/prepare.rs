@@ -7,8 +7,8 @@
 //! Only what the message alone decides happens here: the size and decode
 //! limits, decoding, loading the document chunk and applying the changes
 //! after it, and whether each of its changes' signatures matches under the
-//! credential it names (ECDSA, a third of a cold county's time on the
-//! replica's thread). Everything that needs the replica — whether it holds
+//! credential it names (an ECDSA check per change, which a cold county's
+//! one store thread would otherwise make for all 22,500). Everything that needs the replica — whether it holds
 //! the document already, whether a credential is valid and whose it is,
 //! the authority of every change, the sync state, storage — stays in
 //! `receive_whole_document`, which takes the loaded document instead of
@@ -21,7 +21,9 @@ use super::bounds::{self, DecodeCost, DecodeLimits};
 use super::chunks;
 use super::config::ReplicaConfig;
 use super::signatures::{AcceptedCredentials, MatchedSignatures};
+use super::Replica;
 use crate::identity::document_id::DocumentId;
+use crate::storage::Storage;
 use crate::sync::host::{MessagePreparer, PreparedMessage, ReceiveError};
 use crate::sync::signing::{
     credential_id, ChangeVerifier, CredentialEntry, PayloadFormat, SignedSyncMessage,
@@ -45,9 +47,9 @@ pub struct WholePreparer {
 /// The replica's verifier and the credentials it accepted: enough to tell
 /// whether a signature matches, not whether its credential is valid.
 #[derive(Clone)]
-pub(super) struct SignatureCheck {
-    pub(super) verifier: Arc<dyn ChangeVerifier>,
-    pub(super) accepted: Arc<AcceptedCredentials>,
+struct SignatureCheck {
+    verifier: Arc<dyn ChangeVerifier>,
+    accepted: Arc<AcceptedCredentials>,
 }
 
 /// A whole-document message's document, loaded with the changes after it
@@ -69,7 +71,7 @@ impl WholePreparer {
         }
     }
 
-    pub(super) fn checking_signatures(mut self, check: SignatureCheck) -> WholePreparer {
+    fn checking_signatures(mut self, check: SignatureCheck) -> WholePreparer {
         self.signatures = Some(check);
         self
     }
@@ -111,6 +113,22 @@ impl WholePreparer {
             _ => MatchedSignatures::new(),
         };
         Some(LoadedWhole { doc, matched })
+    }
+}
+
+impl<S: Storage> Replica<S> {
+    /// What sync sessions run on a received message before taking it in:
+    /// with this replica's verifier, if it checks signatures, and the
+    /// credentials it accepted.
+    pub fn whole_preparer(&self) -> WholePreparer {
+        let preparer = WholePreparer::new(&self.config);
+        match &self.signatures.signing {
+            Some(signing) => preparer.checking_signatures(SignatureCheck {
+                verifier: signing.verifier.clone(),
+                accepted: self.signatures.accepted.clone(),
+            }),
+            None => preparer,
+        }
     }
 }
 

@@ -17,7 +17,6 @@
 //! changes, not their hashes.
 
 use super::layout::{seal, unseal, CorruptValue};
-use super::prepare::{SignatureCheck, WholePreparer};
 use super::{chunks, Replica};
 use crate::identity::actor::station_of;
 use crate::identity::document_id::DocumentId;
@@ -221,20 +220,6 @@ impl<S: Storage> Replica<S> {
         }
         self.signatures.signing = Some(signing);
         Ok(())
-    }
-
-    /// What sync sessions run on a received message before taking it in
-    /// (see `prepare`): with this replica's verifier, if it checks
-    /// signatures, and the credentials it accepted.
-    pub fn whole_preparer(&self) -> WholePreparer {
-        let preparer = WholePreparer::new(&self.config);
-        match &self.signatures.signing {
-            Some(signing) => preparer.checking_signatures(SignatureCheck {
-                verifier: signing.verifier.clone(),
-                accepted: self.signatures.accepted.clone(),
-            }),
-            None => preparer,
-        }
     }
 
     /// Does this replica sign its changes?
