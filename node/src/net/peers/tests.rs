@@ -92,7 +92,8 @@ async fn heads(store: &Store, document: &DocumentId) -> Option<Vec<automerge::Ch
         .unwrap()
 }
 
-fn township_and_village(root: &Path) -> (Office, Office) {
+/// The county's CA and a township office, with how its villages dial it.
+fn township_as_parent(root: &Path) -> (Office, DialledPeer) {
     init_county_ca(&root.join("ca"), &id("xh"), 3650).unwrap();
     let township = office(root, "xh/t03", Tier::Township, vec![]);
     let parent = DialledPeer {
@@ -100,6 +101,11 @@ fn township_and_village(root: &Path) -> (Office, Office) {
         station: id("xh/t03"),
         address: township.endpoint.local_addr().unwrap(),
     };
+    (township, parent)
+}
+
+fn township_and_village(root: &Path) -> (Office, Office) {
+    let (township, parent) = township_as_parent(root);
     let village = office(root, "xh/t03/v12", Tier::Village, vec![parent]);
     (township, village)
 }
@@ -946,13 +952,7 @@ fn a_session_takes_every_queued_batch_at_once_and_closes_when_it_fell_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_dialled_before_the_store_opens_is_the_dial_loops_first_attempt() {
     let root = tempfile::tempdir().unwrap();
-    init_county_ca(&root.path().join("ca"), &id("xh"), 3650).unwrap();
-    let township = office(root.path(), "xh/t03", Tier::Township, vec![]);
-    let parent = DialledPeer {
-        role: PeerRole::Parent,
-        station: id("xh/t03"),
-        address: township.endpoint.local_addr().unwrap(),
-    };
+    let (township, parent) = township_as_parent(root.path());
     let identity = identity(root.path(), "xh/t03/v12", Tier::Village);
     let endpoint = Arc::new(NodeEndpoint::bind("127.0.0.1:0".parse().unwrap(), &identity).unwrap());
     let early = EarlyLinks::dial(&endpoint, std::slice::from_ref(&parent));
