@@ -337,6 +337,29 @@ fn peak_rss(pid: u32) -> u64 {
 
 /// Every figure of one run, by name; a name may hold several samples
 /// (one per township).
+/// Start `node`, poll it every `every` until `ready`, and add `<phase>:
+/// time`, then, once the link has settled, what crossed `relay` since the
+/// start as `<phase>: bytes up` and `<phase>: bytes down`.
+fn timed_start(
+    figures: &mut Figures,
+    phase: &str,
+    node: &mut TestNode,
+    relay: &Relay,
+    every: Duration,
+    mut ready: impl FnMut(&TestNode) -> Result<(), String>,
+) {
+    let before = relay.traffic();
+    let started = Instant::now();
+    node.start()
+        .unwrap_or_else(|error| panic!("{phase}: start {}: {error:#}", node.station));
+    poll(SYNC_TIMEOUT, every, phase, || ready(node));
+    figures.add(format!("{phase}: time"), started.elapsed().as_secs_f64());
+    std::thread::sleep(SETTLE);
+    let traffic = relay.traffic().since(&before);
+    figures.add(format!("{phase}: bytes up"), traffic.up_bytes as f64);
+    figures.add(format!("{phase}: bytes down"), traffic.down_bytes as f64);
+}
+
 #[derive(Default)]
 struct Figures(BTreeMap<String, Vec<f64>>);
 
@@ -493,24 +516,16 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
             .filter(|id| under(owner_of(id), &township.station))
             .cloned()
             .collect();
-        let before = county_relay.traffic();
-        let started = Instant::now();
-        township.start().expect("start a township");
-        poll(
-            SYNC_TIMEOUT,
-            Duration::from_millis(20),
+        timed_start(
+            figures,
             "cold township",
-            || {
+            township,
+            &county_relay,
+            Duration::from_millis(20),
+            |township| {
                 holds(township, &expected)?;
                 up_to_date_with(township, COUNTY)
             },
-        );
-        figures.seconds("cold township: time", started.elapsed());
-        std::thread::sleep(SETTLE);
-        figures.traffic(
-            "cold township: bytes up",
-            "cold township: bytes down",
-            county_relay.traffic().since(&before),
         );
         figures.add("cold township: documents", expected.len() as f64);
         figures.add(
@@ -599,18 +614,13 @@ fn one_run(scale: &Scale, runtime: &tokio::runtime::Runtime, figures: &mut Figur
     for index in (1..reconnecting).chain([0]) {
         std::thread::sleep(SETTLE);
         let township = &mut townships[index];
-        let before = county_relay.traffic();
-        let started = Instant::now();
-        township.start().expect("restart the township");
-        poll(SYNC_TIMEOUT, Duration::from_millis(2), "reconnect", || {
-            up_to_date_with(township, COUNTY)
-        });
-        figures.seconds("reconnect: time", started.elapsed());
-        std::thread::sleep(SETTLE);
-        figures.traffic(
-            "reconnect: bytes up",
-            "reconnect: bytes down",
-            county_relay.traffic().since(&before),
+        timed_start(
+            figures,
+            "reconnect",
+            township,
+            &county_relay,
+            Duration::from_millis(2),
+            |township| up_to_date_with(township, COUNTY),
         );
         let sync_bytes = township.peer_status(COUNTY).ok().flatten().map_or(0, |p| {
             p["bytes_sent"].as_u64().unwrap_or(0) + p["bytes_received"].as_u64().unwrap_or(0)
