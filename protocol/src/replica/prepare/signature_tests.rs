@@ -109,6 +109,15 @@ fn whole_message(
         .expect("the village answers with the document")
 }
 
+/// A counting township waiting for a village's activities, and the
+/// message that brings them whole.
+fn activities_on_their_way() -> (Replica<MemoryStorage>, Arc<CountingVerifier>, Vec<u8>) {
+    let mut village = village_with(&[activities()]);
+    let (mut township, verifier) = counted_township();
+    let message = whole_message(&mut village, &mut township, &activities());
+    (township, verifier, message)
+}
+
 fn prepare(
     township: &Replica<MemoryStorage>,
     document: &DocumentId,
@@ -124,9 +133,7 @@ fn prepare(
 #[test]
 fn a_whole_documents_signatures_are_checked_by_the_preparer_and_not_again() {
     let v = station("xh/t1/v1");
-    let mut village = village_with(&[activities()]);
-    let (mut township, verifier) = counted_township();
-    let message = whole_message(&mut village, &mut township, &activities());
+    let (mut township, verifier, message) = activities_on_their_way();
     let prepared = prepare(&township, &activities(), &message);
     assert_eq!(verifier.signatures_checked.load(Ordering::SeqCst), 2);
     let outcome = township
@@ -141,9 +148,7 @@ fn a_whole_documents_signatures_are_checked_by_the_preparer_and_not_again() {
     assert_eq!(township.signature_count(&activities()).unwrap(), 2);
 
     // Not prepared, the replica checks them itself.
-    let mut village = village_with(&[activities()]);
-    let (mut township, verifier) = counted_township();
-    let message = whole_message(&mut village, &mut township, &activities());
+    let (mut township, verifier, message) = activities_on_their_way();
     township
         .receive_prepared_sync_message(&v, &activities(), &message, FORMAT, None)
         .unwrap();
@@ -153,9 +158,7 @@ fn a_whole_documents_signatures_are_checked_by_the_preparer_and_not_again() {
 #[test]
 fn a_signature_other_than_the_one_the_preparer_checked_is_checked_and_refused() {
     let v = station("xh/t1/v1");
-    let mut village = village_with(&[activities()]);
-    let (mut township, verifier) = counted_township();
-    let message = whole_message(&mut village, &mut township, &activities());
+    let (mut township, verifier, message) = activities_on_their_way();
     let prepared = prepare(&township, &activities(), &message);
     // The same document with its signatures forged, handed over with what
     // the preparer made of the genuine message.
