@@ -29,7 +29,7 @@ use crate::sync::signing::{
     SignedSyncMessage, VerifiedWriter,
 };
 use automerge::{ActorId, ChangeHash};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 pub const SIGNATURE_PREFIX: &[u8] = b"sig|";
@@ -56,6 +56,8 @@ pub(super) struct SignatureBook {
     pub(super) credentials_sent: BTreeMap<StationId, BTreeSet<CredentialId>>,
     /// Credentials this replica accepted, shared with its preparer.
     pub(super) accepted: Arc<AcceptedCredentials>,
+    /// Changes a checked signature vouched for before they arrived.
+    pub(super) vouched_ahead: VouchedAhead,
 }
 
 /// Most credentials [`AcceptedCredentials`] keeps: a county has ~700
@@ -100,34 +102,111 @@ pub(super) struct Incoming {
     pub(super) deps: Vec<ChangeHash>,
 }
 
-/// The unsigned changes among `changes` that a signed change of their own
-/// station depends on (directly or not) within `changes`. Each station's
-/// walk visits a change at most once: O(changes × signing stations).
-fn vouched_for(
-    changes: &[Incoming],
-    signers: &BTreeMap<ChangeHash, StationId>,
-) -> BTreeSet<ChangeHash> {
+/// What changes of their own station a set of roots reaches through
+/// dependencies within one message.
+struct Reach {
+    /// Changes of the message reached from a root of their own station
+    /// (a root only when another root reaches it).
+    reached: BTreeSet<ChangeHash>,
+    /// Dependencies the walk named that the message does not carry, with
+    /// the station whose root named them: a change's hash covers its
+    /// dependencies' hashes, so the root vouches for them too, whoever
+    /// wrote them.
+    beyond: BTreeSet<(ChangeHash, StationId)>,
+}
+
+/// Walk from each root through the dependencies carried in `changes`.
+/// Each station's walk visits a change at most once: O(changes × stations
+/// of the roots).
+fn reach(changes: &[Incoming], roots: &BTreeMap<ChangeHash, StationId>) -> Reach {
     let by_hash: BTreeMap<ChangeHash, &Incoming> =
         changes.iter().map(|change| (change.hash, change)).collect();
-    let mut vouched = BTreeSet::new();
+    let mut reach = Reach {
+        reached: BTreeSet::new(),
+        beyond: BTreeSet::new(),
+    };
     let mut visited: BTreeMap<&StationId, BTreeSet<ChangeHash>> = BTreeMap::new();
-    for (signed, station) in signers {
+    for (root, station) in roots {
+        let Some(root) = by_hash.get(root) else {
+            continue;
+        };
         let seen = visited.entry(station).or_default();
-        let mut stack: Vec<ChangeHash> = by_hash[signed].deps.clone();
+        let mut stack: Vec<ChangeHash> = root.deps.clone();
         while let Some(hash) = stack.pop() {
-            let Some(change) = by_hash.get(&hash) else {
-                continue; // held already, or not in this message
-            };
             if !seen.insert(hash) {
                 continue;
             }
-            if !signers.contains_key(&hash) && station_of(&change.actor).as_ref() == Some(station) {
-                vouched.insert(hash);
+            let Some(change) = by_hash.get(&hash) else {
+                reach.beyond.insert((hash, station.clone()));
+                continue;
+            };
+            if station_of(&change.actor).as_ref() == Some(station) {
+                reach.reached.insert(hash);
             }
             stack.extend(change.deps.iter().copied());
         }
     }
-    vouched
+    reach
+}
+
+/// The changes of an outgoing message whose signature must go with it:
+/// of the changes `signed` (a signature held), those no other signed
+/// change of their own station reaches within the message. The receiver
+/// vouches for the rest from the signatures sent (`judge_incoming`), so a
+/// clerk's burst of 30 changes to one document goes with one signature,
+/// not 30.
+pub(super) fn signatures_needed(
+    changes: &[Incoming],
+    signed: &BTreeSet<ChangeHash>,
+) -> BTreeSet<ChangeHash> {
+    let roots: BTreeMap<ChangeHash, StationId> = changes
+        .iter()
+        .filter(|change| signed.contains(&change.hash))
+        .filter_map(|change| Some((change.hash, station_of(&change.actor)?)))
+        .collect();
+    let reached = reach(changes, &roots).reached;
+    signed
+        .iter()
+        .filter(|hash| !reached.contains(hash))
+        .copied()
+        .collect()
+}
+
+/// Most changes [`VouchedAhead`] remembers: a county receives ~100,000
+/// changes a month, and only those a sender left out of a message (a
+/// Bloom-filter false positive, about 1 in 100) are noted; 64 B an entry,
+/// so at most ~4 MiB.
+pub const VOUCHED_AHEAD_MAX: usize = 65_536;
+
+/// Changes a checked signature vouched for before they arrived: a sender
+/// left them out of the message whose signed change depends on them (its
+/// Bloom filter said we held them), and they come alone, asked for by
+/// hash, from a relay that holds no signature of their own (it was sent
+/// only the chain's last one). Oldest first; past the bound the oldest are
+/// forgotten, and such a change is then judged as unsigned, as before.
+#[derive(Default)]
+pub(super) struct VouchedAhead {
+    oldest_first: VecDeque<(ChangeHash, StationId)>,
+    noted: BTreeSet<(ChangeHash, StationId)>,
+}
+
+impl VouchedAhead {
+    fn note(&mut self, change: ChangeHash, station: StationId) {
+        if !self.noted.insert((change, station.clone())) {
+            return;
+        }
+        self.oldest_first.push_back((change, station));
+        if self.oldest_first.len() > VOUCHED_AHEAD_MAX {
+            if let Some(oldest) = self.oldest_first.pop_front() {
+                self.noted.remove(&oldest);
+            }
+        }
+        debug_assert_eq!(self.oldest_first.len(), self.noted.len());
+    }
+
+    fn vouches(&self, change: ChangeHash, station: &StationId) -> bool {
+        self.noted.contains(&(change, station.clone()))
+    }
 }
 
 /// The checked signatures of one incoming message, by change hash.
@@ -295,6 +374,7 @@ impl<S: Storage> Replica<S> {
         message: &automerge::sync::Message,
     ) -> Result<Vec<u8>, String> {
         let mut hashes: Vec<ChangeHash> = Vec::new();
+        let mut carried: Vec<Incoming> = Vec::new();
         for chunk in message.changes.iter() {
             if chunks::document_then_changes(chunk).is_some() {
                 // A whole document (with the increments stored after its
@@ -311,15 +391,62 @@ impl<S: Storage> Replica<S> {
                         Some(ChangeHash(raw))
                     })
                     .collect();
+                carried.clear();
                 break;
             }
-            hashes.extend(
+            carried.extend(
                 chunks::changes_in(chunk, usize::MAX)?
                     .iter()
-                    .map(|change| change.hash()),
+                    .map(|change| Incoming {
+                        hash: change.hash(),
+                        actor: change.actor_id().clone(),
+                        deps: change.deps().to_vec(),
+                    }),
             );
         }
+        if !carried.is_empty() {
+            let mut signed = BTreeSet::new();
+            for change in &carried {
+                if self.signature_sendable(peer, document, &change.hash)? {
+                    signed.insert(change.hash);
+                }
+            }
+            let needed = signatures_needed(&carried, &signed);
+            hashes = carried
+                .iter()
+                .map(|change| change.hash)
+                .filter(|hash| needed.contains(hash))
+                .collect();
+        }
         self.envelope_of(Some(peer), document, hashes, message.clone().encode())
+    }
+
+    /// Would [`Replica::envelope_of`] send a signature of `change` to
+    /// `peer`: one is held, and so is its credential (or the peer has it)?
+    fn signature_sendable(
+        &self,
+        peer: &StationId,
+        document: &DocumentId,
+        change: &ChangeHash,
+    ) -> Result<bool, String> {
+        let Some((id, _)) = self
+            .stored_signature(document, change)
+            .map_err(|error| error.to_string())?
+        else {
+            return Ok(false);
+        };
+        let sent = self
+            .signatures
+            .credentials_sent
+            .get(peer)
+            .is_some_and(|sent| sent.contains(&id));
+        Ok(sent
+            || self
+                .storage
+                .get(&credential_key(&id))
+                .ok()
+                .flatten()
+                .is_some())
     }
 
     /// A [`SignedSyncMessage`] around `payload` with the signatures held of
@@ -460,16 +587,20 @@ impl<S: Storage> Replica<S> {
     /// unsigned change is **vouched for** by a signed change of its own
     /// station that depends on it in this message (a change's hash covers
     /// its dependencies' hashes, so signing a change signs the history
-    /// under it: a station that upgraded vouches for its own older,
-    /// unsigned changes), and is then judged as signed; any other unsigned
+    /// under it: a sender sends only the last signature of a station's
+    /// chain, and a station that upgraded vouches for its own older,
+    /// unsigned changes), or by one that named it before it arrived
+    /// ([`VouchedAhead`]), and is then judged as signed; any other unsigned
     /// change is judged by the rules for unsigned changes. A signed
-    /// change's station is noted as signing.
+    /// change's station is noted as signing. `held`: does this replica
+    /// hold a change (dependencies it holds need no vouching ahead).
     pub(super) fn judge_incoming(
         &mut self,
         document: &DocumentId,
         changes: &[Incoming],
         peer: &StationId,
         table: &SignatureTable,
+        held: &mut dyn FnMut(&ChangeHash) -> bool,
     ) -> Result<(), AuthorityError> {
         let mut signers: BTreeMap<ChangeHash, StationId> = BTreeMap::new();
         for change in changes {
@@ -478,7 +609,23 @@ impl<S: Storage> Replica<S> {
                 signers.insert(change.hash, writer);
             }
         }
-        let vouched = vouched_for(changes, &signers);
+        let mut roots = signers.clone();
+        for change in changes {
+            if let Some(station) = station_of(&change.actor) {
+                if !signers.contains_key(&change.hash)
+                    && self.signatures.vouched_ahead.vouches(change.hash, &station)
+                {
+                    roots.insert(change.hash, station);
+                }
+            }
+        }
+        let Reach { reached, beyond } = reach(changes, &roots);
+        let vouched: BTreeSet<ChangeHash> = roots
+            .keys()
+            .chain(&reached)
+            .filter(|hash| !signers.contains_key(hash))
+            .copied()
+            .collect();
         let peer_side = self.peer_side(peer);
         let local_side = Side::new(&self.local, self.tier);
         for change in changes {
@@ -505,6 +652,11 @@ impl<S: Storage> Replica<S> {
                     self.config.unsigned_changes,
                     |writer| seen.contains(writer),
                 )?;
+            }
+        }
+        for (change, station) in beyond {
+            if !held(&change) {
+                self.signatures.vouched_ahead.note(change, station);
             }
         }
         let mut marks = WriteBatch::new();
@@ -614,5 +766,7 @@ impl<S: Storage> Replica<S> {
     }
 }
 
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod tests;

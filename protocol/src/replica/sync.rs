@@ -179,7 +179,8 @@ impl<S: Storage> Replica<S> {
                 format!("more than {} changes", self.config.sync_message_changes_max),
             ));
         }
-        self.judge_incoming(document, &authors, peer, table)?;
+        // A whole document carries every dependency of its changes.
+        self.judge_incoming(document, &authors, peer, table, &mut |_| true)?;
         // We hold nothing of this document, so a change by our own actor in
         // it is one our store lost: it is an old copy.
         if let Some(seq) = doc
@@ -563,7 +564,8 @@ impl<S: Storage> Replica<S> {
             })
             .collect();
         let fresh_hashes: Vec<ChangeHash> = incoming.iter().map(|change| change.hash).collect();
-        if let Err(refusal) = self.judge_incoming(document, &incoming, peer, table) {
+        let mut holds = |hash: &ChangeHash| doc.document().get_change_meta_by_hash(hash).is_some();
+        if let Err(refusal) = self.judge_incoming(document, &incoming, peer, table, &mut holds) {
             if held {
                 self.keep_document(document, doc);
             }

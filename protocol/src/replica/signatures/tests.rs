@@ -17,15 +17,15 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use std::sync::Arc;
 
-fn signed_node(at: &str, incarnation: u64) -> Replica<MemoryStorage> {
+pub(super) fn signed_node(at: &str, incarnation: u64) -> Replica<MemoryStorage> {
     signed_node_with(at, incarnation, ReplicaConfig::default())
 }
 
-fn roster() -> DocumentId {
+pub(super) fn roster() -> DocumentId {
     DocumentId::roster(&station("xh/t1/v1"))
 }
 
-fn write(node: &mut Replica<MemoryStorage>, document: &DocumentId, key: &str) {
+pub(super) fn write(node: &mut Replica<MemoryStorage>, document: &DocumentId, key: &str) {
     node.commit(document, |doc| doc.put(ROOT, key, 1i64))
         .unwrap();
 }
@@ -341,6 +341,14 @@ fn a_station_that_upgraded_vouches_for_its_unsigned_history_and_only_its_own() {
 
 /// A message of `changes` (raw) from the village, each signed by it.
 fn village_message(changes: &[automerge::Change]) -> Vec<u8> {
+    village_message_signing(changes, changes)
+}
+
+/// A message of `changes` (raw) with the village's signatures of `signed`.
+pub(super) fn village_message_signing(
+    changes: &[automerge::Change],
+    signed: &[automerge::Change],
+) -> Vec<u8> {
     use crate::sync::signing::{ChangeSigner, CredentialEntry, SignatureEntry};
     let village = KeyedHashSigner::new(ROOT_SECRET, &station("xh/t1/v1"), Tier::Village);
     let message = automerge::sync::Message {
@@ -358,7 +366,7 @@ fn village_message(changes: &[automerge::Change]) -> Vec<u8> {
     SignedSyncMessage {
         automerge: message.encode(),
         credentials: vec![CredentialEntry::Whole(village.credential().to_vec())],
-        signatures: changes
+        signatures: signed
             .iter()
             .map(|change| SignatureEntry {
                 change: change.hash().0,
