@@ -177,7 +177,7 @@ impl<S: Storage> Replica<S> {
         let mut batch = WriteBatch::new();
         batch.put(snapshot_key(&document), sealed_snapshot);
         batch.put(index_key(&document), seal(&entry.encode()));
-        batch.extend(self.sign_local(&document, &change_hashes));
+        batch.extend(self.sign_local(&document, &change_hashes, &Default::default()));
         if let Err(source) = self.storage.apply(batch) {
             return Err(StoreBuiltError::Storage { document, source });
         }

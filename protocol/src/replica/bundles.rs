@@ -262,6 +262,8 @@ impl<S: Storage> Replica<S> {
             held,
             heads_before,
             fresh_hashes,
+            covered,
+            signature_moves,
         } = self.take_in(from, document, incoming, &table)?;
         if fresh_hashes.is_empty() {
             if held {
@@ -288,7 +290,13 @@ impl<S: Storage> Replica<S> {
         let added =
             chunks::chunk_count(&increment).map_err(|reason| Self::malformed(document, reason))?;
         let (mut batch, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
-        batch.extend(Self::received_signatures(document, fresh_hashes, &table));
+        batch.extend(Self::received_signatures(
+            document,
+            fresh_hashes,
+            &table,
+            &covered,
+        ));
+        batch.extend(signature_moves);
         self.storage
             .apply(batch)
             .map_err(|error| Self::storage_refusal(document, error))?;

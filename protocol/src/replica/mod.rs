@@ -53,7 +53,7 @@ mod sync;
 mod tests;
 mod unloaded;
 
-use crate::identity::actor::actor_for;
+use crate::identity::actor::{actor_for, station_of};
 use crate::identity::document_id::DocumentId;
 use crate::identity::station::{StationId, Tier};
 use crate::storage::{Entries, Storage, StorageError, WriteBatch};
@@ -576,10 +576,15 @@ impl<S: Storage> Replica<S> {
         // much as making it.
         let metas = doc.get_changes_meta(&heads_before);
         let hashes: Vec<ChangeHash> = metas.iter().map(|meta| meta.hash).collect();
-        let actors: Vec<ActorId> = metas
+        let made: Vec<signatures::Incoming> = metas
             .into_iter()
-            .map(|meta| meta.actor.into_owned())
+            .map(|meta| signatures::Incoming {
+                hash: meta.hash,
+                actor: meta.actor.into_owned(),
+                deps: meta.deps,
+            })
             .collect();
+        let actors: Vec<ActorId> = made.iter().map(|change| change.actor.clone()).collect();
         if let Some(foreign) = actors.iter().find(|actor| **actor != self.actor) {
             return Err(CommitError::ForeignActor {
                 document: document.clone(),
@@ -597,7 +602,20 @@ impl<S: Storage> Replica<S> {
             debug_assert_eq!(chunks::chunk_count(&increment), Ok(changes));
             self.plan_write(document, &mut doc, &increment, changes as u64)
         };
-        batch.extend(self.sign_local(document, &hashes));
+        if self.signs() {
+            let mut station_of_held = |hash: &ChangeHash| {
+                doc.get_change_meta_by_hash(hash)
+                    .and_then(|meta| station_of(&meta.actor))
+            };
+            let (covered, moves) = self
+                .covered_signatures(document, &made, &mut station_of_held)
+                .map_err(|source| CommitError::Storage {
+                    document: document.clone(),
+                    source,
+                })?;
+            batch.extend(self.sign_local(document, &hashes, &covered));
+            batch.extend(moves);
+        }
         self.storage
             .apply(batch)
             .map_err(|source| CommitError::Storage {

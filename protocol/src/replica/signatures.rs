@@ -7,6 +7,7 @@
 //! | key                                   | value                         |
 //! |---------------------------------------|-------------------------------|
 //! | `sig|<document id>|<change hash, 32>` | credential id (32) ‖ signature |
+//! | `sigc|<document id>|<change hash, 32>` | the same, for a change a later change of its station depends on directly |
 //! | `cred|<credential id, 32>`            | the credential's bytes        |
 //! | `signs|<station>`                     | empty: a signed change of this station was taken |
 //!
@@ -14,7 +15,11 @@
 //! the `signs|` marks ride on the next flush (a credential kept without its
 //! change costs nothing; a lost mark is set again by the next signed
 //! change). Signatures are never deleted: compaction rewrites a document's
-//! changes, not their hashes.
+//! changes, not their hashes. A signature moves from `sig|` to `sigc|` once
+//! a later change of its station, signed or vouched for, depends on it
+//! directly: that change vouches for it, so a whole document goes with the
+//! `sig|` entries alone, while a message of some changes still finds every
+//! signature it needs.
 
 use super::layout::{seal, unseal, CorruptValue};
 use super::{chunks, Replica};
@@ -33,6 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 pub const SIGNATURE_PREFIX: &[u8] = b"sig|";
+pub const COVERED_SIGNATURE_PREFIX: &[u8] = b"sigc|";
 pub const CREDENTIAL_PREFIX: &[u8] = b"cred|";
 pub const SIGNER_PREFIX: &[u8] = b"signs|";
 
@@ -96,6 +102,7 @@ impl AcceptedCredentials {
 pub(super) type MatchedSignatures = BTreeMap<ChangeHash, (CredentialId, Vec<u8>)>;
 
 /// A change received, as the authority rules need it.
+#[derive(Clone)]
 pub(super) struct Incoming {
     pub(super) hash: ChangeHash,
     pub(super) actor: ActorId,
@@ -246,10 +253,42 @@ fn signature_key(document: &DocumentId, change: &ChangeHash) -> Vec<u8> {
 }
 
 fn signature_prefix(document: &DocumentId) -> Vec<u8> {
-    let mut key = SIGNATURE_PREFIX.to_vec();
+    prefixed(SIGNATURE_PREFIX, document)
+}
+
+fn covered_signature_key(document: &DocumentId, change: &ChangeHash) -> Vec<u8> {
+    let mut key = prefixed(COVERED_SIGNATURE_PREFIX, document);
+    key.extend_from_slice(&change.0);
+    key
+}
+
+fn prefixed(prefix: &[u8], document: &DocumentId) -> Vec<u8> {
+    let mut key = prefix.to_vec();
     key.extend_from_slice(document.to_string().as_bytes());
     key.push(b'|');
     key
+}
+
+/// Of `changes` (new in one batch, each signed or vouched for), those a
+/// later one of the same station depends on directly: their signatures go
+/// under `sigc|`.
+pub(super) fn covered_within(changes: &[Incoming]) -> BTreeSet<ChangeHash> {
+    let station_by_hash: BTreeMap<ChangeHash, Option<StationId>> = changes
+        .iter()
+        .map(|change| (change.hash, station_of(&change.actor)))
+        .collect();
+    let mut covered = BTreeSet::new();
+    for change in changes {
+        let Some(station) = station_of(&change.actor) else {
+            continue;
+        };
+        for dep in &change.deps {
+            if station_by_hash.get(dep) == Some(&Some(station.clone())) {
+                covered.insert(*dep);
+            }
+        }
+    }
+    covered
 }
 
 fn credential_key(id: &CredentialId) -> Vec<u8> {
@@ -311,7 +350,12 @@ impl<S: Storage> Replica<S> {
 
     /// The signature entries of `changes`, made by this replica just now,
     /// for the batch that stores them. None without a signer.
-    pub(super) fn sign_local(&self, document: &DocumentId, changes: &[ChangeHash]) -> WriteBatch {
+    pub(super) fn sign_local(
+        &self,
+        document: &DocumentId,
+        changes: &[ChangeHash],
+        covered: &BTreeSet<ChangeHash>,
+    ) -> WriteBatch {
         let mut batch = WriteBatch::new();
         let Some(signer) = self
             .signatures
@@ -324,12 +368,55 @@ impl<S: Storage> Replica<S> {
         let id = credential_id(signer.credential());
         for change in changes {
             let signature = signer.sign(change);
-            batch.put(
-                signature_key(document, change),
-                signature_value(&id, &signature),
-            );
+            let key = if covered.contains(change) {
+                covered_signature_key(document, change)
+            } else {
+                signature_key(document, change)
+            };
+            batch.put(key, signature_value(&id, &signature));
         }
         batch
+    }
+
+    /// The signatures a batch of new changes covers: of `changes` (each
+    /// signed or vouched for), the ones a later one of the same station
+    /// depends on directly (to store under `sigc|`), and the moves to
+    /// `sigc|` of held changes' `sig|` entries on the same rule.
+    /// `station_of_held`: the station of a change this replica holds.
+    pub(super) fn covered_signatures(
+        &self,
+        document: &DocumentId,
+        changes: &[Incoming],
+        station_of_held: &mut dyn FnMut(&ChangeHash) -> Option<StationId>,
+    ) -> Result<(BTreeSet<ChangeHash>, WriteBatch), StorageError> {
+        let covered = covered_within(changes);
+        let new: BTreeSet<ChangeHash> = changes.iter().map(|change| change.hash).collect();
+        let mut moves = WriteBatch::new();
+        let mut moved = BTreeSet::new();
+        for change in changes {
+            let Some(station) = station_of(&change.actor) else {
+                continue;
+            };
+            for dep in &change.deps {
+                if new.contains(dep)
+                    || moved.contains(dep)
+                    || station_of_held(dep).as_ref() != Some(&station)
+                {
+                    continue;
+                }
+                let key = signature_key(document, dep);
+                let Some(value) = self.storage.get(&key)? else {
+                    continue;
+                };
+                let Ok(payload) = unseal(&key, &value) else {
+                    continue; // damaged: left where it is, and named when sent
+                };
+                moves.delete(key);
+                moves.put(covered_signature_key(document, dep), seal(payload));
+                moved.insert(*dep);
+            }
+        }
+        Ok((covered, moves))
     }
 
     /// The stored signature of a change, if any: (credential id, signature).
@@ -338,12 +425,18 @@ impl<S: Storage> Replica<S> {
         document: &DocumentId,
         change: &ChangeHash,
     ) -> Result<Option<(CredentialId, Vec<u8>)>, ReceiveError> {
-        let key = signature_key(document, change);
-        let Some(value) = self
-            .storage
-            .get(&key)
-            .map_err(|error| Self::storage_refusal(document, error))?
-        else {
+        let read = |key: &Vec<u8>| {
+            self.storage
+                .get(key)
+                .map_err(|error| Self::storage_refusal(document, error))
+        };
+        let mut key = signature_key(document, change);
+        let mut value = read(&key)?;
+        if value.is_none() {
+            key = covered_signature_key(document, change);
+            value = read(&key)?;
+        }
+        let Some(value) = value else {
             return Ok(None);
         };
         let payload =
@@ -601,7 +694,7 @@ impl<S: Storage> Replica<S> {
         peer: &StationId,
         table: &SignatureTable,
         held: &mut dyn FnMut(&ChangeHash) -> bool,
-    ) -> Result<(), AuthorityError> {
+    ) -> Result<BTreeSet<ChangeHash>, AuthorityError> {
         let mut signers: BTreeMap<ChangeHash, StationId> = BTreeMap::new();
         for change in changes {
             if let Some(signed) = table.entries.get(&change.hash) {
@@ -659,6 +752,7 @@ impl<S: Storage> Replica<S> {
                 self.signatures.vouched_ahead.note(change, station);
             }
         }
+        let vouching: BTreeSet<ChangeHash> = signers.keys().chain(&vouched).copied().collect();
         let mut marks = WriteBatch::new();
         for writer in signers.into_values() {
             if !self.signatures.signers_seen.contains(&writer) {
@@ -669,7 +763,7 @@ impl<S: Storage> Replica<S> {
         if !marks.is_empty() && self.storage.apply(marks).is_ok() {
             self.unflushed = true;
         }
-        Ok(())
+        Ok(vouching)
     }
 
     /// The station a signed change proves, or why it proves nothing.
@@ -720,12 +814,18 @@ impl<S: Storage> Replica<S> {
         document: &DocumentId,
         changes: impl IntoIterator<Item = ChangeHash>,
         table: &SignatureTable,
+        covered: &BTreeSet<ChangeHash>,
     ) -> WriteBatch {
         let mut batch = WriteBatch::new();
         for change in changes {
             if let Some(signed) = table.entries.get(&change) {
+                let key = if covered.contains(&change) {
+                    covered_signature_key(document, &change)
+                } else {
+                    signature_key(document, &change)
+                };
                 batch.put(
-                    signature_key(document, &change),
+                    key,
                     signature_value(&signed.credential_id, &signed.signature),
                 );
             }
@@ -762,6 +862,13 @@ impl<S: Storage> Replica<S> {
 
     /// How many changes of `document` this replica holds a signature of.
     pub fn signature_count(&self, document: &DocumentId) -> Result<usize, StorageError> {
+        let covered = prefixed(COVERED_SIGNATURE_PREFIX, document);
+        Ok(self.storage.scan_prefix(&signature_prefix(document))?.len()
+            + self.storage.scan_prefix(&covered)?.len())
+    }
+
+    /// How many of those go with `document` sent whole (`sig|`).
+    pub fn uncovered_signature_count(&self, document: &DocumentId) -> Result<usize, StorageError> {
         Ok(self.storage.scan_prefix(&signature_prefix(document))?.len())
     }
 }

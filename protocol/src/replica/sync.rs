@@ -28,8 +28,9 @@ use super::chunks;
 use super::intake::{self, IntakeRefusal, PeerIntake};
 use super::layout::{self, seal, sync_state_key, unseal};
 use super::prepare::{self, LoadedWhole};
-use super::signatures::{Incoming, SignatureTable};
+use super::signatures::{covered_within, Incoming, SignatureTable};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
+use crate::identity::actor::station_of;
 use crate::identity::document_id::DocumentId;
 use crate::identity::schema;
 use crate::identity::station::{StationId, Tier};
@@ -180,7 +181,7 @@ impl<S: Storage> Replica<S> {
             ));
         }
         // A whole document carries every dependency of its changes.
-        self.judge_incoming(document, &authors, peer, table, &mut |_| true)?;
+        let vouching = self.judge_incoming(document, &authors, peer, table, &mut |_| true)?;
         // We hold nothing of this document, so a change by our own actor in
         // it is one our store lost: it is an old copy.
         if let Some(seq) = doc
@@ -205,10 +206,16 @@ impl<S: Storage> Replica<S> {
         let planned = (added > 0).then(|| {
             let (mut batch, entry) =
                 self.plan_received_snapshot(document, &mut doc, whole, after, added);
+            let covering: Vec<Incoming> = authors
+                .iter()
+                .filter(|change| vouching.contains(&change.hash))
+                .cloned()
+                .collect();
             batch.extend(Self::received_signatures(
                 document,
                 authors.iter().map(|change| change.hash),
                 table,
+                &covered_within(&covering),
             ));
             (batch, entry, added)
         });
@@ -465,6 +472,8 @@ impl<S: Storage> Replica<S> {
             held,
             heads_before,
             fresh_hashes,
+            covered,
+            signature_moves,
         } = self.take_in(peer, document, incoming, table)?;
         let slot = self.advance_sync_state(peer, document, &mut doc, decoded, &heads_before)?;
         let heads_after = doc.get_heads();
@@ -478,7 +487,9 @@ impl<S: Storage> Replica<S> {
                 document,
                 fresh_hashes.iter().copied(),
                 table,
+                &covered,
             ));
+            write.extend(signature_moves);
             Some((write, entry, added))
         } else {
             None
@@ -490,7 +501,9 @@ impl<S: Storage> Replica<S> {
         // them the changes would be stored unsigned, and refused as
         // unsigned relays by every office above.
         let queued_signatures = match &planned {
-            None if held => Self::received_signatures(document, fresh_hashes, table),
+            None if held => {
+                Self::received_signatures(document, fresh_hashes, table, &BTreeSet::new())
+            }
             _ => WriteBatch::new(),
         };
         let changes_applied =
@@ -513,6 +526,11 @@ pub(super) struct TakenIn {
     pub(super) heads_before: Vec<ChangeHash>,
     /// The changes applied (those not already held).
     pub(super) fresh_hashes: Vec<ChangeHash>,
+    /// Fresh changes whose signatures go under `sigc|`, and the held
+    /// changes' signatures moved there (see `covered_signatures`), for
+    /// the batch that stores the fresh changes.
+    pub(super) covered: BTreeSet<ChangeHash>,
+    pub(super) signature_moves: WriteBatch,
 }
 
 impl<S: Storage> Replica<S> {
@@ -565,12 +583,15 @@ impl<S: Storage> Replica<S> {
             .collect();
         let fresh_hashes: Vec<ChangeHash> = incoming.iter().map(|change| change.hash).collect();
         let mut holds = |hash: &ChangeHash| doc.document().get_change_meta_by_hash(hash).is_some();
-        if let Err(refusal) = self.judge_incoming(document, &incoming, peer, table, &mut holds) {
-            if held {
-                self.keep_document(document, doc);
+        let vouching = match self.judge_incoming(document, &incoming, peer, table, &mut holds) {
+            Ok(vouching) => vouching,
+            Err(refusal) => {
+                if held {
+                    self.keep_document(document, doc);
+                }
+                return Err(refusal.into());
             }
-            return Err(refusal.into());
-        }
+        };
 
         let heads_before = doc.get_heads();
         if !fresh.is_empty() {
@@ -588,11 +609,27 @@ impl<S: Storage> Replica<S> {
                 });
             }
         }
+        // Only a change applied covers a signature: one still queued may
+        // never be, and the signature it would cover is then the tip's.
+        let covering: Vec<Incoming> = incoming
+            .into_iter()
+            .filter(|change| vouching.contains(&change.hash))
+            .filter(|change| doc.get_change_meta_by_hash(&change.hash).is_some())
+            .collect();
+        let mut station_of_held = |hash: &ChangeHash| {
+            doc.get_change_meta_by_hash(hash)
+                .and_then(|meta| station_of(&meta.actor))
+        };
+        let (covered, signature_moves) = self
+            .covered_signatures(document, &covering, &mut station_of_held)
+            .map_err(|error| Self::storage_refusal(document, error))?;
         Ok(TakenIn {
             doc,
             held,
             heads_before,
             fresh_hashes,
+            covered,
+            signature_moves,
         })
     }
 }

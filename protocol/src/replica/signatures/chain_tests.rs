@@ -48,9 +48,39 @@ fn a_clerks_burst_of_changes_goes_with_the_signature_of_its_last_one_and_relays_
         2,
         "the last change's signature vouches for the 29 under it"
     );
+    assert_eq!(
+        township.uncovered_signature_count(&roster()).unwrap(),
+        1,
+        "the first change's signature is covered by the burst's"
+    );
     // The township hands the chain on with that one signature.
     sync_document(&mut township, &mut county, &roster());
     assert_eq!(county.heads(&roster()), village.heads(&roster()));
+}
+
+#[test]
+fn a_document_sent_whole_goes_with_the_signature_of_its_last_change_and_relays_whole() {
+    let mut village = signed_node("xh/t1/v1", 1);
+    let mut township = signed_node("xh/t1", 1);
+    let mut county = strict_county();
+    for n in 0..31 {
+        write(&mut village, &roster(), &format!("activity {n}"));
+    }
+    assert_eq!(village.signature_count(&roster()).unwrap(), 31);
+    assert_eq!(
+        village.uncovered_signature_count(&roster()).unwrap(),
+        1,
+        "each commit covers the signature of the one before"
+    );
+    // The township held nothing of it: the document goes whole.
+    sync_document(&mut village, &mut township, &roster());
+    assert_eq!(township.heads(&roster()), village.heads(&roster()));
+    assert_eq!(township.signature_count(&roster()).unwrap(), 1);
+    // The township's own correction covers nothing of the village's.
+    write(&mut township, &roster(), "township correction");
+    sync_document(&mut township, &mut county, &roster());
+    assert_eq!(county.heads(&roster()), township.heads(&roster()));
+    assert_eq!(county.signature_count(&roster()).unwrap(), 2);
 }
 
 #[test]
