@@ -499,8 +499,9 @@ impl<S: Storage> Replica<S> {
         }
         if !carried.is_empty() {
             let mut signed = BTreeSet::new();
+            let mut credentials_held = BTreeMap::new();
             for change in &carried {
-                if self.signature_sendable(peer, document, &change.hash)? {
+                if self.signature_sendable(peer, document, &change.hash, &mut credentials_held)? {
                     signed.insert(change.hash);
                 }
             }
@@ -515,12 +516,14 @@ impl<S: Storage> Replica<S> {
     }
 
     /// Would [`Replica::envelope_of`] send a signature of `change` to
-    /// `peer`: one is held, and so is its credential (or the peer has it)?
+    /// `peer`: one is held, and so is its credential, readable (or the peer
+    /// has it)? `credentials_held` remembers the answer by credential.
     fn signature_sendable(
         &self,
         peer: &StationId,
         document: &DocumentId,
         change: &ChangeHash,
+        credentials_held: &mut BTreeMap<CredentialId, bool>,
     ) -> Result<bool, String> {
         let Some((id, _)) = self
             .stored_signature(document, change)
@@ -528,18 +531,17 @@ impl<S: Storage> Replica<S> {
         else {
             return Ok(false);
         };
+        if let Some(held) = credentials_held.get(&id) {
+            return Ok(*held);
+        }
         let sent = self
             .signatures
             .credentials_sent
             .get(peer)
             .is_some_and(|sent| sent.contains(&id));
-        Ok(sent
-            || self
-                .storage
-                .get(&credential_key(&id))
-                .ok()
-                .flatten()
-                .is_some())
+        let held = sent || self.stored_credential(&id).is_some();
+        credentials_held.insert(id, held);
+        Ok(held)
     }
 
     /// A [`SignedSyncMessage`] around `payload` with the signatures held of
