@@ -179,11 +179,12 @@ pub(super) fn signatures_needed(
         .collect()
 }
 
-/// Most changes [`VouchedAhead`] remembers: a county receives ~100,000
-/// changes a month, and only those a sender left out of a message (a
-/// Bloom-filter false positive, about 1 in 100) are noted; 64 B an entry,
-/// so at most ~4 MiB.
-pub const VOUCHED_AHEAD_MAX: usize = 65_536;
+/// Most changes [`VouchedAhead`] remembers: only dependencies a message
+/// lacked and the replica does not hold are noted (a Bloom-filter false
+/// positive, about 1 change in 100), and each is needed for one round trip,
+/// until the change comes; ~150 B an entry (kept in order and for look-up),
+/// so at most ~2.5 MiB.
+pub const VOUCHED_AHEAD_MAX: usize = 16_384;
 
 /// Changes a checked signature vouched for before they arrived: a sender
 /// left them out of the message whose signed change depends on them (its
