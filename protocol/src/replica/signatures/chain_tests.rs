@@ -1,7 +1,10 @@
 //! One signature for a station's chain of changes: what a sender leaves
 //! out, and what a receiver vouches for, in one message or ahead of it.
 
-use super::tests::{roster, signed_node, village_message_signing, write};
+use super::tests::{
+    roster, signed_node, two_changes_on_their_way, village_message_signing, write,
+    TwoChangesOnTheirWay,
+};
 use super::{reach, signatures_needed, Incoming};
 use crate::identity::actor::{actor_for, station_of};
 use crate::replica::{Replica, ReplicaConfig};
@@ -85,22 +88,14 @@ fn a_document_sent_whole_goes_with_the_signature_of_its_last_change_and_relays_w
 
 #[test]
 fn a_change_a_relay_left_out_is_taken_alone_once_a_signed_change_named_it() {
-    let mut village = signed_node("xh/t1/v1", 1);
-    let mut township = signed_node("xh/t1", 1);
-    let mut county = strict_county();
-    write(&mut village, &roster(), "first");
-    sync_document(&mut village, &mut township, &roster());
-    sync_document(&mut township, &mut county, &roster());
-    write(&mut village, &roster(), "second");
-    write(&mut village, &roster(), "third");
-    let held = county.heads(&roster()).unwrap().to_vec();
-    let (second, third) = village
-        .with_document(&roster(), |doc| {
-            let changes: Vec<automerge::Change> = doc.clone().get_changes(&held);
-            (changes[0].clone(), changes[1].clone())
-        })
-        .unwrap()
-        .unwrap();
+    let TwoChangesOnTheirWay {
+        village,
+        mut county,
+        held,
+        second,
+        third,
+        ..
+    } = two_changes_on_their_way(strict_county());
     let relay = station("xh/t1");
     // The township's Bloom filter said the county held the second change:
     // the third came alone, with the only signature the township holds.

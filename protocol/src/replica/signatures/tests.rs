@@ -378,11 +378,21 @@ pub(super) fn village_message_signing(
     .encode()
 }
 
-#[test]
-fn a_change_that_waited_for_its_dependency_keeps_its_signature_and_relays_signed() {
+/// A village, township and `county` that all hold the village's first
+/// change, and the village's next two, not sent yet.
+pub(super) struct TwoChangesOnTheirWay {
+    pub(super) village: Replica<MemoryStorage>,
+    pub(super) township: Replica<MemoryStorage>,
+    pub(super) county: Replica<MemoryStorage>,
+    /// The heads all three hold.
+    pub(super) held: Vec<automerge::ChangeHash>,
+    pub(super) second: automerge::Change,
+    pub(super) third: automerge::Change,
+}
+
+pub(super) fn two_changes_on_their_way(mut county: Replica<MemoryStorage>) -> TwoChangesOnTheirWay {
     let mut village = signed_node("xh/t1/v1", 1);
     let mut township = signed_node("xh/t1", 1);
-    let mut county = signed_node("xh", 1);
     write(&mut village, &roster(), "first");
     sync_document(&mut village, &mut township, &roster());
     sync_document(&mut township, &mut county, &roster());
@@ -396,6 +406,26 @@ fn a_change_that_waited_for_its_dependency_keeps_its_signature_and_relays_signed
         })
         .unwrap()
         .unwrap();
+    TwoChangesOnTheirWay {
+        village,
+        township,
+        county,
+        held,
+        second,
+        third,
+    }
+}
+
+#[test]
+fn a_change_that_waited_for_its_dependency_keeps_its_signature_and_relays_signed() {
+    let TwoChangesOnTheirWay {
+        village,
+        mut township,
+        mut county,
+        held,
+        second,
+        third,
+    } = two_changes_on_their_way(signed_node("xh", 1));
     let from = station("xh/t1/v1");
     // The third change arrives before the second it depends on (a lost
     // flight, a reordered chunk): it waits in the document's queue.
