@@ -53,7 +53,7 @@ mod sync;
 mod tests;
 mod unloaded;
 
-use crate::identity::actor::{actor_for, station_of};
+use crate::identity::actor::actor_for;
 use crate::identity::document_id::DocumentId;
 use crate::identity::station::{StationId, Tier};
 use crate::storage::{Entries, Storage, StorageError, WriteBatch};
@@ -575,7 +575,6 @@ impl<S: Storage> Replica<S> {
         // Metadata only: decoding the change again would cost about as
         // much as making it.
         let metas = doc.get_changes_meta(&heads_before);
-        let hashes: Vec<ChangeHash> = metas.iter().map(|meta| meta.hash).collect();
         let made: Vec<signatures::Incoming> = metas
             .into_iter()
             .map(|meta| signatures::Incoming {
@@ -584,14 +583,13 @@ impl<S: Storage> Replica<S> {
                 deps: meta.deps,
             })
             .collect();
-        let actors: Vec<ActorId> = made.iter().map(|change| change.actor.clone()).collect();
-        if let Some(foreign) = actors.iter().find(|actor| **actor != self.actor) {
+        if let Some(foreign) = made.iter().find(|change| change.actor != self.actor) {
             return Err(CommitError::ForeignActor {
                 document: document.clone(),
-                actor: foreign.to_hex_string(),
+                actor: foreign.actor.to_hex_string(),
             });
         }
-        let changes = actors.len();
+        let changes = made.len();
         let (mut batch, entry) = if created {
             // A new document's first write is stored as its snapshot: one
             // encoding (`save`) instead of the raw changes and then, for a
@@ -602,20 +600,13 @@ impl<S: Storage> Replica<S> {
             debug_assert_eq!(chunks::chunk_count(&increment), Ok(changes));
             self.plan_write(document, &mut doc, &increment, changes as u64)
         };
-        if self.signs() {
-            let mut station_of_held = |hash: &ChangeHash| {
-                doc.get_change_meta_by_hash(hash)
-                    .and_then(|meta| station_of(&meta.actor))
-            };
-            let (covered, moves) = self
-                .covered_signatures(document, &made, &mut station_of_held)
+        batch.extend(
+            self.commit_signatures(document, &made, &mut doc)
                 .map_err(|source| CommitError::Storage {
                     document: document.clone(),
                     source,
-                })?;
-            batch.extend(self.sign_local(document, &hashes, &covered));
-            batch.extend(moves);
-        }
+                })?,
+        );
         self.storage
             .apply(batch)
             .map_err(|source| CommitError::Storage {

@@ -379,6 +379,30 @@ impl<S: Storage> Replica<S> {
         batch
     }
 
+    /// The signature entries of a local commit's new changes `made`, each
+    /// under `sigc|` when a later one depends on it directly, and the
+    /// moves of the `sig|` entries they cover in `doc` (the document after
+    /// the commit). Empty without a signer.
+    pub(super) fn commit_signatures(
+        &self,
+        document: &DocumentId,
+        made: &[Incoming],
+        doc: &mut automerge::AutoCommit,
+    ) -> Result<WriteBatch, StorageError> {
+        if !self.signs() {
+            return Ok(WriteBatch::new());
+        }
+        let mut station_of_held = |hash: &ChangeHash| {
+            doc.get_change_meta_by_hash(hash)
+                .and_then(|meta| station_of(&meta.actor))
+        };
+        let (covered, moves) = self.covered_signatures(document, made, &mut station_of_held)?;
+        let hashes: Vec<ChangeHash> = made.iter().map(|change| change.hash).collect();
+        let mut batch = self.sign_local(document, &hashes, &covered);
+        batch.extend(moves);
+        Ok(batch)
+    }
+
     /// The signatures a batch of new changes covers: of `changes` (each
     /// signed or vouched for), the ones a later one of the same station
     /// depends on directly (to store under `sigc|`), and the moves to
@@ -498,51 +522,54 @@ impl<S: Storage> Replica<S> {
                     }),
             );
         }
-        if !carried.is_empty() {
-            let mut signed = BTreeSet::new();
-            let mut credentials_held = BTreeMap::new();
-            for change in &carried {
-                if self.signature_sendable(peer, document, &change.hash, &mut credentials_held)? {
-                    signed.insert(change.hash);
-                }
-            }
-            let needed = signatures_needed(&carried, &signed);
-            hashes = carried
-                .iter()
-                .map(|change| change.hash)
-                .filter(|hash| needed.contains(hash))
-                .collect();
+        if carried.is_empty() {
+            return self.envelope_of(Some(peer), document, hashes, message.clone().encode());
         }
-        self.envelope_of(Some(peer), document, hashes, message.clone().encode())
+        let mut held = self.held_signatures(document, carried.iter().map(|change| change.hash))?;
+        // A signature whose credential is lost goes unsent (`envelope_with`),
+        // so it must not vouch for the ones under it either.
+        let mut credential_held: BTreeMap<CredentialId, bool> = BTreeMap::new();
+        let mut signed = BTreeSet::new();
+        for (hash, id, _) in &held {
+            let sendable = *credential_held.entry(*id).or_insert_with(|| {
+                self.credential_sent(Some(peer), id) || self.stored_credential(id).is_some()
+            });
+            if sendable {
+                signed.insert(*hash);
+            }
+        }
+        let needed = signatures_needed(&carried, &signed);
+        held.retain(|(hash, _, _)| needed.contains(hash));
+        self.envelope_with(Some(peer), document, held, message.clone().encode())
     }
 
-    /// Would [`Replica::envelope_of`] send a signature of `change` to
-    /// `peer`: one is held, and so is its credential, readable (or the peer
-    /// has it)? `credentials_held` remembers the answer by credential.
-    fn signature_sendable(
+    /// The stored signatures of `hashes` that are held: (change,
+    /// credential id, signature).
+    fn held_signatures(
         &self,
-        peer: &StationId,
         document: &DocumentId,
-        change: &ChangeHash,
-        credentials_held: &mut BTreeMap<CredentialId, bool>,
-    ) -> Result<bool, String> {
-        let Some((id, _)) = self
-            .stored_signature(document, change)
-            .map_err(|error| error.to_string())?
-        else {
-            return Ok(false);
-        };
-        if let Some(held) = credentials_held.get(&id) {
-            return Ok(*held);
+        hashes: impl IntoIterator<Item = ChangeHash>,
+    ) -> Result<Vec<(ChangeHash, CredentialId, Vec<u8>)>, String> {
+        let mut held = Vec::new();
+        for hash in hashes {
+            if let Some((id, signature)) = self
+                .stored_signature(document, &hash)
+                .map_err(|error| error.to_string())?
+            {
+                held.push((hash, id, signature));
+            }
         }
-        let sent = self
-            .signatures
-            .credentials_sent
-            .get(peer)
-            .is_some_and(|sent| sent.contains(&id));
-        let held = sent || self.stored_credential(&id).is_some();
-        credentials_held.insert(id, held);
         Ok(held)
+    }
+
+    /// Was the credential `id` sent whole on the link to `peer` already?
+    fn credential_sent(&self, peer: Option<&StationId>, id: &CredentialId) -> bool {
+        peer.is_some_and(|peer| {
+            self.signatures
+                .credentials_sent
+                .get(peer)
+                .is_some_and(|sent| sent.contains(id))
+        })
     }
 
     /// A [`SignedSyncMessage`] around `payload` with the signatures held of
@@ -555,26 +582,26 @@ impl<S: Storage> Replica<S> {
         hashes: Vec<ChangeHash>,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, String> {
+        let held = self.held_signatures(document, hashes)?;
+        self.envelope_with(peer, document, held, payload)
+    }
+
+    /// [`Replica::envelope_of`] with the signatures read already.
+    fn envelope_with(
+        &mut self,
+        peer: Option<&StationId>,
+        document: &DocumentId,
+        held: Vec<(ChangeHash, CredentialId, Vec<u8>)>,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
         let mut credentials: Vec<CredentialEntry> = Vec::new();
         let mut credential_index: BTreeMap<CredentialId, u16> = BTreeMap::new();
         let mut signatures = Vec::new();
-        for hash in hashes {
-            let Some((id, signature)) = self
-                .stored_signature(document, &hash)
-                .map_err(|error| error.to_string())?
-            else {
-                continue;
-            };
+        for (hash, id, signature) in held {
             let index = match credential_index.get(&id) {
                 Some(index) => *index,
                 None => {
-                    let sent = peer.is_some_and(|peer| {
-                        self.signatures
-                            .credentials_sent
-                            .get(peer)
-                            .is_some_and(|sent| sent.contains(&id))
-                    });
-                    let entry = if sent {
+                    let entry = if self.credential_sent(peer, &id) {
                         CredentialEntry::Known(id)
                     } else {
                         let Some(bytes) = self.stored_credential(&id) else {
