@@ -166,6 +166,9 @@ pub fn display_key(key: &[u8]) -> String {
     out
 }
 
+/// An applied batch, each value the one `live` holds (`None`: a delete).
+type SharedBatch = Vec<(Vec<u8>, Option<Arc<[u8]>>)>;
+
 /// In-memory storage with crash semantics and fault injection.
 ///
 /// `live` is what reads see; `durable` is what survives [`MemoryStorage::crash`].
@@ -175,7 +178,7 @@ pub struct MemoryStorage {
     live: BTreeMap<Vec<u8>, Arc<[u8]>>,
     durable: BTreeMap<Vec<u8>, Arc<[u8]>>,
     /// Batches applied since the last successful flush, oldest first.
-    pending: Vec<WriteBatch>,
+    pending: Vec<SharedBatch>,
     applies_to_fail: u64,
     flushes_to_fail: u64,
     stats: MemoryStorageStats,
@@ -257,15 +260,13 @@ impl MemoryStorage {
         !self.pending.is_empty()
     }
 
-    fn apply_to(map: &mut BTreeMap<Vec<u8>, Arc<[u8]>>, batch: &WriteBatch) {
-        for op in batch.operations() {
-            match op {
-                WriteOp::Put { key, value } => {
-                    map.insert(key.clone(), Arc::from(value.as_slice()));
-                }
-                WriteOp::Delete { key } => {
-                    map.remove(key);
-                }
+    fn apply_to(map: &mut BTreeMap<Vec<u8>, Arc<[u8]>>, key: Vec<u8>, value: Option<Arc<[u8]>>) {
+        match value {
+            Some(value) => {
+                map.insert(key, value);
+            }
+            None => {
+                map.remove(&key);
             }
         }
     }
@@ -304,8 +305,20 @@ impl Storage for MemoryStorage {
         }
         self.stats.applies += 1;
         self.stats.bytes_applied += batch.bytes() as u64;
-        MemoryStorage::apply_to(&mut self.live, &batch);
-        self.pending.push(batch);
+        // One copy of each value, shared by `live` now and by `durable`
+        // after the flush: two copies doubled the simulator's storage.
+        let shared: SharedBatch = batch
+            .into_operations()
+            .into_iter()
+            .map(|op| match op {
+                WriteOp::Put { key, value } => (key, Some(Arc::from(value))),
+                WriteOp::Delete { key } => (key, None),
+            })
+            .collect();
+        for (key, value) in &shared {
+            MemoryStorage::apply_to(&mut self.live, key.clone(), value.clone());
+        }
+        self.pending.push(shared);
         Ok(())
     }
 
@@ -319,7 +332,9 @@ impl Storage for MemoryStorage {
         }
         self.stats.flushes += 1;
         for batch in std::mem::take(&mut self.pending) {
-            MemoryStorage::apply_to(&mut self.durable, &batch);
+            for (key, value) in batch {
+                MemoryStorage::apply_to(&mut self.durable, key, value);
+            }
         }
         debug_assert_eq!(
             self.live.len(),

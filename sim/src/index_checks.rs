@@ -12,18 +12,28 @@
 //! replica's storage after the restart — and it is compared with
 //! `recompute_from_scratch` (a separate code path) over the documents the
 //! same replica holds, a few times during the run and at the end.
+//!
+//! The count from scratch runs on a thread of its own ([`Comparer`]), over
+//! a copy of the node's store taken at the look: it reads every document
+//! the node holds, which on the simulation's one thread was a tenth of a
+//! county run. Nothing the simulation does waits for it or reads it before
+//! the final check, so the run's events and trace are the same whatever the
+//! thread's speed, and its results are taken in the order the looks made
+//! them.
 
 use crate::checks::CheckResult;
 use crate::time::{SimMs, DAY_MS, HOUR_MS};
 use crate::topology::{NodeIndex, Topology};
 use crate::world::World;
-use civsync_protocol::replica::Replica;
+use civsync_protocol::replica::{Replica, ReplicaConfig};
 use civsync_protocol::stats::{
     ActivityCounts, MonthStatistics, ScratchCount, Statistics, StoredStats,
 };
 use civsync_protocol::storage::MemoryStorage;
-use civsync_protocol::Tier;
+use civsync_protocol::{StationId, Tier};
 use std::collections::BTreeMap;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
 
 /// How often a watched node's clerk asks for figures. Often enough that a
 /// document changes between two refreshes many times over a run (a busy
@@ -43,6 +53,11 @@ const VILLAGES_WATCHED_MAX: usize = 12;
 /// rosters and activities, so each watched township re-reads what its
 /// villages write; a handful exercise the same code as twenty-five.
 const TOWNSHIPS_WATCHED_MAX: usize = 6;
+/// Comparisons waiting for the comparer thread at most: the run waits
+/// rather than holding more copies of stores.
+const COMPARISONS_QUEUED_MAX: usize = 16;
+/// Documents the comparer's replica keeps loaded: it reads each once.
+const COMPARER_DOCUMENTS_CACHED_MAX: usize = 8;
 
 #[derive(Default)]
 struct Watched {
@@ -50,6 +65,9 @@ struct Watched {
     /// start (and after a crash).
     stored: Option<StoredStats>,
     looks: u64,
+    /// Which of its looks compare: nodes take turns, so that the
+    /// comparisons of a run come one after another, not all in one hour.
+    compare_phase: u64,
 }
 
 /// The watched nodes' indexes and what was seen of them during the run.
@@ -66,9 +84,9 @@ pub struct IndexWatch {
     /// touched read).
     documents_from_changes: u64,
     compared_during_run: u64,
-    /// The first difference found during the run (the final check reports
-    /// it even if later refreshes hid it).
-    first_problem: Option<String>,
+    comparer: Comparer,
+    /// Watched nodes down at the final look.
+    down_at_the_end: u64,
 }
 
 impl IndexWatch {
@@ -98,6 +116,14 @@ impl IndexWatch {
             nodes,
             ..IndexWatch::default()
         }
+        .with_turns()
+    }
+
+    fn with_turns(mut self) -> IndexWatch {
+        for (nth, watched) in self.nodes.values_mut().enumerate() {
+            watched.compare_phase = nth as u64 % COMPARE_EVERY_LOOKS;
+        }
+        self
     }
 
     pub fn watched(&self) -> Vec<NodeIndex> {
@@ -134,14 +160,100 @@ impl IndexWatch {
             }
         }
         watched.looks += 1;
-        if watched.looks % COMPARE_EVERY_LOOKS != 0 || self.first_problem.is_some() {
+        if (watched.looks + watched.compare_phase) % COMPARE_EVERY_LOOKS != 0 {
             return;
         }
         let stored = watched.stored.as_ref().expect("set above");
         self.compared_during_run += 1;
-        if let Err(problem) = compare(stored, replica) {
-            let station = replica.local().clone();
-            self.first_problem = Some(format!("{station} at hour {}: {problem}", now / HOUR_MS));
+        let when = format!("{} at hour {}", replica.local(), now / HOUR_MS);
+        self.comparer
+            .compare(Comparison::of(stored, replica, when, false));
+    }
+}
+
+/// The index a node kept at a look, and a copy of its store to count from
+/// scratch.
+struct Comparison {
+    /// Which node and when, for the report.
+    when: String,
+    /// Made by the final check (else during the run).
+    at_the_end: bool,
+    kept: Statistics,
+    station: StationId,
+    config: ReplicaConfig,
+    storage: MemoryStorage,
+}
+
+impl Comparison {
+    fn of(
+        stored: &StoredStats,
+        replica: &Replica<MemoryStorage>,
+        when: String,
+        at_the_end: bool,
+    ) -> Comparison {
+        Comparison {
+            when,
+            at_the_end,
+            kept: stored.index().statistics(),
+            station: replica.local().clone(),
+            config: replica.config().clone(),
+            storage: replica.storage().clone(),
+        }
+    }
+
+    /// The count from scratch over the copy, against the index kept: the
+    /// number of documents counted.
+    fn run(self) -> Result<usize, String> {
+        let config = ReplicaConfig {
+            documents_cached_max: COMPARER_DOCUMENTS_CACHED_MAX,
+            ..self.config
+        };
+        let mut replica = Replica::open(self.storage, self.station, 0, config)
+            .map_err(|error| format!("a copy of the store does not open: {error}"))?;
+        compare(&self.kept, &mut replica)
+    }
+}
+
+/// What the comparer found, one outcome a comparison, in the order made.
+type Outcomes = Vec<(String, bool, Result<usize, String>)>;
+
+/// The thread that counts from scratch, started at the first comparison.
+#[derive(Default)]
+struct Comparer {
+    jobs: Option<SyncSender<Comparison>>,
+    thread: Option<JoinHandle<Outcomes>>,
+}
+
+impl Comparer {
+    fn compare(&mut self, comparison: Comparison) {
+        if self.jobs.is_none() {
+            let (jobs, queue) = sync_channel::<Comparison>(COMPARISONS_QUEUED_MAX);
+            let thread = std::thread::Builder::new()
+                .name("index comparer".to_string())
+                .spawn(move || {
+                    queue
+                        .into_iter()
+                        .map(|c| (c.when.clone(), c.at_the_end, c.run()))
+                        .collect()
+                })
+                .expect("a thread starts");
+            self.jobs = Some(jobs);
+            self.thread = Some(thread);
+        }
+        let jobs = self.jobs.as_ref().expect("set above");
+        // Only a thread that panicked stops taking comparisons; `finish`
+        // reports that.
+        let _ = jobs.send(comparison);
+    }
+
+    /// Every outcome, once the thread has counted all it was given.
+    fn finish(&mut self) -> Result<Outcomes, String> {
+        drop(self.jobs.take());
+        match self.thread.take() {
+            None => Ok(Vec::new()),
+            Some(thread) => thread
+                .join()
+                .map_err(|_| "the thread counting from scratch panicked".to_string()),
         }
     }
 }
@@ -216,7 +328,7 @@ fn first_difference(kept: &Statistics, scratch: &Statistics) -> String {
 /// replica holds; the number of documents compared. Each document is
 /// counted where the replica holds it, never cloned: a county's clones were
 /// a tenth of the comparison's time and its largest allocations.
-fn compare(stored: &StoredStats, replica: &mut Replica<MemoryStorage>) -> Result<usize, String> {
+fn compare(kept: &Statistics, replica: &mut Replica<MemoryStorage>) -> Result<usize, String> {
     let mut count = ScratchCount::default();
     let mut documents = 0usize;
     for id in replica.documents() {
@@ -228,40 +340,41 @@ fn compare(stored: &StoredStats, replica: &mut Replica<MemoryStorage>) -> Result
         }
     }
     let scratch = count.finish();
-    let kept = stored.index().statistics();
-    if kept != scratch {
-        return Err(first_difference(&kept, &scratch));
+    if *kept != scratch {
+        return Err(first_difference(kept, &scratch));
     }
     Ok(documents)
 }
 
-/// After the heal every watched node that is up answers one more query and
-/// its index must equal a count from scratch over what it holds; so must
-/// every comparison made during the run.
-pub fn index(world: &mut World) -> CheckResult {
+/// After the heal every watched node that is up answers one more query,
+/// whose count from scratch starts on the comparer's thread: called before
+/// the other checkers, so that it counts while they run (no event comes
+/// after the heal, and no checker writes).
+pub fn start_final_comparisons(world: &mut World) {
     let mut watch = std::mem::take(&mut world.index_watch);
     let world_now = world.now();
-    let mut problem = watch.first_problem.clone();
-    let mut nodes = 0u64;
-    let mut documents = 0usize;
-    let mut down = 0u64;
     for node in watch.watched() {
         let Some(replica) = world.replica_mut(node) else {
-            down += 1;
+            watch.down_at_the_end += 1;
             continue;
         };
         watch.look(node, replica, world_now);
         let stored = watch.nodes[&node].stored.as_ref().expect("a look opens it");
-        match compare(stored, replica) {
-            Ok(count) => {
-                nodes += 1;
-                documents += count;
-            }
-            Err(error) => {
-                problem.get_or_insert(format!("{}, at the end: {error}", replica.local()));
-            }
-        }
+        let when = replica.local().to_string();
+        watch
+            .comparer
+            .compare(Comparison::of(stored, replica, when, true));
     }
+    world.index_watch = watch;
+}
+
+/// Every watched node's index at the end must equal a count from scratch
+/// over what it holds (see [`start_final_comparisons`]); so must every
+/// comparison made during the run.
+pub fn index(world: &mut World) -> CheckResult {
+    let mut watch = std::mem::take(&mut world.index_watch);
+    let down = watch.down_at_the_end;
+    let outcomes = watch.comparer.finish();
     let summary = format!(
         "{} opens ({} reusing persisted entries), {} refreshes, {} documents read again whole, {} moved by their new changes alone, {} comparisons during the run",
         watch.opens,
@@ -272,6 +385,31 @@ pub fn index(world: &mut World) -> CheckResult {
         watch.compared_during_run
     );
     world.index_watch = watch;
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(problem) => {
+            return CheckResult {
+                passed: false,
+                detail: format!("incremental statistics index: {problem}"),
+            }
+        }
+    };
+    // The run's first difference first (later refreshes may hide it), then
+    // the end's.
+    let mut problem: Option<String> = None;
+    for at_the_end in [false, true] {
+        for (when, _, outcome) in outcomes.iter().filter(|o| o.1 == at_the_end) {
+            if let Err(error) = outcome {
+                let place = if at_the_end { ", at the end" } else { "" };
+                problem.get_or_insert(format!("{when}{place}: {error}"));
+            }
+        }
+    }
+    let (nodes, documents) = outcomes
+        .iter()
+        .filter(|(_, at_the_end, _)| *at_the_end)
+        .filter_map(|(_, _, outcome)| outcome.as_ref().ok())
+        .fold((0u64, 0usize), |(n, d), count| (n + 1, d + count));
     match problem {
         Some(problem) => CheckResult {
             passed: false,
