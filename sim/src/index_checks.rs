@@ -346,6 +346,22 @@ fn compare(kept: &Statistics, replica: &mut Replica<MemoryStorage>) -> Result<us
     Ok(documents)
 }
 
+/// The difference to report: the run's first (later refreshes may hide
+/// it), else the end's first.
+fn first_problem(outcomes: &Outcomes) -> Option<String> {
+    let during_run = outcomes.iter().filter(|(_, at_the_end, _)| !at_the_end);
+    let at_the_end = outcomes.iter().filter(|(_, at_the_end, _)| *at_the_end);
+    during_run
+        .chain(at_the_end)
+        .find_map(|(when, at_the_end, outcome)| {
+            let place = if *at_the_end { ", at the end" } else { "" };
+            outcome
+                .as_ref()
+                .err()
+                .map(|error| format!("{when}{place}: {error}"))
+        })
+}
+
 /// After the heal every watched node that is up answers one more query,
 /// whose count from scratch starts on the comparer's thread: called before
 /// the other checkers, so that it counts while they run (no event comes
@@ -394,17 +410,7 @@ pub fn index(world: &mut World) -> CheckResult {
             }
         }
     };
-    // The run's first difference first (later refreshes may hide it), then
-    // the end's.
-    let mut problem: Option<String> = None;
-    for at_the_end in [false, true] {
-        for (when, _, outcome) in outcomes.iter().filter(|o| o.1 == at_the_end) {
-            if let Err(error) = outcome {
-                let place = if at_the_end { ", at the end" } else { "" };
-                problem.get_or_insert(format!("{when}{place}: {error}"));
-            }
-        }
-    }
+    let problem = first_problem(&outcomes);
     let (nodes, documents) = outcomes
         .iter()
         .filter(|(_, at_the_end, _)| *at_the_end)
@@ -421,5 +427,46 @@ pub fn index(world: &mut World) -> CheckResult {
                 "the statistics index kept by {nodes} nodes ({down} down) equals a count from scratch over their {documents} documents; {summary}"
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_difference_seen_during_the_run_is_reported_before_the_ends() {
+        let outcomes: Outcomes = vec![
+            ("xh/t01 at hour 3".to_string(), false, Ok(40)),
+            (
+                "xh".to_string(),
+                true,
+                Err("the end's difference".to_string()),
+            ),
+            (
+                "xh/t02 at hour 96".to_string(),
+                false,
+                Err("the run's".to_string()),
+            ),
+            (
+                "xh/t03 at hour 99".to_string(),
+                false,
+                Err("a later one".to_string()),
+            ),
+        ];
+        assert_eq!(
+            first_problem(&outcomes).as_deref(),
+            Some("xh/t02 at hour 96: the run's")
+        );
+        let at_the_end_only: Outcomes = outcomes
+            .into_iter()
+            .filter(|o| o.1 || o.2.is_ok())
+            .collect();
+        assert_eq!(
+            first_problem(&at_the_end_only).as_deref(),
+            Some("xh, at the end: the end's difference")
+        );
+        let all_equal: Outcomes = vec![("xh".to_string(), true, Ok(12))];
+        assert_eq!(first_problem(&all_equal), None);
     }
 }
