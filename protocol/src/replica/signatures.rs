@@ -392,11 +392,7 @@ impl<S: Storage> Replica<S> {
         if !self.signs() {
             return Ok(WriteBatch::new());
         }
-        let mut station_of_held = |hash: &ChangeHash| {
-            doc.get_change_meta_by_hash(hash)
-                .and_then(|meta| station_of(&meta.actor))
-        };
-        let (covered, moves) = self.covered_signatures(document, made, &mut station_of_held)?;
+        let (covered, moves) = self.covered_signatures(document, made, doc)?;
         let hashes: Vec<ChangeHash> = made.iter().map(|change| change.hash).collect();
         let mut batch = self.sign_local(document, &hashes, &covered);
         batch.extend(moves);
@@ -407,13 +403,18 @@ impl<S: Storage> Replica<S> {
     /// signed or vouched for), the ones a later one of the same station
     /// depends on directly (to store under `sigc|`), and the moves to
     /// `sigc|` of held changes' `sig|` entries on the same rule.
-    /// `station_of_held`: the station of a change this replica holds.
+    /// `doc`: the document with `changes` applied, which tells the station
+    /// of each change this replica holds.
     pub(super) fn covered_signatures(
         &self,
         document: &DocumentId,
         changes: &[Incoming],
-        station_of_held: &mut dyn FnMut(&ChangeHash) -> Option<StationId>,
+        doc: &mut automerge::AutoCommit,
     ) -> Result<(BTreeSet<ChangeHash>, WriteBatch), StorageError> {
+        let mut station_of_held = |hash: &ChangeHash| {
+            doc.get_change_meta_by_hash(hash)
+                .and_then(|meta| station_of(&meta.actor))
+        };
         let covered = covered_within(changes);
         let new: BTreeSet<ChangeHash> = changes.iter().map(|change| change.hash).collect();
         let mut moves = WriteBatch::new();

@@ -30,7 +30,6 @@ use super::layout::{self, seal, sync_state_key, unseal};
 use super::prepare::{self, LoadedWhole};
 use super::signatures::{covered_within, Incoming, SignatureTable};
 use super::{sorted, IndexEntry, LoadError, Replica, SyncSlot};
-use crate::identity::actor::station_of;
 use crate::identity::document_id::DocumentId;
 use crate::identity::schema;
 use crate::identity::station::{StationId, Tier};
@@ -616,12 +615,8 @@ impl<S: Storage> Replica<S> {
             .filter(|change| vouching.contains(&change.hash))
             .filter(|change| doc.get_change_meta_by_hash(&change.hash).is_some())
             .collect();
-        let mut station_of_held = |hash: &ChangeHash| {
-            doc.get_change_meta_by_hash(hash)
-                .and_then(|meta| station_of(&meta.actor))
-        };
         let (covered, signature_moves) = self
-            .covered_signatures(document, &covering, &mut station_of_held)
+            .covered_signatures(document, &covering, &mut doc)
             .map_err(|error| Self::storage_refusal(document, error))?;
         Ok(TakenIn {
             doc,
