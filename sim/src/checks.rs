@@ -180,38 +180,81 @@ pub fn run_all(world: &mut World) -> BTreeMap<&'static str, CheckResult> {
     out
 }
 
+/// Copies rendered at once by the convergence checker, at least: every
+/// copy of one document goes in the same batch, split over two threads.
+const RENDER_BATCH_COPIES: usize = 256;
+
 fn convergence(world: &mut World) -> CheckResult {
     let documents = match heads_agree(world) {
         Ok(count) => count,
         Err(problem) => return CheckResult::fail(problem),
     };
     let mut compared = 0;
-    for document in universe(world) {
-        let mut rendered: Option<(NodeIndex, String)> = None;
+    let mut batch: Vec<(DocumentId, NodeIndex, AutoCommit)> = Vec::new();
+    let universe = universe(world);
+    let last = universe.len().saturating_sub(1);
+    for (nth, document) in universe.into_iter().enumerate() {
         for node in expected_holders(world, &document) {
             let Some(replica) = world.replica_mut(node) else {
                 continue;
             };
-            let text = match replica.with_document(&document, canonical::render) {
-                Ok(Some(text)) => text,
-                other => return CheckResult::fail(format!("{document} does not load: {other:?}")),
-            };
-            compared += 1;
-            match &rendered {
-                None => rendered = Some((node, text)),
-                Some((first, expected)) if *expected != text => {
-                    return CheckResult::fail(format!(
-                        "{document}: equal heads but different state at {} and {}",
-                        world.topology.nodes[*first].station, world.topology.nodes[node].station
-                    ));
+            match replica.with_document(&document, |doc| doc.clone()) {
+                Ok(Some(copy)) => batch.push((document.clone(), node, copy)),
+                other => {
+                    let other = other.map(|copy| copy.map(|_| "held"));
+                    return CheckResult::fail(format!("{document} does not load: {other:?}"));
                 }
-                Some(_) => {}
             }
         }
+        if batch.len() < RENDER_BATCH_COPIES && nth != last {
+            continue;
+        }
+        compared += batch.len();
+        if let Some((first, other)) = differing_copies(&batch) {
+            let station = |i: usize| &world.topology.nodes[batch[i].1].station;
+            return CheckResult::fail(format!(
+                "{}: equal heads but different state at {} and {}",
+                batch[first].0,
+                station(first),
+                station(other)
+            ));
+        }
+        batch.clear();
     }
     CheckResult::pass(format!(
         "{documents} documents, {compared} copies identical"
     ))
+}
+
+/// The first document of `batch` (its copies in a row) whose copies render
+/// differently: the positions of its first copy and of one that differs.
+/// Rendering is most of the checker's time: half the copies are rendered on
+/// a second thread.
+fn differing_copies<K: PartialEq + Sync>(
+    batch: &[(K, NodeIndex, AutoCommit)],
+) -> Option<(usize, usize)> {
+    let (first_half, second_half) = batch.split_at(batch.len() / 2);
+    let render_all = |copies: &[(K, NodeIndex, AutoCommit)]| -> Vec<String> {
+        copies
+            .iter()
+            .map(|(_, _, doc)| canonical::render(doc))
+            .collect()
+    };
+    let texts: Vec<String> = std::thread::scope(|scope| {
+        let second = scope.spawn(|| render_all(second_half));
+        let mut texts = render_all(first_half);
+        texts.extend(second.join().expect("rendering a document does not panic"));
+        texts
+    });
+    let mut first_copy = 0;
+    for (i, (document, _, _)) in batch.iter().enumerate() {
+        if *document != batch[first_copy].0 {
+            first_copy = i;
+        } else if texts[i] != texts[first_copy] {
+            return Some((first_copy, i));
+        }
+    }
+    None
 }
 
 fn liveness(world: &World) -> CheckResult {
@@ -705,5 +748,33 @@ fn run_problems(world: &World) -> CheckResult {
             world.problems.len(),
             examples.join("; ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+
+    fn copy_saying(word: &str) -> AutoCommit {
+        let mut doc = AutoCommit::new();
+        doc.put(automerge::ROOT, "word", word).unwrap();
+        doc
+    }
+
+    #[test]
+    fn copies_of_one_document_that_render_differently_are_named_and_other_documents_are_not_compared(
+    ) {
+        let batch = vec![
+            ("a", 0, copy_saying("same")),
+            ("a", 1, copy_saying("same")),
+            ("b", 2, copy_saying("other")),
+            ("b", 3, copy_saying("other")),
+            ("b", 4, copy_saying("changed")),
+            ("c", 5, copy_saying("last")),
+        ];
+        assert_eq!(differing_copies(&batch), Some((2, 4)));
+        let agreeing: Vec<_> = batch.into_iter().filter(|copy| copy.1 != 4).collect();
+        assert_eq!(differing_copies(&agreeing), None);
     }
 }
