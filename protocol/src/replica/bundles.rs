@@ -262,6 +262,7 @@ impl<S: Storage> Replica<S> {
             held,
             heads_before,
             fresh_hashes,
+            applied_bytes,
             covered,
             signature_moves,
         } = self.take_in(from, document, incoming, &table)?;
@@ -286,7 +287,7 @@ impl<S: Storage> Replica<S> {
                 ),
             ));
         }
-        let increment = doc.save_after(&heads_before);
+        let increment = applied_bytes.unwrap_or_else(|| doc.save_after(&heads_before));
         let added =
             chunks::chunk_count(&increment).map_err(|reason| Self::malformed(document, reason))?;
         let (mut batch, entry) = self.plan_write(document, &mut doc, &increment, added as u64);

@@ -12,7 +12,8 @@
 //! Chunk header: magic `85 6f 4a 83`, 4-byte checksum, 1-byte type
 //! (0 document, 1 change, 2 deflated change, 3 bundle), ULEB128 length.
 
-use automerge::{Automerge, Change, LoadOptions, OnPartialLoad, VerificationMode};
+use automerge::{Automerge, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
+use std::collections::BTreeSet;
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const TYPE_DOCUMENT: u8 = 0;
@@ -146,6 +147,35 @@ fn split_chunk(bytes: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
     Ok((chunk_type, &bytes[..end], &bytes[end..]))
 }
 
+/// The bytes of `changes`, each after those of its dependencies among
+/// them (ties in the order given), as `save_after` lays out an increment.
+pub(super) fn in_dependency_order(changes: &[Change]) -> Vec<u8> {
+    let among: BTreeSet<ChangeHash> = changes.iter().map(Change::hash).collect();
+    let mut done: BTreeSet<ChangeHash> = BTreeSet::new();
+    let mut bytes = Vec::with_capacity(changes.iter().map(|change| change.raw_bytes().len()).sum());
+    // Each pass takes at least one change: the hashes make a cycle impossible.
+    while done.len() < changes.len() {
+        let before = done.len();
+        for change in changes {
+            let hash = change.hash();
+            let ready = !done.contains(&hash)
+                && change
+                    .deps()
+                    .iter()
+                    .all(|dep| !among.contains(dep) || done.contains(dep));
+            if ready {
+                bytes.extend_from_slice(change.raw_bytes());
+                done.insert(hash);
+            }
+        }
+        assert!(
+            done.len() > before,
+            "changes linked by hashes have no cycle"
+        );
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +190,31 @@ mod tests {
             doc.commit();
         }
         doc
+    }
+
+    #[test]
+    fn changes_in_dependency_order_follow_their_dependencies_whatever_order_they_came_in() {
+        // A chain of three, and a concurrent branch of two merged into it.
+        let mut doc = three_changes();
+        let mut other = doc.fork();
+        for value in 0..2i64 {
+            other.put(ROOT, "m", value).unwrap();
+            other.commit();
+        }
+        doc.put(ROOT, "n", 3).unwrap();
+        doc.commit();
+        doc.merge(&mut other).unwrap();
+        let mut changes = doc.get_changes(&[]);
+        changes.reverse();
+        let ordered = changes_in(&in_dependency_order(&changes), 100).unwrap();
+        assert_eq!(ordered.len(), changes.len(), "every change once");
+        let position = |hash: &ChangeHash| ordered.iter().position(|change| change.hash() == *hash);
+        for (at, change) in ordered.iter().enumerate() {
+            for dep in change.deps() {
+                let dep_at = position(dep).expect("every dependency is among them");
+                assert!(dep_at < at, "a change comes after its dependencies");
+            }
+        }
     }
 
     #[test]

@@ -471,6 +471,7 @@ impl<S: Storage> Replica<S> {
             held,
             heads_before,
             fresh_hashes,
+            applied_bytes,
             covered,
             signature_moves,
         } = self.take_in(peer, document, incoming, table)?;
@@ -478,7 +479,7 @@ impl<S: Storage> Replica<S> {
         let heads_after = doc.get_heads();
         let heads_changed = heads_after != heads_before;
         let planned = if heads_changed {
-            let increment = doc.save_after(&heads_before);
+            let increment = applied_bytes.unwrap_or_else(|| doc.save_after(&heads_before));
             let added = chunks::chunk_count(&increment)
                 .map_err(|reason| Self::malformed(document, reason))?;
             let (mut write, entry) = self.plan_write(document, &mut doc, &increment, added as u64);
@@ -495,10 +496,9 @@ impl<S: Storage> Replica<S> {
         };
         // Heads unchanged with fresh changes: every one of them waits in
         // the document's queue for a dependency. The message that brings
-        // the dependency applies them from that queue, and its table signs
-        // only what it carries, so their signatures are kept now; without
-        // them the changes would be stored unsigned, and refused as
-        // unsigned relays by every office above.
+        // it applies them from the queue and signs only what it carries,
+        // so their signatures are kept now: else they would be stored
+        // unsigned, and refused as unsigned relays by every office above.
         let queued_signatures = match &planned {
             None if held => {
                 Self::received_signatures(document, fresh_hashes, table, &BTreeSet::new())
@@ -525,6 +525,9 @@ pub(super) struct TakenIn {
     pub(super) heads_before: Vec<ChangeHash>,
     /// The changes applied (those not already held).
     pub(super) fresh_hashes: Vec<ChangeHash>,
+    /// The applied changes' bytes when they are `fresh_hashes` exactly
+    /// (`save_after` rebuilds them from the op set, as costly as encoding).
+    pub(super) applied_bytes: Option<Vec<u8>>,
     /// Fresh changes whose signatures go under `sigc|`, and the held
     /// changes' signatures moved there (see `covered_signatures`), for
     /// the batch that stores the fresh changes.
@@ -591,13 +594,19 @@ impl<S: Storage> Replica<S> {
                 return Err(refusal.into());
             }
         };
-
         let heads_before = doc.get_heads();
+        let mut applied_bytes = None;
         if !fresh.is_empty() {
+            // Nothing queued before or after: the apply added `fresh` alone.
+            let queued_before = !doc.get_missing_deps(&[]).is_empty();
+            let bytes = (!queued_before).then(|| chunks::in_dependency_order(&fresh));
             // From here on `doc` may differ from storage: every early return
             // drops it (it reloads from storage on next use).
             doc.apply_changes_batch(fresh)
                 .map_err(|error| Self::malformed(document, error))?;
+            if doc.get_missing_deps(&[]).is_empty() {
+                applied_bytes = bytes;
+            }
             // Drop the patches automerge recorded (see `load_from_storage`).
             doc.reset_diff_cursor();
             if let Err(found) = schema::check_supported(&doc) {
@@ -623,6 +632,7 @@ impl<S: Storage> Replica<S> {
             held,
             heads_before,
             fresh_hashes,
+            applied_bytes,
             covered,
             signature_moves,
         })

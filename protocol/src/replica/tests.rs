@@ -1369,6 +1369,79 @@ fn changes_that_would_inflate_or_expand_past_the_limits_are_refused_before_decod
     assert_eq!(read(&mut t, &activities(), "a"), Some(1));
 }
 
+/// The hashes of the changes kept in `document`'s stored increments, in
+/// the order stored.
+fn stored_increment_hashes(
+    replica: &Replica<MemoryStorage>,
+    document: &DocumentId,
+) -> Vec<ChangeHash> {
+    let increments = replica
+        .storage()
+        .scan_prefix(&layout::increments_prefix(document))
+        .unwrap();
+    increments
+        .iter()
+        .flat_map(|(key, value)| {
+            chunks::changes_in(layout::unseal(key, value).unwrap(), 100).unwrap()
+        })
+        .map(|change| change.hash())
+        .collect()
+}
+
+#[test]
+fn a_receive_stores_the_changes_it_applied_and_none_still_waiting() {
+    let mut v = fresh(&village());
+    for n in 0..4 {
+        v.commit(&activities(), put(&format!("k{n}"), n)).unwrap();
+    }
+    let changes = v
+        .with_document(&activities(), |doc| doc.clone().get_changes(&[]))
+        .unwrap()
+        .unwrap();
+    let n = changes.len();
+    assert!(n >= 4, "one change a commit");
+    let (hashes, raw): (Vec<ChangeHash>, Vec<Vec<u8>>) = changes
+        .iter()
+        .map(|change| (change.hash(), change.raw_bytes().to_vec()))
+        .unzip();
+    let mut t = fresh(&station("xh/t1"));
+    let mut receive = |chunks: Vec<Vec<u8>>| {
+        t.receive_sync_message(
+            &village(),
+            &activities(),
+            &hostile_message(chunks),
+            PayloadFormat::Plain,
+        )
+        .unwrap();
+        stored_increment_hashes(&t, &activities())
+    };
+    let sorted = |mut hashes: Vec<ChangeHash>| {
+        hashes.sort();
+        hashes
+    };
+    // A chain of changes: all but the last three, applied and stored.
+    let stored = receive(raw[..n - 3].to_vec());
+    assert_eq!(sorted(stored), sorted(hashes[..n - 3].to_vec()));
+    // The next one, and the last one, which waits in Automerge's queue for
+    // the one between: only the applied one is stored.
+    let stored = receive(vec![raw[n - 1].clone(), raw[n - 3].clone()]);
+    assert_eq!(
+        sorted(stored),
+        sorted(hashes[..n - 2].to_vec()),
+        "the waiting change is not stored"
+    );
+    // The one between: it and the waiting one are applied, and stored once.
+    let stored = receive(vec![raw[n - 2].clone()]);
+    assert_eq!(
+        sorted(stored),
+        sorted(hashes.clone()),
+        "every change stored once"
+    );
+    let mut t = crash_and_reopen(t);
+    assert_eq!(t.heads(&activities()), v.heads(&activities()));
+    assert!(t.verify().is_empty());
+}
+
 /// Every (actor, seq) of a document's history maps to one change.
 fn no_actor_reuses_a_sequence_number(replica: &mut Replica<MemoryStorage>, document: &DocumentId) {
     let changes: Vec<(ActorId, u64, ChangeHash)> = replica
