@@ -605,7 +605,7 @@ impl<S: Storage> Replica<S> {
             doc.apply_changes_batch(fresh)
                 .map_err(|error| Self::malformed(document, error))?;
             if doc.get_missing_deps(&[]).is_empty() {
-                applied_bytes = bytes;
+                applied_bytes = bytes.flatten();
             }
             // Drop the patches automerge recorded (see `load_from_storage`).
             doc.reset_diff_cursor();
