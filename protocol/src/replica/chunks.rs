@@ -149,7 +149,7 @@ fn split_chunk(bytes: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
 
 /// The bytes of `changes` (distinct), each after those of its
 /// dependencies among them, ties in the order given: as `save_after` lays
-/// out an increment. Linear in the changes and their dependencies (a
+/// out an increment. n log n in the changes, plus their dependencies (a
 /// message may carry hundreds of thousands, in any order). `None` if some
 /// change could not be placed (two alike, or a cycle, which hashes rule out).
 pub(super) fn in_dependency_order(changes: &[Change]) -> Option<Vec<u8>> {
