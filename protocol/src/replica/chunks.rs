@@ -12,8 +12,7 @@
 //! Chunk header: magic `85 6f 4a 83`, 4-byte checksum, 1-byte type
 //! (0 document, 1 change, 2 deflated change, 3 bundle), ULEB128 length.
 
-use automerge::{Automerge, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
-use std::collections::{BTreeSet, HashMap};
+use automerge::{Automerge, Change, LoadOptions, OnPartialLoad, VerificationMode};
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const TYPE_DOCUMENT: u8 = 0;
@@ -147,45 +146,6 @@ fn split_chunk(bytes: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
     Ok((chunk_type, &bytes[..end], &bytes[end..]))
 }
 
-/// The bytes of `changes` (distinct), each after those of its
-/// dependencies among them, ties in the order given: as `save_after` lays
-/// out an increment. n log n in the changes, plus their dependencies (a
-/// message may carry hundreds of thousands, in any order). `None` if some
-/// change could not be placed (two alike, or a cycle, which hashes rule out).
-pub(super) fn in_dependency_order(changes: &[Change]) -> Option<Vec<u8>> {
-    let position: HashMap<ChangeHash, usize> = changes
-        .iter()
-        .enumerate()
-        .map(|(at, change)| (change.hash(), at))
-        .collect();
-    let mut deps_left = vec![0usize; changes.len()];
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
-    for (at, change) in changes.iter().enumerate() {
-        for dep in change.deps() {
-            if let Some(&dep_at) = position.get(dep) {
-                deps_left[at] += 1;
-                dependents[dep_at].push(at);
-            }
-        }
-    }
-    let mut ready: BTreeSet<usize> = (0..changes.len())
-        .filter(|&at| deps_left[at] == 0)
-        .collect();
-    let mut bytes = Vec::with_capacity(changes.iter().map(|change| change.raw_bytes().len()).sum());
-    let mut emitted = 0;
-    while let Some(at) = ready.pop_first() {
-        bytes.extend_from_slice(changes[at].raw_bytes());
-        emitted += 1;
-        for &dependent in &dependents[at] {
-            deps_left[dependent] -= 1;
-            if deps_left[dependent] == 0 {
-                ready.insert(dependent);
-            }
-        }
-    }
-    (emitted == changes.len() && position.len() == changes.len()).then_some(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,58 +160,6 @@ mod tests {
             doc.commit();
         }
         doc
-    }
-
-    #[test]
-    fn changes_in_dependency_order_follow_their_dependencies_whatever_order_they_came_in() {
-        // A chain of three, and a concurrent branch of two merged into it.
-        let mut doc = three_changes();
-        let mut other = doc.fork();
-        for value in 0..2i64 {
-            other.put(ROOT, "m", value).unwrap();
-            other.commit();
-        }
-        doc.put(ROOT, "n", 3).unwrap();
-        doc.commit();
-        doc.merge(&mut other).unwrap();
-        let mut changes = doc.get_changes(&[]);
-        changes.reverse();
-        let ordered = changes_in(&in_dependency_order(&changes).unwrap(), 100).unwrap();
-        assert_eq!(ordered.len(), changes.len(), "every change once");
-        let position = |hash: &ChangeHash| ordered.iter().position(|change| change.hash() == *hash);
-        for (at, change) in ordered.iter().enumerate() {
-            for dep in change.deps() {
-                let dep_at = position(dep).expect("every dependency is among them");
-                assert!(dep_at < at, "a change comes after its dependencies");
-            }
-        }
-    }
-
-    #[test]
-    fn a_long_chain_given_backwards_is_ordered_and_a_change_given_twice_is_not() {
-        let mut doc = AutoCommit::new();
-        for value in 0..2_000i64 {
-            doc.put(ROOT, "n", value).unwrap();
-            doc.commit();
-        }
-        let forwards = doc.get_changes(&[]);
-        let mut backwards = forwards.clone();
-        backwards.reverse();
-        let expected: Vec<u8> = forwards
-            .iter()
-            .flat_map(|change| change.raw_bytes().to_vec())
-            .collect();
-        assert_eq!(in_dependency_order(&backwards), Some(expected));
-        let twice = vec![
-            forwards[0].clone(),
-            forwards[1].clone(),
-            forwards[0].clone(),
-        ];
-        assert_eq!(
-            in_dependency_order(&twice),
-            None,
-            "a change given twice is not placed"
-        );
     }
 
     #[test]

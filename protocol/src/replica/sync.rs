@@ -525,8 +525,7 @@ pub(super) struct TakenIn {
     pub(super) heads_before: Vec<ChangeHash>,
     /// The changes applied (those not already held).
     pub(super) fresh_hashes: Vec<ChangeHash>,
-    /// The applied changes' bytes when they are `fresh_hashes` exactly
-    /// (`save_after` rebuilds them from the op set, as costly as encoding).
+    /// The applied changes' bytes when they are `fresh_hashes` exactly.
     pub(super) applied_bytes: Option<Vec<u8>>,
     /// Fresh changes whose signatures go under `sigc|`, and the held
     /// changes' signatures moved there (see `covered_signatures`), for
@@ -597,15 +596,16 @@ impl<S: Storage> Replica<S> {
         let heads_before = doc.get_heads();
         let mut applied_bytes = None;
         if !fresh.is_empty() {
-            // Nothing queued before or after: the apply added `fresh` alone.
-            let queued_before = !doc.get_missing_deps(&[]).is_empty();
-            let bytes = (!queued_before).then(|| chunks::in_dependency_order(&fresh));
+            // Nothing queued before or after: the apply added `fresh` alone (in
+            // any order: an increment's readers apply it in one batch).
+            let nothing_queued = doc.get_missing_deps(&[]).is_empty();
+            let bytes: Vec<u8> = fresh.iter().flat_map(Change::raw_bytes).copied().collect();
             // From here on `doc` may differ from storage: every early return
             // drops it (it reloads from storage on next use).
             doc.apply_changes_batch(fresh)
                 .map_err(|error| Self::malformed(document, error))?;
-            if doc.get_missing_deps(&[]).is_empty() {
-                applied_bytes = bytes.flatten();
+            if nothing_queued && doc.get_missing_deps(&[]).is_empty() {
+                applied_bytes = Some(bytes);
             }
             // Drop the patches automerge recorded (see `load_from_storage`).
             doc.reset_diff_cursor();

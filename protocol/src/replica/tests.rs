@@ -1419,8 +1419,9 @@ fn a_receive_stores_the_changes_it_applied_and_none_still_waiting() {
         hashes.sort();
         hashes
     };
-    // A chain of changes: all but the last three, applied and stored.
-    let stored = receive(raw[..n - 3].to_vec());
+    // A chain of changes, all but the last three, given backwards: applied
+    // in one batch and stored as given (a load applies them in one batch).
+    let stored = receive(raw[..n - 3].iter().rev().cloned().collect());
     assert_eq!(sorted(stored), sorted(hashes[..n - 3].to_vec()));
     // The next one, and the last one, which waits in Automerge's queue for
     // the one between: only the applied one is stored.
